@@ -1,0 +1,349 @@
+//! The job record as stored, and the JobDescriptor / JobListDescriptor shapes of S3 Control.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::fmt;
+use time::OffsetDateTime;
+
+use crate::spec::JobSpec;
+
+/// A job ID: a UUID in practice; S3 allows 5-36 characters of `[a-zA-Z0-9\-_]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn new_random() -> Self {
+        JobId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Parses an ID from a URL or a message, refusing anything S3 would not accept.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        let ok = (5..=36).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(JobId(s.to_string()))
+        } else {
+            Err(crate::Error::field("JobId", "must be 5-36 characters of [a-zA-Z0-9-_]"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The 13 statuses of S3 Control's `JobStatus` enum.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-job-status.html>
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    New,
+    Preparing,
+    Suspended,
+    Ready,
+    Active,
+    Pausing,
+    Paused,
+    Completing,
+    Complete,
+    Cancelling,
+    Cancelled,
+    Failing,
+    Failed,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 13] = [
+        JobStatus::New,
+        JobStatus::Preparing,
+        JobStatus::Suspended,
+        JobStatus::Ready,
+        JobStatus::Active,
+        JobStatus::Pausing,
+        JobStatus::Paused,
+        JobStatus::Completing,
+        JobStatus::Complete,
+        JobStatus::Cancelling,
+        JobStatus::Cancelled,
+        JobStatus::Failing,
+        JobStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::New => "New",
+            JobStatus::Preparing => "Preparing",
+            JobStatus::Suspended => "Suspended",
+            JobStatus::Ready => "Ready",
+            JobStatus::Active => "Active",
+            JobStatus::Pausing => "Pausing",
+            JobStatus::Paused => "Paused",
+            JobStatus::Completing => "Completing",
+            JobStatus::Complete => "Complete",
+            JobStatus::Cancelling => "Cancelling",
+            JobStatus::Cancelled => "Cancelled",
+            JobStatus::Failing => "Failing",
+            JobStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed)
+    }
+
+    /// Statuses in which chunks may still be executed and recorded.
+    pub fn accepts_chunks(self) -> bool {
+        matches!(self, JobStatus::Preparing | JobStatus::Ready | JobStatus::Active)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of `FailureReasons`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobFailure {
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+impl JobFailure {
+    pub fn new(code: &str, reason: impl Into<String>) -> Self {
+        let mut reason: String = reason.into();
+        // S3 Control bounds FailureReason at 256 characters.
+        if reason.chars().count() > 256 {
+            reason = reason.chars().take(253).collect::<String>() + "...";
+        }
+        JobFailure { failure_code: code.to_string(), failure_reason: reason }
+    }
+}
+
+/// Counters of a job. They only ever change by whole chunks, so they always equal the rows of
+/// the chunks recorded as done.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Set when preparation has read the whole manifest.
+    pub total_tasks: Option<u64>,
+    /// Set with `total_tasks`: how many chunks the manifest was cut into.
+    pub total_chunks: Option<u64>,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub chunks_done: u64,
+    /// Tasks the chunker has read so far (progress of preparation).
+    pub tasks_prepared: u64,
+}
+
+impl Progress {
+    pub fn tasks_run(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// True once preparation finished and every chunk it cut has been recorded.
+    pub fn all_chunks_done(&self) -> bool {
+        matches!(self.total_chunks, Some(n) if self.chunks_done >= n)
+    }
+}
+
+/// Where the chunker stopped reading the manifest; a continuation starts from here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Byte offset of the next unread line.
+    pub offset: u64,
+    /// 1-based number of that line.
+    pub line: u64,
+    /// Index of the next chunk to cut.
+    pub next_chunk: u64,
+    /// Tasks counted before `offset`.
+    pub tasks: u64,
+}
+
+/// A job as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub status: JobStatus,
+    /// The CreateJob request as validated; DescribeJob answers from it.
+    pub spec: JobSpec,
+    pub arn: String,
+    pub priority: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub terminated: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub suspended: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub suspended_cause: Option<String>,
+    /// When the job first became Active, for `ElapsedTimeInActiveSeconds`.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub active_since: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub status_update_reason: Option<String>,
+    #[serde(default)]
+    pub failure_reasons: Vec<JobFailure>,
+    #[serde(default)]
+    pub progress: Progress,
+    #[serde(default)]
+    pub checkpoint: Checkpoint,
+    /// Bumped by every write of the record; writes are conditional on it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+fn timestamp(t: OffsetDateTime) -> Value {
+    // S3 Control's JSON shapes (as the CLI prints them) use ISO 8601 with milliseconds.
+    let ms = t.millisecond();
+    let s = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        ms
+    );
+    Value::String(s)
+}
+
+impl Job {
+    pub fn new(id: JobId, spec: JobSpec, arn: String, now: OffsetDateTime) -> Job {
+        Job {
+            id,
+            status: JobStatus::New,
+            priority: spec.priority.unwrap_or(0),
+            spec,
+            arn,
+            created: now,
+            terminated: None,
+            suspended: None,
+            suspended_cause: None,
+            active_since: None,
+            status_update_reason: None,
+            failure_reasons: Vec::new(),
+            progress: Progress::default(),
+            checkpoint: Checkpoint::default(),
+            version: 0,
+        }
+    }
+
+    fn progress_summary(&self, now: OffsetDateTime) -> Value {
+        let elapsed = match self.active_since {
+            Some(start) => {
+                let end = self.terminated.unwrap_or(now);
+                (end - start).whole_seconds().max(0)
+            }
+            None => 0,
+        };
+        let total = self.progress.total_tasks.unwrap_or(self.progress.tasks_prepared);
+        json!({
+            "TotalNumberOfTasks": total,
+            "NumberOfTasksSucceeded": self.progress.succeeded,
+            "NumberOfTasksFailed": self.progress.failed,
+            "Timers": {"ElapsedTimeInActiveSeconds": elapsed},
+        })
+    }
+
+    /// The `JobDescriptor` of DescribeJob.
+    pub fn descriptor(&self, now: OffsetDateTime) -> Value {
+        let mut d = serde_json::Map::new();
+        d.insert("JobId".into(), json!(self.id));
+        d.insert("JobArn".into(), json!(self.arn));
+        d.insert(
+            "ConfirmationRequired".into(),
+            json!(self.spec.confirmation_required.unwrap_or(false)),
+        );
+        if let Some(desc) = &self.spec.description {
+            d.insert("Description".into(), json!(desc));
+        }
+        d.insert("Status".into(), json!(self.status));
+        if let Some(m) = &self.spec.manifest {
+            d.insert("Manifest".into(), serde_json::to_value(m).unwrap_or(Value::Null));
+        }
+        if let Some(g) = &self.spec.manifest_generator {
+            d.insert("ManifestGenerator".into(), g.clone());
+        }
+        d.insert("Operation".into(), self.spec.operation.clone().unwrap_or(Value::Null));
+        d.insert("Priority".into(), json!(self.priority));
+        d.insert("ProgressSummary".into(), self.progress_summary(now));
+        if let Some(r) = &self.status_update_reason {
+            d.insert("StatusUpdateReason".into(), json!(r));
+        }
+        d.insert("FailureReasons".into(), json!(self.failure_reasons));
+        if let Some(r) = &self.spec.report {
+            d.insert("Report".into(), serde_json::to_value(r).unwrap_or(Value::Null));
+        }
+        d.insert("CreationTime".into(), timestamp(self.created));
+        if let Some(t) = self.terminated {
+            d.insert("TerminationDate".into(), timestamp(t));
+        }
+        if let Some(role) = &self.spec.role_arn {
+            d.insert("RoleArn".into(), json!(role));
+        }
+        if let Some(t) = self.suspended {
+            d.insert("SuspendedDate".into(), timestamp(t));
+        }
+        if let Some(c) = &self.suspended_cause {
+            d.insert("SuspendedCause".into(), json!(c));
+        }
+        Value::Object(d)
+    }
+
+    /// The `JobListDescriptor` of ListJobs.
+    pub fn list_descriptor(&self, now: OffsetDateTime) -> Value {
+        let mut d = serde_json::Map::new();
+        d.insert("JobId".into(), json!(self.id));
+        if let Some(desc) = &self.spec.description {
+            d.insert("Description".into(), json!(desc));
+        }
+        d.insert("Operation".into(), json!(self.spec.operation_name().unwrap_or_default()));
+        d.insert("Priority".into(), json!(self.priority));
+        d.insert("Status".into(), json!(self.status));
+        d.insert("CreationTime".into(), timestamp(self.created));
+        if let Some(t) = self.terminated {
+            d.insert("TerminationDate".into(), timestamp(t));
+        }
+        d.insert("ProgressSummary".into(), self.progress_summary(now));
+        Value::Object(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_checked_like_s3_does() {
+        assert!(JobId::parse("93735294-df46-44d5-8638-6356f335324e").is_ok());
+        assert!(JobId::parse("abc").is_err());
+        assert!(JobId::parse("abc/def").is_err());
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_name() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobStatus::parse("Running"), None);
+    }
+
+    #[test]
+    fn failure_reasons_are_cut_at_256_characters() {
+        let f = JobFailure::new("X", "a".repeat(400));
+        assert_eq!(f.failure_reason.chars().count(), 256);
+    }
+}

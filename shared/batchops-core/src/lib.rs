@@ -1,0 +1,34 @@
+//! The batchops domain, free of any AWS SDK or Lambda crate.
+//!
+//! A job runs one operation over every object of a manifest. Intake validates the CreateJob
+//! spec and stores the job; the chunker streams the manifest and cuts it into byte ranges
+//! (chunks) sent to a queue; the executor runs each chunk's tasks and records the chunk once;
+//! the finalizer writes the completion report and ends the job. All of it talks to the world
+//! through the ports in [`ports`], implemented by `batchops-aws` and by [`memory`].
+//!
+//! Layout:
+//! - [`spec`]: the S3 Control CreateJob request, as JSON, and its field-by-field validation.
+//! - [`job`]: the job record, its descriptor (DescribeJob/ListJobs shapes) and [`job::JobStatus`].
+//! - [`state`]: the one state machine every status change goes through.
+//! - [`manifest`]: CSV manifest rows (`S3BatchOperations_CSV_20180820`), URL-decoding of keys.
+//! - [`chunk`]: queue messages and chunk planning over manifest byte ranges.
+//! - [`ops`]: the operations, one module each, from spec parameters to a validated request.
+//! - [`report`]: completion report rows, result files and `manifest.json`.
+//! - [`retry`]: outcome classes and the backoff policy for transient failures.
+//! - [`pipeline`]: intake, chunker, executor and finalizer logic over the ports.
+//! - [`memory`]: in-memory implementations of the ports for fast tests.
+
+pub mod chunk;
+pub mod error;
+pub mod job;
+pub mod manifest;
+pub mod memory;
+pub mod ops;
+pub mod pipeline;
+pub mod ports;
+pub mod report;
+pub mod retry;
+pub mod spec;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,199 @@
+//! The task executor: runs one chunk's tasks with bounded concurrency, writes the chunk's
+//! result files, then records the chunk exactly once with its counts. A chunk delivered twice
+//! is recorded once; a duplicate that loses the race removes its own files.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::{fail_job, finalize_if_done, Settings};
+use crate::chunk::{is_blank, ChunkMessage};
+use crate::job::{JobFailure, JobStatus};
+use crate::manifest::{lines, parse_line, ParsedLine};
+use crate::ports::{ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome};
+use crate::report::{render_chunk, ResultRow};
+use crate::retry::Outcome;
+use crate::{Error, Result};
+
+/// S3's failure threshold: once this many tasks have run ...
+pub const THRESHOLD_MIN_TASKS: u64 = 1000;
+
+pub struct Executor {
+    pub store: Arc<dyn JobStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub runner: Arc<dyn OperationRunner>,
+    pub finalize: Arc<dyn Queue>,
+    pub settings: Settings,
+}
+
+/// What became of a chunk message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Ran and recorded, with (succeeded, failed) counts.
+    Recorded { succeeded: u64, failed: u64 },
+    /// Recorded before (a redelivery): nothing done.
+    Duplicate,
+    /// The job does not run chunks in this status (cancelled, failing, ended).
+    Skipped(JobStatus),
+}
+
+/// True when S3 would fail the job: at least 1,000 tasks run and more than half failed.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-job-status.html>
+pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
+    let run = succeeded + failed;
+    run >= THRESHOLD_MIN_TASKS && failed * 2 > run
+}
+
+impl Executor {
+    pub async fn handle(&self, msg: &ChunkMessage) -> Result<Disposition> {
+        let job = match self.store.get(&msg.job_id).await {
+            Ok(j) => j,
+            Err(Error::JobNotFound { .. }) => {
+                warn!(job_id = %msg.job_id, "chunk of a job that does not exist: dropped");
+                return Ok(Disposition::Skipped(JobStatus::Cancelled));
+            }
+            Err(e) => return Err(e),
+        };
+        if !job.status.accepts_chunks() {
+            info!(job_id = %job.id, chunk = msg.index, status = %job.status, "chunk skipped");
+            return Ok(Disposition::Skipped(job.status));
+        }
+        if self.store.chunk_recorded(&job.id, msg.index).await? {
+            info!(job_id = %job.id, chunk = msg.index, "chunk already recorded: duplicate delivery");
+            return Ok(Disposition::Duplicate);
+        }
+        let valid = job.spec.validate()?;
+        let m = &valid.manifest;
+        let mut stream = self
+            .objects
+            .read(&m.bucket, &m.key, m.version_id.as_deref(), msg.start, Some(msg.end), Some(&m.etag))
+            .await?;
+        let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
+        while let Some(piece) = stream.next().await {
+            buf.extend_from_slice(&piece?);
+        }
+        if buf.len() as u64 != msg.end - msg.start {
+            return Err(Error::backend(
+                format!("chunk {} of job {}", msg.index, job.id),
+                format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
+            ));
+        }
+        let parsed: Vec<ParsedLine> = lines(&buf, msg.first_line)
+            .filter(|(_, l)| !is_blank(l))
+            .map(|(n, l)| parse_line(&m.fields, n, l))
+            .collect();
+        let op = &valid.operation;
+        let runner = &self.runner;
+        let retry = &self.settings.retry;
+        let rows: Vec<ResultRow> = futures::stream::iter(parsed)
+            .map(|p| async move {
+                match p {
+                    Err(bad) => ResultRow {
+                        bucket: bad.bucket,
+                        encoded_key: bad.encoded_key,
+                        version_id: bad.version_id,
+                        succeeded: false,
+                        http_status: 400,
+                        error_code: "InvalidManifestContent".into(),
+                        message: bad.reason,
+                    },
+                    Ok(entry) => {
+                        let outcome = retry.run(|| runner.run(op, &entry.target)).await;
+                        let version_id = entry.target.version_id.clone().unwrap_or_default();
+                        match outcome {
+                            Outcome::Succeeded { message } => ResultRow {
+                                bucket: entry.target.bucket,
+                                encoded_key: entry.encoded_key,
+                                version_id,
+                                succeeded: true,
+                                http_status: 200,
+                                error_code: String::new(),
+                                message,
+                            },
+                            Outcome::Failed(f) => ResultRow {
+                                bucket: entry.target.bucket,
+                                encoded_key: entry.encoded_key,
+                                version_id,
+                                succeeded: false,
+                                http_status: f.http_status,
+                                error_code: f.error_code,
+                                message: f.message,
+                            },
+                        }
+                    }
+                }
+            })
+            .buffered(self.settings.task_concurrency.max(1))
+            .collect()
+            .await;
+        let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
+        let failed = rows.len() as u64 - succeeded;
+
+        let attempt = uuid::Uuid::new_v4().to_string();
+        let files = match &valid.report {
+            Some(target) => render_chunk(target, &job.id, msg.index, &attempt, &rows),
+            None => Vec::new(),
+        };
+        if let Some(target) = &valid.report {
+            for f in &files {
+                match self.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
+                    Ok(()) => {}
+                    Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+                    Err(e) => {
+                        // Running tasks whose results cannot be reported would lose track of them.
+                        let reason = format!("The job report could not be written to s3://{}: {e}", target.bucket);
+                        fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("ReportWriteFailed", reason))
+                            .await?;
+                        return Ok(Disposition::Skipped(JobStatus::Failing));
+                    }
+                }
+            }
+        }
+        let record = ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
+        let outcome = self.store.record_chunk(&job.id, &record).await?;
+        if outcome != RecordOutcome::Recorded {
+            if let Some(target) = &valid.report {
+                for f in &files {
+                    if let Err(e) = self.objects.delete(&target.bucket, &f.file.key).await {
+                        warn!(job_id = %job.id, key = %f.file.key, error = %e, "could not remove the files of an unrecorded chunk");
+                    }
+                }
+            }
+            return Ok(match outcome {
+                RecordOutcome::JobClosed(status) => Disposition::Skipped(status),
+                _ => Disposition::Duplicate,
+            });
+        }
+        info!(job_id = %job.id, chunk = msg.index, succeeded, failed, "chunk recorded");
+
+        let job = self.store.get(&job.id).await?;
+        let p = &job.progress;
+        if job.status.accepts_chunks() && over_failure_threshold(p.succeeded, p.failed) {
+            let reason = format!(
+                "More than 50% of the tasks run failed ({} of {}); the job was stopped",
+                p.failed,
+                p.tasks_run()
+            );
+            fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("TaskFailureThresholdExceeded", reason))
+                .await?;
+        } else {
+            finalize_if_done(&*self.finalize, &job).await?;
+        }
+        Ok(Disposition::Recorded { succeeded, failed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_needs_a_thousand_tasks_and_a_failed_majority() {
+        assert!(!over_failure_threshold(0, 999));
+        assert!(over_failure_threshold(0, 1000));
+        assert!(!over_failure_threshold(500, 500), "exactly half is not more than half");
+        assert!(over_failure_threshold(499, 501));
+    }
+}

@@ -1,0 +1,148 @@
+//! Job intake: CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority.
+
+use std::sync::Arc;
+
+use sha1::{Digest, Sha1};
+
+use super::{now, request_finalize, transition_from, Settings};
+use crate::chunk::ControlMessage;
+use crate::job::{Job, JobId, JobStatus};
+use crate::ports::{CreateOutcome, JobPage, JobStore, Queue};
+use crate::spec::{self, check_len};
+use crate::{Error, Result};
+
+pub struct Intake {
+    pub store: Arc<dyn JobStore>,
+    pub control: Arc<dyn Queue>,
+    pub finalize: Arc<dyn Queue>,
+    pub settings: Settings,
+}
+
+/// The answer of UpdateJobStatus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    pub job_id: JobId,
+    pub status: JobStatus,
+    pub reason: Option<String>,
+}
+
+impl Intake {
+    /// CreateJob: validates the spec and stores a New job, then asks the chunker to prepare
+    /// it. The same ClientRequestToken with the same body returns the same job.
+    pub async fn create_job(&self, body: &[u8]) -> Result<JobId> {
+        let spec = spec::parse(body)?;
+        spec.validate()?;
+        let token = spec.client_request_token.clone().unwrap_or_default();
+        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+        let hash = hex::encode(Sha1::digest(&canonical));
+        let id = JobId::new_random();
+        let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
+        let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
+        let job = Job::new(id.clone(), spec, arn, now());
+        let id = match self.store.create(&job, &token, &hash).await? {
+            CreateOutcome::Created => id,
+            CreateOutcome::Existing(existing) => {
+                // A retry of a create whose Prepare message may never have been sent.
+                if self.store.get(&existing).await?.status != JobStatus::New {
+                    return Ok(existing);
+                }
+                existing
+            }
+            CreateOutcome::Conflict => return Err(Error::Idempotency { token }),
+        };
+        let msg = ControlMessage::Prepare { job_id: id.clone() };
+        self.control.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?]).await?;
+        tracing::info!(job_id = %id, "job created");
+        Ok(id)
+    }
+
+    pub async fn describe_job(&self, id: &str) -> Result<Job> {
+        self.store.get(&JobId::parse(id)?).await
+    }
+
+    pub async fn list_jobs(&self, statuses: &[JobStatus], max: Option<usize>, next_token: Option<&str>) -> Result<JobPage> {
+        let max = max.unwrap_or(1000);
+        if max > 1000 {
+            return Err(Error::field("maxResults", "must be 0-1000"));
+        }
+        if let Some(t) = next_token {
+            check_len("nextToken", t, 1, 1024)?;
+        }
+        self.store.list(statuses, max, next_token).await
+    }
+
+    /// UpdateJobStatus: `Ready` confirms a Suspended job; `Cancelled` cancels a live one.
+    pub async fn update_job_status(&self, id: &str, requested: &str, reason: Option<String>) -> Result<StatusUpdate> {
+        let id = JobId::parse(id)?;
+        if let Some(r) = &reason {
+            check_len("statusUpdateReason", r, 1, 256)?;
+        }
+        let set_reason = |j: &mut Job| {
+            if reason.is_some() {
+                j.status_update_reason = reason.clone();
+            }
+        };
+        let conflict = |job: Job, what: &str| Error::StatusConflict {
+            job_id: job.id.clone(),
+            actual: job.status,
+            message: format!("only {what}"),
+        };
+        let job = match requested {
+            "Ready" => match transition_from(&*self.store, &id, &[JobStatus::Suspended], JobStatus::Ready, set_reason).await? {
+                Ok(job) => {
+                    let msg = ControlMessage::Start { job_id: id.clone() };
+                    self.control
+                        .send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?])
+                        .await?;
+                    job
+                }
+                Err(job) => return Err(conflict(job, "a Suspended job can be confirmed (Ready)")),
+            },
+            "Cancelled" => {
+                let live: Vec<JobStatus> = JobStatus::ALL
+                    .into_iter()
+                    .filter(|s| crate::state::can_transition(*s, JobStatus::Cancelling))
+                    .collect();
+                match transition_from(&*self.store, &id, &live, JobStatus::Cancelling, set_reason).await? {
+                    Ok(job) => {
+                        request_finalize(&*self.finalize, &id).await?;
+                        job
+                    }
+                    Err(job) if job.status == JobStatus::Cancelling || job.status == JobStatus::Cancelled => job,
+                    Err(job) => return Err(conflict(job, "a job that has not ended can be cancelled")),
+                }
+            }
+            other => {
+                return Err(Error::field("requestedJobStatus", format!("'{other}' is not one of Ready, Cancelled")))
+            }
+        };
+        Ok(StatusUpdate { job_id: job.id, status: job.status, reason: job.status_update_reason })
+    }
+
+    /// UpdateJobPriority. Priority orders nothing yet: every job runs as fast as it can (S3
+    /// says the same of its own priorities: they do not change a job's speed).
+    pub async fn update_job_priority(&self, id: &str, priority: &str) -> Result<(JobId, i64)> {
+        let id = JobId::parse(id)?;
+        let p: i64 = priority.parse().map_err(|_| Error::field("priority", format!("'{priority}' is not an integer")))?;
+        if !(0..=2_147_483_647).contains(&p) {
+            return Err(Error::field("priority", "must be 0-2147483647"));
+        }
+        for _ in 0..20 {
+            let mut job = self.store.get(&id).await?;
+            if job.status.is_terminal() {
+                return Err(Error::StatusConflict {
+                    job_id: id,
+                    actual: job.status,
+                    message: "the priority of an ended job cannot change".into(),
+                });
+            }
+            job.priority = p;
+            match self.store.put(&job).await {
+                Ok(j) => return Ok((j.id, j.priority)),
+                Err(Error::StatusConflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
+    }
+}

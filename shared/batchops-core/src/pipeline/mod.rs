@@ -1,0 +1,144 @@
+//! The four stages of a job, as plain async code over the ports. The Lambda functions and
+//! `batchops local` call exactly these.
+
+pub mod chunker;
+pub mod executor;
+pub mod finalizer;
+pub mod intake;
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tracing::info;
+
+use crate::chunk::FinalizeMessage;
+use crate::job::{Job, JobFailure, JobId, JobStatus};
+use crate::ports::{JobStore, Queue};
+use crate::retry::RetryPolicy;
+use crate::{state, Error, Result};
+
+pub use chunker::Chunker;
+pub use executor::Executor;
+pub use finalizer::Finalizer;
+pub use intake::Intake;
+
+/// Tunables of the pipeline, read once from the environment by the binaries.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Tasks per chunk (per chunk message).
+    pub chunk_size: u64,
+    /// Tasks of one chunk run at the same time.
+    pub task_concurrency: usize,
+    pub retry: RetryPolicy,
+    /// How long one chunker invocation reads before it continues itself.
+    pub time_budget: Duration,
+    pub region: String,
+    /// Account ID for job ARNs when a spec does not give `AccountId`.
+    pub account_id: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            chunk_size: 1000,
+            task_concurrency: 64,
+            retry: RetryPolicy::default(),
+            time_budget: Duration::from_secs(780),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+        }
+    }
+}
+
+pub(crate) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// Moves `job` to `to` through the state machine, applying `change`, with a conditional write.
+pub async fn transition(
+    store: &dyn JobStore,
+    mut job: Job,
+    to: JobStatus,
+    change: impl FnOnce(&mut Job),
+) -> Result<Job> {
+    state::check(&job.id, job.status, to)?;
+    let now = now();
+    let from = job.status;
+    job.status = to;
+    if to == JobStatus::Active && job.active_since.is_none() {
+        job.active_since = Some(now);
+    }
+    if to == JobStatus::Suspended {
+        job.suspended = Some(now);
+    }
+    if to.is_terminal() {
+        job.terminated = Some(now);
+    }
+    change(&mut job);
+    let stored = store.put(&job).await?;
+    info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
+    Ok(stored)
+}
+
+/// Re-reads the job and moves it to `to` when it is in one of `from`, retrying when another
+/// writer (a progress update, a priority change) got in between. Returns the job as it was
+/// found when its status is not one of `from`.
+pub async fn transition_from(
+    store: &dyn JobStore,
+    id: &JobId,
+    from: &[JobStatus],
+    to: JobStatus,
+    change: impl Fn(&mut Job),
+) -> Result<std::result::Result<Job, Job>> {
+    for _ in 0..20 {
+        let job = store.get(id).await?;
+        if !from.contains(&job.status) {
+            return Ok(Err(job));
+        }
+        match transition(store, job, to, &change).await {
+            Ok(j) => return Ok(Ok(j)),
+            Err(Error::StatusConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
+}
+
+/// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.
+pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, failure: JobFailure) -> Result<()> {
+    let live = [
+        JobStatus::New,
+        JobStatus::Preparing,
+        JobStatus::Suspended,
+        JobStatus::Ready,
+        JobStatus::Active,
+        JobStatus::Pausing,
+        JobStatus::Paused,
+        JobStatus::Completing,
+    ];
+    tracing::warn!(job_id = %id, code = %failure.failure_code, reason = %failure.failure_reason, "job failing");
+    let moved = transition_from(store, id, &live, JobStatus::Failing, |j| {
+        if !j.failure_reasons.contains(&failure) {
+            j.failure_reasons.push(failure.clone());
+        }
+    })
+    .await?;
+    if moved.is_ok() {
+        request_finalize(finalize, id).await?;
+    }
+    Ok(())
+}
+
+pub async fn request_finalize(finalize: &dyn Queue, id: &JobId) -> Result<()> {
+    let msg = FinalizeMessage { job_id: id.clone() };
+    finalize.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("finalize message", e))?]).await
+}
+
+/// Sends the finalize message when the job has run every chunk.
+pub async fn finalize_if_done(finalize: &dyn Queue, job: &Job) -> Result<bool> {
+    if job.status == JobStatus::Active && job.progress.all_chunks_done() {
+        request_finalize(finalize, &job.id).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}

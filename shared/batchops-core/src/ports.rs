@@ -1,0 +1,139 @@
+//! The ports: how the domain reaches job storage, queues, object storage and the operations.
+//! `batchops-aws` implements them with DynamoDB, SQS and S3; [`crate::memory`] in memory.
+//! They carry domain types only, never SDK types.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::job::{Job, JobId, JobStatus};
+use crate::ops::{Operation, TaskTarget};
+use crate::retry::Outcome;
+use crate::Result;
+
+/// Outcome of [`JobStore::create`].
+#[derive(Debug, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// The token was used before with the same request: that job.
+    Existing(JobId),
+    /// The token was used before with another request.
+    Conflict,
+}
+
+/// One page of ListJobs.
+#[derive(Debug)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    pub next_token: Option<String>,
+}
+
+/// A result file of the completion report, written by the executor for one chunk.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResultFile {
+    pub key: String,
+    /// `succeeded` or `failed`, as the report manifest's TaskExecutionStatus.
+    pub status: String,
+    pub md5: String,
+    pub rows: u64,
+}
+
+/// What the executor records, once, when a chunk is done.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkRecord {
+    pub index: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub files: Vec<ResultFile>,
+}
+
+/// Outcome of [`JobStore::record_chunk`].
+#[derive(Debug, PartialEq)]
+pub enum RecordOutcome {
+    Recorded,
+    /// Another delivery of the same chunk was recorded first: nothing changed.
+    AlreadyRecorded,
+    /// The job no longer takes results (cancelled or failing): nothing changed.
+    JobClosed(JobStatus),
+}
+
+/// Where job records live.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job unless `token` was used before (CreateJob is idempotent).
+    async fn create(&self, job: &Job, token: &str, request_hash: &str) -> Result<CreateOutcome>;
+    /// Reads a job with strong consistency; `Error::JobNotFound` when there is none.
+    async fn get(&self, id: &JobId) -> Result<Job>;
+    /// Jobs newest first, filtered by status when `statuses` is not empty.
+    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage>;
+    /// Writes `job` (all but its counters) if the stored version is still `job.version`;
+    /// returns the job as stored, with its version bumped. `Error::StatusConflict` when
+    /// another writer changed it first.
+    async fn put(&self, job: &Job) -> Result<Job>;
+    /// Records a chunk as done and adds its counts to the job, atomically and at most once,
+    /// and only while the job accepts results.
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome>;
+    async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool>;
+    /// Every recorded chunk of a job, in index order.
+    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>>;
+}
+
+/// A message queue (SQS in production).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends the message bodies (batched as the backend allows).
+    async fn send(&self, bodies: Vec<String>) -> Result<()>;
+}
+
+/// An object storage failure, with the HTTP status and error code S3 gave.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code} ({http_status}): {message}")]
+pub struct StorageError {
+    pub http_status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<StorageError> for crate::Error {
+    fn from(e: StorageError) -> Self {
+        crate::Error::Backend {
+            context: "object storage".into(),
+            transient: e.http_status >= 500 || e.http_status == 0 || e.code == "SlowDown",
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, StorageError>>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Without the surrounding quotes.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Object storage for manifests and reports.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, StorageError>;
+    /// Streams bytes `start..end` (`end` exclusive, `None` for the rest). With `if_match`,
+    /// fails with 412 when the object's ETag changed.
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        start: u64,
+        end: Option<u64>,
+        if_match: Option<&str>,
+    ) -> Result<ByteStream, StorageError>;
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError>;
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+}
+
+/// Runs one task of an operation; never fails as a whole: a failure is an outcome.
+#[async_trait]
+pub trait OperationRunner: Send + Sync {
+    async fn run(&self, op: &Operation, target: &TaskTarget) -> Outcome;
+}

@@ -1,0 +1,172 @@
+//! Task outcomes, their classes, and the backoff policy for transient failures.
+
+use std::time::Duration;
+
+/// Whether trying again may help. Maps 1:1 to S3 Batch Operations' `TemporaryFailure` /
+/// `PermanentFailure` result codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    Transient,
+    Permanent,
+}
+
+/// A task that did not succeed, as the report shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub http_status: u16,
+    pub error_code: String,
+    pub message: String,
+    pub class: FailureClass,
+}
+
+impl TaskFailure {
+    pub fn permanent(http_status: u16, code: &str, message: impl Into<String>) -> Self {
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Permanent }
+    }
+
+    pub fn transient(http_status: u16, code: &str, message: impl Into<String>) -> Self {
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Transient }
+    }
+
+    /// Classifies an S3 error by its code and HTTP status: throttling, timeouts and 5xx are
+    /// transient; anything else (NoSuchKey, AccessDenied, InvalidRequest ...) is permanent.
+    pub fn classify(http_status: u16, code: &str, message: impl Into<String>) -> Self {
+        let transient = http_status >= 500
+            || http_status == 429
+            || matches!(
+                code,
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestTimeout"
+                    | "RequestTimeTooSkewed"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "OperationAborted"
+            );
+        let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class }
+    }
+}
+
+/// The result of one task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// HTTP 200 and the message the report's ResultMessage carries.
+    Succeeded { message: String },
+    Failed(TaskFailure),
+}
+
+/// Exponential backoff with full jitter, bounded in attempts and in delay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1` (attempt counts from 1): a random duration in
+    /// `[0, min(max_delay, base_delay * 2^(attempt-1))]`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.ceiling(attempt);
+        let ms = cap.as_millis() as u64;
+        Duration::from_millis(if ms == 0 { 0 } else { rand::random_range(0..=ms) })
+    }
+
+    /// The upper bound of [`RetryPolicy::delay`] for `attempt`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay)
+    }
+
+    /// Runs `f` until it succeeds, fails permanently, or runs out of attempts.
+    pub async fn run<F, Fut>(&self, mut f: F) -> Outcome
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Outcome>,
+    {
+        let mut attempt = 1;
+        loop {
+            let outcome = f().await;
+            match &outcome {
+                Outcome::Failed(fail) if fail.class == FailureClass::Transient && attempt < self.max_attempts => {
+                    tokio::time::sleep(self.delay(attempt)).await;
+                    attempt += 1;
+                }
+                _ => return outcome,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn s3_errors_are_classified_by_code_and_status() {
+        assert_eq!(TaskFailure::classify(503, "SlowDown", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(500, "InternalError", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(400, "RequestTimeout", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(404, "NoSuchKey", "").class, FailureClass::Permanent);
+        assert_eq!(TaskFailure::classify(403, "AccessDenied", "").class, FailureClass::Permanent);
+    }
+
+    #[test]
+    fn delays_grow_exponentially_up_to_the_cap() {
+        let p = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        assert_eq!(p.ceiling(1), Duration::from_millis(100));
+        assert_eq!(p.ceiling(3), Duration::from_millis(400));
+        assert_eq!(p.ceiling(9), Duration::from_secs(1));
+        for a in 1..10 {
+            assert!(p.delay(a) <= p.ceiling(a));
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_a_bounded_number_of_times() {
+        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
+        let calls = AtomicU32::new(0);
+        let out = p
+            .run(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Outcome::Failed(TaskFailure::transient(503, "SlowDown", "slow"))
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(matches!(out, Outcome::Failed(f) if f.error_code == "SlowDown"));
+
+        calls.store(0, Ordering::SeqCst);
+        let out = p
+            .run(|| async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n == 0 {
+                    Outcome::Failed(TaskFailure::transient(500, "InternalError", ""))
+                } else {
+                    Outcome::Succeeded { message: "ok".into() }
+                }
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(matches!(out, Outcome::Succeeded { .. }));
+
+        calls.store(0, Ordering::SeqCst);
+        p.run(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Outcome::Failed(TaskFailure::permanent(404, "NoSuchKey", ""))
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "permanent failures are not retried");
+    }
+}

@@ -1,0 +1,490 @@
+//! The job spec: the JSON body of S3 Control CreateJob (what `aws s3control create-job
+//! --cli-input-json` takes), and its validation. Every error names the member that is wrong,
+//! as a dotted path (`Manifest.Location.ETag`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ops::Operation;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_required: Option<bool>,
+    /// Kept as given; [`Operation::from_spec`] parses it into a validated operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<JobReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<JobManifest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_generator: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<S3Tag>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifest {
+    pub spec: Option<ManifestSpec>,
+    pub location: Option<ManifestLocation>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestSpec {
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestLocation {
+    pub object_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version_id: Option<String>,
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3Tag {
+    pub key: String,
+    pub value: String,
+}
+
+pub const CSV_FORMAT: &str = "S3BatchOperations_CSV_20180820";
+pub const INVENTORY_FORMAT: &str = "S3InventoryReport_CSV_20161130";
+pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
+
+/// Columns a CSV manifest can declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestField {
+    Ignore,
+    Bucket,
+    Key,
+    VersionId,
+}
+
+/// Which tasks the completion report lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportScope {
+    AllTasks,
+    FailedTasksOnly,
+}
+
+/// A validated report configuration. `None` at the job level means the report is disabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportTarget {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub scope: ReportScope,
+}
+
+impl ReportTarget {
+    /// `<prefix>/job-<id>`, the folder every report object of a job lives under.
+    pub fn job_folder(&self, job_id: &crate::job::JobId) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}/job-{job_id}", p.trim_end_matches('/')),
+            None => format!("job-{job_id}"),
+        }
+    }
+}
+
+/// A validated manifest reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestRef {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub etag: String,
+    pub fields: Vec<ManifestField>,
+}
+
+/// Everything the pipeline needs from a spec, validated.
+#[derive(Clone, Debug)]
+pub struct ValidJob {
+    pub operation: Operation,
+    pub manifest: ManifestRef,
+    pub report: Option<ReportTarget>,
+}
+
+/// Parses a request body into a spec; type errors name the member (`Priority: invalid type`).
+pub fn parse(body: &[u8]) -> Result<JobSpec> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::InvalidJson { message: inner.to_string() }
+        } else if path == "." {
+            Error::field("CreateJobRequest", inner.to_string())
+        } else {
+            Error::field(path, inner.to_string())
+        }
+    })?;
+    de.end().map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+    Ok(spec)
+}
+
+pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        return Err(Error::field(field, format!("length must be {min}-{max} characters, got {n}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn require<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T> {
+    v.as_ref().ok_or_else(|| Error::field(field, "is required"))
+}
+
+/// Splits an S3 ARN (`arn:aws:s3:::bucket/key`) into bucket and key (the key may be empty).
+pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[1].is_empty() || parts[2] != "s3" {
+        return Err(Error::field(field, format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)")));
+    }
+    let resource = parts[5];
+    let (bucket, key) = match resource.split_once('/') {
+        Some((b, k)) => (b, k),
+        None => (resource, ""),
+    };
+    if !valid_bucket_name(bucket) {
+        return Err(Error::field(field, format!("'{bucket}' is not a valid bucket name")));
+    }
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+fn valid_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+pub(crate) fn check_tag(field: &str, tag: &S3Tag) -> Result<()> {
+    check_len(&format!("{field}.Key"), &tag.key, 1, 128)?;
+    check_len(&format!("{field}.Value"), &tag.value, 0, 256)?;
+    let allowed = |c: char| {
+        c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
+    };
+    if !tag.key.chars().all(allowed) {
+        return Err(Error::field(format!("{field}.Key"), "may hold only letters, digits, spaces and _.:/=+-@"));
+    }
+    if !tag.value.chars().all(allowed) {
+        return Err(Error::field(format!("{field}.Value"), "may hold only letters, digits, spaces and _.:/=+-@"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
+    if tags.len() > max {
+        return Err(Error::field(field, format!("at most {max} tags, got {}", tags.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, t) in tags.iter().enumerate() {
+        check_tag(&format!("{field}[{i}]"), t)?;
+        if !seen.insert(&t.key) {
+            return Err(Error::field(format!("{field}[{i}].Key"), format!("duplicate tag key '{}'", t.key)));
+        }
+    }
+    Ok(())
+}
+
+impl JobSpec {
+    /// The `OperationName` of the one operation member, if exactly one is set.
+    pub fn operation_name(&self) -> Option<String> {
+        match self.operation.as_ref()? {
+            Value::Object(m) if m.len() == 1 => m.keys().next().cloned(),
+            _ => None,
+        }
+    }
+
+    /// Validates every member CreateJob takes, with S3 Control's lengths, ranges and enums.
+    pub fn validate(&self) -> Result<ValidJob> {
+        if let Some(acct) = &self.account_id {
+            if acct.len() != 12 || !acct.chars().all(|c| c.is_ascii_digit()) {
+                return Err(Error::field("AccountId", "must be 12 digits"));
+            }
+        }
+        let token = require("ClientRequestToken", &self.client_request_token)?;
+        check_len("ClientRequestToken", token, 1, 64)?;
+        let priority = *require("Priority", &self.priority)?;
+        if !(0..=2_147_483_647).contains(&priority) {
+            return Err(Error::field("Priority", "must be 0-2147483647"));
+        }
+        let role = require("RoleArn", &self.role_arn)?;
+        check_len("RoleArn", role, 1, 2048)?;
+        let role_ok = role.starts_with("arn:")
+            && role.split(':').nth(2) == Some("iam")
+            && role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+            && role.split(':').nth(5).is_some_and(|r| r.starts_with("role/"));
+        if !role_ok {
+            return Err(Error::field("RoleArn", format!("'{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")));
+        }
+        if let Some(d) = &self.description {
+            check_len("Description", d, 1, 256)?;
+        }
+        if let Some(tags) = &self.tags {
+            check_tag_set("Tags", tags, 50)?;
+        }
+        let op_value = require("Operation", &self.operation)?;
+        let operation = Operation::from_spec(op_value)?;
+        let manifest = match (&self.manifest, &self.manifest_generator) {
+            (Some(_), Some(_)) => {
+                return Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both"))
+            }
+            (None, None) => return Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
+            (None, Some(_)) => {
+                return Err(Error::field("ManifestGenerator", "manifest generation is not supported yet; give a Manifest"))
+            }
+            (Some(m), None) => validate_manifest(m)?,
+        };
+        let report = validate_report(require("Report", &self.report)?)?;
+        Ok(ValidJob { operation, manifest, report })
+    }
+}
+
+fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
+    let spec = require("Manifest.Spec", &m.spec)?;
+    let format = require("Manifest.Spec.Format", &spec.format)?;
+    match format.as_str() {
+        CSV_FORMAT => {}
+        INVENTORY_FORMAT => {
+            return Err(Error::field("Manifest.Spec.Format", "S3InventoryReport_CSV_20161130 manifests are not supported yet"))
+        }
+        other => {
+            return Err(Error::field(
+                "Manifest.Spec.Format",
+                format!("'{other}' is not one of {CSV_FORMAT}, {INVENTORY_FORMAT}"),
+            ))
+        }
+    }
+    let fields = match &spec.fields {
+        None => vec![ManifestField::Bucket, ManifestField::Key],
+        Some(names) => {
+            let mut out = Vec::with_capacity(names.len());
+            for (i, n) in names.iter().enumerate() {
+                out.push(match n.as_str() {
+                    "Ignore" => ManifestField::Ignore,
+                    "Bucket" => ManifestField::Bucket,
+                    "Key" => ManifestField::Key,
+                    "VersionId" => ManifestField::VersionId,
+                    other => {
+                        return Err(Error::field(
+                            format!("Manifest.Spec.Fields[{i}]"),
+                            format!("'{other}' is not one of Ignore, Bucket, Key, VersionId"),
+                        ))
+                    }
+                });
+            }
+            for needed in [ManifestField::Bucket, ManifestField::Key] {
+                let count = out.iter().filter(|f| **f == needed).count();
+                if count != 1 {
+                    return Err(Error::field("Manifest.Spec.Fields", format!("must name {needed:?} exactly once")));
+                }
+            }
+            if out.iter().filter(|f| **f == ManifestField::VersionId).count() > 1 {
+                return Err(Error::field("Manifest.Spec.Fields", "must name VersionId at most once"));
+            }
+            out
+        }
+    };
+    let loc = require("Manifest.Location", &m.location)?;
+    let arn = require("Manifest.Location.ObjectArn", &loc.object_arn)?;
+    check_len("Manifest.Location.ObjectArn", arn, 1, 2000)?;
+    let (bucket, key) = parse_s3_arn("Manifest.Location.ObjectArn", arn)?;
+    if key.is_empty() {
+        return Err(Error::field("Manifest.Location.ObjectArn", "must name an object (arn:aws:s3:::bucket/key)"));
+    }
+    let etag = require("Manifest.Location.ETag", &loc.etag)?;
+    check_len("Manifest.Location.ETag", etag, 1, 1024)?;
+    if let Some(v) = &loc.object_version_id {
+        check_len("Manifest.Location.ObjectVersionId", v, 1, 2000)?;
+    }
+    Ok(ManifestRef {
+        bucket,
+        key,
+        version_id: loc.object_version_id.clone(),
+        etag: etag.trim_matches('"').to_string(),
+        fields,
+    })
+}
+
+fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
+    let enabled = *require("Report.Enabled", &r.enabled)?;
+    if !enabled {
+        return Ok(None);
+    }
+    let bucket_arn = require("Report.Bucket", &r.bucket)?;
+    check_len("Report.Bucket", bucket_arn, 1, 128)?;
+    let (bucket, key) = parse_s3_arn("Report.Bucket", bucket_arn)?;
+    if !key.is_empty() {
+        return Err(Error::field("Report.Bucket", "must be a bucket ARN (arn:aws:s3:::bucket), without a key"));
+    }
+    let format = require("Report.Format", &r.format)?;
+    if format != REPORT_FORMAT {
+        return Err(Error::field("Report.Format", format!("'{format}' is not {REPORT_FORMAT}")));
+    }
+    if let Some(p) = &r.prefix {
+        check_len("Report.Prefix", p, 1, 512)?;
+    }
+    let scope = match r.report_scope.as_deref() {
+        None | Some("AllTasks") => ReportScope::AllTasks,
+        Some("FailedTasksOnly") => ReportScope::FailedTasksOnly,
+        Some(other) => {
+            return Err(Error::field("Report.ReportScope", format!("'{other}' is not one of AllTasks, FailedTasksOnly")))
+        }
+    };
+    if let Some(o) = &r.expected_bucket_owner {
+        if o.len() != 12 || !o.chars().all(|c| c.is_ascii_digit()) {
+            return Err(Error::field("Report.ExpectedBucketOwner", "must be 12 digits"));
+        }
+    }
+    Ok(Some(ReportTarget { bucket, prefix: r.prefix.clone(), scope }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn copy_spec() -> Value {
+        json!({
+            "AccountId": "123456789012",
+            "ClientRequestToken": "tok-1",
+            "Priority": 10,
+            "RoleArn": "arn:aws:iam::123456789012:role/batch",
+            "Operation": {"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dest-bucket"}},
+            "Manifest": {
+                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv", "ETag": "\"abc\""}
+            },
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
+                       "Prefix": "out", "ReportScope": "AllTasks"}
+        })
+    }
+
+    fn error_field(v: Value) -> String {
+        let spec = parse(v.to_string().as_bytes());
+        let err = match spec {
+            Ok(s) => s.validate().err().expect("spec should not validate"),
+            Err(e) => e,
+        };
+        match err {
+            Error::InvalidField { field, .. } => field,
+            other => panic!("unexpected error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_complete_copy_spec_validates() {
+        let spec = parse(copy_spec().to_string().as_bytes()).unwrap();
+        let v = spec.validate().unwrap();
+        assert_eq!(v.manifest.bucket, "manifests");
+        assert_eq!(v.manifest.key, "m.csv");
+        assert_eq!(v.manifest.etag, "abc", "quotes around the ETag are dropped");
+        assert_eq!(v.report.unwrap().bucket, "reports");
+        assert_eq!(spec.operation_name().as_deref(), Some("S3PutObjectCopy"));
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let mut v = copy_spec();
+        v.as_object_mut().unwrap().remove("RoleArn");
+        assert_eq!(error_field(v), "RoleArn");
+
+        let mut v = copy_spec();
+        v["Priority"] = json!("high");
+        assert_eq!(error_field(v), "Priority");
+
+        let mut v = copy_spec();
+        v["Priority"] = json!(-1);
+        assert_eq!(error_field(v), "Priority");
+
+        let mut v = copy_spec();
+        v["Manifest"]["Location"].as_object_mut().unwrap().remove("ETag");
+        assert_eq!(error_field(v), "Manifest.Location.ETag");
+
+        let mut v = copy_spec();
+        v["Manifest"]["Spec"]["Fields"] = json!(["Bucket", "Keys"]);
+        assert_eq!(error_field(v), "Manifest.Spec.Fields[1]");
+
+        let mut v = copy_spec();
+        v["Manifest"]["Spec"]["Format"] = json!("CSV");
+        assert_eq!(error_field(v), "Manifest.Spec.Format");
+
+        let mut v = copy_spec();
+        v["Report"]["ReportScope"] = json!("Some");
+        assert_eq!(error_field(v), "Report.ReportScope");
+
+        let mut v = copy_spec();
+        v["Report"]["Bucket"] = json!("reports");
+        assert_eq!(error_field(v), "Report.Bucket");
+
+        let mut v = copy_spec();
+        v["ManifestGenerator"] = json!({"S3JobManifestGenerator": {}});
+        assert_eq!(error_field(v), "Manifest");
+
+        let mut v = copy_spec();
+        v["Unknown"] = json!(1);
+        assert_eq!(error_field(v), "Unknown");
+
+        let mut v = copy_spec();
+        v["Manifest"]["Location"]["Etag"] = json!("x");
+        assert_eq!(error_field(v), "Manifest.Location.Etag");
+
+        let mut v = copy_spec();
+        v["RoleArn"] = json!("arn:aws:iam::12:role/x");
+        assert_eq!(error_field(v), "RoleArn");
+
+        let mut v = copy_spec();
+        v["Tags"] = json!([{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]);
+        assert_eq!(error_field(v), "Tags[1].Key");
+    }
+
+    #[test]
+    fn a_disabled_report_needs_no_bucket() {
+        let mut v = copy_spec();
+        v["Report"] = json!({"Enabled": false});
+        let spec = parse(v.to_string().as_bytes()).unwrap();
+        assert!(spec.validate().unwrap().report.is_none());
+    }
+
+    #[test]
+    fn broken_json_is_reported_as_such() {
+        assert!(matches!(parse(b"{\"Priority\": "), Err(Error::InvalidJson { .. })));
+    }
+}
