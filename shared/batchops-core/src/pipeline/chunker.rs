@@ -149,7 +149,8 @@ impl Chunker {
                     self.send(&mut pending).await?;
                 }
             }
-            if Instant::now() >= deadline {
+            // Hand on only after progress (a chunk cut), so that even a tiny budget moves on.
+            if Instant::now() >= deadline && cutter.checkpoint().offset > from.offset {
                 self.send(&mut pending).await?;
                 return self.continue_later(job, from, cutter.checkpoint()).await;
             }

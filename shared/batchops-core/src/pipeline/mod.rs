@@ -142,3 +142,6 @@ pub async fn finalize_if_done(finalize: &dyn Queue, job: &Job) -> Result<bool> {
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests;

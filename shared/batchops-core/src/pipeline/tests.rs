@@ -1,0 +1,350 @@
+//! The whole pipeline over the in-memory ports: every manifest line ends as exactly one
+//! report row, whatever the time budget, redeliveries or cancellations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
+use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
+use crate::ops::{Operation, TaskTarget};
+use crate::ports::OperationRunner;
+use crate::retry::{Outcome, TaskFailure};
+
+/// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
+#[derive(Default)]
+struct FakeRunner {
+    calls: std::sync::Mutex<HashMap<String, u32>>,
+}
+
+#[async_trait]
+impl OperationRunner for FakeRunner {
+    async fn run(&self, _op: &Operation, t: &TaskTarget) -> Outcome {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(t.key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if t.key.contains("missing") {
+            Outcome::Failed(TaskFailure::classify(404, "NoSuchKey", "The specified key does not exist."))
+        } else if t.key.contains("flaky") && n == 1 {
+            Outcome::Failed(TaskFailure::classify(503, "SlowDown", "Please reduce your request rate."))
+        } else {
+            Outcome::Succeeded { message: "Successful".into() }
+        }
+    }
+}
+
+struct World {
+    store: Arc<InMemoryJobStore>,
+    objects: Arc<InMemoryObjectStore>,
+    control: Arc<InMemoryQueue>,
+    chunks: Arc<InMemoryQueue>,
+    finalize: Arc<InMemoryQueue>,
+    runner: Arc<FakeRunner>,
+    settings: Settings,
+}
+
+impl World {
+    fn new(chunk_size: u64, budget: Duration) -> World {
+        let mut objects = InMemoryObjectStore::default();
+        objects.piece_size = Some(7);
+        let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
+        settings.retry.base_delay = Duration::from_millis(1);
+        World {
+            store: Arc::default(),
+            objects: Arc::new(objects),
+            control: Arc::default(),
+            chunks: Arc::default(),
+            finalize: Arc::default(),
+            runner: Arc::default(),
+            settings,
+        }
+    }
+
+    fn intake(&self) -> Intake {
+        Intake {
+            store: self.store.clone(),
+            control: self.control.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    fn spec(&self, manifest: &str, extra: Value) -> Vec<u8> {
+        let etag = self.objects.insert("manifests", "m.csv", manifest.as_bytes().to_vec());
+        let mut v = json!({
+            "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+            "Priority": 1,
+            "RoleArn": "arn:aws:iam::123456789012:role/batch",
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv", "ETag": etag}},
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
+                       "Prefix": "r", "ReportScope": "AllTasks"}
+        });
+        for (k, val) in extra.as_object().cloned().unwrap_or_default() {
+            v[k] = val;
+        }
+        v.to_string().into_bytes()
+    }
+
+    /// Plays the event source mappings until every queue is empty.
+    async fn drain(&self) {
+        let chunker = Chunker {
+            store: self.store.clone(),
+            objects: self.objects.clone(),
+            control: self.control.clone(),
+            chunks: self.chunks.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        };
+        let executor = Executor {
+            store: self.store.clone(),
+            objects: self.objects.clone(),
+            runner: self.runner.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        };
+        let finalizer = Finalizer { store: self.store.clone(), objects: self.objects.clone(), settings: self.settings.clone() };
+        loop {
+            if let Some(m) = self.control.pop() {
+                let msg: ControlMessage = serde_json::from_str(&m).unwrap();
+                chunker.handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
+            } else if let Some(m) = self.chunks.pop() {
+                let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
+                executor.handle(&msg).await.unwrap();
+            } else if let Some(m) = self.finalize.pop() {
+                let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
+                finalizer.handle(&msg).await.unwrap();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Every report row of a job, read back through manifest.json.
+    fn report_rows(&self, job: &crate::job::Job) -> Vec<String> {
+        let folder = format!("r/job-{}", job.id);
+        let Some(manifest) = self.objects.get("reports", &format!("{folder}/manifest.json")) else {
+            return Vec::new();
+        };
+        let doc: Value = serde_json::from_slice(&manifest).unwrap();
+        let mut rows = Vec::new();
+        for f in doc["Results"].as_array().unwrap() {
+            let body = self.objects.get("reports", f["Key"].as_str().unwrap()).unwrap();
+            rows.extend(String::from_utf8(body.to_vec()).unwrap().lines().map(String::from));
+        }
+        rows.sort();
+        rows
+    }
+}
+
+fn manifest(n: usize) -> String {
+    (0..n)
+        .map(|i| match i % 10 {
+            3 => format!("src,missing-{i}\n"),
+            7 => format!("src,flaky+{i}\n"),
+            _ => format!("src,obj%20{i}\n"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_runs_end_to_end_with_one_row_per_line() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(95), json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.total_tasks, Some(95));
+    assert_eq!((job.progress.succeeded, job.progress.failed), (85, 10));
+    assert!(job.terminated.is_some());
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), 95);
+    assert!(rows.contains(&"src,missing-3,,failed,404,NoSuchKey,The specified key does not exist.".to_string()));
+    assert!(rows.contains(&"src,flaky+7,,succeeded,200,,Successful".to_string()), "retried after SlowDown");
+    assert!(rows.contains(&"src,obj%2094,,succeeded,200,,Successful".to_string()));
+}
+
+#[tokio::test]
+async fn a_zero_time_budget_loses_and_repeats_no_row() {
+    // Every piece read (7 bytes) exhausts the budget: the chunker continues itself constantly.
+    let w = World::new(4, Duration::ZERO);
+    let id = w.intake().create_job(&w.spec(&manifest(53), json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.total_tasks, Some(53));
+    assert_eq!(job.progress.total_chunks, Some(14));
+    let rows = w.report_rows(&job);
+    let expected: Vec<String> = {
+        let mut keys: Vec<String> = manifest(53).lines().map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let mut keys: Vec<String> = rows.iter().map(|r| r.split(',').nth(1).unwrap().to_string()).collect();
+    keys.sort();
+    assert_eq!(keys, expected);
+}
+
+#[tokio::test]
+async fn a_redelivered_chunk_is_recorded_once() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({}))).await.unwrap();
+    // Run preparation only, then duplicate every chunk message.
+    let first = w.control.pop().unwrap();
+    w.control.send(vec![first.clone()]).await.unwrap();
+    w.control.send(vec![first]).await.unwrap();
+    let mut bodies = Vec::new();
+    w.drain_control_only().await;
+    while let Some(b) = w.chunks.pop() {
+        bodies.push(b);
+    }
+    let doubled: Vec<String> = bodies.iter().chain(bodies.iter()).cloned().collect();
+    w.chunks.send(doubled).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.tasks_run(), 30);
+    assert_eq!(job.progress.chunks_done, 3);
+    assert_eq!(w.report_rows(&job).len(), 30);
+    // No orphan result files: every CSV under the job folder is listed in the manifest.
+    let csvs = w.objects.keys("reports").into_iter().filter(|k| k.ends_with(".csv")).count();
+    let listed = w.store.chunks(&id).await.unwrap().iter().map(|c| c.files.len()).sum::<usize>();
+    assert_eq!(csvs, listed);
+}
+
+impl World {
+    async fn drain_control_only(&self) {
+        let chunker = Chunker {
+            store: self.store.clone(),
+            objects: self.objects.clone(),
+            control: self.control.clone(),
+            chunks: self.chunks.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        };
+        while let Some(m) = self.control.pop() {
+            chunker.handle(serde_json::from_str(&m).unwrap(), Instant::now() + Duration::from_secs(60)).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_needs_confirmation_waits_in_suspended() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({"ConfirmationRequired": true}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Suspended);
+    assert_eq!(job.progress.total_tasks, Some(25));
+    assert_eq!(job.progress.tasks_run(), 0, "nothing runs before confirmation");
+    assert!(job.suspended.is_some() && job.suspended_cause.is_some());
+    let up = w.intake().update_job_status(id.as_str(), "Ready", Some("go".into())).await.unwrap();
+    assert_eq!(up.status, JobStatus::Ready);
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(w.report_rows(&job).len(), 25);
+    let err = w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap_err();
+    assert!(matches!(err, crate::Error::StatusConflict { .. }));
+}
+
+#[tokio::test]
+async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
+    let w = World::new(10, Duration::from_secs(60));
+    let mut spec: Value = serde_json::from_slice(&w.spec(&manifest(5), json!({}))).unwrap();
+    spec["Manifest"]["Location"]["ETag"] = json!("0000");
+    let id = w.intake().create_job(spec.to_string().as_bytes()).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "ManifestETagMismatch");
+    assert!(job.failure_reasons[0].failure_reason.contains("0000"));
+    assert!(w.report_rows(&job).is_empty(), "no task ran, so no report");
+}
+
+#[tokio::test]
+async fn cancelling_stops_work_and_reports_what_ran() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(50), json!({}))).await.unwrap();
+    w.drain_control_only().await;
+    // Run two of the five chunks, then cancel.
+    let executor = Executor {
+        store: w.store.clone(),
+        objects: w.objects.clone(),
+        runner: w.runner.clone(),
+        finalize: w.finalize.clone(),
+        settings: w.settings.clone(),
+    };
+    for _ in 0..2 {
+        let m: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+        executor.handle(&m).await.unwrap();
+    }
+    let up = w.intake().update_job_status(id.as_str(), "Cancelled", Some("stop".into())).await.unwrap();
+    assert_eq!(up.status, JobStatus::Cancelling);
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.progress.tasks_run(), 20);
+    assert_eq!(job.status_update_reason.as_deref(), Some("stop"));
+    assert_eq!(w.report_rows(&job).len(), 20, "counters equal report rows");
+}
+
+#[tokio::test]
+async fn the_failure_threshold_fails_the_job() {
+    let w = World::new(100, Duration::from_secs(60));
+    let body: String = (0..1500).map(|i| format!("src,missing-{i}\n")).collect();
+    let id = w.intake().create_job(&w.spec(&body, json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.progress.tasks_run(), 1000, "the job stops once the threshold is crossed");
+    assert_eq!(job.failure_reasons[0].failure_code, "TaskFailureThresholdExceeded");
+    assert_eq!(w.report_rows(&job).len(), 1000);
+}
+
+#[tokio::test]
+async fn bad_lines_fail_their_task_only() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec("src,a\nsrc,b,c,d\n\nsrc,%ZZ%FF\nsrc,e", json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (2, 2));
+    let rows = w.report_rows(&job);
+    assert!(rows.iter().any(|r| r.contains("manifest line 2: expected 2 columns")), "{rows:?}");
+    assert!(rows.iter().any(|r| r.contains("manifest line 4:") && r.contains("URL-decode")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn create_job_is_idempotent_on_its_token() {
+    let w = World::new(10, Duration::from_secs(60));
+    let body = w.spec(&manifest(3), json!({"ClientRequestToken": "same"}));
+    let a = w.intake().create_job(&body).await.unwrap();
+    let b = w.intake().create_job(&body).await.unwrap();
+    assert_eq!(a, b);
+    let other = w.spec(&manifest(3), json!({"ClientRequestToken": "same", "Priority": 2}));
+    assert!(matches!(w.intake().create_job(&other).await, Err(crate::Error::Idempotency { .. })));
+}
+
+#[tokio::test]
+async fn list_pages_and_filters_by_status() {
+    let w = World::new(10, Duration::from_secs(60));
+    for _ in 0..5 {
+        w.intake().create_job(&w.spec(&manifest(1), json!({}))).await.unwrap();
+    }
+    let page = w.intake().list_jobs(&[], Some(2), None).await.unwrap();
+    assert_eq!(page.jobs.len(), 2);
+    let page2 = w.intake().list_jobs(&[], Some(10), page.next_token.as_deref()).await.unwrap();
+    assert_eq!(page2.jobs.len(), 3);
+    assert!(page2.next_token.is_none());
+    assert_eq!(w.intake().list_jobs(&[JobStatus::New], None, None).await.unwrap().jobs.len(), 5);
+    assert_eq!(w.intake().list_jobs(&[JobStatus::Active], None, None).await.unwrap().jobs.len(), 0);
+}
