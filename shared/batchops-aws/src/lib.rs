@@ -1,0 +1,20 @@
+//! Adapters of the batchops ports to AWS: DynamoDB job store, SQS queues, S3 object store and
+//! S3 operations, plus the typed configuration every binary reads once at start-up.
+//!
+//! Every client is built from one `SdkConfig`, which honours the SDK's standard
+//! `AWS_ENDPOINT_URL*` variables; when an endpoint is set, S3 uses path-style addressing, so
+//! the same code runs against AWS, moto server or any S3-compatible store.
+
+pub mod config;
+pub mod dynamo;
+pub mod errors;
+pub mod ops;
+pub mod resources;
+pub mod s3;
+pub mod sqs;
+
+pub use config::{init_tracing, Clients, Config};
+pub use dynamo::DynamoJobStore;
+pub use ops::S3OperationRunner;
+pub use s3::S3ObjectStore;
+pub use sqs::SqsQueue;

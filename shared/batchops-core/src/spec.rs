@@ -400,7 +400,7 @@ pub(crate) mod tests {
     fn error_field(v: Value) -> String {
         let spec = parse(v.to_string().as_bytes());
         let err = match spec {
-            Ok(s) => s.validate().err().expect("spec should not validate"),
+            Ok(s) => s.validate().expect_err("spec should not validate"),
             Err(e) => e,
         };
         match err {

@@ -25,7 +25,7 @@ pub struct TaskTarget {
 /// A validated operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operation {
-    PutObjectCopy(CopyObject),
+    PutObjectCopy(Box<CopyObject>),
     PutObjectTagging(PutObjectTagging),
     DeleteObjectTagging,
 }
@@ -52,7 +52,7 @@ impl Operation {
         let (name, params) = map.iter().next().ok_or_else(|| Error::field("Operation", "is empty"))?;
         let field = format!("Operation.{name}");
         match name.as_str() {
-            "S3PutObjectCopy" => Ok(Operation::PutObjectCopy(CopyObject::from_spec(&field, params)?)),
+            "S3PutObjectCopy" => Ok(Operation::PutObjectCopy(Box::new(CopyObject::from_spec(&field, params)?))),
             "S3PutObjectTagging" => Ok(Operation::PutObjectTagging(PutObjectTagging::from_spec(&field, params)?)),
             "S3DeleteObjectTagging" => {
                 delete_object_tagging::validate(&field, params)?;

@@ -1,0 +1,124 @@
+//! Configuration from the environment, read once into a typed struct; a missing variable is an
+//! error that names it.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use batchops_core::pipeline::Settings;
+use batchops_core::retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is not set")]
+    Missing { name: &'static str },
+    #[error("environment variable {name}='{value}': {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+/// Names of the resources and the tunables every function reads.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table: String,
+    pub control_queue_url: String,
+    pub chunk_queue_url: String,
+    pub finalize_queue_url: String,
+    pub settings: Settings,
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError::Missing { name })
+}
+
+fn parse_var<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, value: v.clone(), reason: e.to_string() }),
+    }
+}
+
+/// Reads the pipeline tunables (`BATCHOPS_CHUNK_SIZE`, `BATCHOPS_TASK_CONCURRENCY`,
+/// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`).
+pub fn settings_from_env() -> Result<Settings, ConfigError> {
+    let d = Settings::default();
+    let chunk_size: u64 = parse_var("BATCHOPS_CHUNK_SIZE", d.chunk_size)?;
+    if chunk_size == 0 {
+        return Err(ConfigError::Invalid { name: "BATCHOPS_CHUNK_SIZE", value: "0".into(), reason: "must be at least 1".into() });
+    }
+    Ok(Settings {
+        chunk_size,
+        task_concurrency: parse_var("BATCHOPS_TASK_CONCURRENCY", d.task_concurrency)?,
+        retry: RetryPolicy { max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?, ..d.retry },
+        time_budget: Duration::from_secs(parse_var("BATCHOPS_TIME_BUDGET_SECS", d.time_budget.as_secs())?),
+        region: std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or(d.region),
+        account_id: parse_var("BATCHOPS_ACCOUNT_ID", d.account_id)?,
+    })
+}
+
+impl Config {
+    /// Reads `BATCHOPS_TABLE`, `BATCHOPS_CONTROL_QUEUE_URL`, `BATCHOPS_CHUNK_QUEUE_URL`,
+    /// `BATCHOPS_FINALIZE_QUEUE_URL` and the tunables.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Ok(Config {
+            table: var("BATCHOPS_TABLE")?,
+            control_queue_url: var("BATCHOPS_CONTROL_QUEUE_URL")?,
+            chunk_queue_url: var("BATCHOPS_CHUNK_QUEUE_URL")?,
+            finalize_queue_url: var("BATCHOPS_FINALIZE_QUEUE_URL")?,
+            settings: settings_from_env()?,
+        })
+    }
+}
+
+/// The AWS clients, built from one `SdkConfig`.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    /// S3 for task operations: SDK retries off, because the executor retries transient
+    /// failures itself with its own policy (and reports the last error).
+    pub s3_ops: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Clients {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Clients::from_sdk_config(&sdk)
+    }
+
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Clients {
+        let s3_builder = || {
+            let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(custom_endpoint)
+                // S3-compatible stores differ in their support of the SDK's default checksums.
+                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(s3_builder().build());
+        let s3_ops = aws_sdk_s3::Client::from_conf(
+            s3_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
+        );
+        Clients {
+            s3,
+            s3_ops,
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); no ANSI colours in Lambda.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(!in_lambda)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

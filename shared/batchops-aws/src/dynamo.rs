@@ -1,0 +1,377 @@
+//! The job store in one DynamoDB table (on-demand), keyed by `pk`/`sk`:
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
+//! | chunk done | `JOB#<id>` | `CHUNK#<index, 12 digits>` | `record` (JSON: counts and result files) |
+//! | request token | `TOKEN#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
+//!
+//! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first. Job writes are conditional
+//! on `version`; counters change only by [`JobStore::record_chunk`], one transaction per chunk
+//! (the chunk item's `attribute_not_exists` makes a redelivered chunk count once).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use batchops_core::job::{Job, JobId, JobStatus};
+use batchops_core::ports::{ChunkRecord, CreateOutcome, JobPage, JobStore, RecordOutcome};
+use batchops_core::{Error, Result};
+
+use crate::errors::backend;
+
+/// Jobs are deleted this long after they end, as S3 deletes its jobs after 90 days.
+const RETENTION_SECS: i64 = 90 * 24 * 3600;
+
+#[derive(Clone, Debug)]
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn job_pk(id: &JobId) -> String {
+    format!("JOB#{id}")
+}
+
+fn chunk_sk(index: u64) -> String {
+    format!("CHUNK#{index:012}")
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| Error::backend("job table", format!("item without string attribute {name}")))
+}
+
+fn get_n(item: &Item, name: &str) -> u64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn status_values() -> [JobStatus; 3] {
+    [JobStatus::Preparing, JobStatus::Ready, JobStatus::Active]
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoJobStore { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn job_from_item(item: &Item) -> Result<Job> {
+        let mut job: Job = serde_json::from_str(get_s(item, "body")?)
+            .map_err(|e| Error::backend("job table", format!("unreadable job body: {e}")))?;
+        job.version = get_n(item, "version");
+        job.progress.succeeded = get_n(item, "succeeded");
+        job.progress.failed = get_n(item, "failed");
+        job.progress.chunks_done = get_n(item, "chunks_done");
+        if let Some(st) = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| JobStatus::parse(s)) {
+            job.status = st;
+        }
+        Ok(job)
+    }
+
+    fn body(job: &Job) -> Result<String> {
+        serde_json::to_string(job).map_err(|e| Error::backend("job body", e))
+    }
+
+    fn new_job_item(job: &Job) -> Result<Item> {
+        let created = job.created.format(&time::format_description::well_known::Rfc3339).map_err(|e| Error::backend("created", e))?;
+        Ok(HashMap::from([
+            ("pk".to_string(), s(job_pk(&job.id))),
+            ("sk".to_string(), s("JOB")),
+            ("gsi1pk".to_string(), s("JOB")),
+            ("gsi1sk".to_string(), s(format!("{created}#{}", job.id))),
+            ("status".to_string(), s(job.status.as_str())),
+            ("version".to_string(), n(0)),
+            ("body".to_string(), s(Self::body(job)?)),
+            ("succeeded".to_string(), n(0)),
+            ("failed".to_string(), n(0)),
+            ("chunks_done".to_string(), n(0)),
+        ]))
+    }
+}
+
+/// True when a TransactWriteItems was cancelled; returns the cancellation codes per action.
+fn cancellation_codes<E: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, E>) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(tc) => Some(
+            tc.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn create(&self, job: &Job, token: &str, request_hash: &str) -> Result<CreateOutcome> {
+        let token_item = HashMap::from([
+            ("pk".to_string(), s(format!("TOKEN#{token}"))),
+            ("sk".to_string(), s("TOKEN")),
+            ("job_id".to_string(), s(job.id.as_str())),
+            ("hash".to_string(), s(request_hash)),
+        ]);
+        let put = |item: Item| -> Result<TransactWriteItem> {
+            Ok(TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| Error::backend("Put", e))?,
+                )
+                .build())
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(token_item)?)
+            .transact_items(put(Self::new_job_item(job)?)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if cancellation_codes(&e).is_some() => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("TOKEN#{token}")))
+                    .key("sk", s("TOKEN"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| backend("GetItem token", &e))?;
+                let Some(item) = out.item() else {
+                    return Err(Error::Backend { context: "CreateJob".into(), message: "transaction cancelled".into(), transient: true });
+                };
+                if get_s(item, "hash")? == request_hash {
+                    Ok(CreateOutcome::Existing(JobId::parse(get_s(item, "job_id")?)?))
+                } else {
+                    Ok(CreateOutcome::Conflict)
+                }
+            }
+            Err(e) => Err(backend("TransactWriteItems create", &e)),
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Job> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem job", &e))?;
+        match out.item() {
+            Some(item) => Self::job_from_item(item),
+            None => Err(Error::JobNotFound { job_id: id.clone() }),
+        }
+    }
+
+    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
+        let mut start: Option<Item> = match next_token {
+            None => None,
+            Some(t) => {
+                let keys: HashMap<String, String> = serde_json::from_str(t)
+                    .map_err(|_| Error::field("nextToken", "is not a token this API gave"))?;
+                Some(keys.into_iter().map(|(k, v)| (k, s(v))).collect())
+            }
+        };
+        let mut jobs = Vec::new();
+        loop {
+            if jobs.len() >= max {
+                break;
+            }
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("by-created")
+                .key_condition_expression("gsi1pk = :j")
+                .expression_attribute_values(":j", s("JOB"))
+                .scan_index_forward(false)
+                .limit((max - jobs.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            if !statuses.is_empty() {
+                let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
+                q = q.filter_expression(format!("#st IN ({})", names.join(", "))).expression_attribute_names("#st", "status");
+                for (name, st) in names.iter().zip(statuses) {
+                    q = q.expression_attribute_values(name, s(st.as_str()));
+                }
+            }
+            let out = q.send().await.map_err(|e| backend("Query jobs", &e))?;
+            for item in out.items() {
+                jobs.push(Self::job_from_item(item)?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        let next_token = match start {
+            None => None,
+            Some(key) => {
+                let plain: HashMap<String, String> =
+                    key.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone()))).collect();
+                Some(serde_json::to_string(&plain).map_err(|e| Error::backend("nextToken", e))?)
+            }
+        };
+        Ok(JobPage { jobs, next_token })
+    }
+
+    async fn put(&self, job: &Job) -> Result<Job> {
+        let mut update = "SET body = :b, #st = :s, version = :next".to_string();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&job.id)))
+            .key("sk", s("JOB"))
+            .condition_expression("version = :v")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":b", s(Self::body(job)?))
+            .expression_attribute_values(":s", s(job.status.as_str()))
+            .expression_attribute_values(":v", n(job.version))
+            .expression_attribute_values(":next", n(job.version + 1))
+            .return_values(ReturnValue::AllNew);
+        if let Some(t) = job.terminated {
+            update.push_str(", #ttl = :ttl");
+            req = req.expression_attribute_names("#ttl", "ttl").expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
+        }
+        match req.update_expression(update).send().await {
+            Ok(out) => Self::job_from_item(out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                let actual = self.get(&job.id).await?;
+                Err(Error::StatusConflict {
+                    job_id: job.id.clone(),
+                    actual: actual.status,
+                    message: "the job was changed by another writer".into(),
+                })
+            }
+            Err(e) => Err(backend("UpdateItem job", &e)),
+        }
+    }
+
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome> {
+        let record = serde_json::to_string(chunk).map_err(|e| Error::backend("chunk record", e))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(id)))
+            .item("sk", s(chunk_sk(chunk.index)))
+            .item("record", s(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::backend("Put", e))?;
+        let [p, r, a] = status_values();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression("ADD succeeded :ok, failed :ko, chunks_done :one")
+            .condition_expression("#st IN (:p, :r, :a)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":ok", n(chunk.succeeded))
+            .expression_attribute_values(":ko", n(chunk.failed))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":p", s(p.as_str()))
+            .expression_attribute_values(":r", s(r.as_str()))
+            .expression_attribute_values(":a", s(a.as_str()))
+            .build()
+            .map_err(|e| Error::backend("Update", e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RecordOutcome::Recorded),
+            Err(e) => match cancellation_codes(&e) {
+                Some(_) => {
+                    // Which condition failed decides the answer; read it back rather than rely
+                    // on the cancellation reasons (emulators differ in how they fill them).
+                    if self.chunk_recorded(id, chunk.index).await? {
+                        Ok(RecordOutcome::AlreadyRecorded)
+                    } else {
+                        let job = self.get(id).await?;
+                        if job.status.accepts_chunks() {
+                            Err(Error::Backend { context: "record chunk".into(), message: "transaction cancelled".into(), transient: true })
+                        } else {
+                            Ok(RecordOutcome::JobClosed(job.status))
+                        }
+                    }
+                }
+                None => Err(backend("TransactWriteItems chunk", &e)),
+            },
+        }
+    }
+
+    async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(chunk_sk(index)))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem chunk", &e))?;
+        Ok(out.item().is_some())
+    }
+
+    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+                .expression_attribute_values(":pk", s(job_pk(id)))
+                .expression_attribute_values(":c", s("CHUNK#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query chunks", &e))?;
+            for item in page.items() {
+                out.push(
+                    serde_json::from_str(get_s(item, "record")?)
+                        .map_err(|e| Error::backend("chunk record", format!("unreadable: {e}")))?,
+                );
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,167 @@
+//! Creates the table, queues and buckets that `infra/template.yaml` declares, when they are
+//! missing. `batchops local` and the tests use it; on AWS, SAM creates them.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use batchops_core::{Error, Result};
+
+use crate::config::Clients;
+use crate::errors::backend;
+
+/// Names of the resources of one batchops installation.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub table: String,
+    pub control_queue: String,
+    pub chunk_queue: String,
+    pub finalize_queue: String,
+    pub specs_queue: String,
+    pub specs_bucket: String,
+}
+
+impl Names {
+    /// Names with a common prefix (`batchops` for the default local installation).
+    pub fn with_prefix(prefix: &str) -> Names {
+        Names {
+            table: format!("{prefix}-jobs"),
+            control_queue: format!("{prefix}-control"),
+            chunk_queue: format!("{prefix}-chunks"),
+            finalize_queue: format!("{prefix}-finalize"),
+            specs_queue: format!("{prefix}-specs"),
+            specs_bucket: format!("{prefix}-specs"),
+        }
+    }
+}
+
+/// Queue URLs once created.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub control_queue_url: String,
+    pub chunk_queue_url: String,
+    pub finalize_queue_url: String,
+    pub specs_queue_url: String,
+}
+
+pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
+    let ddb = &clients.dynamodb;
+    if ddb.describe_table().table_name(table).send().await.is_ok() {
+        return Ok(());
+    }
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let b = |e: aws_sdk_dynamodb::error::BuildError| Error::backend("CreateTable", e);
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name("by-created")
+        .key_schema(key("gsi1pk", KeyType::Hash).map_err(b)?)
+        .key_schema(key("gsi1sk", KeyType::Range).map_err(b)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(b)?;
+    let result = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash).map_err(b)?)
+        .key_schema(key("sk", KeyType::Range).map_err(b)?)
+        .attribute_definitions(attr("pk").map_err(b)?)
+        .attribute_definitions(attr("sk").map_err(b)?)
+        .attribute_definitions(attr("gsi1pk").map_err(b)?)
+        .attribute_definitions(attr("gsi1sk").map_err(b)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+        Err(e) => Err(backend("CreateTable", &e)),
+    }
+}
+
+pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -> Result<String> {
+    let out = clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
+        .send()
+        .await
+        .map_err(|e| backend("CreateQueue", &e))?;
+    out.queue_url().map(String::from).ok_or_else(|| Error::backend("CreateQueue", "no queue URL"))
+}
+
+pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
+    if clients.s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    match clients.s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|se| se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(backend("CreateBucket", &e)),
+    }
+}
+
+/// Everything one installation needs. `visibility_secs` is the chunk queue's visibility
+/// timeout: how long a chunk whose handler failed waits before it is delivered again.
+pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) -> Result<Created> {
+    ensure_table(clients, &names.table).await?;
+    let created = Created {
+        control_queue_url: ensure_queue(clients, &names.control_queue, visibility_secs).await?,
+        chunk_queue_url: ensure_queue(clients, &names.chunk_queue, visibility_secs).await?,
+        finalize_queue_url: ensure_queue(clients, &names.finalize_queue, visibility_secs).await?,
+        specs_queue_url: ensure_queue(clients, &names.specs_queue, visibility_secs).await?,
+    };
+    ensure_bucket(clients, &names.specs_bucket).await?;
+    let queue_arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&created.specs_queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| backend("GetQueueAttributes", &e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| Error::backend("GetQueueAttributes", "no QueueArn"))?;
+    let rule = QueueConfiguration::builder()
+        .queue_arn(queue_arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(
+                    aws_sdk_s3::types::S3KeyFilter::builder()
+                        .filter_rules(
+                            aws_sdk_s3::types::FilterRule::builder()
+                                .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                                .value("jobs/")
+                                .build(),
+                        )
+                        .filter_rules(
+                            aws_sdk_s3::types::FilterRule::builder()
+                                .name(aws_sdk_s3::types::FilterRuleName::Suffix)
+                                .value(".json")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .map_err(|e| Error::backend("QueueConfiguration", e))?;
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&names.specs_bucket)
+        .notification_configuration(NotificationConfiguration::builder().queue_configurations(rule).build())
+        .send()
+        .await
+        .map_err(|e| backend("PutBucketNotificationConfiguration", &e))?;
+    Ok(created)
+}

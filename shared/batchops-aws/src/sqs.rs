@@ -1,0 +1,68 @@
+//! SQS queues: SendMessageBatch, ten messages per call.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use batchops_core::ports::Queue;
+use batchops_core::{Error, Result};
+
+use crate::errors::backend;
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        SqsQueue { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, bodies: Vec<String>) -> Result<()> {
+        for batch in bodies.chunks(10) {
+            let mut pending: Vec<(usize, &String)> = batch.iter().enumerate().collect();
+            // Entries SQS refuses in a batch are sent again a few times before giving up.
+            for attempt in 0..5 {
+                let entries = pending
+                    .iter()
+                    .map(|(i, b)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(b.as_str())
+                            .build()
+                            .map_err(|e| Error::backend("SendMessageBatch entry", e))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| backend("SendMessageBatch", &e))?;
+                let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_string()).collect();
+                if failed.is_empty() {
+                    break;
+                }
+                if attempt == 4 {
+                    return Err(Error::Backend {
+                        context: "SendMessageBatch".into(),
+                        message: format!("{} messages refused: {:?}", failed.len(), out.failed()),
+                        transient: true,
+                    });
+                }
+                pending.retain(|(i, _)| failed.contains(&i.to_string()));
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+}
