@@ -1,0 +1,20 @@
+//! job-intake: the S3 Control job routes (an axum router that runs under `lambda_http` on
+//! Lambda and under `axum::serve` in `batchops local`), and the S3 upload trigger that turns a
+//! spec uploaded under `jobs/` into a job.
+
+pub mod api;
+pub mod s3_trigger;
+
+use std::sync::Arc;
+
+use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
+use batchops_core::pipeline::Intake;
+
+pub fn intake(config: &Config, clients: &Clients) -> Intake {
+    Intake {
+        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
+        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        settings: config.settings.clone(),
+    }
+}

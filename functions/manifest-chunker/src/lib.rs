@@ -1,0 +1,33 @@
+//! manifest-chunker: reads control messages (prepare, continue, start) and cuts manifests into
+//! chunk messages. The logic is `batchops_core::pipeline::Chunker`; this crate wires it to
+//! AWS and to the Lambda event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore, SqsQueue};
+use batchops_core::chunk::ControlMessage;
+use batchops_core::pipeline::Chunker;
+use batchops_core::{Error, Result};
+
+/// Builds the chunker from the configuration and clients.
+pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
+    Chunker {
+        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
+        chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),
+        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        settings: config.settings.clone(),
+    }
+}
+
+/// Handles one control message body. `deadline` is when the invocation must hand its work on.
+pub async fn handle_message(chunker: &Chunker, body: &str, deadline: Instant) -> Result<()> {
+    let msg: ControlMessage =
+        serde_json::from_str(body).map_err(|e| Error::field("control message", format!("unreadable: {e}")))?;
+    chunker.handle(msg, deadline).await
+}
+
+/// The margin kept before a Lambda invocation's deadline to checkpoint and continue.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);

@@ -1,0 +1,23 @@
+//! report-finalizer: writes the completion report and ends the job. The logic is
+//! `batchops_core::pipeline::Finalizer`; this crate wires it to AWS and to the Lambda event.
+
+use std::sync::Arc;
+
+use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore};
+use batchops_core::chunk::FinalizeMessage;
+use batchops_core::pipeline::Finalizer;
+use batchops_core::{Error, Result};
+
+pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
+    Finalizer {
+        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        settings: config.settings.clone(),
+    }
+}
+
+pub async fn handle_message(finalizer: &Finalizer, body: &str) -> Result<()> {
+    let msg: FinalizeMessage =
+        serde_json::from_str(body).map_err(|e| Error::field("finalize message", format!("unreadable: {e}")))?;
+    finalizer.handle(&msg).await.map(|_| ())
+}

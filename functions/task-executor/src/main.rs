@@ -1,1 +1,22 @@
-fn main() {}
+//! Lambda entry point of task-executor (SQS chunk queue, partial batch responses).
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use batchops_aws::{init_tracing, lambda::sqs_batch, Clients, Config};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use task_executor::{executor, handle_message};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    let executor = executor(&config, &Clients::from_env().await);
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let executor = &executor;
+        async move {
+            Ok::<SqsBatchResponse, Error>(
+                sqs_batch(event.payload, |body| async move { handle_message(executor, &body).await.map(|_| ()) }).await,
+            )
+        }
+    }))
+    .await
+}

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod dynamo;
 pub mod errors;
+pub mod lambda;
 pub mod ops;
 pub mod resources;
 pub mod s3;

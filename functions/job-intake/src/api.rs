@@ -1,0 +1,204 @@
+//! The HTTP API: S3 Control's job routes with JSON bodies.
+//!
+//! | Route | Answer |
+//! |---|---|
+//! | `POST /v20180820/jobs` | `{"JobId"}` |
+//! | `GET /v20180820/jobs/{id}` | `{"Job": JobDescriptor}` |
+//! | `GET /v20180820/jobs?jobStatuses=..&maxResults=..&nextToken=..` | `{"Jobs": [...], "NextToken"}` |
+//! | `POST /v20180820/jobs/{id}/status?requestedJobStatus=..&statusUpdateReason=..` | `{"JobId","Status","StatusUpdateReason"}` |
+//! | `POST /v20180820/jobs/{id}/priority?priority=..` | `{"JobId","Priority"}` |
+//!
+//! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use batchops_core::job::JobStatus;
+use batchops_core::pipeline::Intake;
+use batchops_core::Error;
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+/// An API error: the S3 Control exception name, its HTTP status and a message.
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.0.code_and_status();
+        if status >= 500 {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(json!({"Code": code, "Message": self.0.to_string()}))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Query parameters, with repeated names kept (`jobStatuses` may repeat).
+fn query_params(raw: Option<String>) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        out.entry(dec(k)).or_default().push(dec(v));
+    }
+    out
+}
+
+fn one(q: &HashMap<String, Vec<String>>, name: &str) -> Option<String> {
+    q.get(name).and_then(|v| v.first()).cloned()
+}
+
+pub fn router(intake: Arc<Intake>) -> Router {
+    Router::new()
+        .route("/v20180820/jobs", post(create_job).get(list_jobs))
+        .route("/v20180820/jobs/{id}", get(describe_job))
+        .route("/v20180820/jobs/{id}/status", post(update_status))
+        .route("/v20180820/jobs/{id}/priority", post(update_priority))
+        .fallback(|| async {
+            (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
+        })
+        .with_state(intake)
+}
+
+async fn create_job(State(intake): State<Arc<Intake>>, body: Bytes) -> ApiResult {
+    let id = intake.create_job(&body).await?;
+    Ok(Json(json!({ "JobId": id })))
+}
+
+async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+    let job = intake.describe_job(&id).await?;
+    Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
+}
+
+async fn list_jobs(State(intake): State<Arc<Intake>>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = query_params(raw);
+    let mut statuses = Vec::new();
+    for s in q.get("jobStatuses").into_iter().flatten() {
+        statuses.push(
+            JobStatus::parse(s).ok_or_else(|| Error::field("jobStatuses", format!("'{s}' is not a job status")))?,
+        );
+    }
+    let max = match one(&q, "maxResults") {
+        None => None,
+        Some(m) => Some(m.parse::<usize>().map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?),
+    };
+    let page = intake.list_jobs(&statuses, max, one(&q, "nextToken").as_deref()).await?;
+    let now = OffsetDateTime::now_utc();
+    let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();
+    let mut out = json!({ "Jobs": jobs });
+    if let Some(t) = page.next_token {
+        out["NextToken"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+async fn update_status(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = query_params(raw);
+    let requested = one(&q, "requestedJobStatus").ok_or_else(|| Error::field("requestedJobStatus", "is required"))?;
+    let up = intake.update_job_status(&id, &requested, one(&q, "statusUpdateReason")).await?;
+    let mut out = json!({"JobId": up.job_id, "Status": up.status});
+    if let Some(r) = up.reason {
+        out["StatusUpdateReason"] = json!(r);
+    }
+    Ok(Json(out))
+}
+
+async fn update_priority(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = query_params(raw);
+    let p = one(&q, "priority").ok_or_else(|| Error::field("priority", "is required"))?;
+    let (id, priority) = intake.update_job_priority(&id, &p).await?;
+    Ok(Json(json!({"JobId": id, "Priority": priority})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use batchops_core::memory::{InMemoryJobStore, InMemoryQueue};
+    use batchops_core::pipeline::Settings;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        router(Arc::new(Intake {
+            store: Arc::new(InMemoryJobStore::default()),
+            control: Arc::new(InMemoryQueue::default()),
+            finalize: Arc::new(InMemoryQueue::default()),
+            settings: Settings::default(),
+        }))
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (u16, Value) {
+        let req = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    const SPEC: &str = include_str!("../fixtures/create-job.json");
+
+    #[tokio::test]
+    async fn create_describe_list_and_update() {
+        let app = app();
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["JobId"].as_str().unwrap().to_string();
+        let (status, body) = call(&app, "GET", &format!("/v20180820/jobs/{id}"), "").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["Job"]["Status"], "New");
+        assert_eq!(body["Job"]["Operation"]["S3PutObjectTagging"]["TagSet"][0]["Key"], "reviewed");
+        assert_eq!(body["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"], 0);
+        let (_, body) = call(&app, "GET", "/v20180820/jobs?jobStatuses=New&jobStatuses=Active&maxResults=5", "").await;
+        assert_eq!(body["Jobs"].as_array().unwrap().len(), 1);
+        assert_eq!(body["Jobs"][0]["Operation"], "S3PutObjectTagging");
+        let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/priority?priority=42"), "").await;
+        assert_eq!((status, body["Priority"].as_i64()), (200, Some(42)));
+        let (status, body) =
+            call(&app, "POST", &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Cancelled&statusUpdateReason=no+longer+needed"), "").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["Status"], "Cancelling");
+        assert_eq!(body["StatusUpdateReason"], "no longer needed");
+    }
+
+    #[tokio::test]
+    async fn errors_carry_the_s3_control_code_and_the_field() {
+        let app = app();
+        let mut spec: Value = serde_json::from_str(SPEC).unwrap();
+        spec["Report"]["Format"] = json!("CSV");
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", &spec.to_string()).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["Code"], "BadRequestException");
+        assert!(body["Message"].as_str().unwrap().starts_with("Report.Format:"), "{body}");
+        let (status, body) = call(&app, "GET", "/v20180820/jobs/00000000-0000-0000-0000-000000000000", "").await;
+        assert_eq!((status, body["Code"].as_str()), (404, Some("NotFoundException")));
+        let (status, body) = call(&app, "GET", "/v20180820/jobs?jobStatuses=Running", "").await;
+        assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")));
+        let (status, _) = call(&app, "POST", "/v20180820/jobs", "{not json").await;
+        assert_eq!(status, 400);
+        let (_, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
+        let id = body["JobId"].as_str().unwrap();
+        let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Ready"), "").await;
+        assert_eq!((status, body["Code"].as_str()), (409, Some("JobStatusException")));
+        let mut other: Value = serde_json::from_str(SPEC).unwrap();
+        other["Priority"] = json!(99);
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", &other.to_string()).await;
+        assert_eq!((status, body["Code"].as_str()), (409, Some("IdempotencyException")));
+    }
+}
