@@ -1,1 +1,181 @@
-fn main() {}
+//! `batchops`: the `aws s3control` job verbs against the batchops API, `watch`, and `local`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use batchops::client::ApiClient;
+use batchops::local::{self, LocalOptions};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(name = "batchops", version, about = "Serverless S3 Batch Operations: run one operation over every object of a manifest")]
+struct Cli {
+    /// The batchops API (`batchops local` serves it on http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "BATCHOPS_API_URL", default_value = "http://127.0.0.1:8080")]
+    api_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a job from a CreateJob JSON spec (the same JSON `aws s3control create-job` takes).
+    CreateJob {
+        /// The spec file.
+        #[arg(long, conflicts_with = "cli_input_json")]
+        spec: Option<PathBuf>,
+        /// The spec as `file://PATH`, as the AWS CLI spells it.
+        #[arg(long)]
+        cli_input_json: Option<String>,
+        /// Sets `ClientRequestToken` when the spec has none (a new random one by default).
+        #[arg(long)]
+        client_request_token: Option<String>,
+    },
+    /// Prints a job's JobDescriptor.
+    DescribeJob {
+        #[arg(long)]
+        job_id: String,
+    },
+    /// Lists jobs, newest first.
+    ListJobs {
+        /// Only jobs in these statuses (repeat the flag, or separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        job_statuses: Vec<String>,
+        #[arg(long)]
+        max_results: Option<u32>,
+        #[arg(long)]
+        next_token: Option<String>,
+    },
+    /// Confirms a Suspended job (`Ready`) or cancels a job (`Cancelled`).
+    UpdateJobStatus {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long)]
+        requested_job_status: String,
+        #[arg(long)]
+        status_update_reason: Option<String>,
+    },
+    UpdateJobPriority {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long)]
+        priority: i64,
+    },
+    /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
+    Watch {
+        job_id: String,
+        /// Seconds between two looks at the job.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+    },
+    /// Runs the whole system on this machine against AWS_ENDPOINT_URL (or real AWS).
+    Local {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Prefix of the table, queues and specs bucket.
+        #[arg(long, env = "BATCHOPS_PREFIX", default_value = "batchops")]
+        prefix: String,
+        /// Chunks run at the same time.
+        #[arg(long, default_value_t = 4)]
+        chunk_workers: usize,
+    },
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn read_spec(spec: Option<PathBuf>, cli_input_json: Option<String>) -> Result<Value> {
+    let path = match (spec, cli_input_json) {
+        (Some(p), _) => p,
+        (None, Some(s)) => PathBuf::from(s.strip_prefix("file://").unwrap_or(&s)),
+        (None, None) => bail!("give the spec with --spec FILE or --cli-input-json file://FILE"),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {pos}/{len} tasks ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    loop {
+        let job = api.describe_job(id).await?["Job"].clone();
+        let p = &job["ProgressSummary"];
+        let total = p["TotalNumberOfTasks"].as_u64().unwrap_or(0);
+        let done = p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0) + p["NumberOfTasksFailed"].as_u64().unwrap_or(0);
+        let status = job["Status"].as_str().unwrap_or("?").to_string();
+        bar.set_length(total.max(done));
+        bar.set_position(done);
+        bar.set_message(status.clone());
+        match status.as_str() {
+            "Complete" | "Failed" | "Cancelled" => {
+                bar.finish();
+                println!(
+                    "job {id}: {status}, {} succeeded, {} failed of {total}",
+                    p["NumberOfTasksSucceeded"], p["NumberOfTasksFailed"]
+                );
+                for f in job["FailureReasons"].as_array().into_iter().flatten() {
+                    println!("  {}: {}", f["FailureCode"].as_str().unwrap_or(""), f["FailureReason"].as_str().unwrap_or(""));
+                }
+                return Ok(match status.as_str() {
+                    "Complete" => 0,
+                    "Failed" => 1,
+                    _ => 2,
+                });
+            }
+            "Suspended" => bar.set_message("Suspended (confirm with update-job-status --requested-job-status Ready)"),
+            _ => {}
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let api = ApiClient::new(&cli.api_url);
+    match cli.command {
+        Command::CreateJob { spec, cli_input_json, client_request_token } => {
+            let mut spec = read_spec(spec, cli_input_json)?;
+            if spec.get("ClientRequestToken").is_none() {
+                let token = client_request_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                spec["ClientRequestToken"] = Value::String(token);
+            }
+            let id = api.create_job(&spec).await?;
+            print(&serde_json::json!({ "JobId": id }));
+        }
+        Command::DescribeJob { job_id } => print(&api.describe_job(&job_id).await?),
+        Command::ListJobs { job_statuses, max_results, next_token } => {
+            print(&api.list_jobs(&job_statuses, max_results, next_token.as_deref()).await?)
+        }
+        Command::UpdateJobStatus { job_id, requested_job_status, status_update_reason } => {
+            print(&api.update_job_status(&job_id, &requested_job_status, status_update_reason.as_deref()).await?)
+        }
+        Command::UpdateJobPriority { job_id, priority } => print(&api.update_job_priority(&job_id, priority).await?),
+        Command::Watch { job_id, interval } => {
+            let code = watch(&api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
+            std::process::exit(code);
+        }
+        Command::Local { listen, prefix, chunk_workers } => {
+            batchops_aws::init_tracing();
+            let settings = batchops_aws::config::settings_from_env()?;
+            let clients = batchops_aws::Clients::from_env().await;
+            let handle = local::start(
+                clients,
+                LocalOptions { prefix, listen, chunk_workers, settings, ..LocalOptions::default() },
+            )
+            .await?;
+            println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
+            handle.run_until_ctrl_c().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `batchops local`: the whole system on one machine. It creates the table, queues and specs
+//! bucket (when missing), serves the HTTP API, and plays Lambda's event source mappings: it
+//! polls each queue and calls the same handler code the Lambda binaries run, deleting what
+//! succeeded and leaving failed messages to be delivered again.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use batchops_aws::resources::{ensure_all, Created, Names};
+use batchops_aws::{Clients, Config, S3ObjectStore};
+use batchops_core::pipeline::Settings;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+/// Options of the local runtime.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Prefix of the table, queue and bucket names (`batchops` -> `batchops-jobs` ...).
+    pub prefix: String,
+    /// Where the HTTP API listens; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Chunk messages handled at the same time (each runs `task_concurrency` tasks).
+    pub chunk_workers: usize,
+    /// Seconds before a failed message is delivered again.
+    pub retry_delay_secs: i32,
+    pub settings: Settings,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            prefix: "batchops".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            chunk_workers: 4,
+            retry_delay_secs: 2,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// A running local system; dropping it does not stop it, call [`LocalHandle::stop`].
+pub struct LocalHandle {
+    pub api_url: String,
+    pub names: Names,
+    pub created: Created,
+    pub config: Config,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl LocalHandle {
+    /// Stops polling and serving, letting the messages in hand finish.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Resolves when Ctrl-C is pressed, then stops.
+    pub async fn run_until_ctrl_c(self) {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("stopping");
+        self.stop().await;
+    }
+}
+
+type Handler = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
+
+fn handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = batchops_core::Result<()>> + Send + 'static,
+{
+    Arc::new(move |body| Box::pin(f(body)))
+}
+
+/// Plays an SQS event source mapping: receive, handle with bounded concurrency, delete on
+/// success, make visible again soon on failure.
+async fn poll_queue(
+    name: &'static str,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    concurrency: usize,
+    retry_delay_secs: i32,
+    handle: Handler,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut running = JoinSet::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        while running.try_join_next().is_some() {}
+        let free = permits.available_permits().min(10);
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {},
+                _ = shutdown.changed() => {},
+            }
+            continue;
+        }
+        let received = tokio::select! {
+            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).send() => r,
+            _ = shutdown.changed() => break,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for m in messages {
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let (sqs, url, handle) = (sqs.clone(), url.clone(), handle.clone());
+            running.spawn(async move {
+                let _permit = permit;
+                let receipt = m.receipt_handle.unwrap_or_default();
+                match handle(m.body.unwrap_or_default()).await {
+                    Ok(()) => {
+                        if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
+                            warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
+                        }
+                    }
+                    Err(e) => {
+                        error!(queue = name, error = %e, "message failed; it will be delivered again");
+                        let _ = sqs
+                            .change_message_visibility()
+                            .queue_url(&url)
+                            .receipt_handle(&receipt)
+                            .visibility_timeout(retry_delay_secs)
+                            .send()
+                            .await;
+                    }
+                }
+            });
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Creates what is missing and starts the API and the pollers.
+pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> {
+    let names = Names::with_prefix(&opts.prefix);
+    // A chunk whose worker died (not one that failed: those come back after
+    // `retry_delay_secs`) is delivered again after this long.
+    let visibility = (opts.settings.time_budget.as_secs() as u32).clamp(30, 900) + 60;
+    let created = ensure_all(&clients, &names, visibility)
+        .await
+        .context("cannot create the table, queues and bucket (is the endpoint in AWS_ENDPOINT_URL up?)")?;
+    let config = Config {
+        table: names.table.clone(),
+        control_queue_url: created.control_queue_url.clone(),
+        chunk_queue_url: created.chunk_queue_url.clone(),
+        finalize_queue_url: created.finalize_queue_url.clone(),
+        settings: opts.settings.clone(),
+    };
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let intake = Arc::new(job_intake::intake(&config, &clients));
+    let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let app = job_intake::api::router(intake.clone());
+    let mut srx = rx.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = srx.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            error!(error = %e, "API server stopped");
+        }
+    });
+
+    let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
+    let executor = Arc::new(task_executor::executor(&config, &clients));
+    let finalizer = Arc::new(report_finalizer::finalizer(&config, &clients));
+    let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
+    let budget = opts.settings.time_budget;
+
+    let pollers: Vec<(&'static str, String, usize, Handler)> = vec![
+        (
+            "control",
+            created.control_queue_url.clone(),
+            2,
+            handler(move |body| {
+                let chunker = chunker.clone();
+                async move { manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await }
+            }),
+        ),
+        (
+            "chunks",
+            created.chunk_queue_url.clone(),
+            opts.chunk_workers.max(1),
+            handler(move |body| {
+                let executor = executor.clone();
+                async move { task_executor::handle_message(&executor, &body).await.map(|_| ()) }
+            }),
+        ),
+        (
+            "finalize",
+            created.finalize_queue_url.clone(),
+            2,
+            handler(move |body| {
+                let finalizer = finalizer.clone();
+                async move { report_finalizer::handle_message(&finalizer, &body).await }
+            }),
+        ),
+        (
+            "specs",
+            created.specs_queue_url.clone(),
+            2,
+            handler(move |body| {
+                let (intake, objects) = (intake.clone(), objects.clone());
+                async move { job_intake::s3_trigger::handle_message(&intake, &*objects, &body).await }
+            }),
+        ),
+    ];
+    for (name, url, concurrency, h) in pollers {
+        tasks.spawn(poll_queue(name, clients.sqs.clone(), url, concurrency, opts.retry_delay_secs, h, rx.clone()));
+    }
+    let api_url = format!("http://{addr}");
+    info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
+    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, tasks })
+}
