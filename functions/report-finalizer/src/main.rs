@@ -13,7 +13,12 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let finalizer = &finalizer;
         async move {
-            Ok::<SqsBatchResponse, Error>(sqs_batch(event.payload, |body| async move { handle_message(finalizer, &body).await }).await)
+            Ok::<SqsBatchResponse, Error>(
+                sqs_batch(event.payload, |body| async move {
+                    handle_message(finalizer, &body).await
+                })
+                .await,
+            )
         }
     }))
     .await

@@ -14,13 +14,16 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
         store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
         runner: Arc::new(S3OperationRunner::new(clients.s3_ops.clone())),
-        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        finalize: Arc::new(SqsQueue::new(
+            clients.sqs.clone(),
+            &config.finalize_queue_url,
+        )),
         settings: config.settings.clone(),
     }
 }
 
 pub async fn handle_message(executor: &Executor, body: &str) -> Result<Disposition> {
-    let msg: ChunkMessage =
-        serde_json::from_str(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
+    let msg: ChunkMessage = serde_json::from_str(body)
+        .map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
     executor.handle(&msg).await
 }

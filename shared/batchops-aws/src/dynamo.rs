@@ -56,7 +56,10 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
 }
 
 fn get_n(item: &Item, name: &str) -> u64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn status_values() -> [JobStatus; 3] {
@@ -65,7 +68,10 @@ fn status_values() -> [JobStatus; 3] {
 
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoJobStore { client, table: table.into() }
+        DynamoJobStore {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -79,7 +85,11 @@ impl DynamoJobStore {
         job.progress.succeeded = get_n(item, "succeeded");
         job.progress.failed = get_n(item, "failed");
         job.progress.chunks_done = get_n(item, "chunks_done");
-        if let Some(st) = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| JobStatus::parse(s)) {
+        if let Some(st) = item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| JobStatus::parse(s))
+        {
             job.status = st;
         }
         Ok(job)
@@ -90,7 +100,10 @@ impl DynamoJobStore {
     }
 
     fn new_job_item(job: &Job) -> Result<Item> {
-        let created = job.created.format(&time::format_description::well_known::Rfc3339).map_err(|e| Error::backend("created", e))?;
+        let created = job
+            .created
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::backend("created", e))?;
         Ok(HashMap::from([
             ("pk".to_string(), s(job_pk(&job.id))),
             ("sk".to_string(), s("JOB")),
@@ -107,7 +120,12 @@ impl DynamoJobStore {
 }
 
 /// True when a TransactWriteItems was cancelled; returns the cancellation codes per action.
-fn cancellation_codes<E: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, E>) -> Option<Vec<String>> {
+fn cancellation_codes<E: std::fmt::Debug>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        E,
+    >,
+) -> Option<Vec<String>> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     match e.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(tc) => Some(
@@ -162,10 +180,16 @@ impl JobStore for DynamoJobStore {
                     .await
                     .map_err(|e| backend("GetItem token", &e))?;
                 let Some(item) = out.item() else {
-                    return Err(Error::Backend { context: "CreateJob".into(), message: "transaction cancelled".into(), transient: true });
+                    return Err(Error::Backend {
+                        context: "CreateJob".into(),
+                        message: "transaction cancelled".into(),
+                        transient: true,
+                    });
                 };
                 if get_s(item, "hash")? == request_hash {
-                    Ok(CreateOutcome::Existing(JobId::parse(get_s(item, "job_id")?)?))
+                    Ok(CreateOutcome::Existing(JobId::parse(get_s(
+                        item, "job_id",
+                    )?)?))
                 } else {
                     Ok(CreateOutcome::Conflict)
                 }
@@ -191,7 +215,12 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
+    async fn list(
+        &self,
+        statuses: &[JobStatus],
+        max: usize,
+        next_token: Option<&str>,
+    ) -> Result<JobPage> {
         let mut start: Option<Item> = match next_token {
             None => None,
             Some(t) => {
@@ -217,7 +246,9 @@ impl JobStore for DynamoJobStore {
                 .set_exclusive_start_key(start.take());
             if !statuses.is_empty() {
                 let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
-                q = q.filter_expression(format!("#st IN ({})", names.join(", "))).expression_attribute_names("#st", "status");
+                q = q
+                    .filter_expression(format!("#st IN ({})", names.join(", ")))
+                    .expression_attribute_names("#st", "status");
                 for (name, st) in names.iter().zip(statuses) {
                     q = q.expression_attribute_values(name, s(st.as_str()));
                 }
@@ -234,8 +265,10 @@ impl JobStore for DynamoJobStore {
         let next_token = match start {
             None => None,
             Some(key) => {
-                let plain: HashMap<String, String> =
-                    key.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone()))).collect();
+                let plain: HashMap<String, String> = key
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone())))
+                    .collect();
                 Some(serde_json::to_string(&plain).map_err(|e| Error::backend("nextToken", e))?)
             }
         };
@@ -259,11 +292,19 @@ impl JobStore for DynamoJobStore {
             .return_values(ReturnValue::AllNew);
         if let Some(t) = job.terminated {
             update.push_str(", #ttl = :ttl");
-            req = req.expression_attribute_names("#ttl", "ttl").expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
+            req = req
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
         }
         match req.update_expression(update).send().await {
-            Ok(out) => Self::job_from_item(out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            Ok(out) => Self::job_from_item(
+                out.attributes()
+                    .ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
+            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
                 let actual = self.get(&job.id).await?;
                 Err(Error::StatusConflict {
                     job_id: job.id.clone(),
@@ -319,7 +360,11 @@ impl JobStore for DynamoJobStore {
                     } else {
                         let job = self.get(id).await?;
                         if job.status.accepts_chunks() {
-                            Err(Error::Backend { context: "record chunk".into(), message: "transaction cancelled".into(), transient: true })
+                            Err(Error::Backend {
+                                context: "record chunk".into(),
+                                message: "transaction cancelled".into(),
+                                transient: true,
+                            })
                         } else {
                             Ok(RecordOutcome::JobClosed(job.status))
                         }

@@ -1,8 +1,8 @@
 //! S3 as the object store of manifests and reports.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use batchops_core::ports::{ByteStream, ObjectHead, ObjectStore, StorageError};
+use bytes::Bytes;
 
 use crate::errors::storage;
 
@@ -19,7 +19,12 @@ impl S3ObjectStore {
 
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
-    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, StorageError> {
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectHead, StorageError> {
         let out = self
             .client
             .head_object()
@@ -30,7 +35,11 @@ impl ObjectStore for S3ObjectStore {
             .await
             .map_err(|e| storage(&e))?;
         Ok(ObjectHead {
-            etag: out.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+            etag: out
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
         })
     }
@@ -77,7 +86,11 @@ impl ObjectStore for S3ObjectStore {
                 Ok(Some(bytes)) => Some((Ok(bytes), Some(body))),
                 Ok(None) => None,
                 Err(e) => Some((
-                    Err(StorageError { http_status: 0, code: "ReadError".into(), message: e.to_string() }),
+                    Err(StorageError {
+                        http_status: 0,
+                        code: "ReadError".into(),
+                        message: e.to_string(),
+                    }),
                     None,
                 )),
             }
@@ -85,7 +98,13 @@ impl ObjectStore for S3ObjectStore {
         Ok(Box::pin(stream))
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
         self.client
             .put_object()
             .bucket(bucket)
@@ -99,7 +118,13 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| storage(&e))?;
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
         Ok(())
     }
 }

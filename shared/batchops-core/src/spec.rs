@@ -147,21 +147,28 @@ pub fn parse(body: &[u8]) -> Result<JobSpec> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            Error::InvalidJson { message: inner.to_string() }
+            Error::InvalidJson {
+                message: inner.to_string(),
+            }
         } else if path == "." {
             Error::field("CreateJobRequest", inner.to_string())
         } else {
             Error::field(path, inner.to_string())
         }
     })?;
-    de.end().map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+    de.end().map_err(|e| Error::InvalidJson {
+        message: e.to_string(),
+    })?;
     Ok(spec)
 }
 
 pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
     let n = s.chars().count();
     if n < min || n > max {
-        return Err(Error::field(field, format!("length must be {min}-{max} characters, got {n}")));
+        return Err(Error::field(
+            field,
+            format!("length must be {min}-{max} characters, got {n}"),
+        ));
     }
     Ok(())
 }
@@ -174,7 +181,10 @@ pub(crate) fn require<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T> {
 pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[1].is_empty() || parts[2] != "s3" {
-        return Err(Error::field(field, format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)")));
+        return Err(Error::field(
+            field,
+            format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)"),
+        ));
     }
     let resource = parts[5];
     let (bucket, key) = match resource.split_once('/') {
@@ -182,14 +192,18 @@ pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
         None => (resource, ""),
     };
     if !valid_bucket_name(bucket) {
-        return Err(Error::field(field, format!("'{bucket}' is not a valid bucket name")));
+        return Err(Error::field(
+            field,
+            format!("'{bucket}' is not a valid bucket name"),
+        ));
     }
     Ok((bucket.to_string(), key.to_string()))
 }
 
 fn valid_bucket_name(b: &str) -> bool {
     (3..=63).contains(&b.len())
-        && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && b.starts_with(|c: char| c.is_ascii_alphanumeric())
         && b.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -197,27 +211,37 @@ fn valid_bucket_name(b: &str) -> bool {
 pub(crate) fn check_tag(field: &str, tag: &S3Tag) -> Result<()> {
     check_len(&format!("{field}.Key"), &tag.key, 1, 128)?;
     check_len(&format!("{field}.Value"), &tag.value, 0, 256)?;
-    let allowed = |c: char| {
-        c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
-    };
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
     if !tag.key.chars().all(allowed) {
-        return Err(Error::field(format!("{field}.Key"), "may hold only letters, digits, spaces and _.:/=+-@"));
+        return Err(Error::field(
+            format!("{field}.Key"),
+            "may hold only letters, digits, spaces and _.:/=+-@",
+        ));
     }
     if !tag.value.chars().all(allowed) {
-        return Err(Error::field(format!("{field}.Value"), "may hold only letters, digits, spaces and _.:/=+-@"));
+        return Err(Error::field(
+            format!("{field}.Value"),
+            "may hold only letters, digits, spaces and _.:/=+-@",
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
     if tags.len() > max {
-        return Err(Error::field(field, format!("at most {max} tags, got {}", tags.len())));
+        return Err(Error::field(
+            field,
+            format!("at most {max} tags, got {}", tags.len()),
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, t) in tags.iter().enumerate() {
         check_tag(&format!("{field}[{i}]"), t)?;
         if !seen.insert(&t.key) {
-            return Err(Error::field(format!("{field}[{i}].Key"), format!("duplicate tag key '{}'", t.key)));
+            return Err(Error::field(
+                format!("{field}[{i}].Key"),
+                format!("duplicate tag key '{}'", t.key),
+            ));
         }
     }
     Ok(())
@@ -249,10 +273,19 @@ impl JobSpec {
         check_len("RoleArn", role, 1, 2048)?;
         let role_ok = role.starts_with("arn:")
             && role.split(':').nth(2) == Some("iam")
-            && role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
-            && role.split(':').nth(5).is_some_and(|r| r.starts_with("role/"));
+            && role
+                .split(':')
+                .nth(4)
+                .is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+            && role
+                .split(':')
+                .nth(5)
+                .is_some_and(|r| r.starts_with("role/"));
         if !role_ok {
-            return Err(Error::field("RoleArn", format!("'{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")));
+            return Err(Error::field(
+                "RoleArn",
+                format!("'{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
+            ));
         }
         if let Some(d) = &self.description {
             check_len("Description", d, 1, 256)?;
@@ -264,16 +297,31 @@ impl JobSpec {
         let operation = Operation::from_spec(op_value)?;
         let manifest = match (&self.manifest, &self.manifest_generator) {
             (Some(_), Some(_)) => {
-                return Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both"))
+                return Err(Error::field(
+                    "Manifest",
+                    "give either Manifest or ManifestGenerator, not both",
+                ))
             }
-            (None, None) => return Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
+            (None, None) => {
+                return Err(Error::field(
+                    "Manifest",
+                    "one of Manifest or ManifestGenerator is required",
+                ))
+            }
             (None, Some(_)) => {
-                return Err(Error::field("ManifestGenerator", "manifest generation is not supported yet; give a Manifest"))
+                return Err(Error::field(
+                    "ManifestGenerator",
+                    "manifest generation is not supported yet; give a Manifest",
+                ))
             }
             (Some(m), None) => validate_manifest(m)?,
         };
         let report = validate_report(require("Report", &self.report)?)?;
-        Ok(ValidJob { operation, manifest, report })
+        Ok(ValidJob {
+            operation,
+            manifest,
+            report,
+        })
     }
 }
 
@@ -283,7 +331,10 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
     match format.as_str() {
         CSV_FORMAT => {}
         INVENTORY_FORMAT => {
-            return Err(Error::field("Manifest.Spec.Format", "S3InventoryReport_CSV_20161130 manifests are not supported yet"))
+            return Err(Error::field(
+                "Manifest.Spec.Format",
+                "S3InventoryReport_CSV_20161130 manifests are not supported yet",
+            ))
         }
         other => {
             return Err(Error::field(
@@ -313,11 +364,22 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
             for needed in [ManifestField::Bucket, ManifestField::Key] {
                 let count = out.iter().filter(|f| **f == needed).count();
                 if count != 1 {
-                    return Err(Error::field("Manifest.Spec.Fields", format!("must name {needed:?} exactly once")));
+                    return Err(Error::field(
+                        "Manifest.Spec.Fields",
+                        format!("must name {needed:?} exactly once"),
+                    ));
                 }
             }
-            if out.iter().filter(|f| **f == ManifestField::VersionId).count() > 1 {
-                return Err(Error::field("Manifest.Spec.Fields", "must name VersionId at most once"));
+            if out
+                .iter()
+                .filter(|f| **f == ManifestField::VersionId)
+                .count()
+                > 1
+            {
+                return Err(Error::field(
+                    "Manifest.Spec.Fields",
+                    "must name VersionId at most once",
+                ));
             }
             out
         }
@@ -327,7 +389,10 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
     check_len("Manifest.Location.ObjectArn", arn, 1, 2000)?;
     let (bucket, key) = parse_s3_arn("Manifest.Location.ObjectArn", arn)?;
     if key.is_empty() {
-        return Err(Error::field("Manifest.Location.ObjectArn", "must name an object (arn:aws:s3:::bucket/key)"));
+        return Err(Error::field(
+            "Manifest.Location.ObjectArn",
+            "must name an object (arn:aws:s3:::bucket/key)",
+        ));
     }
     let etag = require("Manifest.Location.ETag", &loc.etag)?;
     check_len("Manifest.Location.ETag", etag, 1, 1024)?;
@@ -352,11 +417,17 @@ fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
     check_len("Report.Bucket", bucket_arn, 1, 128)?;
     let (bucket, key) = parse_s3_arn("Report.Bucket", bucket_arn)?;
     if !key.is_empty() {
-        return Err(Error::field("Report.Bucket", "must be a bucket ARN (arn:aws:s3:::bucket), without a key"));
+        return Err(Error::field(
+            "Report.Bucket",
+            "must be a bucket ARN (arn:aws:s3:::bucket), without a key",
+        ));
     }
     let format = require("Report.Format", &r.format)?;
     if format != REPORT_FORMAT {
-        return Err(Error::field("Report.Format", format!("'{format}' is not {REPORT_FORMAT}")));
+        return Err(Error::field(
+            "Report.Format",
+            format!("'{format}' is not {REPORT_FORMAT}"),
+        ));
     }
     if let Some(p) = &r.prefix {
         check_len("Report.Prefix", p, 1, 512)?;
@@ -365,15 +436,25 @@ fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
         None | Some("AllTasks") => ReportScope::AllTasks,
         Some("FailedTasksOnly") => ReportScope::FailedTasksOnly,
         Some(other) => {
-            return Err(Error::field("Report.ReportScope", format!("'{other}' is not one of AllTasks, FailedTasksOnly")))
+            return Err(Error::field(
+                "Report.ReportScope",
+                format!("'{other}' is not one of AllTasks, FailedTasksOnly"),
+            ))
         }
     };
     if let Some(o) = &r.expected_bucket_owner {
         if o.len() != 12 || !o.chars().all(|c| c.is_ascii_digit()) {
-            return Err(Error::field("Report.ExpectedBucketOwner", "must be 12 digits"));
+            return Err(Error::field(
+                "Report.ExpectedBucketOwner",
+                "must be 12 digits",
+            ));
         }
     }
-    Ok(Some(ReportTarget { bucket, prefix: r.prefix.clone(), scope }))
+    Ok(Some(ReportTarget {
+        bucket,
+        prefix: r.prefix.clone(),
+        scope,
+    }))
 }
 
 #[cfg(test)]
@@ -435,7 +516,10 @@ pub(crate) mod tests {
         assert_eq!(error_field(v), "Priority");
 
         let mut v = copy_spec();
-        v["Manifest"]["Location"].as_object_mut().unwrap().remove("ETag");
+        v["Manifest"]["Location"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ETag");
         assert_eq!(error_field(v), "Manifest.Location.ETag");
 
         let mut v = copy_spec();
@@ -485,6 +569,9 @@ pub(crate) mod tests {
 
     #[test]
     fn broken_json_is_reported_as_such() {
-        assert!(matches!(parse(b"{\"Priority\": "), Err(Error::InvalidJson { .. })));
+        assert!(matches!(
+            parse(b"{\"Priority\": "),
+            Err(Error::InvalidJson { .. })
+        ));
     }
 }

@@ -74,7 +74,10 @@ mod tests {
     fn every_live_status_can_be_cancelled_or_reach_an_end() {
         for s in JobStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
             assert!(
-                can_transition(s, Cancelling) || can_transition(s, Failing) || can_transition(s, Cancelled) || can_transition(s, Failed),
+                can_transition(s, Cancelling)
+                    || can_transition(s, Failing)
+                    || can_transition(s, Cancelled)
+                    || can_transition(s, Failed),
                 "{s}"
             );
         }
@@ -84,7 +87,10 @@ mod tests {
     fn illegal_moves_are_refused_with_the_current_status() {
         let id = JobId::parse("job-12345").unwrap();
         assert!(check(&id, Active, Suspended).is_err());
-        assert!(check(&id, Suspended, Active).is_err(), "a suspended job goes through Ready");
+        assert!(
+            check(&id, Suspended, Active).is_err(),
+            "a suspended job goes through Ready"
+        );
         match check(&id, Complete, Cancelling) {
             Err(Error::StatusConflict { actual, .. }) => assert_eq!(actual, Complete),
             other => panic!("{other:?}"),

@@ -15,7 +15,12 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let (intake, objects) = (&intake, &objects);
         async move {
-            Ok::<SqsBatchResponse, Error>(sqs_batch(event.payload, |body| async move { handle_message(intake, objects, &body).await }).await)
+            Ok::<SqsBatchResponse, Error>(
+                sqs_batch(event.payload, |body| async move {
+                    handle_message(intake, objects, &body).await
+                })
+                .await,
+            )
         }
     }))
     .await

@@ -28,9 +28,15 @@ impl S3OperationRunner {
 impl OperationRunner for S3OperationRunner {
     async fn run(&self, op: &Operation, target: &TaskTarget) -> Outcome {
         let result = match op {
-            Operation::PutObjectCopy(copy) => put_object_copy::run(&self.client, copy, target).await,
-            Operation::PutObjectTagging(t) => put_object_tagging::run(&self.client, t, target).await,
-            Operation::DeleteObjectTagging => delete_object_tagging::run(&self.client, target).await,
+            Operation::PutObjectCopy(copy) => {
+                put_object_copy::run(&self.client, copy, target).await
+            }
+            Operation::PutObjectTagging(t) => {
+                put_object_tagging::run(&self.client, t, target).await
+            }
+            Operation::DeleteObjectTagging => {
+                delete_object_tagging::run(&self.client, target).await
+            }
         };
         match result {
             Ok(message) => Outcome::Succeeded { message },
@@ -47,5 +53,8 @@ pub(crate) fn tagging(tags: &[S3Tag]) -> Result<Tagging, TaskFailure> {
         .map(|t| Tag::builder().key(&t.key).value(&t.value).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TaskFailure::permanent(400, "InvalidTag", e.to_string()))?;
-    Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| TaskFailure::permanent(400, "InvalidTag", e.to_string()))
+    Tagging::builder()
+        .set_tag_set(Some(set))
+        .build()
+        .map_err(|e| TaskFailure::permanent(400, "InvalidTag", e.to_string()))
 }

@@ -68,7 +68,14 @@ impl Executor {
         let m = &valid.manifest;
         let mut stream = self
             .objects
-            .read(&m.bucket, &m.key, m.version_id.as_deref(), msg.start, Some(msg.end), Some(&m.etag))
+            .read(
+                &m.bucket,
+                &m.key,
+                m.version_id.as_deref(),
+                msg.start,
+                Some(msg.end),
+                Some(&m.etag),
+            )
             .await?;
         let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
         while let Some(piece) = stream.next().await {
@@ -77,7 +84,11 @@ impl Executor {
         if buf.len() as u64 != msg.end - msg.start {
             return Err(Error::backend(
                 format!("chunk {} of job {}", msg.index, job.id),
-                format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
+                format!(
+                    "read {} bytes of the manifest, expected {}",
+                    buf.len(),
+                    msg.end - msg.start
+                ),
             ));
         }
         let parsed: Vec<ParsedLine> = lines(&buf, msg.first_line)
@@ -138,20 +149,42 @@ impl Executor {
         };
         if let Some(target) = &valid.report {
             for f in &files {
-                match self.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
+                match self
+                    .objects
+                    .put(
+                        &target.bucket,
+                        &f.file.key,
+                        Bytes::from(f.body.clone()),
+                        "text/csv",
+                    )
+                    .await
+                {
                     Ok(()) => {}
                     Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
                     Err(e) => {
                         // Running tasks whose results cannot be reported would lose track of them.
-                        let reason = format!("The job report could not be written to s3://{}: {e}", target.bucket);
-                        fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("ReportWriteFailed", reason))
-                            .await?;
+                        let reason = format!(
+                            "The job report could not be written to s3://{}: {e}",
+                            target.bucket
+                        );
+                        fail_job(
+                            &*self.store,
+                            &*self.finalize,
+                            &job.id,
+                            JobFailure::new("ReportWriteFailed", reason),
+                        )
+                        .await?;
                         return Ok(Disposition::Skipped(JobStatus::Failing));
                     }
                 }
             }
         }
-        let record = ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
+        let record = ChunkRecord {
+            index: msg.index,
+            succeeded,
+            failed,
+            files: files.iter().map(|f| f.file.clone()).collect(),
+        };
         let outcome = self.store.record_chunk(&job.id, &record).await?;
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = &valid.report {
@@ -176,8 +209,13 @@ impl Executor {
                 p.failed,
                 p.tasks_run()
             );
-            fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("TaskFailureThresholdExceeded", reason))
-                .await?;
+            fail_job(
+                &*self.store,
+                &*self.finalize,
+                &job.id,
+                JobFailure::new("TaskFailureThresholdExceeded", reason),
+            )
+            .await?;
         } else {
             finalize_if_done(&*self.finalize, &job).await?;
         }
@@ -193,7 +231,10 @@ mod tests {
     fn the_threshold_needs_a_thousand_tasks_and_a_failed_majority() {
         assert!(!over_failure_threshold(0, 999));
         assert!(over_failure_threshold(0, 1000));
-        assert!(!over_failure_threshold(500, 500), "exactly half is not more than half");
+        assert!(
+            !over_failure_threshold(500, 500),
+            "exactly half is not more than half"
+        );
         assert!(over_failure_threshold(499, 501));
     }
 }
