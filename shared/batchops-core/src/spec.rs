@@ -575,3 +575,32 @@ pub(crate) mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod example_specs {
+    /// Every spec in `examples/specs/` validates (with a token added, as the CLI adds one).
+    #[test]
+    fn the_examples_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/specs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let mut v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            v["ClientRequestToken"] = serde_json::json!("example");
+            let spec = super::parse(v.to_string().as_bytes()).unwrap();
+            let valid = spec
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            assert_eq!(
+                valid.operation.name(),
+                name,
+                "{} is named after its operation",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 3);
+    }
+}

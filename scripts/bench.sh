@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make bench`: a copy job of 10,000 small objects through batchops next to `s5cmd run` doing
+# the same copies, both against s3s-fs (a fast local S3) in the same run. SQS and DynamoDB are
+# on moto. Prints figures; asserts nothing. BENCH_OBJECTS / BENCH_SIZE change the workload.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+export MOTO_PORT=${MOTO_PORT:-5000}
+export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+s3_port=${S3S_PORT:-8014}
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3_port
+tools=$here/.local/tools
+
+if [ "${1:-}" != "--inner" ]; then
+  if [ ! -x "$tools/bin/s3s-fs" ]; then
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$tools"
+  fi
+  cargo build --release -p batchops-bench
+  exec scripts/with-moto.sh "$0" --inner "$@"
+fi
+shift
+
+data=$(mktemp -d)
+"$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3_port" \
+  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$data" > .local/s3s-fs.log 2>&1 &
+s3s_pid=$!
+trap 'kill $s3s_pid 2>/dev/null; wait $s3s_pid 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 1 50); do
+  curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
+  sleep 0.2
+done
+RUST_LOG=${RUST_LOG:-warn} "${CARGO_TARGET_DIR:-target}/release/copy-bench" \
+  --objects "${BENCH_OBJECTS:-10000}" --size "${BENCH_SIZE:-1024}" --s5cmd "$here/.venv/bin/s5cmd" "$@"
