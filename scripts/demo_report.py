@@ -20,5 +20,5 @@ for status in ("failed", "succeeded"):
         print(f"first {status} rows:")
         for row in rows[:3]:
             print(f"  {row}")
-copies = s3.list_objects_v2(Bucket="demo-destination", Prefix="copied/")["KeyCount"]
-print(f"s3://demo-destination/copied/ holds {copies}{'+' if copies == 1000 else ''} objects")
+pages = s3.get_paginator("list_objects_v2").paginate(Bucket="demo-destination", Prefix="copied/")
+print(f"s3://demo-destination/copied/ holds {sum(p['KeyCount'] for p in pages)} objects")

@@ -12,6 +12,8 @@ use batchops_e2e::{columns, spec, System};
 use futures_lite::JoinSet;
 use serde_json::{json, Value};
 
+mod contract;
+
 mod futures_lite {
     pub use tokio::task::JoinSet;
 }
