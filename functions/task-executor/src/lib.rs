@@ -27,3 +27,54 @@ pub async fn handle_message(executor: &Executor, body: &str) -> Result<Dispositi
         .map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
     executor.handle(&msg).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use batchops_aws::lambda::sqs_batch;
+    use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
+    use batchops_core::ops::{Operation, TaskTarget};
+    use batchops_core::pipeline::Settings;
+    use batchops_core::ports::OperationRunner;
+    use batchops_core::retry::Outcome;
+
+    struct Never;
+
+    #[async_trait::async_trait]
+    impl OperationRunner for Never {
+        async fn run(&self, _: &Operation, _: &TaskTarget) -> Outcome {
+            unreachable!("no task runs for a job that does not exist")
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_failed_records_of_a_batch_are_reported() {
+        // GIVEN the SQS event of two chunk messages, one of them unreadable
+        let event: SqsEvent =
+            serde_json::from_str(include_str!("../fixtures/chunk-messages.json")).unwrap();
+        let executor = Executor {
+            store: Arc::new(InMemoryJobStore::default()),
+            objects: Arc::new(InMemoryObjectStore::default()),
+            runner: Arc::new(Never),
+            finalize: Arc::new(InMemoryQueue::default()),
+            settings: Settings::default(),
+        };
+        // WHEN the handler runs the batch
+        let response = sqs_batch(event, |body| {
+            let executor = &executor;
+            async move { handle_message(executor, &body).await.map(|_| ()) }
+        })
+        .await;
+        // THEN the chunk of an unknown job is dropped, and only the unreadable message fails
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(
+            failed,
+            vec!["c0ffee00-0000-4000-8000-000000000002".to_string()]
+        );
+    }
+}
