@@ -750,3 +750,94 @@ async fn list_jobs_filters_and_pages_through_dynamodb() -> Result<()> {
     sys.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_half_failed_after_1000_tasks_fails_the_job() -> Result<()> {
+    let sys = System::start(Settings::default(), 2).await?;
+    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
+    for b in [&src, &man, &rep] {
+        sys.create_bucket(b).await?;
+    }
+    let body: String = (0..1100).map(|i| format!("{src},absent/{i}\n")).collect();
+    let etag = sys.put(&man, "m.csv", body).await?;
+    let id = sys
+        .api
+        .create_job(&spec(
+            json!({"S3DeleteObjectTagging": {}}),
+            &man,
+            "m.csv",
+            &etag,
+            &rep,
+        ))
+        .await?;
+    let job = sys.wait_for(&id, &["Failed", "Complete"], LONG).await?;
+    assert_eq!(job["Status"], "Failed");
+    assert_eq!(
+        job["FailureReasons"][0]["FailureCode"],
+        "TaskFailureThresholdExceeded"
+    );
+    let failed = job["ProgressSummary"]["NumberOfTasksFailed"]
+        .as_u64()
+        .unwrap();
+    assert!(failed >= 1000, "{job}");
+    let (_, rows) = sys.report(&rep, "reports", &id).await?;
+    assert_eq!(
+        rows.len() as u64,
+        failed,
+        "the report of a failed job holds what ran"
+    );
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_manifest_line_fails_one_task_naming_its_line() -> Result<()> {
+    let sys = System::start(Settings::default(), 2).await?;
+    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
+    for b in [&src, &man, &rep] {
+        sys.create_bucket(b).await?;
+    }
+    put_sources(&sys, &src, &["ok 1".to_string(), "ok 2".to_string()]).await?;
+    let body = format!("{src},ok+1\n{src},too,many,columns\n\n{src},bad%ZZkey\n{src},ok%202");
+    let etag = sys.put(&man, "m.csv", body).await?;
+    let id = sys
+        .api
+        .create_job(&spec(
+            json!({"S3DeleteObjectTagging": {}}),
+            &man,
+            "m.csv",
+            &etag,
+            &rep,
+        ))
+        .await?;
+    let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["Status"], "Complete");
+    assert_eq!(
+        (
+            job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64(),
+            job["ProgressSummary"]["NumberOfTasksFailed"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    let (_, rows) = sys.report(&rep, "reports", &id).await?;
+    let failed: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|(s, _)| s == "failed")
+        .map(|(_, r)| columns(r))
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed
+            .iter()
+            .any(|c| c[6].starts_with("manifest line 2: expected 2 columns")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|c| c[6].starts_with("manifest line 4:") && c[1] == "bad%ZZkey"),
+        "{failed:?}"
+    );
+    sys.stop().await;
+    Ok(())
+}

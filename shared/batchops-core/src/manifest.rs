@@ -73,6 +73,15 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
 
 /// Decodes a manifest key: `%XX` escapes and `+` for space, and the result must be UTF-8.
 pub fn decode_key(encoded: &str) -> Result<String, String> {
+    let b = encoded.as_bytes();
+    for (i, _) in encoded.match_indices('%') {
+        let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
+        if !(hex(i + 1) && hex(i + 2)) {
+            return Err(format!(
+                "key '{encoded}' is not URL-encoded: '%' at byte {i} does not start a %XX escape"
+            ));
+        }
+    }
     let plus_as_space = encoded.replace('+', " ");
     percent_decode_str(&plus_as_space)
         .decode_utf8()
