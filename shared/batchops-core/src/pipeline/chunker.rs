@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{fail_job, finalize_if_done, transition, transition_from, Settings};
+use super::{fail_job, finalize_if_done, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::ports::{JobStore, ObjectStore, Queue, StorageError};
@@ -41,7 +41,8 @@ pub struct Chunker {
 /// SQS SendMessageBatch takes ten messages at a time.
 const SEND_BATCH: usize = 10;
 
-fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
+/// The job failure for a manifest that cannot be read (or changed under the job).
+pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
     let what = format!("s3://{}/{}", manifest.bucket, manifest.key);
     if e.http_status == 412 {
         JobFailure::new(
@@ -135,6 +136,14 @@ impl Chunker {
             {
                 job
             }
+            // A redelivered Prepare whose first attempt died between Ready and Active.
+            Err(job)
+                if job.status == JobStatus::Ready
+                    && job.progress.total_chunks.is_some()
+                    && job.spec.confirmation_required != Some(true) =>
+            {
+                return self.activate(id).await;
+            }
             Err(job) => {
                 info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");
                 return Ok(());
@@ -227,6 +236,22 @@ impl Chunker {
         }
         self.send(&mut pending).await?;
         self.finish(job, pass, &cutter).await
+    }
+
+    /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
+    async fn activate(&self, id: &JobId) -> Result<()> {
+        if let Ok(active) = transition_from(
+            &*self.store,
+            id,
+            &[JobStatus::Ready],
+            JobStatus::Active,
+            |_| {},
+        )
+        .await?
+        {
+            finalize_if_done(&*self.finalize, &active).await?;
+        }
+        Ok(())
     }
 
     async fn send(&self, pending: &mut Vec<ChunkMessage>) -> Result<()> {
@@ -324,9 +349,9 @@ impl Chunker {
                 let Ok(ready) = ready else {
                     return Ok(());
                 };
-                let active = transition(&*self.store, ready, JobStatus::Active, |_| {}).await?;
+                drop(ready);
+                self.activate(&id).await?;
                 info!(job_id = %id, tasks, chunks, "job prepared and active");
-                finalize_if_done(&*self.finalize, &active).await?;
                 Ok(())
             }
             (Pass::Cut, _) => {

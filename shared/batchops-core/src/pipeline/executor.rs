@@ -12,9 +12,12 @@ use super::{fail_job, finalize_if_done, Settings};
 use crate::chunk::{is_blank, ChunkMessage};
 use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ParsedLine};
-use crate::ports::{ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome};
+use crate::ports::{
+    ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError,
+};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::Outcome;
+use crate::spec::ManifestRef;
 use crate::{Error, Result};
 
 /// S3's failure threshold: once this many tasks have run ...
@@ -47,6 +50,23 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
 }
 
 impl Executor {
+    async fn read_range(
+        &self,
+        m: &ManifestRef,
+        msg: &ChunkMessage,
+    ) -> std::result::Result<Vec<u8>, StorageError> {
+        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
+        let mut stream = self
+            .objects
+            .read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag)
+            .await?;
+        let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
+        while let Some(piece) = stream.next().await {
+            buf.extend_from_slice(&piece?);
+        }
+        Ok(buf)
+    }
+
     pub async fn handle(&self, msg: &ChunkMessage) -> Result<Disposition> {
         let job = match self.store.get(&msg.job_id).await {
             Ok(j) => j,
@@ -66,21 +86,16 @@ impl Executor {
         }
         let valid = job.spec.validate()?;
         let m = &valid.manifest;
-        let mut stream = self
-            .objects
-            .read(
-                &m.bucket,
-                &m.key,
-                m.version_id.as_deref(),
-                msg.start,
-                Some(msg.end),
-                Some(&m.etag),
-            )
-            .await?;
-        let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
-        while let Some(piece) = stream.next().await {
-            buf.extend_from_slice(&piece?);
-        }
+        let buf = match self.read_range(m, msg).await {
+            Ok(buf) => buf,
+            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+            Err(e) => {
+                // The manifest changed or vanished under the job: its tasks can no longer be known.
+                let failure = super::chunker::read_failure(m, &e);
+                fail_job(&*self.store, &*self.finalize, &job.id, failure).await?;
+                return Ok(Disposition::Skipped(JobStatus::Failing));
+            }
+        };
         if buf.len() as u64 != msg.end - msg.start {
             return Err(Error::backend(
                 format!("chunk {} of job {}", msg.index, job.id),

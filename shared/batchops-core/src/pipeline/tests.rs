@@ -503,3 +503,19 @@ async fn list_pages_and_filters_by_status() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_manifest_overwritten_during_the_job_fails_it() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({}))).await.unwrap();
+    w.drain_control_only().await;
+    // GIVEN the manifest is replaced after it was cut
+    w.objects.insert("manifests", "m.csv", manifest(31).into_bytes());
+    // WHEN the chunks run
+    w.drain().await;
+    // THEN the job fails naming the change, and no task ran against the new content
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "ManifestChanged");
+    assert_eq!(job.progress.tasks_run(), 0);
+}
