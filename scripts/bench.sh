@@ -26,7 +26,7 @@ data=$(mktemp -d)
 "$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3_port" \
   --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$data" > .local/s3s-fs.log 2>&1 &
 s3s_pid=$!
-trap 'kill $s3s_pid 2>/dev/null; wait $s3s_pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $s3s_pid 2>/dev/null; wait $s3s_pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 50); do
   curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
   sleep 0.2

@@ -43,21 +43,14 @@ struct Args {
 fn cpu_seconds() -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let rest = stat.rsplit_once(')').context("/proc/self/stat")?.1;
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
     // Fields 14-17 of proc(5) are utime, stime, cutime, cstime; `rest` starts at field 3.
     let tick = 100.0;
     Ok(((f[11] + f[12]) / tick, (f[13] + f[14]) / tick))
 }
 
 async fn make_bucket(s3: &aws_sdk_s3::Client, b: &str) -> Result<()> {
-    s3.create_bucket()
-        .bucket(b)
-        .send()
-        .await
-        .with_context(|| format!("create bucket {b}"))?;
+    s3.create_bucket().bucket(b).send().await.with_context(|| format!("create bucket {b}"))?;
     Ok(())
 }
 
@@ -67,51 +60,26 @@ async fn main() -> Result<()> {
     let clients = Clients::from_env().await;
     let s3 = clients.s3.clone();
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let (src, dst, dst2, man, rep) = (
-        format!("src-{run}"),
-        format!("dst-{run}"),
-        format!("s5-{run}"),
-        format!("man-{run}"),
-        format!("rep-{run}"),
-    );
+    let (src, dst, dst2, man, rep) =
+        (format!("src-{run}"), format!("dst-{run}"), format!("s5-{run}"), format!("man-{run}"), format!("rep-{run}"));
     for b in [&src, &dst, &dst2, &man, &rep] {
         make_bucket(&s3, b).await?;
     }
-    let keys: Vec<String> = (0..args.objects)
-        .map(|i| format!("bench/{:03}/obj-{i:07}.bin", i % 100))
-        .collect();
+    let keys: Vec<String> = (0..args.objects).map(|i| format!("bench/{:03}/obj-{i:07}.bin", i % 100)).collect();
     let body = vec![b'x'; args.size];
     let t = Instant::now();
     let mut puts = futures::stream::iter(keys.iter().cloned())
         .map(|k| {
             let (s3, src, body) = (s3.clone(), src.clone(), body.clone());
-            async move {
-                s3.put_object()
-                    .bucket(&src)
-                    .key(&k)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-            }
+            async move { s3.put_object().bucket(&src).key(&k).body(ByteStream::from(body)).send().await }
         })
         .buffer_unordered(64);
     while let Some(r) = puts.next().await {
         r.context("put a source object")?;
     }
-    eprintln!(
-        "put {} objects of {} bytes in {:.1}s",
-        args.objects,
-        args.size,
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("put {} objects of {} bytes in {:.1}s", args.objects, args.size, t.elapsed().as_secs_f64());
     let manifest: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
-    let etag = s3
-        .put_object()
-        .bucket(&man)
-        .key("m.csv")
-        .body(ByteStream::from(manifest.into_bytes()))
-        .send()
-        .await?;
+    let etag = s3.put_object().bucket(&man).key("m.csv").body(ByteStream::from(manifest.into_bytes())).send().await?;
     let etag = etag.e_tag().unwrap_or_default().to_string();
 
     // batchops
@@ -150,30 +118,19 @@ async fn main() -> Result<()> {
     let bo_secs = t.elapsed().as_secs_f64();
     let (cpu1, _) = cpu_seconds()?;
     handle.stop().await;
-    let ok = job["ProgressSummary"]["NumberOfTasksSucceeded"]
-        .as_u64()
-        .unwrap_or(0);
+    let ok = job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
     if job["Status"] != "Complete" || ok != args.objects as u64 {
         bail!("the batchops job did not copy everything: {job}");
     }
 
     // s5cmd, the same copies against the same server
-    let cmds: String = keys
-        .iter()
-        .map(|k| format!("cp s3://{src}/{k} s3://{dst2}/{k}\n"))
-        .collect();
+    let cmds: String = keys.iter().map(|k| format!("cp s3://{src}/{k} s3://{dst2}/{k}\n")).collect();
     let cmd_file = std::env::temp_dir().join(format!("s5cmd-{run}.txt"));
     std::fs::write(&cmd_file, cmds)?;
     let (_, child0) = cpu_seconds()?;
     let t = Instant::now();
     let status = std::process::Command::new(&args.s5cmd)
-        .args([
-            "--endpoint-url",
-            &args.s3_endpoint,
-            "--numworkers",
-            &args.s5cmd_workers.to_string(),
-            "run",
-        ])
+        .args(["--endpoint-url", &args.s3_endpoint, "--numworkers", &args.s5cmd_workers.to_string(), "run"])
         .arg(&cmd_file)
         .stdout(std::process::Stdio::null())
         .status()
@@ -185,10 +142,7 @@ async fn main() -> Result<()> {
     }
     let n = args.objects as f64;
     let (bo_rate, s5_rate) = (n / bo_secs, n / s5_secs);
-    println!(
-        "copy of {} objects of {} bytes, S3 = s3s-fs at {}",
-        args.objects, args.size, args.s3_endpoint
-    );
+    println!("copy of {} objects of {} bytes, S3 = s3s-fs at {}", args.objects, args.size, args.s3_endpoint);
     println!(
         "batchops: {bo_secs:>7.2} s  {bo_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (chunk {} tasks, {} chunk workers x {} tasks)",
         (cpu1 - cpu0) / n * 1000.0,
@@ -201,9 +155,6 @@ async fn main() -> Result<()> {
         (child1 - child0) / n * 1000.0,
         args.s5cmd_workers
     );
-    println!(
-        "ratio batchops/s5cmd: {:.2}x the throughput",
-        bo_rate / s5_rate
-    );
+    println!("ratio batchops/s5cmd: {:.2}x the throughput", bo_rate / s5_rate);
     Ok(())
 }

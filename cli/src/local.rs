@@ -69,9 +69,7 @@ impl LocalHandle {
     }
 }
 
-type Handler = Arc<
-    dyn Fn(String) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync,
->;
+type Handler = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
 
 fn handler<F, Fut>(f: F) -> Handler
 where
@@ -156,9 +154,9 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     // A chunk whose worker died (not one that failed: those come back after
     // `retry_delay_secs`) is delivered again after this long.
     let visibility = (opts.settings.time_budget.as_secs() as u32).clamp(30, 900) + 60;
-    let created = ensure_all(&clients, &names, visibility).await.context(
-        "cannot create the table, queues and bucket (is the endpoint in AWS_ENDPOINT_URL up?)",
-    )?;
+    let created = ensure_all(&clients, &names, visibility)
+        .await
+        .context("cannot create the table, queues and bucket (is the endpoint in AWS_ENDPOINT_URL up?)")?;
     let config = Config {
         table: names.table.clone(),
         control_queue_url: created.control_queue_url.clone(),
@@ -198,9 +196,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             2,
             handler(move |body| {
                 let chunker = chunker.clone();
-                async move {
-                    manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await
-                }
+                async move { manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await }
             }),
         ),
         (
@@ -209,11 +205,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             opts.chunk_workers,
             handler(move |body| {
                 let executor = executor.clone();
-                async move {
-                    task_executor::handle_message(&executor, &body)
-                        .await
-                        .map(|_| ())
-                }
+                async move { task_executor::handle_message(&executor, &body).await.map(|_| ()) }
             }),
         ),
         (
@@ -240,24 +232,9 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             // Tests drive the chunk queue themselves to deliver chunks as they choose.
             continue;
         }
-        tasks.spawn(poll_queue(
-            name,
-            clients.sqs.clone(),
-            url,
-            concurrency,
-            opts.retry_delay_secs,
-            h,
-            rx.clone(),
-        ));
+        tasks.spawn(poll_queue(name, clients.sqs.clone(), url, concurrency, opts.retry_delay_secs, h, rx.clone()));
     }
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
-    Ok(LocalHandle {
-        api_url,
-        names,
-        created,
-        config,
-        shutdown: tx,
-        tasks,
-    })
+    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, tasks })
 }

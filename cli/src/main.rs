@@ -19,12 +19,7 @@ use serde_json::Value;
 )]
 struct Cli {
     /// The batchops API (`batchops local` serves it on http://127.0.0.1:8080).
-    #[arg(
-        long,
-        global = true,
-        env = "BATCHOPS_API_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "BATCHOPS_API_URL", default_value = "http://127.0.0.1:8080")]
     api_url: String,
     #[command(subcommand)]
     command: Command,
@@ -104,26 +99,22 @@ fn read_spec(spec: Option<PathBuf>, cli_input_json: Option<String>) -> Result<Va
         (None, Some(s)) => PathBuf::from(s.strip_prefix("file://").unwrap_or(&s)),
         (None, None) => bail!("give the spec with --spec FILE or --cli-input-json file://FILE"),
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
 async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:<12} [{bar:40}] {pos}/{len} tasks ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {pos}/{len} tasks ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     loop {
         let job = api.describe_job(id).await?["Job"].clone();
         let p = &job["ProgressSummary"];
         let total = p["TotalNumberOfTasks"].as_u64().unwrap_or(0);
-        let done = p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0)
-            + p["NumberOfTasksFailed"].as_u64().unwrap_or(0);
+        let done = p["NumberOfTasksSucceeded"].as_u64().unwrap_or(0) + p["NumberOfTasksFailed"].as_u64().unwrap_or(0);
         let status = job["Status"].as_str().unwrap_or("?").to_string();
         bar.set_length(total.max(done));
         bar.set_position(done);
@@ -148,9 +139,7 @@ async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
                     _ => 2,
                 });
             }
-            "Suspended" => bar.set_message(
-                "Suspended (confirm with update-job-status --requested-job-status Ready)",
-            ),
+            "Suspended" => bar.set_message("Suspended (confirm with update-job-status --requested-job-status Ready)"),
             _ => {}
         }
         tokio::time::sleep(interval).await;
@@ -162,65 +151,34 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let api = ApiClient::new(&cli.api_url);
     match cli.command {
-        Command::CreateJob {
-            spec,
-            cli_input_json,
-            client_request_token,
-        } => {
+        Command::CreateJob { spec, cli_input_json, client_request_token } => {
             let mut spec = read_spec(spec, cli_input_json)?;
             if spec.get("ClientRequestToken").is_none() {
-                let token =
-                    client_request_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let token = client_request_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 spec["ClientRequestToken"] = Value::String(token);
             }
             let id = api.create_job(&spec).await?;
             print(&serde_json::json!({ "JobId": id }));
         }
         Command::DescribeJob { job_id } => print(&api.describe_job(&job_id).await?),
-        Command::ListJobs {
-            job_statuses,
-            max_results,
-            next_token,
-        } => print(
-            &api.list_jobs(&job_statuses, max_results, next_token.as_deref())
-                .await?,
-        ),
-        Command::UpdateJobStatus {
-            job_id,
-            requested_job_status,
-            status_update_reason,
-        } => print(
-            &api.update_job_status(
-                &job_id,
-                &requested_job_status,
-                status_update_reason.as_deref(),
-            )
-            .await?,
-        ),
-        Command::UpdateJobPriority { job_id, priority } => {
-            print(&api.update_job_priority(&job_id, priority).await?)
+        Command::ListJobs { job_statuses, max_results, next_token } => {
+            print(&api.list_jobs(&job_statuses, max_results, next_token.as_deref()).await?)
         }
+        Command::UpdateJobStatus { job_id, requested_job_status, status_update_reason } => {
+            print(&api.update_job_status(&job_id, &requested_job_status, status_update_reason.as_deref()).await?)
+        }
+        Command::UpdateJobPriority { job_id, priority } => print(&api.update_job_priority(&job_id, priority).await?),
         Command::Watch { job_id, interval } => {
             let code = watch(&api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);
         }
-        Command::Local {
-            listen,
-            prefix,
-            chunk_workers,
-        } => {
+        Command::Local { listen, prefix, chunk_workers } => {
             batchops_aws::init_tracing();
             let settings = batchops_aws::config::settings_from_env()?;
             let clients = batchops_aws::Clients::from_env().await;
             let handle = local::start(
                 clients,
-                LocalOptions {
-                    prefix,
-                    listen,
-                    chunk_workers,
-                    settings,
-                    ..LocalOptions::default()
-                },
+                LocalOptions { prefix, listen, chunk_workers, settings, ..LocalOptions::default() },
             )
             .await?;
             println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);

@@ -11,19 +11,10 @@ use batchops_core::Error;
 use time::OffsetDateTime;
 
 fn job(created_offset: i64) -> Job {
-    let spec = JobSpec {
-        priority: Some(3),
-        description: Some("contract".into()),
-        ..JobSpec::default()
-    };
+    let spec = JobSpec { priority: Some(3), description: Some("contract".into()), ..JobSpec::default() };
     let created = OffsetDateTime::now_utc() + time::Duration::seconds(created_offset);
     let id = JobId::new_random();
-    Job::new(
-        id.clone(),
-        spec,
-        format!("arn:aws:s3:us-east-1:000000000000:job/{id}"),
-        created,
-    )
+    Job::new(id.clone(), spec, format!("arn:aws:s3:us-east-1:000000000000:job/{id}"), created)
 }
 
 fn chunk(index: u64, ok: u64, ko: u64) -> ChunkRecord {
@@ -43,70 +34,30 @@ fn chunk(index: u64, ok: u64, ko: u64) -> ChunkRecord {
 async fn contract(store: &dyn JobStore) -> Result<()> {
     // create is idempotent on the token
     let a = job(0);
-    assert_eq!(
-        store.create(&a, "tok-a", "h1").await?,
-        CreateOutcome::Created
-    );
-    assert_eq!(
-        store.create(&job(0), "tok-a", "h1").await?,
-        CreateOutcome::Existing(a.id.clone())
-    );
-    assert_eq!(
-        store.create(&job(0), "tok-a", "h2").await?,
-        CreateOutcome::Conflict
-    );
-    assert!(matches!(
-        store.get(&JobId::new_random()).await,
-        Err(Error::JobNotFound { .. })
-    ));
+    assert_eq!(store.create(&a, "tok-a", "h1").await?, CreateOutcome::Created);
+    assert_eq!(store.create(&job(0), "tok-a", "h1").await?, CreateOutcome::Existing(a.id.clone()));
+    assert_eq!(store.create(&job(0), "tok-a", "h2").await?, CreateOutcome::Conflict);
+    assert!(matches!(store.get(&JobId::new_random()).await, Err(Error::JobNotFound { .. })));
 
     // writes are conditional on the version
     let mut got = store.get(&a.id).await?;
-    assert_eq!(
-        (got.status, got.priority, got.version),
-        (JobStatus::New, 3, 0)
-    );
+    assert_eq!((got.status, got.priority, got.version), (JobStatus::New, 3, 0));
     got.status = JobStatus::Preparing;
     let stored = store.put(&got).await?;
     assert_eq!(stored.version, 1);
-    assert!(matches!(
-        store.put(&got).await,
-        Err(Error::StatusConflict {
-            actual: JobStatus::Preparing,
-            ..
-        })
-    ));
+    assert!(matches!(store.put(&got).await, Err(Error::StatusConflict { actual: JobStatus::Preparing, .. })));
     let mut active = stored.clone();
     active.status = JobStatus::Active;
     let active = store.put(&active).await?;
 
     // chunks are recorded once, and their counts added to the job
-    assert_eq!(
-        store.record_chunk(&a.id, &chunk(0, 7, 3)).await?,
-        RecordOutcome::Recorded
-    );
-    assert_eq!(
-        store.record_chunk(&a.id, &chunk(0, 7, 3)).await?,
-        RecordOutcome::AlreadyRecorded
-    );
-    assert_eq!(
-        store.record_chunk(&a.id, &chunk(1, 5, 0)).await?,
-        RecordOutcome::Recorded
-    );
+    assert_eq!(store.record_chunk(&a.id, &chunk(0, 7, 3)).await?, RecordOutcome::Recorded);
+    assert_eq!(store.record_chunk(&a.id, &chunk(0, 7, 3)).await?, RecordOutcome::AlreadyRecorded);
+    assert_eq!(store.record_chunk(&a.id, &chunk(1, 5, 0)).await?, RecordOutcome::Recorded);
     assert!(store.chunk_recorded(&a.id, 1).await? && !store.chunk_recorded(&a.id, 2).await?);
     let counted = store.get(&a.id).await?;
-    assert_eq!(
-        (
-            counted.progress.succeeded,
-            counted.progress.failed,
-            counted.progress.chunks_done
-        ),
-        (12, 3, 2)
-    );
-    assert_eq!(
-        store.chunks(&a.id).await?,
-        vec![chunk(0, 7, 3), chunk(1, 5, 0)]
-    );
+    assert_eq!((counted.progress.succeeded, counted.progress.failed, counted.progress.chunks_done), (12, 3, 2));
+    assert_eq!(store.chunks(&a.id).await?, vec![chunk(0, 7, 3), chunk(1, 5, 0)]);
 
     // a put never overwrites the counters
     let mut stale_counts = counted.clone();
@@ -117,10 +68,7 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     assert!(cancelling.version > active.version);
 
     // a job that no longer accepts results records nothing
-    assert_eq!(
-        store.record_chunk(&a.id, &chunk(2, 1, 0)).await?,
-        RecordOutcome::JobClosed(JobStatus::Cancelling)
-    );
+    assert_eq!(store.record_chunk(&a.id, &chunk(2, 1, 0)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));
     assert!(!store.chunk_recorded(&a.id, 2).await?);
 
     // list: newest first, filtered, paged
@@ -132,10 +80,7 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     let ids: Vec<JobId> = page.jobs.iter().map(|j| j.id.clone()).collect();
     assert_eq!(ids, vec![c.id.clone(), b.id.clone()]);
     let rest = store.list(&[], 2, page.next_token.as_deref()).await?;
-    assert_eq!(
-        rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
-        vec![a.id.clone()]
-    );
+    assert_eq!(rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
     let cancelling = store.list(&[JobStatus::Cancelling], 10, None).await?;
     assert_eq!(cancelling.jobs.len(), 1);
     assert_eq!(cancelling.jobs[0].progress.succeeded, 12);

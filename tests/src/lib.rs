@@ -23,13 +23,7 @@ pub async fn clients() -> Clients {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "batchops-tests",
-        ))
+        .credentials_provider(Credentials::new("test", "test", None, None, "batchops-tests"))
         .load()
         .await;
     Clients::from_sdk_config(&sdk)
@@ -64,12 +58,7 @@ impl System {
         )
         .await?;
         let api = ApiClient::new(&handle.api_url);
-        Ok(System {
-            handle,
-            api,
-            clients,
-            prefix,
-        })
+        Ok(System { handle, api, clients, prefix })
     }
 
     pub fn bucket(&self, tag: &str) -> String {
@@ -77,13 +66,7 @@ impl System {
     }
 
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        self.clients
-            .s3
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .with_context(|| format!("create bucket {name}"))?;
+        self.clients.s3.create_bucket().bucket(name).send().await.with_context(|| format!("create bucket {name}"))?;
         Ok(())
     }
 
@@ -131,17 +114,9 @@ impl System {
     }
 
     /// The report's manifest.json and every row of its result files, with each file's status.
-    pub async fn report(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        id: &str,
-    ) -> Result<(Value, Vec<(String, String)>)> {
-        let manifest: Value = serde_json::from_slice(
-            &self
-                .get(bucket, &format!("{prefix}/job-{id}/manifest.json"))
-                .await?,
-        )?;
+    pub async fn report(&self, bucket: &str, prefix: &str, id: &str) -> Result<(Value, Vec<(String, String)>)> {
+        let manifest: Value =
+            serde_json::from_slice(&self.get(bucket, &format!("{prefix}/job-{id}/manifest.json")).await?)?;
         let mut rows = Vec::new();
         for f in manifest["Results"].as_array().context("Results")? {
             let key = f["Key"].as_str().context("Key")?;
@@ -152,10 +127,7 @@ impl System {
                 f["MD5Checksum"].as_str().unwrap_or_default(),
                 "MD5 of {key}"
             );
-            let status = f["TaskExecutionStatus"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let status = f["TaskExecutionStatus"].as_str().unwrap_or_default().to_string();
             for line in String::from_utf8(body)?.lines() {
                 rows.push((status.clone(), line.to_string()));
             }
@@ -169,13 +141,7 @@ impl System {
 }
 
 /// A CreateJob spec for a CSV manifest at `s3://manifest_bucket/manifest_key`.
-pub fn spec(
-    operation: Value,
-    manifest_bucket: &str,
-    manifest_key: &str,
-    etag: &str,
-    report_bucket: &str,
-) -> Value {
+pub fn spec(operation: Value, manifest_bucket: &str, manifest_key: &str, etag: &str, report_bucket: &str) -> Value {
     json!({
         "AccountId": "123456789012",
         "ClientRequestToken": uuid::Uuid::new_v4().to_string(),

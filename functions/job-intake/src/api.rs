@@ -42,11 +42,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self.0, "request failed");
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            status,
-            Json(json!({"Code": code, "Message": self.0.to_string()})),
-        )
-            .into_response()
+        (status, Json(json!({"Code": code, "Message": self.0.to_string()}))).into_response()
     }
 }
 
@@ -57,11 +53,7 @@ fn query_params(raw: Option<String>) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| {
-            percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
+        let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
         out.entry(dec(k)).or_default().push(dec(v));
     }
     out
@@ -78,10 +70,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}/status", post(update_status))
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
         .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"Code": "NotFoundException", "Message": "no such route"})),
-            )
+            (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
         })
         .with_state(intake)
 }
@@ -93,30 +82,22 @@ async fn create_job(State(intake): State<Arc<Intake>>, body: Bytes) -> ApiResult
 
 async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
     let job = intake.describe_job(&id).await?;
-    Ok(Json(
-        json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) }),
-    ))
+    Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
 }
 
 async fn list_jobs(State(intake): State<Arc<Intake>>, RawQuery(raw): RawQuery) -> ApiResult {
     let q = query_params(raw);
     let mut statuses = Vec::new();
     for s in q.get("jobStatuses").into_iter().flatten() {
-        statuses
-            .push(JobStatus::parse(s).ok_or_else(|| {
-                Error::field("jobStatuses", format!("'{s}' is not a job status"))
-            })?);
+        statuses.push(
+            JobStatus::parse(s).ok_or_else(|| Error::field("jobStatuses", format!("'{s}' is not a job status")))?,
+        );
     }
     let max = match one(&q, "maxResults") {
         None => None,
-        Some(m) => Some(
-            m.parse::<usize>()
-                .map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?,
-        ),
+        Some(m) => Some(m.parse::<usize>().map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?),
     };
-    let page = intake
-        .list_jobs(&statuses, max, one(&q, "nextToken").as_deref())
-        .await?;
+    let page = intake.list_jobs(&statuses, max, one(&q, "nextToken").as_deref()).await?;
     let now = OffsetDateTime::now_utc();
     let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();
     let mut out = json!({ "Jobs": jobs });
@@ -132,11 +113,8 @@ async fn update_status(
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let q = query_params(raw);
-    let requested = one(&q, "requestedJobStatus")
-        .ok_or_else(|| Error::field("requestedJobStatus", "is required"))?;
-    let up = intake
-        .update_job_status(&id, &requested, one(&q, "statusUpdateReason"))
-        .await?;
+    let requested = one(&q, "requestedJobStatus").ok_or_else(|| Error::field("requestedJobStatus", "is required"))?;
+    let up = intake.update_job_status(&id, &requested, one(&q, "statusUpdateReason")).await?;
     let mut out = json!({"JobId": up.job_id, "Status": up.status});
     if let Some(r) = up.reason {
         out["StatusUpdateReason"] = json!(r);
@@ -175,18 +153,11 @@ mod tests {
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (u16, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Body::from(body.to_string()))
-            .unwrap();
+        let req = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
         let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     const SPEC: &str = include_str!("../fixtures/create-job.json");
@@ -200,30 +171,20 @@ mod tests {
         let (status, body) = call(&app, "GET", &format!("/v20180820/jobs/{id}"), "").await;
         assert_eq!(status, 200);
         assert_eq!(body["Job"]["Status"], "New");
-        assert_eq!(
-            body["Job"]["Operation"]["S3PutObjectTagging"]["TagSet"][0]["Key"],
-            "reviewed"
-        );
+        assert_eq!(body["Job"]["Operation"]["S3PutObjectTagging"]["TagSet"][0]["Key"], "reviewed");
         assert_eq!(body["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"], 0);
-        let (_, body) = call(
-            &app,
-            "GET",
-            "/v20180820/jobs?jobStatuses=New&jobStatuses=Active&maxResults=5",
-            "",
-        )
-        .await;
+        let (_, body) = call(&app, "GET", "/v20180820/jobs?jobStatuses=New&jobStatuses=Active&maxResults=5", "").await;
         assert_eq!(body["Jobs"].as_array().unwrap().len(), 1);
         assert_eq!(body["Jobs"][0]["Operation"], "S3PutObjectTagging");
+        let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/priority?priority=42"), "").await;
+        assert_eq!((status, body["Priority"].as_i64()), (200, Some(42)));
         let (status, body) = call(
             &app,
             "POST",
-            &format!("/v20180820/jobs/{id}/priority?priority=42"),
+            &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Cancelled&statusUpdateReason=no+longer+needed"),
             "",
         )
         .await;
-        assert_eq!((status, body["Priority"].as_i64()), (200, Some(42)));
-        let (status, body) =
-            call(&app, "POST", &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Cancelled&statusUpdateReason=no+longer+needed"), "").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["Status"], "Cancelling");
         assert_eq!(body["StatusUpdateReason"], "no longer needed");
@@ -237,50 +198,21 @@ mod tests {
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &spec.to_string()).await;
         assert_eq!(status, 400);
         assert_eq!(body["Code"], "BadRequestException");
-        assert!(
-            body["Message"]
-                .as_str()
-                .unwrap()
-                .starts_with("Report.Format:"),
-            "{body}"
-        );
-        let (status, body) = call(
-            &app,
-            "GET",
-            "/v20180820/jobs/00000000-0000-0000-0000-000000000000",
-            "",
-        )
-        .await;
-        assert_eq!(
-            (status, body["Code"].as_str()),
-            (404, Some("NotFoundException"))
-        );
+        assert!(body["Message"].as_str().unwrap().starts_with("Report.Format:"), "{body}");
+        let (status, body) = call(&app, "GET", "/v20180820/jobs/00000000-0000-0000-0000-000000000000", "").await;
+        assert_eq!((status, body["Code"].as_str()), (404, Some("NotFoundException")));
         let (status, body) = call(&app, "GET", "/v20180820/jobs?jobStatuses=Running", "").await;
-        assert_eq!(
-            (status, body["Code"].as_str()),
-            (400, Some("BadRequestException"))
-        );
+        assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")));
         let (status, _) = call(&app, "POST", "/v20180820/jobs", "{not json").await;
         assert_eq!(status, 400);
         let (_, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
         let id = body["JobId"].as_str().unwrap();
-        let (status, body) = call(
-            &app,
-            "POST",
-            &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Ready"),
-            "",
-        )
-        .await;
-        assert_eq!(
-            (status, body["Code"].as_str()),
-            (409, Some("JobStatusException"))
-        );
+        let (status, body) =
+            call(&app, "POST", &format!("/v20180820/jobs/{id}/status?requestedJobStatus=Ready"), "").await;
+        assert_eq!((status, body["Code"].as_str()), (409, Some("JobStatusException")));
         let mut other: Value = serde_json::from_str(SPEC).unwrap();
         other["Priority"] = json!(99);
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &other.to_string()).await;
-        assert_eq!(
-            (status, body["Code"].as_str()),
-            (409, Some("IdempotencyException"))
-        );
+        assert_eq!((status, body["Code"].as_str()), (409, Some("IdempotencyException")));
     }
 }

@@ -13,29 +13,21 @@ use tracing::info;
 /// Keys of the uploads one SQS message body (an S3 event) announces, decoded. S3 events
 /// carry keys URL-encoded with `+` for spaces. Test events and other messages hold none.
 pub fn uploaded_objects(body: &str) -> Result<Vec<(String, String)>> {
-    let value: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| Error::field("S3 event", format!("unreadable: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| Error::field("S3 event", format!("unreadable: {e}")))?;
     if value.get("Records").is_none() {
         return Ok(Vec::new());
     }
     // Read leniently: emulators and S3 differ in which event members they fill.
     let mut out = Vec::new();
     for r in value["Records"].as_array().into_iter().flatten() {
-        if !r["eventName"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("ObjectCreated")
-        {
+        if !r["eventName"].as_str().unwrap_or_default().starts_with("ObjectCreated") {
             continue;
         }
-        let (Some(bucket), Some(key)) = (
-            r["s3"]["bucket"]["name"].as_str(),
-            r["s3"]["object"]["key"].as_str(),
-        ) else {
+        let (Some(bucket), Some(key)) = (r["s3"]["bucket"]["name"].as_str(), r["s3"]["object"]["key"].as_str()) else {
             continue;
         };
-        let key = batchops_core::manifest::decode_key(key)
-            .map_err(|e| Error::field("S3 event key", e))?;
+        let key = batchops_core::manifest::decode_key(key).map_err(|e| Error::field("S3 event key", e))?;
         if key.ends_with(".result.json") {
             continue;
         }
@@ -66,14 +58,7 @@ pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &s
             }
         };
         let body = serde_json::to_vec_pretty(&result).map_err(|e| Error::backend("result", e))?;
-        objects
-            .put(
-                &bucket,
-                &format!("{key}.result.json"),
-                Bytes::from(body),
-                "application/json",
-            )
-            .await?;
+        objects.put(&bucket, &format!("{key}.result.json"), Bytes::from(body), "application/json").await?;
     }
     Ok(())
 }
@@ -89,23 +74,17 @@ mod tests {
     #[tokio::test]
     async fn an_uploaded_spec_becomes_a_job_and_a_result_file() {
         // GIVEN the SQS event Lambda delivers for an upload of jobs/tag reviewed!.json
-        let event: SqsEvent =
-            serde_json::from_str(include_str!("../fixtures/s3-upload-via-sqs.json")).unwrap();
+        let event: SqsEvent = serde_json::from_str(include_str!("../fixtures/s3-upload-via-sqs.json")).unwrap();
         let body = event.records[0].body.clone().unwrap();
         assert_eq!(
             uploaded_objects(&body).unwrap(),
-            vec![(
-                "batchops-specs".to_string(),
-                "jobs/tag reviewed!.json".to_string()
-            )]
+            vec![("batchops-specs".to_string(), "jobs/tag reviewed!.json".to_string())]
         );
         let objects = InMemoryObjectStore::default();
         objects.insert(
             "batchops-specs",
             "jobs/tag reviewed!.json",
-            include_str!("../fixtures/create-job.json")
-                .as_bytes()
-                .to_vec(),
+            include_str!("../fixtures/create-job.json").as_bytes().to_vec(),
         );
         let intake = Intake {
             store: Arc::new(InMemoryJobStore::default()),
@@ -116,45 +95,25 @@ mod tests {
         // WHEN the trigger handles it
         handle_message(&intake, &objects, &body).await.unwrap();
         // THEN the result file names the new job, which exists
-        let result: serde_json::Value = serde_json::from_slice(
-            &objects
-                .get("batchops-specs", "jobs/tag reviewed!.json.result.json")
-                .unwrap(),
-        )
-        .unwrap();
+        let result: serde_json::Value =
+            serde_json::from_slice(&objects.get("batchops-specs", "jobs/tag reviewed!.json.result.json").unwrap())
+                .unwrap();
         let id = result["JobId"].as_str().unwrap();
         assert!(intake.describe_job(id).await.is_ok());
 
         // AND a bad spec gets an error result naming the field, not a retry
-        objects.insert(
-            "batchops-specs",
-            "jobs/tag reviewed!.json",
-            b"{\"Priority\": 1}".to_vec(),
-        );
+        objects.insert("batchops-specs", "jobs/tag reviewed!.json", b"{\"Priority\": 1}".to_vec());
         handle_message(&intake, &objects, &body).await.unwrap();
-        let result: serde_json::Value = serde_json::from_slice(
-            &objects
-                .get("batchops-specs", "jobs/tag reviewed!.json.result.json")
-                .unwrap(),
-        )
-        .unwrap();
+        let result: serde_json::Value =
+            serde_json::from_slice(&objects.get("batchops-specs", "jobs/tag reviewed!.json.result.json").unwrap())
+                .unwrap();
         assert_eq!(result["Code"], "BadRequestException");
-        assert!(
-            result["Message"]
-                .as_str()
-                .unwrap()
-                .starts_with("ClientRequestToken:"),
-            "{result}"
-        );
+        assert!(result["Message"].as_str().unwrap().starts_with("ClientRequestToken:"), "{result}");
     }
 
     #[test]
     fn test_events_and_result_files_are_ignored() {
-        assert!(
-            uploaded_objects(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(uploaded_objects(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).unwrap().is_empty());
         let ev = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"jobs/a.json.result.json"}}}]}"#;
         assert!(uploaded_objects(ev).unwrap().is_empty());
     }

@@ -15,23 +15,17 @@ pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
     Chunker {
         store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
-        control: Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
-            &config.control_queue_url,
-        )),
+        control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),
-        finalize: Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
-            &config.finalize_queue_url,
-        )),
+        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }
 }
 
 /// Handles one control message body. `deadline` is when the invocation must hand its work on.
 pub async fn handle_message(chunker: &Chunker, body: &str, deadline: Instant) -> Result<()> {
-    let msg: ControlMessage = serde_json::from_str(body)
-        .map_err(|e| Error::field("control message", format!("unreadable: {e}")))?;
+    let msg: ControlMessage =
+        serde_json::from_str(body).map_err(|e| Error::field("control message", format!("unreadable: {e}")))?;
     chunker.handle(msg, deadline).await
 }
 

@@ -16,17 +16,10 @@ async fn main() -> Result<(), Error> {
         let chunker = &chunker;
         async move {
             // The Lambda deadline, as an Instant, less the margin to hand the work on.
-            let left = event
-                .context
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
+            let left = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
             let deadline = Instant::now() + left.saturating_sub(DEADLINE_MARGIN);
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body| async move {
-                    handle_message(chunker, &body, deadline).await
-                })
-                .await,
+                sqs_batch(event.payload, |body| async move { handle_message(chunker, &body, deadline).await }).await,
             )
         }
     }))

@@ -17,7 +17,7 @@ pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
 }
 
 pub async fn handle_message(finalizer: &Finalizer, body: &str) -> Result<()> {
-    let msg: FinalizeMessage = serde_json::from_str(body)
-        .map_err(|e| Error::field("finalize message", format!("unreadable: {e}")))?;
+    let msg: FinalizeMessage =
+        serde_json::from_str(body).map_err(|e| Error::field("finalize message", format!("unreadable: {e}")))?;
     finalizer.handle(&msg).await.map(|_| ())
 }

@@ -14,17 +14,14 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
         store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
         runner: Arc::new(S3OperationRunner::new(clients.s3_ops.clone())),
-        finalize: Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
-            &config.finalize_queue_url,
-        )),
+        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }
 }
 
 pub async fn handle_message(executor: &Executor, body: &str) -> Result<Disposition> {
-    let msg: ChunkMessage = serde_json::from_str(body)
-        .map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
+    let msg: ChunkMessage =
+        serde_json::from_str(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
     executor.handle(&msg).await
 }
 
@@ -51,8 +48,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_failed_records_of_a_batch_are_reported() {
         // GIVEN the SQS event of two chunk messages, one of them unreadable
-        let event: SqsEvent =
-            serde_json::from_str(include_str!("../fixtures/chunk-messages.json")).unwrap();
+        let event: SqsEvent = serde_json::from_str(include_str!("../fixtures/chunk-messages.json")).unwrap();
         let executor = Executor {
             store: Arc::new(InMemoryJobStore::default()),
             objects: Arc::new(InMemoryObjectStore::default()),
@@ -67,14 +63,7 @@ mod tests {
         })
         .await;
         // THEN the chunk of an unknown job is dropped, and only the unreadable message fails
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        assert_eq!(
-            failed,
-            vec!["c0ffee00-0000-4000-8000-000000000002".to_string()]
-        );
+        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        assert_eq!(failed, vec!["c0ffee00-0000-4000-8000-000000000002".to_string()]);
     }
 }

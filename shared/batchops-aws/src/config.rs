@@ -12,11 +12,7 @@ pub enum ConfigError {
     #[error("environment variable {name} is not set")]
     Missing { name: &'static str },
     #[error("environment variable {name}='{value}': {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
+    Invalid { name: &'static str, value: String, reason: String },
 }
 
 /// Names of the resources and the tunables every function reads.
@@ -39,11 +35,7 @@ where
 {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name,
-            value: v.clone(),
-            reason: e.to_string(),
-        }),
+        Ok(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, value: v.clone(), reason: e.to_string() }),
     }
 }
 
@@ -62,17 +54,9 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(Settings {
         chunk_size,
         task_concurrency: parse_var("BATCHOPS_TASK_CONCURRENCY", d.task_concurrency)?,
-        retry: RetryPolicy {
-            max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?,
-            ..d.retry
-        },
-        time_budget: Duration::from_secs(parse_var(
-            "BATCHOPS_TIME_BUDGET_SECS",
-            d.time_budget.as_secs(),
-        )?),
-        region: std::env::var("AWS_REGION")
-            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            .unwrap_or(d.region),
+        retry: RetryPolicy { max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?, ..d.retry },
+        time_budget: Duration::from_secs(parse_var("BATCHOPS_TIME_BUDGET_SECS", d.time_budget.as_secs())?),
+        region: std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or(d.region),
         account_id: parse_var("BATCHOPS_ACCOUNT_ID", d.account_id)?,
     })
 }
@@ -110,30 +94,18 @@ impl Clients {
 
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Clients {
         let s3_builder = || {
-            let custom_endpoint =
-                sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
+            let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
             aws_sdk_s3::config::Builder::from(sdk)
                 .force_path_style(custom_endpoint)
                 // S3-compatible stores differ in their support of the SDK's default checksums.
-                .request_checksum_calculation(
-                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-                )
-                .response_checksum_validation(
-                    aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-                )
+                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
         };
         let s3 = aws_sdk_s3::Client::from_conf(s3_builder().build());
         let s3_ops = aws_sdk_s3::Client::from_conf(
-            s3_builder()
-                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-                .build(),
+            s3_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
         );
-        Clients {
-            s3,
-            s3_ops,
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-        }
+        Clients { s3, s3_ops, sqs: aws_sdk_sqs::Client::new(sdk), dynamodb: aws_sdk_dynamodb::Client::new(sdk) }
     }
 }
 

@@ -56,10 +56,7 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
 }
 
 fn get_n(item: &Item, name: &str) -> u64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 fn status_values() -> [JobStatus; 3] {
@@ -68,10 +65,7 @@ fn status_values() -> [JobStatus; 3] {
 
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoJobStore {
-            client,
-            table: table.into(),
-        }
+        DynamoJobStore { client, table: table.into() }
     }
 
     pub fn table(&self) -> &str {
@@ -85,11 +79,7 @@ impl DynamoJobStore {
         job.progress.succeeded = get_n(item, "succeeded");
         job.progress.failed = get_n(item, "failed");
         job.progress.chunks_done = get_n(item, "chunks_done");
-        if let Some(st) = item
-            .get("status")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|s| JobStatus::parse(s))
-        {
+        if let Some(st) = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| JobStatus::parse(s)) {
             job.status = st;
         }
         Ok(job)
@@ -128,12 +118,9 @@ fn cancellation_codes<E: std::fmt::Debug>(
 ) -> Option<Vec<String>> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     match e.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(tc) => Some(
-            tc.cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_string())
-                .collect(),
-        ),
+        TransactWriteItemsError::TransactionCanceledException(tc) => {
+            Some(tc.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_string()).collect())
+        }
         _ => None,
     }
 }
@@ -187,9 +174,7 @@ impl JobStore for DynamoJobStore {
                     });
                 };
                 if get_s(item, "hash")? == request_hash {
-                    Ok(CreateOutcome::Existing(JobId::parse(get_s(
-                        item, "job_id",
-                    )?)?))
+                    Ok(CreateOutcome::Existing(JobId::parse(get_s(item, "job_id")?)?))
                 } else {
                     Ok(CreateOutcome::Conflict)
                 }
@@ -215,17 +200,12 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn list(
-        &self,
-        statuses: &[JobStatus],
-        max: usize,
-        next_token: Option<&str>,
-    ) -> Result<JobPage> {
+    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
         let mut start: Option<Item> = match next_token {
             None => None,
             Some(t) => {
-                let keys: HashMap<String, String> = serde_json::from_str(t)
-                    .map_err(|_| Error::field("nextToken", "is not a token this API gave"))?;
+                let keys: HashMap<String, String> =
+                    serde_json::from_str(t).map_err(|_| Error::field("nextToken", "is not a token this API gave"))?;
                 Some(keys.into_iter().map(|(k, v)| (k, s(v))).collect())
             }
         };
@@ -265,10 +245,8 @@ impl JobStore for DynamoJobStore {
         let next_token = match start {
             None => None,
             Some(key) => {
-                let plain: HashMap<String, String> = key
-                    .into_iter()
-                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone())))
-                    .collect();
+                let plain: HashMap<String, String> =
+                    key.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone()))).collect();
                 Some(serde_json::to_string(&plain).map_err(|e| Error::backend("nextToken", e))?)
             }
         };
@@ -298,13 +276,9 @@ impl JobStore for DynamoJobStore {
         }
         match req.update_expression(update).send().await {
             Ok(out) => Self::job_from_item(
-                out.attributes()
-                    .ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
+                out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
             ),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 let actual = self.get(&job.id).await?;
                 Err(Error::StatusConflict {
                     job_id: job.id.clone(),

@@ -16,47 +16,29 @@ pub fn parts<E: ProvideErrorMetadata + std::error::Error + 'static>(
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
             let err = se.err();
-            let code = err
-                .code()
-                .map(str::to_string)
-                .unwrap_or_else(|| match status {
-                    404 => "NoSuchKey".to_string(),
-                    403 => "AccessDenied".to_string(),
-                    412 => "PreconditionFailed".to_string(),
-                    s if s >= 500 => "InternalError".to_string(),
-                    s => format!("Http{s}"),
-                });
-            let message = err
-                .message()
-                .map(str::to_string)
-                .unwrap_or_else(|| code.clone());
+            let code = err.code().map(str::to_string).unwrap_or_else(|| match status {
+                404 => "NoSuchKey".to_string(),
+                403 => "AccessDenied".to_string(),
+                412 => "PreconditionFailed".to_string(),
+                s if s >= 500 => "InternalError".to_string(),
+                s => format!("Http{s}"),
+            });
+            let message = err.message().map(str::to_string).unwrap_or_else(|| code.clone());
             (status, code, message)
         }
         SdkError::TimeoutError(_) => (0, "RequestTimeout".into(), "the request timed out".into()),
         SdkError::DispatchFailure(d) => (0, "NetworkError".into(), format!("{:?}", d)),
-        SdkError::ResponseError(r) => (
-            r.raw().status().as_u16(),
-            "ResponseError".into(),
-            format!("{:?}", r),
-        ),
+        SdkError::ResponseError(r) => (r.raw().status().as_u16(), "ResponseError".into(), format!("{:?}", r)),
         other => (0, "ClientError".into(), other.to_string()),
     }
 }
 
-pub fn storage<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: &SdkError<E, Response>,
-) -> StorageError {
+pub fn storage<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, Response>) -> StorageError {
     let (http_status, code, message) = parts(e);
-    StorageError {
-        http_status,
-        code,
-        message,
-    }
+    StorageError { http_status, code, message }
 }
 
-pub fn task<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: &SdkError<E, Response>,
-) -> TaskFailure {
+pub fn task<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, Response>) -> TaskFailure {
     let (status, code, message) = parts(e);
     TaskFailure::classify(if status == 0 { 500 } else { status }, &code, message)
 }

@@ -2,8 +2,8 @@
 //! missing. `batchops local` and the tests use it; on AWS, SAM creates them.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
 };
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -51,28 +51,15 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
     if ddb.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     let b = |e: aws_sdk_dynamodb::error::BuildError| Error::backend("CreateTable", e);
     let gsi = GlobalSecondaryIndex::builder()
         .index_name("by-created")
         .key_schema(key("gsi1pk", KeyType::Hash).map_err(b)?)
         .key_schema(key("gsi1sk", KeyType::Range).map_err(b)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(b)?;
     let result = ddb
@@ -90,12 +77,7 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_resource_in_use_exception()) =>
-        {
-            Ok(())
-        }
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
         Err(e) => Err(backend("CreateTable", &e)),
     }
 }
@@ -105,16 +87,11 @@ pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -
         .sqs
         .create_queue()
         .queue_name(name)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_secs.to_string(),
-        )
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
         .send()
         .await
         .map_err(|e| backend("CreateQueue", &e))?;
-    out.queue_url()
-        .map(String::from)
-        .ok_or_else(|| Error::backend("CreateQueue", "no queue URL"))
+    out.queue_url().map(String::from).ok_or_else(|| Error::backend("CreateQueue", "no queue URL"))
 }
 
 pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
@@ -124,9 +101,8 @@ pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
     match clients.s3.create_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
         Err(e)
-            if e.as_service_error().is_some_and(|se| {
-                se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()
-            }) =>
+            if e.as_service_error()
+                .is_some_and(|se| se.is_bucket_already_owned_by_you() || se.is_bucket_already_exists()) =>
         {
             Ok(())
         }
@@ -181,17 +157,20 @@ pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) 
         )
         .build()
         .map_err(|e| Error::backend("QueueConfiguration", e))?;
-    clients
+    let notified = clients
         .s3
         .put_bucket_notification_configuration()
         .bucket(&names.specs_bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(rule)
-                .build(),
-        )
+        .notification_configuration(NotificationConfiguration::builder().queue_configurations(rule).build())
         .send()
-        .await
-        .map_err(|e| backend("PutBucketNotificationConfiguration", &e))?;
+        .await;
+    if let Err(e) = notified {
+        // Some S3-compatible stores have no notifications: everything but spec uploads works.
+        tracing::warn!(
+            bucket = %names.specs_bucket,
+            error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+            "no upload notifications: specs uploaded under jobs/ will not start jobs"
+        );
+    }
     Ok(created)
 }

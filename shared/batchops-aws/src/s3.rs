@@ -19,12 +19,7 @@ impl S3ObjectStore {
 
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
-    async fn head(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<ObjectHead, StorageError> {
+    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, StorageError> {
         let out = self
             .client
             .head_object()
@@ -35,11 +30,7 @@ impl ObjectStore for S3ObjectStore {
             .await
             .map_err(|e| storage(&e))?;
         Ok(ObjectHead {
-            etag: out
-                .e_tag()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string(),
+            etag: out.e_tag().unwrap_or_default().trim_matches('"').to_string(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
         })
     }
@@ -85,26 +76,15 @@ impl ObjectStore for S3ObjectStore {
             match body.try_next().await {
                 Ok(Some(bytes)) => Some((Ok(bytes), Some(body))),
                 Ok(None) => None,
-                Err(e) => Some((
-                    Err(StorageError {
-                        http_status: 0,
-                        code: "ReadError".into(),
-                        message: e.to_string(),
-                    }),
-                    None,
-                )),
+                Err(e) => {
+                    Some((Err(StorageError { http_status: 0, code: "ReadError".into(), message: e.to_string() }), None))
+                }
             }
         });
         Ok(Box::pin(stream))
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Bytes,
-        content_type: &str,
-    ) -> Result<(), StorageError> {
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError> {
         self.client
             .put_object()
             .bucket(bucket)
@@ -118,13 +98,7 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.client
-            .delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| storage(&e))?;
+        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| storage(&e))?;
         Ok(())
     }
 }

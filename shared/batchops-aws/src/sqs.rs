@@ -15,10 +15,7 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        SqsQueue {
-            client,
-            url: url.into(),
-        }
+        SqsQueue { client, url: url.into() }
     }
 
     pub fn url(&self) -> &str {

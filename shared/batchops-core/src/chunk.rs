@@ -16,10 +16,7 @@ pub enum ControlMessage {
     /// A new job: validate the manifest and prepare it.
     Prepare { job_id: JobId },
     /// Go on reading the manifest from a checkpoint (the previous invocation ran out of time).
-    Continue {
-        job_id: JobId,
-        checkpoint: Checkpoint,
-    },
+    Continue { job_id: JobId, checkpoint: Checkpoint },
     /// A confirmed job (Suspended -> Ready): cut its chunks and start it.
     Start { job_id: JobId },
 }
@@ -184,29 +181,17 @@ mod tests {
 
     #[test]
     fn chunks_cover_every_line_exactly_once_whatever_the_read_sizes() {
-        let data: Vec<u8> = (0..25)
-            .map(|i| format!("b,key{i}\n"))
-            .collect::<String>()
-            .into_bytes();
+        let data: Vec<u8> = (0..25).map(|i| format!("b,key{i}\n")).collect::<String>().into_bytes();
         for piece in [1, 3, 7, 1000] {
             let chunks = cut_all(&data, 10, piece);
-            assert_eq!(
-                chunks.iter().map(|c| c.tasks).collect::<Vec<_>>(),
-                vec![10, 10, 5]
-            );
+            assert_eq!(chunks.iter().map(|c| c.tasks).collect::<Vec<_>>(), vec![10, 10, 5]);
             assert_eq!(chunks[0].start, 0);
             for w in chunks.windows(2) {
                 assert_eq!(w[0].end, w[1].start, "ranges are contiguous");
             }
             assert_eq!(chunks.last().unwrap().end, data.len() as u64);
-            assert_eq!(
-                chunks.iter().map(|c| c.first_line).collect::<Vec<_>>(),
-                vec![1, 11, 21]
-            );
-            assert_eq!(
-                chunks.iter().map(|c| c.index).collect::<Vec<_>>(),
-                vec![0, 1, 2]
-            );
+            assert_eq!(chunks.iter().map(|c| c.first_line).collect::<Vec<_>>(), vec![1, 11, 21]);
+            assert_eq!(chunks.iter().map(|c| c.index).collect::<Vec<_>>(), vec![0, 1, 2]);
         }
     }
 
@@ -216,18 +201,12 @@ mod tests {
         assert_eq!(chunks.len(), 2);
         assert_eq!((chunks[0].tasks, chunks[0].first_line), (2, 1));
         assert_eq!((chunks[1].tasks, chunks[1].first_line), (1, 4));
-        assert_eq!(
-            &b"b,a\n\nb,c\r\n\r\nb,d"[chunks[1].start as usize..chunks[1].end as usize],
-            b"\r\nb,d"
-        );
+        assert_eq!(&b"b,a\n\nb,c\r\n\r\nb,d"[chunks[1].start as usize..chunks[1].end as usize], b"\r\nb,d");
     }
 
     #[test]
     fn resuming_from_a_checkpoint_cuts_the_same_chunks() {
-        let data: Vec<u8> = (0..23)
-            .map(|i| format!("b,k{i}\n"))
-            .collect::<String>()
-            .into_bytes();
+        let data: Vec<u8> = (0..23).map(|i| format!("b,k{i}\n")).collect::<String>().into_bytes();
         let whole = cut_all(&data, 5, 1000);
         // Stop after the second chunk, then resume from its checkpoint.
         let mut c = ChunkCutter::new(id(), 5, &Checkpoint::default());
@@ -261,12 +240,7 @@ mod tests {
     fn messages_round_trip_as_json() {
         let m = ControlMessage::Continue {
             job_id: id(),
-            checkpoint: Checkpoint {
-                offset: 5,
-                line: 2,
-                next_chunk: 1,
-                tasks: 1,
-            },
+            checkpoint: Checkpoint { offset: 5, line: 2, next_chunk: 1, tasks: 1 },
         };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"type\":\"continue\""), "{s}");

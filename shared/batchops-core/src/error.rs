@@ -16,37 +16,22 @@ pub enum Error {
     JobNotFound { job_id: JobId },
     /// An illegal transition, or a conditional write that found the job in another status.
     #[error("job {job_id} is {actual}; {message}")]
-    StatusConflict {
-        job_id: JobId,
-        actual: JobStatus,
-        message: String,
-    },
+    StatusConflict { job_id: JobId, actual: JobStatus, message: String },
     #[error("ClientRequestToken {token} was already used with a different request")]
     Idempotency { token: String },
     /// A failure of the storage, queue or database behind a port. `transient` tells whether
     /// retrying the whole message later may help.
     #[error("{context}: {message}")]
-    Backend {
-        context: String,
-        message: String,
-        transient: bool,
-    },
+    Backend { context: String, message: String, transient: bool },
 }
 
 impl Error {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidField {
-            field: field.into(),
-            message: message.into(),
-        }
+        Error::InvalidField { field: field.into(), message: message.into() }
     }
 
     pub fn backend(context: impl Into<String>, source: impl std::fmt::Display) -> Self {
-        Error::Backend {
-            context: context.into(),
-            message: source.to_string(),
-            transient: true,
-        }
+        Error::Backend { context: context.into(), message: source.to_string(), transient: true }
     }
 
     /// The S3 Control exception name and HTTP status the API answers with.

@@ -19,16 +19,11 @@ impl JobId {
 
     /// Parses an ID from a URL or a message, refusing anything S3 would not accept.
     pub fn parse(s: &str) -> crate::Result<Self> {
-        let ok = (5..=36).contains(&s.len())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let ok = (5..=36).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if ok {
             Ok(JobId(s.to_string()))
         } else {
-            Err(crate::Error::field(
-                "JobId",
-                "must be 5-36 characters of [a-zA-Z0-9-_]",
-            ))
+            Err(crate::Error::field("JobId", "must be 5-36 characters of [a-zA-Z0-9-_]"))
         }
     }
 
@@ -102,18 +97,12 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed
-        )
+        matches!(self, JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed)
     }
 
     /// Statuses in which chunks may still be executed and recorded.
     pub fn accepts_chunks(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Preparing | JobStatus::Ready | JobStatus::Active
-        )
+        matches!(self, JobStatus::Preparing | JobStatus::Ready | JobStatus::Active)
     }
 }
 
@@ -138,10 +127,7 @@ impl JobFailure {
         if reason.chars().count() > 256 {
             reason = reason.chars().take(253).collect::<String>() + "...";
         }
-        JobFailure {
-            failure_code: code.to_string(),
-            failure_reason: reason,
-        }
+        JobFailure { failure_code: code.to_string(), failure_reason: reason }
     }
 }
 
@@ -262,10 +248,7 @@ impl Job {
             }
             None => 0,
         };
-        let total = self
-            .progress
-            .total_tasks
-            .unwrap_or(self.progress.tasks_prepared);
+        let total = self.progress.total_tasks.unwrap_or(self.progress.tasks_prepared);
         json!({
             "TotalNumberOfTasks": total,
             "NumberOfTasksSucceeded": self.progress.succeeded,
@@ -279,27 +262,18 @@ impl Job {
         let mut d = serde_json::Map::new();
         d.insert("JobId".into(), json!(self.id));
         d.insert("JobArn".into(), json!(self.arn));
-        d.insert(
-            "ConfirmationRequired".into(),
-            json!(self.spec.confirmation_required.unwrap_or(false)),
-        );
+        d.insert("ConfirmationRequired".into(), json!(self.spec.confirmation_required.unwrap_or(false)));
         if let Some(desc) = &self.spec.description {
             d.insert("Description".into(), json!(desc));
         }
         d.insert("Status".into(), json!(self.status));
         if let Some(m) = &self.spec.manifest {
-            d.insert(
-                "Manifest".into(),
-                serde_json::to_value(m).unwrap_or(Value::Null),
-            );
+            d.insert("Manifest".into(), serde_json::to_value(m).unwrap_or(Value::Null));
         }
         if let Some(g) = &self.spec.manifest_generator {
             d.insert("ManifestGenerator".into(), g.clone());
         }
-        d.insert(
-            "Operation".into(),
-            self.spec.operation.clone().unwrap_or(Value::Null),
-        );
+        d.insert("Operation".into(), self.spec.operation.clone().unwrap_or(Value::Null));
         d.insert("Priority".into(), json!(self.priority));
         d.insert("ProgressSummary".into(), self.progress_summary(now));
         if let Some(r) = &self.status_update_reason {
@@ -307,10 +281,7 @@ impl Job {
         }
         d.insert("FailureReasons".into(), json!(self.failure_reasons));
         if let Some(r) = &self.spec.report {
-            d.insert(
-                "Report".into(),
-                serde_json::to_value(r).unwrap_or(Value::Null),
-            );
+            d.insert("Report".into(), serde_json::to_value(r).unwrap_or(Value::Null));
         }
         d.insert("CreationTime".into(), timestamp(self.created));
         if let Some(t) = self.terminated {
@@ -335,10 +306,7 @@ impl Job {
         if let Some(desc) = &self.spec.description {
             d.insert("Description".into(), json!(desc));
         }
-        d.insert(
-            "Operation".into(),
-            json!(self.spec.operation_name().unwrap_or_default()),
-        );
+        d.insert("Operation".into(), json!(self.spec.operation_name().unwrap_or_default()));
         d.insert("Priority".into(), json!(self.priority));
         d.insert("Status".into(), json!(self.status));
         d.insert("CreationTime".into(), timestamp(self.created));

@@ -77,9 +77,7 @@ pub fn decode_key(encoded: &str) -> Result<String, String> {
     for (i, _) in encoded.match_indices('%') {
         let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
         if !(hex(i + 1) && hex(i + 2)) {
-            return Err(format!(
-                "key '{encoded}' is not URL-encoded: '%' at byte {i} does not start a %XX escape"
-            ));
+            return Err(format!("key '{encoded}' is not URL-encoded: '%' at byte {i} does not start a %XX escape"));
         }
     }
     let plus_as_space = encoded.replace('+', " ");
@@ -99,9 +97,7 @@ pub fn encode_key(key: &str) -> String {
         .remove(b'~')
         .remove(b'/')
         .remove(b' ');
-    percent_encoding::utf8_percent_encode(key, SET)
-        .to_string()
-        .replace(' ', "+")
+    percent_encoding::utf8_percent_encode(key, SET).to_string().replace(' ', "+")
 }
 
 /// Reads one line (without its line terminator) of a CSV manifest.
@@ -117,22 +113,13 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
     let Ok(text) = std::str::from_utf8(raw) else {
         return Err(bad("", "", "", "is not UTF-8".into()));
     };
-    let text = if line_no == 1 {
-        text.strip_prefix('\u{feff}').unwrap_or(text)
-    } else {
-        text
-    };
+    let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
     let cols = match split_csv(text) {
         Ok(c) => c,
         Err(e) => return Err(bad("", text, "", e)),
     };
     let pos = |f: ManifestField| fields.iter().position(|x| *x == f);
-    let get = |f: ManifestField| {
-        pos(f)
-            .and_then(|i| cols.get(i))
-            .map(String::as_str)
-            .unwrap_or("")
-    };
+    let get = |f: ManifestField| pos(f).and_then(|i| cols.get(i)).map(String::as_str).unwrap_or("");
     let (bucket, key) = (get(ManifestField::Bucket), get(ManifestField::Key));
     let declared_version = pos(ManifestField::VersionId).is_some();
     // Without a VersionId field, a third column may still carry a version ID, as in S3's own
@@ -149,21 +136,11 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
             bucket,
             key,
             version,
-            format!(
-                "expected {} columns ({}), found {}",
-                fields.len(),
-                field_names(fields),
-                cols.len()
-            ),
+            format!("expected {} columns ({}), found {}", fields.len(), field_names(fields), cols.len()),
         ));
     }
     if bucket.is_empty() {
-        return Err(bad(
-            bucket,
-            key,
-            version,
-            "the bucket column is empty".into(),
-        ));
+        return Err(bad(bucket, key, version, "the bucket column is empty".into()));
     }
     if key.is_empty() {
         return Err(bad(bucket, key, version, "the key column is empty".into()));
@@ -173,12 +150,7 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
         Err(e) => return Err(bad(bucket, key, version, e)),
     };
     if declared_version && version.is_empty() {
-        return Err(bad(
-            bucket,
-            key,
-            version,
-            "Task failed due to missing VersionId".into(),
-        ));
+        return Err(bad(bucket, key, version, "Task failed due to missing VersionId".into()));
     }
     Ok(ManifestEntry {
         line: line_no,
@@ -192,11 +164,7 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
 }
 
 fn field_names(fields: &[ManifestField]) -> String {
-    fields
-        .iter()
-        .map(|f| format!("{f:?}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    fields.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(",")
 }
 
 /// Splits a byte buffer into lines, remembering each line's number. A final line without a
@@ -204,11 +172,7 @@ fn field_names(fields: &[ManifestField]) -> String {
 pub fn lines(buf: &[u8], first_line: u64) -> impl Iterator<Item = (u64, &[u8])> {
     let trimmed = buf.strip_suffix(b"\n").unwrap_or(buf);
     let empty = buf.is_empty();
-    trimmed
-        .split(|b| *b == b'\n')
-        .filter(move |_| !empty)
-        .enumerate()
-        .map(move |(i, l)| (first_line + i as u64, l))
+    trimmed.split(|b| *b == b'\n').filter(move |_| !empty).enumerate().map(move |(i, l)| (first_line + i as u64, l))
 }
 
 #[cfg(test)]
@@ -231,25 +195,14 @@ mod tests {
         assert_eq!(e.encoded_key, "object%20key+with%2Bplus%23hash%25pct");
         assert_eq!(ok(&[Bucket, Key], "b1,caf%C3%A9//x").target.key, "café//x");
         assert_eq!(
-            ok(&[Bucket, Key], "b1,photos/jpgs/newjersey/objectkey5")
-                .target
-                .key,
+            ok(&[Bucket, Key], "b1,photos/jpgs/newjersey/objectkey5").target.key,
             "photos/jpgs/newjersey/objectkey5"
         );
     }
 
     #[test]
     fn encoding_round_trips_awkward_keys() {
-        for k in [
-            "a b",
-            "x+y",
-            "100%",
-            "#frag",
-            "a//b",
-            "ünï/cödé",
-            "q?x=1&y",
-            "\"quoted\",comma",
-        ] {
+        for k in ["a b", "x+y", "100%", "#frag", "a//b", "ünï/cödé", "q?x=1&y", "\"quoted\",comma"] {
             assert_eq!(decode_key(&encode_key(k)).unwrap(), k);
             assert!(!encode_key(k).contains(','), "{k}");
         }
@@ -258,17 +211,8 @@ mod tests {
     #[test]
     fn version_ids_are_optional_and_null_is_kept() {
         assert_eq!(ok(&[Bucket, Key], "b,k").target.version_id, None);
-        assert_eq!(
-            ok(&[Bucket, Key], "b,k,v1").target.version_id.as_deref(),
-            Some("v1")
-        );
-        assert_eq!(
-            ok(&[Bucket, Key, VersionId], "b,k,null")
-                .target
-                .version_id
-                .as_deref(),
-            Some("null")
-        );
+        assert_eq!(ok(&[Bucket, Key], "b,k,v1").target.version_id.as_deref(), Some("v1"));
+        assert_eq!(ok(&[Bucket, Key, VersionId], "b,k,null").target.version_id.as_deref(), Some("null"));
         let e = err(&[Bucket, Key, VersionId], "b,k,");
         assert!(e.reason.contains("missing VersionId"), "{}", e.reason);
     }
@@ -276,10 +220,7 @@ mod tests {
     #[test]
     fn ignore_columns_and_quotes() {
         let e = ok(&[Ignore, Key, Bucket], "\"x,y\",\"my key\",bkt");
-        assert_eq!(
-            (e.target.bucket.as_str(), e.target.key.as_str()),
-            ("bkt", "my key")
-        );
+        assert_eq!((e.target.bucket.as_str(), e.target.key.as_str()), ("bkt", "my key"));
         assert_eq!(ok(&[Bucket, Key], "b,k\r").target.key, "k");
     }
 
@@ -287,23 +228,11 @@ mod tests {
     fn bad_lines_name_their_line() {
         let e = err(&[Bucket, Key], "b,k,v,extra");
         assert_eq!(e.line, 7);
-        assert!(
-            e.reason.starts_with("manifest line 7: expected 2 columns"),
-            "{}",
-            e.reason
-        );
-        assert!(err(&[Bucket, Key], ",k")
-            .reason
-            .contains("bucket column is empty"));
-        assert!(err(&[Bucket, Key], "b,")
-            .reason
-            .contains("key column is empty"));
-        assert!(err(&[Bucket, Key], "b,%FF")
-            .reason
-            .contains("does not URL-decode"));
-        assert!(err(&[Bucket, Key], "b,\"open")
-            .reason
-            .contains("unterminated"));
+        assert!(e.reason.starts_with("manifest line 7: expected 2 columns"), "{}", e.reason);
+        assert!(err(&[Bucket, Key], ",k").reason.contains("bucket column is empty"));
+        assert!(err(&[Bucket, Key], "b,").reason.contains("key column is empty"));
+        assert!(err(&[Bucket, Key], "b,%FF").reason.contains("does not URL-decode"));
+        assert!(err(&[Bucket, Key], "b,\"open").reason.contains("unterminated"));
         let e = parse_line(&[Bucket, Key], 3, b"b,\xff").unwrap_err();
         assert!(e.reason.contains("not UTF-8"));
     }

@@ -10,8 +10,8 @@ use md5::{Digest, Md5};
 
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{
-    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ObjectHead, ObjectStore, Queue,
-    RecordOutcome, StorageError,
+    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ObjectHead, ObjectStore, Queue, RecordOutcome,
+    StorageError,
 };
 use crate::{Error, Result};
 
@@ -42,56 +42,32 @@ impl JobStore for InMemoryJobStore {
                 CreateOutcome::Conflict
             });
         }
-        s.tokens.insert(
-            token.to_string(),
-            (job.id.clone(), request_hash.to_string()),
-        );
+        s.tokens.insert(token.to_string(), (job.id.clone(), request_hash.to_string()));
         s.jobs.insert(job.id.clone(), job.clone());
         Ok(CreateOutcome::Created)
     }
 
     async fn get(&self, id: &JobId) -> Result<Job> {
-        lock(&self.state)
-            .jobs
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::JobNotFound { job_id: id.clone() })
+        lock(&self.state).jobs.get(id).cloned().ok_or_else(|| Error::JobNotFound { job_id: id.clone() })
     }
 
-    async fn list(
-        &self,
-        statuses: &[JobStatus],
-        max: usize,
-        next_token: Option<&str>,
-    ) -> Result<JobPage> {
+    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
         let s = lock(&self.state);
-        let mut jobs: Vec<Job> = s
-            .jobs
-            .values()
-            .filter(|j| statuses.is_empty() || statuses.contains(&j.status))
-            .cloned()
-            .collect();
+        let mut jobs: Vec<Job> =
+            s.jobs.values().filter(|j| statuses.is_empty() || statuses.contains(&j.status)).cloned().collect();
         jobs.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
         let start = match next_token {
-            Some(t) => t
-                .parse::<usize>()
-                .map_err(|_| Error::field("nextToken", "is not a token this API gave"))?,
+            Some(t) => t.parse::<usize>().map_err(|_| Error::field("nextToken", "is not a token this API gave"))?,
             None => 0,
         };
         let page: Vec<Job> = jobs.iter().skip(start).take(max).cloned().collect();
-        let next =
-            (start + page.len() < jobs.len() && max > 0).then(|| (start + page.len()).to_string());
-        Ok(JobPage {
-            jobs: page,
-            next_token: next,
-        })
+        let next = (start + page.len() < jobs.len() && max > 0).then(|| (start + page.len()).to_string());
+        Ok(JobPage { jobs: page, next_token: next })
     }
 
     async fn put(&self, job: &Job) -> Result<Job> {
         let mut s = lock(&self.state);
-        let stored = s.jobs.get_mut(&job.id).ok_or_else(|| Error::JobNotFound {
-            job_id: job.id.clone(),
-        })?;
+        let stored = s.jobs.get_mut(&job.id).ok_or_else(|| Error::JobNotFound { job_id: job.id.clone() })?;
         if stored.version != job.version {
             return Err(Error::StatusConflict {
                 job_id: job.id.clone(),
@@ -111,42 +87,26 @@ impl JobStore for InMemoryJobStore {
 
     async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome> {
         let mut s = lock(&self.state);
-        if s.chunks
-            .get(id)
-            .is_some_and(|c| c.contains_key(&chunk.index))
-        {
+        if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
-        let job = s
-            .jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
+        let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
         if !job.status.accepts_chunks() {
             return Ok(RecordOutcome::JobClosed(job.status));
         }
         job.progress.succeeded += chunk.succeeded;
         job.progress.failed += chunk.failed;
         job.progress.chunks_done += 1;
-        s.chunks
-            .entry(id.clone())
-            .or_default()
-            .insert(chunk.index, chunk.clone());
+        s.chunks.entry(id.clone()).or_default().insert(chunk.index, chunk.clone());
         Ok(RecordOutcome::Recorded)
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
-        Ok(lock(&self.state)
-            .chunks
-            .get(id)
-            .is_some_and(|c| c.contains_key(&index)))
+        Ok(lock(&self.state).chunks.get(id).is_some_and(|c| c.contains_key(&index)))
     }
 
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
-        Ok(lock(&self.state)
-            .chunks
-            .get(id)
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default())
+        Ok(lock(&self.state).chunks.get(id).map(|c| c.values().cloned().collect()).unwrap_or_default())
     }
 }
 
@@ -195,43 +155,26 @@ impl InMemoryObjectStore {
     }
 
     pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
-        lock(&self.objects)
-            .get(&(bucket.to_string(), key.to_string()))
-            .cloned()
+        lock(&self.objects).get(&(bucket.to_string(), key.to_string())).cloned()
     }
 
     pub fn keys(&self, bucket: &str) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.objects)
-            .keys()
-            .filter(|(b, _)| b == bucket)
-            .map(|(_, k)| k.clone())
-            .collect();
+        let mut v: Vec<String> =
+            lock(&self.objects).keys().filter(|(b, _)| b == bucket).map(|(_, k)| k.clone()).collect();
         v.sort();
         v
     }
 
     fn not_found(key: &str) -> StorageError {
-        StorageError {
-            http_status: 404,
-            code: "NoSuchKey".into(),
-            message: format!("{key} does not exist"),
-        }
+        StorageError { http_status: 404, code: "NoSuchKey".into(), message: format!("{key} does not exist") }
     }
 }
 
 #[async_trait]
 impl ObjectStore for InMemoryObjectStore {
-    async fn head(
-        &self,
-        bucket: &str,
-        key: &str,
-        _version_id: Option<&str>,
-    ) -> Result<ObjectHead, StorageError> {
+    async fn head(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<ObjectHead, StorageError> {
         let body = self.get(bucket, key).ok_or_else(|| Self::not_found(key))?;
-        Ok(ObjectHead {
-            etag: hex::encode(Md5::digest(&body)),
-            size: body.len() as u64,
-        })
+        Ok(ObjectHead { etag: hex::encode(Md5::digest(&body)), size: body.len() as u64 })
     }
 
     async fn read(
@@ -256,20 +199,12 @@ impl ObjectStore for InMemoryObjectStore {
         let end = end.unwrap_or(body.len() as u64).min(body.len() as u64) as usize;
         let slice = body.slice((start as usize).min(end)..end);
         let piece = self.piece_size.unwrap_or(64 * 1024).max(1);
-        let pieces: Vec<std::result::Result<Bytes, StorageError>> = (0..slice.len())
-            .step_by(piece)
-            .map(|i| Ok(slice.slice(i..(i + piece).min(slice.len()))))
-            .collect();
+        let pieces: Vec<std::result::Result<Bytes, StorageError>> =
+            (0..slice.len()).step_by(piece).map(|i| Ok(slice.slice(i..(i + piece).min(slice.len())))).collect();
         Ok(Box::pin(futures::stream::iter(pieces)))
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Bytes,
-        _content_type: &str,
-    ) -> Result<(), StorageError> {
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, _content_type: &str) -> Result<(), StorageError> {
         self.insert(bucket, key, body);
         Ok(())
     }

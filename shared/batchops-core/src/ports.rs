@@ -65,12 +65,7 @@ pub trait JobStore: Send + Sync {
     /// Reads a job with strong consistency; `Error::JobNotFound` when there is none.
     async fn get(&self, id: &JobId) -> Result<Job>;
     /// Jobs newest first, filtered by status when `statuses` is not empty.
-    async fn list(
-        &self,
-        statuses: &[JobStatus],
-        max: usize,
-        next_token: Option<&str>,
-    ) -> Result<JobPage>;
+    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage>;
     /// Writes `job` (all but its counters) if the stored version is still `job.version`;
     /// returns the job as stored, with its version bumped. `Error::StatusConflict` when
     /// another writer changed it first.
@@ -121,12 +116,7 @@ pub struct ObjectHead {
 /// Object storage for manifests and reports.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
-    async fn head(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<ObjectHead, StorageError>;
+    async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, StorageError>;
     /// Streams bytes `start..end` (`end` exclusive, `None` for the rest). With `if_match`,
     /// fails with 412 when the object's ETag changed.
     async fn read(
@@ -138,13 +128,7 @@ pub trait ObjectStore: Send + Sync {
         end: Option<u64>,
         if_match: Option<&str>,
     ) -> Result<ByteStream, StorageError>;
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Bytes,
-        content_type: &str,
-    ) -> Result<(), StorageError>;
+    async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
 }
 

@@ -15,8 +15,7 @@ use crate::spec::{ReportScope, ReportTarget, REPORT_FORMAT};
 
 /// The literal `ReportSchema` of S3's report manifest (note: it lists ErrorCode before
 /// HTTPStatusCode, while the rows carry the status first, as S3's own rows do).
-pub const REPORT_SCHEMA: &str =
-    "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
+pub const REPORT_SCHEMA: &str = "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
 
 /// One row of a result file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +48,7 @@ impl ResultRow {
         out.push(',');
         csv_field(out, &self.version_id);
         out.push(',');
-        out.push_str(if self.succeeded {
-            "succeeded"
-        } else {
-            "failed"
-        });
+        out.push_str(if self.succeeded { "succeeded" } else { "failed" });
         out.push(',');
         out.push_str(&self.http_status.to_string());
         out.push(',');
@@ -96,9 +91,7 @@ pub fn render_chunk(
         if n == 0 {
             continue;
         }
-        let name = hex::encode(Sha1::digest(
-            format!("{job_id}/{chunk}/{attempt}/{status}").as_bytes(),
-        ));
+        let name = hex::encode(Sha1::digest(format!("{job_id}/{chunk}/{attempt}/{status}").as_bytes()));
         files.push(RenderedFile {
             file: ResultFile {
                 key: format!("{folder}/results/{name}.csv"),
@@ -113,11 +106,7 @@ pub fn render_chunk(
 }
 
 /// The report's `manifest.json`: one `Results[]` entry per result file.
-pub fn render_manifest(
-    target: &ReportTarget,
-    files: &[ResultFile],
-    created: OffsetDateTime,
-) -> String {
+pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: OffsetDateTime) -> String {
     let results: Vec<_> = files
         .iter()
         .map(|f| {
@@ -159,11 +148,7 @@ mod tests {
             version_id: String::new(),
             succeeded,
             http_status: if succeeded { 200 } else { 404 },
-            error_code: if succeeded {
-                String::new()
-            } else {
-                "NoSuchKey".into()
-            },
+            error_code: if succeeded { String::new() } else { "NoSuchKey".into() },
             message: msg.into(),
         }
     }
@@ -172,48 +157,21 @@ mod tests {
     fn rows_use_the_column_order_of_real_reports_and_quote_like_rfc4180() {
         let mut s = String::new();
         row(false, "a%20b", "said \"no\", twice").render(&mut s);
-        assert_eq!(
-            s,
-            "b,a%20b,,failed,404,NoSuchKey,\"said \"\"no\"\", twice\"\n"
-        );
+        assert_eq!(s, "b,a%20b,,failed,404,NoSuchKey,\"said \"\"no\"\", twice\"\n");
     }
 
     #[test]
     fn succeeded_and_failed_rows_go_to_separate_files_and_scope_is_honoured() {
         let id = JobId::parse("job-00001").unwrap();
-        let rows = vec![
-            row(true, "a", "ok"),
-            row(false, "b", "gone"),
-            row(true, "c", "ok"),
-        ];
-        let mut target = ReportTarget {
-            bucket: "r".into(),
-            prefix: Some("out/".into()),
-            scope: ReportScope::AllTasks,
-        };
+        let rows = vec![row(true, "a", "ok"), row(false, "b", "gone"), row(true, "c", "ok")];
+        let mut target = ReportTarget { bucket: "r".into(), prefix: Some("out/".into()), scope: ReportScope::AllTasks };
         let files = render_chunk(&target, &id, 3, "x", &rows);
         assert_eq!(files.len(), 2);
-        assert_eq!(
-            (files[0].file.status.as_str(), files[0].file.rows),
-            ("succeeded", 2)
-        );
-        assert_eq!(
-            (files[1].file.status.as_str(), files[1].file.rows),
-            ("failed", 1)
-        );
-        assert!(
-            files[0].file.key.starts_with("out/job-job-00001/results/"),
-            "{}",
-            files[0].file.key
-        );
-        assert_eq!(
-            files[0].file.key.len(),
-            "out/job-job-00001/results/".len() + 40 + 4
-        );
-        assert_ne!(
-            files[0].file.key,
-            render_chunk(&target, &id, 3, "y", &rows)[0].file.key
-        );
+        assert_eq!((files[0].file.status.as_str(), files[0].file.rows), ("succeeded", 2));
+        assert_eq!((files[1].file.status.as_str(), files[1].file.rows), ("failed", 1));
+        assert!(files[0].file.key.starts_with("out/job-job-00001/results/"), "{}", files[0].file.key);
+        assert_eq!(files[0].file.key.len(), "out/job-job-00001/results/".len() + 40 + 4);
+        assert_ne!(files[0].file.key, render_chunk(&target, &id, 3, "y", &rows)[0].file.key);
         target.scope = ReportScope::FailedTasksOnly;
         let files = render_chunk(&target, &id, 3, "x", &rows);
         assert_eq!(files.len(), 1);
@@ -222,20 +180,10 @@ mod tests {
 
     #[test]
     fn the_manifest_lists_every_file_with_its_md5() {
-        let target = ReportTarget {
-            bucket: "r".into(),
-            prefix: None,
-            scope: ReportScope::AllTasks,
-        };
-        let f = ResultFile {
-            key: "job-x/results/a.csv".into(),
-            status: "failed".into(),
-            md5: "00".into(),
-            rows: 1,
-        };
+        let target = ReportTarget { bucket: "r".into(), prefix: None, scope: ReportScope::AllTasks };
+        let f = ResultFile { key: "job-x/results/a.csv".into(), status: "failed".into(), md5: "00".into(), rows: 1 };
         let doc: serde_json::Value =
-            serde_json::from_str(&render_manifest(&target, &[f], OffsetDateTime::UNIX_EPOCH))
-                .unwrap();
+            serde_json::from_str(&render_manifest(&target, &[f], OffsetDateTime::UNIX_EPOCH)).unwrap();
         assert_eq!(doc["Format"], "Report_CSV_20180820");
         assert_eq!(doc["ReportSchema"], REPORT_SCHEMA);
         assert_eq!(doc["ReportCreationDate"], "1970-01-01T00:00:00.000Z");

@@ -21,21 +21,11 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     pub fn permanent(http_status: u16, code: &str, message: impl Into<String>) -> Self {
-        TaskFailure {
-            http_status,
-            error_code: code.into(),
-            message: message.into(),
-            class: FailureClass::Permanent,
-        }
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Permanent }
     }
 
     pub fn transient(http_status: u16, code: &str, message: impl Into<String>) -> Self {
-        TaskFailure {
-            http_status,
-            error_code: code.into(),
-            message: message.into(),
-            class: FailureClass::Transient,
-        }
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Transient }
     }
 
     /// Classifies an S3 error by its code and HTTP status: throttling, timeouts and 5xx are
@@ -56,17 +46,8 @@ impl TaskFailure {
                     | "RequestLimitExceeded"
                     | "OperationAborted"
             );
-        let class = if transient {
-            FailureClass::Transient
-        } else {
-            FailureClass::Permanent
-        };
-        TaskFailure {
-            http_status,
-            error_code: code.into(),
-            message: message.into(),
-            class,
-        }
+        let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
+        TaskFailure { http_status, error_code: code.into(), message: message.into(), class }
     }
 }
 
@@ -91,11 +72,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
-        }
+        RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
     }
 }
 
@@ -105,19 +82,13 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32) -> Duration {
         let cap = self.ceiling(attempt);
         let ms = cap.as_millis() as u64;
-        Duration::from_millis(if ms == 0 {
-            0
-        } else {
-            rand::random_range(0..=ms)
-        })
+        Duration::from_millis(if ms == 0 { 0 } else { rand::random_range(0..=ms) })
     }
 
     /// The upper bound of [`RetryPolicy::delay`] for `attempt`.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(20);
-        self.base_delay
-            .saturating_mul(1u32 << exp)
-            .min(self.max_delay)
+        self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay)
     }
 
     /// Runs `f` until it succeeds, fails permanently, or runs out of attempts.
@@ -130,9 +101,7 @@ impl RetryPolicy {
         loop {
             let outcome = f().await;
             match &outcome {
-                Outcome::Failed(fail)
-                    if fail.class == FailureClass::Transient && attempt < self.max_attempts =>
-                {
+                Outcome::Failed(fail) if fail.class == FailureClass::Transient && attempt < self.max_attempts => {
                     tokio::time::sleep(self.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -149,35 +118,17 @@ mod tests {
 
     #[test]
     fn s3_errors_are_classified_by_code_and_status() {
-        assert_eq!(
-            TaskFailure::classify(503, "SlowDown", "").class,
-            FailureClass::Transient
-        );
-        assert_eq!(
-            TaskFailure::classify(500, "InternalError", "").class,
-            FailureClass::Transient
-        );
-        assert_eq!(
-            TaskFailure::classify(400, "RequestTimeout", "").class,
-            FailureClass::Transient
-        );
-        assert_eq!(
-            TaskFailure::classify(404, "NoSuchKey", "").class,
-            FailureClass::Permanent
-        );
-        assert_eq!(
-            TaskFailure::classify(403, "AccessDenied", "").class,
-            FailureClass::Permanent
-        );
+        assert_eq!(TaskFailure::classify(503, "SlowDown", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(500, "InternalError", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(400, "RequestTimeout", "").class, FailureClass::Transient);
+        assert_eq!(TaskFailure::classify(404, "NoSuchKey", "").class, FailureClass::Permanent);
+        assert_eq!(TaskFailure::classify(403, "AccessDenied", "").class, FailureClass::Permanent);
     }
 
     #[test]
     fn delays_grow_exponentially_up_to_the_cap() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-        };
+        let p =
+            RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         assert_eq!(p.ceiling(1), Duration::from_millis(100));
         assert_eq!(p.ceiling(3), Duration::from_millis(400));
         assert_eq!(p.ceiling(9), Duration::from_secs(1));
@@ -188,11 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_a_bounded_number_of_times() {
-        let p = RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        };
+        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
         let calls = AtomicU32::new(0);
         let out = p
             .run(|| async {
@@ -210,9 +157,7 @@ mod tests {
                 if n == 0 {
                     Outcome::Failed(TaskFailure::transient(500, "InternalError", ""))
                 } else {
-                    Outcome::Succeeded {
-                        message: "ok".into(),
-                    }
+                    Outcome::Succeeded { message: "ok".into() }
                 }
             })
             .await;
@@ -225,10 +170,6 @@ mod tests {
             Outcome::Failed(TaskFailure::permanent(404, "NoSuchKey", ""))
         })
         .await;
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "permanent failures are not retried"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "permanent failures are not retried");
     }
 }

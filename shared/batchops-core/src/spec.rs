@@ -147,28 +147,21 @@ pub fn parse(body: &[u8]) -> Result<JobSpec> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            Error::InvalidJson {
-                message: inner.to_string(),
-            }
+            Error::InvalidJson { message: inner.to_string() }
         } else if path == "." {
             Error::field("CreateJobRequest", inner.to_string())
         } else {
             Error::field(path, inner.to_string())
         }
     })?;
-    de.end().map_err(|e| Error::InvalidJson {
-        message: e.to_string(),
-    })?;
+    de.end().map_err(|e| Error::InvalidJson { message: e.to_string() })?;
     Ok(spec)
 }
 
 pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
     let n = s.chars().count();
     if n < min || n > max {
-        return Err(Error::field(
-            field,
-            format!("length must be {min}-{max} characters, got {n}"),
-        ));
+        return Err(Error::field(field, format!("length must be {min}-{max} characters, got {n}")));
     }
     Ok(())
 }
@@ -181,10 +174,7 @@ pub(crate) fn require<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T> {
 pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[1].is_empty() || parts[2] != "s3" {
-        return Err(Error::field(
-            field,
-            format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)"),
-        ));
+        return Err(Error::field(field, format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)")));
     }
     let resource = parts[5];
     let (bucket, key) = match resource.split_once('/') {
@@ -192,18 +182,14 @@ pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
         None => (resource, ""),
     };
     if !valid_bucket_name(bucket) {
-        return Err(Error::field(
-            field,
-            format!("'{bucket}' is not a valid bucket name"),
-        ));
+        return Err(Error::field(field, format!("'{bucket}' is not a valid bucket name")));
     }
     Ok((bucket.to_string(), key.to_string()))
 }
 
 fn valid_bucket_name(b: &str) -> bool {
     (3..=63).contains(&b.len())
-        && b.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && b.starts_with(|c: char| c.is_ascii_alphanumeric())
         && b.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -213,35 +199,23 @@ pub(crate) fn check_tag(field: &str, tag: &S3Tag) -> Result<()> {
     check_len(&format!("{field}.Value"), &tag.value, 0, 256)?;
     let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
     if !tag.key.chars().all(allowed) {
-        return Err(Error::field(
-            format!("{field}.Key"),
-            "may hold only letters, digits, spaces and _.:/=+-@",
-        ));
+        return Err(Error::field(format!("{field}.Key"), "may hold only letters, digits, spaces and _.:/=+-@"));
     }
     if !tag.value.chars().all(allowed) {
-        return Err(Error::field(
-            format!("{field}.Value"),
-            "may hold only letters, digits, spaces and _.:/=+-@",
-        ));
+        return Err(Error::field(format!("{field}.Value"), "may hold only letters, digits, spaces and _.:/=+-@"));
     }
     Ok(())
 }
 
 pub(crate) fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
     if tags.len() > max {
-        return Err(Error::field(
-            field,
-            format!("at most {max} tags, got {}", tags.len()),
-        ));
+        return Err(Error::field(field, format!("at most {max} tags, got {}", tags.len())));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, t) in tags.iter().enumerate() {
         check_tag(&format!("{field}[{i}]"), t)?;
         if !seen.insert(&t.key) {
-            return Err(Error::field(
-                format!("{field}[{i}].Key"),
-                format!("duplicate tag key '{}'", t.key),
-            ));
+            return Err(Error::field(format!("{field}[{i}].Key"), format!("duplicate tag key '{}'", t.key)));
         }
     }
     Ok(())
@@ -273,14 +247,8 @@ impl JobSpec {
         check_len("RoleArn", role, 1, 2048)?;
         let role_ok = role.starts_with("arn:")
             && role.split(':').nth(2) == Some("iam")
-            && role
-                .split(':')
-                .nth(4)
-                .is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
-            && role
-                .split(':')
-                .nth(5)
-                .is_some_and(|r| r.starts_with("role/"));
+            && role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+            && role.split(':').nth(5).is_some_and(|r| r.starts_with("role/"));
         if !role_ok {
             return Err(Error::field(
                 "RoleArn",
@@ -297,17 +265,9 @@ impl JobSpec {
         let operation = Operation::from_spec(op_value)?;
         let manifest = match (&self.manifest, &self.manifest_generator) {
             (Some(_), Some(_)) => {
-                return Err(Error::field(
-                    "Manifest",
-                    "give either Manifest or ManifestGenerator, not both",
-                ))
+                return Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both"))
             }
-            (None, None) => {
-                return Err(Error::field(
-                    "Manifest",
-                    "one of Manifest or ManifestGenerator is required",
-                ))
-            }
+            (None, None) => return Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
             (None, Some(_)) => {
                 return Err(Error::field(
                     "ManifestGenerator",
@@ -317,11 +277,7 @@ impl JobSpec {
             (Some(m), None) => validate_manifest(m)?,
         };
         let report = validate_report(require("Report", &self.report)?)?;
-        Ok(ValidJob {
-            operation,
-            manifest,
-            report,
-        })
+        Ok(ValidJob { operation, manifest, report })
     }
 }
 
@@ -364,22 +320,11 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
             for needed in [ManifestField::Bucket, ManifestField::Key] {
                 let count = out.iter().filter(|f| **f == needed).count();
                 if count != 1 {
-                    return Err(Error::field(
-                        "Manifest.Spec.Fields",
-                        format!("must name {needed:?} exactly once"),
-                    ));
+                    return Err(Error::field("Manifest.Spec.Fields", format!("must name {needed:?} exactly once")));
                 }
             }
-            if out
-                .iter()
-                .filter(|f| **f == ManifestField::VersionId)
-                .count()
-                > 1
-            {
-                return Err(Error::field(
-                    "Manifest.Spec.Fields",
-                    "must name VersionId at most once",
-                ));
+            if out.iter().filter(|f| **f == ManifestField::VersionId).count() > 1 {
+                return Err(Error::field("Manifest.Spec.Fields", "must name VersionId at most once"));
             }
             out
         }
@@ -389,10 +334,7 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
     check_len("Manifest.Location.ObjectArn", arn, 1, 2000)?;
     let (bucket, key) = parse_s3_arn("Manifest.Location.ObjectArn", arn)?;
     if key.is_empty() {
-        return Err(Error::field(
-            "Manifest.Location.ObjectArn",
-            "must name an object (arn:aws:s3:::bucket/key)",
-        ));
+        return Err(Error::field("Manifest.Location.ObjectArn", "must name an object (arn:aws:s3:::bucket/key)"));
     }
     let etag = require("Manifest.Location.ETag", &loc.etag)?;
     check_len("Manifest.Location.ETag", etag, 1, 1024)?;
@@ -417,17 +359,11 @@ fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
     check_len("Report.Bucket", bucket_arn, 1, 128)?;
     let (bucket, key) = parse_s3_arn("Report.Bucket", bucket_arn)?;
     if !key.is_empty() {
-        return Err(Error::field(
-            "Report.Bucket",
-            "must be a bucket ARN (arn:aws:s3:::bucket), without a key",
-        ));
+        return Err(Error::field("Report.Bucket", "must be a bucket ARN (arn:aws:s3:::bucket), without a key"));
     }
     let format = require("Report.Format", &r.format)?;
     if format != REPORT_FORMAT {
-        return Err(Error::field(
-            "Report.Format",
-            format!("'{format}' is not {REPORT_FORMAT}"),
-        ));
+        return Err(Error::field("Report.Format", format!("'{format}' is not {REPORT_FORMAT}")));
     }
     if let Some(p) = &r.prefix {
         check_len("Report.Prefix", p, 1, 512)?;
@@ -444,17 +380,10 @@ fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
     };
     if let Some(o) = &r.expected_bucket_owner {
         if o.len() != 12 || !o.chars().all(|c| c.is_ascii_digit()) {
-            return Err(Error::field(
-                "Report.ExpectedBucketOwner",
-                "must be 12 digits",
-            ));
+            return Err(Error::field("Report.ExpectedBucketOwner", "must be 12 digits"));
         }
     }
-    Ok(Some(ReportTarget {
-        bucket,
-        prefix: r.prefix.clone(),
-        scope,
-    }))
+    Ok(Some(ReportTarget { bucket, prefix: r.prefix.clone(), scope }))
 }
 
 #[cfg(test)]
@@ -516,10 +445,7 @@ pub(crate) mod tests {
         assert_eq!(error_field(v), "Priority");
 
         let mut v = copy_spec();
-        v["Manifest"]["Location"]
-            .as_object_mut()
-            .unwrap()
-            .remove("ETag");
+        v["Manifest"]["Location"].as_object_mut().unwrap().remove("ETag");
         assert_eq!(error_field(v), "Manifest.Location.ETag");
 
         let mut v = copy_spec();
@@ -569,10 +495,7 @@ pub(crate) mod tests {
 
     #[test]
     fn broken_json_is_reported_as_such() {
-        assert!(matches!(
-            parse(b"{\"Priority\": "),
-            Err(Error::InvalidJson { .. })
-        ));
+        assert!(matches!(parse(b"{\"Priority\": "), Err(Error::InvalidJson { .. })));
     }
 }
 
@@ -585,20 +508,12 @@ mod example_specs {
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            let mut v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             v["ClientRequestToken"] = serde_json::json!("example");
             let spec = super::parse(v.to_string().as_bytes()).unwrap();
-            let valid = spec
-                .validate()
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let valid = spec.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            assert_eq!(
-                valid.operation.name(),
-                name,
-                "{} is named after its operation",
-                path.display()
-            );
+            assert_eq!(valid.operation.name(), name, "{} is named after its operation", path.display());
             seen += 1;
         }
         assert!(seen >= 3);

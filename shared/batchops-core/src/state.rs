@@ -39,11 +39,7 @@ pub fn check(job_id: &JobId, from: JobStatus, to: JobStatus) -> Result<()> {
     if can_transition(from, to) {
         Ok(())
     } else {
-        Err(Error::StatusConflict {
-            job_id: job_id.clone(),
-            actual: from,
-            message: format!("it cannot move to {to}"),
-        })
+        Err(Error::StatusConflict { job_id: job_id.clone(), actual: from, message: format!("it cannot move to {to}") })
     }
 }
 
@@ -87,10 +83,7 @@ mod tests {
     fn illegal_moves_are_refused_with_the_current_status() {
         let id = JobId::parse("job-12345").unwrap();
         assert!(check(&id, Active, Suspended).is_err());
-        assert!(
-            check(&id, Suspended, Active).is_err(),
-            "a suspended job goes through Ready"
-        );
+        assert!(check(&id, Suspended, Active).is_err(), "a suspended job goes through Ready");
         match check(&id, Complete, Cancelling) {
             Err(Error::StatusConflict { actual, .. }) => assert_eq!(actual, Complete),
             other => panic!("{other:?}"),

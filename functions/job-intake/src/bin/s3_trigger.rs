@@ -16,10 +16,7 @@ async fn main() -> Result<(), Error> {
         let (intake, objects) = (&intake, &objects);
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body| async move {
-                    handle_message(intake, objects, &body).await
-                })
-                .await,
+                sqs_batch(event.payload, |body| async move { handle_message(intake, objects, &body).await }).await,
             )
         }
     }))

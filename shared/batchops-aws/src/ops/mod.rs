@@ -28,15 +28,9 @@ impl S3OperationRunner {
 impl OperationRunner for S3OperationRunner {
     async fn run(&self, op: &Operation, target: &TaskTarget) -> Outcome {
         let result = match op {
-            Operation::PutObjectCopy(copy) => {
-                put_object_copy::run(&self.client, copy, target).await
-            }
-            Operation::PutObjectTagging(t) => {
-                put_object_tagging::run(&self.client, t, target).await
-            }
-            Operation::DeleteObjectTagging => {
-                delete_object_tagging::run(&self.client, target).await
-            }
+            Operation::PutObjectCopy(copy) => put_object_copy::run(&self.client, copy, target).await,
+            Operation::PutObjectTagging(t) => put_object_tagging::run(&self.client, t, target).await,
+            Operation::DeleteObjectTagging => delete_object_tagging::run(&self.client, target).await,
         };
         match result {
             Ok(message) => Outcome::Succeeded { message },

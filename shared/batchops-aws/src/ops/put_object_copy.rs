@@ -1,8 +1,8 @@
 //! `S3PutObjectCopy` as one CopyObject (objects up to 5 GiB, S3's limit for a single copy).
 
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHoldStatus,
-    ObjectLockMode, RequestPayer, ServerSideEncryption, StorageClass, TaggingDirective,
+    ChecksumAlgorithm, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHoldStatus, ObjectLockMode, RequestPayer,
+    ServerSideEncryption, StorageClass, TaggingDirective,
 };
 use aws_smithy_types::DateTime;
 use batchops_core::ops::{CopyObject, TaskTarget};
@@ -13,12 +13,7 @@ use super::TaskResult;
 use crate::errors::task;
 
 /// Characters left as they are in `x-amz-copy-source`: unreserved ones and the `/` separators.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 fn copy_source(t: &TaskTarget) -> String {
     let mut s = format!("{}/{}", t.bucket, utf8_percent_encode(&t.key, COPY_SOURCE));
@@ -47,17 +42,9 @@ fn tagging_header(tags: &[batchops_core::spec::S3Tag]) -> String {
         .join("&")
 }
 
-pub(crate) async fn run(
-    client: &aws_sdk_s3::Client,
-    op: &CopyObject,
-    t: &TaskTarget,
-) -> TaskResult {
+pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &CopyObject, t: &TaskTarget) -> TaskResult {
     let target_key = op.target_key(t);
-    let mut req = client
-        .copy_object()
-        .bucket(&op.target_bucket)
-        .key(&target_key)
-        .copy_source(copy_source(t));
+    let mut req = client.copy_object().bucket(&op.target_bucket).key(&target_key).copy_source(copy_source(t));
     if let Some(m) = &op.new_metadata {
         req = req
             .metadata_directive(MetadataDirective::Replace)
@@ -75,9 +62,7 @@ pub(crate) async fn run(
         }
     }
     if let Some(tags) = &op.new_tagging {
-        req = req
-            .tagging_directive(TaggingDirective::Replace)
-            .tagging(tagging_header(tags));
+        req = req.tagging_directive(TaggingDirective::Replace).tagging(tagging_header(tags));
     }
     if let Some(sc) = &op.storage_class {
         req = req.storage_class(StorageClass::from(sc.as_str()));
@@ -86,12 +71,7 @@ pub(crate) async fn run(
         req = req.acl(ObjectCannedAcl::from(acl.as_str()));
     }
     let grantees = |perm: &str| {
-        let g: Vec<&str> = op
-            .grants
-            .iter()
-            .filter(|g| g.permission == perm)
-            .map(|g| g.grantee.as_str())
-            .collect();
+        let g: Vec<&str> = op.grants.iter().filter(|g| g.permission == perm).map(|g| g.grantee.as_str()).collect();
         (!g.is_empty()).then(|| g.join(", "))
     };
     req = req
@@ -100,25 +80,15 @@ pub(crate) async fn run(
         .set_grant_read_acp(grantees("READ_ACP"))
         .set_grant_write_acp(grantees("WRITE_ACP"));
     if let Some(key) = &op.sse_kms_key_id {
-        req = req
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(key);
+        req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key);
     }
     req = req
         .set_bucket_key_enabled(op.bucket_key_enabled)
-        .set_checksum_algorithm(
-            op.checksum_algorithm
-                .as_deref()
-                .map(ChecksumAlgorithm::from),
-        )
+        .set_checksum_algorithm(op.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
         .set_copy_source_if_modified_since(op.modified_since.map(dt))
         .set_copy_source_if_unmodified_since(op.unmodified_since.map(dt))
         .set_website_redirect_location(op.redirect_location.clone())
-        .set_object_lock_legal_hold_status(
-            op.object_lock_legal_hold
-                .as_deref()
-                .map(ObjectLockLegalHoldStatus::from),
-        )
+        .set_object_lock_legal_hold_status(op.object_lock_legal_hold.as_deref().map(ObjectLockLegalHoldStatus::from))
         .set_object_lock_mode(op.object_lock_mode.as_deref().map(ObjectLockMode::from))
         .set_object_lock_retain_until_date(op.object_lock_retain_until.map(dt));
     if op.requester_pays {
@@ -141,31 +111,17 @@ mod tests {
 
     #[test]
     fn copy_sources_are_url_encoded_with_their_version() {
-        let t = TaskTarget {
-            bucket: "b".into(),
-            key: "a b/c+d#é".into(),
-            version_id: None,
-        };
+        let t = TaskTarget { bucket: "b".into(), key: "a b/c+d#é".into(), version_id: None };
         assert_eq!(copy_source(&t), "b/a%20b/c%2Bd%23%C3%A9");
-        let t = TaskTarget {
-            bucket: "b".into(),
-            key: "k".into(),
-            version_id: Some("v1".into()),
-        };
+        let t = TaskTarget { bucket: "b".into(), key: "k".into(), version_id: Some("v1".into()) };
         assert_eq!(copy_source(&t), "b/k?versionId=v1");
     }
 
     #[test]
     fn tagging_header_is_a_query_string() {
         let tags = vec![
-            batchops_core::spec::S3Tag {
-                key: "a b".into(),
-                value: "x=y".into(),
-            },
-            batchops_core::spec::S3Tag {
-                key: "c".into(),
-                value: "".into(),
-            },
+            batchops_core::spec::S3Tag { key: "a b".into(), value: "x=y".into() },
+            batchops_core::spec::S3Tag { key: "c".into(), value: "".into() },
         ];
         assert_eq!(tagging_header(&tags), "a%20b=x%3Dy&c=");
     }

@@ -5,11 +5,7 @@ use batchops_core::ops::{PutObjectTagging, TaskTarget};
 use super::{tagging, TaskResult};
 use crate::errors::task;
 
-pub(crate) async fn run(
-    client: &aws_sdk_s3::Client,
-    op: &PutObjectTagging,
-    t: &TaskTarget,
-) -> TaskResult {
+pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &PutObjectTagging, t: &TaskTarget) -> TaskResult {
     client
         .put_object_tagging()
         .bucket(&t.bucket)

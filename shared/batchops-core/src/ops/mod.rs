@@ -45,19 +45,11 @@ const NOT_YET: [&str; 8] = [
 impl Operation {
     /// Parses the `Operation` member of a CreateJob request: exactly one member, validated.
     pub fn from_spec(v: &Value) -> Result<Operation> {
-        let map = v
-            .as_object()
-            .ok_or_else(|| Error::field("Operation", "must be an object"))?;
+        let map = v.as_object().ok_or_else(|| Error::field("Operation", "must be an object"))?;
         if map.len() != 1 {
-            return Err(Error::field(
-                "Operation",
-                format!("must set exactly one operation, got {}", map.len()),
-            ));
+            return Err(Error::field("Operation", format!("must set exactly one operation, got {}", map.len())));
         }
-        let (name, params) = map
-            .iter()
-            .next()
-            .ok_or_else(|| Error::field("Operation", "is empty"))?;
+        let (name, params) = map.iter().next().ok_or_else(|| Error::field("Operation", "is empty"))?;
         let field = format!("Operation.{name}");
         match name.as_str() {
             "S3PutObjectCopy" => Ok(Operation::PutObjectCopy(Box::new(CopyObject::from_spec(&field, params)?))),
@@ -90,11 +82,7 @@ impl Operation {
 pub(crate) fn params<T: DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        let full = if path == "." {
-            field.to_string()
-        } else {
-            format!("{field}.{path}")
-        };
+        let full = if path == "." { field.to_string() } else { format!("{field}.{path}") };
         Error::field(full, e.into_inner().to_string())
     })
 }
@@ -103,22 +91,15 @@ pub(crate) fn params<T: DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
 pub(crate) fn timestamp(field: &str, v: &Value) -> Result<OffsetDateTime> {
     match v {
         Value::Number(n) => {
-            let secs = n
-                .as_f64()
-                .ok_or_else(|| Error::field(field, "is not a timestamp"))?;
-            OffsetDateTime::from_unix_timestamp(secs as i64)
-                .map_err(|e| Error::field(field, e.to_string()))
+            let secs = n.as_f64().ok_or_else(|| Error::field(field, "is not a timestamp"))?;
+            OffsetDateTime::from_unix_timestamp(secs as i64).map_err(|e| Error::field(field, e.to_string()))
         }
         Value::String(s) => {
-            if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            {
+            if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
                 return Ok(t);
             }
-            let date = time::Date::parse(
-                s,
-                &time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .map_err(|_| Error::field(field, format!("'{s}' is not an ISO 8601 timestamp")))?;
+            let date = time::Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]"))
+                .map_err(|_| Error::field(field, format!("'{s}' is not an ISO 8601 timestamp")))?;
             Ok(date.midnight().assume_utc())
         }
         _ => Err(Error::field(field, "is not a timestamp")),
@@ -129,10 +110,7 @@ pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<()> {
     if allowed.contains(&value) {
         Ok(())
     } else {
-        Err(Error::field(
-            field,
-            format!("'{value}' is not one of {}", allowed.join(", ")),
-        ))
+        Err(Error::field(field, format!("'{value}' is not one of {}", allowed.join(", "))))
     }
 }
 
@@ -155,10 +133,7 @@ mod tests {
     #[test]
     fn operations_of_later_versions_are_refused_by_name() {
         let err = Operation::from_spec(&json!({"LambdaInvoke": {"FunctionArn": "x"}})).unwrap_err();
-        assert!(
-            err.to_string().starts_with("Operation.LambdaInvoke:"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Operation.LambdaInvoke:"), "{err}");
         let err = Operation::from_spec(&json!({"S3Frobnicate": {}})).unwrap_err();
         assert!(err.to_string().contains("S3Frobnicate"), "{err}");
     }
@@ -166,12 +141,7 @@ mod tests {
     #[test]
     fn timestamps_in_both_cli_forms() {
         assert_eq!(timestamp("f", &json!(0)).unwrap().unix_timestamp(), 0);
-        assert_eq!(
-            timestamp("f", &json!("2023-09-01"))
-                .unwrap()
-                .unix_timestamp(),
-            1693526400
-        );
+        assert_eq!(timestamp("f", &json!("2023-09-01")).unwrap().unix_timestamp(), 1693526400);
         assert!(timestamp("f", &json!("yesterday")).is_err());
     }
 }

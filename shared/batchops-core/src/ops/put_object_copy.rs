@@ -21,27 +21,10 @@ const CANNED_ACLS: [&str; 7] = [
     "bucket-owner-read",
     "bucket-owner-full-control",
 ];
-const STORAGE_CLASSES: [&str; 7] = [
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "GLACIER",
-    "INTELLIGENT_TIERING",
-    "DEEP_ARCHIVE",
-    "GLACIER_IR",
-];
-const CHECKSUMS: [&str; 10] = [
-    "CRC32",
-    "CRC32C",
-    "SHA1",
-    "SHA256",
-    "CRC64NVME",
-    "SHA512",
-    "MD5",
-    "XXHASH64",
-    "XXHASH3",
-    "XXHASH128",
-];
+const STORAGE_CLASSES: [&str; 7] =
+    ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "GLACIER", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR"];
+const CHECKSUMS: [&str; 10] =
+    ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", "SHA512", "MD5", "XXHASH64", "XXHASH3", "XXHASH128"];
 
 /// New metadata for the copies (`MetadataDirective: REPLACE`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -151,17 +134,11 @@ impl CopyObject {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
         let p: Params = super::params(field, v)?;
         let f = |m: &str| format!("{field}.{m}");
-        let target = p
-            .target_resource
-            .as_ref()
-            .ok_or_else(|| Error::field(f("TargetResource"), "is required"))?;
+        let target = p.target_resource.as_ref().ok_or_else(|| Error::field(f("TargetResource"), "is required"))?;
         check_len(&f("TargetResource"), target, 1, 128)?;
         let (target_bucket, rest) = parse_s3_arn(&f("TargetResource"), target)?;
         if !rest.is_empty() {
-            return Err(Error::field(
-                f("TargetResource"),
-                "must be a bucket ARN (arn:aws:s3:::bucket), without a key",
-            ));
+            return Err(Error::field(f("TargetResource"), "must be a bucket ARN (arn:aws:s3:::bucket), without a key"));
         }
         if let Some(prefix) = &p.target_key_prefix {
             check_len(&f("TargetKeyPrefix"), prefix, 1, 1024)?;
@@ -172,36 +149,25 @@ impl CopyObject {
         let mut grants = Vec::new();
         for (i, g) in p.access_control_grants.iter().enumerate() {
             let gf = format!("{field}.AccessControlGrants[{i}]");
-            let grantee = g
-                .grantee
-                .as_ref()
-                .ok_or_else(|| Error::field(format!("{gf}.Grantee"), "is required"))?;
-            let permission = g
-                .permission
-                .as_ref()
-                .ok_or_else(|| Error::field(format!("{gf}.Permission"), "is required"))?;
+            let grantee = g.grantee.as_ref().ok_or_else(|| Error::field(format!("{gf}.Grantee"), "is required"))?;
+            let permission =
+                g.permission.as_ref().ok_or_else(|| Error::field(format!("{gf}.Permission"), "is required"))?;
             one_of(
                 &format!("{gf}.Permission"),
                 permission,
                 &["FULL_CONTROL", "READ", "WRITE", "READ_ACP", "WRITE_ACP"],
             )?;
-            let kind = grantee.type_identifier.as_deref().ok_or_else(|| {
-                Error::field(format!("{gf}.Grantee.TypeIdentifier"), "is required")
-            })?;
-            one_of(
-                &format!("{gf}.Grantee.TypeIdentifier"),
-                kind,
-                &["id", "emailAddress", "uri"],
-            )?;
+            let kind = grantee
+                .type_identifier
+                .as_deref()
+                .ok_or_else(|| Error::field(format!("{gf}.Grantee.TypeIdentifier"), "is required"))?;
+            one_of(&format!("{gf}.Grantee.TypeIdentifier"), kind, &["id", "emailAddress", "uri"])?;
             let ident = grantee
                 .identifier
                 .as_deref()
                 .ok_or_else(|| Error::field(format!("{gf}.Grantee.Identifier"), "is required"))?;
             let _ = &grantee.display_name;
-            grants.push(Grant {
-                permission: permission.clone(),
-                grantee: format!("{kind}=\"{ident}\""),
-            });
+            grants.push(Grant { permission: permission.clone(), grantee: format!("{kind}=\"{ident}\"") });
         }
         let directive = match p.metadata_directive.as_deref() {
             None => None,
@@ -212,21 +178,14 @@ impl CopyObject {
         };
         let new_metadata = match (directive, p.new_object_metadata) {
             (Some("COPY"), Some(_)) => {
-                return Err(Error::field(
-                    f("NewObjectMetadata"),
-                    "cannot be combined with MetadataDirective COPY",
-                ))
+                return Err(Error::field(f("NewObjectMetadata"), "cannot be combined with MetadataDirective COPY"))
             }
             (Some("REPLACE"), None) => Some(ObjectMetadata::default()),
             (_, None) => None,
             (_, Some(m)) => Some(metadata(&f("NewObjectMetadata"), m)?),
         };
         if let Some(tags) = &p.new_object_tagging {
-            check_tag_set(
-                &f("NewObjectTagging"),
-                tags,
-                super::put_object_tagging::MAX_OBJECT_TAGS,
-            )?;
+            check_tag_set(&f("NewObjectTagging"), tags, super::put_object_tagging::MAX_OBJECT_TAGS)?;
         }
         if let Some(r) = &p.redirect_location {
             check_len(&f("RedirectLocation"), r, 1, 2048)?;
@@ -266,10 +225,7 @@ impl CopyObject {
             requester_pays: p.requester_pays.unwrap_or(false),
             object_lock_legal_hold: p.object_lock_legal_hold_status,
             object_lock_mode: p.object_lock_mode,
-            object_lock_retain_until: ts(
-                "ObjectLockRetainUntilDate",
-                &p.object_lock_retain_until_date,
-            )?,
+            object_lock_retain_until: ts("ObjectLockRetainUntilDate", &p.object_lock_retain_until_date)?,
         })
     }
 
@@ -288,10 +244,7 @@ fn metadata(field: &str, m: MetadataParam) -> Result<ObjectMetadata> {
     // ContentLength, ContentMD5 and RequesterCharged are deprecated in the model and ignored.
     let _ = (m.content_length, m.content_md5, m.requester_charged);
     if m.user_metadata.len() > 8192 {
-        return Err(Error::field(
-            format!("{field}.UserMetadata"),
-            "at most 8192 entries",
-        ));
+        return Err(Error::field(format!("{field}.UserMetadata"), "at most 8192 entries"));
     }
     for (k, v) in &m.user_metadata {
         check_len(&format!("{field}.UserMetadata.{k}"), k, 1, 1024)?;
@@ -302,10 +255,7 @@ fn metadata(field: &str, m: MetadataParam) -> Result<ObjectMetadata> {
         Some("AES256") => Some("AES256".to_string()),
         Some("KMS") => Some("aws:kms".to_string()),
         Some(other) => {
-            return Err(Error::field(
-                format!("{field}.SSEAlgorithm"),
-                format!("'{other}' is not one of AES256, KMS"),
-            ))
+            return Err(Error::field(format!("{field}.SSEAlgorithm"), format!("'{other}' is not one of AES256, KMS")))
         }
     };
     Ok(ObjectMetadata {
@@ -314,11 +264,7 @@ fn metadata(field: &str, m: MetadataParam) -> Result<ObjectMetadata> {
         content_encoding: m.content_encoding,
         content_language: m.content_language,
         content_type: m.content_type,
-        expires: m
-            .http_expires_date
-            .as_ref()
-            .map(|v| timestamp(&format!("{field}.HttpExpiresDate"), v))
-            .transpose()?,
+        expires: m.http_expires_date.as_ref().map(|v| timestamp(&format!("{field}.HttpExpiresDate"), v)).transpose()?,
         user_metadata: m.user_metadata,
         sse_algorithm,
     })
@@ -332,26 +278,16 @@ mod tests {
     const F: &str = "Operation.S3PutObjectCopy";
 
     fn target(key: &str) -> TaskTarget {
-        TaskTarget {
-            bucket: "src".into(),
-            key: key.into(),
-            version_id: None,
-        }
+        TaskTarget { bucket: "src".into(), key: key.into(), version_id: None }
     }
 
     #[test]
     fn target_keys_go_into_the_prefix_folder() {
-        let op = CopyObject::from_spec(
-            F,
-            &json!({"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "copies"}),
-        )
-        .unwrap();
+        let op = CopyObject::from_spec(F, &json!({"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "copies"}))
+            .unwrap();
         assert_eq!(op.target_key(&target("a/b c")), "copies/a/b c");
-        let op = CopyObject::from_spec(
-            F,
-            &json!({"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "c/"}),
-        )
-        .unwrap();
+        let op =
+            CopyObject::from_spec(F, &json!({"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "c/"})).unwrap();
         assert_eq!(op.target_key(&target("x")), "c/x");
         let op = CopyObject::from_spec(F, &json!({"TargetResource": "arn:aws:s3:::dst"})).unwrap();
         assert_eq!(op.target_key(&target("x")), "x");
@@ -374,25 +310,15 @@ mod tests {
             &json!({"TargetResource": "arn:aws:s3:::dst", "MetadataDirective": "COPY", "NewObjectMetadata": {}}),
         )
         .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Operation.S3PutObjectCopy.NewObjectMetadata:"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Operation.S3PutObjectCopy.NewObjectMetadata:"), "{err}");
     }
 
     #[test]
     fn each_bad_parameter_is_named() {
         let cases = [
             (json!({}), "Operation.S3PutObjectCopy.TargetResource"),
-            (
-                json!({"TargetResource": "dst"}),
-                "Operation.S3PutObjectCopy.TargetResource",
-            ),
-            (
-                json!({"TargetResource": "arn:aws:s3:::dst/key"}),
-                "Operation.S3PutObjectCopy.TargetResource",
-            ),
+            (json!({"TargetResource": "dst"}), "Operation.S3PutObjectCopy.TargetResource"),
+            (json!({"TargetResource": "arn:aws:s3:::dst/key"}), "Operation.S3PutObjectCopy.TargetResource"),
             (
                 json!({"TargetResource": "arn:aws:s3:::dst", "StorageClass": "COLD"}),
                 "Operation.S3PutObjectCopy.StorageClass",
@@ -413,10 +339,7 @@ mod tests {
                 json!({"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": ""}),
                 "Operation.S3PutObjectCopy.TargetKeyPrefix",
             ),
-            (
-                json!({"TargetResource": "arn:aws:s3:::dst", "Bogus": 1}),
-                "Operation.S3PutObjectCopy.Bogus",
-            ),
+            (json!({"TargetResource": "arn:aws:s3:::dst", "Bogus": 1}), "Operation.S3PutObjectCopy.Bogus"),
             (
                 json!({"TargetResource": "arn:aws:s3:::dst", "NewObjectMetadata": {"SSEAlgorithm": "DES"}}),
                 "Operation.S3PutObjectCopy.NewObjectMetadata.SSEAlgorithm",

@@ -37,32 +37,14 @@ mod tests {
     #[test]
     fn tag_sets_are_checked_like_s3_does() {
         let f = "Operation.S3PutObjectTagging";
-        let ok =
-            PutObjectTagging::from_spec(f, &json!({"TagSet": [{"Key": "a b", "Value": "x=y"}]}))
-                .unwrap();
+        let ok = PutObjectTagging::from_spec(f, &json!({"TagSet": [{"Key": "a b", "Value": "x=y"}]})).unwrap();
         assert_eq!(ok.tags.len(), 1);
-        let many: Vec<_> = (0..11)
-            .map(|i| json!({"Key": format!("k{i}"), "Value": ""}))
-            .collect();
+        let many: Vec<_> = (0..11).map(|i| json!({"Key": format!("k{i}"), "Value": ""})).collect();
         let err = PutObjectTagging::from_spec(f, &json!({ "TagSet": many })).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Operation.S3PutObjectTagging.TagSet:"),
-            "{err}"
-        );
-        let err =
-            PutObjectTagging::from_spec(f, &json!({"TagSet": [{"Key": "a", "Value": "<b>"}]}))
-                .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Operation.S3PutObjectTagging.TagSet[0].Value:"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Operation.S3PutObjectTagging.TagSet:"), "{err}");
+        let err = PutObjectTagging::from_spec(f, &json!({"TagSet": [{"Key": "a", "Value": "<b>"}]})).unwrap_err();
+        assert!(err.to_string().starts_with("Operation.S3PutObjectTagging.TagSet[0].Value:"), "{err}");
         let err = PutObjectTagging::from_spec(f, &json!({"TagSet": [{"Key": "a"}]})).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("Operation.S3PutObjectTagging.TagSet[0]"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("Operation.S3PutObjectTagging.TagSet[0]"), "{err}");
     }
 }

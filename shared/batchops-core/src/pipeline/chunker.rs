@@ -47,23 +47,12 @@ pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailu
     if e.http_status == 412 {
         JobFailure::new(
             "ManifestChanged",
-            format!(
-                "The manifest {what} changed while the job was prepared (ETag no longer matches)"
-            ),
+            format!("The manifest {what} changed while the job was prepared (ETag no longer matches)"),
         )
     } else if e.http_status == 403 {
-        JobFailure::new(
-            "ManifestReadFailed",
-            format!("Reading the manifest is forbidden: {} ({what})", e.code),
-        )
+        JobFailure::new("ManifestReadFailed", format!("Reading the manifest is forbidden: {} ({what})", e.code))
     } else {
-        JobFailure::new(
-            "ManifestReadFailed",
-            format!(
-                "Reading the manifest {what} failed: {} {}",
-                e.code, e.message
-            ),
-        )
+        JobFailure::new("ManifestReadFailed", format!("Reading the manifest {what} failed: {} {}", e.code, e.message))
     }
 }
 
@@ -81,9 +70,7 @@ impl Chunker {
                     return Ok(());
                 }
                 match (job.status, job.progress.total_chunks) {
-                    (JobStatus::Preparing, None)
-                        if job.spec.confirmation_required == Some(true) =>
-                    {
+                    (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => {
                         self.pass(job, Pass::Count, deadline).await
                     }
                     (JobStatus::Preparing, None) | (JobStatus::Active, Some(_)) => {
@@ -96,15 +83,9 @@ impl Chunker {
                 }
             }
             ControlMessage::Start { job_id } => {
-                match transition_from(
-                    &*self.store,
-                    &job_id,
-                    &[JobStatus::Ready],
-                    JobStatus::Active,
-                    |j| {
-                        j.checkpoint = Checkpoint::default();
-                    },
-                )
+                match transition_from(&*self.store, &job_id, &[JobStatus::Ready], JobStatus::Active, |j| {
+                    j.checkpoint = Checkpoint::default();
+                })
                 .await?
                 {
                     Ok(job) => self.pass(job, Pass::Cut, deadline).await,
@@ -118,24 +99,11 @@ impl Chunker {
     }
 
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let job = match transition_from(
-            &*self.store,
-            id,
-            &[JobStatus::New],
-            JobStatus::Preparing,
-            |_| {},
-        )
-        .await?
-        {
+        let job = match transition_from(&*self.store, id, &[JobStatus::New], JobStatus::Preparing, |_| {}).await? {
             Ok(job) => job,
             // A redelivered Prepare whose first attempt died before its first checkpoint:
             // start over (chunks cut again keep their indexes, and executors drop duplicates).
-            Err(job)
-                if job.status == JobStatus::Preparing
-                    && job.checkpoint == Checkpoint::default() =>
-            {
-                job
-            }
+            Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
             // A redelivered Prepare whose first attempt died between Ready and Active.
             Err(job)
                 if job.status == JobStatus::Ready
@@ -151,35 +119,20 @@ impl Chunker {
         };
         let valid = job.spec.validate()?;
         let m = &valid.manifest;
-        match self
-            .objects
-            .head(&m.bucket, &m.key, m.version_id.as_deref())
-            .await
-        {
+        match self.objects.head(&m.bucket, &m.key, m.version_id.as_deref()).await {
             Ok(head) if head.etag == m.etag => {}
             Ok(head) => {
                 let reason = format!(
                     "The manifest ETag {} does not match the ETag {} of s3://{}/{}",
                     m.etag, head.etag, m.bucket, m.key
                 );
-                return fail_job(
-                    &*self.store,
-                    &*self.finalize,
-                    id,
-                    JobFailure::new("ManifestETagMismatch", reason),
-                )
-                .await;
+                return fail_job(&*self.store, &*self.finalize, id, JobFailure::new("ManifestETagMismatch", reason))
+                    .await;
             }
             Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-            Err(e) => {
-                return fail_job(&*self.store, &*self.finalize, id, read_failure(m, &e)).await
-            }
+            Err(e) => return fail_job(&*self.store, &*self.finalize, id, read_failure(m, &e)).await,
         }
-        let pass = if job.spec.confirmation_required == Some(true) {
-            Pass::Count
-        } else {
-            Pass::Cut
-        };
+        let pass = if job.spec.confirmation_required == Some(true) { Pass::Count } else { Pass::Cut };
         self.pass(job, pass, deadline).await
     }
 
@@ -187,34 +140,20 @@ impl Chunker {
         let valid = job.spec.validate()?;
         let m = valid.manifest;
         let from = job.checkpoint.clone();
-        let mut stream = match self
-            .objects
-            .read(
-                &m.bucket,
-                &m.key,
-                m.version_id.as_deref(),
-                from.offset,
-                None,
-                Some(&m.etag),
-            )
-            .await
-        {
-            Ok(s) => s,
-            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-            Err(e) => {
-                return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e)).await
-            }
-        };
+        let mut stream =
+            match self.objects.read(&m.bucket, &m.key, m.version_id.as_deref(), from.offset, None, Some(&m.etag)).await
+            {
+                Ok(s) => s,
+                Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+                Err(e) => return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e)).await,
+            };
         let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
         let mut pending: Vec<ChunkMessage> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
                 Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-                Err(e) => {
-                    return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e))
-                        .await
-                }
+                Err(e) => return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
             if pass == Pass::Cut {
@@ -240,15 +179,7 @@ impl Chunker {
 
     /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
     async fn activate(&self, id: &JobId) -> Result<()> {
-        if let Ok(active) = transition_from(
-            &*self.store,
-            id,
-            &[JobStatus::Ready],
-            JobStatus::Active,
-            |_| {},
-        )
-        .await?
-        {
+        if let Ok(active) = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |_| {}).await? {
             finalize_if_done(&*self.finalize, &active).await?;
         }
         Ok(())
@@ -267,12 +198,7 @@ impl Chunker {
 
     /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops
     /// here) and sends the continuation.
-    async fn continue_later(
-        &self,
-        mut job: Job,
-        from: Checkpoint,
-        checkpoint: Checkpoint,
-    ) -> Result<()> {
+    async fn continue_later(&self, mut job: Job, from: Checkpoint, checkpoint: Checkpoint) -> Result<()> {
         let id = job.id.clone();
         let status = job.status;
         job.progress.tasks_prepared = job.progress.tasks_prepared.max(checkpoint.tasks);
@@ -293,15 +219,8 @@ impl Chunker {
             Err(e) => return Err(e),
         }
         info!(job_id = %id, offset = checkpoint.offset, tasks = checkpoint.tasks, "time budget used: continuing");
-        let msg = ControlMessage::Continue {
-            job_id: id,
-            checkpoint,
-        };
-        self.control
-            .send(vec![
-                serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?
-            ])
-            .await
+        let msg = ControlMessage::Continue { job_id: id, checkpoint };
+        self.control.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?]).await
     }
 
     async fn finish(&self, job: Job, pass: Pass, cutter: &ChunkCutter) -> Result<()> {
@@ -317,17 +236,11 @@ impl Chunker {
         match (pass, job.status) {
             (Pass::Count, _) => {
                 let cause = "The job requires confirmation: run update-job-status --requested-job-status Ready";
-                match transition_from(
-                    &*self.store,
-                    &id,
-                    &[JobStatus::Preparing],
-                    JobStatus::Suspended,
-                    |j| {
-                        set_totals(j);
-                        j.checkpoint = Checkpoint::default();
-                        j.suspended_cause = Some(cause.into());
-                    },
-                )
+                match transition_from(&*self.store, &id, &[JobStatus::Preparing], JobStatus::Suspended, |j| {
+                    set_totals(j);
+                    j.checkpoint = Checkpoint::default();
+                    j.suspended_cause = Some(cause.into());
+                })
                 .await?
                 {
                     Ok(_) => info!(job_id = %id, tasks, "job prepared, waiting for confirmation"),
@@ -338,14 +251,8 @@ impl Chunker {
                 Ok(())
             }
             (Pass::Cut, JobStatus::Preparing) => {
-                let ready = transition_from(
-                    &*self.store,
-                    &id,
-                    &[JobStatus::Preparing],
-                    JobStatus::Ready,
-                    &set_totals,
-                )
-                .await?;
+                let ready =
+                    transition_from(&*self.store, &id, &[JobStatus::Preparing], JobStatus::Ready, &set_totals).await?;
                 let Ok(ready) = ready else {
                     return Ok(());
                 };
@@ -362,13 +269,8 @@ impl Chunker {
                         "The manifest held {tasks} tasks when it was cut but {} when it was counted",
                         fresh.progress.total_tasks.unwrap_or(0)
                     );
-                    return fail_job(
-                        &*self.store,
-                        &*self.finalize,
-                        &id,
-                        JobFailure::new("ManifestChanged", reason),
-                    )
-                    .await;
+                    return fail_job(&*self.store, &*self.finalize, &id, JobFailure::new("ManifestChanged", reason))
+                        .await;
                 }
                 finalize_if_done(&*self.finalize, &fresh).await?;
                 Ok(())

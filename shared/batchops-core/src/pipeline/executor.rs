@@ -12,9 +12,7 @@ use super::{fail_job, finalize_if_done, Settings};
 use crate::chunk::{is_blank, ChunkMessage};
 use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ParsedLine};
-use crate::ports::{
-    ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError,
-};
+use crate::ports::{ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::Outcome;
 use crate::spec::ManifestRef;
@@ -50,16 +48,9 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
 }
 
 impl Executor {
-    async fn read_range(
-        &self,
-        m: &ManifestRef,
-        msg: &ChunkMessage,
-    ) -> std::result::Result<Vec<u8>, StorageError> {
+    async fn read_range(&self, m: &ManifestRef, msg: &ChunkMessage) -> std::result::Result<Vec<u8>, StorageError> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let mut stream = self
-            .objects
-            .read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag)
-            .await?;
+        let mut stream = self.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?;
         let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
         while let Some(piece) = stream.next().await {
             buf.extend_from_slice(&piece?);
@@ -99,11 +90,7 @@ impl Executor {
         if buf.len() as u64 != msg.end - msg.start {
             return Err(Error::backend(
                 format!("chunk {} of job {}", msg.index, job.id),
-                format!(
-                    "read {} bytes of the manifest, expected {}",
-                    buf.len(),
-                    msg.end - msg.start
-                ),
+                format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
             ));
         }
         let parsed: Vec<ParsedLine> = lines(&buf, msg.first_line)
@@ -164,42 +151,21 @@ impl Executor {
         };
         if let Some(target) = &valid.report {
             for f in &files {
-                match self
-                    .objects
-                    .put(
-                        &target.bucket,
-                        &f.file.key,
-                        Bytes::from(f.body.clone()),
-                        "text/csv",
-                    )
-                    .await
-                {
+                match self.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
                     Ok(()) => {}
                     Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
                     Err(e) => {
                         // Running tasks whose results cannot be reported would lose track of them.
-                        let reason = format!(
-                            "The job report could not be written to s3://{}: {e}",
-                            target.bucket
-                        );
-                        fail_job(
-                            &*self.store,
-                            &*self.finalize,
-                            &job.id,
-                            JobFailure::new("ReportWriteFailed", reason),
-                        )
-                        .await?;
+                        let reason = format!("The job report could not be written to s3://{}: {e}", target.bucket);
+                        fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("ReportWriteFailed", reason))
+                            .await?;
                         return Ok(Disposition::Skipped(JobStatus::Failing));
                     }
                 }
             }
         }
-        let record = ChunkRecord {
-            index: msg.index,
-            succeeded,
-            failed,
-            files: files.iter().map(|f| f.file.clone()).collect(),
-        };
+        let record =
+            ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
         let outcome = self.store.record_chunk(&job.id, &record).await?;
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = &valid.report {
@@ -224,13 +190,8 @@ impl Executor {
                 p.failed,
                 p.tasks_run()
             );
-            fail_job(
-                &*self.store,
-                &*self.finalize,
-                &job.id,
-                JobFailure::new("TaskFailureThresholdExceeded", reason),
-            )
-            .await?;
+            fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("TaskFailureThresholdExceeded", reason))
+                .await?;
         } else {
             finalize_if_done(&*self.finalize, &job).await?;
         }
@@ -246,10 +207,7 @@ mod tests {
     fn the_threshold_needs_a_thousand_tasks_and_a_failed_majority() {
         assert!(!over_failure_threshold(0, 999));
         assert!(over_failure_threshold(0, 1000));
-        assert!(
-            !over_failure_threshold(500, 500),
-            "exactly half is not more than half"
-        );
+        assert!(!over_failure_threshold(500, 500), "exactly half is not more than half");
         assert!(over_failure_threshold(499, 501));
     }
 }

@@ -27,14 +27,8 @@ impl Finalizer {
         let job = self.store.get(&msg.job_id).await?;
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
-                match transition_from(
-                    &*self.store,
-                    &job.id,
-                    &[JobStatus::Active],
-                    JobStatus::Completing,
-                    |_| {},
-                )
-                .await?
+                match transition_from(&*self.store, &job.id, &[JobStatus::Active], JobStatus::Completing, |_| {})
+                    .await?
                 {
                     Ok(j) => j,
                     Err(j) => return Ok(j),
@@ -86,11 +80,7 @@ impl Finalizer {
         let files: Vec<_> = chunks.into_iter().flat_map(|c| c.files).collect();
         let body = render_manifest(&target, &files, now());
         let key = format!("{}/manifest.json", target.job_folder(&job.id));
-        match self
-            .objects
-            .put(&target.bucket, &key, Bytes::from(body), "application/json")
-            .await
-        {
+        match self.objects.put(&target.bucket, &key, Bytes::from(body), "application/json").await {
             Ok(()) => {
                 info!(job_id = %job.id, bucket = %target.bucket, key = %key, files = files.len(), "report written");
                 Ok(None)

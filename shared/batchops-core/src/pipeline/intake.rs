@@ -33,15 +33,10 @@ impl Intake {
         let spec = spec::parse(body)?;
         spec.validate()?;
         let token = spec.client_request_token.clone().unwrap_or_default();
-        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson {
-            message: e.to_string(),
-        })?;
+        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
         let hash = hex::encode(Sha1::digest(&canonical));
         let id = JobId::new_random();
-        let account = spec
-            .account_id
-            .clone()
-            .unwrap_or_else(|| self.settings.account_id.clone());
+        let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
         let job = Job::new(id.clone(), spec, arn, now());
         let id = match self.store.create(&job, &token, &hash).await? {
@@ -56,11 +51,7 @@ impl Intake {
             CreateOutcome::Conflict => return Err(Error::Idempotency { token }),
         };
         let msg = ControlMessage::Prepare { job_id: id.clone() };
-        self.control
-            .send(vec![
-                serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?
-            ])
-            .await?;
+        self.control.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?]).await?;
         tracing::info!(job_id = %id, "job created");
         Ok(id)
     }
@@ -86,12 +77,7 @@ impl Intake {
     }
 
     /// UpdateJobStatus: `Ready` confirms a Suspended job; `Cancelled` cancels a live one.
-    pub async fn update_job_status(
-        &self,
-        id: &str,
-        requested: &str,
-        reason: Option<String>,
-    ) -> Result<StatusUpdate> {
+    pub async fn update_job_status(&self, id: &str, requested: &str, reason: Option<String>) -> Result<StatusUpdate> {
         let id = JobId::parse(id)?;
         if let Some(r) = &reason {
             check_len("statusUpdateReason", r, 1, 256)?;
@@ -107,69 +93,45 @@ impl Intake {
             message: format!("only {what}"),
         };
         let job = match requested {
-            "Ready" => match transition_from(
-                &*self.store,
-                &id,
-                &[JobStatus::Suspended],
-                JobStatus::Ready,
-                set_reason,
-            )
-            .await?
-            {
-                Ok(job) => {
-                    let msg = ControlMessage::Start { job_id: id.clone() };
-                    self.control
-                        .send(vec![serde_json::to_string(&msg)
-                            .map_err(|e| Error::backend("control message", e))?])
-                        .await?;
-                    job
+            "Ready" => {
+                match transition_from(&*self.store, &id, &[JobStatus::Suspended], JobStatus::Ready, set_reason).await? {
+                    Ok(job) => {
+                        let msg = ControlMessage::Start { job_id: id.clone() };
+                        self.control
+                            .send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?])
+                            .await?;
+                        job
+                    }
+                    Err(job) => return Err(conflict(job, "a Suspended job can be confirmed (Ready)")),
                 }
-                Err(job) => return Err(conflict(job, "a Suspended job can be confirmed (Ready)")),
-            },
+            }
             "Cancelled" => {
                 let live: Vec<JobStatus> = JobStatus::ALL
                     .into_iter()
                     .filter(|s| crate::state::can_transition(*s, JobStatus::Cancelling))
                     .collect();
-                match transition_from(&*self.store, &id, &live, JobStatus::Cancelling, set_reason)
-                    .await?
-                {
+                match transition_from(&*self.store, &id, &live, JobStatus::Cancelling, set_reason).await? {
                     Ok(job) => {
                         request_finalize(&*self.finalize, &id).await?;
                         job
                     }
-                    Err(job)
-                        if job.status == JobStatus::Cancelling
-                            || job.status == JobStatus::Cancelled =>
-                    {
-                        job
-                    }
-                    Err(job) => {
-                        return Err(conflict(job, "a job that has not ended can be cancelled"))
-                    }
+                    Err(job) if job.status == JobStatus::Cancelling || job.status == JobStatus::Cancelled => job,
+                    Err(job) => return Err(conflict(job, "a job that has not ended can be cancelled")),
                 }
             }
             other => {
-                return Err(Error::field(
-                    "requestedJobStatus",
-                    format!("'{other}' is not one of Ready, Cancelled"),
-                ))
+                return Err(Error::field("requestedJobStatus", format!("'{other}' is not one of Ready, Cancelled")))
             }
         };
-        Ok(StatusUpdate {
-            job_id: job.id,
-            status: job.status,
-            reason: job.status_update_reason,
-        })
+        Ok(StatusUpdate { job_id: job.id, status: job.status, reason: job.status_update_reason })
     }
 
     /// UpdateJobPriority. Priority orders nothing yet: every job runs as fast as it can (S3
     /// says the same of its own priorities: they do not change a job's speed).
     pub async fn update_job_priority(&self, id: &str, priority: &str) -> Result<(JobId, i64)> {
         let id = JobId::parse(id)?;
-        let p: i64 = priority
-            .parse()
-            .map_err(|_| Error::field("priority", format!("'{priority}' is not an integer")))?;
+        let p: i64 =
+            priority.parse().map_err(|_| Error::field("priority", format!("'{priority}' is not an integer")))?;
         if !(0..=2_147_483_647).contains(&p) {
             return Err(Error::field("priority", "must be 0-2147483647"));
         }

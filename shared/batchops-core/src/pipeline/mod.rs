@@ -101,20 +101,11 @@ pub async fn transition_from(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::Backend {
-        context: format!("job {id}"),
-        message: "too many concurrent updates".into(),
-        transient: true,
-    })
+    Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
 }
 
 /// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.
-pub async fn fail_job(
-    store: &dyn JobStore,
-    finalize: &dyn Queue,
-    id: &JobId,
-    failure: JobFailure,
-) -> Result<()> {
+pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, failure: JobFailure) -> Result<()> {
     let live = [
         JobStatus::New,
         JobStatus::Preparing,
@@ -140,11 +131,7 @@ pub async fn fail_job(
 
 pub async fn request_finalize(finalize: &dyn Queue, id: &JobId) -> Result<()> {
     let msg = FinalizeMessage { job_id: id.clone() };
-    finalize
-        .send(vec![
-            serde_json::to_string(&msg).map_err(|e| Error::backend("finalize message", e))?
-        ])
-        .await
+    finalize.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("finalize message", e))?]).await
 }
 
 /// Sends the finalize message when the job has run every chunk.

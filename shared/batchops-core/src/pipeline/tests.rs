@@ -31,21 +31,11 @@ impl OperationRunner for FakeRunner {
             *n
         };
         if t.key.contains("missing") {
-            Outcome::Failed(TaskFailure::classify(
-                404,
-                "NoSuchKey",
-                "The specified key does not exist.",
-            ))
+            Outcome::Failed(TaskFailure::classify(404, "NoSuchKey", "The specified key does not exist."))
         } else if t.key.contains("flaky") && n == 1 {
-            Outcome::Failed(TaskFailure::classify(
-                503,
-                "SlowDown",
-                "Please reduce your request rate.",
-            ))
+            Outcome::Failed(TaskFailure::classify(503, "SlowDown", "Please reduce your request rate."))
         } else {
-            Outcome::Succeeded {
-                message: "Successful".into(),
-            }
+            Outcome::Succeeded { message: "Successful".into() }
         }
     }
 }
@@ -64,11 +54,7 @@ impl World {
     fn new(chunk_size: u64, budget: Duration) -> World {
         let mut objects = InMemoryObjectStore::default();
         objects.piece_size = Some(7);
-        let mut settings = Settings {
-            chunk_size,
-            time_budget: budget,
-            ..Settings::default()
-        };
+        let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
         settings.retry.base_delay = Duration::from_millis(1);
         World {
             store: Arc::default(),
@@ -91,9 +77,7 @@ impl World {
     }
 
     fn spec(&self, manifest: &str, extra: Value) -> Vec<u8> {
-        let etag = self
-            .objects
-            .insert("manifests", "m.csv", manifest.as_bytes().to_vec());
+        let etag = self.objects.insert("manifests", "m.csv", manifest.as_bytes().to_vec());
         let mut v = json!({
             "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
             "Priority": 1,
@@ -127,18 +111,12 @@ impl World {
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
         };
-        let finalizer = Finalizer {
-            store: self.store.clone(),
-            objects: self.objects.clone(),
-            settings: self.settings.clone(),
-        };
+        let finalizer =
+            Finalizer { store: self.store.clone(), objects: self.objects.clone(), settings: self.settings.clone() };
         loop {
             if let Some(m) = self.control.pop() {
                 let msg: ControlMessage = serde_json::from_str(&m).unwrap();
-                chunker
-                    .handle(msg, Instant::now() + Duration::from_secs(60))
-                    .await
-                    .unwrap();
+                chunker.handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
             } else if let Some(m) = self.chunks.pop() {
                 let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
                 executor.handle(&msg).await.unwrap();
@@ -154,25 +132,14 @@ impl World {
     /// Every report row of a job, read back through manifest.json.
     fn report_rows(&self, job: &crate::job::Job) -> Vec<String> {
         let folder = format!("r/job-{}", job.id);
-        let Some(manifest) = self
-            .objects
-            .get("reports", &format!("{folder}/manifest.json"))
-        else {
+        let Some(manifest) = self.objects.get("reports", &format!("{folder}/manifest.json")) else {
             return Vec::new();
         };
         let doc: Value = serde_json::from_slice(&manifest).unwrap();
         let mut rows = Vec::new();
         for f in doc["Results"].as_array().unwrap() {
-            let body = self
-                .objects
-                .get("reports", f["Key"].as_str().unwrap())
-                .unwrap();
-            rows.extend(
-                String::from_utf8(body.to_vec())
-                    .unwrap()
-                    .lines()
-                    .map(String::from),
-            );
+            let body = self.objects.get("reports", f["Key"].as_str().unwrap()).unwrap();
+            rows.extend(String::from_utf8(body.to_vec()).unwrap().lines().map(String::from));
         }
         rows.sort();
         rows
@@ -192,11 +159,7 @@ fn manifest(n: usize) -> String {
 #[tokio::test]
 async fn a_job_runs_end_to_end_with_one_row_per_line() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w
-        .intake()
-        .create_job(&w.spec(&manifest(95), json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(95), json!({}))).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -205,13 +168,8 @@ async fn a_job_runs_end_to_end_with_one_row_per_line() {
     assert!(job.terminated.is_some());
     let rows = w.report_rows(&job);
     assert_eq!(rows.len(), 95);
-    assert!(rows.contains(
-        &"src,missing-3,,failed,404,NoSuchKey,The specified key does not exist.".to_string()
-    ));
-    assert!(
-        rows.contains(&"src,flaky+7,,succeeded,200,,Successful".to_string()),
-        "retried after SlowDown"
-    );
+    assert!(rows.contains(&"src,missing-3,,failed,404,NoSuchKey,The specified key does not exist.".to_string()));
+    assert!(rows.contains(&"src,flaky+7,,succeeded,200,,Successful".to_string()), "retried after SlowDown");
     assert!(rows.contains(&"src,obj%2094,,succeeded,200,,Successful".to_string()));
 }
 
@@ -219,11 +177,7 @@ async fn a_job_runs_end_to_end_with_one_row_per_line() {
 async fn a_zero_time_budget_loses_and_repeats_no_row() {
     // Every piece read (7 bytes) exhausts the budget: the chunker continues itself constantly.
     let w = World::new(4, Duration::ZERO);
-    let id = w
-        .intake()
-        .create_job(&w.spec(&manifest(53), json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(53), json!({}))).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -231,17 +185,11 @@ async fn a_zero_time_budget_loses_and_repeats_no_row() {
     assert_eq!(job.progress.total_chunks, Some(14));
     let rows = w.report_rows(&job);
     let expected: Vec<String> = {
-        let mut keys: Vec<String> = manifest(53)
-            .lines()
-            .map(|l| l.split(',').nth(1).unwrap().to_string())
-            .collect();
+        let mut keys: Vec<String> = manifest(53).lines().map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
         keys.sort();
         keys
     };
-    let mut keys: Vec<String> = rows
-        .iter()
-        .map(|r| r.split(',').nth(1).unwrap().to_string())
-        .collect();
+    let mut keys: Vec<String> = rows.iter().map(|r| r.split(',').nth(1).unwrap().to_string()).collect();
     keys.sort();
     assert_eq!(keys, expected);
 }
@@ -249,11 +197,7 @@ async fn a_zero_time_budget_loses_and_repeats_no_row() {
 #[tokio::test]
 async fn a_redelivered_chunk_is_recorded_once() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w
-        .intake()
-        .create_job(&w.spec(&manifest(30), json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({}))).await.unwrap();
     // Run preparation only, then duplicate every chunk message.
     let first = w.control.pop().unwrap();
     w.control.send(vec![first.clone()]).await.unwrap();
@@ -272,20 +216,8 @@ async fn a_redelivered_chunk_is_recorded_once() {
     assert_eq!(job.progress.chunks_done, 3);
     assert_eq!(w.report_rows(&job).len(), 30);
     // No orphan result files: every CSV under the job folder is listed in the manifest.
-    let csvs = w
-        .objects
-        .keys("reports")
-        .into_iter()
-        .filter(|k| k.ends_with(".csv"))
-        .count();
-    let listed = w
-        .store
-        .chunks(&id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.files.len())
-        .sum::<usize>();
+    let csvs = w.objects.keys("reports").into_iter().filter(|k| k.ends_with(".csv")).count();
+    let listed = w.store.chunks(&id).await.unwrap().iter().map(|c| c.files.len()).sum::<usize>();
     assert_eq!(csvs, listed);
 }
 
@@ -300,13 +232,7 @@ impl World {
             settings: self.settings.clone(),
         };
         while let Some(m) = self.control.pop() {
-            chunker
-                .handle(
-                    serde_json::from_str(&m).unwrap(),
-                    Instant::now() + Duration::from_secs(60),
-                )
-                .await
-                .unwrap();
+            chunker.handle(serde_json::from_str(&m).unwrap(), Instant::now() + Duration::from_secs(60)).await.unwrap();
         }
     }
 }
@@ -314,36 +240,20 @@ impl World {
 #[tokio::test]
 async fn a_job_that_needs_confirmation_waits_in_suspended() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w
-        .intake()
-        .create_job(&w.spec(&manifest(25), json!({"ConfirmationRequired": true})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({"ConfirmationRequired": true}))).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Suspended);
     assert_eq!(job.progress.total_tasks, Some(25));
-    assert_eq!(
-        job.progress.tasks_run(),
-        0,
-        "nothing runs before confirmation"
-    );
+    assert_eq!(job.progress.tasks_run(), 0, "nothing runs before confirmation");
     assert!(job.suspended.is_some() && job.suspended_cause.is_some());
-    let up = w
-        .intake()
-        .update_job_status(id.as_str(), "Ready", Some("go".into()))
-        .await
-        .unwrap();
+    let up = w.intake().update_job_status(id.as_str(), "Ready", Some("go".into())).await.unwrap();
     assert_eq!(up.status, JobStatus::Ready);
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(w.report_rows(&job).len(), 25);
-    let err = w
-        .intake()
-        .update_job_status(id.as_str(), "Ready", None)
-        .await
-        .unwrap_err();
+    let err = w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap_err();
     assert!(matches!(err, crate::Error::StatusConflict { .. }));
 }
 
@@ -352,11 +262,7 @@ async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
     let w = World::new(10, Duration::from_secs(60));
     let mut spec: Value = serde_json::from_slice(&w.spec(&manifest(5), json!({}))).unwrap();
     spec["Manifest"]["Location"]["ETag"] = json!("0000");
-    let id = w
-        .intake()
-        .create_job(spec.to_string().as_bytes())
-        .await
-        .unwrap();
+    let id = w.intake().create_job(spec.to_string().as_bytes()).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
@@ -368,11 +274,7 @@ async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
 #[tokio::test]
 async fn cancelling_stops_work_and_reports_what_ran() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w
-        .intake()
-        .create_job(&w.spec(&manifest(50), json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(50), json!({}))).await.unwrap();
     w.drain_control_only().await;
     // Run two of the five chunks, then cancel.
     let executor = Executor {
@@ -386,11 +288,7 @@ async fn cancelling_stops_work_and_reports_what_ran() {
         let m: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
         executor.handle(&m).await.unwrap();
     }
-    let up = w
-        .intake()
-        .update_job_status(id.as_str(), "Cancelled", Some("stop".into()))
-        .await
-        .unwrap();
+    let up = w.intake().update_job_status(id.as_str(), "Cancelled", Some("stop".into())).await.unwrap();
     assert_eq!(up.status, JobStatus::Cancelling);
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
@@ -404,49 +302,26 @@ async fn cancelling_stops_work_and_reports_what_ran() {
 async fn the_failure_threshold_fails_the_job() {
     let w = World::new(100, Duration::from_secs(60));
     let body: String = (0..1500).map(|i| format!("src,missing-{i}\n")).collect();
-    let id = w
-        .intake()
-        .create_job(&w.spec(&body, json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec(&body, json!({}))).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(
-        job.progress.tasks_run(),
-        1000,
-        "the job stops once the threshold is crossed"
-    );
-    assert_eq!(
-        job.failure_reasons[0].failure_code,
-        "TaskFailureThresholdExceeded"
-    );
+    assert_eq!(job.progress.tasks_run(), 1000, "the job stops once the threshold is crossed");
+    assert_eq!(job.failure_reasons[0].failure_code, "TaskFailureThresholdExceeded");
     assert_eq!(w.report_rows(&job).len(), 1000);
 }
 
 #[tokio::test]
 async fn bad_lines_fail_their_task_only() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w
-        .intake()
-        .create_job(&w.spec("src,a\nsrc,b,c,d\n\nsrc,%ZZ%FF\nsrc,e", json!({})))
-        .await
-        .unwrap();
+    let id = w.intake().create_job(&w.spec("src,a\nsrc,b,c,d\n\nsrc,%ZZ%FF\nsrc,e", json!({}))).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (2, 2));
     let rows = w.report_rows(&job);
-    assert!(
-        rows.iter()
-            .any(|r| r.contains("manifest line 2: expected 2 columns")),
-        "{rows:?}"
-    );
-    assert!(
-        rows.iter()
-            .any(|r| r.contains("manifest line 4:") && r.contains("URL-")),
-        "{rows:?}"
-    );
+    assert!(rows.iter().any(|r| r.contains("manifest line 2: expected 2 columns")), "{rows:?}");
+    assert!(rows.iter().any(|r| r.contains("manifest line 4:") && r.contains("URL-")), "{rows:?}");
 }
 
 #[tokio::test]
@@ -456,52 +331,23 @@ async fn create_job_is_idempotent_on_its_token() {
     let a = w.intake().create_job(&body).await.unwrap();
     let b = w.intake().create_job(&body).await.unwrap();
     assert_eq!(a, b);
-    let other = w.spec(
-        &manifest(3),
-        json!({"ClientRequestToken": "same", "Priority": 2}),
-    );
-    assert!(matches!(
-        w.intake().create_job(&other).await,
-        Err(crate::Error::Idempotency { .. })
-    ));
+    let other = w.spec(&manifest(3), json!({"ClientRequestToken": "same", "Priority": 2}));
+    assert!(matches!(w.intake().create_job(&other).await, Err(crate::Error::Idempotency { .. })));
 }
 
 #[tokio::test]
 async fn list_pages_and_filters_by_status() {
     let w = World::new(10, Duration::from_secs(60));
     for _ in 0..5 {
-        w.intake()
-            .create_job(&w.spec(&manifest(1), json!({})))
-            .await
-            .unwrap();
+        w.intake().create_job(&w.spec(&manifest(1), json!({}))).await.unwrap();
     }
     let page = w.intake().list_jobs(&[], Some(2), None).await.unwrap();
     assert_eq!(page.jobs.len(), 2);
-    let page2 = w
-        .intake()
-        .list_jobs(&[], Some(10), page.next_token.as_deref())
-        .await
-        .unwrap();
+    let page2 = w.intake().list_jobs(&[], Some(10), page.next_token.as_deref()).await.unwrap();
     assert_eq!(page2.jobs.len(), 3);
     assert!(page2.next_token.is_none());
-    assert_eq!(
-        w.intake()
-            .list_jobs(&[JobStatus::New], None, None)
-            .await
-            .unwrap()
-            .jobs
-            .len(),
-        5
-    );
-    assert_eq!(
-        w.intake()
-            .list_jobs(&[JobStatus::Active], None, None)
-            .await
-            .unwrap()
-            .jobs
-            .len(),
-        0
-    );
+    assert_eq!(w.intake().list_jobs(&[JobStatus::New], None, None).await.unwrap().jobs.len(), 5);
+    assert_eq!(w.intake().list_jobs(&[JobStatus::Active], None, None).await.unwrap().jobs.len(), 0);
 }
 
 #[tokio::test]
