@@ -3,12 +3,7 @@
 # the same copies, both against s3s-fs (a fast local S3) in the same run. SQS and DynamoDB are
 # on moto. Prints figures; asserts nothing. BENCH_OBJECTS / BENCH_SIZE change the workload.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-export MOTO_PORT=${MOTO_PORT:-5000}
-export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-export AWS_REGION=${AWS_REGION:-us-east-1}
+source "$(dirname "$0")/env.sh"
 s3_port=${S3S_PORT:-8014}
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$s3_port
 tools=$here/.local/tools

@@ -3,12 +3,7 @@
 # already serves on its port) and `batchops local`, creates 2,000+ objects and a manifest,
 # submits the job through the HTTP API, watches it, shows the report, and stops what it started.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-export MOTO_PORT=${MOTO_PORT:-5000}
-export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-export AWS_REGION=${AWS_REGION:-us-east-1}
+source "$(dirname "$0")/env.sh"
 api=${BATCHOPS_API_URL:-http://127.0.0.1:8080}
 export BATCHOPS_API_URL=$api
 

@@ -66,10 +66,7 @@ async fn put_sources(sys: &System, bucket: &str, keys: &[String]) -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_job_of_2510_rows_with_awkward_and_missing_keys() -> Result<()> {
     let sys = System::start(Settings::default(), 4).await?;
-    let (src, dst, man, rep) = (sys.bucket("src"), sys.bucket("dst"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &dst, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, dst, man, rep] = sys.buckets(["src", "dst", "man", "rep"]).await?;
     let mut keys: Vec<String> = (0..2490).map(|i| format!("data/part-{i:05}.json")).collect();
     keys.extend(awkward_keys());
     put_sources(&sys, &src, &keys).await?;
@@ -157,10 +154,7 @@ async fn a_copy_job_of_2510_rows_with_awkward_and_missing_keys() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tagging_job_replaces_tags_and_deleting_removes_them() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     let keys: Vec<String> = (0..40).map(|i| format!("t/{i} é+")).collect();
     put_sources(&sys, &src, &keys).await?;
     let body: String = keys.iter().map(|k| format!("{src},{}\n", encode_key(k))).collect();
@@ -194,10 +188,7 @@ async fn a_tagging_job_replaces_tags_and_deleting_removes_them() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_manifest_etag_fails_the_job_and_a_bad_field_is_a_400() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
-    let (man, rep) = (sys.bucket("man"), sys.bucket("rep"));
-    for b in [&man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [man, rep] = sys.buckets(["man", "rep"]).await?;
     sys.put(&man, "m.csv", "some-bucket,k\n").await?;
     let op = json!({"S3DeleteObjectTagging": {}});
     let id = sys.api.create_job(&spec(op.clone(), &man, "m.csv", "\"0123456789abcdef0123456789abcdef\"", &rep)).await?;
@@ -265,10 +256,7 @@ async fn deliver_chunks_twice(sys: &System, expected: usize) -> Result<usize> {
 async fn chunks_delivered_twice_are_counted_and_reported_once() -> Result<()> {
     let settings = Settings { chunk_size: 25, ..Settings::default() };
     let sys = System::start(settings, 0).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
     put_sources(&sys, &src, &keys[..90]).await?;
     let body: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
@@ -295,10 +283,7 @@ async fn a_tiny_time_budget_loses_and_repeats_no_row() -> Result<()> {
     // Budget zero: the chunker hands on after every chunk, through real SQS continuations.
     let settings = Settings { chunk_size: 20, time_budget: Duration::ZERO, ..Settings::default() };
     let sys = System::start(settings, 4).await?;
-    let (man, rep, src) = (sys.bucket("man"), sys.bucket("rep"), sys.bucket("src"));
-    for b in [&man, &rep, &src] {
-        sys.create_bucket(b).await?;
-    }
+    let [man, rep, src] = sys.buckets(["man", "rep", "src"]).await?;
     // Every key is missing: the tasks fail fast, and each row must still appear once.
     let body: String = (0..333).map(|i| format!("{src},nothing/{i}\n")).collect();
     let etag = sys.put(&man, "m.csv", body).await?;
@@ -319,10 +304,7 @@ async fn a_tiny_time_budget_loses_and_repeats_no_row() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_uploaded_under_jobs_creates_a_job() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     put_sources(&sys, &src, &["a".to_string(), "b c".to_string()]).await?;
     let etag = sys.put(&man, "m.csv", format!("{src},a\n{src},b+c\n")).await?;
     let body = spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
@@ -353,10 +335,7 @@ async fn a_spec_uploaded_under_jobs_creates_a_job() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_needs_confirmation_runs_only_once_confirmed() -> Result<()> {
     let sys = System::start(Settings { chunk_size: 10, ..Settings::default() }, 2).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     let keys: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
     put_sources(&sys, &src, &keys).await?;
     let etag = sys.put(&man, "m.csv", keys.iter().map(|k| format!("{src},{k}\n")).collect::<String>()).await?;
@@ -389,10 +368,7 @@ async fn a_job_that_needs_confirmation_runs_only_once_confirmed() -> Result<()> 
 async fn cancelling_a_running_job_stops_it_and_reports_what_ran() -> Result<()> {
     let settings = Settings { chunk_size: 10, ..Settings::default() };
     let sys = System::start(settings, 0).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     let keys: Vec<String> = (0..50).map(|i| format!("x{i}")).collect();
     put_sources(&sys, &src, &keys).await?;
     let etag = sys.put(&man, "m.csv", keys.iter().map(|k| format!("{src},{k}\n")).collect::<String>()).await?;
@@ -449,10 +425,7 @@ async fn cancelling_a_running_job_stops_it_and_reports_what_ran() -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_jobs_filters_and_pages_through_dynamodb() -> Result<()> {
     let sys = System::start(Settings::default(), 0).await?;
-    let (man, rep) = (sys.bucket("man"), sys.bucket("rep"));
-    for b in [&man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [man, rep] = sys.buckets(["man", "rep"]).await?;
     let etag = sys.put(&man, "m.csv", "b,k\n").await?;
     let mut body = spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
     body["ConfirmationRequired"] = json!(true);
@@ -485,10 +458,7 @@ async fn list_jobs_filters_and_pages_through_dynamodb() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_half_failed_after_1000_tasks_fails_the_job() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     let body: String = (0..1100).map(|i| format!("{src},absent/{i}\n")).collect();
     let etag = sys.put(&man, "m.csv", body).await?;
     let id = sys.api.create_job(&spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep)).await?;
@@ -506,10 +476,7 @@ async fn more_than_half_failed_after_1000_tasks_fails_the_job() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_manifest_line_fails_one_task_naming_its_line() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
-    let (src, man, rep) = (sys.bucket("src"), sys.bucket("man"), sys.bucket("rep"));
-    for b in [&src, &man, &rep] {
-        sys.create_bucket(b).await?;
-    }
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
     put_sources(&sys, &src, &["ok 1".to_string(), "ok 2".to_string()]).await?;
     let body = format!("{src},ok+1\n{src},too,many,columns\n\n{src},bad%ZZkey\n{src},ok%202");
     let etag = sys.put(&man, "m.csv", body).await?;

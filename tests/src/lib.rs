@@ -65,6 +65,15 @@ impl System {
         format!("{}-{tag}", self.prefix)
     }
 
+    /// Creates one bucket per tag (named after the test's prefix) and returns their names.
+    pub async fn buckets<const N: usize>(&self, tags: [&str; N]) -> Result<[String; N]> {
+        let names = tags.map(|t| self.bucket(t));
+        for n in &names {
+            self.create_bucket(n).await?;
+        }
+        Ok(names)
+    }
+
     pub async fn create_bucket(&self, name: &str) -> Result<()> {
         self.clients.s3.create_bucket().bucket(name).send().await.with_context(|| format!("create bucket {name}"))?;
         Ok(())

@@ -203,10 +203,10 @@ pub struct Job {
     pub version: u64,
 }
 
-fn timestamp(t: OffsetDateTime) -> Value {
-    // S3 Control's JSON shapes (as the CLI prints them) use ISO 8601 with milliseconds.
-    let ms = t.millisecond();
-    let s = format!(
+/// ISO 8601 with milliseconds, as S3 Control's JSON shapes (and S3's reports) write times.
+pub fn iso8601(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
         u8::from(t.month()),
@@ -214,9 +214,12 @@ fn timestamp(t: OffsetDateTime) -> Value {
         t.hour(),
         t.minute(),
         t.second(),
-        ms
-    );
-    Value::String(s)
+        t.millisecond()
+    )
+}
+
+fn timestamp(t: OffsetDateTime) -> Value {
+    Value::String(iso8601(t))
 }
 
 impl Job {

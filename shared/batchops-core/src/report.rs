@@ -118,16 +118,7 @@ pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: Off
             })
         })
         .collect();
-    let date = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        created.year(),
-        u8::from(created.month()),
-        created.day(),
-        created.hour(),
-        created.minute(),
-        created.second(),
-        created.millisecond()
-    );
+    let date = crate::job::iso8601(created);
     let doc = json!({
         "Format": REPORT_FORMAT,
         "ReportCreationDate": date,

@@ -34,6 +34,11 @@ pub fn can_transition(from: JobStatus, to: JobStatus) -> bool {
     next_statuses(from).contains(&to)
 }
 
+/// The statuses a job may move to `to` from.
+pub fn statuses_leading_to(to: JobStatus) -> Vec<JobStatus> {
+    JobStatus::ALL.into_iter().filter(|s| can_transition(*s, to)).collect()
+}
+
 /// Checks a transition, with an error that says what the job is and what was asked.
 pub fn check(job_id: &JobId, from: JobStatus, to: JobStatus) -> Result<()> {
     if can_transition(from, to) {

@@ -106,10 +106,7 @@ impl Intake {
                 }
             }
             "Cancelled" => {
-                let live: Vec<JobStatus> = JobStatus::ALL
-                    .into_iter()
-                    .filter(|s| crate::state::can_transition(*s, JobStatus::Cancelling))
-                    .collect();
+                let live = crate::state::statuses_leading_to(JobStatus::Cancelling);
                 match transition_from(&*self.store, &id, &live, JobStatus::Cancelling, set_reason).await? {
                     Ok(job) => {
                         request_finalize(&*self.finalize, &id).await?;

@@ -106,16 +106,7 @@ pub async fn transition_from(
 
 /// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.
 pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, failure: JobFailure) -> Result<()> {
-    let live = [
-        JobStatus::New,
-        JobStatus::Preparing,
-        JobStatus::Suspended,
-        JobStatus::Ready,
-        JobStatus::Active,
-        JobStatus::Pausing,
-        JobStatus::Paused,
-        JobStatus::Completing,
-    ];
+    let live = state::statuses_leading_to(JobStatus::Failing);
     tracing::warn!(job_id = %id, code = %failure.failure_code, reason = %failure.failure_reason, "job failing");
     let moved = transition_from(store, id, &live, JobStatus::Failing, |j| {
         if !j.failure_reasons.contains(&failure) {

@@ -67,6 +67,27 @@ impl World {
         }
     }
 
+    fn chunker(&self) -> Chunker {
+        Chunker {
+            store: self.store.clone(),
+            objects: self.objects.clone(),
+            control: self.control.clone(),
+            chunks: self.chunks.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    fn executor(&self) -> Executor {
+        Executor {
+            store: self.store.clone(),
+            objects: self.objects.clone(),
+            runner: self.runner.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
     fn intake(&self) -> Intake {
         Intake {
             store: self.store.clone(),
@@ -96,21 +117,8 @@ impl World {
 
     /// Plays the event source mappings until every queue is empty.
     async fn drain(&self) {
-        let chunker = Chunker {
-            store: self.store.clone(),
-            objects: self.objects.clone(),
-            control: self.control.clone(),
-            chunks: self.chunks.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        };
-        let executor = Executor {
-            store: self.store.clone(),
-            objects: self.objects.clone(),
-            runner: self.runner.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        };
+        let chunker = self.chunker();
+        let executor = self.executor();
         let finalizer =
             Finalizer { store: self.store.clone(), objects: self.objects.clone(), settings: self.settings.clone() };
         loop {
@@ -223,14 +231,7 @@ async fn a_redelivered_chunk_is_recorded_once() {
 
 impl World {
     async fn drain_control_only(&self) {
-        let chunker = Chunker {
-            store: self.store.clone(),
-            objects: self.objects.clone(),
-            control: self.control.clone(),
-            chunks: self.chunks.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        };
+        let chunker = self.chunker();
         while let Some(m) = self.control.pop() {
             chunker.handle(serde_json::from_str(&m).unwrap(), Instant::now() + Duration::from_secs(60)).await.unwrap();
         }
@@ -277,13 +278,7 @@ async fn cancelling_stops_work_and_reports_what_ran() {
     let id = w.intake().create_job(&w.spec(&manifest(50), json!({}))).await.unwrap();
     w.drain_control_only().await;
     // Run two of the five chunks, then cancel.
-    let executor = Executor {
-        store: w.store.clone(),
-        objects: w.objects.clone(),
-        runner: w.runner.clone(),
-        finalize: w.finalize.clone(),
-        settings: w.settings.clone(),
-    };
+    let executor = w.executor();
     for _ in 0..2 {
         let m: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
         executor.handle(&m).await.unwrap();
