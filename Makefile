@@ -23,9 +23,7 @@ venv: $(VENV)/.installed
 
 ## Unit, handler and end-to-end tests (against moto), and cfn-lint on the SAM template.
 test: venv
-	cargo build --workspace --tests --exclude batchops-bench
-	scripts/with-moto.sh cargo test --workspace --exclude batchops-bench
-	$(MAKE) lint-template
+	scripts/test.sh
 
 ## Unit and handler tests only (no emulator).
 unit:

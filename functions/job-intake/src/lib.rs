@@ -12,7 +12,7 @@ use batchops_core::pipeline::Intake;
 
 pub fn intake(config: &Config, clients: &Clients) -> Intake {
     Intake {
-        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),

@@ -13,7 +13,7 @@ use batchops_core::{Error, Result};
 /// Builds the chunker from the configuration and clients.
 pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
     Chunker {
-        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),

@@ -10,7 +10,7 @@ use batchops_core::{Error, Result};
 
 pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
     Finalizer {
-        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
         settings: config.settings.clone(),
     }

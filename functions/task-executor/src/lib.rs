@@ -11,7 +11,7 @@ use batchops_core::{Error, Result};
 
 pub fn executor(config: &Config, clients: &Clients) -> Executor {
     Executor {
-        store: Arc::new(DynamoJobStore::new(clients.dynamodb.clone(), &config.table)),
+        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
         runner: Arc::new(S3OperationRunner::new(clients.s3_ops.clone())),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),

@@ -84,6 +84,8 @@ pub struct Clients {
     pub s3_ops: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// True when an endpoint other than AWS's is configured (an emulator such as moto).
+    pub custom_endpoint: bool,
 }
 
 impl Clients {
@@ -93,6 +95,9 @@ impl Clients {
     }
 
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Clients {
+        let custom_endpoint = sdk.endpoint_url().is_some()
+            || std::env::var("AWS_ENDPOINT_URL").is_ok()
+            || std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
         let s3_builder = || {
             let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
             aws_sdk_s3::config::Builder::from(sdk)
@@ -105,7 +110,13 @@ impl Clients {
         let s3_ops = aws_sdk_s3::Client::from_conf(
             s3_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
         );
-        Clients { s3, s3_ops, sqs: aws_sdk_sqs::Client::new(sdk), dynamodb: aws_sdk_dynamodb::Client::new(sdk) }
+        Clients {
+            s3,
+            s3_ops,
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            custom_endpoint,
+        }
     }
 }
 

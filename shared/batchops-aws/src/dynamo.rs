@@ -11,6 +11,7 @@
 //! (the chunk item's `attribute_not_exists` makes a redelivered chunk count once).
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
@@ -28,6 +29,16 @@ const RETENTION_SECS: i64 = 90 * 24 * 3600;
 pub struct DynamoJobStore {
     client: Client,
     table: String,
+    /// Set against emulators: every write to the table waits for the previous one.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// One gate per table, shared by every store of the process (intake, chunker, executors and
+/// finalizer each hold their own store).
+fn gate_for(table: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static GATES: OnceLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut gates = GATES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    gates.entry(table.to_string()).or_default().clone()
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -65,7 +76,28 @@ fn status_values() -> [JobStatus; 3] {
 
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoJobStore { client, table: table.into() }
+        DynamoJobStore { client, table: table.into(), write_gate: None }
+    }
+
+    /// The store the functions use: serialized when the clients point at an emulator.
+    pub fn from_clients(clients: &crate::Clients, table: impl Into<String>) -> Self {
+        Self::new(clients.dynamodb.clone(), table).serialized_on_emulators(clients.custom_endpoint)
+    }
+
+    /// Serializes this process's writes to the table when `emulated` is true. moto's
+    /// TransactWriteItems restores a copy of the whole table taken when it started if the
+    /// transaction is cancelled, and its conditional updates are not atomic, so concurrent
+    /// writes can be lost there. DynamoDB itself needs none of this.
+    pub fn serialized_on_emulators(mut self, emulated: bool) -> Self {
+        self.write_gate = emulated.then(|| gate_for(&self.table));
+        self
+    }
+
+    async fn gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -146,6 +178,7 @@ impl JobStore for DynamoJobStore {
                 )
                 .build())
         };
+        let gate = self.gate().await;
         let result = self
             .client
             .transact_write_items()
@@ -153,6 +186,7 @@ impl JobStore for DynamoJobStore {
             .transact_items(put(Self::new_job_item(job)?)?)
             .send()
             .await;
+        drop(gate);
         match result {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(e) if cancellation_codes(&e).is_some() => {
@@ -274,7 +308,10 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
         }
-        match req.update_expression(update).send().await {
+        let gate = self.gate().await;
+        let result = req.update_expression(update).send().await;
+        drop(gate);
+        match result {
             Ok(out) => Self::job_from_item(
                 out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
             ),
@@ -316,6 +353,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":a", s(a.as_str()))
             .build()
             .map_err(|e| Error::backend("Update", e))?;
+        let gate = self.gate().await;
         let result = self
             .client
             .transact_write_items()
@@ -323,6 +361,7 @@ impl JobStore for DynamoJobStore {
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
+        drop(gate);
         match result {
             Ok(_) => Ok(RecordOutcome::Recorded),
             Err(e) => match cancellation_codes(&e) {
