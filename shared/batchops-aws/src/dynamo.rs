@@ -33,6 +33,17 @@ pub struct DynamoJobStore {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
+/// A cheap jitter source (no need for a random crate here): the clock's nanoseconds.
+fn rand_below(n: u64) -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    if n == 0 {
+        0
+    } else {
+        u64::from(nanos) % n
+    }
+}
+
 /// One gate per table, shared by every store of the process (intake, chunker, executors and
 /// finalizer each hold their own store).
 fn gate_for(table: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -353,39 +364,43 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":a", s(a.as_str()))
             .build()
             .map_err(|e| Error::backend("Update", e))?;
-        let gate = self.gate().await;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        drop(gate);
-        match result {
-            Ok(_) => Ok(RecordOutcome::Recorded),
-            Err(e) => match cancellation_codes(&e) {
-                Some(_) => {
-                    // Which condition failed decides the answer; read it back rather than rely
-                    // on the cancellation reasons (emulators differ in how they fill them).
-                    if self.chunk_recorded(id, chunk.index).await? {
-                        Ok(RecordOutcome::AlreadyRecorded)
-                    } else {
-                        let job = self.get(id).await?;
-                        if job.status.accepts_chunks() {
-                            Err(Error::Backend {
-                                context: "record chunk".into(),
-                                message: "transaction cancelled".into(),
-                                transient: true,
-                            })
-                        } else {
-                            Ok(RecordOutcome::JobClosed(job.status))
-                        }
-                    }
-                }
-                None => Err(backend("TransactWriteItems chunk", &e)),
-            },
+        // Transactions on the same job item conflict (TransactionConflict) when executors
+        // record chunks at the same moment; those are tried again here rather than by
+        // running the whole chunk again.
+        for attempt in 0..8u32 {
+            let gate = self.gate().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .send()
+                .await;
+            drop(gate);
+            let e = match result {
+                Ok(_) => return Ok(RecordOutcome::Recorded),
+                Err(e) => e,
+            };
+            if cancellation_codes(&e).is_none() {
+                return Err(backend("TransactWriteItems chunk", &e));
+            }
+            // Which condition failed decides the answer; read it back rather than rely on the
+            // cancellation reasons (emulators differ in how they fill them).
+            if self.chunk_recorded(id, chunk.index).await? {
+                return Ok(RecordOutcome::AlreadyRecorded);
+            }
+            let job = self.get(id).await?;
+            if !job.status.accepts_chunks() {
+                return Ok(RecordOutcome::JobClosed(job.status));
+            }
+            let ceiling = 20u64 << attempt;
+            tokio::time::sleep(std::time::Duration::from_millis(ceiling / 2 + rand_below(ceiling / 2))).await;
         }
+        Err(Error::Backend {
+            context: "record chunk".into(),
+            message: "the transaction kept conflicting with other writers".into(),
+            transient: true,
+        })
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
