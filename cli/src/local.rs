@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use batchops_aws::resources::{ensure_all, Created, Names};
 use batchops_aws::{Clients, Config, S3ObjectStore};
 use batchops_core::pipeline::Settings;
@@ -69,14 +70,16 @@ impl LocalHandle {
     }
 }
 
-type Handler = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
+/// A message handler: the body and the delivery's attempt number (1 for the first).
+type Handler =
+    Arc<dyn Fn(String, u32) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
 
 fn handler<F, Fut>(f: F) -> Handler
 where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(String, u32) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = batchops_core::Result<()>> + Send + 'static,
 {
-    Arc::new(move |body| Box::pin(f(body)))
+    Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
 }
 
 /// Plays an SQS event source mapping: receive, handle with bounded concurrency, delete on
@@ -106,7 +109,7 @@ async fn poll_queue(
             continue;
         }
         let received = tokio::select! {
-            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).send() => r,
+            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount).send() => r,
             _ = shutdown.changed() => break,
         };
         let messages = match received {
@@ -125,7 +128,13 @@ async fn poll_queue(
             running.spawn(async move {
                 let _permit = permit;
                 let receipt = m.receipt_handle.unwrap_or_default();
-                match handle(m.body.unwrap_or_default()).await {
+                let attempt = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                match handle(m.body.unwrap_or_default(), attempt).await {
                     Ok(()) => {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
                             warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
@@ -194,7 +203,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             "control",
             created.control_queue_url.clone(),
             2,
-            handler(move |body| {
+            handler(move |body, _| {
                 let chunker = chunker.clone();
                 async move { manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await }
             }),
@@ -203,16 +212,16 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             "chunks",
             created.chunk_queue_url.clone(),
             opts.chunk_workers,
-            handler(move |body| {
+            handler(move |body, attempt| {
                 let executor = executor.clone();
-                async move { task_executor::handle_message(&executor, &body).await.map(|_| ()) }
+                async move { task_executor::handle_message(&executor, &body, attempt).await.map(|_| ()) }
             }),
         ),
         (
             "finalize",
             created.finalize_queue_url.clone(),
             2,
-            handler(move |body| {
+            handler(move |body, _| {
                 let finalizer = finalizer.clone();
                 async move { report_finalizer::handle_message(&finalizer, &body).await }
             }),
@@ -221,7 +230,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             "specs",
             created.specs_queue_url.clone(),
             2,
-            handler(move |body| {
+            handler(move |body, _| {
                 let (intake, objects) = (intake.clone(), objects.clone());
                 async move { job_intake::s3_trigger::handle_message(&intake, &*objects, &body).await }
             }),

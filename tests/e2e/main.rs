@@ -229,12 +229,12 @@ async fn deliver_chunks_twice(sys: &System, expected: usize) -> Result<usize> {
         for m in out.messages() {
             let body = m.body().unwrap_or_default().to_string();
             let (a, b) = tokio::join!(
-                task_executor::handle_message(&executor, &body),
-                task_executor::handle_message(&executor, &body)
+                task_executor::handle_message(&executor, &body, 1),
+                task_executor::handle_message(&executor, &body, 1)
             );
             a?;
             b?;
-            let again = task_executor::handle_message(&executor, &body).await?;
+            let again = task_executor::handle_message(&executor, &body, 1).await?;
             assert!(
                 !matches!(again, batchops_core::pipeline::executor::Disposition::Recorded { .. }),
                 "a third delivery records nothing: {again:?}"
@@ -394,7 +394,7 @@ async fn cancelling_a_running_job_stops_it_and_reports_what_ran() -> Result<()> 
                 let up = sys.api.update_job_status(&id, "Cancelled", Some("wrong bucket")).await?;
                 assert_eq!(up["Status"], "Cancelling");
             }
-            let d = task_executor::handle_message(&executor, m.body().unwrap_or_default()).await?;
+            let d = task_executor::handle_message(&executor, m.body().unwrap_or_default(), 1).await?;
             if matches!(d, batchops_core::pipeline::executor::Disposition::Recorded { .. }) {
                 ran += 1;
             }

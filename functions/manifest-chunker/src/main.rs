@@ -19,7 +19,11 @@ async fn main() -> Result<(), Error> {
             let left = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
             let deadline = Instant::now() + left.saturating_sub(DEADLINE_MARGIN);
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body| async move { handle_message(chunker, &body, deadline).await }).await,
+                sqs_batch(
+                    event.payload,
+                    |body, _attempt| async move { handle_message(chunker, &body, deadline).await },
+                )
+                .await,
             )
         }
     }))

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
         let finalizer = &finalizer;
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body| async move { handle_message(finalizer, &body).await }).await,
+                sqs_batch(event.payload, |body, _attempt| async move { handle_message(finalizer, &body).await }).await,
             )
         }
     }))

@@ -19,10 +19,11 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
     }
 }
 
-pub async fn handle_message(executor: &Executor, body: &str) -> Result<Disposition> {
+/// Handles one chunk message; `attempt` is how many times it has been delivered.
+pub async fn handle_message(executor: &Executor, body: &str, attempt: u32) -> Result<Disposition> {
     let msg: ChunkMessage =
         serde_json::from_str(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
-    executor.handle(&msg).await
+    executor.handle_attempt(&msg, attempt).await
 }
 
 #[cfg(test)]
@@ -57,9 +58,9 @@ mod tests {
             settings: Settings::default(),
         };
         // WHEN the handler runs the batch
-        let response = sqs_batch(event, |body| {
+        let response = sqs_batch(event, |body, attempt| {
             let executor = &executor;
-            async move { handle_message(executor, &body).await.map(|_| ()) }
+            async move { handle_message(executor, &body, attempt).await.map(|_| ()) }
         })
         .await;
         // THEN the chunk of an unknown job is dropped, and only the unreadable message fails

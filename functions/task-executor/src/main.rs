@@ -14,7 +14,10 @@ async fn main() -> Result<(), Error> {
         let executor = &executor;
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body| async move { handle_message(executor, &body).await.map(|_| ()) }).await,
+                sqs_batch(event.payload, |body, attempt| async move {
+                    handle_message(executor, &body, attempt).await.map(|_| ())
+                })
+                .await,
             )
         }
     }))

@@ -55,6 +55,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         chunk_size,
         task_concurrency: parse_var("BATCHOPS_TASK_CONCURRENCY", d.task_concurrency)?,
         retry: RetryPolicy { max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?, ..d.retry },
+        max_chunk_attempts: parse_var("BATCHOPS_MAX_CHUNK_ATTEMPTS", d.max_chunk_attempts)?,
         time_budget: Duration::from_secs(parse_var("BATCHOPS_TIME_BUDGET_SECS", d.time_budget.as_secs())?),
         region: std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or(d.region),
         account_id: parse_var("BATCHOPS_ACCOUNT_ID", d.account_id)?,

@@ -58,6 +58,23 @@ impl Executor {
         Ok(buf)
     }
 
+    /// Handles delivery number `attempt` of a chunk. When the last allowed delivery fails too,
+    /// the job fails with a reason naming the chunk's manifest lines, instead of waiting
+    /// forever for a chunk that went to the dead-letter queue.
+    pub async fn handle_attempt(&self, msg: &ChunkMessage, attempt: u32) -> Result<Disposition> {
+        match self.handle(msg).await {
+            Err(e) if attempt >= self.settings.max_chunk_attempts => {
+                let reason = format!(
+                    "Chunk {} ({} tasks from manifest line {}) failed {attempt} times; last error: {e}",
+                    msg.index, msg.tasks, msg.first_line
+                );
+                fail_job(&*self.store, &*self.finalize, &msg.job_id, JobFailure::new("ChunkFailed", reason)).await?;
+                Ok(Disposition::Skipped(JobStatus::Failing))
+            }
+            other => other,
+        }
+    }
+
     pub async fn handle(&self, msg: &ChunkMessage) -> Result<Disposition> {
         let job = match self.store.get(&msg.job_id).await {
             Ok(j) => j,

@@ -30,6 +30,9 @@ pub struct Settings {
     /// Tasks of one chunk run at the same time.
     pub task_concurrency: usize,
     pub retry: RetryPolicy,
+    /// Deliveries of a chunk message before its job fails (keep it below the chunk queue's
+    /// maxReceiveCount, so the job fails before the message goes to the dead-letter queue).
+    pub max_chunk_attempts: u32,
     /// How long one chunker invocation reads before it continues itself.
     pub time_budget: Duration,
     pub region: String,
@@ -43,6 +46,7 @@ impl Default for Settings {
             chunk_size: 1000,
             task_concurrency: 64,
             retry: RetryPolicy::default(),
+            max_chunk_attempts: 4,
             time_budget: Duration::from_secs(780),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),

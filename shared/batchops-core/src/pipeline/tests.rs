@@ -360,3 +360,61 @@ async fn a_manifest_overwritten_during_the_job_fails_it() {
     assert_eq!(job.failure_reasons[0].failure_code, "ManifestChanged");
     assert_eq!(job.progress.tasks_run(), 0);
 }
+
+/// Fails every ranged read (the executor's), as a manifest bucket in trouble would.
+struct BrokenRangeReads(Arc<InMemoryObjectStore>);
+
+#[async_trait]
+impl crate::ports::ObjectStore for BrokenRangeReads {
+    async fn head(
+        &self,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+    ) -> Result<crate::ports::ObjectHead, crate::ports::StorageError> {
+        self.0.head(b, k, v).await
+    }
+    async fn read(
+        &self,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        start: u64,
+        end: Option<u64>,
+        m: Option<&str>,
+    ) -> Result<crate::ports::ByteStream, crate::ports::StorageError> {
+        if end.is_some() {
+            return Err(crate::ports::StorageError {
+                http_status: 503,
+                code: "SlowDown".into(),
+                message: "busy".into(),
+            });
+        }
+        self.0.read(b, k, v, start, end, m).await
+    }
+    async fn put(&self, b: &str, k: &str, body: bytes::Bytes, ct: &str) -> Result<(), crate::ports::StorageError> {
+        self.0.put(b, k, body, ct).await
+    }
+    async fn delete(&self, b: &str, k: &str) -> Result<(), crate::ports::StorageError> {
+        self.0.delete(b, k).await
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(15), json!({}))).await.unwrap();
+    w.drain_control_only().await;
+    let executor = Executor { objects: Arc::new(BrokenRangeReads(w.objects.clone())), ..w.executor() };
+    let msg: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    for attempt in 1..w.settings.max_chunk_attempts {
+        assert!(executor.handle_attempt(&msg, attempt).await.is_err(), "attempt {attempt} is retried");
+    }
+    let last = executor.handle_attempt(&msg, w.settings.max_chunk_attempts).await.unwrap();
+    assert_eq!(last, crate::pipeline::executor::Disposition::Skipped(JobStatus::Failing));
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "ChunkFailed");
+    assert!(job.failure_reasons[0].failure_reason.contains("from manifest line 1"), "{:?}", job.failure_reasons);
+}
