@@ -8,6 +8,7 @@ use batchops_core::{Error, Result};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::json;
+use sha1::{Digest, Sha1};
 use tracing::info;
 
 /// Keys of the uploads one SQS message body (an S3 event) announces, decoded. S3 events
@@ -36,6 +37,23 @@ pub fn uploaded_objects(body: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// A spec uploaded without `ClientRequestToken` gets one derived from the upload (bucket, key
+/// and ETag), so a notification delivered twice creates one job, and uploading the same spec
+/// again creates another only if its content changed.
+fn with_upload_token(spec: &[u8], bucket: &str, key: &str, etag: &str) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(spec) else {
+        return spec.to_vec();
+    };
+    match value.as_object_mut() {
+        Some(obj) if !obj.contains_key("ClientRequestToken") => {
+            let digest = Sha1::digest(format!("{bucket}/{key}/{etag}").as_bytes());
+            obj.insert("ClientRequestToken".into(), json!(format!("upload-{}", hex::encode(digest))));
+            serde_json::to_vec(&value).unwrap_or_else(|_| spec.to_vec())
+        }
+        _ => spec.to_vec(),
+    }
+}
+
 /// Creates a job from each uploaded spec of the message and writes its result file.
 pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &str) -> Result<()> {
     for (bucket, key) in uploaded_objects(body)? {
@@ -44,6 +62,7 @@ pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &s
         while let Some(piece) = stream.next().await {
             spec.extend_from_slice(&piece?);
         }
+        let spec = with_upload_token(&spec, &bucket, &key, &objects.head(&bucket, &key, None).await?.etag);
         let result = match intake.create_job(&spec).await {
             Ok(id) => {
                 info!(bucket = %bucket, key = %key, job_id = %id, "job created from an uploaded spec");
@@ -108,7 +127,20 @@ mod tests {
             serde_json::from_slice(&objects.get("batchops-specs", "jobs/tag reviewed!.json.result.json").unwrap())
                 .unwrap();
         assert_eq!(result["Code"], "BadRequestException");
-        assert!(result["Message"].as_str().unwrap().starts_with("ClientRequestToken:"), "{result}");
+        assert!(result["Message"].as_str().unwrap().starts_with("RoleArn:"), "{result}");
+    }
+
+    #[test]
+    fn uploads_without_a_token_get_one_from_the_object() {
+        let a = with_upload_token(br#"{"Priority": 1}"#, "b", "jobs/x.json", "e1");
+        let again = with_upload_token(br#"{"Priority": 1}"#, "b", "jobs/x.json", "e1");
+        let changed = with_upload_token(br#"{"Priority": 1}"#, "b", "jobs/x.json", "e2");
+        let token = |v: &[u8]| serde_json::from_slice::<serde_json::Value>(v).unwrap()["ClientRequestToken"].clone();
+        assert_eq!(token(&a), token(&again));
+        assert_ne!(token(&a), token(&changed));
+        assert!(token(&a).as_str().unwrap().len() <= 64);
+        let own = with_upload_token(br#"{"ClientRequestToken": "mine"}"#, "b", "k", "e");
+        assert_eq!(token(&own), "mine");
     }
 
     #[test]
