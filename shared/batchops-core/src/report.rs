@@ -10,7 +10,9 @@ use sha1::Sha1;
 use time::OffsetDateTime;
 
 use crate::job::JobId;
+use crate::manifest::{BadLine, ManifestEntry};
 use crate::ports::ResultFile;
+use crate::retry::Outcome;
 use crate::spec::{ReportScope, ReportTarget, REPORT_FORMAT};
 
 /// The literal `ReportSchema` of S3's report manifest (note: it lists ErrorCode before
@@ -41,6 +43,45 @@ fn csv_field(out: &mut String, s: &str) {
 }
 
 impl ResultRow {
+    /// The row of a task that ran.
+    pub fn task(entry: ManifestEntry, outcome: Outcome) -> ResultRow {
+        let version_id = entry.target.version_id.unwrap_or_default();
+        let (bucket, encoded_key) = (entry.target.bucket, entry.encoded_key);
+        match outcome {
+            Outcome::Succeeded { message } => ResultRow {
+                bucket,
+                encoded_key,
+                version_id,
+                succeeded: true,
+                http_status: 200,
+                error_code: String::new(),
+                message,
+            },
+            Outcome::Failed(f) => ResultRow {
+                bucket,
+                encoded_key,
+                version_id,
+                succeeded: false,
+                http_status: f.http_status,
+                error_code: f.error_code,
+                message: f.message,
+            },
+        }
+    }
+
+    /// The row of a manifest line that could not become a task.
+    pub fn bad_line(bad: BadLine) -> ResultRow {
+        ResultRow {
+            bucket: bad.bucket,
+            encoded_key: bad.encoded_key,
+            version_id: bad.version_id,
+            succeeded: false,
+            http_status: 400,
+            error_code: "InvalidManifestContent".into(),
+            message: bad.reason,
+        }
+    }
+
     pub fn render(&self, out: &mut String) {
         csv_field(out, &self.bucket);
         out.push(',');

@@ -14,7 +14,6 @@ use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ParsedLine};
 use crate::ports::{ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
 use crate::report::{render_chunk, ResultRow};
-use crate::retry::Outcome;
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
 
@@ -120,38 +119,10 @@ impl Executor {
         let rows: Vec<ResultRow> = futures::stream::iter(parsed)
             .map(|p| async move {
                 match p {
-                    Err(bad) => ResultRow {
-                        bucket: bad.bucket,
-                        encoded_key: bad.encoded_key,
-                        version_id: bad.version_id,
-                        succeeded: false,
-                        http_status: 400,
-                        error_code: "InvalidManifestContent".into(),
-                        message: bad.reason,
-                    },
+                    Err(bad) => ResultRow::bad_line(bad),
                     Ok(entry) => {
                         let outcome = retry.run(|| runner.run(op, &entry.target)).await;
-                        let version_id = entry.target.version_id.clone().unwrap_or_default();
-                        match outcome {
-                            Outcome::Succeeded { message } => ResultRow {
-                                bucket: entry.target.bucket,
-                                encoded_key: entry.encoded_key,
-                                version_id,
-                                succeeded: true,
-                                http_status: 200,
-                                error_code: String::new(),
-                                message,
-                            },
-                            Outcome::Failed(f) => ResultRow {
-                                bucket: entry.target.bucket,
-                                encoded_key: entry.encoded_key,
-                                version_id,
-                                succeeded: false,
-                                http_status: f.http_status,
-                                error_code: f.error_code,
-                                message: f.message,
-                            },
-                        }
+                        ResultRow::task(entry, outcome)
                     }
                 }
             })
