@@ -33,17 +33,6 @@ pub struct DynamoJobStore {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
-/// A cheap jitter source (no need for a random crate here): the clock's nanoseconds.
-fn rand_below(n: u64) -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    if n == 0 {
-        0
-    } else {
-        u64::from(nanos) % n
-    }
-}
-
 /// One gate per table, shared by every store of the process (intake, chunker, executors and
 /// finalizer each hold their own store).
 fn gate_for(table: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -394,7 +383,7 @@ impl JobStore for DynamoJobStore {
                 return Ok(RecordOutcome::JobClosed(job.status));
             }
             let ceiling = 20u64 << attempt;
-            tokio::time::sleep(std::time::Duration::from_millis(ceiling / 2 + rand_below(ceiling / 2))).await;
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
         }
         Err(Error::Backend {
             context: "record chunk".into(),
