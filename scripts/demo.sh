@@ -18,7 +18,9 @@ if curl -fs -o /dev/null "$api/v20180820/jobs" 2>/dev/null; then
   echo "something already serves $api; stop it or set BATCHOPS_API_URL" >&2
   exit 1
 fi
-RUST_LOG=${RUST_LOG:-warn} "$bin" local --listen "${api#http://}" > .local/batchops-local.log 2>&1 &
+# Progress is counted per chunk; chunks of 250 tasks (the default is 1,000) let the bar move
+# several times on a 2,000-object job.
+BATCHOPS_CHUNK_SIZE=${BATCHOPS_CHUNK_SIZE:-250} RUST_LOG=${RUST_LOG:-warn} "$bin" local --listen "${api#http://}" > .local/batchops-local.log 2>&1 &
 local_pid=$!
 trap 'kill $local_pid 2>/dev/null; wait $local_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
