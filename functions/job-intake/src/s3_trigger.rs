@@ -3,10 +3,9 @@
 //! `<key>.result.json`: `{"JobId": ...}` or `{"Code": ..., "Message": ...}`.
 
 use batchops_core::pipeline::Intake;
-use batchops_core::ports::ObjectStore;
+use batchops_core::ports::{read_all, ObjectStore};
 use batchops_core::{Error, Result};
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 use tracing::info;
@@ -57,11 +56,7 @@ fn with_upload_token(spec: &[u8], bucket: &str, key: &str, etag: &str) -> Vec<u8
 /// Creates a job from each uploaded spec of the message and writes its result file.
 pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &str) -> Result<()> {
     for (bucket, key) in uploaded_objects(body)? {
-        let mut stream = objects.read(&bucket, &key, None, 0, None, None).await?;
-        let mut spec = Vec::new();
-        while let Some(piece) = stream.next().await {
-            spec.extend_from_slice(&piece?);
-        }
+        let spec = read_all(objects.read(&bucket, &key, None, 0, None, None).await?).await?;
         let spec = with_upload_token(&spec, &bucket, &key, &objects.head(&bucket, &key, None).await?.etag);
         let result = match intake.create_job(&spec).await {
             Ok(id) => {

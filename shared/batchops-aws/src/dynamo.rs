@@ -70,10 +70,6 @@ fn get_n(item: &Item, name: &str) -> u64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-fn status_values() -> [JobStatus; 3] {
-    [JobStatus::Preparing, JobStatus::Ready, JobStatus::Active]
-}
-
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoJobStore { client, table: table.into(), write_gate: None }
@@ -337,22 +333,23 @@ impl JobStore for DynamoJobStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::backend("Put", e))?;
-        let [p, r, a] = status_values();
-        let update = Update::builder()
+        // Counted only while the job takes results (JobStatus::accepts_chunks).
+        let accepting: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.accepts_chunks()).collect();
+        let names: Vec<String> = (0..accepting.len()).map(|i| format!(":st{i}")).collect();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
             .update_expression("ADD succeeded :ok, failed :ko, chunks_done :one")
-            .condition_expression("#st IN (:p, :r, :a)")
+            .condition_expression(format!("#st IN ({})", names.join(", ")))
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":ok", n(chunk.succeeded))
             .expression_attribute_values(":ko", n(chunk.failed))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":p", s(p.as_str()))
-            .expression_attribute_values(":r", s(r.as_str()))
-            .expression_attribute_values(":a", s(a.as_str()))
-            .build()
-            .map_err(|e| Error::backend("Update", e))?;
+            .expression_attribute_values(":one", n(1));
+        for (name, st) in names.iter().zip(&accepting) {
+            update = update.expression_attribute_values(name, s(st.as_str()));
+        }
+        let update = update.build().map_err(|e| Error::backend("Update", e))?;
         // Transactions on the same job item conflict (TransactionConflict) when executors
         // record chunks at the same moment; those are tried again here rather than by
         // running the whole chunk again.

@@ -106,6 +106,16 @@ impl From<StorageError> for crate::Error {
 
 pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, StorageError>>;
 
+/// Reads a stream to its end; for bounded reads only (a chunk's range, a spec).
+pub async fn read_all(mut stream: ByteStream) -> Result<Vec<u8>, StorageError> {
+    use futures::StreamExt;
+    let mut buf = Vec::new();
+    while let Some(piece) = stream.next().await {
+        buf.extend_from_slice(&piece?);
+    }
+    Ok(buf)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectHead {
     /// Without the surrounding quotes.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{fail_job, finalize_if_done, transition_from, Settings};
+use super::{encode, fail_job, finalize_if_done, send_one, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::ports::{JobStore, ObjectStore, Queue, StorageError};
@@ -189,10 +189,7 @@ impl Chunker {
         if pending.is_empty() {
             return Ok(());
         }
-        let bodies = pending
-            .drain(..)
-            .map(|c| serde_json::to_string(&c).map_err(|e| Error::backend("chunk message", e)))
-            .collect::<Result<Vec<_>>>()?;
+        let bodies = pending.drain(..).map(|c| encode(&c)).collect::<Result<Vec<_>>>()?;
         self.chunks.send(bodies).await
     }
 
@@ -219,8 +216,7 @@ impl Chunker {
             Err(e) => return Err(e),
         }
         info!(job_id = %id, offset = checkpoint.offset, tasks = checkpoint.tasks, "time budget used: continuing");
-        let msg = ControlMessage::Continue { job_id: id, checkpoint };
-        self.control.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?]).await
+        send_one(&*self.control, &ControlMessage::Continue { job_id: id, checkpoint }).await
     }
 
     async fn finish(&self, job: Job, pass: Pass, cutter: &ChunkCutter) -> Result<()> {
@@ -253,10 +249,9 @@ impl Chunker {
             (Pass::Cut, JobStatus::Preparing) => {
                 let ready =
                     transition_from(&*self.store, &id, &[JobStatus::Preparing], JobStatus::Ready, &set_totals).await?;
-                let Ok(ready) = ready else {
+                if ready.is_err() {
                     return Ok(());
-                };
-                drop(ready);
+                }
                 self.activate(&id).await?;
                 info!(job_id = %id, tasks, chunks, "job prepared and active");
                 Ok(())

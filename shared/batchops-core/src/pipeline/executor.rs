@@ -12,7 +12,7 @@ use super::{fail_job, finalize_if_done, Settings};
 use crate::chunk::{is_blank, ChunkMessage};
 use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ParsedLine};
-use crate::ports::{ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
+use crate::ports::{read_all, ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
 use crate::report::{render_chunk, ResultRow};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
@@ -49,12 +49,7 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
 impl Executor {
     async fn read_range(&self, m: &ManifestRef, msg: &ChunkMessage) -> std::result::Result<Vec<u8>, StorageError> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let mut stream = self.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?;
-        let mut buf = Vec::with_capacity((msg.end - msg.start) as usize);
-        while let Some(piece) = stream.next().await {
-            buf.extend_from_slice(&piece?);
-        }
-        Ok(buf)
+        read_all(self.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?).await
     }
 
     /// Handles delivery number `attempt` of a chunk. When the last allowed delivery fails too,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sha1::{Digest, Sha1};
 
-use super::{now, request_finalize, transition_from, Settings};
+use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{CreateOutcome, JobPage, JobStore, Queue};
@@ -50,8 +50,7 @@ impl Intake {
             }
             CreateOutcome::Conflict => return Err(Error::Idempotency { token }),
         };
-        let msg = ControlMessage::Prepare { job_id: id.clone() };
-        self.control.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?]).await?;
+        send_one(&*self.control, &ControlMessage::Prepare { job_id: id.clone() }).await?;
         tracing::info!(job_id = %id, "job created");
         Ok(id)
     }
@@ -96,10 +95,7 @@ impl Intake {
             "Ready" => {
                 match transition_from(&*self.store, &id, &[JobStatus::Suspended], JobStatus::Ready, set_reason).await? {
                     Ok(job) => {
-                        let msg = ControlMessage::Start { job_id: id.clone() };
-                        self.control
-                            .send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("control message", e))?])
-                            .await?;
+                        send_one(&*self.control, &ControlMessage::Start { job_id: id.clone() }).await?;
                         job
                     }
                     Err(job) => return Err(conflict(job, "a Suspended job can be confirmed (Ready)")),

@@ -124,9 +124,18 @@ pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, fa
     Ok(())
 }
 
+/// A queue message body: the message as JSON.
+pub(crate) fn encode<T: serde::Serialize>(msg: &T) -> Result<String> {
+    serde_json::to_string(msg).map_err(|e| Error::backend("queue message", e))
+}
+
+/// Sends one message.
+pub(crate) async fn send_one<T: serde::Serialize>(queue: &dyn Queue, msg: &T) -> Result<()> {
+    queue.send(vec![encode(msg)?]).await
+}
+
 pub async fn request_finalize(finalize: &dyn Queue, id: &JobId) -> Result<()> {
-    let msg = FinalizeMessage { job_id: id.clone() };
-    finalize.send(vec![serde_json::to_string(&msg).map_err(|e| Error::backend("finalize message", e))?]).await
+    send_one(finalize, &FinalizeMessage { job_id: id.clone() }).await
 }
 
 /// Sends the finalize message when the job has run every chunk.
