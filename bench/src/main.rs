@@ -93,6 +93,7 @@ async fn main() -> Result<()> {
             chunk_workers: args.chunk_workers,
             retry_delay_secs: 1,
             settings: settings.clone(),
+            ops: batchops_aws::config::ops_from_env()?,
         },
     )
     .await?;

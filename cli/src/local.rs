@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use batchops_aws::resources::{ensure_all, Created, Names};
-use batchops_aws::{Clients, Config, S3ObjectStore};
+use batchops_aws::{Clients, Config, OpsSettings, S3ObjectStore};
 use batchops_core::pipeline::Settings;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -31,6 +31,8 @@ pub struct LocalOptions {
     /// Seconds before a failed message is delivered again.
     pub retry_delay_secs: i32,
     pub settings: Settings,
+    /// Tunables of the operations (multipart copies).
+    pub ops: OpsSettings,
 }
 
 impl Default for LocalOptions {
@@ -41,6 +43,7 @@ impl Default for LocalOptions {
             chunk_workers: 4,
             retry_delay_secs: 2,
             settings: Settings::default(),
+            ops: OpsSettings::default(),
         }
     }
 }
@@ -172,6 +175,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         chunk_queue_url: created.chunk_queue_url.clone(),
         finalize_queue_url: created.finalize_queue_url.clone(),
         settings: opts.settings.clone(),
+        ops: opts.ops.clone(),
     };
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -175,10 +175,11 @@ async fn main() -> Result<()> {
         Command::Local { listen, prefix, chunk_workers } => {
             batchops_aws::init_tracing();
             let settings = batchops_aws::config::settings_from_env()?;
+            let ops = batchops_aws::config::ops_from_env()?;
             let clients = batchops_aws::Clients::from_env().await;
             let handle = local::start(
                 clients,
-                LocalOptions { prefix, listen, chunk_workers, settings, ..LocalOptions::default() },
+                LocalOptions { prefix, listen, chunk_workers, settings, ops, ..LocalOptions::default() },
             )
             .await?;
             println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);

@@ -10,7 +10,7 @@ use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::client::ApiClient;
 use batchops::local::{self, LocalHandle, LocalOptions};
-use batchops_aws::Clients;
+use batchops_aws::{Clients, OpsSettings};
 use batchops_core::pipeline::Settings;
 use serde_json::{json, Value};
 
@@ -44,7 +44,17 @@ pub struct System {
 
 impl System {
     pub async fn start(settings: Settings, chunk_workers: usize) -> Result<System> {
-        let clients = clients().await;
+        System::start_with(settings, OpsSettings::default(), chunk_workers).await
+    }
+
+    /// Starts with the given operation tunables; `LambdaInvoke` goes to the Invoke API at
+    /// `BATCHOPS_TEST_LAMBDA_ENDPOINT` (`cargo lambda watch`) when it is set.
+    pub async fn start_with(settings: Settings, ops: OpsSettings, chunk_workers: usize) -> Result<System> {
+        let mut clients = clients().await;
+        if let Ok(url) = std::env::var("BATCHOPS_TEST_LAMBDA_ENDPOINT") {
+            let conf = clients.lambda.config().to_builder().endpoint_url(url).build();
+            clients.lambda = aws_sdk_lambda::Client::from_conf(conf);
+        }
         let prefix = unique("t");
         let handle = local::start(
             clients.clone(),
@@ -54,6 +64,7 @@ impl System {
                 chunk_workers,
                 retry_delay_secs: 1,
                 settings,
+                ops,
             },
         )
         .await?;

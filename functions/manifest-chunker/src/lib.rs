@@ -18,6 +18,7 @@ pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        runner: Arc::new(config.runner(clients)),
         settings: config.settings.clone(),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore, S3OperationRunner, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore, SqsQueue};
 use batchops_core::chunk::ChunkMessage;
 use batchops_core::pipeline::executor::Disposition;
 use batchops_core::pipeline::Executor;
@@ -13,7 +13,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
     Executor {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
-        runner: Arc::new(S3OperationRunner::new(clients.s3_ops.clone())),
+        runner: Arc::new(config.runner(clients)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }
@@ -32,7 +32,7 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsEvent;
     use batchops_aws::lambda::sqs_batch;
     use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
-    use batchops_core::ops::{Operation, TaskTarget};
+    use batchops_core::ops::{Operation, Task};
     use batchops_core::pipeline::Settings;
     use batchops_core::ports::OperationRunner;
     use batchops_core::retry::Outcome;
@@ -41,7 +41,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl OperationRunner for Never {
-        async fn run(&self, _: &Operation, _: &TaskTarget) -> Outcome {
+        async fn run(&self, _: &Operation, _: &Task) -> Outcome {
             unreachable!("no task runs for a job that does not exist")
         }
     }

@@ -7,6 +7,8 @@ use aws_config::BehaviorVersion;
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
 
+use crate::ops::{OpsSettings, S3OperationRunner};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is not set")]
@@ -23,6 +25,7 @@ pub struct Config {
     pub chunk_queue_url: String,
     pub finalize_queue_url: String,
     pub settings: Settings,
+    pub ops: OpsSettings,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -72,8 +75,35 @@ impl Config {
             chunk_queue_url: var("BATCHOPS_CHUNK_QUEUE_URL")?,
             finalize_queue_url: var("BATCHOPS_FINALIZE_QUEUE_URL")?,
             settings: settings_from_env()?,
+            ops: ops_from_env()?,
         })
     }
+
+    /// The operation runner with this configuration's tunables.
+    pub fn runner(&self, clients: &Clients) -> S3OperationRunner {
+        S3OperationRunner::new(clients.s3_ops.clone(), clients.lambda.clone(), self.ops.clone())
+    }
+}
+
+/// Reads the operations' tunables: `BATCHOPS_MULTIPART_THRESHOLD` (bytes, default 5 GiB),
+/// `BATCHOPS_COPY_PART_SIZE` (bytes, default 128 MiB), `BATCHOPS_COPY_PART_CONCURRENCY` (16).
+pub fn ops_from_env() -> Result<OpsSettings, ConfigError> {
+    let d = OpsSettings::default();
+    let settings = settings_from_env()?;
+    let ops = OpsSettings {
+        multipart_threshold: parse_var("BATCHOPS_MULTIPART_THRESHOLD", d.multipart_threshold)?,
+        part_size: parse_var("BATCHOPS_COPY_PART_SIZE", d.part_size)?,
+        part_concurrency: parse_var("BATCHOPS_COPY_PART_CONCURRENCY", d.part_concurrency)?,
+        retry: settings.retry,
+    };
+    if ops.part_size < 5 * 1024 * 1024 {
+        return Err(ConfigError::Invalid {
+            name: "BATCHOPS_COPY_PART_SIZE",
+            value: ops.part_size.to_string(),
+            reason: "S3 parts are at least 5 MiB (5242880 bytes)".into(),
+        });
+    }
+    Ok(ops)
 }
 
 /// The AWS clients, built from one `SdkConfig`.
@@ -85,6 +115,9 @@ pub struct Clients {
     pub s3_ops: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Lambda for `LambdaInvoke` tasks, SDK retries off like `s3_ops`
+    /// (`AWS_ENDPOINT_URL_LAMBDA` points it at a local Invoke API such as `cargo lambda watch`).
+    pub lambda: aws_sdk_lambda::Client,
     /// True when an endpoint other than AWS's is configured (an emulator such as moto).
     pub custom_endpoint: bool,
 }
@@ -116,6 +149,11 @@ impl Clients {
             s3_ops,
             sqs: aws_sdk_sqs::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(sdk)
+                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+                    .build(),
+            ),
             custom_endpoint,
         }
     }

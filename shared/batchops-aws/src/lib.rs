@@ -16,6 +16,6 @@ pub mod sqs;
 
 pub use config::{init_tracing, Clients, Config};
 pub use dynamo::DynamoJobStore;
-pub use ops::S3OperationRunner;
+pub use ops::{OpsSettings, S3OperationRunner};
 pub use s3::S3ObjectStore;
 pub use sqs::SqsQueue;

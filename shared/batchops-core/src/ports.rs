@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::job::JobFailure;
 use crate::job::{Job, JobId, JobStatus};
-use crate::ops::{Operation, TaskTarget};
+use crate::ops::{BucketCheck, Operation, Task};
 use crate::retry::Outcome;
 use crate::Result;
 
@@ -142,8 +143,25 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
 }
 
-/// Runs one task of an operation; never fails as a whole: a failure is an outcome.
+/// Runs the tasks of an operation; never fails as a whole: a failure is an outcome.
 #[async_trait]
 pub trait OperationRunner: Send + Sync {
-    async fn run(&self, op: &Operation, target: &TaskTarget) -> Outcome;
+    async fn run(&self, op: &Operation, task: &Task) -> Outcome;
+
+    /// Runs up to [`Operation::batch_size`] tasks of one bucket together; one outcome per
+    /// task, in order. Operations without a batch API run their tasks one by one.
+    async fn run_batch(&self, op: &Operation, tasks: &[Task]) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(self.run(op, t).await);
+        }
+        out
+    }
+
+    /// Checks, once per job and before any task runs, what `op` needs of the manifest's
+    /// bucket. `Ok(Some(failure))` fails the job; `Err` is a transient error (try again).
+    async fn check_bucket(&self, check: BucketCheck, bucket: &str) -> Result<Option<JobFailure>> {
+        let _ = (check, bucket);
+        Ok(None)
+    }
 }

@@ -111,6 +111,41 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Runs a batch of `n` tasks with `f(indexes)` (one outcome per index, in order) and runs
+    /// again only the tasks that failed transiently, until none is left or attempts run out.
+    pub async fn run_batch<F, Fut>(&self, n: usize, mut f: F) -> Vec<Outcome>
+    where
+        F: FnMut(Vec<usize>) -> Fut,
+        Fut: std::future::Future<Output = Vec<Outcome>>,
+    {
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut pending: Vec<usize> = (0..n).collect();
+        let mut attempt = 1;
+        while !pending.is_empty() {
+            let outcomes = f(pending.clone()).await;
+            let mut again = Vec::new();
+            for (i, outcome) in pending.iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Failed(fail) if fail.class == FailureClass::Transient && attempt < self.max_attempts => {
+                        again.push(*i)
+                    }
+                    other => results[*i] = Some(other),
+                }
+            }
+            pending = again;
+            if !pending.is_empty() {
+                tokio::time::sleep(self.delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+        results
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Failed(TaskFailure::permanent(500, "InternalError", "no outcome"))))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +170,29 @@ mod tests {
         for a in 1..10 {
             assert!(p.delay(a) <= p.ceiling(a));
         }
+    }
+
+    #[tokio::test]
+    async fn batches_retry_only_their_transient_failures() {
+        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
+        let calls = std::sync::Mutex::new(Vec::new());
+        let out = p
+            .run_batch(3, |idx| {
+                calls.lock().unwrap().push(idx.clone());
+                async move {
+                    idx.iter()
+                        .map(|i| match i {
+                            0 => Outcome::Succeeded { message: "ok".into() },
+                            1 => Outcome::Failed(TaskFailure::permanent(403, "AccessDenied", "no")),
+                            _ => Outcome::Failed(TaskFailure::transient(503, "SlowDown", "slow")),
+                        })
+                        .collect()
+                }
+            })
+            .await;
+        assert_eq!(*calls.lock().unwrap(), vec![vec![0, 1, 2], vec![2], vec![2]]);
+        assert!(matches!(&out[0], Outcome::Succeeded { .. }));
+        assert!(matches!(&out[2], Outcome::Failed(f) if f.error_code == "SlowDown"));
     }
 
     #[tokio::test]

@@ -1,9 +1,21 @@
 //! The operations a job can run, one module each. Each turns the spec's `Operation` member
 //! into a validated request that an [`crate::ports::OperationRunner`] executes per task.
 
+pub mod compute_checksum;
+pub mod delete_object;
 pub mod delete_object_tagging;
+pub mod grants;
+pub mod initiate_restore;
+pub mod lambda_invoke;
+pub mod put_object_acl;
 pub mod put_object_copy;
+pub mod put_object_legal_hold;
+pub mod put_object_retention;
 pub mod put_object_tagging;
+pub mod replicate_object;
+pub mod update_object_encryption;
+
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -11,8 +23,16 @@ use time::OffsetDateTime;
 
 use crate::{Error, Result};
 
+pub use compute_checksum::ComputeChecksum;
+pub use delete_object::DeleteObject;
+pub use initiate_restore::InitiateRestore;
+pub use lambda_invoke::LambdaInvoke;
+pub use put_object_acl::PutObjectAcl;
 pub use put_object_copy::CopyObject;
-pub use put_object_tagging::PutObjectTagging;
+pub use put_object_legal_hold::PutObjectLegalHold;
+pub use put_object_retention::PutObjectRetention;
+pub use put_object_tagging::{PutObjectTagging, TaggingMode};
+pub use update_object_encryption::UpdateObjectEncryption;
 
 /// The one object a task works on, with its key decoded exactly as S3 stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,24 +42,59 @@ pub struct TaskTarget {
     pub version_id: Option<String>,
 }
 
+/// A task as an [`crate::ports::OperationRunner`] gets it.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub target: TaskTarget,
+    /// The key as the manifest spells it (what a Lambda function receives).
+    pub encoded_key: String,
+    /// Unique within the job; stable across redeliveries of its chunk.
+    pub id: String,
+    pub job_id: String,
+    /// When the invocation running the task must be done: long operations (multipart
+    /// copies) stop and fail the task with a reason rather than be cut off unseen.
+    pub deadline: Instant,
+}
+
 /// A validated operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operation {
     PutObjectCopy(Box<CopyObject>),
     PutObjectTagging(PutObjectTagging),
     DeleteObjectTagging,
+    PutObjectAcl(PutObjectAcl),
+    InitiateRestoreObject(InitiateRestore),
+    PutObjectRetention(PutObjectRetention),
+    PutObjectLegalHold(PutObjectLegalHold),
+    ReplicateObject,
+    ComputeObjectChecksum(ComputeChecksum),
+    UpdateObjectEncryption(UpdateObjectEncryption),
+    LambdaInvoke(LambdaInvoke),
+    DeleteObject(DeleteObject),
 }
 
-/// Operation names of S3 Control that later versions of batchops will run.
-const NOT_YET: [&str; 8] = [
-    "LambdaInvoke",
+/// A property of the manifest's bucket that an operation needs, checked once per job before
+/// any task runs; a bucket without it fails the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketCheck {
+    ObjectLock,
+    Replication,
+}
+
+/// Every operation name a job can give, in the order the README lists them.
+pub const NAMES: [&str; 12] = [
+    "S3PutObjectCopy",
+    "S3PutObjectTagging",
+    "S3DeleteObjectTagging",
     "S3PutObjectAcl",
     "S3InitiateRestoreObject",
-    "S3PutObjectLegalHold",
     "S3PutObjectRetention",
+    "S3PutObjectLegalHold",
     "S3ReplicateObject",
     "S3ComputeObjectChecksum",
     "S3UpdateObjectEncryption",
+    "LambdaInvoke",
+    "S3DeleteObject",
 ];
 
 impl Operation {
@@ -51,22 +106,35 @@ impl Operation {
         }
         let (name, params) = map.iter().next().ok_or_else(|| Error::field("Operation", "is empty"))?;
         let field = format!("Operation.{name}");
-        match name.as_str() {
-            "S3PutObjectCopy" => Ok(Operation::PutObjectCopy(Box::new(CopyObject::from_spec(&field, params)?))),
-            "S3PutObjectTagging" => Ok(Operation::PutObjectTagging(PutObjectTagging::from_spec(&field, params)?)),
+        let f = field.as_str();
+        Ok(match name.as_str() {
+            "S3PutObjectCopy" => Operation::PutObjectCopy(Box::new(CopyObject::from_spec(f, params)?)),
+            "S3PutObjectTagging" => Operation::PutObjectTagging(PutObjectTagging::from_spec(f, params)?),
             "S3DeleteObjectTagging" => {
-                delete_object_tagging::validate(&field, params)?;
-                Ok(Operation::DeleteObjectTagging)
+                delete_object_tagging::validate(f, params)?;
+                Operation::DeleteObjectTagging
             }
-            n if NOT_YET.contains(&n) => Err(Error::field(
-                field,
-                "this operation is not supported by this version of batchops (supported: S3PutObjectCopy, S3PutObjectTagging, S3DeleteObjectTagging)",
-            )),
-            other => Err(Error::field(
-                "Operation",
-                format!("'{other}' is not an operation; use one of S3PutObjectCopy, S3PutObjectTagging, S3DeleteObjectTagging"),
-            )),
-        }
+            "S3PutObjectAcl" => Operation::PutObjectAcl(PutObjectAcl::from_spec(f, params)?),
+            "S3InitiateRestoreObject" => Operation::InitiateRestoreObject(InitiateRestore::from_spec(f, params)?),
+            "S3PutObjectRetention" => Operation::PutObjectRetention(PutObjectRetention::from_spec(f, params)?),
+            "S3PutObjectLegalHold" => Operation::PutObjectLegalHold(PutObjectLegalHold::from_spec(f, params)?),
+            "S3ReplicateObject" => {
+                replicate_object::validate(f, params)?;
+                Operation::ReplicateObject
+            }
+            "S3ComputeObjectChecksum" => Operation::ComputeObjectChecksum(ComputeChecksum::from_spec(f, params)?),
+            "S3UpdateObjectEncryption" => {
+                Operation::UpdateObjectEncryption(UpdateObjectEncryption::from_spec(f, params)?)
+            }
+            "LambdaInvoke" => Operation::LambdaInvoke(LambdaInvoke::from_spec(f, params)?),
+            "S3DeleteObject" => Operation::DeleteObject(DeleteObject::from_spec(f, params)?),
+            other => {
+                return Err(Error::field(
+                    "Operation",
+                    format!("'{other}' is not an operation; use one of {}", NAMES.join(", ")),
+                ))
+            }
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -74,6 +142,32 @@ impl Operation {
             Operation::PutObjectCopy(_) => "S3PutObjectCopy",
             Operation::PutObjectTagging(_) => "S3PutObjectTagging",
             Operation::DeleteObjectTagging => "S3DeleteObjectTagging",
+            Operation::PutObjectAcl(_) => "S3PutObjectAcl",
+            Operation::InitiateRestoreObject(_) => "S3InitiateRestoreObject",
+            Operation::PutObjectRetention(_) => "S3PutObjectRetention",
+            Operation::PutObjectLegalHold(_) => "S3PutObjectLegalHold",
+            Operation::ReplicateObject => "S3ReplicateObject",
+            Operation::ComputeObjectChecksum(_) => "S3ComputeObjectChecksum",
+            Operation::UpdateObjectEncryption(_) => "S3UpdateObjectEncryption",
+            Operation::LambdaInvoke(_) => "LambdaInvoke",
+            Operation::DeleteObject(_) => "S3DeleteObject",
+        }
+    }
+
+    /// What must hold for the manifest's bucket before any task runs.
+    pub fn bucket_check(&self) -> Option<BucketCheck> {
+        match self {
+            Operation::PutObjectRetention(_) | Operation::PutObjectLegalHold(_) => Some(BucketCheck::ObjectLock),
+            Operation::ReplicateObject => Some(BucketCheck::Replication),
+            _ => None,
+        }
+    }
+
+    /// How many tasks of one bucket the runner takes in one call ([`crate::ports::OperationRunner::run_batch`]).
+    pub fn batch_size(&self) -> usize {
+        match self {
+            Operation::DeleteObject(_) => delete_object::MAX_KEYS_PER_CALL,
+            _ => 1,
         }
     }
 }
@@ -131,11 +225,21 @@ mod tests {
     }
 
     #[test]
-    fn operations_of_later_versions_are_refused_by_name() {
-        let err = Operation::from_spec(&json!({"LambdaInvoke": {"FunctionArn": "x"}})).unwrap_err();
-        assert!(err.to_string().starts_with("Operation.LambdaInvoke:"), "{err}");
+    fn unknown_operations_are_refused_by_name() {
         let err = Operation::from_spec(&json!({"S3Frobnicate": {}})).unwrap_err();
-        assert!(err.to_string().contains("S3Frobnicate"), "{err}");
+        assert!(err.to_string().contains("S3Frobnicate") && err.to_string().contains("S3DeleteObject"), "{err}");
+    }
+
+    #[test]
+    fn every_name_round_trips() {
+        for name in NAMES {
+            // Each operation's own tests cover its parameters; here only that the name dispatches.
+            if let Err(e) = Operation::from_spec(&json!({ name: {} })) {
+                assert!(e.to_string().starts_with(&format!("Operation.{name}")), "{name}: {e}");
+            } else {
+                assert_eq!(Operation::from_spec(&json!({ name: {} })).unwrap().name(), name);
+            }
+        }
     }
 
     #[test]

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::grants::{self, Grant, GrantParam};
 use super::{one_of, timestamp, TaskTarget};
 use crate::spec::{check_len, check_tag_set, parse_s3_arn, S3Tag};
 use crate::{Error, Result};
 
-const CANNED_ACLS: [&str; 7] = [
+pub(crate) const CANNED_ACLS: [&str; 7] = [
     "private",
     "public-read",
     "public-read-write",
@@ -40,15 +41,8 @@ pub struct ObjectMetadata {
     pub sse_algorithm: Option<String>,
 }
 
-/// A grant of `AccessControlGrants`, as the x-amz-grant-* header value it becomes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    pub permission: String,
-    /// `id="..."`, `emailAddress="..."` or `uri="..."`.
-    pub grantee: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
+/// `Default` is a plain copy into no bucket; set `target_bucket`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CopyObject {
     pub target_bucket: String,
     pub target_key_prefix: Option<String>,
@@ -98,21 +92,6 @@ struct Params {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct GrantParam {
-    grantee: Option<GranteeParam>,
-    permission: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct GranteeParam {
-    type_identifier: Option<String>,
-    identifier: Option<String>,
-    display_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct MetadataParam {
     cache_control: Option<String>,
     content_disposition: Option<String>,
@@ -146,29 +125,7 @@ impl CopyObject {
         if let Some(acl) = &p.canned_access_control_list {
             one_of(&f("CannedAccessControlList"), acl, &CANNED_ACLS)?;
         }
-        let mut grants = Vec::new();
-        for (i, g) in p.access_control_grants.iter().enumerate() {
-            let gf = format!("{field}.AccessControlGrants[{i}]");
-            let grantee = g.grantee.as_ref().ok_or_else(|| Error::field(format!("{gf}.Grantee"), "is required"))?;
-            let permission =
-                g.permission.as_ref().ok_or_else(|| Error::field(format!("{gf}.Permission"), "is required"))?;
-            one_of(
-                &format!("{gf}.Permission"),
-                permission,
-                &["FULL_CONTROL", "READ", "WRITE", "READ_ACP", "WRITE_ACP"],
-            )?;
-            let kind = grantee
-                .type_identifier
-                .as_deref()
-                .ok_or_else(|| Error::field(format!("{gf}.Grantee.TypeIdentifier"), "is required"))?;
-            one_of(&format!("{gf}.Grantee.TypeIdentifier"), kind, &["id", "emailAddress", "uri"])?;
-            let ident = grantee
-                .identifier
-                .as_deref()
-                .ok_or_else(|| Error::field(format!("{gf}.Grantee.Identifier"), "is required"))?;
-            let _ = &grantee.display_name;
-            grants.push(Grant { permission: permission.clone(), grantee: format!("{kind}=\"{ident}\"") });
-        }
+        let grants = grants::parse(&f("AccessControlGrants"), &p.access_control_grants)?;
         let directive = match p.metadata_directive.as_deref() {
             None => None,
             Some(d) => {

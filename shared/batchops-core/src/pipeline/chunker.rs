@@ -16,7 +16,8 @@ use tracing::{info, warn};
 use super::{encode, fail_job, finalize_if_done, send_one, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
-use crate::ports::{JobStore, ObjectStore, Queue, StorageError};
+use crate::manifest::{lines, parse_line};
+use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Queue, StorageError};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
 
@@ -35,8 +36,13 @@ pub struct Chunker {
     pub control: Arc<dyn Queue>,
     pub chunks: Arc<dyn Queue>,
     pub finalize: Arc<dyn Queue>,
+    /// Checks what the operation needs of the manifest's bucket (Object Lock, replication).
+    pub runner: Arc<dyn OperationRunner>,
     pub settings: Settings,
 }
+
+/// How much of the manifest's start is read to find the bucket its tasks are in.
+const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
 
 /// SQS SendMessageBatch takes ten messages at a time.
 const SEND_BATCH: usize = 10;
@@ -132,8 +138,36 @@ impl Chunker {
             Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
             Err(e) => return fail_job(&*self.store, &*self.finalize, id, read_failure(m, &e)).await,
         }
+        if let Some(check) = valid.operation.bucket_check() {
+            if let Some(bucket) = self.first_bucket(m).await? {
+                if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
+                    return fail_job(&*self.store, &*self.finalize, id, failure).await;
+                }
+            }
+        }
         let pass = if job.spec.confirmation_required == Some(true) { Pass::Count } else { Pass::Cut };
         self.pass(job, pass, deadline).await
+    }
+
+    /// The bucket of the manifest's first well-formed line within its first 64 KiB; `None`
+    /// when there is none (then each task fails on its own, with S3's error).
+    async fn first_bucket(&self, m: &ManifestRef) -> Result<Option<String>> {
+        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
+        let buf = match self.objects.read(&m.bucket, &m.key, version, 0, Some(FIRST_BUCKET_PROBE), etag).await {
+            Ok(stream) => read_all(stream).await?,
+            // An empty manifest has no range to read.
+            Err(e) if e.http_status == 416 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let complete = match buf.iter().rposition(|b| *b == b'\n') {
+            Some(end) if (buf.len() as u64) >= FIRST_BUCKET_PROBE => &buf[..end],
+            _ => &buf[..],
+        };
+        let bucket = lines(complete, 1)
+            .filter(|(_, l)| !crate::chunk::is_blank(l))
+            .find_map(|(n, l)| parse_line(&m.fields, n, l).ok())
+            .map(|e| e.target.bucket);
+        Ok(bucket)
     }
 
     async fn pass(&self, job: Job, pass: Pass, deadline: Instant) -> Result<()> {

@@ -3,17 +3,22 @@
 //! is recorded once; a duplicate that loses the race removes its own files.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
 use super::{fail_job, finalize_if_done, Settings};
 use crate::chunk::{is_blank, ChunkMessage};
+use crate::job::JobId;
 use crate::job::{JobFailure, JobStatus};
-use crate::manifest::{lines, parse_line, ParsedLine};
+use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
+use crate::ops::{Operation, Task};
 use crate::ports::{read_all, ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
 use crate::report::{render_chunk, ResultRow};
+use crate::retry::{Outcome, TaskFailure};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
 
@@ -46,7 +51,88 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
     run >= THRESHOLD_MIN_TASKS && failed * 2 > run
 }
 
+/// The task ID a Lambda function sees: opaque, unique within the job, the same on every
+/// delivery of the chunk.
+pub fn task_id(job_id: &JobId, line: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{job_id}:{line}"))
+}
+
 impl Executor {
+    /// Runs the chunk's tasks (bad lines become failed rows) and returns the rows in
+    /// manifest order. Operations with a batch API get the tasks of one bucket together.
+    async fn run_tasks(
+        &self,
+        op: &Operation,
+        job_id: &JobId,
+        parsed: Vec<ParsedLine>,
+        deadline: Instant,
+    ) -> Vec<ResultRow> {
+        let task = |e: &ManifestEntry| Task {
+            target: e.target.clone(),
+            encoded_key: e.encoded_key.clone(),
+            id: task_id(job_id, e.line),
+            job_id: job_id.to_string(),
+            deadline,
+        };
+        let runner = &self.runner;
+        let retry = &self.settings.retry;
+        let concurrency = self.settings.task_concurrency.max(1);
+        let batch = op.batch_size();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; parsed.len()];
+        let mut runs: Vec<BoxFuture<'_, Vec<(usize, Outcome)>>> = Vec::new();
+        if batch <= 1 {
+            for (i, p) in parsed.iter().enumerate() {
+                let Ok(e) = p else { continue };
+                let t = task(e);
+                runs.push(async move { vec![(i, retry.run(|| runner.run(op, &t)).await)] }.boxed());
+            }
+        } else {
+            // Group by bucket, keeping manifest order within a group, at most `batch` per call.
+            let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+            for (i, p) in parsed.iter().enumerate() {
+                let Ok(e) = p else { continue };
+                match groups.iter_mut().find(|(b, idx)| *b == e.target.bucket && idx.len() < batch) {
+                    Some((_, idx)) => idx.push(i),
+                    None => groups.push((e.target.bucket.clone(), vec![i])),
+                }
+            }
+            for (_, idx) in groups {
+                let tasks: Vec<Task> = idx.iter().filter_map(|i| parsed[*i].as_ref().ok()).map(task).collect();
+                runs.push(
+                    async move {
+                        let tasks = &tasks;
+                        let out = retry
+                            .run_batch(tasks.len(), |pending| {
+                                let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
+                                async move { runner.run_batch(op, &subset).await }.boxed()
+                            })
+                            .await;
+                        idx.into_iter().zip(out).collect()
+                    }
+                    .boxed(),
+                );
+            }
+        }
+        let width = if batch <= 1 { concurrency } else { concurrency.min(8) };
+        let done: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(runs).buffer_unordered(width).collect().await;
+        for (i, o) in done.into_iter().flatten() {
+            outcomes[i] = Some(o);
+        }
+        parsed
+            .into_iter()
+            .zip(outcomes)
+            .map(|(p, o)| match (p, o) {
+                (Err(bad), _) => ResultRow::bad_line(bad),
+                (Ok(entry), Some(outcome)) => ResultRow::task(entry, outcome),
+                (Ok(entry), None) => ResultRow::task(
+                    entry,
+                    Outcome::Failed(TaskFailure::permanent(500, "InternalError", "task did not run")),
+                ),
+            })
+            .collect()
+    }
+
     async fn read_range(&self, m: &ManifestRef, msg: &ChunkMessage) -> std::result::Result<Vec<u8>, StorageError> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
         read_all(self.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?).await
@@ -108,22 +194,8 @@ impl Executor {
             .filter(|(_, l)| !is_blank(l))
             .map(|(n, l)| parse_line(&m.fields, n, l))
             .collect();
-        let op = &valid.operation;
-        let runner = &self.runner;
-        let retry = &self.settings.retry;
-        let rows: Vec<ResultRow> = futures::stream::iter(parsed)
-            .map(|p| async move {
-                match p {
-                    Err(bad) => ResultRow::bad_line(bad),
-                    Ok(entry) => {
-                        let outcome = retry.run(|| runner.run(op, &entry.target)).await;
-                        ResultRow::task(entry, outcome)
-                    }
-                }
-            })
-            .buffered(self.settings.task_concurrency.max(1))
-            .collect()
-            .await;
+        let deadline = Instant::now() + self.settings.time_budget;
+        let rows = self.run_tasks(&valid.operation, &job.id, parsed, deadline).await;
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
 

@@ -10,20 +10,39 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
+use crate::job::JobFailure;
 use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
-use crate::ops::{Operation, TaskTarget};
+use crate::ops::{BucketCheck, Operation, Task};
 use crate::ports::OperationRunner;
 use crate::retry::{Outcome, TaskFailure};
 
 /// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
+/// Batches are recorded (bucket, size); buckets named `unlocked*` fail the Object Lock check.
 #[derive(Default)]
 struct FakeRunner {
     calls: std::sync::Mutex<HashMap<String, u32>>,
+    batches: std::sync::Mutex<Vec<(String, usize)>>,
 }
 
 #[async_trait]
 impl OperationRunner for FakeRunner {
-    async fn run(&self, _op: &Operation, t: &TaskTarget) -> Outcome {
+    async fn run_batch(&self, op: &Operation, tasks: &[Task]) -> Vec<Outcome> {
+        assert!(tasks.iter().all(|t| t.target.bucket == tasks[0].target.bucket), "one bucket per batch");
+        self.batches.lock().unwrap().push((tasks[0].target.bucket.clone(), tasks.len()));
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(self.run(op, t).await);
+        }
+        out
+    }
+
+    async fn check_bucket(&self, check: BucketCheck, bucket: &str) -> crate::Result<Option<JobFailure>> {
+        Ok((check == BucketCheck::ObjectLock && bucket.starts_with("unlocked"))
+            .then(|| JobFailure::new("ObjectLockNotEnabled", format!("Bucket {bucket} has no Object Lock"))))
+    }
+
+    async fn run(&self, _op: &Operation, task: &Task) -> Outcome {
+        let t = &task.target;
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.entry(t.key.clone()).or_default();
@@ -74,6 +93,7 @@ impl World {
             control: self.control.clone(),
             chunks: self.chunks.clone(),
             finalize: self.finalize.clone(),
+            runner: self.runner.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -417,4 +437,38 @@ async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.failure_reasons[0].failure_code, "ChunkFailed");
     assert!(job.failure_reasons[0].failure_reason.contains("from manifest line 1"), "{:?}", job.failure_reasons);
+}
+
+#[tokio::test]
+async fn batched_operations_get_the_tasks_of_one_bucket_together() {
+    let w = World::new(2500, Duration::from_secs(60));
+    let lines: String = (0..2300).map(|i| format!("{},k{i}\n", if i % 3 == 0 { "other" } else { "src" })).collect();
+    let spec = w.spec(&lines, json!({"Operation": {"S3DeleteObject": {}}}));
+    let id = w.intake().create_job(&spec).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.succeeded, 2300);
+    let mut batches = w.runner.batches.lock().unwrap().clone();
+    batches.sort();
+    // 767 keys in "other", 1533 in "src": batches of at most 1,000, one bucket each.
+    assert_eq!(batches, vec![("other".to_string(), 767), ("src".to_string(), 533), ("src".to_string(), 1000)]);
+    assert_eq!(w.report_rows(&job).len(), 2300);
+}
+
+#[tokio::test]
+async fn a_bucket_failing_its_check_fails_the_job_before_any_task_runs() {
+    let w = World::new(10, Duration::from_secs(60));
+    let op = json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "ON"}}});
+    let spec = w.spec("unlocked-bucket,a\nunlocked-bucket,b\n", json!({ "Operation": op }));
+    let id = w.intake().create_job(&spec).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "ObjectLockNotEnabled");
+    assert!(w.runner.calls.lock().unwrap().is_empty(), "no task ran");
+    let spec = w.spec("locked,a\n", json!({ "Operation": op }));
+    let id = w.intake().create_job(&spec).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Complete);
 }

@@ -1,0 +1,141 @@
+//! `S3ComputeObjectChecksum`: HEAD (with checksums) first; when S3 already stores a checksum of
+//! the requested algorithm and type it is reported as is. Otherwise the object is streamed
+//! (GetObject, `If-Match` its ETag) through the hasher in constant memory: whole for
+//! FULL_OBJECT, part by part (HEAD `partNumber` for each part's size, ranged GETs) for
+//! COMPOSITE. The work stops at the invocation's deadline with a clear failure.
+
+use std::time::Instant;
+
+use aws_sdk_s3::types::{ChecksumMode, ChecksumType as S3ChecksumType};
+use batchops_core::ops::compute_checksum::{composite, result_message, Algorithm, ChecksumType, Hasher};
+use batchops_core::ops::{ComputeChecksum, Task, TaskTarget};
+use batchops_core::retry::TaskFailure;
+use bytes::Bytes;
+
+use super::TaskResult;
+use crate::errors::task;
+
+fn stored(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput, op: &ComputeChecksum) -> Option<String> {
+    let value = match op.algorithm {
+        Algorithm::Crc32 => h.checksum_crc32(),
+        Algorithm::Crc32c => h.checksum_crc32_c(),
+        Algorithm::Crc64Nvme => h.checksum_crc64_nvme(),
+        Algorithm::Sha1 => h.checksum_sha1(),
+        Algorithm::Sha256 => h.checksum_sha256(),
+        Algorithm::Md5 => None,
+    }?;
+    let kind = match h.checksum_type()? {
+        S3ChecksumType::FullObject => ChecksumType::FullObject,
+        S3ChecksumType::Composite => ChecksumType::Composite,
+        _ => return None,
+    };
+    (kind == op.checksum_type).then(|| value.to_string())
+}
+
+/// The digest of bytes `range` (`None`: all) of the object, streamed.
+async fn digest(
+    client: &aws_sdk_s3::Client,
+    t: &TaskTarget,
+    etag: &str,
+    algorithm: Algorithm,
+    range: Option<(u64, u64)>,
+) -> Result<Bytes, TaskFailure> {
+    let mut out = client
+        .get_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .set_version_id(t.version_id.clone())
+        .set_range(range.map(|(first, last)| format!("bytes={first}-{last}")))
+        .if_match(etag)
+        .send()
+        .await
+        .map_err(|e| task(&e))?;
+    let mut h = Hasher::new(algorithm);
+    while let Some(piece) = out.body.next().await {
+        let piece =
+            piece.map_err(|e| TaskFailure::transient(500, "InternalError", format!("reading the object: {e}")))?;
+        h.update(&piece);
+    }
+    Ok(h.finalize())
+}
+
+async fn compute(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
+    let head = client
+        .head_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .set_version_id(t.version_id.clone())
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| task(&e))?;
+    let etag = head.e_tag().unwrap_or_default().to_string();
+    if let Some(value) = stored(&head, op) {
+        return Ok(result_message(op, &value, etag.trim_matches('"')));
+    }
+    let size = head.content_length().unwrap_or(0).max(0) as u64;
+    let value = match op.checksum_type {
+        ChecksumType::FullObject => {
+            let d = digest(client, t, &etag, op.algorithm, None).await?;
+            composite(op.algorithm, &[d])
+        }
+        ChecksumType::Composite => {
+            let first = client
+                .head_object()
+                .bucket(&t.bucket)
+                .key(&t.key)
+                .set_version_id(t.version_id.clone())
+                .part_number(1)
+                .send()
+                .await
+                .map_err(|e| task(&e))?;
+            let parts = first.parts_count().unwrap_or(1).max(1);
+            let mut digests = Vec::with_capacity(parts as usize);
+            let mut offset = 0u64;
+            for n in 1..=parts {
+                let len = if n == 1 {
+                    first.content_length().unwrap_or(0).max(0) as u64
+                } else {
+                    let h = client
+                        .head_object()
+                        .bucket(&t.bucket)
+                        .key(&t.key)
+                        .set_version_id(t.version_id.clone())
+                        .part_number(n)
+                        .send()
+                        .await
+                        .map_err(|e| task(&e))?;
+                    h.content_length().unwrap_or(0).max(0) as u64
+                };
+                let range = (parts > 1 && len > 0).then(|| (offset, offset + len - 1));
+                digests.push(digest(client, t, &etag, op.algorithm, range).await?);
+                offset += len;
+            }
+            if parts > 1 && offset != size {
+                return Err(TaskFailure::permanent(
+                    500,
+                    "InternalError",
+                    format!("the parts add up to {offset} bytes but the object has {size}"),
+                ));
+            }
+            composite(op.algorithm, &digests)
+        }
+    };
+    Ok(result_message(op, &value, etag.trim_matches('"')))
+}
+
+pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &ComputeChecksum, task: &Task) -> TaskResult {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(task.deadline);
+    match tokio::time::timeout_at(deadline, compute(client, op, &task.target)).await {
+        Ok(result) => result,
+        Err(_) => Err(TaskFailure::permanent(
+            500,
+            "TimeBudgetExceeded",
+            format!(
+                "Computing the checksum did not finish within this invocation's time budget ({} s); raise BATCHOPS_TIME_BUDGET_SECS (up to the function timeout)",
+                task.deadline.saturating_duration_since(started).as_secs()
+            ),
+        )),
+    }
+}
