@@ -39,7 +39,12 @@ pub fn storage<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkErr
 }
 
 pub fn task<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, Response>) -> TaskFailure {
-    let (status, code, message) = parts(e);
+    let (status, mut code, mut message) = parts(e);
+    // HEAD answers have no body: report a missing object as GET would.
+    if status == 404 && code == "NotFound" {
+        code = "NoSuchKey".into();
+        message = "The specified key does not exist.".into();
+    }
     TaskFailure::classify(if status == 0 { 500 } else { status }, &code, message)
 }
 

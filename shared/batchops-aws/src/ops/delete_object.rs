@@ -51,9 +51,11 @@ pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &DeleteObject, tasks: &
     tasks
         .iter()
         .map(|t| {
+            // Some S3-compatible stores leave the version out of an answer: a key without
+            // version answers for any version of it.
             let same = |key: Option<&str>, version: Option<&str>| {
                 key == Some(t.target.key.as_str())
-                    && (t.target.version_id.is_none() || version == t.target.version_id.as_deref())
+                    && (t.target.version_id.is_none() || version.is_none() || version == t.target.version_id.as_deref())
             };
             if let Some(d) = out.deleted().iter().find(|d| same(d.key(), d.version_id())) {
                 let mut msg = serde_json::json!({ "Deleted": true });

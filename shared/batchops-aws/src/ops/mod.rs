@@ -119,6 +119,40 @@ impl OperationRunner for S3OperationRunner {
 
 pub(crate) type TaskResult = Result<String, TaskFailure>;
 
+/// Grantee lists for the `x-amz-grant-*` headers, per permission (`id="..."`, `uri="..."`).
+#[derive(Default)]
+pub(crate) struct GrantHeaders {
+    pub full_control: Option<String>,
+    pub read: Option<String>,
+    pub read_acp: Option<String>,
+    pub write: Option<String>,
+    pub write_acp: Option<String>,
+}
+
+impl GrantHeaders {
+    pub fn new<'a>(grants: impl Iterator<Item = (&'a str, String)>) -> GrantHeaders {
+        let mut h = GrantHeaders::default();
+        for (permission, grantee) in grants {
+            let slot = match permission {
+                "FULL_CONTROL" => &mut h.full_control,
+                "READ" => &mut h.read,
+                "READ_ACP" => &mut h.read_acp,
+                "WRITE" => &mut h.write,
+                "WRITE_ACP" => &mut h.write_acp,
+                _ => continue,
+            };
+            match slot {
+                Some(list) => {
+                    list.push_str(", ");
+                    list.push_str(&grantee);
+                }
+                None => *slot = Some(grantee),
+            }
+        }
+        h
+    }
+}
+
 pub(crate) fn tagging(tags: &[S3Tag]) -> Result<Tagging, TaskFailure> {
     let set = tags
         .iter()

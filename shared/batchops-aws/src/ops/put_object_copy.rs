@@ -19,7 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::{S3OperationRunner, TaskResult, SINGLE_COPY_LIMIT};
+use super::{GrantHeaders, S3OperationRunner, TaskResult, SINGLE_COPY_LIMIT};
 use crate::errors::task;
 
 /// Characters left as they are in `x-amz-copy-source`: unreserved ones and the `/` separators.
@@ -148,7 +148,7 @@ async fn single(
     if let Some(acl) = &op.canned_acl {
         req = req.acl(ObjectCannedAcl::from(acl.as_str()));
     }
-    let grants = Grants::of(op);
+    let grants = GrantHeaders::new(op.grants.iter().map(|g| (g.permission.as_str(), g.header())));
     req = req
         .set_grant_full_control(grants.full_control)
         .set_grant_read(grants.read)
@@ -175,29 +175,6 @@ async fn single(
         version_id: out.version_id().map(String::from),
         parts: 0,
     })
-}
-
-/// The grantee lists of `x-amz-grant-*`, per permission.
-struct Grants {
-    full_control: Option<String>,
-    read: Option<String>,
-    read_acp: Option<String>,
-    write_acp: Option<String>,
-}
-
-impl Grants {
-    fn of(op: &CopyObject) -> Grants {
-        let list = |perm: &str| {
-            let g: Vec<String> = op.grants.iter().filter(|g| g.permission == perm).map(|g| g.header()).collect();
-            (!g.is_empty()).then(|| g.join(", "))
-        };
-        Grants {
-            full_control: list("FULL_CONTROL"),
-            read: list("READ"),
-            read_acp: list("READ_ACP"),
-            write_acp: list("WRITE_ACP"),
-        }
-    }
 }
 
 /// What a multipart copy needs to know of its source.
@@ -281,9 +258,6 @@ async fn multipart(
     let size = head.size;
     let part = part_size(size, r.settings.part_size);
     let parts = size.div_ceil(part).max(1) as usize;
-    if Instant::now() >= deadline {
-        return Err(out_of_time(t, size, parts, deadline, started));
-    }
     let h = &head.head;
     let tags = match &op.new_tagging {
         Some(tags) => tags.clone(),
@@ -328,7 +302,7 @@ async fn multipart(
     if let Some(acl) = &op.canned_acl {
         req = req.acl(ObjectCannedAcl::from(acl.as_str()));
     }
-    let grants = Grants::of(op);
+    let grants = GrantHeaders::new(op.grants.iter().map(|g| (g.permission.as_str(), g.header())));
     req = req
         .set_grant_full_control(grants.full_control)
         .set_grant_read(grants.read)

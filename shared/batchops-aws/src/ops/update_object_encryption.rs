@@ -2,11 +2,11 @@
 //! above the threshold), keeping metadata, tags and storage class; an ACL with more than the
 //! owner's full control is read before and put back on the new version after.
 
-use aws_sdk_s3::types::{AccessControlPolicy, Permission, Type};
+use aws_sdk_s3::types::{Permission, Type};
 use batchops_core::ops::{CopyObject, Task, UpdateObjectEncryption};
 
 use super::put_object_copy::copy;
-use super::{S3OperationRunner, TaskResult};
+use super::{GrantHeaders, S3OperationRunner, TaskResult};
 use crate::errors::task;
 
 pub(crate) async fn run(r: &S3OperationRunner, op: &UpdateObjectEncryption, job_task: &Task) -> TaskResult {
@@ -32,15 +32,25 @@ pub(crate) async fn run(r: &S3OperationRunner, op: &UpdateObjectEncryption, job_
     };
     let copied = copy(r, &copy_op, t, &t.key, job_task.deadline, true).await?;
     if !only_owner {
-        let policy = AccessControlPolicy::builder()
-            .set_owner(acl.owner().cloned())
-            .set_grants(Some(acl.grants().to_vec()))
-            .build();
+        let h = GrantHeaders::new(acl.grants().iter().filter_map(|g| {
+            let gr = g.grantee()?;
+            let header = match gr.r#type() {
+                Type::CanonicalUser => format!("id=\"{}\"", gr.id()?),
+                Type::Group => format!("uri=\"{}\"", gr.uri()?),
+                Type::AmazonCustomerByEmail => format!("emailAddress=\"{}\"", gr.email_address()?),
+                _ => return None,
+            };
+            Some((g.permission()?.as_str(), header))
+        }));
         r.s3.put_object_acl()
             .bucket(&t.bucket)
             .key(&t.key)
             .set_version_id(copied.version_id.clone())
-            .access_control_policy(policy)
+            .set_grant_full_control(h.full_control)
+            .set_grant_read(h.read)
+            .set_grant_read_acp(h.read_acp)
+            .set_grant_write(h.write)
+            .set_grant_write_acp(h.write_acp)
             .send()
             .await
             .map_err(|e| task(&e))?;
