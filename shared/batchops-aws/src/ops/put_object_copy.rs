@@ -462,7 +462,7 @@ mod tests {
         // 5 TiB in 128 MiB parts would be 40,960 parts: raised to fit 10,000.
         let big = 5 * 1024 * 1024 * MIB;
         let p = part_size(big, 128 * MIB);
-        assert!(big.div_ceil(p) <= 10_000 && p % MIB == 0, "{p}");
+        assert!(big.div_ceil(p) <= 10_000 && p.is_multiple_of(MIB), "{p}");
     }
 
     #[test]
