@@ -4,7 +4,7 @@
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 mkdir -p .local
-cargo build --workspace --tests --exclude batchops-bench || exit 1
+cargo build --workspace --tests --exclude batchops-bench && cargo build -p batchops-example-lambda || exit 1
 scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --exclude batchops-bench 2>&1 | tee .local/test.log
 status=${PIPESTATUS[0]}
 .venv/bin/cfn-lint infra/template.yaml

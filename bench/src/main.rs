@@ -229,6 +229,7 @@ async fn large_copy(
         "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
                    "ReportScope": "AllTasks"}
     });
+    let (cpu0, _) = cpu_seconds()?;
     let t = Instant::now();
     let id = api.create_job(&spec).await?;
     let job = loop {
@@ -239,6 +240,7 @@ async fn large_copy(
         }
     };
     let bo_secs = t.elapsed().as_secs_f64();
+    let (cpu1, _) = cpu_seconds()?;
     handle.stop().await;
     if job["ProgressSummary"]["NumberOfTasksSucceeded"] != 1 {
         bail!("the large copy failed: {job}");
@@ -262,10 +264,11 @@ async fn large_copy(
     let mib = args.large_mib as f64;
     println!("copy of one {} MiB object, S3 = s3s-fs at {}", args.large_mib, args.s3_endpoint);
     println!(
-        "batchops: {bo_secs:>7.2} s  {:>8.0} MiB/s  (whole job; multipart, {} MiB parts, {} at a time)",
+        "batchops: {bo_secs:>7.2} s  {:>8.0} MiB/s  (whole job; multipart, {} MiB parts, {} at a time; {:.2} CPU s in batchops)",
         mib / bo_secs,
         args.part_mib,
-        args.part_concurrency
+        args.part_concurrency,
+        cpu1 - cpu0
     );
     println!("s5cmd cp: {s5_secs:>7.2} s  {:>8.0} MiB/s", mib / s5_secs);
     println!("ratio batchops/s5cmd: {:.2}x the throughput", s5_secs / bo_secs);
