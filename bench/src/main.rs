@@ -65,6 +65,35 @@ async fn make_bucket(s3: &aws_sdk_s3::Client, b: &str) -> Result<()> {
     Ok(())
 }
 
+/// The CreateJob request of a copy job over `s3://man/key`.
+fn copy_spec(token: &str, op: serde_json::Value, man: &str, key: &str, etag: &str, rep: &str) -> serde_json::Value {
+    json!({
+        "ClientRequestToken": token, "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/bench",
+        "Operation": op,
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{man}/{key}"), "ETag": etag}},
+        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
+                   "ReportScope": "AllTasks"}
+    })
+}
+
+/// Creates the job and polls it to its end: (descriptor, wall seconds, CPU seconds of this process).
+async fn run_job(api: &ApiClient, spec: &serde_json::Value) -> Result<(serde_json::Value, f64, f64)> {
+    let (cpu0, _) = cpu_seconds()?;
+    let t = Instant::now();
+    let id = api.create_job(spec).await?;
+    let job = loop {
+        let job = api.describe_job(&id).await?["Job"].clone();
+        match job["Status"].as_str() {
+            Some("Complete") | Some("Failed") | Some("Cancelled") => break job,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let (cpu1, _) = cpu_seconds()?;
+    Ok((job, secs, cpu1 - cpu0))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -109,26 +138,9 @@ async fn main() -> Result<()> {
     )
     .await?;
     let api = ApiClient::new(&handle.api_url);
-    let spec = json!({
-        "ClientRequestToken": run, "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/bench",
-        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::{man}/m.csv"), "ETag": etag}},
-        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
-                   "ReportScope": "AllTasks"}
-    });
-    let (cpu0, _) = cpu_seconds()?;
-    let t = Instant::now();
-    let id = api.create_job(&spec).await?;
-    let job = loop {
-        let job = api.describe_job(&id).await?["Job"].clone();
-        match job["Status"].as_str() {
-            Some("Complete") | Some("Failed") | Some("Cancelled") => break job,
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
-    let bo_secs = t.elapsed().as_secs_f64();
-    let (cpu1, _) = cpu_seconds()?;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+    let spec = copy_spec(run, op, &man, "m.csv", &etag, &rep);
+    let (job, bo_secs, cpu) = run_job(&api, &spec).await?;
     handle.stop().await;
     let ok = job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
     if job["Status"] != "Complete" || ok != args.objects as u64 {
@@ -157,7 +169,7 @@ async fn main() -> Result<()> {
     println!("copy of {} objects of {} bytes, S3 = s3s-fs at {}", args.objects, args.size, args.s3_endpoint);
     println!(
         "batchops: {bo_secs:>7.2} s  {bo_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (chunk {} tasks, {} chunk workers x {} tasks)",
-        (cpu1 - cpu0) / n * 1000.0,
+        cpu / n * 1000.0,
         settings.chunk_size,
         args.chunk_workers,
         args.task_concurrency
@@ -221,26 +233,9 @@ async fn large_copy(
     .await?;
     let api = ApiClient::new(&handle.api_url);
     // NewObjectTagging: s3s-fs has no object tagging, so the copy is told its tags.
-    let spec = json!({
-        "ClientRequestToken": format!("{run}-large"), "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/bench",
-        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "NewObjectTagging": []}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::{man}/large.csv"), "ETag": etag}},
-        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
-                   "ReportScope": "AllTasks"}
-    });
-    let (cpu0, _) = cpu_seconds()?;
-    let t = Instant::now();
-    let id = api.create_job(&spec).await?;
-    let job = loop {
-        let job = api.describe_job(&id).await?["Job"].clone();
-        match job["Status"].as_str() {
-            Some("Complete") | Some("Failed") | Some("Cancelled") => break job,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    let bo_secs = t.elapsed().as_secs_f64();
-    let (cpu1, _) = cpu_seconds()?;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "NewObjectTagging": []}});
+    let spec = copy_spec(&format!("{run}-large"), op, man, "large.csv", &etag, rep);
+    let (job, bo_secs, cpu) = run_job(&api, &spec).await?;
     handle.stop().await;
     if job["ProgressSummary"]["NumberOfTasksSucceeded"] != 1 {
         bail!("the large copy failed: {job}");
@@ -268,7 +263,7 @@ async fn large_copy(
         mib / bo_secs,
         args.part_mib,
         args.part_concurrency,
-        cpu1 - cpu0
+        cpu
     );
     println!("s5cmd cp: {s5_secs:>7.2} s  {:>8.0} MiB/s", mib / s5_secs);
     println!("ratio batchops/s5cmd: {:.2}x the throughput", s5_secs / bo_secs);
