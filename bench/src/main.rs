@@ -217,7 +217,6 @@ async fn large_copy(
         multipart_threshold: args.part_mib * 1024 * 1024,
         part_size: args.part_mib * 1024 * 1024,
         part_concurrency: args.part_concurrency,
-        ..batchops_aws::OpsSettings::default()
     };
     let handle = local::start(
         clients.clone(),

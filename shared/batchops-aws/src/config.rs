@@ -81,7 +81,12 @@ impl Config {
 
     /// The operation runner with this configuration's tunables.
     pub fn runner(&self, clients: &Clients) -> S3OperationRunner {
-        S3OperationRunner::new(clients.s3_ops.clone(), clients.lambda.clone(), self.ops.clone())
+        S3OperationRunner::new(
+            clients.s3_ops.clone(),
+            clients.lambda.clone(),
+            self.ops.clone(),
+            self.settings.retry.clone(),
+        )
     }
 }
 
@@ -89,12 +94,10 @@ impl Config {
 /// `BATCHOPS_COPY_PART_SIZE` (bytes, default 128 MiB), `BATCHOPS_COPY_PART_CONCURRENCY` (16).
 pub fn ops_from_env() -> Result<OpsSettings, ConfigError> {
     let d = OpsSettings::default();
-    let settings = settings_from_env()?;
     let ops = OpsSettings {
         multipart_threshold: parse_var("BATCHOPS_MULTIPART_THRESHOLD", d.multipart_threshold)?,
         part_size: parse_var("BATCHOPS_COPY_PART_SIZE", d.part_size)?,
         part_concurrency: parse_var("BATCHOPS_COPY_PART_CONCURRENCY", d.part_concurrency)?,
-        retry: settings.retry,
     };
     if ops.part_size < 5 * 1024 * 1024 {
         return Err(ConfigError::Invalid {

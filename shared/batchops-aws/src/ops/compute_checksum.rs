@@ -6,12 +6,13 @@
 
 use std::time::Instant;
 
-use aws_sdk_s3::types::{ChecksumMode, ChecksumType as S3ChecksumType};
-use batchops_core::ops::compute_checksum::{composite, result_message, Algorithm, ChecksumType, Hasher};
+use aws_sdk_s3::types::ChecksumType as S3ChecksumType;
+use batchops_core::ops::compute_checksum::{base64, composite, result_message, Algorithm, ChecksumType, Hasher};
 use batchops_core::ops::{ComputeChecksum, Task, TaskTarget};
 use batchops_core::retry::TaskFailure;
 use bytes::Bytes;
 
+use super::put_object_copy::head_source;
 use super::TaskResult;
 use crate::errors::task;
 
@@ -59,63 +60,43 @@ async fn digest(
     Ok(h.finalize())
 }
 
-async fn compute(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
-    let head = client
+/// The HEAD of one part (`partNumber`): its size, and the object's part count.
+async fn head_part(client: &aws_sdk_s3::Client, t: &TaskTarget, n: i32) -> Result<(u64, i32), TaskFailure> {
+    let h = client
         .head_object()
         .bucket(&t.bucket)
         .key(&t.key)
         .set_version_id(t.version_id.clone())
-        .checksum_mode(ChecksumMode::Enabled)
+        .part_number(n)
         .send()
         .await
         .map_err(|e| task(&e))?;
-    let etag = head.e_tag().unwrap_or_default().to_string();
-    if let Some(value) = stored(&head, op) {
+    Ok((h.content_length().unwrap_or(0).max(0) as u64, h.parts_count().unwrap_or(1).max(1)))
+}
+
+async fn compute(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
+    let head = head_source(client, t, false).await?;
+    let etag = head.etag.clone();
+    if let Some(value) = stored(&head.head, op) {
         return Ok(result_message(op, &value, etag.trim_matches('"')));
     }
-    let size = head.content_length().unwrap_or(0).max(0) as u64;
     let value = match op.checksum_type {
-        ChecksumType::FullObject => {
-            let d = digest(client, t, &etag, op.algorithm, None).await?;
-            composite(op.algorithm, &[d])
-        }
+        ChecksumType::FullObject => base64(&digest(client, t, &etag, op.algorithm, None).await?),
         ChecksumType::Composite => {
-            let first = client
-                .head_object()
-                .bucket(&t.bucket)
-                .key(&t.key)
-                .set_version_id(t.version_id.clone())
-                .part_number(1)
-                .send()
-                .await
-                .map_err(|e| task(&e))?;
-            let parts = first.parts_count().unwrap_or(1).max(1);
+            let (first_len, parts) = head_part(client, t, 1).await?;
             let mut digests = Vec::with_capacity(parts as usize);
             let mut offset = 0u64;
             for n in 1..=parts {
-                let len = if n == 1 {
-                    first.content_length().unwrap_or(0).max(0) as u64
-                } else {
-                    let h = client
-                        .head_object()
-                        .bucket(&t.bucket)
-                        .key(&t.key)
-                        .set_version_id(t.version_id.clone())
-                        .part_number(n)
-                        .send()
-                        .await
-                        .map_err(|e| task(&e))?;
-                    h.content_length().unwrap_or(0).max(0) as u64
-                };
+                let len = if n == 1 { first_len } else { head_part(client, t, n).await?.0 };
                 let range = (parts > 1 && len > 0).then(|| (offset, offset + len - 1));
                 digests.push(digest(client, t, &etag, op.algorithm, range).await?);
                 offset += len;
             }
-            if parts > 1 && offset != size {
+            if parts > 1 && offset != head.size {
                 return Err(TaskFailure::permanent(
                     500,
                     "InternalError",
-                    format!("the parts add up to {offset} bytes but the object has {size}"),
+                    format!("the parts add up to {offset} bytes but the object has {}", head.size),
                 ));
             }
             composite(op.algorithm, &digests)

@@ -9,7 +9,6 @@ use batchops_core::ops::lambda_invoke::{outcome, InvokeTask};
 use batchops_core::ops::{LambdaInvoke, Task};
 use batchops_core::retry::Outcome;
 
-use super::TaskResult;
 use crate::errors::task;
 
 /// Lambda answers a failed function with 200 and `X-Amz-Function-Error`; local emulators of
@@ -23,7 +22,7 @@ fn function_error_body<E>(e: &SdkError<E, Response>) -> Option<Vec<u8>> {
     (doc.get("errorMessage").is_some() && doc.get("errorType").is_some()).then(|| body.to_vec())
 }
 
-pub(crate) async fn run(client: &aws_sdk_lambda::Client, op: &LambdaInvoke, t: &Task) -> TaskResult {
+pub(crate) async fn run(client: &aws_sdk_lambda::Client, op: &LambdaInvoke, t: &Task) -> Outcome {
     let invocation_id = format!("{:032x}", rand::random::<u128>());
     let one = InvokeTask {
         task_id: &t.id,
@@ -39,21 +38,11 @@ pub(crate) async fn run(client: &aws_sdk_lambda::Client, op: &LambdaInvoke, t: &
         .payload(Blob::new(payload.to_string()))
         .send()
         .await;
-    let out = match sent {
-        Ok(out) => out,
-        Err(e) => {
-            if let Some(body) = function_error_body(&e) {
-                return match outcome(&t.id, &body, Some("Unhandled")) {
-                    Outcome::Succeeded { message } => Ok(message),
-                    Outcome::Failed(f) => Err(f),
-                };
-            }
-            return Err(task(&e));
-        }
-    };
-    let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-    match outcome(&t.id, body, out.function_error()) {
-        Outcome::Succeeded { message } => Ok(message),
-        Outcome::Failed(f) => Err(f),
+    match sent {
+        Ok(out) => outcome(&t.id, out.payload().map(|b| b.as_ref()).unwrap_or_default(), out.function_error()),
+        Err(e) => match function_error_body(&e) {
+            Some(body) => outcome(&t.id, &body, Some("Unhandled")),
+            None => Outcome::Failed(task(&e)),
+        },
     }
 }

@@ -39,18 +39,11 @@ pub struct OpsSettings {
     pub part_size: u64,
     /// Parts of one object copied at the same time.
     pub part_concurrency: usize,
-    /// Retries of the requests inside one task (multipart parts).
-    pub retry: RetryPolicy,
 }
 
 impl Default for OpsSettings {
     fn default() -> Self {
-        OpsSettings {
-            multipart_threshold: SINGLE_COPY_LIMIT,
-            part_size: 128 * 1024 * 1024,
-            part_concurrency: 16,
-            retry: RetryPolicy::default(),
-        }
+        OpsSettings { multipart_threshold: SINGLE_COPY_LIMIT, part_size: 128 * 1024 * 1024, part_concurrency: 16 }
     }
 }
 
@@ -59,14 +52,21 @@ pub struct S3OperationRunner {
     s3: aws_sdk_s3::Client,
     lambda: aws_sdk_lambda::Client,
     settings: OpsSettings,
+    /// The executor's policy, for the requests inside one task (the parts of a multipart copy).
+    retry: RetryPolicy,
     /// Replication rules per source bucket, read once per process.
     replication: Arc<Mutex<HashMap<String, Arc<Vec<ReplicationRule>>>>>,
 }
 
 impl S3OperationRunner {
     /// The clients should have SDK retries disabled: the executor retries with its own policy.
-    pub fn new(s3: aws_sdk_s3::Client, lambda: aws_sdk_lambda::Client, settings: OpsSettings) -> Self {
-        S3OperationRunner { s3, lambda, settings, replication: Arc::default() }
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        lambda: aws_sdk_lambda::Client,
+        settings: OpsSettings,
+        retry: RetryPolicy,
+    ) -> Self {
+        S3OperationRunner { s3, lambda, settings, retry, replication: Arc::default() }
     }
 }
 
@@ -85,7 +85,7 @@ impl OperationRunner for S3OperationRunner {
             Operation::ReplicateObject => replicate_object::run(self, task).await,
             Operation::ComputeObjectChecksum(op) => compute_checksum::run(&self.s3, op, task).await,
             Operation::UpdateObjectEncryption(op) => update_object_encryption::run(self, op, task).await,
-            Operation::LambdaInvoke(op) => lambda_invoke::run(&self.lambda, op, task).await,
+            Operation::LambdaInvoke(op) => return lambda_invoke::run(&self.lambda, op, task).await,
             Operation::DeleteObject(op) => {
                 return delete_object::run(&self.s3, op, std::slice::from_ref(task)).await.remove(0)
             }

@@ -61,7 +61,12 @@ pub(crate) struct Copied {
 }
 
 impl Copied {
+    /// The report's ResultMessage: `{"Key","ETag","VersionId"}`, and `"Parts"` when multipart.
     pub fn message(&self, key: &str) -> String {
+        self.json(key).to_string()
+    }
+
+    pub fn json(&self, key: &str) -> serde_json::Value {
         let mut msg = serde_json::json!({ "Key": key });
         if let Some(etag) = &self.etag {
             msg["ETag"] = serde_json::json!(etag.trim_matches('"'));
@@ -72,7 +77,7 @@ impl Copied {
         if self.parts > 0 {
             msg["Parts"] = serde_json::json!(self.parts);
         }
-        msg.to_string()
+        msg
     }
 }
 
@@ -115,6 +120,52 @@ pub(crate) async fn copy(
     }
 }
 
+/// Sets what CopyObject and CreateMultipartUpload both say about the new object (their SDK
+/// builders are different types with the same setters): replaced metadata, storage class,
+/// ACL, grants, SSE-KMS, Bucket Key, Object Lock, requester pays.
+macro_rules! destination {
+    ($req:expr, $op:expr, $storage_class:expr) => {{
+        let (op, mut req) = ($op, $req);
+        if let Some(m) = &op.new_metadata {
+            req = req
+                .set_cache_control(m.cache_control.clone())
+                .set_content_disposition(m.content_disposition.clone())
+                .set_content_encoding(m.content_encoding.clone())
+                .set_content_language(m.content_language.clone())
+                .set_content_type(m.content_type.clone())
+                .set_expires(m.expires.map(dt));
+            for (k, v) in &m.user_metadata {
+                req = req.metadata(k, v);
+            }
+            if let Some(alg) = &m.sse_algorithm {
+                req = req.server_side_encryption(ServerSideEncryption::from(alg.as_str()));
+            }
+        }
+        if let Some(sc) = op.storage_class.as_ref().or($storage_class) {
+            req = req.storage_class(StorageClass::from(sc.as_str()));
+        }
+        if let Some(acl) = &op.canned_acl {
+            req = req.acl(ObjectCannedAcl::from(acl.as_str()));
+        }
+        let grants = GrantHeaders::new(op.grants.iter().map(|g| (g.permission.as_str(), g.header())));
+        req = req
+            .set_grant_full_control(grants.full_control)
+            .set_grant_read(grants.read)
+            .set_grant_read_acp(grants.read_acp)
+            .set_grant_write_acp(grants.write_acp);
+        if let Some(key) = &op.sse_kms_key_id {
+            req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key);
+        }
+        req.set_bucket_key_enabled(op.bucket_key_enabled)
+            .set_object_lock_legal_hold_status(
+                op.object_lock_legal_hold.as_deref().map(ObjectLockLegalHoldStatus::from),
+            )
+            .set_object_lock_mode(op.object_lock_mode.as_deref().map(ObjectLockMode::from))
+            .set_object_lock_retain_until_date(op.object_lock_retain_until.map(dt))
+            .set_request_payer(op.requester_pays.then_some(RequestPayer::Requester))
+    }};
+}
+
 async fn single(
     client: &aws_sdk_s3::Client,
     op: &CopyObject,
@@ -123,52 +174,17 @@ async fn single(
     storage_class: Option<String>,
 ) -> Result<Copied, TaskFailure> {
     let mut req = client.copy_object().bucket(&op.target_bucket).key(target_key).copy_source(copy_source(t));
-    if let Some(m) = &op.new_metadata {
-        req = req
-            .metadata_directive(MetadataDirective::Replace)
-            .set_cache_control(m.cache_control.clone())
-            .set_content_disposition(m.content_disposition.clone())
-            .set_content_encoding(m.content_encoding.clone())
-            .set_content_language(m.content_language.clone())
-            .set_content_type(m.content_type.clone())
-            .set_expires(m.expires.map(dt));
-        for (k, v) in &m.user_metadata {
-            req = req.metadata(k, v);
-        }
-        if let Some(alg) = &m.sse_algorithm {
-            req = req.server_side_encryption(ServerSideEncryption::from(alg.as_str()));
-        }
+    if op.new_metadata.is_some() {
+        req = req.metadata_directive(MetadataDirective::Replace);
     }
     if let Some(tags) = &op.new_tagging {
         req = req.tagging_directive(TaggingDirective::Replace).tagging(tagging_header(tags));
     }
-    if let Some(sc) = op.storage_class.as_ref().or(storage_class.as_ref()) {
-        req = req.storage_class(StorageClass::from(sc.as_str()));
-    }
-    if let Some(acl) = &op.canned_acl {
-        req = req.acl(ObjectCannedAcl::from(acl.as_str()));
-    }
-    let grants = GrantHeaders::new(op.grants.iter().map(|g| (g.permission.as_str(), g.header())));
-    req = req
-        .set_grant_full_control(grants.full_control)
-        .set_grant_read(grants.read)
-        .set_grant_read_acp(grants.read_acp)
-        .set_grant_write_acp(grants.write_acp);
-    if let Some(key) = &op.sse_kms_key_id {
-        req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key);
-    }
-    req = req
-        .set_bucket_key_enabled(op.bucket_key_enabled)
+    let req = destination!(req, op, storage_class.as_ref())
         .set_checksum_algorithm(op.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
         .set_copy_source_if_modified_since(op.modified_since.map(dt))
         .set_copy_source_if_unmodified_since(op.unmodified_since.map(dt))
-        .set_website_redirect_location(op.redirect_location.clone())
-        .set_object_lock_legal_hold_status(op.object_lock_legal_hold.as_deref().map(ObjectLockLegalHoldStatus::from))
-        .set_object_lock_mode(op.object_lock_mode.as_deref().map(ObjectLockMode::from))
-        .set_object_lock_retain_until_date(op.object_lock_retain_until.map(dt));
-    if op.requester_pays {
-        req = req.request_payer(RequestPayer::Requester);
-    }
+        .set_website_redirect_location(op.redirect_location.clone());
     let out = req.send().await.map_err(|e| task(&e))?;
     Ok(Copied {
         etag: out.copy_object_result().and_then(|r| r.e_tag()).map(String::from),
@@ -177,12 +193,12 @@ async fn single(
     })
 }
 
-/// What a multipart copy needs to know of its source.
+/// A HEAD of the source (with its checksums): what a multipart copy needs to know of it.
 pub(crate) struct SourceHead {
     pub size: u64,
     pub etag: String,
     pub storage_class: Option<String>,
-    head: HeadObjectOutput,
+    pub head: HeadObjectOutput,
 }
 
 pub(crate) async fn head_source(
@@ -264,64 +280,28 @@ async fn multipart(
         None => super::object_tags(&r.s3, t).await?,
     };
     let mut req = r.s3.create_multipart_upload().bucket(&op.target_bucket).key(target_key);
-    match &op.new_metadata {
-        Some(m) => {
-            req = req
-                .set_cache_control(m.cache_control.clone())
-                .set_content_disposition(m.content_disposition.clone())
-                .set_content_encoding(m.content_encoding.clone())
-                .set_content_language(m.content_language.clone())
-                .set_content_type(m.content_type.clone())
-                .set_expires(m.expires.map(dt));
-            for (k, v) in &m.user_metadata {
-                req = req.metadata(k, v);
-            }
-            if let Some(alg) = &m.sse_algorithm {
-                req = req.server_side_encryption(ServerSideEncryption::from(alg.as_str()));
-            }
-        }
-        None => {
-            req = req
-                .set_cache_control(h.cache_control().map(String::from))
-                .set_content_disposition(h.content_disposition().map(String::from))
-                .set_content_encoding(h.content_encoding().map(String::from))
-                .set_content_language(h.content_language().map(String::from))
-                .set_content_type(h.content_type().map(String::from))
-                .set_metadata(h.metadata().cloned());
-            if let Some(exp) = h.expires_string().and_then(|s| DateTime::from_str(s, Format::HttpDate).ok()) {
-                req = req.expires(exp);
-            }
+    if op.new_metadata.is_none() {
+        // What a CopyObject copies by itself (MetadataDirective COPY) is told explicitly here.
+        req = req
+            .set_cache_control(h.cache_control().map(String::from))
+            .set_content_disposition(h.content_disposition().map(String::from))
+            .set_content_encoding(h.content_encoding().map(String::from))
+            .set_content_language(h.content_language().map(String::from))
+            .set_content_type(h.content_type().map(String::from))
+            .set_metadata(h.metadata().cloned());
+        if let Some(exp) = h.expires_string().and_then(|s| DateTime::from_str(s, Format::HttpDate).ok()) {
+            req = req.expires(exp);
         }
     }
     if !tags.is_empty() {
         req = req.tagging(tagging_header(&tags));
     }
-    if let Some(sc) = op.storage_class.as_ref().or(head.storage_class.as_ref()) {
-        req = req.storage_class(StorageClass::from(sc.as_str()));
-    }
-    if let Some(acl) = &op.canned_acl {
-        req = req.acl(ObjectCannedAcl::from(acl.as_str()));
-    }
-    let grants = GrantHeaders::new(op.grants.iter().map(|g| (g.permission.as_str(), g.header())));
-    req = req
-        .set_grant_full_control(grants.full_control)
-        .set_grant_read(grants.read)
-        .set_grant_read_acp(grants.read_acp)
-        .set_grant_write_acp(grants.write_acp);
-    if let Some(key) = &op.sse_kms_key_id {
-        req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key);
-    }
     let checksum = op.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from).or_else(|| source_checksum(h));
-    req = req
-        .set_bucket_key_enabled(op.bucket_key_enabled)
-        .set_checksum_algorithm(checksum.clone())
+    let req = destination!(req, op, head.storage_class.as_ref())
+        .set_checksum_algorithm(checksum)
         .set_website_redirect_location(
             op.redirect_location.clone().or_else(|| h.website_redirect_location().map(String::from)),
-        )
-        .set_object_lock_legal_hold_status(op.object_lock_legal_hold.as_deref().map(ObjectLockLegalHoldStatus::from))
-        .set_object_lock_mode(op.object_lock_mode.as_deref().map(ObjectLockMode::from))
-        .set_object_lock_retain_until_date(op.object_lock_retain_until.map(dt))
-        .set_request_payer(op.requester_pays.then_some(RequestPayer::Requester));
+        );
     let created = req.send().await.map_err(|e| task(&e))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
 
@@ -422,13 +402,13 @@ async fn copy_parts(
                     }
                     Ok(Err(e)) => task(&e),
                 };
-                if failure.class == FailureClass::Permanent || attempt >= r.settings.retry.max_attempts {
+                if failure.class == FailureClass::Permanent || attempt >= r.retry.max_attempts {
                     return Err(Some(TaskFailure {
                         message: format!("part {} of {parts}: {}", n + 1, failure.message),
                         ..failure
                     }));
                 }
-                tokio::time::sleep(r.settings.retry.delay(attempt)).await;
+                tokio::time::sleep(r.retry.delay(attempt)).await;
                 attempt += 1;
             }
         }

@@ -33,16 +33,12 @@ pub(crate) async fn check_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> batchops_core::Result<Option<JobFailure>> {
+    let not_enabled = || format!("Object Lock is not enabled on bucket {bucket}; retention and legal holds need it");
     match client.get_object_lock_configuration().bucket(bucket).send().await {
         Ok(out) => {
             let enabled = out.object_lock_configuration().and_then(|c| c.object_lock_enabled())
                 == Some(&ObjectLockEnabled::Enabled);
-            Ok((!enabled).then(|| {
-                JobFailure::new(
-                    "ObjectLockNotEnabled",
-                    format!("Object Lock is not enabled on bucket {bucket}; retention and legal holds need it"),
-                )
-            }))
+            Ok((!enabled).then(|| JobFailure::new("ObjectLockNotEnabled", not_enabled())))
         }
         Err(e) => {
             let (status, code, message) = parts(&e);
@@ -50,7 +46,7 @@ pub(crate) async fn check_bucket(
                 return Err(backend("GetObjectLockConfiguration", &e));
             }
             let reason = if code == "ObjectLockConfigurationNotFoundError" {
-                format!("Object Lock is not enabled on bucket {bucket}; retention and legal holds need it")
+                not_enabled()
             } else {
                 format!("The Object Lock configuration of bucket {bucket} could not be read: {code} {message}")
             };

@@ -55,7 +55,7 @@ pub(crate) async fn run(r: &S3OperationRunner, op: &UpdateObjectEncryption, job_
             .await
             .map_err(|e| task(&e))?;
     }
-    let mut msg: serde_json::Value = serde_json::from_str(&copied.message(&t.key)).unwrap_or_default();
+    let mut msg = copied.json(&t.key);
     msg["SSEKMSKeyId"] = serde_json::json!(op.kms_key_arn);
     msg["BucketKeyEnabled"] = serde_json::json!(op.bucket_key_enabled);
     Ok(msg.to_string())
