@@ -118,7 +118,13 @@ async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
         let status = job["Status"].as_str().unwrap_or("?").to_string();
         bar.set_length(total.max(done));
         bar.set_position(done);
-        bar.set_message(status.clone());
+        let prep = &job["PreparationProgress"];
+        let message = match (prep["FilesRead"].as_u64(), prep["FilesTotal"].as_u64(), prep["ObjectsListed"].as_u64()) {
+            (Some(read), Some(of), _) => format!("{status} (files {read}/{of})"),
+            (_, _, Some(listed)) => format!("{status} ({listed} listed)"),
+            _ => status.clone(),
+        };
+        bar.set_message(message);
         match status.as_str() {
             "Complete" | "Failed" | "Cancelled" => {
                 bar.finish();
@@ -126,6 +132,9 @@ async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
                     "job {id}: {status}, {} succeeded, {} failed of {total}",
                     p["NumberOfTasksSucceeded"], p["NumberOfTasksFailed"]
                 );
+                if let Some(reason) = job["StatusUpdateReason"].as_str() {
+                    println!("  {reason}");
+                }
                 for f in job["FailureReasons"].as_array().into_iter().flatten() {
                     println!(
                         "  {}: {}",

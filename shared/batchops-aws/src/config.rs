@@ -43,7 +43,8 @@ where
 }
 
 /// Reads the pipeline tunables (`BATCHOPS_CHUNK_SIZE`, `BATCHOPS_TASK_CONCURRENCY`,
-/// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`).
+/// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`,
+/// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`).
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let chunk_size: u64 = parse_var("BATCHOPS_CHUNK_SIZE", d.chunk_size)?;
@@ -62,6 +63,8 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         time_budget: Duration::from_secs(parse_var("BATCHOPS_TIME_BUDGET_SECS", d.time_budget.as_secs())?),
         region: std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or(d.region),
         account_id: parse_var("BATCHOPS_ACCOUNT_ID", d.account_id)?,
+        max_tasks: parse_var("BATCHOPS_MAX_TASKS", d.max_tasks)?,
+        max_line_bytes: parse_var("BATCHOPS_MAX_LINE_BYTES", d.max_line_bytes)?,
     })
 }
 

@@ -3,7 +3,8 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
-//! | chunk done | `JOB#<id>` | `CHUNK#<index, 12 digits>` | `record` (JSON: counts and result files) |
+//! | chunk done | `JOB#<id>` | `CHUNK#<index, 20 digits>` | `record` (JSON: counts and result files) |
+//! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
 //! | request token | `TOKEN#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
 //! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first. Job writes are conditional
@@ -16,8 +17,9 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
-use batchops_core::ports::{ChunkRecord, CreateOutcome, JobPage, JobStore, RecordOutcome};
+use batchops_core::ports::{ChunkRecord, CreateOutcome, JobPage, JobStore, PartRecord, Pass, RecordOutcome};
 use batchops_core::{Error, Result};
 
 use crate::errors::backend;
@@ -56,7 +58,19 @@ fn job_pk(id: &JobId) -> String {
 }
 
 fn chunk_sk(index: u64) -> String {
-    format!("CHUNK#{index:012}")
+    format!("CHUNK#{index:020}")
+}
+
+fn part_sk(part: &PartRecord) -> String {
+    format!("PART#{}#{:012}", part.pass.as_str(), part.part)
+}
+
+/// The counter attributes of one pass's parts.
+fn part_counters(pass: Pass) -> [&'static str; 3] {
+    match pass {
+        Pass::Count => ["count_parts", "count_tasks", "count_chunks"],
+        Pass::Cut => ["cut_parts", "cut_tasks", "cut_chunks"],
+    }
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
@@ -107,10 +121,80 @@ impl DynamoJobStore {
         job.progress.succeeded = get_n(item, "succeeded");
         job.progress.failed = get_n(item, "failed");
         job.progress.chunks_done = get_n(item, "chunks_done");
+        let counts = |pass| {
+            let [p, t, c] = part_counters(pass);
+            PartCounts { parts: get_n(item, p), tasks: get_n(item, t), chunks: get_n(item, c) }
+        };
+        job.progress.counted = counts(Pass::Count);
+        job.progress.cut = counts(Pass::Cut);
         if let Some(st) = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| JobStatus::parse(s)) {
             job.status = st;
         }
         Ok(job)
+    }
+
+    /// Puts a marker item (the chunk or part) and updates the job's counters in one
+    /// transaction, at most once: the marker's `attribute_not_exists` makes a second try
+    /// `AlreadyRecorded`, and the job's status condition makes it `JobClosed`. Transactions on
+    /// the same job item conflict (TransactionConflict) when recorded at the same moment;
+    /// those are tried again here rather than by redoing the whole chunk.
+    async fn record_once(
+        &self,
+        id: &JobId,
+        put: Put,
+        update: Update,
+        marker_sk: &str,
+        open: impl Fn(&Job) -> bool,
+    ) -> Result<RecordOutcome> {
+        for attempt in 0..8u32 {
+            let gate = self.gate().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .send()
+                .await;
+            drop(gate);
+            let e = match result {
+                Ok(_) => return Ok(RecordOutcome::Recorded),
+                Err(e) => e,
+            };
+            if cancellation_codes(&e).is_none() {
+                return Err(backend("TransactWriteItems record", &e));
+            }
+            // Which condition failed decides the answer; read it back rather than rely on the
+            // cancellation reasons (emulators differ in how they fill them).
+            if self.item_exists(id, marker_sk).await? {
+                return Ok(RecordOutcome::AlreadyRecorded);
+            }
+            let job = self.get(id).await?;
+            if !open(&job) {
+                return Ok(RecordOutcome::JobClosed(job.status));
+            }
+            let ceiling = 20u64 << attempt;
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
+        }
+        Err(Error::Backend {
+            context: format!("record {marker_sk}"),
+            message: "the transaction kept conflicting with other writers".into(),
+            transient: true,
+        })
+    }
+
+    async fn item_exists(&self, id: &JobId, sk: &str) -> Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(sk))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", &e))?;
+        Ok(out.item().is_some())
     }
 
     fn body(job: &Job) -> Result<String> {
@@ -350,58 +434,38 @@ impl JobStore for DynamoJobStore {
             update = update.expression_attribute_values(name, s(st.as_str()));
         }
         let update = update.build().map_err(|e| Error::backend("Update", e))?;
-        // Transactions on the same job item conflict (TransactionConflict) when executors
-        // record chunks at the same moment; those are tried again here rather than by
-        // running the whole chunk again.
-        for attempt in 0..8u32 {
-            let gate = self.gate().await;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .send()
-                .await;
-            drop(gate);
-            let e = match result {
-                Ok(_) => return Ok(RecordOutcome::Recorded),
-                Err(e) => e,
-            };
-            if cancellation_codes(&e).is_none() {
-                return Err(backend("TransactWriteItems chunk", &e));
-            }
-            // Which condition failed decides the answer; read it back rather than rely on the
-            // cancellation reasons (emulators differ in how they fill them).
-            if self.chunk_recorded(id, chunk.index).await? {
-                return Ok(RecordOutcome::AlreadyRecorded);
-            }
-            let job = self.get(id).await?;
-            if !job.status.accepts_chunks() {
-                return Ok(RecordOutcome::JobClosed(job.status));
-            }
-            let ceiling = 20u64 << attempt;
-            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
-        }
-        Err(Error::Backend {
-            context: "record chunk".into(),
-            message: "the transaction kept conflicting with other writers".into(),
-            transient: true,
-        })
+        self.record_once(id, put, update, &chunk_sk(chunk.index), |j| j.status.accepts_chunks()).await
+    }
+
+    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(id)))
+            .item("sk", s(part_sk(part)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::backend("Put", e))?;
+        let [p, t, c] = part_counters(part.pass);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(format!("ADD {p} :one, {t} :t, {c} :c"))
+            .condition_expression("#st IN (:p, :a)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":t", n(part.tasks))
+            .expression_attribute_values(":c", n(part.chunks))
+            .expression_attribute_values(":p", s(JobStatus::Preparing.as_str()))
+            .expression_attribute_values(":a", s(JobStatus::Active.as_str()))
+            .build()
+            .map_err(|e| Error::backend("Update", e))?;
+        let sk = part_sk(part);
+        self.record_once(id, put, update, &sk, |j| matches!(j.status, JobStatus::Preparing | JobStatus::Active)).await
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s(chunk_sk(index)))
-            .projection_expression("pk")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend("GetItem chunk", &e))?;
-        Ok(out.item().is_some())
+        self.item_exists(id, &chunk_sk(index)).await
     }
 
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {

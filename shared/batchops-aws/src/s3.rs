@@ -1,7 +1,11 @@
 //! S3 as the object store of manifests and reports.
 
 use async_trait::async_trait;
-use batchops_core::ports::{ByteStream, ObjectHead, ObjectStore, StorageError};
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+use batchops_core::ops::replicate_object::ReplicationRule;
+use batchops_core::ports::{ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, StorageError};
+use batchops_core::spec::OutputEncryption;
 use bytes::Bytes;
 
 use crate::errors::storage;
@@ -32,6 +36,11 @@ impl ObjectStore for S3ObjectStore {
         Ok(ObjectHead {
             etag: out.e_tag().unwrap_or_default().trim_matches('"').to_string(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_string()),
+            kms_key_id: out.ssekms_key_id().map(String::from),
+            bucket_key_enabled: out.bucket_key_enabled().unwrap_or(false),
+            sse_customer_algorithm: out.sse_customer_algorithm().map(String::from),
+            replication_status: out.replication_status().map(|s| s.as_str().to_string()),
         })
     }
 
@@ -97,8 +106,156 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
+    async fn put_encrypted(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        encryption: Option<&OutputEncryption>,
+    ) -> Result<String, StorageError> {
+        let mut req = self.client.put_object().bucket(bucket).key(key).content_type(content_type).body(body.into());
+        req = match encryption {
+            None => req,
+            Some(OutputEncryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(OutputEncryption::Kms(k)) => req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k),
+        };
+        let out = req.send().await.map_err(|e| storage(&e))?;
+        Ok(out.e_tag().unwrap_or_default().trim_matches('"').to_string())
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         self.client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| storage(&e))?;
         Ok(())
+    }
+
+    /// ListObjectsV2, or ListObjectVersions (the token is then `key-marker NUL version-id-marker`).
+    async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
+        let time =
+            |t: Option<&DateTime>| t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok());
+        let class = |c: Option<&StorageClass>| c.map(|c| c.as_str().to_string()).unwrap_or_else(|| "STANDARD".into());
+        if !req.versions {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(req.bucket)
+                .prefix(req.prefix)
+                .set_continuation_token(req.token.map(String::from))
+                .set_expected_bucket_owner(req.expected_owner.map(String::from))
+                .send()
+                .await
+                .map_err(|e| storage(&e))?;
+            let objects = out
+                .contents()
+                .iter()
+                .map(|o| ListedObject {
+                    key: o.key().unwrap_or_default().to_string(),
+                    version_id: None,
+                    is_latest: true,
+                    is_delete_marker: false,
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: time(o.last_modified()),
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    storage_class: o
+                        .storage_class()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_else(|| "STANDARD".into()),
+                })
+                .collect();
+            let next = if out.is_truncated().unwrap_or(false) {
+                out.next_continuation_token().map(String::from)
+            } else {
+                None
+            };
+            return Ok(ListPage { objects, next });
+        }
+        let (key_marker, version_marker) = match req.token.and_then(|t| t.split_once('\0')) {
+            Some((k, v)) => (Some(k.to_string()), (!v.is_empty()).then(|| v.to_string())),
+            None => (req.token.map(String::from), None),
+        };
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(req.bucket)
+            .prefix(req.prefix)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .set_expected_bucket_owner(req.expected_owner.map(String::from))
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        let mut objects: Vec<ListedObject> = out
+            .versions()
+            .iter()
+            .map(|v| ListedObject {
+                key: v.key().unwrap_or_default().to_string(),
+                version_id: v.version_id().map(String::from),
+                is_latest: v.is_latest().unwrap_or(false),
+                is_delete_marker: false,
+                size: v.size().unwrap_or(0).max(0) as u64,
+                last_modified: time(v.last_modified()),
+                etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                storage_class: v.storage_class().map(|c| c.as_str().to_string()).unwrap_or_else(|| class(None)),
+            })
+            .collect();
+        objects.extend(out.delete_markers().iter().map(|d| ListedObject {
+            key: d.key().unwrap_or_default().to_string(),
+            version_id: d.version_id().map(String::from),
+            is_latest: d.is_latest().unwrap_or(false),
+            is_delete_marker: true,
+            size: 0,
+            last_modified: time(d.last_modified()),
+            etag: String::new(),
+            storage_class: String::new(),
+        }));
+        // Versions and delete markers come in two lists; S3 orders them by key, newest first.
+        objects.sort_by(|a, b| a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)));
+        let next = if out.is_truncated().unwrap_or(false) {
+            let key = out.next_key_marker().unwrap_or_default();
+            Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default()))
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
+    }
+
+    async fn versioned(&self, bucket: &str) -> Result<bool, StorageError> {
+        let out = self.client.get_bucket_versioning().bucket(bucket).send().await.map_err(|e| storage(&e))?;
+        Ok(out.status().is_some())
+    }
+
+    async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {
+        match self.client.get_bucket_replication().bucket(bucket).send().await {
+            Ok(out) => Ok(out
+                .replication_configuration()
+                .map(|c| c.rules().iter().map(crate::ops::replicate_object::convert).collect())
+                .unwrap_or_default()),
+            Err(e) => {
+                let e = storage(&e);
+                if e.code == "ReplicationConfigurationNotFoundError" {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(String::from))
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        Ok(out.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
     }
 }

@@ -144,6 +144,24 @@ pub struct Progress {
     pub chunks_done: u64,
     /// Tasks the chunker has read so far (progress of preparation).
     pub tasks_prepared: u64,
+    /// Parts (inventory files) of a manifest read in parallel; set when known.
+    #[serde(default)]
+    pub parts_total: Option<u64>,
+    /// Parts read by the counting pass (a job that waits for confirmation); counters.
+    #[serde(default)]
+    pub counted: PartCounts,
+    /// Parts read by the cutting pass; counters.
+    #[serde(default)]
+    pub cut: PartCounts,
+}
+
+/// Counters of the parts of a manifest read so far in one pass. They change only by
+/// [`crate::ports::JobStore::record_part`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartCounts {
+    pub parts: u64,
+    pub tasks: u64,
+    pub chunks: u64,
 }
 
 impl Progress {
@@ -168,6 +186,37 @@ pub struct Checkpoint {
     pub next_chunk: u64,
     /// Tasks counted before `offset`.
     pub tasks: u64,
+    /// A listing (`ManifestGenerator`): which of the prefixes is being listed ...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix: u64,
+    /// ... and the token of its next page (`None`: its first page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Data files of the generated manifest written so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files: u64,
+    /// Objects listed so far (before filtering).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub listed: u64,
+    /// Chunks before this index were sent already (a listing resumes from the start of its
+    /// unfinished data file, and does not send those chunks again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where a generated manifest was written (`GeneratedManifestDescriptor`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratedManifest {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    /// Whether the job's spec asked for it (`EnableManifestOutput`), so DescribeJob shows it;
+    /// otherwise it was kept only to run a confirmed job.
+    pub requested: bool,
 }
 
 /// A job as stored.
@@ -198,6 +247,8 @@ pub struct Job {
     pub progress: Progress,
     #[serde(default)]
     pub checkpoint: Checkpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_manifest: Option<GeneratedManifest>,
     /// Bumped by every write of the record; writes are conditional on it.
     #[serde(default)]
     pub version: u64,
@@ -239,6 +290,7 @@ impl Job {
             failure_reasons: Vec::new(),
             progress: Progress::default(),
             checkpoint: Checkpoint::default(),
+            generated_manifest: None,
             version: 0,
         }
     }
@@ -251,7 +303,8 @@ impl Job {
             }
             None => 0,
         };
-        let total = self.progress.total_tasks.unwrap_or(self.progress.tasks_prepared);
+        let p = &self.progress;
+        let total = p.total_tasks.unwrap_or(p.tasks_prepared.max(p.counted.tasks).max(p.cut.tasks));
         json!({
             "TotalNumberOfTasks": total,
             "NumberOfTasksSucceeded": self.progress.succeeded,
@@ -299,7 +352,34 @@ impl Job {
         if let Some(c) = &self.suspended_cause {
             d.insert("SuspendedCause".into(), json!(c));
         }
+        if let Some(g) = self.generated_manifest.as_ref().filter(|g| g.requested) {
+            d.insert(
+                "GeneratedManifestDescriptor".into(),
+                json!({"Format": crate::generator::GENERATED_FORMAT,
+                       "Location": {"ObjectArn": format!("arn:aws:s3:::{}/{}", g.bucket, g.key), "ETag": g.etag}}),
+            );
+        }
+        if self.status == JobStatus::Preparing || self.progress.total_tasks.is_none() {
+            // batchops extension: how far preparation has come.
+            d.insert("PreparationProgress".into(), self.preparation());
+        }
         Value::Object(d)
+    }
+
+    /// How far the chunker has read the manifest (a batchops member of the descriptor, shown
+    /// while the job prepares): tasks found, and the inventory files or listed objects so far.
+    pub fn preparation(&self) -> Value {
+        let p = &self.progress;
+        let pass = if p.cut.parts > 0 || p.counted.parts == 0 { &p.cut } else { &p.counted };
+        let mut v = json!({"TasksPrepared": p.tasks_prepared.max(pass.tasks).max(p.total_tasks.unwrap_or(0))});
+        if let Some(n) = p.parts_total {
+            v["FilesRead"] = json!(pass.parts);
+            v["FilesTotal"] = json!(n);
+        }
+        if self.checkpoint.listed > 0 {
+            v["ObjectsListed"] = json!(self.checkpoint.listed);
+        }
+        v
     }
 
     /// The `JobListDescriptor` of ListJobs.

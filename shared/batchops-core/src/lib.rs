@@ -11,6 +11,8 @@
 //! - [`job`]: the job record, its descriptor (DescribeJob/ListJobs shapes) and [`job::JobStatus`].
 //! - [`state`]: the one state machine every status change goes through.
 //! - [`manifest`]: CSV manifest rows (`S3BatchOperations_CSV_20180820`), URL-decoding of keys.
+//! - [`inventory`]: S3 Inventory reports as manifests (`manifest.json`, `fileSchema`, gzip CSV files).
+//! - [`generator`]: `ManifestGenerator`: listing filters and where a generated manifest goes.
 //! - [`chunk`]: queue messages and chunk planning over manifest byte ranges.
 //! - [`ops`]: the operations, one module each, from spec parameters to a validated request.
 //! - [`report`]: completion report rows, result files and `manifest.json`.
@@ -20,6 +22,8 @@
 
 pub mod chunk;
 pub mod error;
+pub mod generator;
+pub mod inventory;
 pub mod job;
 pub mod manifest;
 pub mod memory;

@@ -102,12 +102,17 @@ pub fn encode_key(key: &str) -> String {
 
 /// Reads one line (without its line terminator) of a CSV manifest.
 pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedLine {
+    parse_row("manifest", fields, line_no, raw)
+}
+
+/// Reads one line of `origin` (`manifest`, `inventory file <key>`), whose errors name it.
+pub fn parse_row(origin: &str, fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedLine {
     let bad = |bucket: &str, key: &str, version: &str, reason: String| BadLine {
         line: line_no,
         bucket: bucket.to_string(),
         encoded_key: key.to_string(),
         version_id: version.to_string(),
-        reason: format!("manifest line {line_no}: {reason}"),
+        reason: format!("{origin} line {line_no}: {reason}"),
     };
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let Ok(text) = std::str::from_utf8(raw) else {
@@ -160,6 +165,22 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
             version_id: (!version.is_empty()).then(|| version.to_string()),
         },
         encoded_key: key.to_string(),
+    })
+}
+
+/// S3 refuses CSV manifests with a header row (its first line names no bucket); so does
+/// batchops, rather than guess: the reason, when line 1 of a manifest is such a line.
+pub fn header_row(fields: &[ManifestField], first_line: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(first_line.strip_suffix(b"\r").unwrap_or(first_line));
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let cols = split_csv(text).ok()?;
+    let at = fields.iter().position(|f| *f == ManifestField::Bucket)?;
+    let bucket = cols.get(at)?;
+    (!bucket.is_empty() && !crate::spec::valid_bucket_name(bucket)).then(|| {
+        format!(
+            "manifest line 1: '{bucket}' is not a bucket name; CSV manifests have no header row \
+             (S3 Batch Operations refuses them too): remove the first line"
+        )
     })
 }
 
@@ -235,6 +256,15 @@ mod tests {
         assert!(err(&[Bucket, Key], "b,\"open").reason.contains("unterminated"));
         let e = parse_line(&[Bucket, Key], 3, b"b,\xff").unwrap_err();
         assert!(e.reason.contains("not UTF-8"));
+    }
+
+    #[test]
+    fn a_header_row_is_recognised_by_its_bucket_column() {
+        assert!(header_row(&[Bucket, Key], b"Bucket,Key").unwrap().starts_with("manifest line 1:"));
+        assert!(header_row(&[Ignore, Bucket, Key], b"x,bucket_name,key").is_some());
+        assert!(header_row(&[Bucket, Key], b"my-bucket,Key").is_none());
+        assert!(header_row(&[Bucket, Key], "\u{feff}bk1,k\r".as_bytes()).is_none());
+        assert!(header_row(&[Bucket, Key], b"").is_none());
     }
 
     #[test]

@@ -9,10 +9,12 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use crate::job::{Job, JobId, JobStatus};
+use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
-    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ObjectHead, ObjectStore, Queue, RecordOutcome,
-    StorageError,
+    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ListPage, ListRequest, ListedObject, ObjectHead,
+    ObjectStore, PartRecord, Pass, Queue, RecordOutcome, StorageError,
 };
+use crate::spec::OutputEncryption;
 use crate::{Error, Result};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -24,6 +26,7 @@ struct StoreState {
     jobs: HashMap<JobId, Job>,
     tokens: HashMap<String, (JobId, String)>,
     chunks: HashMap<JobId, BTreeMap<u64, ChunkRecord>>,
+    parts: HashMap<JobId, std::collections::HashSet<(&'static str, u64)>>,
 }
 
 #[derive(Default)]
@@ -81,6 +84,8 @@ impl JobStore for InMemoryJobStore {
         next.progress.succeeded = stored.progress.succeeded;
         next.progress.failed = stored.progress.failed;
         next.progress.chunks_done = stored.progress.chunks_done;
+        next.progress.counted = stored.progress.counted.clone();
+        next.progress.cut = stored.progress.cut.clone();
         *stored = next.clone();
         Ok(next)
     }
@@ -98,6 +103,27 @@ impl JobStore for InMemoryJobStore {
         job.progress.failed += chunk.failed;
         job.progress.chunks_done += 1;
         s.chunks.entry(id.clone()).or_default().insert(chunk.index, chunk.clone());
+        Ok(RecordOutcome::Recorded)
+    }
+
+    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
+        let mut s = lock(&self.state);
+        let key = (part.pass.as_str(), part.part);
+        if s.parts.get(id).is_some_and(|p| p.contains(&key)) {
+            return Ok(RecordOutcome::AlreadyRecorded);
+        }
+        let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
+        if !matches!(job.status, JobStatus::Preparing | JobStatus::Active) {
+            return Ok(RecordOutcome::JobClosed(job.status));
+        }
+        let counts = match part.pass {
+            Pass::Count => &mut job.progress.counted,
+            Pass::Cut => &mut job.progress.cut,
+        };
+        counts.parts += 1;
+        counts.tasks += part.tasks;
+        counts.chunks += part.chunks;
+        s.parts.entry(id.clone()).or_default().insert(key);
         Ok(RecordOutcome::Recorded)
     }
 
@@ -138,10 +164,11 @@ impl Queue for InMemoryQueue {
     }
 }
 
-/// Objects by (bucket, key), with S3-style ETags (MD5 hex of the body).
+/// Objects by (bucket, key), with S3-style ETags (MD5 hex of the body) and the time they
+/// were written. Buckets are unversioned and have no replication configuration.
 #[derive(Default)]
 pub struct InMemoryObjectStore {
-    objects: Mutex<HashMap<(String, String), Bytes>>,
+    objects: Mutex<HashMap<(String, String), (Bytes, time::OffsetDateTime)>>,
     /// Bytes per piece when streaming, to exercise readers on small pieces.
     pub piece_size: Option<usize>,
 }
@@ -150,12 +177,12 @@ impl InMemoryObjectStore {
     pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Bytes>) -> String {
         let body = body.into();
         let etag = hex::encode(Md5::digest(&body));
-        lock(&self.objects).insert((bucket.into(), key.into()), body);
+        lock(&self.objects).insert((bucket.into(), key.into()), (body, time::OffsetDateTime::now_utc()));
         etag
     }
 
     pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
-        lock(&self.objects).get(&(bucket.to_string(), key.to_string())).cloned()
+        lock(&self.objects).get(&(bucket.to_string(), key.to_string())).map(|(b, _)| b.clone())
     }
 
     pub fn keys(&self, bucket: &str) -> Vec<String> {
@@ -174,7 +201,7 @@ impl InMemoryObjectStore {
 impl ObjectStore for InMemoryObjectStore {
     async fn head(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<ObjectHead, StorageError> {
         let body = self.get(bucket, key).ok_or_else(|| Self::not_found(key))?;
-        Ok(ObjectHead { etag: hex::encode(Md5::digest(&body)), size: body.len() as u64 })
+        Ok(ObjectHead { etag: hex::encode(Md5::digest(&body)), size: body.len() as u64, ..Default::default() })
     }
 
     async fn read(
@@ -209,8 +236,61 @@ impl ObjectStore for InMemoryObjectStore {
         Ok(())
     }
 
+    async fn put_encrypted(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        _encryption: Option<&OutputEncryption>,
+    ) -> Result<String, StorageError> {
+        Ok(self.insert(bucket, key, body))
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         lock(&self.objects).remove(&(bucket.to_string(), key.to_string()));
         Ok(())
+    }
+
+    /// Pages of 1,000 keys in key order; the token is the last key of the previous page.
+    async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
+        let objects = lock(&self.objects);
+        let mut keys: Vec<(&String, &(Bytes, time::OffsetDateTime))> = objects
+            .iter()
+            .filter(|((b, k), _)| {
+                b == req.bucket && k.starts_with(req.prefix) && req.token.is_none_or(|t| k.as_str() > t)
+            })
+            .map(|((_, k), v)| (k, v))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        let more = keys.len() > 1000;
+        keys.truncate(1000);
+        let listed: Vec<ListedObject> = keys
+            .into_iter()
+            .map(|(k, (body, modified))| ListedObject {
+                key: k.clone(),
+                version_id: req.versions.then(|| "null".to_string()),
+                is_latest: true,
+                is_delete_marker: false,
+                size: body.len() as u64,
+                last_modified: Some(*modified),
+                etag: hex::encode(Md5::digest(body)),
+                storage_class: "STANDARD".into(),
+            })
+            .collect();
+        let next = if more { listed.last().map(|o| o.key.clone()) } else { None };
+        Ok(ListPage { objects: listed, next })
+    }
+
+    async fn versioned(&self, _bucket: &str) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+
+    async fn replication_rules(&self, _bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    async fn tags(&self, _: &str, _: &str, _: Option<&str>) -> Result<Vec<(String, String)>, StorageError> {
+        Ok(Vec::new())
     }
 }

@@ -8,8 +8,10 @@ use futures::stream::BoxStream;
 
 use crate::job::JobFailure;
 use crate::job::{Job, JobId, JobStatus};
+use crate::ops::replicate_object::ReplicationRule;
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::retry::Outcome;
+use crate::spec::OutputEncryption;
 use crate::Result;
 
 /// Outcome of [`JobStore::create`].
@@ -58,6 +60,34 @@ pub enum RecordOutcome {
     JobClosed(JobStatus),
 }
 
+/// The passes over a manifest read in parts (inventory files read in parallel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    /// Count only (a job that waits for confirmation).
+    Count,
+    /// Cut the chunks and send them.
+    Cut,
+}
+
+impl Pass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pass::Count => "count",
+            Pass::Cut => "cut",
+        }
+    }
+}
+
+/// What a chunker records, once, when it has read one part of a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartRecord {
+    pub pass: Pass,
+    pub part: u64,
+    pub tasks: u64,
+    pub chunks: u64,
+}
+
 /// Where job records live.
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -75,6 +105,9 @@ pub trait JobStore: Send + Sync {
     /// and only while the job accepts results.
     async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome>;
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool>;
+    /// Records a part of the manifest as read and adds its counts to the job's counters of
+    /// that pass, atomically and at most once, while the job is being prepared or cut.
+    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
     /// Every recorded chunk of a job, in index order.
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>>;
 }
@@ -117,11 +150,50 @@ pub async fn read_all(mut stream: ByteStream) -> Result<Vec<u8>, StorageError> {
     Ok(buf)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectHead {
     /// Without the surrounding quotes.
     pub etag: String,
     pub size: u64,
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`; `None` when not encrypted at rest.
+    pub server_side_encryption: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: bool,
+    pub sse_customer_algorithm: Option<String>,
+    /// `COMPLETED`, `PENDING`, `FAILED` or `REPLICA`; `None` when not replicated.
+    pub replication_status: Option<String>,
+}
+
+/// One object (or version) of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// Set when the bucket was listed by version.
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub is_delete_marker: bool,
+    pub size: u64,
+    pub last_modified: Option<time::OffsetDateTime>,
+    pub etag: String,
+    pub storage_class: String,
+}
+
+/// A page of a listing, and the token of the next one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// What to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListRequest<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    /// ListObjectVersions instead of ListObjectsV2.
+    pub versions: bool,
+    pub token: Option<&'a str>,
+    pub expected_owner: Option<&'a str>,
 }
 
 /// Object storage for manifests and reports.
@@ -140,7 +212,29 @@ pub trait ObjectStore: Send + Sync {
         if_match: Option<&str>,
     ) -> Result<ByteStream, StorageError>;
     async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError>;
+    /// Writes an object with server-side encryption (generated manifests); returns its ETag.
+    async fn put_encrypted(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        encryption: Option<&OutputEncryption>,
+    ) -> Result<String, StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// One page (up to 1,000 entries) of a bucket listing.
+    async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError>;
+    /// True when the bucket's versioning is Enabled or Suspended (its objects have versions).
+    async fn versioned(&self, bucket: &str) -> Result<bool, StorageError>;
+    /// The bucket's replication rules; empty when it has no replication configuration.
+    async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError>;
+    /// An object's tags, as (key, value).
+    async fn tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StorageError>;
 }
 
 /// Runs the tasks of an operation; never fails as a whole: a failure is an outcome.

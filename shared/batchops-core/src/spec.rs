@@ -89,7 +89,7 @@ pub const INVENTORY_FORMAT: &str = "S3InventoryReport_CSV_20161130";
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 
 /// Columns a CSV manifest can declare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ManifestField {
     Ignore,
     Bucket,
@@ -132,11 +132,41 @@ pub struct ManifestRef {
     pub fields: Vec<ManifestField>,
 }
 
+/// Server-side encryption of objects batchops writes (generated manifests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputEncryption {
+    /// SSE-S3 (AES256).
+    S3,
+    /// SSE-KMS with this key.
+    Kms(String),
+}
+
+/// Where a job's objects come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A CSV manifest: chunks are byte ranges of it.
+    Csv(ManifestRef),
+    /// An S3 Inventory report; the reference points at its `manifest.json`.
+    Inventory(ManifestRef),
+    /// A listing of a bucket (`ManifestGenerator`).
+    Generator(Box<crate::generator::Generator>),
+}
+
+impl Source {
+    /// The manifest object the job names, if it names one.
+    pub fn manifest(&self) -> Option<&ManifestRef> {
+        match self {
+            Source::Csv(m) | Source::Inventory(m) => Some(m),
+            Source::Generator(_) => None,
+        }
+    }
+}
+
 /// Everything the pipeline needs from a spec, validated.
 #[derive(Clone, Debug)]
 pub struct ValidJob {
     pub operation: Operation,
-    pub manifest: ManifestRef,
+    pub source: Source,
     pub report: Option<ReportTarget>,
 }
 
@@ -187,7 +217,7 @@ pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), key.to_string()))
 }
 
-fn valid_bucket_name(b: &str) -> bool {
+pub(crate) fn valid_bucket_name(b: &str) -> bool {
     (3..=63).contains(&b.len())
         && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && b.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -263,43 +293,51 @@ impl JobSpec {
         }
         let op_value = require("Operation", &self.operation)?;
         let operation = Operation::from_spec(op_value)?;
-        let manifest = match (&self.manifest, &self.manifest_generator) {
+        let source = match (&self.manifest, &self.manifest_generator) {
             (Some(_), Some(_)) => {
                 return Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both"))
             }
             (None, None) => return Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
-            (None, Some(_)) => {
-                return Err(Error::field(
-                    "ManifestGenerator",
-                    "manifest generation is not supported yet; give a Manifest",
-                ))
-            }
+            (None, Some(g)) => Source::Generator(Box::new(crate::generator::validate(g)?)),
             (Some(m), None) => validate_manifest(m)?,
         };
         let report = validate_report(require("Report", &self.report)?)?;
-        Ok(ValidJob { operation, manifest, report })
+        if let Source::Generator(g) = &source {
+            // A confirmed job runs on the objects counted before confirmation, so they are
+            // written down somewhere: the manifest output, or else the report bucket.
+            if self.confirmation_required == Some(true) && g.output.is_none() && report.is_none() {
+                return Err(Error::field(
+                    "ManifestGenerator.S3JobManifestGenerator.EnableManifestOutput",
+                    "a job that requires confirmation keeps the list it generated until it is confirmed: \
+                     enable the manifest output or the report",
+                ));
+            }
+        }
+        Ok(ValidJob { operation, source, report })
     }
 }
 
-fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
+fn validate_manifest(m: &JobManifest) -> Result<Source> {
     let spec = require("Manifest.Spec", &m.spec)?;
     let format = require("Manifest.Spec.Format", &spec.format)?;
-    match format.as_str() {
-        CSV_FORMAT => {}
-        INVENTORY_FORMAT => {
-            return Err(Error::field(
-                "Manifest.Spec.Format",
-                "S3InventoryReport_CSV_20161130 manifests are not supported yet",
-            ))
-        }
+    let inventory = match format.as_str() {
+        CSV_FORMAT => false,
+        INVENTORY_FORMAT => true,
         other => {
             return Err(Error::field(
                 "Manifest.Spec.Format",
                 format!("'{other}' is not one of {CSV_FORMAT}, {INVENTORY_FORMAT}"),
             ))
         }
-    }
+    };
     let fields = match &spec.fields {
+        // An inventory's columns are its fileSchema's, read with the inventory.
+        Some(_) if inventory => {
+            return Err(Error::field(
+                "Manifest.Spec.Fields",
+                "is for CSV manifests; an inventory's fileSchema says which column holds what",
+            ))
+        }
         None => vec![ManifestField::Bucket, ManifestField::Key],
         Some(names) => {
             let mut out = Vec::with_capacity(names.len());
@@ -341,13 +379,14 @@ fn validate_manifest(m: &JobManifest) -> Result<ManifestRef> {
     if let Some(v) = &loc.object_version_id {
         check_len("Manifest.Location.ObjectVersionId", v, 1, 2000)?;
     }
-    Ok(ManifestRef {
+    let m = ManifestRef {
         bucket,
         key,
         version_id: loc.object_version_id.clone(),
         etag: etag.trim_matches('"').to_string(),
         fields,
-    })
+    };
+    Ok(if inventory { Source::Inventory(m) } else { Source::Csv(m) })
 }
 
 fn validate_report(r: &JobReport) -> Result<Option<ReportTarget>> {
@@ -423,9 +462,10 @@ pub(crate) mod tests {
     fn a_complete_copy_spec_validates() {
         let spec = parse(copy_spec().to_string().as_bytes()).unwrap();
         let v = spec.validate().unwrap();
-        assert_eq!(v.manifest.bucket, "manifests");
-        assert_eq!(v.manifest.key, "m.csv");
-        assert_eq!(v.manifest.etag, "abc", "quotes around the ETag are dropped");
+        let m = v.source.manifest().unwrap();
+        assert_eq!(m.bucket, "manifests");
+        assert_eq!(m.key, "m.csv");
+        assert_eq!(m.etag, "abc", "quotes around the ETag are dropped");
         assert_eq!(v.report.unwrap().bucket, "reports");
         assert_eq!(spec.operation_name().as_deref(), Some("S3PutObjectCopy"));
     }
@@ -467,6 +507,18 @@ pub(crate) mod tests {
         let mut v = copy_spec();
         v["ManifestGenerator"] = json!({"S3JobManifestGenerator": {}});
         assert_eq!(error_field(v), "Manifest");
+
+        let mut v = copy_spec();
+        v["Manifest"]["Spec"]["Format"] = json!(INVENTORY_FORMAT);
+        assert_eq!(error_field(v), "Manifest.Spec.Fields");
+
+        let mut v = copy_spec();
+        v.as_object_mut().unwrap().remove("Manifest");
+        v["ManifestGenerator"] =
+            json!({"S3JobManifestGenerator": {"SourceBucket": "arn:aws:s3:::src", "EnableManifestOutput": false}});
+        v["ConfirmationRequired"] = json!(true);
+        v["Report"] = json!({"Enabled": false});
+        assert_eq!(error_field(v), "ManifestGenerator.S3JobManifestGenerator.EnableManifestOutput");
 
         let mut v = copy_spec();
         v["Unknown"] = json!(1);

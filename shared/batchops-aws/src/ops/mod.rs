@@ -12,7 +12,7 @@ mod put_object_copy;
 mod put_object_legal_hold;
 mod put_object_retention;
 mod put_object_tagging;
-mod replicate_object;
+pub(crate) mod replicate_object;
 mod update_object_encryption;
 
 use std::collections::HashMap;

@@ -19,7 +19,7 @@ fn bucket_of(arn: &str) -> String {
     arn.rsplit(":::").next().unwrap_or(arn).to_string()
 }
 
-fn convert(rule: &aws_sdk_s3::types::ReplicationRule) -> ReplicationRule {
+pub(crate) fn convert(rule: &aws_sdk_s3::types::ReplicationRule) -> ReplicationRule {
     #[allow(deprecated)]
     let legacy_prefix = rule.prefix().unwrap_or_default().to_string();
     let (mut prefix, mut tags) = (legacy_prefix, Vec::new());

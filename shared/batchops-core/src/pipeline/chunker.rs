@@ -1,11 +1,16 @@
-//! The manifest chunker: checks the manifest against its ETag, streams it, and cuts it into
-//! chunk messages; when its time budget runs out it records a checkpoint and sends itself a
-//! continuation, so no manifest is too large for one invocation.
+//! The manifest chunker: checks the manifest against its ETag, reads it, and cuts it into
+//! chunk messages; when its time budget runs out it records where it stopped and sends itself
+//! a continuation, so no manifest is too large for one invocation.
+//!
+//! Three sources: a CSV manifest is streamed and cut into byte ranges (here); the data files
+//! of an S3 Inventory are read in parallel, one control message per file ([`super::parts`]);
+//! a `ManifestGenerator` lists its bucket page by page ([`super::listing`]).
 //!
 //! Jobs without `ConfirmationRequired` are cut while they prepare (Preparing), and the
 //! executors start on the first chunks at once; at the end of the manifest the job gets its
 //! `TotalNumberOfTasks` and becomes Active. Jobs that need confirmation are only counted
-//! (Preparing -> Suspended); once confirmed (Ready) a `Start` message cuts them (Active).
+//! (Preparing -> Suspended); once confirmed (Ready) a `Start` message cuts them (Active), and
+//! the cut sets the number of chunks when it ends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,22 +18,13 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{encode, fail_job, finalize_if_done, send_one, transition_from, Settings};
+use super::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
-use crate::manifest::{lines, parse_line};
-use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Queue, StorageError};
-use crate::spec::ManifestRef;
+use crate::manifest::{header_row, lines, parse_line};
+use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, StorageError};
+use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
-
-/// What a pass over the manifest does with the chunks it cuts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pass {
-    /// Count only (a job that waits for confirmation).
-    Count,
-    /// Send every chunk to the chunk queue.
-    Cut,
-}
 
 pub struct Chunker {
     pub store: Arc<dyn JobStore>,
@@ -45,11 +41,16 @@ pub struct Chunker {
 const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
 
 /// SQS SendMessageBatch takes ten messages at a time.
-const SEND_BATCH: usize = 10;
+pub(super) const SEND_BATCH: usize = 10;
 
 /// The job failure for a manifest that cannot be read (or changed under the job).
 pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
-    let what = format!("s3://{}/{}", manifest.bucket, manifest.key);
+    object_read_failure(&manifest.bucket, &manifest.key, e)
+}
+
+/// The job failure for a manifest object (or inventory file) that cannot be read.
+pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> JobFailure {
+    let what = format!("s3://{bucket}/{key}");
     if e.http_status == 412 {
         JobFailure::new(
             "ManifestChanged",
@@ -60,6 +61,12 @@ pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailu
     } else {
         JobFailure::new("ManifestReadFailed", format!("Reading the manifest {what} failed: {} {}", e.code, e.message))
     }
+}
+
+/// A storage error while preparing: transient ones are tried again (the message comes back),
+/// others fail the job with `failure`.
+pub(super) fn transient(e: &StorageError) -> bool {
+    e.http_status >= 500 || e.http_status == 0 || e.code == "SlowDown"
 }
 
 impl Chunker {
@@ -79,7 +86,7 @@ impl Chunker {
                     (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => {
                         self.pass(job, Pass::Count, deadline).await
                     }
-                    (JobStatus::Preparing, None) | (JobStatus::Active, Some(_)) => {
+                    (JobStatus::Preparing, None) | (JobStatus::Active, None) => {
                         self.pass(job, Pass::Cut, deadline).await
                     }
                     (status, _) => {
@@ -88,18 +95,9 @@ impl Chunker {
                     }
                 }
             }
-            ControlMessage::Start { job_id } => {
-                match transition_from(&*self.store, &job_id, &[JobStatus::Ready], JobStatus::Active, |j| {
-                    j.checkpoint = Checkpoint::default();
-                })
-                .await?
-                {
-                    Ok(job) => self.pass(job, Pass::Cut, deadline).await,
-                    Err(job) => {
-                        info!(job_id = %job_id, status = %job.status, "start for a job that is not Ready");
-                        Ok(())
-                    }
-                }
+            ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
+            ControlMessage::File { job_id, pass, part, file, fields, at } => {
+                self.file(&job_id, pass, part, &file, &fields, at, deadline).await
             }
         }
     }
@@ -109,7 +107,13 @@ impl Chunker {
             Ok(job) => job,
             // A redelivered Prepare whose first attempt died before its first checkpoint:
             // start over (chunks cut again keep their indexes, and executors drop duplicates).
-            Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
+            Err(job)
+                if job.status == JobStatus::Preparing
+                    && job.checkpoint == Checkpoint::default()
+                    && job.progress.parts_total.is_none() =>
+            {
+                job
+            }
             // A redelivered Prepare whose first attempt died between Ready and Active.
             Err(job)
                 if job.status == JobStatus::Ready
@@ -124,72 +128,156 @@ impl Chunker {
             }
         };
         let valid = job.spec.validate()?;
-        let m = &valid.manifest;
-        match self.objects.head(&m.bucket, &m.key, m.version_id.as_deref()).await {
-            Ok(head) if head.etag == m.etag => {}
-            Ok(head) => {
-                let reason = format!(
-                    "The manifest ETag {} does not match the ETag {} of s3://{}/{}",
-                    m.etag, head.etag, m.bucket, m.key
-                );
-                return fail_job(&*self.store, &*self.finalize, id, JobFailure::new("ManifestETagMismatch", reason))
-                    .await;
-            }
-            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-            Err(e) => return fail_job(&*self.store, &*self.finalize, id, read_failure(m, &e)).await,
-        }
-        if let Some(check) = valid.operation.bucket_check() {
-            if let Some(bucket) = self.first_bucket(m).await? {
-                if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
-                    return fail_job(&*self.store, &*self.finalize, id, failure).await;
-                }
-            }
-        }
         let pass = if job.spec.confirmation_required == Some(true) { Pass::Count } else { Pass::Cut };
-        self.pass(job, pass, deadline).await
+        if let Some(m) = valid.source.manifest() {
+            match self.objects.head(&m.bucket, &m.key, m.version_id.as_deref()).await {
+                Ok(head) if head.etag == m.etag => {}
+                Ok(head) => {
+                    let reason = format!(
+                        "The manifest ETag {} does not match the ETag {} of s3://{}/{}",
+                        m.etag, head.etag, m.bucket, m.key
+                    );
+                    return self.fail(id, JobFailure::new("ManifestETagMismatch", reason)).await;
+                }
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return self.fail(id, read_failure(m, &e)).await,
+            }
+        }
+        match &valid.source {
+            Source::Csv(m) => {
+                let first = self.probe(m).await?;
+                if let Some(reason) = first.header {
+                    return self.fail(id, JobFailure::new("InvalidManifestContent", reason)).await;
+                }
+                if let (Some(check), Some(bucket)) = (valid.operation.bucket_check(), first.bucket) {
+                    if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
+                        return self.fail(id, failure).await;
+                    }
+                }
+                self.pass(job, pass, deadline).await
+            }
+            Source::Inventory(m) => {
+                let Some(inventory) = self.read_inventory(id, m).await? else { return Ok(()) };
+                let bucket = inventory.source_bucket.clone();
+                if let (Some(check), Some(bucket)) = (valid.operation.bucket_check(), bucket) {
+                    if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
+                        return self.fail(id, failure).await;
+                    }
+                }
+                self.fan_out(id, pass, inventory).await
+            }
+            Source::Generator(g) => {
+                if let Some(check) = valid.operation.bucket_check() {
+                    if let Some(failure) = self.runner.check_bucket(check, &g.source_bucket).await? {
+                        return self.fail(id, failure).await;
+                    }
+                }
+                self.pass(job, pass, deadline).await
+            }
+        }
     }
 
-    /// The bucket of the manifest's first well-formed line within its first 64 KiB; `None`
-    /// when there is none (then each task fails on its own, with S3's error).
-    async fn first_bucket(&self, m: &ManifestRef) -> Result<Option<String>> {
+    /// A confirmed job: Ready -> Active, then cut it from the start (the number of chunks is
+    /// set again when the cut ends).
+    async fn start(&self, id: &JobId, deadline: Instant) -> Result<()> {
+        let started = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |j| {
+            j.checkpoint = Checkpoint::default();
+            j.progress.total_chunks = None;
+        })
+        .await?;
+        let job = match started {
+            Ok(job) => job,
+            Err(job) => {
+                info!(job_id = %id, status = %job.status, "start for a job that is not Ready");
+                return Ok(());
+            }
+        };
+        let valid = job.spec.validate()?;
+        let inventory = match (&valid.source, &job.generated_manifest) {
+            (Source::Inventory(m), _) => Some(m.clone()),
+            (Source::Generator(_), Some(g)) => Some(ManifestRef {
+                bucket: g.bucket.clone(),
+                key: g.key.clone(),
+                version_id: None,
+                etag: g.etag.clone(),
+                fields: Vec::new(),
+            }),
+            _ => None,
+        };
+        match inventory {
+            Some(m) => match self.read_inventory(id, &m).await? {
+                Some(inv) => self.fan_out(id, Pass::Cut, inv).await,
+                None => Ok(()),
+            },
+            None => self.pass(job, Pass::Cut, deadline).await,
+        }
+    }
+
+    pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
+        fail_job(&*self.store, &*self.finalize, id, failure).await
+    }
+
+    /// Reads the start of a CSV manifest: the bucket of its first well-formed line within its
+    /// first 64 KiB (`None` when there is none: then each task fails on its own, with S3's
+    /// error), and whether line 1 is a header row.
+    async fn probe(&self, m: &ManifestRef) -> Result<Probe> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
         let buf = match self.objects.read(&m.bucket, &m.key, version, 0, Some(FIRST_BUCKET_PROBE), etag).await {
             Ok(stream) => read_all(stream).await?,
             // An empty manifest has no range to read.
-            Err(e) if e.http_status == 416 => return Ok(None),
+            Err(e) if e.http_status == 416 => return Ok(Probe::default()),
             Err(e) => return Err(e.into()),
         };
         let complete = match buf.iter().rposition(|b| *b == b'\n') {
             Some(end) if (buf.len() as u64) >= FIRST_BUCKET_PROBE => &buf[..end],
             _ => &buf[..],
         };
+        let header = lines(complete, 1).next().and_then(|(_, l)| header_row(&m.fields, l));
         let bucket = lines(complete, 1)
             .filter(|(_, l)| !crate::chunk::is_blank(l))
             .find_map(|(n, l)| parse_line(&m.fields, n, l).ok())
             .map(|e| e.target.bucket);
-        Ok(bucket)
+        Ok(Probe { bucket, header })
     }
 
+    /// One sequential pass from the job's checkpoint: a CSV manifest or a listing.
     async fn pass(&self, job: Job, pass: Pass, deadline: Instant) -> Result<()> {
         let valid = job.spec.validate()?;
-        let m = valid.manifest;
+        match valid.source {
+            Source::Csv(m) => self.csv_pass(job, m, pass, deadline).await,
+            Source::Generator(g) => {
+                self.list_pass(job, &valid.operation, &g, valid.report.as_ref(), pass, deadline).await
+            }
+            Source::Inventory(_) => {
+                warn!(job_id = %job.id, "a continuation for an inventory job: inventories are read by file");
+                Ok(())
+            }
+        }
+    }
+
+    async fn csv_pass(&self, job: Job, m: ManifestRef, pass: Pass, deadline: Instant) -> Result<()> {
         let from = job.checkpoint.clone();
         let mut stream =
             match self.objects.read(&m.bucket, &m.key, m.version_id.as_deref(), from.offset, None, Some(&m.etag)).await
             {
                 Ok(s) => s,
-                Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-                Err(e) => return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e)).await,
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
         let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
         let mut pending: Vec<ChunkMessage> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
-                Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-                Err(e) => return fail_job(&*self.store, &*self.finalize, &job.id, read_failure(&m, &e)).await,
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
+            if let Some(failure) =
+                self.beyond_limits(cutter.tasks(), cutter.line_len(), || format!("manifest line {}", cutter.line()))
+            {
+                return self.fail(&job.id, failure).await;
+            }
             if pass == Pass::Cut {
                 pending.extend(cut);
                 if pending.len() >= SEND_BATCH {
@@ -208,7 +296,31 @@ impl Chunker {
             }
         }
         self.send(&mut pending).await?;
-        self.finish(job, pass, &cutter).await
+        self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
+    }
+
+    /// The job failure when a manifest goes beyond the configured limits.
+    pub(super) fn beyond_limits(&self, tasks: u64, line_len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
+        if tasks > self.settings.max_tasks {
+            return Some(JobFailure::new(
+                "ManifestTooLarge",
+                format!(
+                    "The manifest holds more than {} tasks, the limit (BATCHOPS_MAX_TASKS)",
+                    self.settings.max_tasks
+                ),
+            ));
+        }
+        if line_len > self.settings.max_line_bytes {
+            return Some(JobFailure::new(
+                "InvalidManifestContent",
+                format!(
+                    "{} is longer than {} bytes (BATCHOPS_MAX_LINE_BYTES): not a manifest line",
+                    line(),
+                    self.settings.max_line_bytes
+                ),
+            ));
+        }
+        None
     }
 
     /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
@@ -219,7 +331,7 @@ impl Chunker {
         Ok(())
     }
 
-    async fn send(&self, pending: &mut Vec<ChunkMessage>) -> Result<()> {
+    pub(super) async fn send(&self, pending: &mut Vec<ChunkMessage>) -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -229,7 +341,7 @@ impl Chunker {
 
     /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops
     /// here) and sends the continuation.
-    async fn continue_later(&self, mut job: Job, from: Checkpoint, checkpoint: Checkpoint) -> Result<()> {
+    pub(super) async fn continue_later(&self, mut job: Job, from: Checkpoint, checkpoint: Checkpoint) -> Result<()> {
         let id = job.id.clone();
         let status = job.status;
         job.progress.tasks_prepared = job.progress.tasks_prepared.max(checkpoint.tasks);
@@ -253,20 +365,27 @@ impl Chunker {
         send_one(&*self.control, &ControlMessage::Continue { job_id: id, checkpoint }).await
     }
 
-    async fn finish(&self, job: Job, pass: Pass, cutter: &ChunkCutter) -> Result<()> {
-        let id = job.id.clone();
-        let (tasks, chunks) = (cutter.tasks(), cutter.chunks_cut());
-        let end = cutter.checkpoint();
-        let set_totals = move |j: &mut Job| {
+    /// The end of a pass over the whole manifest, with its totals. `change` is applied with
+    /// them (the generated manifest's location).
+    pub(super) async fn finish(
+        &self,
+        id: &JobId,
+        pass: Pass,
+        tasks: u64,
+        chunks: u64,
+        change: impl Fn(&mut Job),
+    ) -> Result<()> {
+        let set_totals = |j: &mut Job| {
             j.progress.total_tasks = Some(tasks);
             j.progress.total_chunks = Some(chunks);
             j.progress.tasks_prepared = tasks;
-            j.checkpoint = end.clone();
+            change(j);
         };
-        match (pass, job.status) {
+        let status = self.store.get(id).await?.status;
+        match (pass, status) {
             (Pass::Count, _) => {
                 let cause = "The job requires confirmation: run update-job-status --requested-job-status Ready";
-                match transition_from(&*self.store, &id, &[JobStatus::Preparing], JobStatus::Suspended, |j| {
+                match transition_from(&*self.store, id, &[JobStatus::Preparing], JobStatus::Suspended, |j| {
                     set_totals(j);
                     j.checkpoint = Checkpoint::default();
                     j.suspended_cause = Some(cause.into());
@@ -282,28 +401,52 @@ impl Chunker {
             }
             (Pass::Cut, JobStatus::Preparing) => {
                 let ready =
-                    transition_from(&*self.store, &id, &[JobStatus::Preparing], JobStatus::Ready, &set_totals).await?;
+                    transition_from(&*self.store, id, &[JobStatus::Preparing], JobStatus::Ready, set_totals).await?;
                 if ready.is_err() {
                     return Ok(());
                 }
-                self.activate(&id).await?;
+                self.activate(id).await?;
                 info!(job_id = %id, tasks, chunks, "job prepared and active");
                 Ok(())
             }
             (Pass::Cut, _) => {
-                // A confirmed job: the totals were set when it was counted.
-                let fresh = self.store.get(&id).await?;
-                if fresh.progress.total_chunks != Some(chunks) {
-                    let reason = format!(
-                        "The manifest held {tasks} tasks when it was cut but {} when it was counted",
-                        fresh.progress.total_tasks.unwrap_or(0)
-                    );
-                    return fail_job(&*self.store, &*self.finalize, &id, JobFailure::new("ManifestChanged", reason))
-                        .await;
+                // A confirmed job: the tasks were counted before confirmation.
+                let mut counted = None;
+                let set = modify(&*self.store, id, |j| {
+                    if j.status != JobStatus::Active || j.progress.total_chunks.is_some() {
+                        return false;
+                    }
+                    counted = j.progress.total_tasks;
+                    if j.progress.total_tasks == Some(tasks) {
+                        j.progress.total_chunks = Some(chunks);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .await?;
+                match set {
+                    Some(fresh) => {
+                        finalize_if_done(&*self.finalize, &fresh).await?;
+                        Ok(())
+                    }
+                    None if counted.is_some_and(|c| c != tasks) => {
+                        let reason = format!(
+                            "The manifest held {tasks} tasks when it was cut but {} when it was counted",
+                            counted.unwrap_or(0)
+                        );
+                        self.fail(id, JobFailure::new("ManifestChanged", reason)).await
+                    }
+                    None => Ok(()),
                 }
-                finalize_if_done(&*self.finalize, &fresh).await?;
-                Ok(())
             }
         }
     }
+}
+
+/// What the start of a CSV manifest says.
+#[derive(Default)]
+struct Probe {
+    bucket: Option<String>,
+    header: Option<String>,
 }

@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
 use super::{fail_job, finalize_if_done, Settings};
-use crate::chunk::{is_blank, ChunkMessage};
+use crate::chunk::{decode_rows, is_blank, ChunkMessage};
 use crate::job::JobId;
 use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
@@ -52,10 +52,14 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
 }
 
 /// The task ID a Lambda function sees: opaque, unique within the job, the same on every
-/// delivery of the chunk.
-pub fn task_id(job_id: &JobId, line: u64) -> String {
+/// delivery of the chunk. Rows of an inventory are numbered within their file (`part`).
+pub fn task_id(job_id: &JobId, part: Option<u64>, line: u64) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{job_id}:{line}"))
+    let plain = match part {
+        Some(p) => format!("{job_id}:{p}:{line}"),
+        None => format!("{job_id}:{line}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(plain)
 }
 
 impl Executor {
@@ -65,13 +69,14 @@ impl Executor {
         &self,
         op: &Operation,
         job_id: &JobId,
+        part: Option<u64>,
         parsed: Vec<ParsedLine>,
         deadline: Instant,
     ) -> Vec<ResultRow> {
         let task = |e: &ManifestEntry| Task {
             target: e.target.clone(),
             encoded_key: e.encoded_key.clone(),
-            id: task_id(job_id, e.line),
+            id: task_id(job_id, part, e.line),
             job_id: job_id.to_string(),
             deadline,
         };
@@ -173,29 +178,38 @@ impl Executor {
             return Ok(Disposition::Duplicate);
         }
         let valid = job.spec.validate()?;
-        let m = &valid.manifest;
-        let buf = match self.read_range(m, msg).await {
-            Ok(buf) => buf,
-            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-            Err(e) => {
-                // The manifest changed or vanished under the job: its tasks can no longer be known.
-                let failure = super::chunker::read_failure(m, &e);
-                fail_job(&*self.store, &*self.finalize, &job.id, failure).await?;
-                return Ok(Disposition::Skipped(JobStatus::Failing));
+        let parsed: Vec<ParsedLine> = match (&msg.rows, valid.source.manifest()) {
+            (Some(packed), _) => decode_rows(packed).map_err(|e| {
+                Error::backend(format!("chunk {} of job {}", msg.index, job.id), format!("unreadable message: {e}"))
+            })?,
+            (None, Some(m)) => {
+                let buf = match self.read_range(m, msg).await {
+                    Ok(buf) => buf,
+                    Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+                    Err(e) => {
+                        // The manifest changed or vanished under the job: its tasks can no longer be known.
+                        let failure = super::chunker::read_failure(m, &e);
+                        fail_job(&*self.store, &*self.finalize, &job.id, failure).await?;
+                        return Ok(Disposition::Skipped(JobStatus::Failing));
+                    }
+                };
+                if buf.len() as u64 != msg.end - msg.start {
+                    return Err(Error::backend(
+                        format!("chunk {} of job {}", msg.index, job.id),
+                        format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
+                    ));
+                }
+                lines(&buf, msg.first_line)
+                    .filter(|(_, l)| !is_blank(l))
+                    .map(|(n, l)| parse_line(&m.fields, n, l))
+                    .collect()
+            }
+            (None, None) => {
+                return Err(Error::backend(format!("chunk {} of job {}", msg.index, job.id), "a chunk without rows"))
             }
         };
-        if buf.len() as u64 != msg.end - msg.start {
-            return Err(Error::backend(
-                format!("chunk {} of job {}", msg.index, job.id),
-                format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
-            ));
-        }
-        let parsed: Vec<ParsedLine> = lines(&buf, msg.first_line)
-            .filter(|(_, l)| !is_blank(l))
-            .map(|(n, l)| parse_line(&m.fields, n, l))
-            .collect();
         let deadline = Instant::now() + self.settings.time_budget;
-        let rows = self.run_tasks(&valid.operation, &job.id, parsed, deadline).await;
+        let rows = self.run_tasks(&valid.operation, &job.id, msg.part, parsed, deadline).await;
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
 

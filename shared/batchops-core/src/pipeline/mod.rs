@@ -5,6 +5,8 @@ pub mod chunker;
 pub mod executor;
 pub mod finalizer;
 pub mod intake;
+mod listing;
+mod parts;
 
 use std::time::Duration;
 
@@ -38,6 +40,10 @@ pub struct Settings {
     pub region: String,
     /// Account ID for job ARNs when a spec does not give `AccountId`.
     pub account_id: String,
+    /// Tasks one job may hold; a manifest with more fails the job (`ManifestTooLarge`).
+    pub max_tasks: u64,
+    /// Longest manifest line read, in bytes; a longer one fails the job.
+    pub max_line_bytes: u64,
 }
 
 impl Default for Settings {
@@ -50,6 +56,9 @@ impl Default for Settings {
             time_budget: Duration::from_secs(780),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
+            // S3 Batch Operations' own bound: "up to 20 billion objects".
+            max_tasks: 20_000_000_000,
+            max_line_bytes: 64 * 1024,
         }
     }
 }
@@ -101,6 +110,23 @@ pub async fn transition_from(
         }
         match transition(store, job, to, &change).await {
             Ok(j) => return Ok(Ok(j)),
+            Err(Error::StatusConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
+}
+
+/// Re-reads the job and writes `change` to it (without changing its status), retrying when
+/// another writer got in between. `change` returns false to leave the job as it is.
+pub async fn modify(store: &dyn JobStore, id: &JobId, mut change: impl FnMut(&mut Job) -> bool) -> Result<Option<Job>> {
+    for _ in 0..20 {
+        let mut job = store.get(id).await?;
+        if !change(&mut job) {
+            return Ok(None);
+        }
+        match store.put(&job).await {
+            Ok(j) => return Ok(Some(j)),
             Err(Error::StatusConflict { .. }) => continue,
             Err(e) => return Err(e),
         }

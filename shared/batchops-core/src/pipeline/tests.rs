@@ -418,6 +418,39 @@ impl crate::ports::ObjectStore for BrokenRangeReads {
     async fn delete(&self, b: &str, k: &str) -> Result<(), crate::ports::StorageError> {
         self.0.delete(b, k).await
     }
+    async fn put_encrypted(
+        &self,
+        b: &str,
+        k: &str,
+        body: bytes::Bytes,
+        ct: &str,
+        e: Option<&crate::spec::OutputEncryption>,
+    ) -> Result<String, crate::ports::StorageError> {
+        self.0.put_encrypted(b, k, body, ct, e).await
+    }
+    async fn list(
+        &self,
+        r: &crate::ports::ListRequest<'_>,
+    ) -> Result<crate::ports::ListPage, crate::ports::StorageError> {
+        self.0.list(r).await
+    }
+    async fn versioned(&self, b: &str) -> Result<bool, crate::ports::StorageError> {
+        self.0.versioned(b).await
+    }
+    async fn replication_rules(
+        &self,
+        b: &str,
+    ) -> Result<Vec<crate::ops::replicate_object::ReplicationRule>, crate::ports::StorageError> {
+        self.0.replication_rules(b).await
+    }
+    async fn tags(
+        &self,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+    ) -> Result<Vec<(String, String)>, crate::ports::StorageError> {
+        self.0.tags(b, k, v).await
+    }
 }
 
 #[tokio::test]
@@ -471,4 +504,238 @@ async fn a_bucket_failing_its_check_fails_the_job_before_any_task_runs() {
     let id = w.intake().create_job(&spec).await.unwrap();
     w.drain().await;
     assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Complete);
+}
+
+/// Gzip of `text`, as S3 Inventory writes its data files.
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+impl World {
+    /// An inventory in the `inv` bucket: one data file per body (already compressed), and a
+    /// spec naming its manifest.json. `md5` overrides a file's MD5 in manifest.json.
+    fn inventory_spec(&self, schema: &str, files: &[Vec<u8>], md5: Option<(usize, &str)>, extra: Value) -> Vec<u8> {
+        use md5::{Digest, Md5};
+        let entries: Vec<Value> = files
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let key = format!("src/cfg/data/{i}.csv.gz");
+                self.objects.insert("inv", &key, body.clone());
+                let sum = match md5 {
+                    Some((j, m)) if j == i => m.to_string(),
+                    _ => hex::encode(Md5::digest(body)),
+                };
+                json!({"key": key, "size": body.len(), "MD5checksum": sum})
+            })
+            .collect();
+        let manifest = json!({"sourceBucket": "src", "destinationBucket": "arn:aws:s3:::inv", "version": "2016-11-30",
+            "creationTimestamp": "1514944800000", "fileFormat": "CSV", "fileSchema": schema, "files": entries});
+        let etag = self.objects.insert("inv", "src/cfg/2024-01-01T00-00Z/manifest.json", manifest.to_string());
+        let mut v: Value = serde_json::from_slice(&self.spec("", extra)).unwrap();
+        v["Manifest"] = json!({"Spec": {"Format": "S3InventoryReport_CSV_20161130"},
+            "Location": {"ObjectArn": "arn:aws:s3:::inv/src/cfg/2024-01-01T00-00Z/manifest.json", "ETag": etag}});
+        v.to_string().into_bytes()
+    }
+
+    fn generator_spec(&self, filter: Value, output: bool, extra: Value) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(&self.spec("", extra)).unwrap();
+        v.as_object_mut().unwrap().remove("Manifest");
+        let mut g = json!({"SourceBucket": "arn:aws:s3:::src", "EnableManifestOutput": output, "Filter": filter});
+        if output {
+            g["ManifestOutputLocation"] = json!({"Bucket": "arn:aws:s3:::gen", "ManifestPrefix": "out",
+                "ManifestFormat": "S3InventoryReport_CSV_20211130"});
+        }
+        v["ManifestGenerator"] = json!({"S3JobManifestGenerator": g});
+        v.to_string().into_bytes()
+    }
+}
+
+const INVENTORY_SCHEMA: &str = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size";
+
+fn inventory_rows(file: usize, n: usize) -> String {
+    (0..n).map(|i| format!("\"src\",\"f{file}/obj%20{i}\",\"v{i}\",\"true\",\"false\",\"{i}\"\n")).collect()
+}
+
+#[tokio::test]
+async fn inventory_files_are_read_in_parallel_with_one_row_per_line_whatever_the_budget() {
+    // GIVEN an inventory of three gzip files, one with an empty version ID, a short line and a
+    // blank line, read with no time budget at all (every chunk hands on)
+    let w = World::new(7, Duration::ZERO);
+    let mut second = inventory_rows(1, 20);
+    second.push_str("\"src\",\"null-version\",\"\",\"true\",\"false\",\"1\"\n\n\"src\",\"short\"\n");
+    let files = vec![gzip(&inventory_rows(0, 30)), gzip(&second), gzip("")];
+    let id = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({}))).await.unwrap();
+    // WHEN the job runs
+    w.drain().await;
+    // THEN every line is one report row, failures name their file and line, versions are kept
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.total_tasks, Some(52));
+    assert_eq!(job.progress.parts_total, Some(3));
+    assert_eq!((job.progress.succeeded, job.progress.failed), (50, 2));
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), 52);
+    assert!(rows.contains(&"src,f0/obj%2029,v29,succeeded,200,,Successful".to_string()), "{rows:?}");
+    assert!(rows
+        .contains(&"src,null-version,,failed,400,InvalidManifestContent,inventory file src/cfg/data/1.csv.gz line 21: Task failed due to missing VersionId".to_string()), "{rows:?}");
+    assert!(rows.iter().any(|r| r.starts_with("src,short,,failed,400,InvalidManifestContent,\"inventory file src/cfg/data/1.csv.gz line 23: expected 6 columns")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn inventory_files_that_do_not_check_out_fail_the_job_before_any_task() {
+    for (files, md5, schema, code, says) in [
+        (
+            vec![gzip(&inventory_rows(0, 5))],
+            Some((0, "0123456789abcdef0123456789abcdef")),
+            INVENTORY_SCHEMA,
+            "ManifestChecksumMismatch",
+            "not the 0123456789abcdef0123456789abcdef its manifest.json gives",
+        ),
+        (vec![b"not gzip at all".to_vec()], None, INVENTORY_SCHEMA, "InvalidManifestContent", "is not valid gzip"),
+        (vec![gzip(&inventory_rows(0, 5))], None, "Bucket, Size", "InvalidManifestContent", "has no Key column"),
+    ] {
+        let w = World::new(10, Duration::from_secs(60));
+        let id = w.intake().create_job(&w.inventory_spec(schema, &files, md5, json!({}))).await.unwrap();
+        w.drain().await;
+        let job = w.store.get(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.failure_reasons[0].failure_code, code);
+        assert!(job.failure_reasons[0].failure_reason.contains(says), "{:?}", job.failure_reasons);
+        assert_eq!(job.progress.tasks_run(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_inventory_job_counts_then_cuts() {
+    let w = World::new(4, Duration::ZERO);
+    let files = vec![gzip(&inventory_rows(0, 9)), gzip(&inventory_rows(1, 6))];
+    let spec = w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({"ConfirmationRequired": true}));
+    let id = w.intake().create_job(&spec).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.total_tasks), (JobStatus::Suspended, Some(15)));
+    assert_eq!(job.progress.tasks_run(), 0);
+    w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(w.report_rows(&job).len(), 15);
+}
+
+#[tokio::test]
+async fn a_csv_manifest_with_a_header_row_fails_naming_line_one() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec("Bucket,Key\nsrc,a\n", json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "InvalidManifestContent");
+    assert!(job.failure_reasons[0].failure_reason.starts_with("manifest line 1: 'Bucket' is not a bucket name"));
+    assert_eq!(job.progress.tasks_run(), 0);
+}
+
+#[tokio::test]
+async fn manifests_beyond_the_configured_limits_fail_the_job() {
+    let mut w = World::new(3, Duration::from_secs(60));
+    w.settings.max_tasks = 5;
+    let id = w.intake().create_job(&w.spec(&manifest(9), json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.failure_reasons[0].failure_code.as_str()), (JobStatus::Failed, "ManifestTooLarge"));
+
+    let mut w = World::new(3, Duration::from_secs(60));
+    w.settings.max_line_bytes = 100;
+    let long = format!("src,a\nsrc,{}\n", "x".repeat(500));
+    let id = w.intake().create_job(&w.spec(&long, json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.failure_reasons[0].failure_code, "InvalidManifestContent");
+    assert!(
+        job.failure_reasons[0].failure_reason.starts_with("manifest line 2 is longer than 100 bytes"),
+        "{:?}",
+        job.failure_reasons
+    );
+}
+
+#[tokio::test]
+async fn a_generator_lists_filters_and_writes_its_manifest_whatever_the_budget() {
+    // GIVEN 2,300 objects, of which the .log ones under logs/ match, listed with no time budget
+    let w = World::new(5, Duration::ZERO);
+    for i in 0..2300 {
+        let key = if i % 2 == 0 { format!("logs/{i:05} a.log") } else { format!("logs/{i:05}.txt") };
+        w.objects.insert("src", &key, vec![b'x'; i % 7]);
+    }
+    w.objects.insert("src", "other/x.log", "x");
+    let filter = json!({"KeyNameConstraint": {"MatchAnyPrefix": ["logs/"], "MatchAnySuffix": [".log"]},
+                        "ObjectSizeGreaterThanBytes": 0});
+    let id = w.intake().create_job(&w.generator_spec(filter, true, json!({}))).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    let expected: Vec<usize> = (0..2300).filter(|i| i % 2 == 0 && i % 7 != 0).collect();
+    assert_eq!(job.progress.total_tasks, Some(expected.len() as u64));
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), expected.len());
+    assert!(rows.contains(&"src,logs/00002+a.log,,succeeded,200,,Successful".to_string()), "{:?}", &rows[..2]);
+    // AND the generated manifest lists the same objects, and DescribeJob says where it is
+    let d = job.descriptor(time::OffsetDateTime::now_utc());
+    let loc = &d["GeneratedManifestDescriptor"];
+    assert_eq!(loc["Format"], "S3InventoryReport_CSV_20211130");
+    assert_eq!(loc["Location"]["ObjectArn"], format!("arn:aws:s3:::gen/out/job-{id}/manifest.json"));
+    let m =
+        crate::inventory::parse_manifest(&w.objects.get("gen", &format!("out/job-{id}/manifest.json")).unwrap(), "gen")
+            .unwrap();
+    assert!(m.files.len() >= 2, "one data file per {} chunks", super::listing::FILE_CHUNKS);
+    let mut listed = 0;
+    for f in &m.files {
+        let body = w.objects.get("gen", &f.key).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+        listed += text.lines().count();
+    }
+    assert_eq!(listed, expected.len());
+}
+
+#[tokio::test]
+async fn a_generator_that_matches_nothing_completes_with_zero_tasks_and_says_so() {
+    let w = World::new(50, Duration::from_secs(60));
+    w.objects.insert("src", "a.txt", "x");
+    let id = w
+        .intake()
+        .create_job(&w.generator_spec(json!({"MatchAnyStorageClass": ["GLACIER"]}), false, json!({})))
+        .await
+        .unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.total_tasks), (JobStatus::Complete, Some(0)));
+    let reason = job.status_update_reason.unwrap_or_default();
+    assert!(reason.contains("matched none of the 1 objects listed in s3://src"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_confirmed_generator_job_runs_on_what_it_listed_before_confirmation() {
+    let w = World::new(5, Duration::ZERO);
+    for i in 0..12 {
+        w.objects.insert("src", &format!("k{i:02}"), "x");
+    }
+    let spec = w.generator_spec(json!({}), false, json!({"ConfirmationRequired": true}));
+    let id = w.intake().create_job(&spec).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.store.get(&id).await.unwrap().progress.total_tasks, Some(12));
+    w.objects.insert("src", "k99-added-later", "x");
+    w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), 12);
+    assert!(!rows.iter().any(|r| r.contains("added-later")));
+    assert!(
+        job.descriptor(time::OffsetDateTime::now_utc()).get("GeneratedManifestDescriptor").is_none(),
+        "not asked for"
+    );
 }

@@ -1,0 +1,346 @@
+//! `ManifestGenerator` jobs: the chunker lists the source bucket page by page, filters each
+//! object (see [`crate::generator`] for what each filter costs), and cuts chunks that carry
+//! their rows. With `EnableManifestOutput` (or, for a job that waits for confirmation, in its
+//! report folder) it also writes the generated manifest: gzip CSV data files of
+//! [`FILE_CHUNKS`] chunks each, then a `manifest.json` in the inventory layout.
+//!
+//! A listing that outlasts the time budget continues from a checkpoint taken where a chunk
+//! (with manifest output: a data file) ends: the page's token and how many of its entries
+//! were read. So chunk boundaries and data files never depend on where an invocation stopped,
+//! and a redelivered continuation cuts the same chunks again (not sent twice: `sent`).
+
+use std::io::Write;
+use std::time::Instant;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tracing::info;
+
+use super::chunker::{transient, Chunker};
+use crate::chunk::{ChunkMessage, RowBatch};
+use crate::generator::{Generator, GENERATED_FORMAT};
+use crate::inventory::{manifest_json, quoted, InventoryFile};
+use crate::job::{iso8601, GeneratedManifest, Job, JobFailure};
+use crate::manifest::{encode_key, ManifestEntry};
+use crate::ops::replicate_object::{needs_tags, ReplicationRule};
+use crate::ops::{Operation, TaskTarget};
+use crate::ports::{ListRequest, ListedObject, Pass, StorageError};
+use crate::spec::{OutputEncryption, ReportTarget};
+use crate::Result;
+
+/// Chunks per data file of a generated manifest.
+pub const FILE_CHUNKS: u64 = 100;
+
+const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
+const SCHEMA_VERSIONED: &str =
+    "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass";
+
+/// Where this pass writes the generated manifest.
+struct Output {
+    bucket: String,
+    folder: String,
+    encryption: Option<OutputEncryption>,
+    requested: bool,
+}
+
+fn output(g: &Generator, report: Option<&ReportTarget>, pass: Pass, job: &Job) -> Option<Output> {
+    match (&g.output, report) {
+        (Some(o), _) => Some(Output {
+            bucket: o.bucket.clone(),
+            folder: o.folder(&job.id),
+            encryption: o.encryption.clone(),
+            requested: true,
+        }),
+        // A job that waits for confirmation runs on what was listed before it: kept next to
+        // its report.
+        (None, Some(r)) if pass == Pass::Count => Some(Output {
+            bucket: r.bucket.clone(),
+            folder: format!("{}/generated-manifest", r.job_folder(&job.id)),
+            encryption: None,
+            requested: false,
+        }),
+        _ => None,
+    }
+}
+
+/// The data file being written.
+struct DataFile {
+    gz: flate2::write::GzEncoder<Vec<u8>>,
+    rows: u64,
+}
+
+impl DataFile {
+    fn new() -> Self {
+        DataFile { gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()), rows: 0 }
+    }
+
+    fn push(&mut self, bucket: &str, encoded_key: &str, o: &ListedObject, versioned: bool) {
+        let modified = o.last_modified.map(iso8601).unwrap_or_default();
+        let mut cols = vec![quoted(bucket), quoted(encoded_key)];
+        if versioned {
+            cols.push(quoted(o.version_id.as_deref().unwrap_or("null")));
+            cols.push(quoted(if o.is_latest { "true" } else { "false" }));
+            cols.push(quoted("false"));
+        }
+        cols.extend([quoted(&o.size.to_string()), quoted(&modified), quoted(&o.etag), quoted(&o.storage_class)]);
+        let line = cols.join(",") + "\n";
+        self.gz.write_all(line.as_bytes()).expect("gzip to memory");
+        self.rows += 1;
+    }
+
+    /// The compressed file, and a fresh one in its place.
+    fn take(&mut self) -> Vec<u8> {
+        let full = std::mem::replace(self, DataFile::new());
+        full.gz.finish().expect("gzip to memory")
+    }
+}
+
+/// What became of one listed object.
+enum Decision {
+    Include,
+    Skip,
+    Fail(JobFailure),
+}
+
+fn generation_failed(bucket: &str, what: &str, e: &StorageError) -> JobFailure {
+    JobFailure::new("ManifestGenerationFailed", format!("{what} s3://{bucket} failed: {} {}", e.code, e.message))
+}
+
+impl Chunker {
+    async fn decide(
+        &self,
+        g: &Generator,
+        rules: &[ReplicationRule],
+        versioned: bool,
+        all_versions: bool,
+        o: &ListedObject,
+    ) -> Result<Decision> {
+        let f = &g.filter;
+        if o.is_delete_marker || (versioned && !all_versions && !o.is_latest) || !f.matches_listing(o) {
+            return Ok(Decision::Skip);
+        }
+        let version = if versioned { o.version_id.as_deref() } else { None };
+        if f.eligible_for_replication {
+            let tags = if needs_tags(rules) {
+                match self.objects.tags(&g.source_bucket, &o.key, version).await {
+                    Ok(t) => t,
+                    Err(e) if e.http_status == 404 => return Ok(Decision::Skip),
+                    Err(e) if transient(&e) => return Err(e.into()),
+                    Err(e) => return Ok(Decision::Fail(generation_failed(&g.source_bucket, "Reading tags in", &e))),
+                }
+            } else {
+                Vec::new()
+            };
+            if !f.eligible(rules, &o.key, &tags) {
+                return Ok(Decision::Skip);
+            }
+        }
+        if f.needs_head() {
+            let head = match self.objects.head(&g.source_bucket, &o.key, version).await {
+                Ok(h) => Some(h),
+                // An SSE-C object answers a HEAD without its key with 400.
+                Err(e) if e.http_status == 400 => None,
+                Err(e) if e.http_status == 404 => return Ok(Decision::Skip),
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return Ok(Decision::Fail(generation_failed(&g.source_bucket, "HeadObject in", &e))),
+            };
+            if !f.matches_head(head.as_ref()) {
+                return Ok(Decision::Skip);
+            }
+        }
+        Ok(Decision::Include)
+    }
+
+    async fn write_data_file(&self, out: &Output, index: u64, body: Vec<u8>) -> Result<()> {
+        let md5 = hex::encode(Md5::digest(&body));
+        let key = format!("{}/data/{index:06}-{md5}.csv.gz", out.folder);
+        self.objects
+            .put_encrypted(&out.bucket, &key, Bytes::from(body), "application/gzip", out.encryption.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `manifest.json` (and `manifest.checksum`) over the data files written.
+    async fn write_manifest(&self, out: &Output, g: &Generator, versioned: bool) -> Result<GeneratedManifest> {
+        let prefix = format!("{}/data/", out.folder);
+        let mut files: Vec<(u64, InventoryFile)> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let req =
+                ListRequest { bucket: &out.bucket, prefix: &prefix, token: token.as_deref(), ..Default::default() };
+            let page = self.objects.list(&req).await?;
+            for o in page.objects {
+                let name = o.key[prefix.len()..].trim_end_matches(".csv.gz").to_string();
+                let Some((index, md5)) = name.split_once('-') else { continue };
+                let Ok(index) = index.parse::<u64>() else { continue };
+                // Two files of one index: a listing that changed between two deliveries.
+                if files.iter().any(|(i, _)| *i == index) {
+                    tracing::warn!(key = %o.key, "a second data file of the same index: not listed");
+                    continue;
+                }
+                files.push((
+                    index,
+                    InventoryFile { bucket: out.bucket.clone(), key: o.key, size: o.size, md5: md5.into() },
+                ));
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        files.sort_by_key(|(i, _)| *i);
+        let files: Vec<InventoryFile> = files.into_iter().map(|(_, f)| f).collect();
+        let schema = if versioned { SCHEMA_VERSIONED } else { SCHEMA };
+        let json = manifest_json(&g.source_bucket, &out.bucket, schema, &files, super::now(), "2021-11-30");
+        let key = format!("{}/manifest.json", out.folder);
+        let enc = out.encryption.as_ref();
+        let checksum = hex::encode(Md5::digest(json.as_bytes()));
+        let etag = self.objects.put_encrypted(&out.bucket, &key, Bytes::from(json), "application/json", enc).await?;
+        let sum_key = format!("{}/manifest.checksum", out.folder);
+        self.objects.put_encrypted(&out.bucket, &sum_key, Bytes::from(checksum), "text/plain", enc).await?;
+        info!(bucket = %out.bucket, key = %key, files = files.len(), format = GENERATED_FORMAT, "generated manifest written");
+        Ok(GeneratedManifest { bucket: out.bucket.clone(), key, etag, requested: out.requested })
+    }
+
+    /// Lists the source bucket from the job's checkpoint and cuts (or counts) its chunks.
+    pub(super) async fn list_pass(
+        &self,
+        job: Job,
+        op: &Operation,
+        g: &Generator,
+        report: Option<&ReportTarget>,
+        pass: Pass,
+        deadline: Instant,
+    ) -> Result<()> {
+        let id = job.id.clone();
+        let bucket = g.source_bucket.as_str();
+        let versioned = match self.objects.versioned(bucket).await {
+            Ok(v) => v,
+            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the versioning of", &e)).await,
+        };
+        let rules = if g.filter.eligible_for_replication {
+            match self.objects.replication_rules(bucket).await {
+                Ok(r) => r,
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await,
+            }
+        } else {
+            Vec::new()
+        };
+        // Batch Replication replicates every version; other operations act on the current one.
+        let all_versions = versioned && op.name() == "S3ReplicateObject";
+        let out = output(g, report, pass, &job);
+        let unit = if out.is_some() { FILE_CHUNKS } else { 1 };
+        let prefixes = g.filter.list_prefixes();
+        let from = job.checkpoint.clone();
+        let mut pos = from.clone();
+        let mut batch = RowBatch::new(self.settings.chunk_size);
+        let mut data = DataFile::new();
+        let mut pending: Vec<ChunkMessage> = Vec::new();
+        while (pos.prefix as usize) < prefixes.len() {
+            let req = ListRequest {
+                bucket,
+                prefix: &prefixes[pos.prefix as usize],
+                versions: versioned,
+                token: pos.token.as_deref(),
+                expected_owner: g.expected_owner.as_deref(),
+            };
+            let page = match self.objects.list(&req).await {
+                Ok(p) => p,
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return self.fail(&id, generation_failed(bucket, "Listing", &e)).await,
+            };
+            for (i, o) in page.objects.iter().enumerate().skip(pos.offset as usize) {
+                pos.listed += 1;
+                match self.decide(g, &rules, versioned, all_versions, o).await? {
+                    Decision::Skip => continue,
+                    Decision::Fail(f) => return self.fail(&id, f).await,
+                    Decision::Include => {}
+                }
+                pos.tasks += 1;
+                if let Some(f) = self.beyond_limits(pos.tasks, 0, String::new) {
+                    return self.fail(&id, f).await;
+                }
+                let encoded_key = encode_key(&o.key);
+                if out.is_some() {
+                    data.push(bucket, &encoded_key, o, versioned);
+                }
+                let version_id = if versioned { o.version_id.clone() } else { None };
+                let target = TaskTarget { bucket: bucket.to_string(), key: o.key.clone(), version_id };
+                if !batch.push(&Ok(ManifestEntry { line: pos.tasks, target, encoded_key })) {
+                    continue;
+                }
+                let msg = batch.take(&id, pos.next_chunk, None).expect("a full batch");
+                pos.next_chunk += 1;
+                if pass == Pass::Cut && msg.index >= from.sent {
+                    pending.push(msg);
+                    if pending.len() >= super::chunker::SEND_BATCH {
+                        self.send(&mut pending).await?;
+                    }
+                }
+                if !pos.next_chunk.is_multiple_of(unit) {
+                    continue;
+                }
+                if let Some(out) = &out {
+                    self.write_data_file(out, pos.files, data.take()).await?;
+                    pos.files += 1;
+                }
+                if Instant::now() >= deadline {
+                    self.send(&mut pending).await?;
+                    let at = crate::job::Checkpoint {
+                        offset: i as u64 + 1,
+                        sent: from.sent.max(pos.next_chunk),
+                        ..pos.clone()
+                    };
+                    return self.continue_later(job, from, at).await;
+                }
+            }
+            pos.offset = 0;
+            match page.next {
+                Some(t) => pos.token = Some(t),
+                None => {
+                    pos.token = None;
+                    pos.prefix += 1;
+                }
+            }
+            // A listing that matches little must hand on too: between pages, when nothing
+            // listed is waiting in a chunk or a data file.
+            if Instant::now() >= deadline && batch.is_empty() && data.rows == 0 && pos.listed > from.listed {
+                self.send(&mut pending).await?;
+                let at = crate::job::Checkpoint { sent: from.sent.max(pos.next_chunk), ..pos.clone() };
+                return self.continue_later(job, from, at).await;
+            }
+        }
+        if let Some(msg) = batch.take(&id, pos.next_chunk, None) {
+            pos.next_chunk += 1;
+            if pass == Pass::Cut && msg.index >= from.sent {
+                pending.push(msg);
+            }
+        }
+        self.send(&mut pending).await?;
+        let generated = match &out {
+            Some(out) => {
+                if data.rows > 0 {
+                    self.write_data_file(out, pos.files, data.take()).await?;
+                }
+                Some(self.write_manifest(out, g, versioned).await?)
+            }
+            None => None,
+        };
+        let (tasks, listed) = (pos.tasks, pos.listed);
+        if tasks == 0 {
+            info!(job_id = %id, listed, "the manifest generator matched no object");
+        }
+        self.finish(&id, pass, tasks, pos.next_chunk, |j| {
+            j.generated_manifest = generated.clone();
+            j.checkpoint.listed = listed;
+            if tasks == 0 {
+                j.status_update_reason = Some(format!(
+                    "The manifest generator matched none of the {listed} objects listed in s3://{bucket}: no tasks to run"
+                ));
+            }
+        })
+        .await
+    }
+}

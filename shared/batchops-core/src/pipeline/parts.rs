@@ -1,0 +1,334 @@
+//! S3 Inventory manifests, read in parallel: the chunker reads `manifest.json` and sends one
+//! `File` control message per data file; each file is checked against its MD5, decompressed
+//! as it streams, and cut into chunks that carry their rows. A file that outlasts the time
+//! budget continues in another invocation from the first line of its unfinished chunk (gzip
+//! cannot be entered in the middle, so the continuation decompresses from the file's start
+//! and skips the lines before it; chunk boundaries therefore never depend on where an
+//! invocation stopped). When a file is done its counts are recorded once
+//! ([`JobStore::record_part`]); the chunker that records the last file ends the pass.
+//!
+//! [`JobStore::record_part`]: crate::ports::JobStore::record_part
+
+use std::io::Write;
+use std::time::Instant;
+
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use tracing::info;
+
+use super::chunker::{object_read_failure, read_failure, transient, Chunker, SEND_BATCH};
+use super::{encode, modify};
+use crate::chunk::{is_blank, part_chunk_index, ChunkMessage, ControlMessage, FileCheckpoint, RowBatch};
+use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
+use crate::job::{JobFailure, JobId, JobStatus};
+use crate::manifest::parse_row;
+use crate::ports::{read_all, PartRecord, Pass, RecordOutcome};
+use crate::spec::{ManifestField, ManifestRef};
+use crate::Result;
+
+/// The largest `manifest.json` read (it lists the data files; thousands fit in a few MiB).
+const MAX_INVENTORY_MANIFEST: u64 = 64 * 1024 * 1024;
+
+fn invalid(reason: impl Into<String>) -> JobFailure {
+    JobFailure::new("InvalidManifestContent", reason)
+}
+
+/// Splits decompressed bytes into numbered lines, keeping only the unfinished last line.
+struct Lines {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out.
+    consumed: usize,
+    /// Number of the line starting at `consumed`.
+    next: u64,
+}
+
+impl Lines {
+    /// The next complete line, if `buf` holds one.
+    fn next_line(&mut self) -> Option<(u64, std::ops::Range<usize>)> {
+        let rest = &self.buf[self.consumed..];
+        let i = memchr::memchr(b'\n', rest)?;
+        let range = self.consumed..self.consumed + i;
+        self.consumed += i + 1;
+        self.next += 1;
+        Some((self.next - 1, range))
+    }
+
+    /// Drops what was handed out, keeping the unfinished line.
+    fn compact(&mut self) {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+    }
+
+    /// The last line when it has no terminator.
+    fn last(&mut self) -> Option<(u64, std::ops::Range<usize>)> {
+        (self.consumed < self.buf.len()).then(|| {
+            let r = self.consumed..self.buf.len();
+            self.consumed = self.buf.len();
+            self.next += 1;
+            (self.next - 1, r)
+        })
+    }
+}
+
+impl Chunker {
+    /// Reads and checks an inventory's `manifest.json`; `None` when it failed the job.
+    pub(super) async fn read_inventory(&self, id: &JobId, m: &ManifestRef) -> Result<Option<InventoryManifest>> {
+        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
+        let read = match self.objects.read(&m.bucket, &m.key, version, 0, Some(MAX_INVENTORY_MANIFEST + 1), etag).await
+        {
+            Ok(stream) => read_all(stream).await,
+            Err(e) => Err(e),
+        };
+        let json = match read {
+            Ok(json) => json,
+            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) => {
+                self.fail(id, read_failure(m, &e)).await?;
+                return Ok(None);
+            }
+        };
+        if json.len() as u64 > MAX_INVENTORY_MANIFEST {
+            let reason = format!("The inventory manifest s3://{}/{} is larger than 64 MiB", m.bucket, m.key);
+            self.fail(id, JobFailure::new("ManifestTooLarge", reason)).await?;
+            return Ok(None);
+        }
+        match parse_manifest(&json, &m.bucket) {
+            Ok(inv) => Ok(Some(inv)),
+            Err(reason) => {
+                self.fail(id, invalid(format!("{reason} (s3://{}/{})", m.bucket, m.key))).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends one `File` message per data file of the inventory (an empty one ends at once).
+    pub(super) async fn fan_out(&self, id: &JobId, pass: Pass, inventory: InventoryManifest) -> Result<()> {
+        let n = inventory.files.len() as u64;
+        let live = |s: JobStatus| matches!(s, JobStatus::Preparing | JobStatus::Active);
+        let set = modify(&*self.store, id, |j| {
+            live(j.status) && {
+                j.progress.parts_total = Some(n);
+                true
+            }
+        })
+        .await?;
+        if set.is_none() {
+            info!(job_id = %id, "job no longer prepared: inventory files not sent");
+            return Ok(());
+        }
+        if n == 0 {
+            info!(job_id = %id, "the inventory has no data files: no tasks");
+            return self.finish(id, pass, 0, 0, |_| {}).await;
+        }
+        let messages: Vec<String> = inventory
+            .files
+            .into_iter()
+            .enumerate()
+            .map(|(part, file)| {
+                encode(&ControlMessage::File {
+                    job_id: id.clone(),
+                    pass,
+                    part: part as u64,
+                    file,
+                    fields: inventory.fields.clone(),
+                    at: FileCheckpoint::default(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        for batch in messages.chunks(SEND_BATCH) {
+            self.control.send(batch.to_vec()).await?;
+        }
+        info!(job_id = %id, files = n, "inventory files sent to the chunkers");
+        Ok(())
+    }
+
+    /// Checks a data file against the MD5 in `manifest.json`: from its ETag when that is the
+    /// MD5 (a single-part upload), else by reading it. Returns the ETag, or the failure.
+    async fn verify(&self, file: &InventoryFile) -> Result<std::result::Result<String, JobFailure>> {
+        let head = match self.objects.head(&file.bucket, &file.key, None).await {
+            Ok(h) => h,
+            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
+        };
+        let mismatch = |actual: &str| {
+            Err(JobFailure::new(
+                "ManifestChecksumMismatch",
+                format!(
+                    "The inventory file s3://{}/{} has MD5 {actual}, not the {} its manifest.json gives",
+                    file.bucket, file.key, file.md5
+                ),
+            ))
+        };
+        if !head.etag.contains('-') && head.server_side_encryption.as_deref() != Some("aws:kms") {
+            return Ok(if head.etag.eq_ignore_ascii_case(&file.md5) { Ok(head.etag) } else { mismatch(&head.etag) });
+        }
+        let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&head.etag)).await {
+            Ok(s) => s,
+            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
+        };
+        let mut md5 = Md5::new();
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(p) => md5.update(&p),
+                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
+            }
+        }
+        let actual = hex::encode(md5.finalize());
+        Ok(if actual == file.md5 { Ok(head.etag) } else { mismatch(&actual) })
+    }
+
+    /// Reads one data file from `at` and cuts its chunks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn file(
+        &self,
+        id: &JobId,
+        pass: Pass,
+        part: u64,
+        file: &InventoryFile,
+        fields: &[ManifestField],
+        mut at: FileCheckpoint,
+        deadline: Instant,
+    ) -> Result<()> {
+        let job = self.store.get(id).await?;
+        let expected = match pass {
+            Pass::Count => job.status == JobStatus::Preparing,
+            Pass::Cut => {
+                job.status == JobStatus::Preparing
+                    || (job.status == JobStatus::Active && job.progress.total_chunks.is_none())
+            }
+        };
+        if !expected {
+            info!(job_id = %id, part, status = %job.status, "inventory file of a job no longer prepared: skipped");
+            return Ok(());
+        }
+        let etag = match at.etag.clone() {
+            Some(e) => e,
+            None => match self.verify(file).await? {
+                Ok(e) => {
+                    at.etag = Some(e.clone());
+                    at.line = 1;
+                    e
+                }
+                Err(failure) => return self.fail(id, failure).await,
+            },
+        };
+        let origin = format!("inventory file {}", file.key);
+        let fail_read = |e: &crate::ports::StorageError| object_read_failure(&file.bucket, &file.key, e);
+        let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
+            Ok(s) => s,
+            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) => return self.fail(id, fail_read(&e)).await,
+        };
+        let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
+        let mut lines = Lines { buf: Vec::with_capacity(256 * 1024), consumed: 0, next: 1 };
+        let mut batch = RowBatch::new(self.settings.chunk_size);
+        let mut pending: Vec<ChunkMessage> = Vec::new();
+        let (mut tasks, mut next_chunk) = (at.tasks, at.next_chunk);
+        let mut ended = false;
+        let bad_gzip = |e: std::io::Error| {
+            invalid(format!("The inventory file s3://{}/{} is not valid gzip: {e}", file.bucket, file.key))
+        };
+        while !ended {
+            match stream.next().await {
+                Some(Ok(piece)) => {
+                    if let Err(e) = gunzip.write_all(&piece) {
+                        return self.fail(id, bad_gzip(e)).await;
+                    }
+                }
+                Some(Err(e)) if transient(&e) => return Err(e.into()),
+                Some(Err(e)) => return self.fail(id, fail_read(&e)).await,
+                None => {
+                    if let Err(e) = gunzip.try_finish() {
+                        return self.fail(id, bad_gzip(e)).await;
+                    }
+                    ended = true;
+                }
+            }
+            lines.buf.extend_from_slice(gunzip.get_ref());
+            gunzip.get_mut().clear();
+            loop {
+                let next = match lines.next_line() {
+                    Some(l) => Some(l),
+                    None if ended => lines.last(),
+                    None => None,
+                };
+                let Some((n, range)) = next else { break };
+                if n < at.line {
+                    continue;
+                }
+                let raw = &lines.buf[range];
+                if let Some(failure) = self.beyond_limits(tasks, raw.len() as u64, || format!("{origin} line {n}")) {
+                    return self.fail(id, failure).await;
+                }
+                if is_blank(raw) {
+                    continue;
+                }
+                tasks += 1;
+                if batch.push(&parse_row(&origin, fields, n, raw)) {
+                    let index = part_chunk_index(part, next_chunk);
+                    next_chunk += 1;
+                    let msg = batch.take(id, index, Some(part)).expect("a full batch");
+                    if pass == Pass::Cut {
+                        pending.push(msg);
+                    }
+                    if pending.len() >= SEND_BATCH {
+                        self.send(&mut pending).await?;
+                    }
+                    if Instant::now() >= deadline {
+                        self.send(&mut pending).await?;
+                        let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: Some(etag.clone()) };
+                        info!(job_id = %id, part, line = n + 1, "time budget used: the file continues");
+                        let msg = ControlMessage::File {
+                            job_id: id.clone(),
+                            pass,
+                            part,
+                            file: file.clone(),
+                            fields: fields.to_vec(),
+                            at: next,
+                        };
+                        return self.control.send(vec![encode(&msg)?]).await;
+                    }
+                }
+            }
+            lines.compact();
+            if !lines.buf.is_empty() {
+                if let Some(failure) =
+                    self.beyond_limits(tasks, lines.buf.len() as u64, || format!("{origin} line {}", lines.next))
+                {
+                    return self.fail(id, failure).await;
+                }
+            }
+        }
+        if let Some(msg) = batch.take(id, part_chunk_index(part, next_chunk), Some(part)) {
+            next_chunk += 1;
+            if pass == Pass::Cut {
+                pending.push(msg);
+            }
+        }
+        self.send(&mut pending).await?;
+        let record = PartRecord { pass, part, tasks, chunks: next_chunk };
+        match self.store.record_part(id, &record).await? {
+            RecordOutcome::Recorded => {}
+            other => {
+                info!(job_id = %id, part, outcome = ?other, "inventory file already recorded or job closed");
+                return Ok(());
+            }
+        }
+        let job = self.store.get(id).await?;
+        let counts = match pass {
+            Pass::Count => &job.progress.counted,
+            Pass::Cut => &job.progress.cut,
+        };
+        info!(job_id = %id, part, tasks, files_done = counts.parts, "inventory file read");
+        if let Some(failure) = self.beyond_limits(counts.tasks, 0, String::new) {
+            return self.fail(id, failure).await;
+        }
+        if Some(counts.parts) == job.progress.parts_total {
+            let (tasks, chunks) = (counts.tasks, counts.chunks);
+            return self.finish(id, pass, tasks, chunks, |_| {}).await;
+        }
+        Ok(())
+    }
+}
