@@ -220,8 +220,16 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn versioned(&self, bucket: &str) -> Result<bool, StorageError> {
-        let out = self.client.get_bucket_versioning().bucket(bucket).send().await.map_err(|e| storage(&e))?;
-        Ok(out.status().is_some())
+        match self.client.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(out) => Ok(out.status().is_some()),
+            // moto answers with a `GetBucketVersioningResponse` root element, which the SDK
+            // does not read (S3 says `VersioningConfiguration`): read its Status from the body.
+            Err(aws_sdk_s3::error::SdkError::ServiceError(se)) if se.raw().status().as_u16() == 200 => {
+                let body = se.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+                Ok(body.contains("<Status>Enabled</Status>") || body.contains("<Status>Suspended</Status>"))
+            }
+            Err(e) => Err(storage(&e)),
+        }
     }
 
     async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {

@@ -174,9 +174,14 @@ pub fn header_row(fields: &[ManifestField], first_line: &[u8]) -> Option<String>
     let text = String::from_utf8_lossy(first_line.strip_suffix(b"\r").unwrap_or(first_line));
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let cols = split_csv(text).ok()?;
-    let at = fields.iter().position(|f| *f == ManifestField::Bucket)?;
-    let bucket = cols.get(at)?;
-    (!bucket.is_empty() && !crate::spec::valid_bucket_name(bucket)).then(|| {
+    let col = |f: ManifestField| fields.iter().position(|x| *x == f).and_then(|i| cols.get(i));
+    let bucket = col(ManifestField::Bucket)?;
+    let key = col(ManifestField::Key).map(String::as_str).unwrap_or("");
+    // A column name, not a bucket: characters no bucket name has (capitals, spaces, `_`), or
+    // the plain `bucket,key`. A merely invalid name (too short) is left to fail its task.
+    let named = bucket.chars().any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'))
+        || (bucket.eq_ignore_ascii_case("bucket") && key.eq_ignore_ascii_case("key"));
+    (named && !bucket.is_empty()).then(|| {
         format!(
             "manifest line 1: '{bucket}' is not a bucket name; CSV manifests have no header row \
              (S3 Batch Operations refuses them too): remove the first line"
@@ -259,12 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn a_header_row_is_recognised_by_its_bucket_column() {
+    fn a_header_row_is_recognised_by_its_bucket_column_name() {
         assert!(header_row(&[Bucket, Key], b"Bucket,Key").unwrap().starts_with("manifest line 1:"));
         assert!(header_row(&[Ignore, Bucket, Key], b"x,bucket_name,key").is_some());
         assert!(header_row(&[Bucket, Key], b"my-bucket,Key").is_none());
         assert!(header_row(&[Bucket, Key], "\u{feff}bk1,k\r".as_bytes()).is_none());
         assert!(header_row(&[Bucket, Key], b"").is_none());
+        assert!(header_row(&[Bucket, Key], b"bucket,key").is_some());
+        assert!(header_row(&[Bucket, Key], b"b,k").is_none(), "a short name fails its task, not the job");
     }
 
     #[test]

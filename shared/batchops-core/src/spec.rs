@@ -217,7 +217,7 @@ pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), key.to_string()))
 }
 
-pub(crate) fn valid_bucket_name(b: &str) -> bool {
+fn valid_bucket_name(b: &str) -> bool {
     (3..=63).contains(&b.len())
         && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && b.starts_with(|c: char| c.is_ascii_alphanumeric())
