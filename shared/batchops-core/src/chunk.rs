@@ -3,26 +3,37 @@
 //! A chunk of a CSV manifest is a byte range of it holding whole lines; its message carries
 //! only the range, so it stays tiny whatever the keys' length, and the executor reads the
 //! range back (with the manifest's ETag as If-Match). Rows the chunker had to read itself
-//! (gzip inventory files, listings) travel in the message: at most `chunk_size` rows and
-//! [`MAX_ROW_BYTES`] of them, as gzip JSON. Chunk indexes are a function of the manifest, the
+//! (gzip inventory files, listings) travel in the message as JSON: at most `chunk_size` rows
+//! and [`MAX_ROW_BYTES`] of them (about 100 bytes a row: 1,000 rows take two 64 KiB SQS
+//! billing units; compressing them cost the chunker more than it saved). Chunk indexes are a function of the manifest, the
 //! chunk size and where the invocations stopped, so a chunk cut again after a redelivery has
 //! the same index both times.
 
-use std::io::Write;
-
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::InventoryFile;
 use crate::job::{Checkpoint, JobId};
-use crate::manifest::{decode_key, BadLine, ManifestEntry, ParsedLine};
+use crate::manifest::{decode_key, BadLine, ManifestEntry, ParsedLine, RowRef};
 use crate::ops::TaskTarget;
 use crate::ports::Pass;
 use crate::spec::ManifestField;
 
-/// Uncompressed bytes of the rows one chunk message carries, at most: gzip and base64 keep
-/// the message well under SQS's 256 KiB whatever the keys.
+/// Bytes of the rows one chunk message carries, at most: the message stays under SQS's
+/// 256 KiB whatever the keys.
 pub const MAX_ROW_BYTES: usize = 160 * 1024;
+
+/// The rows of a chunk message: a JSON array of [`WireRow`]s, kept as written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Rows(Box<serde_json::value::RawValue>);
+
+impl PartialEq for Rows {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Rows {}
 
 /// A message of the control queue, read by the manifest chunker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +84,7 @@ pub struct ChunkMessage {
     pub part: Option<u64>,
     /// The rows themselves (see [`RowBatch`]), for sources that are not byte ranges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<String>,
+    pub rows: Option<Rows>,
 }
 
 /// A row as a chunk message carries it: `[line, bucket, encoded key, version]` for a task,
@@ -85,37 +96,104 @@ enum WireRow {
     Bad(u64, String, String, String, String),
 }
 
+/// Writes `n` in decimal (as `write!` would, without its formatting machinery).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|d| *d as char));
+}
+
+/// Writes `s` as a JSON string (what serde_json writes, without its per-call overhead: rows
+/// are written by the million).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    // Nearly every key needs no escape: decided without branching per byte (vectorizes).
+    let plain = !s.bytes().fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escaped.is_empty() {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 /// Collects the rows of one chunk message.
 #[derive(Debug)]
 pub struct RowBatch {
     chunk_size: u64,
-    json: Vec<u8>,
+    json: String,
     rows: u64,
     first_line: u64,
 }
 
 impl RowBatch {
     pub fn new(chunk_size: u64) -> Self {
-        RowBatch { chunk_size: chunk_size.max(1), json: Vec::with_capacity(16 * 1024), rows: 0, first_line: 0 }
+        RowBatch { chunk_size: chunk_size.max(1), json: String::with_capacity(16 * 1024), rows: 0, first_line: 0 }
     }
 
     /// Adds a row; true when the batch is full (chunk size or bytes).
-    pub fn push(&mut self, row: &ParsedLine) -> bool {
-        let wire = match row {
-            Ok(e) => WireRow::Task(e.line, e.target.bucket.clone(), e.encoded_key.clone(), e.target.version_id.clone()),
-            Err(b) => {
-                WireRow::Bad(b.line, b.bucket.clone(), b.encoded_key.clone(), b.version_id.clone(), b.reason.clone())
-            }
-        };
+    pub fn push(&mut self, row: &Result<RowRef<'_>, BadLine>) -> bool {
         let line = match row {
-            Ok(e) => e.line,
+            Ok(r) => r.line,
             Err(b) => b.line,
         };
         if self.rows == 0 {
             self.first_line = line;
         }
-        self.json.push(if self.rows == 0 { b'[' } else { b',' });
-        serde_json::to_writer(&mut self.json, &wire).expect("rows serialize");
+        let out = &mut self.json;
+        out.push_str(if self.rows == 0 { "[[" } else { ",[" });
+        push_u64(out, line);
+        out.push(',');
+        match row {
+            Ok(r) => {
+                push_json_str(out, &r.bucket);
+                out.push(',');
+                push_json_str(out, &r.encoded_key);
+                out.push(',');
+                match &r.version_id {
+                    Some(v) => push_json_str(out, v),
+                    None => out.push_str("null"),
+                }
+            }
+            Err(b) => {
+                for (i, s) in [&b.bucket, &b.encoded_key, &b.version_id, &b.reason].into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_json_str(out, s);
+                }
+            }
+        }
+        out.push(']');
         self.rows += 1;
         self.rows >= self.chunk_size || self.json.len() >= MAX_ROW_BYTES
     }
@@ -124,39 +202,35 @@ impl RowBatch {
         self.rows == 0
     }
 
-    /// The batch as a chunk message (and empties it); `None` when it holds no row.
-    pub fn take(&mut self, job_id: &JobId, index: u64, part: Option<u64>) -> Option<ChunkMessage> {
+    /// The batch as the body of a [`ChunkMessage`] (and empties it); `None` when it holds no
+    /// row. Written here rather than through serde, so the rows are not parsed again.
+    pub fn take(&mut self, job_id: &JobId, index: u64, part: Option<u64>) -> Option<String> {
+        use std::fmt::Write;
         if self.rows == 0 {
             return None;
         }
-        self.json.push(b']');
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&self.json).expect("gzip to memory");
-        let packed = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gzip to memory"));
-        let msg = ChunkMessage {
-            job_id: job_id.clone(),
-            index,
-            start: 0,
-            end: 0,
-            first_line: self.first_line,
-            tasks: self.rows,
-            part,
-            rows: Some(packed),
-        };
+        let id = serde_json::to_string(job_id).expect("an ID serializes");
+        let mut body = String::with_capacity(self.json.len() + 200);
+        let _ = write!(
+            body,
+            "{{\"job_id\":{id},\"index\":{index},\"start\":0,\"end\":0,\"first_line\":{},\"tasks\":{}",
+            self.first_line, self.rows
+        );
+        if let Some(p) = part {
+            let _ = write!(body, ",\"part\":{p}");
+        }
+        body.push_str(",\"rows\":");
+        body.push_str(&self.json);
+        body.push_str("]}");
         self.json.clear();
         self.rows = 0;
-        Some(msg)
+        Some(body)
     }
 }
 
 /// The rows a chunk message carries, read back.
-pub fn decode_rows(packed: &str) -> Result<Vec<ParsedLine>, String> {
-    let gz =
-        base64::engine::general_purpose::STANDARD.decode(packed).map_err(|e| format!("rows are not base64: {e}"))?;
-    let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)
-        .map_err(|e| format!("rows are not gzip: {e}"))?;
-    let rows: Vec<WireRow> = serde_json::from_slice(&json).map_err(|e| format!("rows are not readable: {e}"))?;
+pub fn decode_rows(packed: &Rows) -> Result<Vec<ParsedLine>, String> {
+    let rows: Vec<WireRow> = serde_json::from_str(packed.0.get()).map_err(|e| format!("rows are not readable: {e}"))?;
     Ok(rows
         .into_iter()
         .map(|r| match r {
@@ -396,36 +470,54 @@ mod tests {
     fn rows_travel_in_the_message_and_read_back() {
         let fields = [ManifestField::Bucket, ManifestField::Key, ManifestField::VersionId];
         let lines = ["\"b\",\"a%20b\",\"v1\"", "\"b\",\"k\"", "\"b\",\"caf%C3%A9\",\"null\""];
-        let parsed: Vec<ParsedLine> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| crate::manifest::parse_row("inventory file f.csv.gz", &fields, i as u64 + 1, l.as_bytes()))
-            .collect();
+        let origin = "inventory file f.csv.gz";
+        let read = |i: usize| crate::manifest::read_row(origin, &fields, i as u64 + 1, lines[i].as_bytes());
+        let parsed: Vec<ParsedLine> =
+            (0..3).map(|i| crate::manifest::parse_row(origin, &fields, i as u64 + 1, lines[i].as_bytes())).collect();
         let mut batch = RowBatch::new(3);
-        assert!(!batch.push(&parsed[0]));
-        assert!(!batch.push(&parsed[1]));
-        assert!(batch.push(&parsed[2]), "full at the chunk size");
-        let msg = batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap();
+        assert!(!batch.push(&read(0)));
+        assert!(!batch.push(&read(1)));
+        assert!(batch.push(&read(2)), "full at the chunk size");
+        let msg: ChunkMessage =
+            serde_json::from_str(&batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
         assert!(batch.is_empty() && batch.take(&id(), 0, None).is_none());
         assert_eq!((msg.index, msg.tasks, msg.first_line), ((2 << 32) | 5, 3, 1));
-        let back = decode_rows(msg.rows.as_deref().unwrap()).unwrap();
+        let back = decode_rows(msg.rows.as_ref().unwrap()).unwrap();
         assert_eq!(back, parsed);
         assert!(back[1].as_ref().unwrap_err().reason.starts_with("inventory file f.csv.gz line 2: expected 3 columns"));
         assert_eq!(back[2].as_ref().unwrap().target.key, "café");
     }
 
     #[test]
+    fn rows_are_written_as_serde_json_writes_them() {
+        for s in ["plain/key%20x", "quo\"te", "back\\slash", "nl\ncr\rtab\t", "\u{1}\u{1f}", "ünï €"] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
     fn a_batch_is_full_by_bytes_before_rows() {
         let long = format!("b,{}", "k".repeat(1000));
-        let row = crate::manifest::parse_line(&[ManifestField::Bucket, ManifestField::Key], 1, long.as_bytes());
+        let row =
+            crate::manifest::read_row("manifest", &[ManifestField::Bucket, ManifestField::Key], 1, long.as_bytes());
         let mut batch = RowBatch::new(100_000);
         let mut n = 0;
         while !batch.push(&row) {
             n += 1;
         }
         assert!((150..170).contains(&n), "{n} rows of 1 KB");
-        let msg = batch.take(&id(), 0, None).unwrap();
-        assert!(serde_json::to_string(&msg).unwrap().len() < 64 * 1024, "the same key compresses well");
+        let body = batch.take(&id(), 0, None).unwrap();
+        assert!(body.len() < 200 * 1024, "under SQS's 256 KiB: {}", body.len());
+        let msg: ChunkMessage = serde_json::from_str(&body).unwrap();
+        assert_eq!((msg.tasks, msg.part), (n + 1, None));
+        assert_eq!(serde_json::to_string(&msg).unwrap(), body, "serde writes the same body");
     }
 
     #[test]

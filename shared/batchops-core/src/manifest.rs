@@ -4,6 +4,8 @@
 //! A line that cannot be read is not a failed job: it becomes a failed task whose message
 //! names the line, so one bad row costs one report row.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 use crate::ops::TaskTarget;
@@ -35,44 +37,78 @@ pub struct BadLine {
 pub type ParsedLine = Result<ManifestEntry, BadLine>;
 
 /// Splits one CSV record (RFC 4180 quoting, no embedded line breaks) into its columns.
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && at_start {
-            quoted = true;
-            at_start = false;
-        } else if c == ',' {
-            out.push(std::mem::take(&mut cur));
-            at_start = true;
-        } else {
-            cur.push(c);
-            at_start = false;
+fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
+    Fields { line, at: 0, done: false }.collect()
+}
+
+/// The columns of one CSV record, one at a time, each borrowed unless it has a doubled quote
+/// (nearly never): reading a row allocates nothing.
+struct Fields<'a> {
+    line: &'a str,
+    /// Where the next field starts.
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Cow<'a, str>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
         }
+        let (line, b, i) = (self.line, self.line.as_bytes(), self.at);
+        let n = b.len();
+        let (field, end) = if i < n && b[i] == b'"' {
+            // A quoted field: up to the quote that is not doubled.
+            let start = i + 1;
+            let mut j = start;
+            let mut doubled = false;
+            loop {
+                match memchr::memchr(b'"', &b[j..]) {
+                    None => {
+                        self.done = true;
+                        return Some(Err("unterminated quoted field".into()));
+                    }
+                    Some(q) if b.get(j + q + 1) == Some(&b'"') => {
+                        doubled = true;
+                        j += q + 2;
+                    }
+                    Some(q) => {
+                        j += q;
+                        break;
+                    }
+                }
+            }
+            let raw = &line[start..j];
+            let mut field = if doubled { Cow::Owned(raw.replace("\"\"", "\"")) } else { Cow::Borrowed(raw) };
+            // Anything between the closing quote and the next comma belongs to the field.
+            let k = match b.get(j + 1) {
+                Some(b',') | None => j + 1,
+                Some(_) => memchr::memchr(b',', &b[j + 1..]).map_or(n, |c| j + 1 + c),
+            };
+            if k > j + 1 {
+                field = Cow::Owned(format!("{field}{}", &line[j + 1..k]));
+            }
+            (field, k)
+        } else {
+            let k = memchr::memchr(b',', &b[i..]).map_or(n, |c| i + c);
+            (Cow::Borrowed(&line[i..k]), k)
+        };
+        if end >= n {
+            self.done = true;
+        } else {
+            self.at = end + 1;
+        }
+        Some(Ok(field))
     }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    out.push(cur);
-    Ok(out)
 }
 
 /// Decodes a manifest key: `%XX` escapes and `+` for space, and the result must be UTF-8.
 pub fn decode_key(encoded: &str) -> Result<String, String> {
+    if !encoded.bytes().any(|c| c == b'%' || c == b'+') {
+        return Ok(encoded.to_string());
+    }
     let b = encoded.as_bytes();
     for (i, _) in encoded.match_indices('%') {
         let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
@@ -107,6 +143,72 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
 
 /// Reads one line of `origin` (`manifest`, `inventory file <key>`), whose errors name it.
 pub fn parse_row(origin: &str, fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedLine {
+    let row = read_row(origin, fields, line_no, raw)?;
+    let key = decode_key(&row.encoded_key).map_err(|e| row.bad(origin, e))?;
+    Ok(ManifestEntry {
+        line: line_no,
+        target: TaskTarget { bucket: row.bucket.into_owned(), key, version_id: row.version_id.map(Cow::into_owned) },
+        encoded_key: row.encoded_key.into_owned(),
+    })
+}
+
+/// A well-formed manifest row, borrowed from its line: what a chunk message carries. Its key
+/// is known to URL-decode.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RowRef<'a> {
+    pub line: u64,
+    pub bucket: Cow<'a, str>,
+    pub encoded_key: Cow<'a, str>,
+    pub version_id: Option<Cow<'a, str>>,
+}
+
+impl RowRef<'_> {
+    fn bad(&self, origin: &str, reason: String) -> BadLine {
+        BadLine {
+            line: self.line,
+            bucket: self.bucket.to_string(),
+            encoded_key: self.encoded_key.to_string(),
+            version_id: self.version_id.as_deref().unwrap_or_default().to_string(),
+            reason: format!("{origin} line {}: {reason}", self.line),
+        }
+    }
+}
+
+/// True when `encoded` URL-decodes to UTF-8 (without building the key when it has no escape).
+fn decodes(encoded: &str) -> Result<(), String> {
+    if encoded.contains('%') {
+        decode_key(encoded).map(|_| ())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads one line of `origin` without copying it: [`parse_row`] without the decoded key.
+pub fn read_row<'a>(
+    origin: &str,
+    fields: &[ManifestField],
+    line_no: u64,
+    raw: &'a [u8],
+) -> Result<RowRef<'a>, BadLine> {
+    match std::str::from_utf8(raw) {
+        Ok(text) => read_text_row(origin, fields, line_no, text),
+        Err(_) => Err(BadLine {
+            line: line_no,
+            bucket: String::new(),
+            encoded_key: String::new(),
+            version_id: String::new(),
+            reason: format!("{origin} line {line_no}: is not UTF-8"),
+        }),
+    }
+}
+
+/// [`read_row`] of a line already known to be UTF-8.
+pub fn read_text_row<'a>(
+    origin: &str,
+    fields: &[ManifestField],
+    line_no: u64,
+    text: &'a str,
+) -> Result<RowRef<'a>, BadLine> {
     let bad = |bucket: &str, key: &str, version: &str, reason: String| BadLine {
         line: line_no,
         bucket: bucket.to_string(),
@@ -114,58 +216,49 @@ pub fn parse_row(origin: &str, fields: &[ManifestField], line_no: u64, raw: &[u8
         version_id: version.to_string(),
         reason: format!("{origin} line {line_no}: {reason}"),
     };
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let Ok(text) = std::str::from_utf8(raw) else {
-        return Err(bad("", "", "", "is not UTF-8".into()));
-    };
+    let text = text.strip_suffix('\r').unwrap_or(text);
     let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
-    let cols = match split_csv(text) {
-        Ok(c) => c,
-        Err(e) => return Err(bad("", text, "", e)),
-    };
     let pos = |f: ManifestField| fields.iter().position(|x| *x == f);
-    let get = |f: ManifestField| pos(f).and_then(|i| cols.get(i)).map(String::as_str).unwrap_or("");
-    let (bucket, key) = (get(ManifestField::Bucket), get(ManifestField::Key));
-    let declared_version = pos(ManifestField::VersionId).is_some();
+    let (at_bucket, at_key, at_version) =
+        (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
+    let declared_version = at_version.is_some();
     // Without a VersionId field, a third column may still carry a version ID, as in S3's own
     // manifest examples; with one, every line has exactly the declared columns.
-    let (version, expected_ok) = if declared_version {
-        (get(ManifestField::VersionId), cols.len() == fields.len())
-    } else if cols.len() == fields.len() + 1 {
-        (cols[fields.len()].as_str(), true)
-    } else {
-        ("", cols.len() == fields.len())
-    };
+    let version_at = at_version.unwrap_or(fields.len());
+    let (mut bucket, mut key, mut version) = (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
+    let mut found = 0;
+    for (i, field) in (Fields { line: text, at: 0, done: false }).enumerate() {
+        let field = match field {
+            Ok(f) => f,
+            Err(e) => return Err(bad("", text, "", e)),
+        };
+        if Some(i) == at_bucket {
+            bucket = field;
+        } else if Some(i) == at_key {
+            key = field;
+        } else if i == version_at {
+            version = field;
+        }
+        found += 1;
+    }
+    let expected_ok = found == fields.len() || (!declared_version && found == fields.len() + 1);
     if !expected_ok {
-        return Err(bad(
-            bucket,
-            key,
-            version,
-            format!("expected {} columns ({}), found {}", fields.len(), field_names(fields), cols.len()),
-        ));
+        let reason = format!("expected {} columns ({}), found {found}", fields.len(), field_names(fields));
+        return Err(bad(&bucket, &key, &version, reason));
     }
     if bucket.is_empty() {
-        return Err(bad(bucket, key, version, "the bucket column is empty".into()));
+        return Err(bad(&bucket, &key, &version, "the bucket column is empty".into()));
     }
     if key.is_empty() {
-        return Err(bad(bucket, key, version, "the key column is empty".into()));
+        return Err(bad(&bucket, &key, &version, "the key column is empty".into()));
     }
-    let decoded = match decode_key(key) {
-        Ok(k) => k,
-        Err(e) => return Err(bad(bucket, key, version, e)),
-    };
+    if let Err(e) = decodes(&key) {
+        return Err(bad(&bucket, &key, &version, e));
+    }
     if declared_version && version.is_empty() {
-        return Err(bad(bucket, key, version, "Task failed due to missing VersionId".into()));
+        return Err(bad(&bucket, &key, &version, "Task failed due to missing VersionId".into()));
     }
-    Ok(ManifestEntry {
-        line: line_no,
-        target: TaskTarget {
-            bucket: bucket.to_string(),
-            key: decoded,
-            version_id: (!version.is_empty()).then(|| version.to_string()),
-        },
-        encoded_key: key.to_string(),
-    })
+    Ok(RowRef { line: line_no, bucket, encoded_key: key, version_id: (!version.is_empty()).then_some(version) })
 }
 
 /// S3 refuses CSV manifests with a header row (its first line names no bucket); so does
@@ -174,6 +267,7 @@ pub fn header_row(fields: &[ManifestField], first_line: &[u8]) -> Option<String>
     let text = String::from_utf8_lossy(first_line.strip_suffix(b"\r").unwrap_or(first_line));
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let cols = split_csv(text).ok()?;
+    let cols: Vec<String> = cols.into_iter().map(Cow::into_owned).collect();
     let col = |f: ManifestField| fields.iter().position(|x| *x == f).and_then(|i| cols.get(i));
     let bucket = col(ManifestField::Bucket)?;
     let key = col(ManifestField::Key).map(String::as_str).unwrap_or("");
@@ -241,6 +335,15 @@ mod tests {
         assert_eq!(ok(&[Bucket, Key, VersionId], "b,k,null").target.version_id.as_deref(), Some("null"));
         let e = err(&[Bucket, Key, VersionId], "b,k,");
         assert!(e.reason.contains("missing VersionId"), "{}", e.reason);
+    }
+
+    #[test]
+    fn csv_fields_borrow_unless_quotes_are_doubled() {
+        let cols = split_csv(r#""a""b",c,"x"y,,"""#).unwrap();
+        assert_eq!(cols, vec!["a\"b", "c", "xy", "", ""]);
+        assert!(matches!(cols[1], Cow::Borrowed(_)) && matches!(cols[0], Cow::Owned(_)));
+        assert_eq!(split_csv("a,b,").unwrap(), vec!["a", "b", ""]);
+        assert!(split_csv("\"open,x").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use super::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
-use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
+use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
 use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, StorageError};
@@ -265,7 +265,7 @@ impl Chunker {
                 Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
         let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
-        let mut pending: Vec<ChunkMessage> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
@@ -279,7 +279,7 @@ impl Chunker {
                 return self.fail(&job.id, failure).await;
             }
             if pass == Pass::Cut {
-                pending.extend(cut);
+                pending.extend(cut.iter().map(encode).collect::<Result<Vec<_>>>()?);
                 if pending.len() >= SEND_BATCH {
                     self.send(&mut pending).await?;
                 }
@@ -292,7 +292,7 @@ impl Chunker {
         }
         if let Some(last) = cutter.finish() {
             if pass == Pass::Cut {
-                pending.push(last);
+                pending.push(encode(&last)?);
             }
         }
         self.send(&mut pending).await?;
@@ -331,12 +331,12 @@ impl Chunker {
         Ok(())
     }
 
-    pub(super) async fn send(&self, pending: &mut Vec<ChunkMessage>) -> Result<()> {
+    /// Sends the chunk message bodies waiting in `pending`.
+    pub(super) async fn send(&self, pending: &mut Vec<String>) -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
-        let bodies = pending.drain(..).map(|c| encode(&c)).collect::<Result<Vec<_>>>()?;
-        self.chunks.send(bodies).await
+        self.chunks.send(std::mem::take(pending)).await
     }
 
     /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops

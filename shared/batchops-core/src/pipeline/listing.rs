@@ -17,13 +17,15 @@ use md5::{Digest, Md5};
 use tracing::info;
 
 use super::chunker::{transient, Chunker};
-use crate::chunk::{ChunkMessage, RowBatch};
+use std::borrow::Cow;
+
+use crate::chunk::RowBatch;
 use crate::generator::{Generator, GENERATED_FORMAT};
 use crate::inventory::{manifest_json, quoted, InventoryFile};
 use crate::job::{iso8601, GeneratedManifest, Job, JobFailure};
-use crate::manifest::{encode_key, ManifestEntry};
+use crate::manifest::{encode_key, RowRef};
 use crate::ops::replicate_object::{needs_tags, ReplicationRule};
-use crate::ops::{Operation, TaskTarget};
+use crate::ops::Operation;
 use crate::ports::{ListRequest, ListedObject, Pass, StorageError};
 use crate::spec::{OutputEncryption, ReportTarget};
 use crate::Result;
@@ -237,7 +239,7 @@ impl Chunker {
         let mut pos = from.clone();
         let mut batch = RowBatch::new(self.settings.chunk_size);
         let mut data = DataFile::new();
-        let mut pending: Vec<ChunkMessage> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
         while (pos.prefix as usize) < prefixes.len() {
             let req = ListRequest {
                 bucket,
@@ -266,14 +268,19 @@ impl Chunker {
                 if out.is_some() {
                     data.push(bucket, &encoded_key, o, versioned);
                 }
-                let version_id = if versioned { o.version_id.clone() } else { None };
-                let target = TaskTarget { bucket: bucket.to_string(), key: o.key.clone(), version_id };
-                if !batch.push(&Ok(ManifestEntry { line: pos.tasks, target, encoded_key })) {
+                let row = RowRef {
+                    line: pos.tasks,
+                    bucket: Cow::Borrowed(bucket),
+                    encoded_key: Cow::Owned(encoded_key),
+                    version_id: if versioned { o.version_id.as_deref().map(Cow::Borrowed) } else { None },
+                };
+                if !batch.push(&Ok(row)) {
                     continue;
                 }
-                let msg = batch.take(&id, pos.next_chunk, None).expect("a full batch");
+                let index = pos.next_chunk;
+                let msg = batch.take(&id, index, None).expect("a full batch");
                 pos.next_chunk += 1;
-                if pass == Pass::Cut && msg.index >= from.sent {
+                if pass == Pass::Cut && index >= from.sent {
                     pending.push(msg);
                     if pending.len() >= super::chunker::SEND_BATCH {
                         self.send(&mut pending).await?;
@@ -312,9 +319,10 @@ impl Chunker {
                 return self.continue_later(job, from, at).await;
             }
         }
-        if let Some(msg) = batch.take(&id, pos.next_chunk, None) {
+        let index = pos.next_chunk;
+        if let Some(msg) = batch.take(&id, index, None) {
             pos.next_chunk += 1;
-            if pass == Pass::Cut && msg.index >= from.sent {
+            if pass == Pass::Cut && index >= from.sent {
                 pending.push(msg);
             }
         }

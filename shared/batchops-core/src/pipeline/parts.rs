@@ -18,13 +18,16 @@ use tracing::info;
 
 use super::chunker::{object_read_failure, read_failure, transient, Chunker, SEND_BATCH};
 use super::{encode, modify};
-use crate::chunk::{is_blank, part_chunk_index, ChunkMessage, ControlMessage, FileCheckpoint, RowBatch};
+use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, RowBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{JobFailure, JobId, JobStatus};
-use crate::manifest::parse_row;
+use crate::manifest::{read_row, read_text_row};
 use crate::ports::{read_all, PartRecord, Pass, RecordOutcome};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
+
+/// Compressed bytes decompressed at a time.
+const GUNZIP_STEP: usize = 64 * 1024;
 
 /// The largest `manifest.json` read (it lists the data files; thousands fit in a few MiB).
 const MAX_INVENTORY_MANIFEST: u64 = 64 * 1024 * 1024;
@@ -33,20 +36,19 @@ fn invalid(reason: impl Into<String>) -> JobFailure {
     JobFailure::new("InvalidManifestContent", reason)
 }
 
-/// Splits decompressed bytes into numbered lines, keeping only the unfinished last line.
+/// Splits the decompressed bytes (the gzip decoder's output buffer) into numbered lines; what
+/// was handed out is dropped, so only the unfinished last line stays.
 struct Lines {
-    buf: Vec<u8>,
-    /// Bytes of `buf` already handed out.
+    /// Bytes of the buffer already handed out.
     consumed: usize,
     /// Number of the line starting at `consumed`.
     next: u64,
 }
 
 impl Lines {
-    /// The next complete line, if `buf` holds one.
-    fn next_line(&mut self) -> Option<(u64, std::ops::Range<usize>)> {
-        let rest = &self.buf[self.consumed..];
-        let i = memchr::memchr(b'\n', rest)?;
+    /// The next complete line of `buf`, if it holds one.
+    fn next_line(&mut self, buf: &[u8]) -> Option<(u64, std::ops::Range<usize>)> {
+        let i = memchr::memchr(b'\n', &buf[self.consumed..])?;
         let range = self.consumed..self.consumed + i;
         self.consumed += i + 1;
         self.next += 1;
@@ -54,16 +56,16 @@ impl Lines {
     }
 
     /// Drops what was handed out, keeping the unfinished line.
-    fn compact(&mut self) {
-        self.buf.drain(..self.consumed);
+    fn compact(&mut self, buf: &mut Vec<u8>) {
+        buf.drain(..self.consumed);
         self.consumed = 0;
     }
 
     /// The last line when it has no terminator.
-    fn last(&mut self) -> Option<(u64, std::ops::Range<usize>)> {
-        (self.consumed < self.buf.len()).then(|| {
-            let r = self.consumed..self.buf.len();
-            self.consumed = self.buf.len();
+    fn last(&mut self, buf: &[u8]) -> Option<(u64, std::ops::Range<usize>)> {
+        (self.consumed < buf.len()).then(|| {
+            let r = self.consumed..buf.len();
+            self.consumed = buf.len();
             self.next += 1;
             (self.next - 1, r)
         })
@@ -222,43 +224,53 @@ impl Chunker {
             Err(e) => return self.fail(id, fail_read(&e)).await,
         };
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
-        let mut lines = Lines { buf: Vec::with_capacity(256 * 1024), consumed: 0, next: 1 };
+        let mut lines = Lines { consumed: 0, next: 1 };
         let mut batch = RowBatch::new(self.settings.chunk_size);
-        let mut pending: Vec<ChunkMessage> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
         let (mut tasks, mut next_chunk) = (at.tasks, at.next_chunk);
         let mut ended = false;
         let bad_gzip = |e: std::io::Error| {
             invalid(format!("The inventory file s3://{}/{} is not valid gzip: {e}", file.bucket, file.key))
         };
+        // Compressed bytes not yet decompressed: fed 64 KiB at a time, so what is decompressed
+        // at once stays small whatever the size of the pieces S3 hands over.
+        let mut input = bytes::Bytes::new();
         while !ended {
-            match stream.next().await {
-                Some(Ok(piece)) => {
-                    if let Err(e) = gunzip.write_all(&piece) {
-                        return self.fail(id, bad_gzip(e)).await;
+            if input.is_empty() {
+                match stream.next().await {
+                    Some(Ok(piece)) => input = piece,
+                    Some(Err(e)) if transient(&e) => return Err(e.into()),
+                    Some(Err(e)) => return self.fail(id, fail_read(&e)).await,
+                    None => {
+                        if let Err(e) = gunzip.try_finish() {
+                            return self.fail(id, bad_gzip(e)).await;
+                        }
+                        ended = true;
                     }
-                }
-                Some(Err(e)) if transient(&e) => return Err(e.into()),
-                Some(Err(e)) => return self.fail(id, fail_read(&e)).await,
-                None => {
-                    if let Err(e) = gunzip.try_finish() {
-                        return self.fail(id, bad_gzip(e)).await;
-                    }
-                    ended = true;
                 }
             }
-            lines.buf.extend_from_slice(gunzip.get_ref());
-            gunzip.get_mut().clear();
+            if !input.is_empty() {
+                let step = input.split_to(input.len().min(GUNZIP_STEP));
+                if let Err(e) = gunzip.write_all(&step) {
+                    return self.fail(id, bad_gzip(e)).await;
+                }
+            }
+            let buf = gunzip.get_mut();
+            // The complete lines are checked as UTF-8 at once (a block that is not falls back to
+            // line by line, so one bad line fails only its task).
+            let block_end = if ended { buf.len() } else { memchr::memrchr(b'\n', buf).map_or(0, |i| i + 1) };
+            let block = std::str::from_utf8(&buf[..block_end]).ok();
             loop {
-                let next = match lines.next_line() {
+                let next = match lines.next_line(buf) {
                     Some(l) => Some(l),
-                    None if ended => lines.last(),
+                    None if ended => lines.last(buf),
                     None => None,
                 };
                 let Some((n, range)) = next else { break };
                 if n < at.line {
                     continue;
                 }
-                let raw = &lines.buf[range];
+                let raw = &buf[range.clone()];
                 if let Some(failure) = self.beyond_limits(tasks, raw.len() as u64, || format!("{origin} line {n}")) {
                     return self.fail(id, failure).await;
                 }
@@ -266,7 +278,11 @@ impl Chunker {
                     continue;
                 }
                 tasks += 1;
-                if batch.push(&parse_row(&origin, fields, n, raw)) {
+                let row = match block {
+                    Some(text) if range.end <= block_end => read_text_row(&origin, fields, n, &text[range]),
+                    _ => read_row(&origin, fields, n, raw),
+                };
+                if batch.push(&row) {
                     let index = part_chunk_index(part, next_chunk);
                     next_chunk += 1;
                     let msg = batch.take(id, index, Some(part)).expect("a full batch");
@@ -292,10 +308,10 @@ impl Chunker {
                     }
                 }
             }
-            lines.compact();
-            if !lines.buf.is_empty() {
+            lines.compact(buf);
+            if !buf.is_empty() {
                 if let Some(failure) =
-                    self.beyond_limits(tasks, lines.buf.len() as u64, || format!("{origin} line {}", lines.next))
+                    self.beyond_limits(tasks, buf.len() as u64, || format!("{origin} line {}", lines.next))
                 {
                     return self.fail(id, failure).await;
                 }

@@ -508,9 +508,13 @@ async fn a_bucket_failing_its_check_fails_the_job_before_any_task_runs() {
 
 /// Gzip of `text`, as S3 Inventory writes its data files.
 fn gzip(text: &str) -> Vec<u8> {
+    gzip_bytes(text.as_bytes())
+}
+
+fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(text.as_bytes()).unwrap();
+    gz.write_all(bytes).unwrap();
     gz.finish().unwrap()
 }
 
@@ -562,23 +566,28 @@ fn inventory_rows(file: usize, n: usize) -> String {
 
 #[tokio::test]
 async fn inventory_files_are_read_in_parallel_with_one_row_per_line_whatever_the_budget() {
-    // GIVEN an inventory of three gzip files, one with an empty version ID, a short line and a
-    // blank line, read with no time budget at all (every chunk hands on)
+    // GIVEN an inventory of four gzip files, with an empty version ID, a short line, a blank
+    // line, an empty file and a line that is not UTF-8, read with no time budget at all (every
+    // chunk hands on)
     let w = World::new(7, Duration::ZERO);
     let mut second = inventory_rows(1, 20);
     second.push_str("\"src\",\"null-version\",\"\",\"true\",\"false\",\"1\"\n\n\"src\",\"short\"\n");
-    let files = vec![gzip(&inventory_rows(0, 30)), gzip(&second), gzip("")];
+    let mut third = b"\"src\",\"ok-key\",\"v1\",\"true\",\"false\",\"1\"\n".to_vec();
+    third.extend_from_slice(b"\"src\",\"bad\xff\",\"v1\",\"true\",\"false\",\"1\"\n");
+    let files = vec![gzip(&inventory_rows(0, 30)), gzip(&second), gzip(""), gzip_bytes(&third)];
     let id = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({}))).await.unwrap();
     // WHEN the job runs
     w.drain().await;
     // THEN every line is one report row, failures name their file and line, versions are kept
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!(job.progress.total_tasks, Some(52));
-    assert_eq!(job.progress.parts_total, Some(3));
-    assert_eq!((job.progress.succeeded, job.progress.failed), (50, 2));
+    assert_eq!(job.progress.total_tasks, Some(54));
+    assert_eq!(job.progress.parts_total, Some(4));
+    assert_eq!((job.progress.succeeded, job.progress.failed), (51, 3));
     let rows = w.report_rows(&job);
-    assert_eq!(rows.len(), 52);
+    assert_eq!(rows.len(), 54);
+    assert!(rows.contains(&"src,ok-key,v1,succeeded,200,,Successful".to_string()), "a bad line spoils only itself");
+    assert!(rows.iter().any(|r| r.ends_with("inventory file src/cfg/data/3.csv.gz line 2: is not UTF-8")), "{rows:?}");
     assert!(rows.contains(&"src,f0/obj%2029,v29,succeeded,200,,Successful".to_string()), "{rows:?}");
     assert!(rows
         .contains(&"src,null-version,,failed,400,InvalidManifestContent,inventory file src/cfg/data/1.csv.gz line 21: Task failed due to missing VersionId".to_string()), "{rows:?}");
