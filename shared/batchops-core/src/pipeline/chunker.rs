@@ -105,15 +105,11 @@ impl Chunker {
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
         let job = match transition_from(&*self.store, id, &[JobStatus::New], JobStatus::Preparing, |_| {}).await? {
             Ok(job) => job,
-            // A redelivered Prepare whose first attempt died before its first checkpoint:
-            // start over (chunks cut again keep their indexes, and executors drop duplicates).
-            Err(job)
-                if job.status == JobStatus::Preparing
-                    && job.checkpoint == Checkpoint::default()
-                    && job.progress.parts_total.is_none() =>
-            {
-                job
-            }
+            // A redelivered Prepare whose first attempt died before its first checkpoint (or,
+            // for an inventory, perhaps before every file was sent): start over. Chunks cut
+            // again keep their indexes and executors drop duplicates; an inventory file read
+            // twice is recorded once.
+            Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
             // A redelivered Prepare whose first attempt died between Ready and Active.
             Err(job)
                 if job.status == JobStatus::Ready

@@ -748,3 +748,20 @@ async fn a_confirmed_generator_job_runs_on_what_it_listed_before_confirmation() 
         "not asked for"
     );
 }
+
+#[tokio::test]
+async fn a_redelivered_inventory_prepare_reads_each_file_into_the_totals_once() {
+    // GIVEN an inventory job whose Prepare message is delivered twice
+    let w = World::new(4, Duration::ZERO);
+    let files = vec![gzip(&inventory_rows(0, 10)), gzip(&inventory_rows(1, 7))];
+    let id = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({}))).await.unwrap();
+    let prepare = w.control.pop().unwrap();
+    w.control.send(vec![prepare.clone(), prepare]).await.unwrap();
+    // WHEN everything runs
+    w.drain().await;
+    // THEN the files were sent twice, read twice, but counted and reported once
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.total_tasks, job.progress.cut.parts), (Some(17), 2));
+    assert_eq!(w.report_rows(&job).len(), 17);
+}
