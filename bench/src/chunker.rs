@@ -118,6 +118,18 @@ impl ObjectStore for FileStore {
     async fn delete(&self, _: &str, _: &str) -> Result<(), StorageError> {
         Err(err("read-only"))
     }
+    async fn start_upload(&self, _: &str, _: &str, _: &str) -> Result<String, StorageError> {
+        Err(err("read-only"))
+    }
+    async fn upload_part(&self, _: &str, _: &str, _: &str, _: i32, _: Bytes) -> Result<String, StorageError> {
+        Err(err("read-only"))
+    }
+    async fn complete_upload(&self, _: &str, _: &str, _: &str, _: &[(i32, String)]) -> Result<(), StorageError> {
+        Err(err("read-only"))
+    }
+    async fn abort_upload(&self, _: &str, _: &str, _: &str) -> Result<(), StorageError> {
+        Err(err("read-only"))
+    }
     async fn list(&self, _: &ListRequest<'_>) -> Result<ListPage, StorageError> {
         Err(err("not listed"))
     }

@@ -5,7 +5,9 @@ use anyhow::Result;
 use batchops_aws::DynamoJobStore;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
-use batchops_core::ports::{ChunkRecord, CreateOutcome, JobStore, RecordOutcome, ResultFile};
+use batchops_core::ports::{
+    ChunkRecord, CreateOutcome, JobStore, ObjectStore, PartRecord, Pass, RecordOutcome, ResultFile,
+};
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
 use time::OffsetDateTime;
@@ -58,13 +60,32 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     let counted = store.get(&a.id).await?;
     assert_eq!((counted.progress.succeeded, counted.progress.failed, counted.progress.chunks_done), (12, 3, 2));
     assert_eq!(store.chunks(&a.id).await?, vec![chunk(0, 7, 3), chunk(1, 5, 0)]);
+    // ... and read back a page at a time, in index order (indexes of inventory parts are large)
+    let big = (3 << 32) | 5;
+    assert_eq!(store.record_chunk(&a.id, &chunk(big, 1, 0)).await?, RecordOutcome::Recorded);
+    assert_eq!(store.chunks_after(&a.id, None, 2).await?, vec![chunk(0, 7, 3), chunk(1, 5, 0)]);
+    assert_eq!(store.chunks_after(&a.id, Some(0), 5).await?, vec![chunk(1, 5, 0), chunk(big, 1, 0)]);
+    assert!(store.chunks_after(&a.id, Some(big), 5).await?.is_empty());
+
+    // inventory files are recorded once per pass, their counts added to that pass's counters
+    let part = |pass, part| PartRecord { pass, part, tasks: 10 + part, chunks: 1 };
+    assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 0)).await?, RecordOutcome::Recorded);
+    assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 0)).await?, RecordOutcome::AlreadyRecorded);
+    assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 1)).await?, RecordOutcome::Recorded);
+    assert_eq!(store.record_part(&a.id, &part(Pass::Count, 0)).await?, RecordOutcome::Recorded);
+    let parts = store.get(&a.id).await?.progress;
+    assert_eq!((parts.cut.parts, parts.cut.tasks, parts.cut.chunks), (2, 21, 2));
+    assert_eq!((parts.counted.parts, parts.counted.tasks), (1, 10));
+    let counted = store.get(&a.id).await?;
+    assert_eq!(counted.progress.succeeded, 13);
 
     // a put never overwrites the counters
     let mut stale_counts = counted.clone();
     stale_counts.progress.succeeded = 0;
     stale_counts.status = JobStatus::Cancelling;
     let cancelling = store.put(&stale_counts).await?;
-    assert_eq!(cancelling.progress.succeeded, 12);
+    assert_eq!(cancelling.progress.succeeded, 13);
+    assert_eq!(cancelling.progress.cut.parts, 2, "nor the parts' counters");
     assert!(cancelling.version > active.version);
 
     // a job that no longer accepts results records nothing
@@ -83,7 +104,8 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     assert_eq!(rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
     let cancelling = store.list(&[JobStatus::Cancelling], 10, None).await?;
     assert_eq!(cancelling.jobs.len(), 1);
-    assert_eq!(cancelling.jobs[0].progress.succeeded, 12);
+    assert_eq!(cancelling.jobs[0].progress.succeeded, 13);
+    assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 2)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));
     Ok(())
 }
 
@@ -98,4 +120,33 @@ async fn the_dynamodb_store_keeps_the_contract() -> Result<()> {
     let table = batchops_e2e::unique("contract");
     batchops_aws::resources::ensure_table(&clients, &table).await?;
     contract(&DynamoJobStore::new(clients.dynamodb.clone(), table)).await
+}
+
+/// The object store's multipart upload, on moto and in memory alike: parts in order, an
+/// abort leaves nothing.
+async fn upload_contract(objects: &dyn ObjectStore, bucket: &str) -> Result<()> {
+    let first = bytes::Bytes::from(vec![b'a'; 5 * 1024 * 1024]);
+    let id = objects.start_upload(bucket, "big.json", "application/json").await?;
+    let e1 = objects.upload_part(bucket, "big.json", &id, 1, first).await?;
+    let e2 = objects.upload_part(bucket, "big.json", &id, 2, bytes::Bytes::from_static(b"tail")).await?;
+    objects.complete_upload(bucket, "big.json", &id, &[(1, e1), (2, e2)]).await?;
+    let head = objects.head(bucket, "big.json", None).await?;
+    assert_eq!(head.size, 5 * 1024 * 1024 + 4);
+    let body = batchops_core::ports::read_all(objects.read(bucket, "big.json", None, head.size - 5, None, None).await?)
+        .await?;
+    assert_eq!(body, b"atail");
+    let id = objects.start_upload(bucket, "aborted.json", "application/json").await?;
+    objects.upload_part(bucket, "aborted.json", &id, 1, bytes::Bytes::from_static(b"x")).await?;
+    objects.abort_upload(bucket, "aborted.json", &id).await?;
+    assert!(objects.head(bucket, "aborted.json", None).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_object_stores_upload_in_parts() -> Result<()> {
+    upload_contract(&batchops_core::memory::InMemoryObjectStore::default(), "mem").await?;
+    let clients = batchops_e2e::clients().await;
+    let bucket = batchops_e2e::unique("upload");
+    clients.s3.create_bucket().bucket(&bucket).send().await?;
+    upload_contract(&batchops_aws::s3::S3ObjectStore::new(clients.s3.clone()), &bucket).await
 }

@@ -468,6 +468,45 @@ impl JobStore for DynamoJobStore {
         self.item_exists(id, &chunk_sk(index)).await
     }
 
+    async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {
+        // Chunk keys sort by index (20 digits); `after` excludes itself.
+        let from = after.map(chunk_sk).unwrap_or_else(|| "CHUNK#".to_string());
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(job_pk(id)))
+                .expression_attribute_values(":from", s(from.clone()))
+                .expression_attribute_values(":to", s("CHUNK#~"))
+                .consistent_read(true)
+                .limit((limit - out.len()).min(1000) as i32 + 1)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query chunks", &e))?;
+            for item in page.items() {
+                if get_s(item, "sk")? == from {
+                    continue;
+                }
+                if out.len() < limit {
+                    out.push(
+                        serde_json::from_str(get_s(item, "record")?)
+                            .map_err(|e| Error::backend("chunk record", format!("unreadable: {e}")))?,
+                    );
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
         let mut out = Vec::new();
         let mut start = None;

@@ -129,6 +129,79 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
+    async fn start_upload(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        out.upload_id().map(String::from).ok_or_else(|| StorageError {
+            http_status: 500,
+            code: "InternalError".into(),
+            message: "CreateMultipartUpload gave no UploadId".into(),
+        })
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let parts =
+            parts.iter().map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build()).collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        Ok(())
+    }
+
     /// ListObjectsV2, or ListObjectVersions (the token is then `key-marker NUL version-id-marker`).
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
         let time =

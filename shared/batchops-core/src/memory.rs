@@ -131,6 +131,13 @@ impl JobStore for InMemoryJobStore {
         Ok(lock(&self.state).chunks.get(id).is_some_and(|c| c.contains_key(&index)))
     }
 
+    async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {
+        let s = lock(&self.state);
+        let Some(chunks) = s.chunks.get(id) else { return Ok(Vec::new()) };
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(chunks.range((from, std::ops::Bound::Unbounded)).take(limit).map(|(_, c)| c.clone()).collect())
+    }
+
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
         Ok(lock(&self.state).chunks.get(id).map(|c| c.values().cloned().collect()).unwrap_or_default())
     }
@@ -169,6 +176,8 @@ impl Queue for InMemoryQueue {
 #[derive(Default)]
 pub struct InMemoryObjectStore {
     objects: Mutex<HashMap<(String, String), (Bytes, time::OffsetDateTime)>>,
+    /// Multipart uploads in progress: parts by upload ID.
+    uploads: Mutex<HashMap<String, BTreeMap<i32, Bytes>>>,
     /// Bytes per piece when streaming, to exercise readers on small pieces.
     pub piece_size: Option<usize>,
 }
@@ -249,6 +258,57 @@ impl ObjectStore for InMemoryObjectStore {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         lock(&self.objects).remove(&(bucket.to_string(), key.to_string()));
+        Ok(())
+    }
+
+    async fn start_upload(&self, _: &str, _: &str, _: &str) -> Result<String, StorageError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        lock(&self.uploads).insert(id.clone(), BTreeMap::new());
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        _: &str,
+        _: &str,
+        upload_id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<String, StorageError> {
+        let etag = hex::encode(Md5::digest(&body));
+        let mut uploads = lock(&self.uploads);
+        let parts = uploads.get_mut(upload_id).ok_or_else(|| Self::not_found(upload_id))?;
+        parts.insert(number, body);
+        Ok(etag)
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), StorageError> {
+        let stored = lock(&self.uploads).remove(upload_id).ok_or_else(|| Self::not_found(upload_id))?;
+        let last = parts.len().saturating_sub(1);
+        let mut body = Vec::new();
+        for (i, (n, etag)) in parts.iter().enumerate() {
+            let part = stored.get(n).ok_or_else(|| Self::not_found(&format!("part {n}")))?;
+            if *etag != hex::encode(Md5::digest(part)) || (i < last && part.len() < 5 * 1024 * 1024) {
+                return Err(StorageError {
+                    http_status: 400,
+                    code: "InvalidPart".into(),
+                    message: format!("part {n}"),
+                });
+            }
+            body.extend_from_slice(part);
+        }
+        self.insert(bucket, key, body);
+        Ok(())
+    }
+
+    async fn abort_upload(&self, _: &str, _: &str, upload_id: &str) -> Result<(), StorageError> {
+        lock(&self.uploads).remove(upload_id);
         Ok(())
     }
 

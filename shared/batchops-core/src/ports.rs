@@ -110,6 +110,9 @@ pub trait JobStore: Send + Sync {
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
     /// Every recorded chunk of a job, in index order.
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>>;
+    /// Up to `limit` recorded chunks with an index above `after`, in index order: the
+    /// finalizer reads a job's chunks page by page.
+    async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;
 }
 
 /// A message queue (SQS in production).
@@ -222,6 +225,26 @@ pub trait ObjectStore: Send + Sync {
         encryption: Option<&OutputEncryption>,
     ) -> Result<String, StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// Starts a multipart upload (for objects written piece by piece); returns its ID.
+    async fn start_upload(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StorageError>;
+    /// Uploads part `number` (1-based; every part but the last at least 5 MiB); returns its ETag.
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<String, StorageError>;
+    /// Completes the upload from its parts' (number, ETag), in order.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), StorageError>;
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StorageError>;
     /// One page (up to 1,000 entries) of a bucket listing.
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError>;
     /// True when the bucket's versioning is Enabled or Suspended (its objects have versions).

@@ -146,27 +146,41 @@ pub fn render_chunk(
     files
 }
 
-/// The report's `manifest.json`: one `Results[]` entry per result file.
+/// The report's `manifest.json`: one `Results[]` entry per result file, in S3's member
+/// order. Written in pieces ([`manifest_head`], [`manifest_entry`], [`MANIFEST_TAIL`]) so a
+/// job of any size streams it.
 pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: OffsetDateTime) -> String {
-    let results: Vec<_> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "TaskExecutionStatus": f.status,
-                "Bucket": target.bucket,
-                "MD5Checksum": f.md5,
-                "Key": f.key,
-            })
-        })
-        .collect();
+    let mut out = manifest_head(created);
+    for (i, f) in files.iter().enumerate() {
+        manifest_entry(&mut out, target, f, i == 0);
+    }
+    out.push_str(&manifest_tail());
+    out
+}
+
+/// The start of `manifest.json`, up to the opening of `Results`.
+pub fn manifest_head(created: OffsetDateTime) -> String {
     let date = crate::job::iso8601(created);
-    let doc = json!({
-        "Format": REPORT_FORMAT,
-        "ReportCreationDate": date,
-        "Results": results,
-        "ReportSchema": REPORT_SCHEMA,
+    format!("{{\"Format\":\"{REPORT_FORMAT}\",\"ReportCreationDate\":\"{date}\",\"Results\":[")
+}
+
+/// Appends one `Results[]` entry (`first`: no comma before it).
+pub fn manifest_entry(out: &mut String, target: &ReportTarget, f: &ResultFile, first: bool) {
+    if !first {
+        out.push(',');
+    }
+    let entry = json!({
+        "TaskExecutionStatus": f.status,
+        "Bucket": target.bucket,
+        "MD5Checksum": f.md5,
+        "Key": f.key,
     });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    out.push_str(&entry.to_string());
+}
+
+/// The end of `manifest.json`, after the last entry.
+pub fn manifest_tail() -> String {
+    format!("],\"ReportSchema\":{}}}", json!(REPORT_SCHEMA))
 }
 
 #[cfg(test)]
@@ -215,11 +229,22 @@ mod tests {
         let target = ReportTarget { bucket: "r".into(), prefix: None, scope: ReportScope::AllTasks };
         let f = ResultFile { key: "job-x/results/a.csv".into(), status: "failed".into(), md5: "00".into(), rows: 1 };
         let doc: serde_json::Value =
-            serde_json::from_str(&render_manifest(&target, &[f], OffsetDateTime::UNIX_EPOCH)).unwrap();
+            serde_json::from_str(&render_manifest(&target, std::slice::from_ref(&f), OffsetDateTime::UNIX_EPOCH))
+                .unwrap();
         assert_eq!(doc["Format"], "Report_CSV_20180820");
         assert_eq!(doc["ReportSchema"], REPORT_SCHEMA);
         assert_eq!(doc["ReportCreationDate"], "1970-01-01T00:00:00.000Z");
         assert_eq!(doc["Results"][0]["Bucket"], "r");
         assert_eq!(doc["Results"][0]["TaskExecutionStatus"], "failed");
+        let two: serde_json::Value = serde_json::from_str(&render_manifest(
+            &target,
+            &[f.clone(), ResultFile { key: "k2".into(), ..f.clone() }],
+            OffsetDateTime::UNIX_EPOCH,
+        ))
+        .unwrap();
+        assert_eq!(two["Results"][1]["Key"], "k2");
+        let empty: serde_json::Value =
+            serde_json::from_str(&render_manifest(&target, &[], OffsetDateTime::UNIX_EPOCH)).unwrap();
+        assert_eq!(empty["Results"], serde_json::json!([]));
     }
 }

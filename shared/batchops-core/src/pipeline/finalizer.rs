@@ -1,5 +1,5 @@
 //! The report finalizer: writes the completion report's `manifest.json` from the recorded
-//! chunks and ends the job (Completing -> Complete, Failing -> Failed, Cancelling ->
+//! chunks (read a page at a time, written in parts when large) and ends the job (Completing -> Complete, Failing -> Failed, Cancelling ->
 //! Cancelled). Safe to run twice: the manifest is rewritten from the same records.
 
 use std::sync::Arc;
@@ -10,8 +10,9 @@ use tracing::{info, warn};
 use super::{now, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobStatus};
-use crate::ports::{JobStore, ObjectStore};
-use crate::report::render_manifest;
+use crate::ports::{JobStore, ObjectStore, StorageError};
+use crate::report::{manifest_entry, manifest_head, manifest_tail};
+use crate::spec::ReportTarget;
 use crate::{Error, Result};
 
 pub struct Finalizer {
@@ -73,20 +74,19 @@ impl Finalizer {
         let Some(target) = valid.report else {
             return Ok(None);
         };
-        let chunks = self.store.chunks(&job.id).await?;
-        if chunks.iter().all(|c| c.succeeded + c.failed == 0) {
+        // The counters equal the report's rows.
+        if job.progress.tasks_run() == 0 {
             return Ok(None);
         }
-        let files: Vec<_> = chunks.into_iter().flat_map(|c| c.files).collect();
-        let body = render_manifest(&target, &files, now());
         let key = format!("{}/manifest.json", target.job_folder(&job.id));
-        match self.objects.put(&target.bucket, &key, Bytes::from(body), "application/json").await {
-            Ok(()) => {
-                info!(job_id = %job.id, bucket = %target.bucket, key = %key, files = files.len(), "report written");
+        match self.stream_manifest(job, &target, &key).await {
+            Ok(files) => {
+                info!(job_id = %job.id, bucket = %target.bucket, key = %key, files, "report written");
                 Ok(None)
             }
-            Err(e) if e.http_status >= 500 || e.http_status == 0 => Err(Error::from(e)),
-            Err(e) => {
+            Err(Failed::Store(e)) => Err(e),
+            Err(Failed::Write(e)) if e.http_status >= 500 || e.http_status == 0 => Err(Error::from(e)),
+            Err(Failed::Write(e)) => {
                 warn!(job_id = %job.id, error = %e, "report could not be written");
                 Ok(Some(JobFailure::new(
                     "ReportWriteFailed",
@@ -95,4 +95,72 @@ impl Finalizer {
             }
         }
     }
+
+    /// Writes `manifest.json` from the chunk records, a page at a time: one PutObject when it
+    /// is small, else a multipart upload of [`REPORT_PART_BYTES`] parts, so memory stays
+    /// bounded whatever the number of chunks. Returns the number of result files listed.
+    async fn stream_manifest(&self, job: &Job, target: &ReportTarget, key: &str) -> Result<u64, Failed> {
+        let mut out = manifest_head(now());
+        let mut upload: Option<(String, Vec<(i32, String)>)> = None;
+        let (mut after, mut files) = (None, 0u64);
+        let result = async {
+            loop {
+                let page = self.store.chunks_after(&job.id, after, CHUNKS_PER_PAGE).await.map_err(Failed::Store)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.index);
+                for f in page.iter().flat_map(|c| &c.files) {
+                    manifest_entry(&mut out, target, f, files == 0);
+                    files += 1;
+                }
+                if out.len() >= REPORT_PART_BYTES {
+                    let (id, parts) = match &mut upload {
+                        Some(u) => u,
+                        None => {
+                            let id =
+                                self.objects.start_upload(&target.bucket, key, JSON).await.map_err(Failed::Write)?;
+                            upload.insert((id, Vec::new()))
+                        }
+                    };
+                    let n = parts.len() as i32 + 1;
+                    let body = Bytes::from(std::mem::take(&mut out));
+                    let etag =
+                        self.objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
+                    parts.push((n, etag));
+                }
+            }
+            out.push_str(&manifest_tail());
+            let body = Bytes::from(std::mem::take(&mut out));
+            match &mut upload {
+                None => self.objects.put(&target.bucket, key, body, JSON).await.map_err(Failed::Write),
+                Some((id, parts)) => {
+                    let n = parts.len() as i32 + 1;
+                    let etag =
+                        self.objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
+                    parts.push((n, etag));
+                    self.objects.complete_upload(&target.bucket, key, id, parts).await.map_err(Failed::Write)
+                }
+            }
+        }
+        .await;
+        if let (Err(_), Some((id, _))) = (&result, &upload) {
+            if let Err(e) = self.objects.abort_upload(&target.bucket, key, id).await {
+                warn!(job_id = %job.id, error = %e, "could not abort the report upload");
+            }
+        }
+        result.map(|_| files)
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// Chunk records read at a time.
+const CHUNKS_PER_PAGE: usize = 1000;
+
+/// Bytes of `manifest.json` per part when it is uploaded in parts (S3's minimum is 5 MiB).
+pub const REPORT_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why the manifest was not written: the job store, or the report bucket.
+enum Failed {
+    Store(Error),
+    Write(StorageError),
 }

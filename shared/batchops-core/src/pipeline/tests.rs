@@ -451,6 +451,31 @@ impl crate::ports::ObjectStore for BrokenRangeReads {
     ) -> Result<Vec<(String, String)>, crate::ports::StorageError> {
         self.0.tags(b, k, v).await
     }
+    async fn start_upload(&self, b: &str, k: &str, ct: &str) -> Result<String, crate::ports::StorageError> {
+        self.0.start_upload(b, k, ct).await
+    }
+    async fn upload_part(
+        &self,
+        b: &str,
+        k: &str,
+        id: &str,
+        n: i32,
+        body: bytes::Bytes,
+    ) -> Result<String, crate::ports::StorageError> {
+        self.0.upload_part(b, k, id, n, body).await
+    }
+    async fn complete_upload(
+        &self,
+        b: &str,
+        k: &str,
+        id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), crate::ports::StorageError> {
+        self.0.complete_upload(b, k, id, parts).await
+    }
+    async fn abort_upload(&self, b: &str, k: &str, id: &str) -> Result<(), crate::ports::StorageError> {
+        self.0.abort_upload(b, k, id).await
+    }
 }
 
 #[tokio::test]
@@ -764,4 +789,48 @@ async fn a_redelivered_inventory_prepare_reads_each_file_into_the_totals_once() 
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
     assert_eq!((job.progress.total_tasks, job.progress.cut.parts), (Some(17), 2));
     assert_eq!(w.report_rows(&job).len(), 17);
+}
+
+#[tokio::test]
+async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
+    // GIVEN an active job with 12,001 recorded chunks of two result files each (about 9 MiB of
+    // manifest.json)
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(1), json!({}))).await.unwrap();
+    w.drain_control_only().await;
+    w.chunks.pop().expect("the job's one chunk");
+    let long = "k".repeat(300);
+    for index in 0..=12_000u64 {
+        let file = |status: &str| crate::ports::ResultFile {
+            key: format!("r/job-{id}/results/{index:040}-{status}-{long}.csv"),
+            status: status.into(),
+            md5: "0".repeat(32),
+            rows: 1,
+        };
+        let record = crate::ports::ChunkRecord {
+            index,
+            succeeded: 1,
+            failed: 1,
+            files: vec![file("succeeded"), file("failed")],
+        };
+        assert_eq!(w.store.record_chunk(&id, &record).await.unwrap(), crate::ports::RecordOutcome::Recorded);
+    }
+    modify(&*w.store, &id, |j| {
+        j.progress.total_chunks = Some(12_001);
+        true
+    })
+    .await
+    .unwrap();
+    // WHEN the finalizer ends it
+    let finalizer = Finalizer { store: w.store.clone(), objects: w.objects.clone(), settings: w.settings.clone() };
+    let job = finalizer.handle(&FinalizeMessage { job_id: id.clone() }).await.unwrap();
+    // THEN the manifest (written in parts: it is larger than one) lists every file in order
+    assert_eq!(job.status, JobStatus::Complete);
+    let body = w.objects.get("reports", &format!("r/job-{id}/manifest.json")).unwrap();
+    assert!(body.len() > super::finalizer::REPORT_PART_BYTES, "{} bytes", body.len());
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let results = doc["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 24_002);
+    assert!(results[24_001]["Key"].as_str().unwrap().contains(&format!("{:040}-failed", 12_000)));
+    assert_eq!(doc["Format"], "Report_CSV_20180820");
 }
