@@ -206,7 +206,8 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         (
             "control",
             created.control_queue_url.clone(),
-            2,
+            // Inventory files are read in parallel, one control message each.
+            std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
             handler(move |body, _| {
                 let chunker = chunker.clone();
                 async move { manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await }

@@ -176,7 +176,7 @@ impl RowRef<'_> {
 
 /// True when `encoded` URL-decodes to UTF-8 (without building the key when it has no escape).
 fn decodes(encoded: &str) -> Result<(), String> {
-    if encoded.contains('%') {
+    if memchr::memchr(b'%', encoded.as_bytes()).is_some() {
         decode_key(encoded).map(|_| ())
     } else {
         Ok(())
