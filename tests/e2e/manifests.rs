@@ -312,3 +312,62 @@ async fn a_generator_on_a_versioned_bucket_names_the_current_versions() -> Resul
     sys.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_replication_filters_read_the_bucket_configuration_and_each_object() -> Result<()> {
+    use aws_sdk_s3::types::{
+        DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration, ReplicationRule,
+        ReplicationRuleFilter, ReplicationRuleStatus,
+    };
+    let sys = System::start(Settings::default(), 1).await?;
+    let [src, plain, dst, rep] = sys.buckets(["src", "plain", "dst", "rep"]).await?;
+    for b in [&src, &dst] {
+        let v = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        sys.clients.s3.put_bucket_versioning().bucket(b.as_str()).versioning_configuration(v).send().await?;
+    }
+    let rule = ReplicationRule::builder()
+        .id("all")
+        .priority(1)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Disabled).build(),
+        )
+        .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build()?)
+        .build()?;
+    let config = ReplicationConfiguration::builder().role("arn:aws:iam::123456789012:role/r").rules(rule).build()?;
+    sys.clients.s3.put_bucket_replication().bucket(&src).replication_configuration(config).send().await?;
+    for b in [&src, &plain] {
+        for k in ["a", "b", "c"] {
+            sys.put(b, k, "x").await?;
+        }
+    }
+    let op = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "eligible", "Value": "yes"}]}});
+    let run = |source: String, filter: Value| {
+        let (sys, op, rep) = (&sys, op.clone(), rep.clone());
+        async move {
+            let id = sys.api.create_job(&generator_spec(op, &source, filter, None, &rep)).await?;
+            sys.wait_for(&id, &["Complete", "Failed"], LONG).await
+        }
+    };
+    // Eligible: every object of the bucket whose rule matches everything, none elsewhere.
+    let job = run(src.clone(), json!({"EligibleForReplication": true})).await?;
+    assert_eq!(
+        (job["Status"].as_str(), job["ProgressSummary"]["TotalNumberOfTasks"].as_u64()),
+        (Some("Complete"), Some(3)),
+        "{job}"
+    );
+    let job = run(plain.clone(), json!({"EligibleForReplication": true})).await?;
+    assert_eq!(
+        (job["Status"].as_str(), job["ProgressSummary"]["TotalNumberOfTasks"].as_u64()),
+        (Some("Complete"), Some(0)),
+        "{job}"
+    );
+    // Replication status from each object's HEAD: nothing was replicated yet, so all are NONE.
+    let job = run(plain.clone(), json!({"ObjectReplicationStatuses": ["NONE"]})).await?;
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 3, "{job}");
+    let job = run(plain, json!({"ObjectReplicationStatuses": ["COMPLETED", "FAILED"]})).await?;
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 0, "{job}");
+    sys.stop().await;
+    Ok(())
+}
