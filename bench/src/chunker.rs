@@ -22,10 +22,10 @@ use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ops::{Operation, Task};
 use batchops_core::pipeline::{Chunker, Intake, Settings};
 use batchops_core::ports::{
-    ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, Queue, StorageError,
+    ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, PutOptions, Queue,
+    StorageError,
 };
 use batchops_core::retry::Outcome;
-use batchops_core::spec::OutputEncryption;
 use bytes::Bytes;
 use clap::Parser;
 use md5::{Digest, Md5};
@@ -105,14 +105,7 @@ impl ObjectStore for FileStore {
     async fn put(&self, _: &str, _: &str, _: Bytes, _: &str) -> Result<(), StorageError> {
         Err(err("read-only"))
     }
-    async fn put_encrypted(
-        &self,
-        _: &str,
-        _: &str,
-        _: Bytes,
-        _: &str,
-        _: Option<&OutputEncryption>,
-    ) -> Result<String, StorageError> {
+    async fn put_with(&self, _: &str, _: &str, _: Bytes, _: &str, _: &PutOptions<'_>) -> Result<String, StorageError> {
         Err(err("read-only"))
     }
     async fn delete(&self, _: &str, _: &str) -> Result<(), StorageError> {

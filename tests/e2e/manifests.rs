@@ -194,6 +194,7 @@ fn generator_spec(op: Value, source: &str, filter: Value, output: Option<&str>, 
                        "Filter": filter});
     if let Some(out) = output {
         g["ManifestOutputLocation"] = json!({"Bucket": format!("arn:aws:s3:::{out}"), "ManifestPrefix": "generated",
+            "ExpectedManifestBucketOwner": "123456789012",
             "ManifestFormat": "S3InventoryReport_CSV_20211130", "ManifestEncryption": {"SSES3": {}}});
     }
     v["ManifestGenerator"] = json!({"S3JobManifestGenerator": g});
@@ -368,6 +369,41 @@ async fn generator_replication_filters_read_the_bucket_configuration_and_each_ob
     assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 3, "{job}");
     let job = run(plain, json!({"ObjectReplicationStatuses": ["COMPLETED", "FAILED"]})).await?;
     assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 0, "{job}");
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_generator_job_runs_on_the_list_it_kept() -> Result<()> {
+    let sys = System::start(Settings { chunk_size: 2, ..Settings::default() }, 1).await?;
+    let [src, rep] = sys.buckets(["src", "rep"]).await?;
+    for k in ["a", "b", "c"] {
+        sys.put(&src, k, "x").await?;
+    }
+    let op = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "listed", "Value": "before"}]}});
+    let mut body = generator_spec(op, &src, json!({}), None, &rep);
+    body["ConfirmationRequired"] = json!(true);
+    let id = sys.api.create_job(&body).await?;
+    let job = sys.wait_for(&id, &["Suspended", "Failed"], LONG).await?;
+    assert_eq!(
+        (job["Status"].as_str(), job["ProgressSummary"]["TotalNumberOfTasks"].as_u64()),
+        (Some("Suspended"), Some(3)),
+        "{job}"
+    );
+    // The list was kept next to the report, in the inventory layout.
+    let kept: Value =
+        serde_json::from_slice(&sys.get(&rep, &format!("reports/job-{id}/generated-manifest/manifest.json")).await?)?;
+    assert_eq!(kept["files"].as_array().map(Vec::len), Some(1));
+    // An object added before confirmation is not part of the job.
+    sys.put(&src, "d-later", "x").await?;
+    sys.api.update_job_status(&id, "Ready", None).await?;
+    let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let (_, rows) = sys.report(&rep, "reports", &id).await?;
+    let keys: BTreeSet<String> = rows.iter().map(|(_, r)| columns(r)[1].clone()).collect();
+    assert_eq!(keys, ["a", "b", "c"].map(String::from).into_iter().collect());
+    let later = sys.clients.s3.get_object_tagging().bucket(&src).key("d-later").send().await?;
+    assert!(later.tag_set().is_empty());
     sys.stop().await;
     Ok(())
 }

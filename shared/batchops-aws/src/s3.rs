@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use batchops_core::ops::replicate_object::ReplicationRule;
-use batchops_core::ports::{ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, StorageError};
+use batchops_core::ports::{
+    ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, PutOptions, StorageError,
+};
 use batchops_core::spec::OutputEncryption;
 use bytes::Bytes;
 
@@ -106,16 +108,23 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
-    async fn put_encrypted(
+    async fn put_with(
         &self,
         bucket: &str,
         key: &str,
         body: Bytes,
         content_type: &str,
-        encryption: Option<&OutputEncryption>,
+        options: &PutOptions<'_>,
     ) -> Result<String, StorageError> {
-        let mut req = self.client.put_object().bucket(bucket).key(key).content_type(content_type).body(body.into());
-        req = match encryption {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_expected_bucket_owner(options.expected_owner.map(String::from))
+            .body(body.into());
+        req = match options.encryption {
             None => req,
             Some(OutputEncryption::S3) => req.server_side_encryption(ServerSideEncryption::Aes256),
             Some(OutputEncryption::Kms(k)) => req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k),

@@ -12,9 +12,8 @@ use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
     ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ListPage, ListRequest, ListedObject, ObjectHead,
-    ObjectStore, PartRecord, Pass, Queue, RecordOutcome, StorageError,
+    ObjectStore, PartRecord, Pass, PutOptions, Queue, RecordOutcome, StorageError,
 };
-use crate::spec::OutputEncryption;
 use crate::{Error, Result};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -245,13 +244,13 @@ impl ObjectStore for InMemoryObjectStore {
         Ok(())
     }
 
-    async fn put_encrypted(
+    async fn put_with(
         &self,
         bucket: &str,
         key: &str,
         body: Bytes,
         _content_type: &str,
-        _encryption: Option<&OutputEncryption>,
+        _options: &PutOptions<'_>,
     ) -> Result<String, StorageError> {
         Ok(self.insert(bucket, key, body))
     }

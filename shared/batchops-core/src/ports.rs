@@ -188,6 +188,14 @@ pub struct ListPage {
     pub next: Option<String>,
 }
 
+/// How batchops writes an object it was asked to keep (a generated manifest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PutOptions<'a> {
+    pub encryption: Option<&'a OutputEncryption>,
+    /// The account that must own the bucket (`x-amz-expected-bucket-owner`).
+    pub expected_owner: Option<&'a str>,
+}
+
 /// What to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListRequest<'a> {
@@ -215,14 +223,14 @@ pub trait ObjectStore: Send + Sync {
         if_match: Option<&str>,
     ) -> Result<ByteStream, StorageError>;
     async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError>;
-    /// Writes an object with server-side encryption (generated manifests); returns its ETag.
-    async fn put_encrypted(
+    /// Writes an object with the given options (generated manifests); returns its ETag.
+    async fn put_with(
         &self,
         bucket: &str,
         key: &str,
         body: Bytes,
         content_type: &str,
-        encryption: Option<&OutputEncryption>,
+        options: &PutOptions<'_>,
     ) -> Result<String, StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
     /// Starts a multipart upload (for objects written piece by piece); returns its ID.

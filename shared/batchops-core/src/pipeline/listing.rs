@@ -26,7 +26,7 @@ use crate::job::{iso8601, GeneratedManifest, Job, JobFailure};
 use crate::manifest::{encode_key, RowRef};
 use crate::ops::replicate_object::{needs_tags, ReplicationRule};
 use crate::ops::Operation;
-use crate::ports::{ListRequest, ListedObject, Pass, StorageError};
+use crate::ports::{ListRequest, ListedObject, Pass, PutOptions, StorageError};
 use crate::spec::{OutputEncryption, ReportTarget};
 use crate::Result;
 
@@ -42,7 +42,14 @@ struct Output {
     bucket: String,
     folder: String,
     encryption: Option<OutputEncryption>,
+    expected_owner: Option<String>,
     requested: bool,
+}
+
+impl Output {
+    fn put_options(&self) -> PutOptions<'_> {
+        PutOptions { encryption: self.encryption.as_ref(), expected_owner: self.expected_owner.as_deref() }
+    }
 }
 
 fn output(g: &Generator, report: Option<&ReportTarget>, pass: Pass, job: &Job) -> Option<Output> {
@@ -51,6 +58,7 @@ fn output(g: &Generator, report: Option<&ReportTarget>, pass: Pass, job: &Job) -
             bucket: o.bucket.clone(),
             folder: o.folder(&job.id),
             encryption: o.encryption.clone(),
+            expected_owner: o.expected_owner.clone(),
             requested: true,
         }),
         // A job that waits for confirmation runs on what was listed before it: kept next to
@@ -59,6 +67,7 @@ fn output(g: &Generator, report: Option<&ReportTarget>, pass: Pass, job: &Job) -
             bucket: r.bucket.clone(),
             folder: format!("{}/generated-manifest", r.job_folder(&job.id)),
             encryption: None,
+            expected_owner: None,
             requested: false,
         }),
         _ => None,
@@ -156,9 +165,7 @@ impl Chunker {
     async fn write_data_file(&self, out: &Output, index: u64, body: Vec<u8>) -> Result<()> {
         let md5 = hex::encode(Md5::digest(&body));
         let key = format!("{}/data/{index:06}-{md5}.csv.gz", out.folder);
-        self.objects
-            .put_encrypted(&out.bucket, &key, Bytes::from(body), "application/gzip", out.encryption.as_ref())
-            .await?;
+        self.objects.put_with(&out.bucket, &key, Bytes::from(body), "application/gzip", &out.put_options()).await?;
         Ok(())
     }
 
@@ -195,11 +202,11 @@ impl Chunker {
         let schema = if versioned { SCHEMA_VERSIONED } else { SCHEMA };
         let json = manifest_json(&g.source_bucket, &out.bucket, schema, &files, super::now(), "2021-11-30");
         let key = format!("{}/manifest.json", out.folder);
-        let enc = out.encryption.as_ref();
+        let opts = out.put_options();
         let checksum = hex::encode(Md5::digest(json.as_bytes()));
-        let etag = self.objects.put_encrypted(&out.bucket, &key, Bytes::from(json), "application/json", enc).await?;
+        let etag = self.objects.put_with(&out.bucket, &key, Bytes::from(json), "application/json", &opts).await?;
         let sum_key = format!("{}/manifest.checksum", out.folder);
-        self.objects.put_encrypted(&out.bucket, &sum_key, Bytes::from(checksum), "text/plain", enc).await?;
+        self.objects.put_with(&out.bucket, &sum_key, Bytes::from(checksum), "text/plain", &opts).await?;
         info!(bucket = %out.bucket, key = %key, files = files.len(), format = GENERATED_FORMAT, "generated manifest written");
         Ok(GeneratedManifest { bucket: out.bucket.clone(), key, etag, requested: out.requested })
     }

@@ -418,15 +418,15 @@ impl crate::ports::ObjectStore for BrokenRangeReads {
     async fn delete(&self, b: &str, k: &str) -> Result<(), crate::ports::StorageError> {
         self.0.delete(b, k).await
     }
-    async fn put_encrypted(
+    async fn put_with(
         &self,
         b: &str,
         k: &str,
         body: bytes::Bytes,
         ct: &str,
-        e: Option<&crate::spec::OutputEncryption>,
+        o: &crate::ports::PutOptions<'_>,
     ) -> Result<String, crate::ports::StorageError> {
-        self.0.put_encrypted(b, k, body, ct, e).await
+        self.0.put_with(b, k, body, ct, o).await
     }
     async fn list(
         &self,
