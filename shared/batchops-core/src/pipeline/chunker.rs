@@ -375,6 +375,9 @@ impl Chunker {
             j.progress.total_tasks = Some(tasks);
             j.progress.total_chunks = Some(chunks);
             j.progress.tasks_prepared = tasks;
+            if tasks == 0 {
+                j.status_update_reason = Some("The manifest holds no tasks: nothing to run".into());
+            }
             change(j);
         };
         let status = self.store.get(id).await?.status;

@@ -661,6 +661,21 @@ async fn a_confirmed_inventory_job_counts_then_cuts() {
 }
 
 #[tokio::test]
+async fn an_empty_manifest_or_inventory_completes_with_no_tasks_and_says_so() {
+    let w = World::new(10, Duration::from_secs(60));
+    // (the inventory's spec writes the CSV manifest too: it goes first)
+    let inv = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &[], None, json!({}))).await.unwrap();
+    let csv = w.intake().create_job(&w.spec("\n", json!({}))).await.unwrap();
+    w.drain().await;
+    for id in [csv, inv] {
+        let job = w.store.get(&id).await.unwrap();
+        assert_eq!((job.status, job.progress.total_tasks), (JobStatus::Complete, Some(0)), "{:?}", job.failure_reasons);
+        assert_eq!(job.status_update_reason.as_deref(), Some("The manifest holds no tasks: nothing to run"));
+        assert!(w.report_rows(&job).is_empty(), "no report when no task ran");
+    }
+}
+
+#[tokio::test]
 async fn a_csv_manifest_with_a_header_row_fails_naming_line_one() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec("Bucket,Key\nsrc,a\n", json!({}))).await.unwrap();
