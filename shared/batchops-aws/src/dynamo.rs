@@ -493,41 +493,12 @@ impl JobStore for DynamoJobStore {
                     continue;
                 }
                 if out.len() < limit {
+                    let record = get_s(item, "record")?;
                     out.push(
-                        serde_json::from_str(get_s(item, "record")?)
+                        serde_json::from_str(record)
                             .map_err(|e| Error::backend("chunk record", format!("unreadable: {e}")))?,
                     );
                 }
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
-                .expression_attribute_values(":pk", s(job_pk(id)))
-                .expression_attribute_values(":c", s("CHUNK#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query chunks", &e))?;
-            for item in page.items() {
-                out.push(
-                    serde_json::from_str(get_s(item, "record")?)
-                        .map_err(|e| Error::backend("chunk record", format!("unreadable: {e}")))?,
-                );
             }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {

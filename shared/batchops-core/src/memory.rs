@@ -136,10 +136,6 @@ impl JobStore for InMemoryJobStore {
         let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(chunks.range((from, std::ops::Bound::Unbounded)).take(limit).map(|(_, c)| c.clone()).collect())
     }
-
-    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
-        Ok(lock(&self.state).chunks.get(id).map(|c| c.values().cloned().collect()).unwrap_or_default())
-    }
 }
 
 /// A FIFO queue of message bodies.

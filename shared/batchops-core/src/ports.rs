@@ -108,11 +108,21 @@ pub trait JobStore: Send + Sync {
     /// Records a part of the manifest as read and adds its counts to the job's counters of
     /// that pass, atomically and at most once, while the job is being prepared or cut.
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
-    /// Every recorded chunk of a job, in index order.
-    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>>;
     /// Up to `limit` recorded chunks with an index above `after`, in index order: the
     /// finalizer reads a job's chunks page by page.
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;
+
+    /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).
+    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
+        let mut out: Vec<ChunkRecord> = Vec::new();
+        loop {
+            let page = self.chunks_after(id, out.last().map(|c| c.index), 1000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
 }
 
 /// A message queue (SQS in production).
