@@ -89,7 +89,7 @@ pub struct ChunkMessage {
 
 /// A row as a chunk message carries it: `[line, bucket, encoded key, version]` for a task,
 /// `[line, bucket, encoded key, version, reason]` for a line that cannot be one.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum WireRow {
     Task(u64, String, String, Option<String>),
