@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `KeyNameConstraint.MatchAnyPrefix` | none extra: only those prefixes are listed |
 //! | `MatchAnySuffix`, `MatchAnySubstring`, `CreatedAfter`/`Before`, size bounds, `MatchAnyStorageClass` | none: decided from the listing |
-//! | `ObjectReplicationStatuses`, `MatchAnyObjectEncryption` | one HeadObject per object that passed the filters above |
+//! | `ObjectReplicationStatuses`, `MatchAnyObjectEncryption` | one HeadObject per object that passed the filters above (32 at a time) |
 //! | `EligibleForReplication` | one GetBucketReplication per job; one GetObjectTagging per object when a rule filters on tags |
 //!
 //! Listing is ListObjectsV2, or ListObjectVersions when the bucket is versioned (tasks then

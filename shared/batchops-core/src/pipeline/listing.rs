@@ -13,6 +13,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
@@ -29,6 +30,9 @@ use crate::ops::Operation;
 use crate::ports::{ListRequest, ListedObject, Pass, PutOptions, StorageError};
 use crate::spec::{OutputEncryption, ReportTarget};
 use crate::Result;
+
+/// Objects of a page whose filter requests (HEAD, tags) run at the same time.
+const DECIDE_AT_ONCE: usize = 32;
 
 /// Chunks per data file of a generated manifest.
 pub const FILE_CHUNKS: u64 = 100;
@@ -260,9 +264,15 @@ impl Chunker {
                 Err(e) if transient(&e) => return Err(e.into()),
                 Err(e) => return self.fail(&id, generation_failed(bucket, "Listing", &e)).await,
             };
-            for (i, o) in page.objects.iter().enumerate().skip(pos.offset as usize) {
+            // The page's objects are decided together (HEAD and tag requests, DECIDE_AT_ONCE
+            // at a time), then taken in listing order.
+            let rest = page.objects.get(pos.offset as usize..).unwrap_or_default();
+            let deciding: Vec<_> = rest.iter().map(|o| self.decide(g, &rules, versioned, all_versions, o)).collect();
+            let decisions: Vec<Result<Decision>> =
+                futures::stream::iter(deciding).buffered(DECIDE_AT_ONCE).collect().await;
+            for ((i, o), decision) in page.objects.iter().enumerate().skip(pos.offset as usize).zip(decisions) {
                 pos.listed += 1;
-                match self.decide(g, &rules, versioned, all_versions, o).await? {
+                match decision? {
                     Decision::Skip => continue,
                     Decision::Fail(f) => return self.fail(&id, f).await,
                     Decision::Include => {}
