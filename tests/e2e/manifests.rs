@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, StorageClass, VersioningConfiguration};
+use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use batchops_core::pipeline::Settings;
 use batchops_e2e::{columns, spec, System};
 use md5::{Digest, Md5};
@@ -107,13 +107,7 @@ async fn an_inventory_of_100000_rows_with_a_tiny_budget_reports_each_row_once() 
 async fn a_versioned_inventory_tags_the_versions_it_names_and_refuses_bad_files() -> Result<()> {
     let sys = System::start(Settings { chunk_size: 3, ..Settings::default() }, 2).await?;
     let [inv, rep, src] = sys.buckets(["inv", "rep", "src"]).await?;
-    sys.clients
-        .s3
-        .put_bucket_versioning()
-        .bucket(&src)
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
-        .send()
-        .await?;
+    sys.enable_versioning(&src).await?;
     // GIVEN two versions of each of four objects, and an all-versions inventory that names the
     // old ones, plus a row whose VersionId is empty
     let mut rows = String::new();
@@ -280,13 +274,7 @@ async fn a_generator_job_lists_filters_writes_its_manifest_and_runs() -> Result<
 async fn a_generator_on_a_versioned_bucket_names_the_current_versions() -> Result<()> {
     let sys = System::start(Settings::default(), 1).await?;
     let [src, rep] = sys.buckets(["src", "rep"]).await?;
-    sys.clients
-        .s3
-        .put_bucket_versioning()
-        .bucket(&src)
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
-        .send()
-        .await?;
+    sys.enable_versioning(&src).await?;
     let mut current = BTreeSet::new();
     for i in 0..3 {
         sys.put(&src, &format!("k{i}"), "old").await?;
@@ -323,8 +311,7 @@ async fn generator_replication_filters_read_the_bucket_configuration_and_each_ob
     let sys = System::start(Settings::default(), 1).await?;
     let [src, plain, dst, rep] = sys.buckets(["src", "plain", "dst", "rep"]).await?;
     for b in [&src, &dst] {
-        let v = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-        sys.clients.s3.put_bucket_versioning().bucket(b.as_str()).versioning_configuration(v).send().await?;
+        sys.enable_versioning(b).await?;
     }
     let rule = ReplicationRule::builder()
         .id("all")

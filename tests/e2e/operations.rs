@@ -7,9 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Destination,
-    ObjectLockLegalHoldStatus, ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
-    StorageClass, VersioningConfiguration,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Destination, ObjectLockLegalHoldStatus,
+    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass,
 };
 use base64::Engine;
 use batchops_aws::OpsSettings;
@@ -373,8 +372,7 @@ async fn replication_copies_to_each_destination_of_the_matching_rules() -> Resul
     let sys = System::start(Settings::default(), 2).await?;
     let [src, a, b, c] = sys.buckets(["src", "dst-a", "dst-b", "dst-c"]).await?;
     for bkt in [&src, &a, &b, &c] {
-        let v = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-        sys.clients.s3.put_bucket_versioning().bucket(bkt.as_str()).versioning_configuration(v).send().await?;
+        sys.enable_versioning(bkt).await?;
     }
     let rule = |id: &str, priority: i32, dest: &str, enabled: bool, class: Option<StorageClass>| {
         ReplicationRule::builder()

@@ -90,6 +90,14 @@ impl System {
         Ok(())
     }
 
+    /// Turns versioning on for `bucket`.
+    pub async fn enable_versioning(&self, bucket: &str) -> Result<()> {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        let v = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        self.clients.s3.put_bucket_versioning().bucket(bucket).versioning_configuration(v).send().await?;
+        Ok(())
+    }
+
     /// Puts an object and returns its ETag (quoted, as S3 gives it).
     pub async fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> Result<String> {
         let out = self

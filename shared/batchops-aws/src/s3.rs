@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+use aws_sdk_s3::types::ServerSideEncryption;
 use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ports::{
     ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, PutOptions, StorageError,
@@ -215,7 +215,6 @@ impl ObjectStore for S3ObjectStore {
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
         let time =
             |t: Option<&DateTime>| t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok());
-        let class = |c: Option<&StorageClass>| c.map(|c| c.as_str().to_string()).unwrap_or_else(|| "STANDARD".into());
         if !req.versions {
             let out = self
                 .client
@@ -277,7 +276,7 @@ impl ObjectStore for S3ObjectStore {
                 size: v.size().unwrap_or(0).max(0) as u64,
                 last_modified: time(v.last_modified()),
                 etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                storage_class: v.storage_class().map(|c| c.as_str().to_string()).unwrap_or_else(|| class(None)),
+                storage_class: v.storage_class().map(|c| c.as_str().to_string()).unwrap_or_else(|| "STANDARD".into()),
             })
             .collect();
         objects.extend(out.delete_markers().iter().map(|d| ListedObject {

@@ -144,7 +144,11 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
 /// Reads one line of `origin` (`manifest`, `inventory file <key>`), whose errors name it.
 pub fn parse_row(origin: &str, fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedLine {
     let row = read_row(origin, fields, line_no, raw)?;
-    let key = decode_key(&row.encoded_key).map_err(|e| row.bad(origin, e))?;
+    // A key with escapes was decoded when the row was read; one without cannot fail.
+    let key = match row.decoded {
+        Some(k) => k,
+        None => decode_key(&row.encoded_key).map_err(|e| row.bad(origin, e))?,
+    };
     Ok(ManifestEntry {
         line: line_no,
         target: TaskTarget { bucket: row.bucket.into_owned(), key, version_id: row.version_id.map(Cow::into_owned) },
@@ -160,6 +164,8 @@ pub struct RowRef<'a> {
     pub bucket: Cow<'a, str>,
     pub encoded_key: Cow<'a, str>,
     pub version_id: Option<Cow<'a, str>>,
+    /// The key, when reading the row had to decode it (it has `%` escapes).
+    pub decoded: Option<String>,
 }
 
 impl RowRef<'_> {
@@ -174,12 +180,13 @@ impl RowRef<'_> {
     }
 }
 
-/// True when `encoded` URL-decodes to UTF-8 (without building the key when it has no escape).
-fn decodes(encoded: &str) -> Result<(), String> {
+/// Checks that `encoded` URL-decodes to UTF-8: the decoded key when it has escapes (without
+/// building it when it has none).
+fn decodes(encoded: &str) -> Result<Option<String>, String> {
     if memchr::memchr(b'%', encoded.as_bytes()).is_some() {
-        decode_key(encoded).map(|_| ())
+        decode_key(encoded).map(Some)
     } else {
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -252,13 +259,15 @@ pub fn read_text_row<'a>(
     if key.is_empty() {
         return Err(bad(&bucket, &key, &version, "the key column is empty".into()));
     }
-    if let Err(e) = decodes(&key) {
-        return Err(bad(&bucket, &key, &version, e));
-    }
+    let decoded = match decodes(&key) {
+        Ok(d) => d,
+        Err(e) => return Err(bad(&bucket, &key, &version, e)),
+    };
     if declared_version && version.is_empty() {
         return Err(bad(&bucket, &key, &version, "Task failed due to missing VersionId".into()));
     }
-    Ok(RowRef { line: line_no, bucket, encoded_key: key, version_id: (!version.is_empty()).then_some(version) })
+    let version_id = (!version.is_empty()).then_some(version);
+    Ok(RowRef { line: line_no, bucket, encoded_key: key, version_id, decoded })
 }
 
 /// S3 refuses CSV manifests with a header row (its first line names no bucket); so does

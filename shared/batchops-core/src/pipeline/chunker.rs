@@ -269,9 +269,8 @@ impl Chunker {
                 Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
-            if let Some(failure) =
-                self.beyond_limits(cutter.tasks(), cutter.line_len(), || format!("manifest line {}", cutter.line()))
-            {
+            let too_long = || self.over_line_limit(cutter.line_len(), || format!("manifest line {}", cutter.line()));
+            if let Some(failure) = self.over_task_limit(cutter.tasks()).or_else(too_long) {
                 return self.fail(&job.id, failure).await;
             }
             if pass == Pass::Cut {
@@ -295,28 +294,26 @@ impl Chunker {
         self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
     }
 
-    /// The job failure when a manifest goes beyond the configured limits.
-    pub(super) fn beyond_limits(&self, tasks: u64, line_len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
-        if tasks > self.settings.max_tasks {
-            return Some(JobFailure::new(
+    /// The job failure when a manifest holds more tasks than allowed.
+    pub(super) fn over_task_limit(&self, tasks: u64) -> Option<JobFailure> {
+        let max = self.settings.max_tasks;
+        (tasks > max).then(|| {
+            JobFailure::new(
                 "ManifestTooLarge",
-                format!(
-                    "The manifest holds more than {} tasks, the limit (BATCHOPS_MAX_TASKS)",
-                    self.settings.max_tasks
-                ),
-            ));
-        }
-        if line_len > self.settings.max_line_bytes {
-            return Some(JobFailure::new(
+                format!("The manifest holds more than {max} tasks, the limit (BATCHOPS_MAX_TASKS)"),
+            )
+        })
+    }
+
+    /// The job failure when a manifest line (named by `line`) is longer than allowed.
+    pub(super) fn over_line_limit(&self, len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
+        let max = self.settings.max_line_bytes;
+        (len > max).then(|| {
+            JobFailure::new(
                 "InvalidManifestContent",
-                format!(
-                    "{} is longer than {} bytes (BATCHOPS_MAX_LINE_BYTES): not a manifest line",
-                    line(),
-                    self.settings.max_line_bytes
-                ),
-            ));
-        }
-        None
+                format!("{} is longer than {max} bytes (BATCHOPS_MAX_LINE_BYTES): not a manifest line", line()),
+            )
+        })
     }
 
     /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.

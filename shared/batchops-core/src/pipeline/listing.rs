@@ -278,7 +278,7 @@ impl Chunker {
                     Decision::Include => {}
                 }
                 pos.tasks += 1;
-                if let Some(f) = self.beyond_limits(pos.tasks, 0, String::new) {
+                if let Some(f) = self.over_task_limit(pos.tasks) {
                     return self.fail(&id, f).await;
                 }
                 let encoded_key = encode_key(&o.key);
@@ -290,6 +290,7 @@ impl Chunker {
                     bucket: Cow::Borrowed(bucket),
                     encoded_key: Cow::Owned(encoded_key),
                     version_id: if versioned { o.version_id.as_deref().map(Cow::Borrowed) } else { None },
+                    decoded: None,
                 };
                 if !batch.push(&Ok(row)) {
                     continue;

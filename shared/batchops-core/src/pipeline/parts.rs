@@ -271,13 +271,16 @@ impl Chunker {
                     continue;
                 }
                 let raw = &buf[range.clone()];
-                if let Some(failure) = self.beyond_limits(tasks, raw.len() as u64, || format!("{origin} line {n}")) {
+                if let Some(failure) = self.over_line_limit(raw.len() as u64, || format!("{origin} line {n}")) {
                     return self.fail(id, failure).await;
                 }
                 if is_blank(raw) {
                     continue;
                 }
                 tasks += 1;
+                if let Some(failure) = self.over_task_limit(tasks) {
+                    return self.fail(id, failure).await;
+                }
                 let row = match block {
                     Some(text) if range.end <= block_end => read_text_row(&origin, fields, n, &text[range]),
                     _ => read_row(&origin, fields, n, raw),
@@ -311,7 +314,7 @@ impl Chunker {
             lines.compact(buf);
             if !buf.is_empty() {
                 if let Some(failure) =
-                    self.beyond_limits(tasks, buf.len() as u64, || format!("{origin} line {}", lines.next))
+                    self.over_line_limit(buf.len() as u64, || format!("{origin} line {}", lines.next))
                 {
                     return self.fail(id, failure).await;
                 }
@@ -338,7 +341,7 @@ impl Chunker {
             Pass::Cut => &job.progress.cut,
         };
         info!(job_id = %id, part, tasks, files_done = counts.parts, "inventory file read");
-        if let Some(failure) = self.beyond_limits(counts.tasks, 0, String::new) {
+        if let Some(failure) = self.over_task_limit(counts.tasks) {
             return self.fail(id, failure).await;
         }
         if Some(counts.parts) == job.progress.parts_total {
