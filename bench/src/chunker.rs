@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use batchops_core::chunk::ControlMessage;
-use batchops_core::memory::{InMemoryJobStore, InMemoryQueue};
+use batchops_core::memory::{InMemoryJobStore, InMemoryQueue, InMemoryRoles};
 use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ops::{Operation, Task};
+use batchops_core::pipeline::intake::Caller;
 use batchops_core::pipeline::{Chunker, Intake, Settings};
 use batchops_core::ports::{
     ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, PutOptions, Queue,
@@ -276,6 +277,7 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         store: store.clone(),
         control: control.clone(),
         finalize: finalize.clone(),
+        pass_role: None,
         settings: settings.clone(),
     };
     let spec = json!({
@@ -284,14 +286,13 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
         "Manifest": manifest, "Report": {"Enabled": false}
     });
-    let id = intake.create_job(spec.to_string().as_bytes()).await?;
+    let id = intake.create_job(spec.to_string().as_bytes(), Caller::Unknown).await?;
     let chunker = Chunker {
         store: store.clone(),
-        objects: Arc::new(FileStore { root: root.to_path_buf() }),
+        roles: Arc::new(InMemoryRoles::new(Arc::new(FileStore { root: root.to_path_buf() }), Arc::new(NoRunner))),
         control: control.clone(),
         chunks: chunks.clone(),
         finalize,
-        runner: Arc::new(NoRunner),
         settings,
     };
     let base = ALLOC.current_usage();

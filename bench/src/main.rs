@@ -134,6 +134,9 @@ async fn main() -> Result<()> {
             retry_delay_secs: 1,
             settings: settings.clone(),
             ops: batchops_aws::config::ops_from_env()?,
+            check_pass_role: false,
+            // s3s-fs has no STS: jobs act with the bench's own credentials.
+            assume_roles: false,
         },
     )
     .await?;
@@ -227,6 +230,9 @@ async fn large_copy(
             retry_delay_secs: 1,
             settings: batchops_aws::config::settings_from_env()?,
             ops,
+            check_pass_role: false,
+            // s3s-fs has no STS: jobs act with the bench's own credentials.
+            assume_roles: false,
         },
     )
     .await?;

@@ -33,6 +33,12 @@ pub struct LocalOptions {
     pub settings: Settings,
     /// Tunables of the operations (multipart copies).
     pub ops: OpsSettings,
+    /// CreateJob requires `iam:PassRole` on the job's role, asked of IAM for the identity
+    /// `batchops local` runs as (the local API has no signed callers).
+    pub check_pass_role: bool,
+    /// Jobs act as their `RoleArn` through STS (the deployed behaviour); false acts with
+    /// batchops local's own credentials, for S3-compatible stores without STS.
+    pub assume_roles: bool,
 }
 
 impl Default for LocalOptions {
@@ -44,6 +50,8 @@ impl Default for LocalOptions {
             retry_delay_secs: 2,
             settings: Settings::default(),
             ops: OpsSettings::default(),
+            check_pass_role: false,
+            assume_roles: true,
         }
     }
 }
@@ -176,6 +184,8 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         finalize_queue_url: created.finalize_queue_url.clone(),
         settings: opts.settings.clone(),
         ops: opts.ops.clone(),
+        check_pass_role: opts.check_pass_role,
+        assume_roles: opts.assume_roles,
     };
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -185,7 +195,12 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let app = job_intake::api::router(intake.clone());
+    let mut app = job_intake::api::router(intake.clone());
+    if opts.check_pass_role {
+        let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
+        info!(caller = %me, "CreateJob checks iam:PassRole for this caller");
+        app = app.layer(axum::Extension(job_intake::api::LocalCaller(me)));
+    }
     let mut srx = rx.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

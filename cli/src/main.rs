@@ -86,6 +86,14 @@ enum Command {
         /// Chunks run at the same time.
         #[arg(long, default_value_t = 4)]
         chunk_workers: usize,
+        /// CreateJob requires iam:PassRole on the job's role (asked of IAM for the identity
+        /// batchops local runs as), as the deployed API does for its callers.
+        #[arg(long)]
+        check_pass_role: bool,
+        /// Every job acts with batchops local's own credentials instead of assuming its
+        /// RoleArn: for S3-compatible stores without STS (MinIO, s3s-fs).
+        #[arg(long)]
+        no_job_roles: bool,
     },
 }
 
@@ -181,14 +189,23 @@ async fn main() -> Result<()> {
             let code = watch(&api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);
         }
-        Command::Local { listen, prefix, chunk_workers } => {
+        Command::Local { listen, prefix, chunk_workers, check_pass_role, no_job_roles } => {
             batchops_aws::init_tracing();
             let settings = batchops_aws::config::settings_from_env()?;
             let ops = batchops_aws::config::ops_from_env()?;
             let clients = batchops_aws::Clients::from_env().await;
             let handle = local::start(
                 clients,
-                LocalOptions { prefix, listen, chunk_workers, settings, ops, ..LocalOptions::default() },
+                LocalOptions {
+                    prefix,
+                    listen,
+                    chunk_workers,
+                    settings,
+                    ops,
+                    check_pass_role,
+                    assume_roles: !no_job_roles,
+                    ..LocalOptions::default()
+                },
             )
             .await?;
             println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);

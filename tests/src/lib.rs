@@ -18,15 +18,17 @@ pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
 }
 
-/// Clients for the emulator, with test credentials.
+/// Clients for the emulator, with test credentials. The endpoint comes from
+/// `AWS_ENDPOINT_URL` when it is set (as `make test` does), so that a service's own variable
+/// such as `AWS_ENDPOINT_URL_LAMBDA` (`cargo lambda watch`) still wins over it.
 pub async fn clients() -> Clients {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "batchops-tests"))
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
+        .credentials_provider(Credentials::new("test", "test", None, None, "batchops-tests"));
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        loader = loader.endpoint_url(endpoint());
+    }
+    Clients::from_sdk_config(&loader.load().await)
 }
 
 /// A unique, valid bucket-name-safe prefix.
@@ -48,13 +50,9 @@ impl System {
     }
 
     /// Starts with the given operation tunables; `LambdaInvoke` goes to the Invoke API at
-    /// `BATCHOPS_TEST_LAMBDA_ENDPOINT` (`cargo lambda watch`) when it is set.
+    /// `AWS_ENDPOINT_URL_LAMBDA` (`cargo lambda watch`, set by `make test`).
     pub async fn start_with(settings: Settings, ops: OpsSettings, chunk_workers: usize) -> Result<System> {
-        let mut clients = clients().await;
-        if let Ok(url) = std::env::var("BATCHOPS_TEST_LAMBDA_ENDPOINT") {
-            let conf = clients.lambda.config().to_builder().endpoint_url(url).build();
-            clients.lambda = aws_sdk_lambda::Client::from_conf(conf);
-        }
+        let clients = clients().await;
         let prefix = unique("t");
         let handle = local::start(
             clients.clone(),
@@ -65,6 +63,8 @@ impl System {
                 retry_delay_secs: 1,
                 settings,
                 ops,
+                check_pass_role: false,
+                assume_roles: true,
             },
         )
         .await?;

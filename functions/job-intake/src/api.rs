@@ -15,13 +15,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batchops_core::job::JobStatus;
+use batchops_core::pipeline::intake::Caller;
 use batchops_core::pipeline::Intake;
 use batchops_core::Error;
+use lambda_http::request::RequestContext;
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -75,8 +77,23 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .with_state(intake)
 }
 
-async fn create_job(State(intake): State<Arc<Intake>>, body: Bytes) -> ApiResult {
-    let id = intake.create_job(&body).await?;
+/// The caller `batchops local` names for its API's requests (it has no API Gateway in front).
+#[derive(Clone, Debug)]
+pub struct LocalCaller(pub String);
+
+/// The IAM identity that signed the request, as API Gateway's AWS_IAM authorization found it
+/// (REST API: `requestContext.identity.userArn`; HTTP API: `requestContext.authorizer.iam`).
+fn caller(ext: &Extensions) -> Option<&str> {
+    match ext.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.user_arn.as_deref(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref()?.iam.as_ref()?.user_arn.as_deref(),
+        _ => ext.get::<LocalCaller>().map(|c| c.0.as_str()),
+    }
+}
+
+async fn create_job(State(intake): State<Arc<Intake>>, ext: Extensions, body: Bytes) -> ApiResult {
+    let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
+    let id = intake.create_job(&body, who).await?;
     Ok(Json(json!({ "JobId": id })))
 }
 
@@ -148,6 +165,7 @@ mod tests {
             store: Arc::new(InMemoryJobStore::default()),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
+            pass_role: None,
             settings: Settings::default(),
         }))
     }

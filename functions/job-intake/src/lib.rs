@@ -7,7 +7,7 @@ pub mod s3_trigger;
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, IamPassRole, SqsQueue};
 use batchops_core::pipeline::Intake;
 
 pub fn intake(config: &Config, clients: &Clients) -> Intake {
@@ -15,6 +15,9 @@ pub fn intake(config: &Config, clients: &Clients) -> Intake {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        pass_role: config
+            .check_pass_role
+            .then(|| Arc::new(IamPassRole::new(&clients.sdk)) as Arc<dyn batchops_core::ports::PassRoleCheck>),
         settings: config.settings.clone(),
     }
 }

@@ -2,6 +2,7 @@
 //! SQS -> this handler) creates a job, and the outcome is written next to the spec as
 //! `<key>.result.json`: `{"JobId": ...}` or `{"Code": ..., "Message": ...}`.
 
+use batchops_core::pipeline::intake::Caller;
 use batchops_core::pipeline::Intake;
 use batchops_core::ports::{read_all, ObjectStore};
 use batchops_core::{Error, Result};
@@ -58,7 +59,7 @@ pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &s
     for (bucket, key) in uploaded_objects(body)? {
         let spec = read_all(objects.read(&bucket, &key, None, 0, None, None).await?).await?;
         let spec = with_upload_token(&spec, &bucket, &key, &objects.head(&bucket, &key, None).await?.etag);
-        let result = match intake.create_job(&spec).await {
+        let result = match intake.create_job(&spec, Caller::SpecUpload).await {
             Ok(id) => {
                 info!(bucket = %bucket, key = %key, job_id = %id, "job created from an uploaded spec");
                 json!({ "JobId": id })
@@ -104,6 +105,7 @@ mod tests {
             store: Arc::new(InMemoryJobStore::default()),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
+            pass_role: None,
             settings: Settings::default(),
         };
         // WHEN the trigger handles it

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::ControlMessage;
 use batchops_core::pipeline::Chunker;
 use batchops_core::{Error, Result};
@@ -14,11 +14,10 @@ use batchops_core::{Error, Result};
 pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
     Chunker {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        roles: config.roles(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
-        runner: Arc::new(config.runner(clients)),
         settings: config.settings.clone(),
     }
 }

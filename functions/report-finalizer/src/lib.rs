@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore};
+use batchops_aws::{Clients, Config, DynamoJobStore};
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::pipeline::Finalizer;
 use batchops_core::{Error, Result};
@@ -11,7 +11,7 @@ use batchops_core::{Error, Result};
 pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
     Finalizer {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
+        roles: config.roles(clients),
         settings: config.settings.clone(),
     }
 }

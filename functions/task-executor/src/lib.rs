@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, S3ObjectStore, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::ChunkMessage;
 use batchops_core::pipeline::executor::Disposition;
 use batchops_core::pipeline::Executor;
@@ -12,8 +12,7 @@ use batchops_core::{Error, Result};
 pub fn executor(config: &Config, clients: &Clients) -> Executor {
     Executor {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        objects: Arc::new(S3ObjectStore::new(clients.s3.clone())),
-        runner: Arc::new(config.runner(clients)),
+        roles: config.roles(clients),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }
@@ -31,7 +30,7 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
     use batchops_aws::lambda::sqs_batch;
-    use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
+    use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
     use batchops_core::ops::{Operation, Task};
     use batchops_core::pipeline::Settings;
     use batchops_core::ports::OperationRunner;
@@ -52,8 +51,7 @@ mod tests {
         let event: SqsEvent = serde_json::from_str(include_str!("../fixtures/chunk-messages.json")).unwrap();
         let executor = Executor {
             store: Arc::new(InMemoryJobStore::default()),
-            objects: Arc::new(InMemoryObjectStore::default()),
-            runner: Arc::new(Never),
+            roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
             finalize: Arc::new(InMemoryQueue::default()),
             settings: Settings::default(),
         };

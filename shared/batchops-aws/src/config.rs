@@ -7,7 +7,10 @@ use aws_config::BehaviorVersion;
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
 
-use crate::ops::{OpsSettings, S3OperationRunner};
+use crate::ops::OpsSettings;
+use crate::roles::{OwnCredentials, StsRoles};
+use batchops_core::ports::RoleAccess;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,6 +29,12 @@ pub struct Config {
     pub finalize_queue_url: String,
     pub settings: Settings,
     pub ops: OpsSettings,
+    /// CreateJob requires `iam:PassRole` of the caller on the job's role
+    /// (`BATCHOPS_CHECK_PASS_ROLE`, on in the SAM template).
+    pub check_pass_role: bool,
+    /// Jobs act as their `RoleArn` (sts:AssumeRole); false only for S3-compatible stores
+    /// without STS (`BATCHOPS_ASSUME_JOB_ROLES`, default true).
+    pub assume_roles: bool,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -70,7 +79,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 
 impl Config {
     /// Reads `BATCHOPS_TABLE`, `BATCHOPS_CONTROL_QUEUE_URL`, `BATCHOPS_CHUNK_QUEUE_URL`,
-    /// `BATCHOPS_FINALIZE_QUEUE_URL` and the tunables.
+    /// `BATCHOPS_FINALIZE_QUEUE_URL`, `BATCHOPS_CHECK_PASS_ROLE` and the tunables.
     pub fn from_env() -> Result<Config, ConfigError> {
         Ok(Config {
             table: var("BATCHOPS_TABLE")?,
@@ -79,17 +88,20 @@ impl Config {
             finalize_queue_url: var("BATCHOPS_FINALIZE_QUEUE_URL")?,
             settings: settings_from_env()?,
             ops: ops_from_env()?,
+            check_pass_role: parse_var("BATCHOPS_CHECK_PASS_ROLE", false)?,
+            assume_roles: parse_var("BATCHOPS_ASSUME_JOB_ROLES", true)?,
         })
     }
 
-    /// The operation runner with this configuration's tunables.
-    pub fn runner(&self, clients: &Clients) -> S3OperationRunner {
-        S3OperationRunner::new(
-            clients.s3_ops.clone(),
-            clients.lambda.clone(),
-            self.ops.clone(),
-            self.settings.retry.clone(),
-        )
+    /// Job roles assumed with the functions' own credentials; each session's operation
+    /// runner has this configuration's tunables.
+    pub fn roles(&self, clients: &Clients) -> Arc<dyn RoleAccess> {
+        let (ops, retry) = (self.ops.clone(), self.settings.retry.clone());
+        if self.assume_roles {
+            Arc::new(StsRoles::new(&clients.sdk, ops, retry))
+        } else {
+            Arc::new(OwnCredentials::new(&clients.sdk, ops, retry))
+        }
     }
 }
 
@@ -116,16 +128,33 @@ pub fn ops_from_env() -> Result<OpsSettings, ConfigError> {
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The configuration they were built from (job roles are assumed with it).
+    pub sdk: aws_config::SdkConfig,
+    /// True when an endpoint other than AWS's is configured (an emulator such as moto).
+    pub custom_endpoint: bool,
+}
+
+/// The clients a job's requests go through, built with the job role's credentials.
+#[derive(Clone, Debug)]
+pub struct DataClients {
+    pub s3: aws_sdk_s3::Client,
     /// S3 for task operations: SDK retries off, because the executor retries transient
     /// failures itself with its own policy (and reports the last error).
     pub s3_ops: aws_sdk_s3::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
     /// Lambda for `LambdaInvoke` tasks, SDK retries off like `s3_ops`
     /// (`AWS_ENDPOINT_URL_LAMBDA` points it at a local Invoke API such as `cargo lambda watch`).
     pub lambda: aws_sdk_lambda::Client,
-    /// True when an endpoint other than AWS's is configured (an emulator such as moto).
-    pub custom_endpoint: bool,
+}
+
+fn s3_config(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::config::Builder {
+    let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
+    aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(custom_endpoint)
+        // S3-compatible stores differ in their support of the SDK's default checksums.
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
 }
 
 impl Clients {
@@ -138,29 +167,27 @@ impl Clients {
         let custom_endpoint = sdk.endpoint_url().is_some()
             || std::env::var("AWS_ENDPOINT_URL").is_ok()
             || std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
-        let s3_builder = || {
-            let custom_endpoint = sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(custom_endpoint)
-                // S3-compatible stores differ in their support of the SDK's default checksums.
-                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-        };
-        let s3 = aws_sdk_s3::Client::from_conf(s3_builder().build());
-        let s3_ops = aws_sdk_s3::Client::from_conf(
-            s3_builder().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
-        );
         Clients {
-            s3,
-            s3_ops,
+            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).build()),
             sqs: aws_sdk_sqs::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sdk: sdk.clone(),
+            custom_endpoint,
+        }
+    }
+
+    /// S3 and Lambda clients from `sdk` (a job role's configuration).
+    pub fn data_clients(sdk: &aws_config::SdkConfig) -> DataClients {
+        DataClients {
+            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).build()),
+            s3_ops: aws_sdk_s3::Client::from_conf(
+                s3_config(sdk).retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
+            ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(sdk)
                     .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
                     .build(),
             ),
-            custom_endpoint,
         }
     }
 }

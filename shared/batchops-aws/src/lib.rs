@@ -11,11 +11,13 @@ pub mod errors;
 pub mod lambda;
 pub mod ops;
 pub mod resources;
+pub mod roles;
 pub mod s3;
 pub mod sqs;
 
-pub use config::{init_tracing, Clients, Config};
+pub use config::{init_tracing, Clients, Config, DataClients};
 pub use dynamo::DynamoJobStore;
 pub use ops::{OpsSettings, S3OperationRunner};
+pub use roles::{IamPassRole, StsRoles};
 pub use s3::S3ObjectStore;
 pub use sqs::SqsQueue;

@@ -17,6 +17,9 @@ pub enum Error {
     /// An illegal transition, or a conditional write that found the job in another status.
     #[error("job {job_id} is {actual}; {message}")]
     StatusConflict { job_id: JobId, actual: JobStatus, message: String },
+    /// The caller may not do what it asked (CreateJob without `iam:PassRole` on the role).
+    #[error("{message}")]
+    AccessDenied { message: String },
     #[error("ClientRequestToken {token} was already used with a different request")]
     Idempotency { token: String },
     /// A failure of the storage, queue or database behind a port. `transient` tells whether
@@ -41,6 +44,7 @@ impl Error {
             Error::JobNotFound { .. } => ("NotFoundException", 404),
             Error::StatusConflict { .. } => ("JobStatusException", 409),
             Error::Idempotency { .. } => ("IdempotencyException", 409),
+            Error::AccessDenied { .. } => ("AccessDeniedException", 403),
             Error::Backend { .. } => ("InternalServiceException", 500),
         }
     }

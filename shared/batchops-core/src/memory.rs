@@ -2,7 +2,7 @@
 //! the reference the AWS adapters' contract tests compare against).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,8 +11,9 @@ use md5::{Digest, Md5};
 use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
-    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobStore, ListPage, ListRequest, ListedObject, ObjectHead,
-    ObjectStore, PartRecord, Pass, PutOptions, Queue, RecordOutcome, StorageError,
+    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, ListPage, ListRequest, ListedObject,
+    ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck, PutOptions, Queue, RecordOutcome,
+    RoleAccess, RoleError, StorageError,
 };
 use crate::{Error, Result};
 
@@ -347,5 +348,58 @@ impl ObjectStore for InMemoryObjectStore {
 
     async fn tags(&self, _: &str, _: &str, _: Option<&str>) -> Result<Vec<(String, String)>, StorageError> {
         Ok(Vec::new())
+    }
+}
+
+/// Roles in memory: every role gives the same ports, except the roles named in `refused`
+/// (STS's AccessDenied) and `throttled` (a transient error). Records who assumed what.
+pub struct InMemoryRoles {
+    ports: JobPorts,
+    pub refused: Mutex<std::collections::HashSet<String>>,
+    pub throttled: Mutex<std::collections::HashSet<String>>,
+    pub assumed: Mutex<Vec<(JobId, String)>>,
+}
+
+impl InMemoryRoles {
+    pub fn new(objects: Arc<dyn ObjectStore>, runner: Arc<dyn OperationRunner>) -> Self {
+        InMemoryRoles {
+            ports: JobPorts { objects, runner },
+            refused: Mutex::default(),
+            throttled: Mutex::default(),
+            assumed: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl RoleAccess for InMemoryRoles {
+    async fn assume(&self, job: &JobId, role_arn: &str) -> Result<JobPorts, RoleError> {
+        let error = |code: &str, transient| RoleError {
+            role: role_arn.to_string(),
+            code: code.into(),
+            message: format!("not authorized to perform sts:AssumeRole on resource {role_arn}"),
+            transient,
+        };
+        if lock(&self.refused).contains(role_arn) {
+            return Err(error("AccessDenied", false));
+        }
+        if lock(&self.throttled).contains(role_arn) {
+            return Err(error("Throttling", true));
+        }
+        lock(&self.assumed).push((job.clone(), role_arn.to_string()));
+        Ok(self.ports.clone())
+    }
+}
+
+/// `iam:PassRole` grants in memory: (caller ARN, role ARN) pairs.
+#[derive(Default)]
+pub struct InMemoryPassRole {
+    pub grants: Mutex<std::collections::HashSet<(String, String)>>,
+}
+
+#[async_trait]
+impl PassRoleCheck for InMemoryPassRole {
+    async fn may_pass(&self, caller: &str, role_arn: &str) -> Result<bool> {
+        Ok(lock(&self.grants).contains(&(caller.to_string(), role_arn.to_string())))
     }
 }

@@ -2,6 +2,8 @@
 //! `batchops-aws` implements them with DynamoDB, SQS and S3; [`crate::memory`] in memory.
 //! They carry domain types only, never SDK types.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -299,4 +301,46 @@ pub trait OperationRunner: Send + Sync {
         let _ = (check, bucket);
         Ok(None)
     }
+}
+
+/// The ports one job's requests go through: object storage and the operation runner acting
+/// as the job's role (`RoleArn`). S3 Batch Operations makes every request of a job (manifest
+/// read, listing, the operation, report write) with that role; so does batchops.
+#[derive(Clone)]
+pub struct JobPorts {
+    pub objects: Arc<dyn ObjectStore>,
+    pub runner: Arc<dyn OperationRunner>,
+}
+
+/// A job's role that could not be assumed, with STS's error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("The job's role {role} could not be assumed: {code}: {message}")]
+pub struct RoleError {
+    pub role: String,
+    pub code: String,
+    pub message: String,
+    /// Throttling or an STS outage: the message is tried again later. Anything else (the role
+    /// does not exist, does not trust batchops) fails the job.
+    pub transient: bool,
+}
+
+impl From<RoleError> for crate::Error {
+    fn from(e: RoleError) -> Self {
+        crate::Error::Backend { context: "sts:AssumeRole".into(), message: e.to_string(), transient: e.transient }
+    }
+}
+
+/// Gives the ports acting as a job's role (sts:AssumeRole in production).
+#[async_trait]
+pub trait RoleAccess: Send + Sync {
+    /// The ports acting as `role_arn` for job `job` (the session is named after the job).
+    async fn assume(&self, job: &JobId, role_arn: &str) -> Result<JobPorts, RoleError>;
+}
+
+/// Answers whether a caller may pass a role to a job: S3 requires `iam:PassRole` of the
+/// CreateJob caller for the job's `RoleArn`.
+#[async_trait]
+pub trait PassRoleCheck: Send + Sync {
+    /// `caller` is an IAM user or role ARN. `Ok(false)` refuses; `Err` is a failure to ask.
+    async fn may_pass(&self, caller: &str, role_arn: &str) -> Result<bool>;
 }

@@ -18,23 +18,39 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
+use super::{encode, fail_job, finalize_if_done, modify, ports_for, send_one, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
-use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, StorageError};
+use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, StorageError};
 use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
 
 pub struct Chunker {
     pub store: Arc<dyn JobStore>,
-    pub objects: Arc<dyn ObjectStore>,
+    /// Every request made for a job (manifest reads, listings, bucket checks, generated
+    /// manifests) acts as the job's role.
+    pub roles: Arc<dyn RoleAccess>,
     pub control: Arc<dyn Queue>,
     pub chunks: Arc<dyn Queue>,
     pub finalize: Arc<dyn Queue>,
-    /// Checks what the operation needs of the manifest's bucket (Object Lock, replication).
-    pub runner: Arc<dyn OperationRunner>,
     pub settings: Settings,
+}
+
+/// The chunker acting for one job: its object store and runner are the job's role's.
+pub(super) struct Acting<'a> {
+    chunker: &'a Chunker,
+    pub(super) objects: Arc<dyn ObjectStore>,
+    /// Checks what the operation needs of the manifest's bucket (Object Lock, replication).
+    pub(super) runner: Arc<dyn OperationRunner>,
+}
+
+impl std::ops::Deref for Acting<'_> {
+    type Target = Chunker;
+
+    fn deref(&self) -> &Chunker {
+        self.chunker
+    }
 }
 
 /// How much of the manifest's start is read to find the bucket its tasks are in.
@@ -82,24 +98,31 @@ impl Chunker {
                     info!(job_id = %job_id, "stale continuation ignored");
                     return Ok(());
                 }
-                match (job.status, job.progress.total_chunks) {
-                    (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => {
-                        self.pass(job, Pass::Count, deadline).await
-                    }
-                    (JobStatus::Preparing, None) | (JobStatus::Active, None) => {
-                        self.pass(job, Pass::Cut, deadline).await
-                    }
+                let pass = match (job.status, job.progress.total_chunks) {
+                    (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => Pass::Count,
+                    (JobStatus::Preparing, None) | (JobStatus::Active, None) => Pass::Cut,
                     (status, _) => {
                         info!(job_id = %job_id, status = %status, "continuation for a job that is not being prepared");
-                        Ok(())
+                        return Ok(());
                     }
-                }
+                };
+                let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+                acting.pass(job, pass, deadline).await
             }
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
-                self.file(&job_id, pass, part, &file, &fields, at, deadline).await
+                let job = self.store.get(&job_id).await?;
+                let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+                acting.file(job, pass, part, &file, &fields, at, deadline).await
             }
         }
+    }
+
+    /// The chunker acting as the job's role; `None` when the role cannot be assumed (the job
+    /// is failed).
+    async fn acting(&self, job: &Job) -> Result<Option<Acting<'_>>> {
+        let ports = ports_for(&*self.roles, &*self.store, &*self.finalize, job).await?;
+        Ok(ports.map(|p| Acting { chunker: self, objects: p.objects, runner: p.runner }))
     }
 
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
@@ -123,6 +146,35 @@ impl Chunker {
                 return Ok(());
             }
         };
+        let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+        acting.prepared(job, deadline).await
+    }
+
+    /// A confirmed job: Ready -> Active, then cut it from the start (the number of chunks is
+    /// set again when the cut ends).
+    async fn start(&self, id: &JobId, deadline: Instant) -> Result<()> {
+        let started = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |j| {
+            j.checkpoint = Checkpoint::default();
+            j.progress.total_chunks = None;
+        })
+        .await?;
+        let job = match started {
+            Ok(job) => job,
+            Err(job) => {
+                info!(job_id = %id, status = %job.status, "start for a job that is not Ready");
+                return Ok(());
+            }
+        };
+        let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+        acting.started(job, deadline).await
+    }
+}
+
+impl Acting<'_> {
+    /// The rest of Prepare, once the job is Preparing: checks the manifest and its bucket, then
+    /// reads it.
+    async fn prepared(&self, job: Job, deadline: Instant) -> Result<()> {
+        let id = &job.id.clone();
         let valid = job.spec.validate()?;
         let pass = if job.spec.confirmation_required == Some(true) { Pass::Count } else { Pass::Cut };
         if let Some(m) = valid.source.manifest() {
@@ -173,21 +225,9 @@ impl Chunker {
         }
     }
 
-    /// A confirmed job: Ready -> Active, then cut it from the start (the number of chunks is
-    /// set again when the cut ends).
-    async fn start(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let started = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |j| {
-            j.checkpoint = Checkpoint::default();
-            j.progress.total_chunks = None;
-        })
-        .await?;
-        let job = match started {
-            Ok(job) => job,
-            Err(job) => {
-                info!(job_id = %id, status = %job.status, "start for a job that is not Ready");
-                return Ok(());
-            }
-        };
+    /// The rest of Start, once the job is Active.
+    async fn started(&self, job: Job, deadline: Instant) -> Result<()> {
+        let id = &job.id.clone();
         let valid = job.spec.validate()?;
         let inventory = match (&valid.source, &job.generated_manifest) {
             (Source::Inventory(m), _) => Some(m.clone()),
@@ -207,10 +247,6 @@ impl Chunker {
             },
             None => self.pass(job, Pass::Cut, deadline).await,
         }
-    }
-
-    pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
-        fail_job(&*self.store, &*self.finalize, id, failure).await
     }
 
     /// Reads the start of a CSV manifest: the bucket of its first well-formed line within its
@@ -292,6 +328,12 @@ impl Chunker {
         }
         self.send(&mut pending).await?;
         self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
+    }
+}
+
+impl Chunker {
+    pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
+        fail_job(&*self.store, &*self.finalize, id, failure).await
     }
 
     /// The job failure when a manifest holds more tasks than allowed.

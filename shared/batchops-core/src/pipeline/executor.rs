@@ -10,13 +10,13 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
-use super::{fail_job, finalize_if_done, Settings};
+use super::{fail_job, finalize_if_done, ports_for, Settings};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
 use crate::job::JobId;
 use crate::job::{JobFailure, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
-use crate::ports::{read_all, ChunkRecord, JobStore, ObjectStore, OperationRunner, Queue, RecordOutcome, StorageError};
+use crate::ports::{read_all, ChunkRecord, JobPorts, JobStore, Queue, RecordOutcome, RoleAccess, StorageError};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, TaskFailure};
 use crate::spec::ManifestRef;
@@ -27,8 +27,8 @@ pub const THRESHOLD_MIN_TASKS: u64 = 1000;
 
 pub struct Executor {
     pub store: Arc<dyn JobStore>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub runner: Arc<dyn OperationRunner>,
+    /// Every request of a job (range reads, tasks, result files) acts as the job's role.
+    pub roles: Arc<dyn RoleAccess>,
     pub finalize: Arc<dyn Queue>,
     pub settings: Settings,
 }
@@ -67,6 +67,7 @@ impl Executor {
     /// manifest order. Operations with a batch API get the tasks of one bucket together.
     async fn run_tasks(
         &self,
+        ports: &JobPorts,
         op: &Operation,
         job_id: &JobId,
         part: Option<u64>,
@@ -80,7 +81,7 @@ impl Executor {
             job_id: job_id.to_string(),
             deadline,
         };
-        let runner = &self.runner;
+        let runner = &ports.runner;
         let retry = &self.settings.retry;
         let concurrency = self.settings.task_concurrency.max(1);
         let batch = op.batch_size();
@@ -138,9 +139,13 @@ impl Executor {
             .collect()
     }
 
-    async fn read_range(&self, m: &ManifestRef, msg: &ChunkMessage) -> std::result::Result<Vec<u8>, StorageError> {
+    async fn read_range(
+        ports: &JobPorts,
+        m: &ManifestRef,
+        msg: &ChunkMessage,
+    ) -> std::result::Result<Vec<u8>, StorageError> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        read_all(self.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?).await
+        read_all(ports.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?).await
     }
 
     /// Handles delivery number `attempt` of a chunk. When the last allowed delivery fails too,
@@ -177,13 +182,16 @@ impl Executor {
             info!(job_id = %job.id, chunk = msg.index, "chunk already recorded: duplicate delivery");
             return Ok(Disposition::Duplicate);
         }
+        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.finalize, &job).await? else {
+            return Ok(Disposition::Skipped(JobStatus::Failing));
+        };
         let valid = job.spec.validate()?;
         let parsed: Vec<ParsedLine> = match (&msg.rows, valid.source.manifest()) {
             (Some(packed), _) => decode_rows(packed).map_err(|e| {
                 Error::backend(format!("chunk {} of job {}", msg.index, job.id), format!("unreadable message: {e}"))
             })?,
             (None, Some(m)) => {
-                let buf = match self.read_range(m, msg).await {
+                let buf = match Self::read_range(&ports, m, msg).await {
                     Ok(buf) => buf,
                     Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
                     Err(e) => {
@@ -209,7 +217,7 @@ impl Executor {
             }
         };
         let deadline = Instant::now() + self.settings.time_budget;
-        let rows = self.run_tasks(&valid.operation, &job.id, msg.part, parsed, deadline).await;
+        let rows = self.run_tasks(&ports, &valid.operation, &job.id, msg.part, parsed, deadline).await;
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
 
@@ -220,7 +228,7 @@ impl Executor {
         };
         if let Some(target) = &valid.report {
             for f in &files {
-                match self.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
+                match ports.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
                     Ok(()) => {}
                     Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
                     Err(e) => {
@@ -239,7 +247,7 @@ impl Executor {
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = &valid.report {
                 for f in &files {
-                    if let Err(e) = self.objects.delete(&target.bucket, &f.file.key).await {
+                    if let Err(e) = ports.objects.delete(&target.bucket, &f.file.key).await {
                         warn!(job_id = %job.id, key = %f.file.key, error = %e, "could not remove the files of an unrecorded chunk");
                     }
                 }

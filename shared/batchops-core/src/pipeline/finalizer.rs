@@ -7,17 +7,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{info, warn};
 
-use super::{now, transition, transition_from, Settings};
+use super::{now, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobStatus};
-use crate::ports::{JobStore, ObjectStore, StorageError};
+use crate::ports::{JobStore, ObjectStore, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};
 
 pub struct Finalizer {
     pub store: Arc<dyn JobStore>,
-    pub objects: Arc<dyn ObjectStore>,
+    /// The report is written as the job's role.
+    pub roles: Arc<dyn RoleAccess>,
     pub settings: Settings,
 }
 
@@ -79,7 +80,14 @@ impl Finalizer {
             return Ok(None);
         }
         let key = format!("{}/manifest.json", target.job_folder(&job.id));
-        match self.stream_manifest(job, &target, &key).await {
+        let role = job.spec.role_arn.as_deref().unwrap_or_default();
+        let objects = match self.roles.assume(&job.id, role).await {
+            Ok(ports) => ports.objects,
+            Err(e) if e.transient => return Err(e.into()),
+            // The job still ends; without its role there is no report.
+            Err(e) => return Ok(Some(role_failure(&e))),
+        };
+        match self.stream_manifest(&*objects, job, &target, &key).await {
             Ok(files) => {
                 info!(job_id = %job.id, bucket = %target.bucket, key = %key, files, "report written");
                 Ok(None)
@@ -99,7 +107,13 @@ impl Finalizer {
     /// Writes `manifest.json` from the chunk records, a page at a time: one PutObject when it
     /// is small, else a multipart upload of [`REPORT_PART_BYTES`] parts, so memory stays
     /// bounded whatever the number of chunks. Returns the number of result files listed.
-    async fn stream_manifest(&self, job: &Job, target: &ReportTarget, key: &str) -> Result<u64, Failed> {
+    async fn stream_manifest(
+        &self,
+        objects: &dyn ObjectStore,
+        job: &Job,
+        target: &ReportTarget,
+        key: &str,
+    ) -> Result<u64, Failed> {
         let mut out = manifest_head(now());
         let mut upload: Option<(String, Vec<(i32, String)>)> = None;
         let (mut after, mut files) = (None, 0u64);
@@ -116,34 +130,31 @@ impl Finalizer {
                     let (id, parts) = match &mut upload {
                         Some(u) => u,
                         None => {
-                            let id =
-                                self.objects.start_upload(&target.bucket, key, JSON).await.map_err(Failed::Write)?;
+                            let id = objects.start_upload(&target.bucket, key, JSON).await.map_err(Failed::Write)?;
                             upload.insert((id, Vec::new()))
                         }
                     };
                     let n = parts.len() as i32 + 1;
                     let body = Bytes::from(std::mem::take(&mut out));
-                    let etag =
-                        self.objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
+                    let etag = objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
                     parts.push((n, etag));
                 }
             }
             out.push_str(&manifest_tail());
             let body = Bytes::from(std::mem::take(&mut out));
             match &mut upload {
-                None => self.objects.put(&target.bucket, key, body, JSON).await.map_err(Failed::Write),
+                None => objects.put(&target.bucket, key, body, JSON).await.map_err(Failed::Write),
                 Some((id, parts)) => {
                     let n = parts.len() as i32 + 1;
-                    let etag =
-                        self.objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
+                    let etag = objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
                     parts.push((n, etag));
-                    self.objects.complete_upload(&target.bucket, key, id, parts).await.map_err(Failed::Write)
+                    objects.complete_upload(&target.bucket, key, id, parts).await.map_err(Failed::Write)
                 }
             }
         }
         .await;
         if let (Err(_), Some((id, _))) = (&result, &upload) {
-            if let Err(e) = self.objects.abort_upload(&target.bucket, key, id).await {
+            if let Err(e) = objects.abort_upload(&target.bucket, key, id).await {
                 warn!(job_id = %job.id, error = %e, "could not abort the report upload");
             }
         }

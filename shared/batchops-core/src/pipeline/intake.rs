@@ -7,7 +7,7 @@ use sha1::{Digest, Sha1};
 use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
-use crate::ports::{CreateOutcome, JobPage, JobStore, Queue};
+use crate::ports::{CreateOutcome, JobPage, JobStore, PassRoleCheck, Queue};
 use crate::spec::{self, check_len};
 use crate::{Error, Result};
 
@@ -15,7 +15,20 @@ pub struct Intake {
     pub store: Arc<dyn JobStore>,
     pub control: Arc<dyn Queue>,
     pub finalize: Arc<dyn Queue>,
+    /// When set, CreateJob requires `iam:PassRole` of the caller on the job's role, as S3 does.
+    pub pass_role: Option<Arc<dyn PassRoleCheck>>,
     pub settings: Settings,
+}
+
+/// Who asks for a job, for the `iam:PassRole` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller<'a> {
+    /// An IAM user, role or assumed-role session ARN (API Gateway's `requestContext.identity`).
+    Principal(&'a str),
+    /// A spec uploaded to the specs bucket: write access to its `jobs/` is the permission.
+    SpecUpload,
+    /// A request whose caller is not known (no API Gateway identity).
+    Unknown,
 }
 
 /// The answer of UpdateJobStatus.
@@ -29,9 +42,10 @@ pub struct StatusUpdate {
 impl Intake {
     /// CreateJob: validates the spec and stores a New job, then asks the chunker to prepare
     /// it. The same ClientRequestToken with the same body returns the same job.
-    pub async fn create_job(&self, body: &[u8]) -> Result<JobId> {
+    pub async fn create_job(&self, body: &[u8], caller: Caller<'_>) -> Result<JobId> {
         let spec = spec::parse(body)?;
         spec.validate()?;
+        self.check_pass_role(caller, spec.role_arn.as_deref().unwrap_or_default()).await?;
         let token = spec.client_request_token.clone().unwrap_or_default();
         let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
         let hash = hex::encode(Sha1::digest(&canonical));
@@ -53,6 +67,22 @@ impl Intake {
         send_one(&*self.control, &ControlMessage::Prepare { job_id: id.clone() }).await?;
         tracing::info!(job_id = %id, "job created");
         Ok(id)
+    }
+
+    /// S3 requires `iam:PassRole` on the job's role of whoever creates the job.
+    async fn check_pass_role(&self, caller: Caller<'_>, role: &str) -> Result<()> {
+        let Some(check) = &self.pass_role else { return Ok(()) };
+        let denied = |message: String| Err(Error::AccessDenied { message });
+        match caller {
+            Caller::SpecUpload => Ok(()),
+            Caller::Unknown => denied(format!(
+                "the caller is not known, so it cannot be checked for iam:PassRole on {role}: call through the API"
+            )),
+            Caller::Principal(arn) if check.may_pass(arn, role).await? => Ok(()),
+            Caller::Principal(arn) => {
+                denied(format!("{arn} is not authorized to perform iam:PassRole on resource {role} (RoleArn)"))
+            }
+        }
     }
 
     pub async fn describe_job(&self, id: &str) -> Result<Job> {

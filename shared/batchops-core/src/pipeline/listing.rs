@@ -17,7 +17,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::{transient, Chunker};
+use super::chunker::{transient, Acting};
 use std::borrow::Cow;
 
 use crate::chunk::RowBatch;
@@ -121,7 +121,7 @@ fn generation_failed(bucket: &str, what: &str, e: &StorageError) -> JobFailure {
     JobFailure::new("ManifestGenerationFailed", format!("{what} s3://{bucket} failed: {} {}", e.code, e.message))
 }
 
-impl Chunker {
+impl Acting<'_> {
     async fn decide(
         &self,
         g: &Generator,

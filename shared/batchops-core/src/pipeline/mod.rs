@@ -15,7 +15,7 @@ use tracing::info;
 
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::ports::{JobStore, Queue};
+use crate::ports::{JobPorts, JobStore, Queue, RoleAccess, RoleError};
 use crate::retry::RetryPolicy;
 use crate::{state, Error, Result};
 
@@ -148,6 +148,31 @@ pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, fa
         request_finalize(finalize, id).await?;
     }
     Ok(())
+}
+
+/// The job failure of a role that cannot be assumed.
+pub(crate) fn role_failure(e: &RoleError) -> JobFailure {
+    JobFailure::new("AssumeRoleFailed", e.to_string())
+}
+
+/// The ports acting as the job's role. A role that cannot be assumed fails the job (`None`);
+/// a transient STS error is an `Err`, so the message is delivered again.
+pub(crate) async fn ports_for(
+    access: &dyn RoleAccess,
+    store: &dyn JobStore,
+    finalize: &dyn Queue,
+    job: &Job,
+) -> Result<Option<JobPorts>> {
+    // Validation requires RoleArn; jobs stored before it was required have none to assume.
+    let role = job.spec.role_arn.as_deref().unwrap_or_default();
+    match access.assume(&job.id, role).await {
+        Ok(ports) => Ok(Some(ports)),
+        Err(e) if e.transient => Err(e.into()),
+        Err(e) => {
+            fail_job(store, finalize, &job.id, role_failure(&e)).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// A queue message body: the message as JSON.

@@ -16,11 +16,11 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::{object_read_failure, read_failure, transient, Chunker, SEND_BATCH};
+use super::chunker::{object_read_failure, read_failure, transient, Acting, SEND_BATCH};
 use super::{encode, modify};
 use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, RowBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
-use crate::job::{JobFailure, JobId, JobStatus};
+use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{read_row, read_text_row};
 use crate::ports::{read_all, PartRecord, Pass, RecordOutcome};
 use crate::spec::{ManifestField, ManifestRef};
@@ -72,7 +72,7 @@ impl Lines {
     }
 }
 
-impl Chunker {
+impl Acting<'_> {
     /// Reads and checks an inventory's `manifest.json`; `None` when it failed the job.
     pub(super) async fn read_inventory(&self, id: &JobId, m: &ManifestRef) -> Result<Option<InventoryManifest>> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
@@ -185,7 +185,7 @@ impl Chunker {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn file(
         &self,
-        id: &JobId,
+        job: Job,
         pass: Pass,
         part: u64,
         file: &InventoryFile,
@@ -193,7 +193,7 @@ impl Chunker {
         mut at: FileCheckpoint,
         deadline: Instant,
     ) -> Result<()> {
-        let job = self.store.get(id).await?;
+        let id = &job.id;
         let expected = match pass {
             Pass::Count => job.status == JobStatus::Preparing,
             Pass::Cut => {

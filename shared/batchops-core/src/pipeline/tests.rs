@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::job::JobFailure;
-use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
+use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
+use crate::pipeline::intake::Caller;
 use crate::ports::OperationRunner;
 use crate::retry::{Outcome, TaskFailure};
 
@@ -66,6 +67,7 @@ struct World {
     chunks: Arc<InMemoryQueue>,
     finalize: Arc<InMemoryQueue>,
     runner: Arc<FakeRunner>,
+    roles: Arc<InMemoryRoles>,
     settings: Settings,
 }
 
@@ -75,13 +77,16 @@ impl World {
         objects.piece_size = Some(7);
         let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
         settings.retry.base_delay = Duration::from_millis(1);
+        let objects = Arc::new(objects);
+        let runner = Arc::new(FakeRunner::default());
         World {
             store: Arc::default(),
-            objects: Arc::new(objects),
+            roles: Arc::new(InMemoryRoles::new(objects.clone(), runner.clone())),
+            objects,
             control: Arc::default(),
             chunks: Arc::default(),
             finalize: Arc::default(),
-            runner: Arc::default(),
+            runner,
             settings,
         }
     }
@@ -89,11 +94,10 @@ impl World {
     fn chunker(&self) -> Chunker {
         Chunker {
             store: self.store.clone(),
-            objects: self.objects.clone(),
+            roles: self.roles.clone(),
             control: self.control.clone(),
             chunks: self.chunks.clone(),
             finalize: self.finalize.clone(),
-            runner: self.runner.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -101,11 +105,14 @@ impl World {
     fn executor(&self) -> Executor {
         Executor {
             store: self.store.clone(),
-            objects: self.objects.clone(),
-            runner: self.runner.clone(),
+            roles: self.roles.clone(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
         }
+    }
+
+    fn finalizer(&self) -> Finalizer {
+        Finalizer { store: self.store.clone(), roles: self.roles.clone(), settings: self.settings.clone() }
     }
 
     fn intake(&self) -> Intake {
@@ -113,6 +120,7 @@ impl World {
             store: self.store.clone(),
             control: self.control.clone(),
             finalize: self.finalize.clone(),
+            pass_role: None,
             settings: self.settings.clone(),
         }
     }
@@ -139,8 +147,7 @@ impl World {
     async fn drain(&self) {
         let chunker = self.chunker();
         let executor = self.executor();
-        let finalizer =
-            Finalizer { store: self.store.clone(), objects: self.objects.clone(), settings: self.settings.clone() };
+        let finalizer = self.finalizer();
         loop {
             if let Some(m) = self.control.pop() {
                 let msg: ControlMessage = serde_json::from_str(&m).unwrap();
@@ -187,7 +194,7 @@ fn manifest(n: usize) -> String {
 #[tokio::test]
 async fn a_job_runs_end_to_end_with_one_row_per_line() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(95), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(95), json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -205,7 +212,7 @@ async fn a_job_runs_end_to_end_with_one_row_per_line() {
 async fn a_zero_time_budget_loses_and_repeats_no_row() {
     // Every piece read (7 bytes) exhausts the budget: the chunker continues itself constantly.
     let w = World::new(4, Duration::ZERO);
-    let id = w.intake().create_job(&w.spec(&manifest(53), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(53), json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -225,7 +232,7 @@ async fn a_zero_time_budget_loses_and_repeats_no_row() {
 #[tokio::test]
 async fn a_redelivered_chunk_is_recorded_once() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(30), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
     // Run preparation only, then duplicate every chunk message.
     let first = w.control.pop().unwrap();
     w.control.send(vec![first.clone()]).await.unwrap();
@@ -261,7 +268,11 @@ impl World {
 #[tokio::test]
 async fn a_job_that_needs_confirmation_waits_in_suspended() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(25), json!({"ConfirmationRequired": true}))).await.unwrap();
+    let id = w
+        .intake()
+        .create_job(&w.spec(&manifest(25), json!({"ConfirmationRequired": true})), Caller::Unknown)
+        .await
+        .unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Suspended);
@@ -283,7 +294,7 @@ async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
     let w = World::new(10, Duration::from_secs(60));
     let mut spec: Value = serde_json::from_slice(&w.spec(&manifest(5), json!({}))).unwrap();
     spec["Manifest"]["Location"]["ETag"] = json!("0000");
-    let id = w.intake().create_job(spec.to_string().as_bytes()).await.unwrap();
+    let id = w.intake().create_job(spec.to_string().as_bytes(), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
@@ -295,7 +306,7 @@ async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
 #[tokio::test]
 async fn cancelling_stops_work_and_reports_what_ran() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(50), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(50), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
     // Run two of the five chunks, then cancel.
     let executor = w.executor();
@@ -317,7 +328,7 @@ async fn cancelling_stops_work_and_reports_what_ran() {
 async fn the_failure_threshold_fails_the_job() {
     let w = World::new(100, Duration::from_secs(60));
     let body: String = (0..1500).map(|i| format!("src,missing-{i}\n")).collect();
-    let id = w.intake().create_job(&w.spec(&body, json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
@@ -329,7 +340,11 @@ async fn the_failure_threshold_fails_the_job() {
 #[tokio::test]
 async fn bad_lines_fail_their_task_only() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec("src,a\nsrc,b,c,d\n\nsrc,%ZZ%FF\nsrc,e", json!({}))).await.unwrap();
+    let id = w
+        .intake()
+        .create_job(&w.spec("src,a\nsrc,b,c,d\n\nsrc,%ZZ%FF\nsrc,e", json!({})), Caller::Unknown)
+        .await
+        .unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -343,18 +358,18 @@ async fn bad_lines_fail_their_task_only() {
 async fn create_job_is_idempotent_on_its_token() {
     let w = World::new(10, Duration::from_secs(60));
     let body = w.spec(&manifest(3), json!({"ClientRequestToken": "same"}));
-    let a = w.intake().create_job(&body).await.unwrap();
-    let b = w.intake().create_job(&body).await.unwrap();
+    let a = w.intake().create_job(&body, Caller::Unknown).await.unwrap();
+    let b = w.intake().create_job(&body, Caller::Unknown).await.unwrap();
     assert_eq!(a, b);
     let other = w.spec(&manifest(3), json!({"ClientRequestToken": "same", "Priority": 2}));
-    assert!(matches!(w.intake().create_job(&other).await, Err(crate::Error::Idempotency { .. })));
+    assert!(matches!(w.intake().create_job(&other, Caller::Unknown).await, Err(crate::Error::Idempotency { .. })));
 }
 
 #[tokio::test]
 async fn list_pages_and_filters_by_status() {
     let w = World::new(10, Duration::from_secs(60));
     for _ in 0..5 {
-        w.intake().create_job(&w.spec(&manifest(1), json!({}))).await.unwrap();
+        w.intake().create_job(&w.spec(&manifest(1), json!({})), Caller::Unknown).await.unwrap();
     }
     let page = w.intake().list_jobs(&[], Some(2), None).await.unwrap();
     assert_eq!(page.jobs.len(), 2);
@@ -368,7 +383,7 @@ async fn list_pages_and_filters_by_status() {
 #[tokio::test]
 async fn a_manifest_overwritten_during_the_job_fails_it() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(30), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
     // GIVEN the manifest is replaced after it was cut
     w.objects.insert("manifests", "m.csv", manifest(31).into_bytes());
@@ -481,9 +496,10 @@ impl crate::ports::ObjectStore for BrokenRangeReads {
 #[tokio::test]
 async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(15), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(15), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
-    let executor = Executor { objects: Arc::new(BrokenRangeReads(w.objects.clone())), ..w.executor() };
+    let broken = InMemoryRoles::new(Arc::new(BrokenRangeReads(w.objects.clone())), w.runner.clone());
+    let executor = Executor { roles: Arc::new(broken), ..w.executor() };
     let msg: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
     for attempt in 1..w.settings.max_chunk_attempts {
         assert!(executor.handle_attempt(&msg, attempt).await.is_err(), "attempt {attempt} is retried");
@@ -502,7 +518,7 @@ async fn batched_operations_get_the_tasks_of_one_bucket_together() {
     let w = World::new(2500, Duration::from_secs(60));
     let lines: String = (0..2300).map(|i| format!("{},k{i}\n", if i % 3 == 0 { "other" } else { "src" })).collect();
     let spec = w.spec(&lines, json!({"Operation": {"S3DeleteObject": {}}}));
-    let id = w.intake().create_job(&spec).await.unwrap();
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
@@ -519,14 +535,14 @@ async fn a_bucket_failing_its_check_fails_the_job_before_any_task_runs() {
     let w = World::new(10, Duration::from_secs(60));
     let op = json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "ON"}}});
     let spec = w.spec("unlocked-bucket,a\nunlocked-bucket,b\n", json!({ "Operation": op }));
-    let id = w.intake().create_job(&spec).await.unwrap();
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.failure_reasons[0].failure_code, "ObjectLockNotEnabled");
     assert!(w.runner.calls.lock().unwrap().is_empty(), "no task ran");
     let spec = w.spec("locked,a\n", json!({ "Operation": op }));
-    let id = w.intake().create_job(&spec).await.unwrap();
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
     w.drain().await;
     assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Complete);
 }
@@ -600,7 +616,11 @@ async fn inventory_files_are_read_in_parallel_with_one_row_per_line_whatever_the
     let mut third = b"\"src\",\"ok-key\",\"v1\",\"true\",\"false\",\"1\"\n".to_vec();
     third.extend_from_slice(b"\"src\",\"bad\xff\",\"v1\",\"true\",\"false\",\"1\"\n");
     let files = vec![gzip(&inventory_rows(0, 30)), gzip(&second), gzip(""), gzip_bytes(&third)];
-    let id = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({}))).await.unwrap();
+    let id = w
+        .intake()
+        .create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({})), Caller::Unknown)
+        .await
+        .unwrap();
     // WHEN the job runs
     w.drain().await;
     // THEN every line is one report row, failures name their file and line, versions are kept
@@ -633,7 +653,8 @@ async fn inventory_files_that_do_not_check_out_fail_the_job_before_any_task() {
         (vec![gzip(&inventory_rows(0, 5))], None, "Bucket, Size", "InvalidManifestContent", "has no Key column"),
     ] {
         let w = World::new(10, Duration::from_secs(60));
-        let id = w.intake().create_job(&w.inventory_spec(schema, &files, md5, json!({}))).await.unwrap();
+        let id =
+            w.intake().create_job(&w.inventory_spec(schema, &files, md5, json!({})), Caller::Unknown).await.unwrap();
         w.drain().await;
         let job = w.store.get(&id).await.unwrap();
         assert_eq!(job.status, JobStatus::Failed);
@@ -648,7 +669,7 @@ async fn a_confirmed_inventory_job_counts_then_cuts() {
     let w = World::new(4, Duration::ZERO);
     let files = vec![gzip(&inventory_rows(0, 9)), gzip(&inventory_rows(1, 6))];
     let spec = w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({"ConfirmationRequired": true}));
-    let id = w.intake().create_job(&spec).await.unwrap();
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!((job.status, job.progress.total_tasks), (JobStatus::Suspended, Some(15)));
@@ -664,8 +685,12 @@ async fn a_confirmed_inventory_job_counts_then_cuts() {
 async fn an_empty_manifest_or_inventory_completes_with_no_tasks_and_says_so() {
     let w = World::new(10, Duration::from_secs(60));
     // (the inventory's spec writes the CSV manifest too: it goes first)
-    let inv = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &[], None, json!({}))).await.unwrap();
-    let csv = w.intake().create_job(&w.spec("\n", json!({}))).await.unwrap();
+    let inv = w
+        .intake()
+        .create_job(&w.inventory_spec(INVENTORY_SCHEMA, &[], None, json!({})), Caller::Unknown)
+        .await
+        .unwrap();
+    let csv = w.intake().create_job(&w.spec("\n", json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     for id in [csv, inv] {
         let job = w.store.get(&id).await.unwrap();
@@ -678,7 +703,7 @@ async fn an_empty_manifest_or_inventory_completes_with_no_tasks_and_says_so() {
 #[tokio::test]
 async fn a_csv_manifest_with_a_header_row_fails_naming_line_one() {
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec("Bucket,Key\nsrc,a\n", json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec("Bucket,Key\nsrc,a\n", json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
@@ -691,7 +716,7 @@ async fn a_csv_manifest_with_a_header_row_fails_naming_line_one() {
 async fn manifests_beyond_the_configured_limits_fail_the_job() {
     let mut w = World::new(3, Duration::from_secs(60));
     w.settings.max_tasks = 5;
-    let id = w.intake().create_job(&w.spec(&manifest(9), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(9), json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!((job.status, job.failure_reasons[0].failure_code.as_str()), (JobStatus::Failed, "ManifestTooLarge"));
@@ -699,7 +724,7 @@ async fn manifests_beyond_the_configured_limits_fail_the_job() {
     let mut w = World::new(3, Duration::from_secs(60));
     w.settings.max_line_bytes = 100;
     let long = format!("src,a\nsrc,{}\n", "x".repeat(500));
-    let id = w.intake().create_job(&w.spec(&long, json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&long, json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.failure_reasons[0].failure_code, "InvalidManifestContent");
@@ -721,7 +746,7 @@ async fn a_generator_lists_filters_and_writes_its_manifest_whatever_the_budget()
     w.objects.insert("src", "other/x.log", "x");
     let filter = json!({"KeyNameConstraint": {"MatchAnyPrefix": ["logs/"], "MatchAnySuffix": [".log"]},
                         "ObjectSizeGreaterThanBytes": 0});
-    let id = w.intake().create_job(&w.generator_spec(filter, true, json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.generator_spec(filter, true, json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
@@ -755,7 +780,7 @@ async fn a_generator_that_matches_nothing_completes_with_zero_tasks_and_says_so(
     w.objects.insert("src", "a.txt", "x");
     let id = w
         .intake()
-        .create_job(&w.generator_spec(json!({"MatchAnyStorageClass": ["GLACIER"]}), false, json!({})))
+        .create_job(&w.generator_spec(json!({"MatchAnyStorageClass": ["GLACIER"]}), false, json!({})), Caller::Unknown)
         .await
         .unwrap();
     w.drain().await;
@@ -772,7 +797,7 @@ async fn a_confirmed_generator_job_runs_on_what_it_listed_before_confirmation() 
         w.objects.insert("src", &format!("k{i:02}"), "x");
     }
     let spec = w.generator_spec(json!({}), false, json!({"ConfirmationRequired": true}));
-    let id = w.intake().create_job(&spec).await.unwrap();
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
     w.drain().await;
     assert_eq!(w.store.get(&id).await.unwrap().progress.total_tasks, Some(12));
     w.objects.insert("src", "k99-added-later", "x");
@@ -794,7 +819,11 @@ async fn a_redelivered_inventory_prepare_reads_each_file_into_the_totals_once() 
     // GIVEN an inventory job whose Prepare message is delivered twice
     let w = World::new(4, Duration::ZERO);
     let files = vec![gzip(&inventory_rows(0, 10)), gzip(&inventory_rows(1, 7))];
-    let id = w.intake().create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({}))).await.unwrap();
+    let id = w
+        .intake()
+        .create_job(&w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({})), Caller::Unknown)
+        .await
+        .unwrap();
     let prepare = w.control.pop().unwrap();
     w.control.send(vec![prepare.clone(), prepare]).await.unwrap();
     // WHEN everything runs
@@ -811,7 +840,7 @@ async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
     // GIVEN an active job with 12,001 recorded chunks of two result files each (about 9 MiB of
     // manifest.json)
     let w = World::new(10, Duration::from_secs(60));
-    let id = w.intake().create_job(&w.spec(&manifest(1), json!({}))).await.unwrap();
+    let id = w.intake().create_job(&w.spec(&manifest(1), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
     w.chunks.pop().expect("the job's one chunk");
     let long = "k".repeat(300);
@@ -837,7 +866,7 @@ async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
     .await
     .unwrap();
     // WHEN the finalizer ends it
-    let finalizer = Finalizer { store: w.store.clone(), objects: w.objects.clone(), settings: w.settings.clone() };
+    let finalizer = w.finalizer();
     let job = finalizer.handle(&FinalizeMessage { job_id: id.clone() }).await.unwrap();
     // THEN the manifest (written in parts: it is larger than one) lists every file in order
     assert_eq!(job.status, JobStatus::Complete);
@@ -848,4 +877,81 @@ async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
     assert_eq!(results.len(), 24_002);
     assert!(results[24_001]["Key"].as_str().unwrap().contains(&format!("{:040}-failed", 12_000)));
     assert_eq!(doc["Format"], "Report_CSV_20180820");
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/batch";
+
+#[tokio::test]
+async fn every_request_of_a_job_acts_as_its_role() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Complete);
+    let assumed = w.roles.assumed.lock().unwrap().clone();
+    // Prepare, three chunks and the report: each stage asked for the job's role.
+    assert_eq!(assumed.len(), 5, "{assumed:?}");
+    assert!(assumed.iter().all(|(job, role)| *job == id && role == ROLE), "{assumed:?}");
+}
+
+#[tokio::test]
+async fn a_role_that_cannot_be_assumed_fails_the_job_in_preparing() {
+    let w = World::new(10, Duration::from_secs(60));
+    w.roles.refused.lock().unwrap().insert(ROLE.to_string());
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons.len(), 1, "{:?}", job.failure_reasons);
+    let f = &job.failure_reasons[0];
+    assert_eq!(f.failure_code, "AssumeRoleFailed");
+    assert!(f.failure_reason.contains(ROLE) && f.failure_reason.contains("AccessDenied"), "{}", f.failure_reason);
+    assert!(w.runner.calls.lock().unwrap().is_empty(), "no task ran");
+    assert_eq!((job.progress.succeeded, job.progress.failed), (0, 0));
+    assert!(w.report_rows(&job).is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_role_is_tried_again_and_then_the_job_runs() {
+    let w = World::new(10, Duration::from_secs(60));
+    w.roles.throttled.lock().unwrap().insert(ROLE.to_string());
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
+    let chunker = w.chunker();
+    let prepare = w.control.pop().unwrap();
+    let err = chunker.handle(serde_json::from_str(&prepare).unwrap(), Instant::now()).await.unwrap_err();
+    assert!(matches!(err, crate::Error::Backend { transient: true, .. }), "{err}");
+    assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Preparing);
+    // The message comes back once STS answers again.
+    w.roles.throttled.lock().unwrap().clear();
+    w.control.send(vec![prepare]).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(w.report_rows(&job).len(), 25);
+}
+
+#[tokio::test]
+async fn a_role_lost_while_the_job_runs_fails_it_and_every_task_run_is_counted_and_reported() {
+    // GIVEN a job whose first chunk ran
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let first: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    w.executor().handle(&first).await.unwrap();
+    // WHEN the role can no longer be assumed (its trust policy was changed)
+    w.roles.refused.lock().unwrap().insert(ROLE.to_string());
+    w.drain().await;
+    // THEN the job fails naming the role; counters equal the rows written (no report manifest:
+    // it too would be written as the role)
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.failure_reasons.iter().all(|f| f.failure_code == "AssumeRoleFailed"), "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.tasks_run(), 10);
+    let rows: usize = w
+        .objects
+        .keys("reports")
+        .iter()
+        .filter(|k| k.ends_with(".csv"))
+        .map(|k| String::from_utf8(w.objects.get("reports", k).unwrap().to_vec()).unwrap().lines().count())
+        .sum();
+    assert_eq!(rows, 10, "the rows of the chunk that ran are kept");
 }
