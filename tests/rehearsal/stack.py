@@ -1,0 +1,202 @@
+"""The SAM template, deployed into moto: infra/template.yaml is the one source of the wiring.
+
+The template is transformed offline (aws-sam-translator), adapted where moto 5.2.5 falls short
+(each adaptation is listed in `MOTO_GAPS`), and created with CloudFormation CreateStack. What
+the functions get (environment, timeout, memory, role, event source mappings, queues) is then
+read back from the stack's resources, never from a second copy of the template.
+"""
+
+import ast
+import io
+import json
+import os
+import zipfile
+
+import boto3
+from cfnlint.decode import decode_str
+from samtranslator.translator.transform import transform
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATE = os.path.join(HERE, "..", "..", "infra", "template.yaml")
+REGION = "us-east-1"
+os.environ.setdefault("AWS_REGION", REGION)
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+CODE_BUCKET = "rehearsal-code"
+
+# What AWS does with this template that the rehearsal does not, and what it does instead.
+MOTO_GAPS = [
+    "aws-sam-translator needs an S3 CodeUri: CodeUri '..' becomes s3://rehearsal-code/bootstrap.zip "
+    "(a placeholder: the functions run as this machine's binaries under a Lambda Runtime API)",
+    "moto cannot deploy a RestApi without methods: the RestApi, its Deployment, Stage and Lambda "
+    "permissions are dropped and the driver's API proxy serves the routes the template declares",
+    "AWS::SQS::QueuePolicy is not supported by moto: dropped (S3 notifications are not checked "
+    "against it)",
+    "bucket NotificationConfiguration in a template is ignored by moto: set with the S3 API afterwards",
+    "roles created by moto's CloudFormation store inline policies in a form that breaks every call "
+    "made with their credentials, and lack their ManagedPolicyArns: each policy is put again as JSON "
+    "and the managed policies attached (moto started with MOTO_IAM_LOAD_MANAGED_POLICIES)",
+    "moto answers AssumeRole of a role trusting a Service principal with 500: the function roles "
+    "trust the rehearsal's admin user instead, so the driver can assume them as Lambda would",
+    "moto matches a trust policy's role principal only against the exact caller ARN, not the role's "
+    "sessions: roles that trust a function role also trust its session (the driver names it)",
+    "moto evaluates DynamoDB actions against Resource '*' only, and a transaction as the action "
+    "dynamodb:TransactWriteItems (AWS checks the PutItem/UpdateItem inside it): DynamoDB statements "
+    "are granted on '*', with TransactWriteItems beside PutItem (their actions still have to be "
+    "right; their resources are checked by test_template.py)",
+    "moto has no iam:SimulatePrincipalPolicy: job-intake runs with BATCHOPS_CHECK_PASS_ROLE=false "
+    "(the check is tested against its port in Rust)",
+]
+
+
+def client(service, creds=None, endpoint=None):
+    kw = {"region_name": REGION, "endpoint_url": endpoint or os.environ["AWS_ENDPOINT_URL"]}
+    if creds:
+        kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"])
+        if creds.get("SessionToken"):
+            kw["aws_session_token"] = creds["SessionToken"]
+    return boto3.client(service, **kw)
+
+
+def transformed():
+    """infra/template.yaml as CloudFormation JSON (the SAM transform, offline)."""
+    with open(TEMPLATE) as f:
+        tpl, errors = decode_str(f.read())
+    assert not errors, errors
+    tpl = json.loads(json.dumps(tpl))
+    for r in tpl["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = f"s3://{CODE_BUCKET}/bootstrap.zip"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    return transform(tpl, {}, NoManagedPolicies())
+
+
+def for_moto(cfn, api_url):
+    """The transformed template with moto's gaps worked around (see MOTO_GAPS)."""
+    res = cfn["Resources"]
+    for name in [n for n, r in res.items() if r["Type"].startswith("AWS::ApiGateway::")]:
+        del res[name]
+    for name in [n for n, r in res.items() if r["Type"] in ("AWS::Lambda::Permission", "AWS::SQS::QueuePolicy")]:
+        del res[name]
+    for r in res.values():
+        deps = r.get("DependsOn")
+        if isinstance(deps, str):
+            deps = [deps]
+        if deps:
+            r["DependsOn"] = [d for d in deps if d in res]
+        if r["Type"] == "AWS::S3::Bucket":
+            r["Properties"].pop("NotificationConfiguration", None)
+        if r["Type"] == "AWS::IAM::Role":
+            for p in r["Properties"].get("Policies", []):
+                for st in p["PolicyDocument"]["Statement"]:
+                    acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                    if all(a.startswith("dynamodb:") for a in acts):
+                        st["Resource"] = "*"
+                        if "dynamodb:PutItem" in acts:
+                            st["Action"] = acts + ["dynamodb:TransactWriteItems"]
+    cfn["Outputs"]["ApiUrl"]["Value"] = api_url
+    return cfn
+
+
+def deploy(name, api_url, parameters):
+    """Creates the stack and returns it: {logical id: physical id}, outputs, the template."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=CODE_BUCKET)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n# placeholder: the rehearsal runs target/debug binaries\n")
+    s3.put_object(Bucket=CODE_BUCKET, Key="bootstrap.zip", Body=buf.getvalue())
+    original = transformed()
+    cfn = for_moto(json.loads(json.dumps(original)), api_url)
+    cf = client("cloudformation")
+    cf.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(cfn),
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()],
+    )
+    stack = cf.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    resources = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cf.describe_stack_resources(StackName=name)["StackResources"]
+    }
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return {"resources": resources, "outputs": outputs, "template": cfn, "original": original}
+
+
+def role_policy(iam, role, name):
+    """An inline policy of a role, as a dict."""
+    doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    # moto keeps a policy CloudFormation resolved as Python's repr of a dict
+    return ast.literal_eval(doc) if isinstance(doc, str) else doc
+
+
+def session_arn(role_arn, session):
+    """The ARN of a session of a role (what moto compares trust principals with)."""
+    account, name = role_arn.split(":")[4], role_arn.split("/")[-1]
+    return f"arn:aws:sts::{account}:assumed-role/{name}/{session}"
+
+
+def trusting_sessions(doc, sessions):
+    """A trust policy whose role principals also name their sessions (`sessions`: role ARN ->
+    session name)."""
+    for st in doc["Statement"]:
+        aws = st.get("Principal", {}).get("AWS")
+        if aws:
+            aws = aws if isinstance(aws, list) else [aws]
+            st["Principal"]["AWS"] = aws + [session_arn(a, sessions[a]) for a in aws if a in sessions]
+    return doc
+
+
+def fix_roles(stack, admin_arn, sessions):
+    """Puts every inline policy of the stack's roles again as JSON, attaches the managed
+    policies moto's CloudFormation left out, lets the admin assume the function roles and the
+    function sessions assume the roles that trust their roles (moto's gaps above)."""
+    iam = client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": admin_arn}, "Action": "sts:AssumeRole"}],
+    }
+    for logical, r in stack["template"]["Resources"].items():
+        if r["Type"] != "AWS::IAM::Role":
+            continue
+        role = stack["resources"][logical]
+        for p in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            doc = role_policy(iam, role, p)
+            doc.setdefault("Version", "2012-10-17")
+            iam.put_role_policy(RoleName=role, PolicyName=p, PolicyDocument=json.dumps(doc))
+        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+        for arn in r["Properties"].get("ManagedPolicyArns", []):
+            if arn not in attached:
+                iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+        principals = r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        if "Service" in principals:
+            iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
+        else:
+            doc = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+            doc = ast.literal_eval(doc) if isinstance(doc, str) else doc
+            iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trusting_sessions(doc, sessions)))
+
+
+def notifications(stack):
+    """The specs bucket's notification, as the template declares it (moto ignores it there)."""
+    original = stack["original"]["Resources"]
+    sqs = client("sqs")
+    for logical, r in original.items():
+        conf = r["Properties"].get("NotificationConfiguration") if r["Type"] == "AWS::S3::Bucket" else None
+        if not conf:
+            continue
+        queues = []
+        for q in conf.get("QueueConfigurations", []):
+            queue_logical = q["Queue"]["Fn::GetAtt"][0]
+            url = stack["resources"][queue_logical]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            rules = [{"Name": x["Name"], "Value": x["Value"]} for x in q["Filter"]["S3Key"]["Rules"]]
+            queues.append({"QueueArn": arn, "Events": [q["Event"]], "Filter": {"Key": {"FilterRules": rules}}})
+        client("s3").put_bucket_notification_configuration(
+            Bucket=stack["resources"][logical], NotificationConfiguration={"QueueConfigurations": queues}
+        )
