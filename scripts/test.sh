@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # `make test`: every test of the workspace against moto (started here unless one already runs),
-# then cfn-lint on the SAM template; ends with one summary line of all cargo test results.
+# cfn-lint and `sam validate --lint` on the SAM template, then the rehearsal of the deployed
+# stack (scripts/rehearse.sh); ends with one summary line of all cargo and pytest results.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 mkdir -p .local
-cargo build --workspace --tests --exclude batchops-bench && cargo build -p batchops-example-lambda || exit 1
+export SAM_CLI_TELEMETRY=0
+cargo build --workspace --tests --bins --exclude batchops-bench || exit 1
 scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --exclude batchops-bench 2>&1 | tee .local/test.log
 status=${PIPESTATUS[0]}
-.venv/bin/cfn-lint infra/template.yaml
+.venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint)
 lint=$?
-[ $lint -eq 0 ] && echo "cfn-lint: infra/template.yaml is clean"
+[ $lint -eq 0 ] && echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
+scripts/rehearse.sh 2>&1 | tee .local/rehearse.log
+rehearsal=${PIPESTATUS[0]}
 passed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' .local/test.log | awk '{s += $4} END {print s + 0}')
 failed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' .local/test.log | awk '{s += $6} END {print s + 0}')
+# pytest's last line: "N passed[, M failed][, K errors] in Xs"
+last=$(grep -E '(passed|failed|error).* in [0-9.]+s' .local/rehearse.log | tail -n 1)
+passed=$((passed + $(echo "$last" | grep -oE '[0-9]+ passed' | awk '{print $1 + 0}')))
+failed=$((failed + $(echo "$last" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')))
+[ "$rehearsal" -ne 0 ] && [ -z "$last" ] && failed=$((failed + 1))
 echo "tests: $passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ $lint -eq 0 ]
+[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ]

@@ -1,12 +1,87 @@
-//! A small client of the batchops HTTP API (the S3 Control job routes).
+//! A small client of the batchops HTTP API (the S3 Control job routes): plain HTTP for
+//! `batchops local`, HTTPS with SigV4 signatures (service `execute-api`) for the deployed API
+//! behind API Gateway's AWS_IAM authorization.
+
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::Value;
 
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    signer: Option<Signer>,
+}
+
+/// Signs requests with the SDK's standard credential chain and region (environment, profile,
+/// SSO, instance role ...), as `aws` commands do.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    credentials: SharedCredentialsProvider,
+    region: String,
+}
+
+impl Signer {
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Result<Signer> {
+        let credentials = sdk.credentials_provider().context("no AWS credentials found to sign requests with")?;
+        let region = sdk.region().context("no AWS region (AWS_REGION) to sign requests for")?.to_string();
+        Ok(Signer { credentials, region })
+    }
+
+    /// Adds the SigV4 headers (`Authorization`, `X-Amz-Date`, `X-Amz-Security-Token`).
+    async fn sign(&self, req: &mut reqwest::Request) -> Result<()> {
+        let creds = self.credentials.provide_credentials().await.context("cannot load AWS credentials")?;
+        let identity: Identity = creds.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("execute-api")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .context("signing parameters")?
+            .into();
+        let body = req.body().and_then(|b| b.as_bytes()).unwrap_or_default().to_vec();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let signable = SignableRequest::new(
+            req.method().as_str(),
+            req.url().as_str(),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(&body),
+        )
+        .context("request to sign")?;
+        let (instructions, _) = sign(signable, &params).context("SigV4 signing")?.into_parts();
+        for (name, value) in instructions.headers() {
+            req.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+                reqwest::header::HeaderValue::from_str(value)?,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// True for an API on this machine (`batchops local`), which is called unsigned unless asked.
+pub fn is_loopback(url: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(String::from)) else {
+        return false;
+    };
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An error answer of the API: `{"Code", "Message"}` and the HTTP status.
@@ -32,22 +107,51 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
+/// The `ApiUrl` output of a deployed batchops stack (CloudFormation DescribeStacks).
+pub async fn stack_api_url(sdk: &SdkConfig, stack: &str) -> Result<String> {
+    let out = aws_sdk_cloudformation::Client::new(sdk)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)))
+        .with_context(|| format!("cannot describe the stack {stack}"))?;
+    let outputs = out.stacks().first().map(|s| s.outputs()).unwrap_or_default();
+    match outputs.iter().find(|o| o.output_key() == Some("ApiUrl")).and_then(|o| o.output_value()) {
+        Some(url) => Ok(url.to_string()),
+        None => bail!("the stack {stack} has no ApiUrl output: is it a batchops stack?"),
+    }
+}
+
 impl ApiClient {
+    /// An unsigned client (`batchops local`).
     pub fn new(base: impl Into<String>) -> Self {
-        ApiClient { base: base.into().trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+        ApiClient { base: base.into().trim_end_matches('/').to_string(), http: reqwest::Client::new(), signer: None }
+    }
+
+    /// A client that signs every request with `signer`.
+    pub fn signed(base: impl Into<String>, signer: Signer) -> Self {
+        ApiClient { signer: Some(signer), ..ApiClient::new(base) }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        let resp = req.send().await.with_context(|| format!("cannot reach the batchops API at {}", self.base))?;
+        let mut req = req.build().context("request")?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut req).await?;
+        }
+        let resp =
+            self.http.execute(req).await.with_context(|| format!("cannot reach the batchops API at {}", self.base))?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status >= 300 {
-            return Err(ApiError {
-                status,
-                code: body["Code"].as_str().unwrap_or("Error").to_string(),
-                message: body["Message"].as_str().unwrap_or("").to_string(),
-            }
-            .into());
+            // API Gateway's own refusals (bad signature, missing permission) say `message`.
+            let gateway = body["message"].as_str().map(|m| ("AccessDenied", m));
+            let (code, message) = match (body["Code"].as_str(), gateway) {
+                (Some(code), _) => (code, body["Message"].as_str().unwrap_or("")),
+                (None, Some((code, m))) => (code, m),
+                (None, None) => ("Error", ""),
+            };
+            return Err(ApiError { status, code: code.to_string(), message: message.to_string() }.into());
         }
         Ok(body)
     }

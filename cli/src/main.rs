@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use batchops::client::ApiClient;
+use batchops::client::{is_loopback, stack_api_url, ApiClient, Signer};
 use batchops::local::{self, LocalOptions};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,8 +21,35 @@ struct Cli {
     /// The batchops API (`batchops local` serves it on http://127.0.0.1:8080).
     #[arg(long, global = true, env = "BATCHOPS_API_URL", default_value = "http://127.0.0.1:8080")]
     api_url: String,
+    /// A deployed batchops stack: its `ApiUrl` output is the API (instead of --api-url).
+    #[arg(long, global = true, env = "BATCHOPS_STACK")]
+    stack: Option<String>,
+    /// Sign requests (SigV4, AWS credentials and region as the AWS CLI finds them) even to an
+    /// API on this machine; requests to any other host are always signed.
+    #[arg(long, global = true)]
+    sign: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The API client the job verbs use: the stack's API or --api-url, signed unless local.
+    async fn api(&self) -> Result<ApiClient> {
+        let needs_aws = self.stack.is_some() || self.sign || !is_loopback(&self.api_url);
+        if !needs_aws {
+            return Ok(ApiClient::new(&self.api_url));
+        }
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let url = match &self.stack {
+            Some(stack) => stack_api_url(&sdk, stack).await?,
+            None => self.api_url.clone(),
+        };
+        if self.sign || !is_loopback(&url) {
+            Ok(ApiClient::signed(url, Signer::from_sdk_config(&sdk)?))
+        } else {
+            Ok(ApiClient::new(url))
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -166,7 +193,10 @@ async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let api = ApiClient::new(&cli.api_url);
+    if let Command::Local { listen, prefix, chunk_workers, check_pass_role, no_job_roles } = cli.command {
+        return run_local(listen, prefix, chunk_workers, check_pass_role, no_job_roles).await;
+    }
+    let api = cli.api().await?;
     match cli.command {
         Command::CreateJob { spec, cli_input_json, client_request_token } => {
             let mut spec = read_spec(spec, cli_input_json)?;
@@ -189,28 +219,35 @@ async fn main() -> Result<()> {
             let code = watch(&api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);
         }
-        Command::Local { listen, prefix, chunk_workers, check_pass_role, no_job_roles } => {
-            batchops_aws::init_tracing();
-            let settings = batchops_aws::config::settings_from_env()?;
-            let ops = batchops_aws::config::ops_from_env()?;
-            let clients = batchops_aws::Clients::from_env().await;
-            let handle = local::start(
-                clients,
-                LocalOptions {
-                    prefix,
-                    listen,
-                    chunk_workers,
-                    settings,
-                    ops,
-                    check_pass_role,
-                    assume_roles: !no_job_roles,
-                    ..LocalOptions::default()
-                },
-            )
-            .await?;
-            println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
-            handle.run_until_ctrl_c().await;
-        }
+        Command::Local { .. } => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// `batchops local`: the whole system on this machine until Ctrl-C.
+async fn run_local(
+    listen: SocketAddr,
+    prefix: String,
+    chunk_workers: usize,
+    check_pass_role: bool,
+    no_job_roles: bool,
+) -> Result<()> {
+    batchops_aws::init_tracing();
+    let settings = batchops_aws::config::settings_from_env()?;
+    let ops = batchops_aws::config::ops_from_env()?;
+    let clients = batchops_aws::Clients::from_env().await;
+    let options = LocalOptions {
+        prefix,
+        listen,
+        chunk_workers,
+        settings,
+        ops,
+        check_pass_role,
+        assume_roles: !no_job_roles,
+        ..LocalOptions::default()
+    };
+    let handle = local::start(clients, options).await?;
+    println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
+    handle.run_until_ctrl_c().await;
     Ok(())
 }

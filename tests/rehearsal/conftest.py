@@ -42,20 +42,20 @@ class Rehearsal:
         self.logs = logs
         iam = stack.client("iam")
         self.admin = user(iam, "rehearsal-admin", allow("*"))
-        # The API's caller: may invoke the API and nothing else (what the README asks of one).
-        self.operator = user(iam, "rehearsal-operator", allow("execute-api:Invoke"))
+        # The API's caller: may invoke the API and find it in the stack (what the README asks of one).
+        self.operator = user(iam, "rehearsal-operator", allow(["execute-api:Invoke", "cloudformation:DescribeStacks"]))
         self.keys = {
             c["AccessKeyId"]: (c["SecretAccessKey"], None, c["Arn"]) for c in (self.admin, self.operator)
         }
         self.runtime = lambdas.Runtime(LAMBDA_PORT, logs, timeout=900)
-        self.stack = stack.deploy(STACK, "http://placeholder/v1", PARAMETERS)
+        self.api = self.start_api(stack.transformed()["Resources"])
+        self.stack = stack.deploy(STACK, self.api.url, PARAMETERS)
         self.res = self.stack["resources"]
         self.sessions = {f"arn:aws:iam::{ACCOUNT}:role/{self.res[f + 'Role']}": f for f in lambdas.BIN}
         stack.fix_roles(self.stack, self.admin["Arn"], self.sessions)
         stack.notifications(self.stack)
         self.job_role = self.stack["outputs"]["ExampleJobRoleArn"]
         self.limited_role = self.role_without_tagging(iam)
-        self.api = self.start_api()
         self.mappings = []
         self.start_functions()
         # From here on every S3, SQS and STS call is checked against the caller's policies.
@@ -83,8 +83,7 @@ class Rehearsal:
         creds = stack.client("sts", self.admin).assume_role(RoleArn=arn, RoleSessionName=logical)["Credentials"]
         return creds
 
-    def start_api(self):
-        original = self.stack["original"]["Resources"]
+    def start_api(self, original):
         api = next(r for r in original.values() if r["Type"] == "AWS::ApiGateway::RestApi")
         stage = next(r for r in original.values() if r["Type"] == "AWS::ApiGateway::Stage")["Properties"]["StageName"]
         routes = {path: list(methods) for path, methods in api["Properties"]["Body"]["paths"].items()}

@@ -161,17 +161,31 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
+        app_checking(None)
+    }
+
+    fn app_checking(pass_role: Option<Arc<dyn batchops_core::ports::PassRoleCheck>>) -> Router {
         router(Arc::new(Intake {
             store: Arc::new(InMemoryJobStore::default()),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
-            pass_role: None,
+            pass_role,
             settings: Settings::default(),
         }))
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (u16, Value) {
-        let req = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        call_as(app, None, method, uri, body).await
+    }
+
+    /// A request as API Gateway's AWS_IAM authorization hands it on: the caller's ARN in the
+    /// REST API request context.
+    async fn call_as(app: &Router, caller: Option<&str>, method: &str, uri: &str, body: &str) -> (u16, Value) {
+        let mut req = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        if let Some(arn) = caller {
+            let ctx = serde_json::from_value(json!({"httpMethod": method, "identity": {"userArn": arn}})).unwrap();
+            req.extensions_mut().insert(RequestContext::ApiGatewayV1(ctx));
+        }
         let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -232,5 +246,26 @@ mod tests {
         other["Priority"] = json!(99);
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &other.to_string()).await;
         assert_eq!((status, body["Code"].as_str()), (409, Some("IdempotencyException")));
+    }
+
+    #[tokio::test]
+    async fn create_job_requires_iam_pass_role_of_the_caller_on_the_job_role() {
+        // GIVEN alice may pass the spec's role and bob may not
+        let role = serde_json::from_str::<Value>(SPEC).unwrap()["RoleArn"].as_str().unwrap().to_string();
+        let alice = "arn:aws:iam::123456789012:user/alice";
+        let grants = batchops_core::memory::InMemoryPassRole::default();
+        grants.grants.lock().unwrap().insert((alice.to_string(), role.clone()));
+        let app = app_checking(Some(Arc::new(grants)));
+        // WHEN each creates the job, THEN only alice's is created
+        let (status, body) = call_as(&app, Some(alice), "POST", "/v20180820/jobs", SPEC).await;
+        assert_eq!(status, 200, "{body}");
+        let bob = "arn:aws:sts::123456789012:assumed-role/ops/bob";
+        let (status, body) = call_as(&app, Some(bob), "POST", "/v20180820/jobs", SPEC).await;
+        assert_eq!((status, body["Code"].as_str()), (403, Some("AccessDeniedException")), "{body}");
+        let message = body["Message"].as_str().unwrap();
+        assert!(message.contains(bob) && message.contains(&role) && message.contains("iam:PassRole"), "{message}");
+        // AND a request without API Gateway's identity is refused too
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
+        assert_eq!((status, body["Code"].as_str()), (403, Some("AccessDeniedException")), "{body}");
     }
 }
