@@ -192,3 +192,18 @@ impl ApiClient {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_apis_on_this_machine_go_unsigned() {
+        assert!(is_loopback("http://127.0.0.1:8080"));
+        assert!(is_loopback("http://localhost:8080/v1"));
+        assert!(is_loopback("http://[::1]:8080"));
+        assert!(!is_loopback("https://abc123.execute-api.eu-west-1.amazonaws.com/v1"));
+        assert!(!is_loopback("http://10.0.0.5:8080"));
+        assert!(!is_loopback("not a url"));
+    }
+}

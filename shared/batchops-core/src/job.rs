@@ -274,6 +274,12 @@ fn timestamp(t: OffsetDateTime) -> Value {
 }
 
 impl Job {
+    /// The role every request of the job is made as (validation requires `RoleArn`; a job
+    /// stored without one has an empty role, which no STS assumes).
+    pub fn role_arn(&self) -> &str {
+        self.spec.role_arn.as_deref().unwrap_or_default()
+    }
+
     pub fn new(id: JobId, spec: JobSpec, arn: String, now: OffsetDateTime) -> Job {
         Job {
             id,

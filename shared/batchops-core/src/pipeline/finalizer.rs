@@ -80,8 +80,7 @@ impl Finalizer {
             return Ok(None);
         }
         let key = format!("{}/manifest.json", target.job_folder(&job.id));
-        let role = job.spec.role_arn.as_deref().unwrap_or_default();
-        let objects = match self.roles.assume(&job.id, role).await {
+        let objects = match self.roles.assume(&job.id, job.role_arn()).await {
             Ok(ports) => ports.objects,
             Err(e) if e.transient => return Err(e.into()),
             // The job still ends; without its role there is no report.

@@ -163,9 +163,7 @@ pub(crate) async fn ports_for(
     finalize: &dyn Queue,
     job: &Job,
 ) -> Result<Option<JobPorts>> {
-    // Validation requires RoleArn; jobs stored before it was required have none to assume.
-    let role = job.spec.role_arn.as_deref().unwrap_or_default();
-    match access.assume(&job.id, role).await {
+    match access.assume(&job.id, job.role_arn()).await {
         Ok(ports) => Ok(Some(ports)),
         Err(e) if e.transient => Err(e.into()),
         Err(e) => {
