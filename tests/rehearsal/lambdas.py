@@ -10,12 +10,17 @@ What AWS does that this driver does not (besides MOTO_GAPS in stack.py):
   the stack) instead of each function's own Timeout;
 - MaximumBatchingWindowInSeconds is honoured, but a batch is never split by payload size;
 - the API proxy checks the SigV4 signature against the keys the rehearsal issued, not the
-  caller's IAM policy for execute-api:Invoke, and speaks HTTP on loopback, not HTTPS;
+  caller's IAM policy for execute-api:Invoke; it answers on loopback over HTTP (the stack's
+  ApiUrl) and over HTTPS with a certificate for localhost that the rehearsal makes, not on
+  API Gateway's host;
 - logs go to files under the rehearsal's log folder, not CloudWatch.
 """
 
+import datetime
+import ipaddress
 import json
 import os
+import ssl
 import socket
 import subprocess
 import threading
@@ -28,6 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from stack import REGION, client
 
@@ -229,7 +238,14 @@ class ApiProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/{stage}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.tls_url = f"https://localhost:{self.tls.server_port}/{stage}"
+        self.ca_file = os.path.join(runtime.logs, "api-ca.pem")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self_signed_localhost(self.ca_file))
+        self.tls.socket = context.wrap_socket(self.tls.socket, server_side=True)
+        for server in (self.server, self.tls):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def verify(self, h, body):
         """The caller's ARN if the request's SigV4 signature is right, else None."""
@@ -336,3 +352,41 @@ class ApiProxy:
 
     def stop(self):
         self.server.shutdown()
+        self.tls.shutdown()
+
+
+def self_signed_localhost(ca_path):
+    """A certificate authority, written as PEM to `ca_path` (the file a client trusts), and a
+    certificate it signed for localhost and 127.0.0.1; returns the paths of that certificate
+    and its key (beside `ca_path`)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, key, issuer, issuer_key, ca):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("batchops rehearsal CA", ca_key, "batchops rehearsal CA", ca_key, True)
+    cert = certificate("localhost", key, "batchops rehearsal CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    paths = (ca_path + ".localhost.pem", ca_path + ".localhost.key")
+    for path, data in (
+        (ca_path, ca.public_bytes(pem)),
+        (paths[0], cert.public_bytes(pem)),
+        (paths[1], key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+    ):
+        with open(path, "wb") as f:
+            f.write(data)
+    return paths

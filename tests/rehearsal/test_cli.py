@@ -10,7 +10,8 @@ from lambdas import target_dir
 from test_jobs import KEYS, TAGGING, buckets, csv_manifest, report, spec, tags  # noqa: F401 (fixture)
 
 
-def batchops(rehearsal, creds, *args):
+def batchops(rehearsal, creds, *args, **env_extra):
+    """Runs the CLI as `creds`; `env_extra` sets variables (None removes one)."""
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
@@ -19,6 +20,8 @@ def batchops(rehearsal, creds, *args):
         BATCHOPS_STACK="batchops",
     )
     env.pop("AWS_SESSION_TOKEN", None)
+    env.update(env_extra)
+    env = {k: v for k, v in env.items() if v is not None}
     cmd = [os.path.join(target_dir(), "debug", "batchops"), "--sign", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -50,3 +53,17 @@ def test_a_request_signed_with_the_wrong_secret_is_refused(rehearsal):
     listed = batchops(rehearsal, wrong, "list-jobs")
     assert listed.returncode != 0
     assert "403" in listed.stderr and "signature" in listed.stderr, listed.stderr
+
+
+def test_the_api_over_https_with_a_trusted_certificate(rehearsal):
+    # --api-url instead of the stack's (plain HTTP) ApiUrl: TLS through rustls, with the
+    # certificate trusted the way the system's CA store is extended (SSL_CERT_FILE).
+    url = rehearsal.api.tls_url
+    listed = batchops(rehearsal, rehearsal.operator, "--api-url", url, "list-jobs", "--max-results", "1",
+                      BATCHOPS_STACK=None, SSL_CERT_FILE=rehearsal.api.ca_file)
+    assert listed.returncode == 0, listed.stderr
+    assert "Jobs" in json.loads(listed.stdout)
+    # Without the certificate trusted, the CLI refuses the connection rather than go on.
+    untrusted = batchops(rehearsal, rehearsal.operator, "--api-url", url, "list-jobs", BATCHOPS_STACK=None,
+                         SSL_CERT_FILE=os.devnull)
+    assert untrusted.returncode != 0 and "cannot reach the batchops API" in untrusted.stderr, untrusted.stderr
