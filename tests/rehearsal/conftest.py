@@ -47,7 +47,7 @@ class Rehearsal:
         self.keys = {
             c["AccessKeyId"]: (c["SecretAccessKey"], None, c["Arn"]) for c in (self.admin, self.operator)
         }
-        self.runtime = lambdas.Runtime(LAMBDA_PORT, logs, timeout=900)
+        self.runtime = lambdas.Runtime(LAMBDA_PORT, logs)
         self.api = self.start_api(stack.transformed()["Resources"])
         self.stack = stack.deploy(STACK, self.api.url, PARAMETERS)
         self.res = self.stack["resources"]
@@ -91,10 +91,10 @@ class Rehearsal:
 
     def start_functions(self):
         lam = stack.client("lambda")
-        by_arn = {}
+        confs = {f: lam.get_function_configuration(FunctionName=self.res[f]) for f in lambdas.BIN}
+        self.runtime.launch(timeout=max(c["Timeout"] for c in confs.values()))
         for logical, binary in lambdas.BIN.items():
-            conf = lam.get_function_configuration(FunctionName=self.res[logical])
-            by_arn[conf["FunctionArn"]] = logical
+            conf = confs[logical]
             creds = self.role_credentials(logical)
             env = {k: str(v) for k, v in conf.get("Environment", {}).get("Variables", {}).items()}
             if os.environ.get("REHEARSAL_RUST_LOG"):

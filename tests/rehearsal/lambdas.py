@@ -58,10 +58,16 @@ def target_dir():
 class Runtime:
     """cargo lambda watch serving the Runtime API and the Invoke API for prebuilt binaries."""
 
-    def __init__(self, port, logs, timeout):
+    def __init__(self, port, logs):
         self.port, self.logs = port, logs
         self.url = f"http://127.0.0.1:{port}"
         self.procs = []
+        self.watch = None
+
+    def launch(self, timeout):
+        """Starts cargo lambda watch; `timeout` (seconds) is every invocation's deadline."""
+        port = self.port
+        logs = self.logs
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is taken (REHEARSAL_LAMBDA_PORT)"
         log = open(os.path.join(logs, "cargo-lambda-watch.log"), "w")
@@ -107,8 +113,9 @@ class Runtime:
         for p in self.procs:
             p.terminate()
         # cargo-lambda waits for open connections on SIGTERM; its whole group is killed.
-        os.killpg(self.watch.pid, 9)
-        for p in self.procs + [self.watch]:
+        if self.watch:
+            os.killpg(self.watch.pid, 9)
+        for p in self.procs + [self.watch] * bool(self.watch):
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
