@@ -48,7 +48,15 @@ class Rehearsal:
             c["AccessKeyId"]: (c["SecretAccessKey"], None, c["Arn"]) for c in (self.admin, self.operator)
         }
         self.runtime = lambdas.Runtime(LAMBDA_PORT, logs)
+        self.mappings = []
         self.api = self.start_api(stack.transformed()["Resources"])
+        try:
+            self.deploy(iam)
+        except BaseException:
+            self.stop()  # nothing started is left behind when the setup fails
+            raise
+
+    def deploy(self, iam):
         self.stack = stack.deploy(STACK, self.api.url, PARAMETERS)
         self.res = self.stack["resources"]
         self.sessions = {f"arn:aws:iam::{ACCOUNT}:role/{self.res[f + 'Role']}": f for f in lambdas.BIN}
@@ -56,7 +64,6 @@ class Rehearsal:
         stack.notifications(self.stack)
         self.job_role = self.stack["outputs"]["ExampleJobRoleArn"]
         self.limited_role = self.role_without_tagging(iam)
-        self.mappings = []
         self.start_functions()
         # From here on every S3, SQS and STS call is checked against the caller's policies.
         enforce = urllib.request.Request(
