@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 mod contract;
 mod manifests;
 mod operations;
+mod roles;
 
 mod futures_lite {
     pub use tokio::task::JoinSet;
