@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use batchops::client::{is_loopback, stack_api_url, ApiClient, Signer};
 use batchops::local::{self, LocalOptions};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -18,6 +18,15 @@ use serde_json::Value;
     about = "Serverless S3 Batch Operations: run one operation over every object of a manifest"
 )]
 struct Cli {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the job verbs go, and how.
+#[derive(Args)]
+struct ApiArgs {
     /// The batchops API (`batchops local` serves it on http://127.0.0.1:8080).
     #[arg(long, global = true, env = "BATCHOPS_API_URL", default_value = "http://127.0.0.1:8080")]
     api_url: String,
@@ -28,13 +37,11 @@ struct Cli {
     /// API on this machine; requests to any other host are always signed.
     #[arg(long, global = true)]
     sign: bool,
-    #[command(subcommand)]
-    command: Command,
 }
 
-impl Cli {
+impl ApiArgs {
     /// The API client the job verbs use: the stack's API or --api-url, signed unless local.
-    async fn api(&self) -> Result<ApiClient> {
+    async fn client(&self) -> Result<ApiClient> {
         let needs_aws = self.stack.is_some() || self.sign || !is_loopback(&self.api_url);
         if !needs_aws {
             return Ok(ApiClient::new(&self.api_url));
@@ -54,6 +61,15 @@ impl Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Job(JobVerb),
+    /// Runs the whole system on this machine against AWS_ENDPOINT_URL (or real AWS).
+    Local(LocalArgs),
+}
+
+/// The `aws s3control` job verbs, and `watch`.
+#[derive(Subcommand)]
+enum JobVerb {
     /// Creates a job from a CreateJob JSON spec (the same JSON `aws s3control create-job` takes).
     CreateJob {
         /// The spec file.
@@ -90,6 +106,7 @@ enum Command {
         #[arg(long)]
         status_update_reason: Option<String>,
     },
+    /// Sets a job's priority (0-2147483647).
     UpdateJobPriority {
         #[arg(long)]
         job_id: String,
@@ -103,25 +120,26 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
-    /// Runs the whole system on this machine against AWS_ENDPOINT_URL (or real AWS).
-    Local {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Prefix of the table, queues and specs bucket.
-        #[arg(long, env = "BATCHOPS_PREFIX", default_value = "batchops")]
-        prefix: String,
-        /// Chunks run at the same time.
-        #[arg(long, default_value_t = 4)]
-        chunk_workers: usize,
-        /// CreateJob requires iam:PassRole on the job's role (asked of IAM for the identity
-        /// batchops local runs as), as the deployed API does for its callers.
-        #[arg(long)]
-        check_pass_role: bool,
-        /// Every job acts with batchops local's own credentials instead of assuming its
-        /// RoleArn: for S3-compatible stores without STS (MinIO, s3s-fs).
-        #[arg(long)]
-        no_job_roles: bool,
-    },
+}
+
+#[derive(Args)]
+struct LocalArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Prefix of the table, queues and specs bucket.
+    #[arg(long, env = "BATCHOPS_PREFIX", default_value = "batchops")]
+    prefix: String,
+    /// Chunks run at the same time.
+    #[arg(long, default_value_t = 4)]
+    chunk_workers: usize,
+    /// CreateJob requires iam:PassRole on the job's role (asked of IAM for the identity
+    /// batchops local runs as), as the deployed API does for its callers.
+    #[arg(long)]
+    check_pass_role: bool,
+    /// Every job acts with batchops local's own credentials instead of assuming its
+    /// RoleArn: for S3-compatible stores without STS (MinIO, s3s-fs).
+    #[arg(long)]
+    no_job_roles: bool,
 }
 
 fn print(v: &Value) {
@@ -192,13 +210,16 @@ async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
-    if let Command::Local { listen, prefix, chunk_workers, check_pass_role, no_job_roles } = cli.command {
-        return run_local(listen, prefix, chunk_workers, check_pass_role, no_job_roles).await;
+    let Cli { api, command } = Cli::parse();
+    match command {
+        Command::Local(args) => run_local(args).await,
+        Command::Job(verb) => run_verb(&api.client().await?, verb).await,
     }
-    let api = cli.api().await?;
-    match cli.command {
-        Command::CreateJob { spec, cli_input_json, client_request_token } => {
+}
+
+async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
+    match verb {
+        JobVerb::CreateJob { spec, cli_input_json, client_request_token } => {
             let mut spec = read_spec(spec, cli_input_json)?;
             if spec.get("ClientRequestToken").is_none() {
                 let token = client_request_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -207,31 +228,25 @@ async fn main() -> Result<()> {
             let id = api.create_job(&spec).await?;
             print(&serde_json::json!({ "JobId": id }));
         }
-        Command::DescribeJob { job_id } => print(&api.describe_job(&job_id).await?),
-        Command::ListJobs { job_statuses, max_results, next_token } => {
+        JobVerb::DescribeJob { job_id } => print(&api.describe_job(&job_id).await?),
+        JobVerb::ListJobs { job_statuses, max_results, next_token } => {
             print(&api.list_jobs(&job_statuses, max_results, next_token.as_deref()).await?)
         }
-        Command::UpdateJobStatus { job_id, requested_job_status, status_update_reason } => {
+        JobVerb::UpdateJobStatus { job_id, requested_job_status, status_update_reason } => {
             print(&api.update_job_status(&job_id, &requested_job_status, status_update_reason.as_deref()).await?)
         }
-        Command::UpdateJobPriority { job_id, priority } => print(&api.update_job_priority(&job_id, priority).await?),
-        Command::Watch { job_id, interval } => {
-            let code = watch(&api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
+        JobVerb::UpdateJobPriority { job_id, priority } => print(&api.update_job_priority(&job_id, priority).await?),
+        JobVerb::Watch { job_id, interval } => {
+            let code = watch(api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);
         }
-        Command::Local { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
 
 /// `batchops local`: the whole system on this machine until Ctrl-C.
-async fn run_local(
-    listen: SocketAddr,
-    prefix: String,
-    chunk_workers: usize,
-    check_pass_role: bool,
-    no_job_roles: bool,
-) -> Result<()> {
+async fn run_local(args: LocalArgs) -> Result<()> {
+    let LocalArgs { listen, prefix, chunk_workers, check_pass_role, no_job_roles } = args;
     batchops_aws::init_tracing();
     let settings = batchops_aws::config::settings_from_env()?;
     let ops = batchops_aws::config::ops_from_env()?;
