@@ -1,14 +1,18 @@
 """Jobs through the deployed stack: the API proxy, the functions under the Lambda Runtime API,
 events as the stack declares them, every S3, SQS and STS call checked by moto's IAM. Each job
-must end as it does under `batchops local` (tests/e2e), with the same report rows."""
+must end as it does under `batchops local` (tests/e2e), with the same report rows; one is run
+both ways and the two reports compared row by row."""
 
 import csv
 import gzip
 import hashlib
 import io
 import json
+import os
+import subprocess
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -72,12 +76,16 @@ def create(rehearsal, body):
 
 def report(rehearsal, b, job_id):
     """The report's rows as (status, columns), each result file checked against its MD5."""
+    return report_at(rehearsal, b["rep"], "reports", job_id)
+
+
+def report_at(rehearsal, bucket, prefix, job_id):
     s3 = rehearsal.s3
-    manifest = json.loads(s3.get_object(Bucket=b["rep"], Key=f"reports/job-{job_id}/manifest.json")["Body"].read())
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/job-{job_id}/manifest.json")["Body"].read())
     assert manifest["Format"] == "Report_CSV_20180820"
     rows = []
     for f in manifest["Results"]:
-        body = s3.get_object(Bucket=b["rep"], Key=f["Key"])["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=f["Key"])["Body"].read()
         assert hashlib.md5(body).hexdigest() == f["MD5Checksum"]
         rows += [(f["TaskExecutionStatus"], r) for r in csv.reader(io.StringIO(body.decode()))]
     return rows
@@ -264,3 +272,52 @@ def test_the_api_refuses_a_bad_signature_and_an_unknown_route(rehearsal):
     assert status == 403 and "signature" in out["message"], out
     status, out = rehearsal.call("DELETE", "/v20180820/jobs")
     assert (status, out["message"]) == (403, "Missing Authentication Token")
+
+
+def local_job(rehearsal, body, logs):
+    """Runs `body` under `batchops local` against the same moto (as the rehearsal's admin, with
+    its own credentials: the example role trusts only the stack's functions) and returns the
+    job's description once it has ended."""
+    from lambdas import target_dir
+
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=rehearsal.admin["AccessKeyId"],
+               AWS_SECRET_ACCESS_KEY=rehearsal.admin["SecretAccessKey"], AWS_REGION="us-east-1", RUST_LOG="warn")
+    env.pop("AWS_ENDPOINT_URL_LAMBDA", None)
+    cmd = [os.path.join(target_dir(), "debug", "batchops"), "local", "--no-job-roles", "--listen", "127.0.0.1:0",
+           "--prefix", f"reh-local-{uuid.uuid4().hex[:6]}"]
+    with open(os.path.join(logs, "batchops-local.log"), "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            line = proc.stdout.readline()
+            assert "API on " in line, f"batchops local did not start: {line!r}"
+            api = line.split("API on ")[1].split()[0]
+            req = urllib.request.Request(api + "/v20180820/jobs", data=json.dumps(body).encode(), method="POST")
+            job_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["JobId"]
+            end = time.time() + 120
+            while True:
+                job = json.loads(urllib.request.urlopen(f"{api}/v20180820/jobs/{job_id}", timeout=30).read())["Job"]
+                if job["Status"] in ("Complete", "Failed", "Cancelled"):
+                    return job
+                assert time.time() < end, job
+                time.sleep(0.3)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_the_deployed_stack_and_batchops_local_write_the_same_report(rehearsal, buckets):
+    b = buckets
+    keys = KEYS + ["data/missing-1"]
+    op = {"S3PutObjectCopy": {"TargetResource": f"arn:aws:s3:::{b['dst']}", "TargetKeyPrefix": "copies"}}
+    body = spec(rehearsal, b, op, csv_manifest(rehearsal, b, keys))
+    deployed = rehearsal.wait(create(rehearsal, body), ["Complete", "Failed"])
+    local = dict(body, ClientRequestToken=str(uuid.uuid4()))
+    local["Report"] = dict(body["Report"], Prefix="local-reports")
+    ran = local_job(rehearsal, local, rehearsal.logs)
+    assert (deployed["Status"], ran["Status"]) == ("Complete", "Complete"), (deployed, ran)
+    counts = ("TotalNumberOfTasks", "NumberOfTasksSucceeded", "NumberOfTasksFailed")
+    assert [deployed["ProgressSummary"][c] for c in counts] == [ran["ProgressSummary"][c] for c in counts]
+    rows = sorted(report(rehearsal, b, deployed["JobId"]))
+    assert len(rows) == len(keys)
+    local_rows = sorted(report_at(rehearsal, b["rep"], "local-reports", ran["JobId"]))
+    assert rows == local_rows
