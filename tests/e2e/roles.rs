@@ -74,7 +74,13 @@ async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::J
 async fn pass_role_asks_iam_for_the_callers_role_and_reads_its_decision() -> Result<()> {
     for (decision, expected) in [("allowed", true), ("implicitDeny", false), ("explicitDeny", false)] {
         let (url, served) = iam_answering(decision).await?;
-        let sdk = clients().await.sdk.to_builder().endpoint_url(url).build();
+        // Set when loading, so that it wins over AWS_ENDPOINT_URL (moto, which has no IAM simulator).
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
         let caller = "arn:aws:sts::123456789012:assumed-role/ops-admin/alice";
         let allowed = IamPassRole::new(&sdk).may_pass(caller, "arn:aws:iam::123456789012:role/job").await?;
         assert_eq!(allowed, expected, "{decision}");
