@@ -30,42 +30,67 @@ async fn a_job_role_is_assumed_once_per_job_and_its_store_reads_as_the_role() ->
     Ok(())
 }
 
-/// Serves one HTTP request with `decision` as IAM's SimulatePrincipalPolicy answer; returns
-/// the request's body.
-async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::JoinHandle<String>)> {
+/// Reads one HTTP request (headers and a body of Content-Length bytes) from `sock`; `None` at
+/// the end of the connection.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&req).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if req.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+        let n = sock.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Plays IAM for two requests: GetRole (the caller's role has the path `/ops/`) and
+/// SimulatePrincipalPolicy answering `decision`; returns the requests it was sent.
+async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::JoinHandle<Vec<String>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let served = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.expect("accept");
-        let mut req = Vec::new();
-        let mut buf = [0u8; 8192];
-        // Read the headers, then the body of Content-Length bytes.
-        loop {
-            let n = sock.read(&mut buf).await.expect("read");
-            req.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&req).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let len: usize = text[..end]
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if req.len() >= end + 4 + len {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            while let Some(req) = read_request(&mut sock).await {
+                let body = if req.contains("Action=GetRole") {
+                    "<GetRoleResponse><GetRoleResult><Role><Path>/ops/</Path><RoleName>ops-admin</RoleName>\
+                     <RoleId>AROA1</RoleId><Arn>arn:aws:iam::123456789012:role/ops/ops-admin</Arn>\
+                     <CreateDate>2026-01-01T00:00:00Z</CreateDate></Role></GetRoleResult></GetRoleResponse>"
+                        .to_string()
+                } else {
+                    format!(
+                        "<SimulatePrincipalPolicyResponse><SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>\
+                         <EvaluationResults><member><EvalActionName>iam:PassRole</EvalActionName>\
+                         <EvalResourceName>arn:aws:iam::123456789012:role/job</EvalResourceName>\
+                         <EvalDecision>{decision}</EvalDecision></member></EvaluationResults>\
+                         </SimulatePrincipalPolicyResult></SimulatePrincipalPolicyResponse>"
+                    )
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                sock.write_all(resp.as_bytes()).await.expect("write");
+                seen.push(req);
+                if seen.len() == 2 {
                     break;
                 }
             }
         }
-        let body = format!(
-            "<SimulatePrincipalPolicyResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
-             <SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults><member>\
-             <EvalActionName>iam:PassRole</EvalActionName><EvalResourceName>arn:aws:iam::123456789012:role/job</EvalResourceName>\
-             <EvalDecision>{decision}</EvalDecision><MatchedStatements/><MissingContextValues/></member>\
-             </EvaluationResults></SimulatePrincipalPolicyResult>\
-             <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></SimulatePrincipalPolicyResponse>"
-        );
-        let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        sock.write_all(resp.as_bytes()).await.expect("write");
-        String::from_utf8_lossy(&req).to_string()
+        seen
     });
     Ok((url, served))
 }
@@ -84,12 +109,19 @@ async fn pass_role_asks_iam_for_the_callers_role_and_reads_its_decision() -> Res
         let caller = "arn:aws:sts::123456789012:assumed-role/ops-admin/alice";
         let allowed = IamPassRole::new(&sdk).may_pass(caller, "arn:aws:iam::123456789012:role/job").await?;
         assert_eq!(allowed, expected, "{decision}");
-        let request = served.await?;
-        assert!(request.contains("Action=SimulatePrincipalPolicy"), "{request}");
-        // An assumed-role session is checked as its role.
-        assert!(request.contains("PolicySourceArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fops-admin"), "{request}");
-        assert!(request.contains("ActionNames.member.1=iam%3APassRole"), "{request}");
-        assert!(request.contains("ResourceArns.member.1=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fjob"), "{request}");
+        let [get_role, simulate] = <[String; 2]>::try_from(served.await?).expect("two requests");
+        // An assumed-role session is checked as its role, found by name with its path.
+        assert!(get_role.contains("Action=GetRole") && get_role.contains("RoleName=ops-admin"), "{get_role}");
+        assert!(simulate.contains("Action=SimulatePrincipalPolicy"), "{simulate}");
+        assert!(
+            simulate.contains("PolicySourceArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fops%2Fops-admin"),
+            "{simulate}"
+        );
+        assert!(simulate.contains("ActionNames.member.1=iam%3APassRole"), "{simulate}");
+        assert!(
+            simulate.contains("ResourceArns.member.1=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fjob"),
+            "{simulate}"
+        );
     }
     Ok(())
 }

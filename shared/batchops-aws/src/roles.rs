@@ -105,21 +105,16 @@ impl RoleAccess for StsRoles {
     }
 }
 
-/// The principal IAM evaluates for a caller: an assumed-role session is its role
-/// (`arn:aws:sts::1:assumed-role/R/s` -> `arn:aws:iam::1:role/R`); users and roles are
-/// themselves. A role's path is not in its session ARN, so roles with a path other than `/`
-/// must call with their own credentials' role ARN known to IAM by name.
-pub fn principal_arn(caller: &str) -> String {
+/// The role name of an assumed-role session (`arn:aws:sts::1:assumed-role/R/s` -> `R`);
+/// `None` for users and roles, which IAM evaluates as themselves.
+pub fn assumed_role_name(caller: &str) -> Option<&str> {
     let mut fields = caller.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(_), Some(account), Some(resource)) =
+    let (Some("arn"), Some(_), Some("sts"), Some(_), Some(_), Some(resource)) =
         (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        return caller.to_string();
+        return None;
     };
-    match resource.strip_prefix("assumed-role/").and_then(|r| r.split('/').next()) {
-        Some(role) => format!("arn:{partition}:iam::{account}:role/{role}"),
-        None => caller.to_string(),
-    }
+    resource.strip_prefix("assumed-role/").and_then(|r| r.split('/').next())
 }
 
 /// The ARN of the identity `sdk`'s credentials belong to (sts:GetCallerIdentity).
@@ -133,7 +128,8 @@ pub async fn caller_arn(sdk: &SdkConfig) -> Result<String> {
 }
 
 /// `iam:PassRole`, asked of IAM with SimulatePrincipalPolicy (the intake function's role needs
-/// `iam:SimulatePrincipalPolicy`). Policies' conditions are evaluated without context keys.
+/// `iam:SimulatePrincipalPolicy`, and `iam:GetRole` for callers that are assumed-role sessions).
+/// Policies' conditions are evaluated without context keys.
 pub struct IamPassRole {
     iam: aws_sdk_iam::Client,
 }
@@ -144,13 +140,23 @@ impl IamPassRole {
     }
 }
 
+impl IamPassRole {
+    /// The principal IAM evaluates for a caller: an assumed-role session is its role, whose
+    /// ARN (with its path, which the session ARN leaves out) IAM gives by name.
+    async fn principal(&self, caller: &str) -> Result<String> {
+        let Some(name) = assumed_role_name(caller) else { return Ok(caller.to_string()) };
+        let out = self.iam.get_role().role_name(name).send().await.map_err(|e| backend("iam:GetRole", &e))?;
+        Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default())
+    }
+}
+
 #[async_trait]
 impl PassRoleCheck for IamPassRole {
     async fn may_pass(&self, caller: &str, role_arn: &str) -> Result<bool> {
         let out = self
             .iam
             .simulate_principal_policy()
-            .policy_source_arn(principal_arn(caller))
+            .policy_source_arn(self.principal(caller).await?)
             .action_names("iam:PassRole")
             .resource_arns(role_arn)
             .send()
@@ -172,15 +178,13 @@ mod tests {
     #[test]
     fn an_assumed_role_session_is_checked_as_its_role() {
         assert_eq!(
-            principal_arn("arn:aws:sts::123456789012:assumed-role/ops-admin/alice@example.com"),
-            "arn:aws:iam::123456789012:role/ops-admin"
+            assumed_role_name("arn:aws:sts::123456789012:assumed-role/ops-admin/alice@example.com"),
+            Some("ops-admin")
         );
-        assert_eq!(principal_arn("arn:aws:iam::123456789012:user/alice"), "arn:aws:iam::123456789012:user/alice");
-        assert_eq!(
-            principal_arn("arn:aws-cn:sts::123456789012:assumed-role/r/s"),
-            "arn:aws-cn:iam::123456789012:role/r"
-        );
-        assert_eq!(principal_arn("not an arn"), "not an arn");
+        assert_eq!(assumed_role_name("arn:aws-cn:sts::123456789012:assumed-role/r/s"), Some("r"));
+        assert_eq!(assumed_role_name("arn:aws:iam::123456789012:user/alice"), None);
+        assert_eq!(assumed_role_name("arn:aws:iam::123456789012:role/ops-admin"), None);
+        assert_eq!(assumed_role_name("not an arn"), None);
     }
 
     #[test]
