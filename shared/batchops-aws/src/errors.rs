@@ -48,7 +48,17 @@ pub fn task<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<
     TaskFailure::classify(if status == 0 { 500 } else { status }, &code, message)
 }
 
-/// A DynamoDB or SQS failure; throttling and 5xx are transient (the message is redelivered).
+/// True for an answer worth trying again later: no answer at all, 5xx, or throttling.
+pub fn transient(status: u16, code: &str) -> bool {
+    status == 0
+        || status >= 500
+        || code.contains("Throttl")
+        || code == "ProvisionedThroughputExceededException"
+        || code == "RequestLimitExceeded"
+}
+
+/// A DynamoDB, SQS, STS or IAM failure; throttling and 5xx are transient (the message is
+/// redelivered).
 pub fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
     context: &str,
     e: &SdkError<E, Response>,
@@ -56,10 +66,7 @@ pub fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
     let (status, code, message) = parts(e);
     Error::Backend {
         context: context.to_string(),
+        transient: transient(status, &code),
         message: format!("{code}: {message}"),
-        transient: status == 0
-            || status >= 500
-            || code.contains("Throttl")
-            || code == "ProvisionedThroughputExceededException",
     }
 }
