@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -24,6 +25,8 @@ LAMBDA_PORT = int(os.environ.get("REHEARSAL_LAMBDA_PORT", "9710"))
 # Small chunks, so that every job has several; jobs may only name roles of this stack.
 PARAMETERS = {"ChunkSize": 40, "JobRoleNamePattern": f"{STACK}-*"}
 EXAMPLE_FUNCTION = "batchops-example-lambda"
+# Keys with what manifests make awkward: spaces, '+', '%', non-ASCII, '//'.
+KEYS = [f"data/obj {i}" for i in range(60)] + ["data/plus+sign", "data/100%", "data/été", "data//double"]
 
 
 def user(iam, name, policy):
@@ -156,6 +159,18 @@ class Rehearsal:
             m.stop()
         self.api.stop()
         self.runtime.stop()
+
+
+@pytest.fixture
+def buckets(rehearsal):
+    """A source bucket holding KEYS, a destination and a report bucket, named for one test."""
+    tag = uuid.uuid4().hex[:8]
+    names = {n: f"reh-{tag}-{n}" for n in ("src", "dst", "rep")}
+    for b in names.values():
+        rehearsal.s3.create_bucket(Bucket=b)
+    for k in KEYS:
+        rehearsal.s3.put_object(Bucket=names["src"], Key=k, Body=f"body of {k}".encode(), ContentType="text/plain")
+    return names
 
 
 @pytest.fixture(scope="session")

@@ -66,18 +66,16 @@ class Runtime:
 
     def launch(self, timeout):
         """Starts cargo lambda watch; `timeout` (seconds) is every invocation's deadline."""
-        port = self.port
-        logs = self.logs
         with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is taken (REHEARSAL_LAMBDA_PORT)"
-        log = open(os.path.join(logs, "cargo-lambda-watch.log"), "w")
+            assert probe.connect_ex(("127.0.0.1", self.port)) != 0, f"port {self.port} is taken (REHEARSAL_LAMBDA_PORT)"
+        log = open(os.path.join(self.logs, "cargo-lambda-watch.log"), "w")
         env = dict(os.environ, PATH=os.path.join(ROOT, ".venv", "bin") + ":" + os.environ["PATH"])
         watch = ["cargo", "lambda", "watch", "--only-lambda-apis", "--ignore-changes"]
-        watch += ["-A", "127.0.0.1", "-P", str(port), "--timeout", str(timeout)]
+        watch += ["-A", "127.0.0.1", "-P", str(self.port), "--timeout", str(timeout)]
         self.watch = subprocess.Popen(watch, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         for _ in range(300):
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
             except OSError:
                 assert self.watch.poll() is None, "cargo lambda watch stopped; see cargo-lambda-watch.log"

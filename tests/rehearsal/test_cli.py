@@ -6,8 +6,9 @@ import os
 import subprocess
 import urllib.parse
 
+from conftest import KEYS
 from lambdas import target_dir
-from test_jobs import KEYS, TAGGING, buckets, csv_manifest, report, spec, tags  # noqa: F401 (fixture)
+from test_jobs import TAGGING, csv_manifest, report, spec, tags
 
 
 def batchops(rehearsal, creds, *args, **env_extra):

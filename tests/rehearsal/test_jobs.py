@@ -15,27 +15,12 @@ import urllib.parse
 import urllib.request
 import uuid
 
-import pytest
-
-from conftest import ACCOUNT, EXAMPLE_FUNCTION
-
-# Keys with what manifests make awkward: spaces, '+', '%', non-ASCII, '//'.
-KEYS = [f"data/obj {i}" for i in range(60)] + ["data/plus+sign", "data/100%", "data/été", "data//double"]
+from conftest import ACCOUNT, EXAMPLE_FUNCTION, KEYS
+from lambdas import target_dir
 
 
 def enc(key):
     return urllib.parse.quote_plus(key, safe="/")
-
-
-@pytest.fixture
-def buckets(rehearsal):
-    tag = uuid.uuid4().hex[:8]
-    names = {n: f"reh-{tag}-{n}" for n in ("src", "dst", "rep")}
-    for b in names.values():
-        rehearsal.s3.create_bucket(Bucket=b)
-    for k in KEYS:
-        rehearsal.s3.put_object(Bucket=names["src"], Key=k, Body=f"body of {k}".encode(), ContentType="text/plain")
-    return names
 
 
 def csv_manifest(rehearsal, b, keys):
@@ -278,8 +263,6 @@ def local_job(rehearsal, body, logs):
     """Runs `body` under `batchops local` against the same moto (as the rehearsal's admin, with
     its own credentials: the example role trusts only the stack's functions) and returns the
     job's description once it has ended."""
-    from lambdas import target_dir
-
     env = dict(os.environ, AWS_ACCESS_KEY_ID=rehearsal.admin["AccessKeyId"],
                AWS_SECRET_ACCESS_KEY=rehearsal.admin["SecretAccessKey"], AWS_REGION="us-east-1", RUST_LOG="warn")
     env.pop("AWS_ENDPOINT_URL_LAMBDA", None)

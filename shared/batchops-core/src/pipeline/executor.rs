@@ -12,11 +12,10 @@ use tracing::{info, warn};
 
 use super::{fail_job, finalize_if_done, ports_for, Settings};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
-use crate::job::JobId;
-use crate::job::{JobFailure, JobStatus};
+use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
-use crate::ports::{read_all, ChunkRecord, JobPorts, JobStore, Queue, RecordOutcome, RoleAccess, StorageError};
+use crate::ports::{read_all, ChunkRecord, JobPorts, JobStore, Queue, RecordOutcome, RoleAccess};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, TaskFailure};
 use crate::spec::ManifestRef;
@@ -139,13 +138,73 @@ impl Executor {
             .collect()
     }
 
-    async fn read_range(
+    /// The chunk's manifest lines, parsed: carried in the message, or read back from the
+    /// manifest's byte range as the job's role. `None` when the manifest can no longer be read
+    /// (the job was failed).
+    async fn chunk_lines(
+        &self,
         ports: &JobPorts,
-        m: &ManifestRef,
+        job: &Job,
+        manifest: Option<&ManifestRef>,
         msg: &ChunkMessage,
-    ) -> std::result::Result<Vec<u8>, StorageError> {
+    ) -> Result<Option<Vec<ParsedLine>>> {
+        let context = || format!("chunk {} of job {}", msg.index, job.id);
+        let m = match (&msg.rows, manifest) {
+            (Some(packed), _) => {
+                return decode_rows(packed)
+                    .map(Some)
+                    .map_err(|e| Error::backend(context(), format!("unreadable message: {e}")))
+            }
+            (None, Some(m)) => m,
+            (None, None) => return Err(Error::backend(context(), "a chunk without rows")),
+        };
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        read_all(ports.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await?).await
+        let read = match ports.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await {
+            Ok(stream) => read_all(stream).await,
+            Err(e) => Err(e),
+        };
+        let buf = match read {
+            Ok(buf) => buf,
+            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+            // The manifest changed or vanished under the job: its tasks can no longer be known.
+            Err(e) => return self.fail(&job.id, super::chunker::read_failure(m, &e)).await.map(|_| None),
+        };
+        if buf.len() as u64 != msg.end - msg.start {
+            let expected = msg.end - msg.start;
+            return Err(Error::backend(
+                context(),
+                format!("read {} bytes of the manifest, expected {expected}", buf.len()),
+            ));
+        }
+        Ok(Some(
+            lines(&buf, msg.first_line)
+                .filter(|(_, l)| !is_blank(l))
+                .map(|(n, l)| parse_line(&m.fields, n, l))
+                .collect(),
+        ))
+    }
+
+    /// Fails the job; the chunk is skipped.
+    async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<Disposition> {
+        fail_job(&*self.store, &*self.finalize, id, failure).await?;
+        Ok(Disposition::Skipped(JobStatus::Failing))
+    }
+
+    /// After a chunk is recorded: S3's failure threshold, or the finalizer once every chunk ran.
+    async fn after_recorded(&self, id: &JobId) -> Result<()> {
+        let job = self.store.get(id).await?;
+        let p = &job.progress;
+        if job.status.accepts_chunks() && over_failure_threshold(p.succeeded, p.failed) {
+            let reason = format!(
+                "More than 50% of the tasks run failed ({} of {}); the job was stopped",
+                p.failed,
+                p.tasks_run()
+            );
+            self.fail(&job.id, JobFailure::new("TaskFailureThresholdExceeded", reason)).await?;
+        } else {
+            finalize_if_done(&*self.finalize, &job).await?;
+        }
+        Ok(())
     }
 
     /// Handles delivery number `attempt` of a chunk. When the last allowed delivery fails too,
@@ -158,8 +217,7 @@ impl Executor {
                     "Chunk {} ({} tasks from manifest line {}) failed {attempt} times; last error: {e}",
                     msg.index, msg.tasks, msg.first_line
                 );
-                fail_job(&*self.store, &*self.finalize, &msg.job_id, JobFailure::new("ChunkFailed", reason)).await?;
-                Ok(Disposition::Skipped(JobStatus::Failing))
+                self.fail(&msg.job_id, JobFailure::new("ChunkFailed", reason)).await
             }
             other => other,
         }
@@ -186,35 +244,8 @@ impl Executor {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let valid = job.spec.validate()?;
-        let parsed: Vec<ParsedLine> = match (&msg.rows, valid.source.manifest()) {
-            (Some(packed), _) => decode_rows(packed).map_err(|e| {
-                Error::backend(format!("chunk {} of job {}", msg.index, job.id), format!("unreadable message: {e}"))
-            })?,
-            (None, Some(m)) => {
-                let buf = match Self::read_range(&ports, m, msg).await {
-                    Ok(buf) => buf,
-                    Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
-                    Err(e) => {
-                        // The manifest changed or vanished under the job: its tasks can no longer be known.
-                        let failure = super::chunker::read_failure(m, &e);
-                        fail_job(&*self.store, &*self.finalize, &job.id, failure).await?;
-                        return Ok(Disposition::Skipped(JobStatus::Failing));
-                    }
-                };
-                if buf.len() as u64 != msg.end - msg.start {
-                    return Err(Error::backend(
-                        format!("chunk {} of job {}", msg.index, job.id),
-                        format!("read {} bytes of the manifest, expected {}", buf.len(), msg.end - msg.start),
-                    ));
-                }
-                lines(&buf, msg.first_line)
-                    .filter(|(_, l)| !is_blank(l))
-                    .map(|(n, l)| parse_line(&m.fields, n, l))
-                    .collect()
-            }
-            (None, None) => {
-                return Err(Error::backend(format!("chunk {} of job {}", msg.index, job.id), "a chunk without rows"))
-            }
+        let Some(parsed) = self.chunk_lines(&ports, &job, valid.source.manifest(), msg).await? else {
+            return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let deadline = Instant::now() + self.settings.time_budget;
         let rows = self.run_tasks(&ports, &valid.operation, &job.id, msg.part, parsed, deadline).await;
@@ -234,9 +265,7 @@ impl Executor {
                     Err(e) => {
                         // Running tasks whose results cannot be reported would lose track of them.
                         let reason = format!("The job report could not be written to s3://{}: {e}", target.bucket);
-                        fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("ReportWriteFailed", reason))
-                            .await?;
-                        return Ok(Disposition::Skipped(JobStatus::Failing));
+                        return self.fail(&job.id, JobFailure::new("ReportWriteFailed", reason)).await;
                     }
                 }
             }
@@ -258,20 +287,7 @@ impl Executor {
             });
         }
         info!(job_id = %job.id, chunk = msg.index, succeeded, failed, "chunk recorded");
-
-        let job = self.store.get(&job.id).await?;
-        let p = &job.progress;
-        if job.status.accepts_chunks() && over_failure_threshold(p.succeeded, p.failed) {
-            let reason = format!(
-                "More than 50% of the tasks run failed ({} of {}); the job was stopped",
-                p.failed,
-                p.tasks_run()
-            );
-            fail_job(&*self.store, &*self.finalize, &job.id, JobFailure::new("TaskFailureThresholdExceeded", reason))
-                .await?;
-        } else {
-            finalize_if_done(&*self.finalize, &job).await?;
-        }
+        self.after_recorded(&job.id).await?;
         Ok(Disposition::Recorded { succeeded, failed })
     }
 }
