@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use batchops_aws::resources::{ensure_all, Created, Names};
-use batchops_aws::{Clients, Config, OpsSettings, S3ObjectStore};
+use batchops_aws::{Clients, Config, OpsSettings, S3ObjectStore, Visibility};
 use batchops_core::pipeline::Settings;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -63,19 +63,34 @@ pub struct LocalHandle {
     pub created: Created,
     pub config: Config,
     shutdown: watch::Sender<bool>,
+    /// Tells running chunks to start no more tasks and hand their chunk back.
+    stopping: batchops_core::pipeline::Shutdown,
     tasks: JoinSet<()>,
 }
 
 impl LocalHandle {
     /// Stops polling and serving, letting the messages in hand finish.
     pub async fn stop(mut self) {
+        self.stopping.begin();
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
 
-    /// Resolves when Ctrl-C is pressed, then stops.
+    /// Resolves when Ctrl-C is pressed or SIGTERM arrives, then stops: no more messages are
+    /// taken, and those in hand are finished or handed back.
     pub async fn run_until_ctrl_c(self) {
-        let _ = tokio::signal::ctrl_c().await;
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
         info!("stopping");
         self.stop().await;
     }
@@ -93,19 +108,26 @@ where
     Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
 }
 
-/// Plays an SQS event source mapping: receive, handle with bounded concurrency, delete on
-/// success, make visible again soon on failure.
+/// How long handlers in hand may run after a stop is asked before they are abandoned and
+/// their messages handed back (an executor stops starting tasks at once and gives its chunk
+/// back when the tasks running end).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Plays an SQS event source mapping: receive, handle with bounded concurrency under a
+/// message lease renewed by a heartbeat, delete on success, hand back on failure (after the
+/// delay the error asks for). On stop it receives no more, and messages not finished within
+/// [`STOP_GRACE`] are handed back at once (visibility 0), so a restart resumes them.
 async fn poll_queue(
     name: &'static str,
     sqs: aws_sdk_sqs::Client,
-    url: String,
+    visibility: Visibility,
     concurrency: usize,
-    retry_delay_secs: i32,
     handle: Handler,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut running = JoinSet::new();
+    let url = visibility.url().to_string();
     loop {
         if *shutdown.borrow() {
             break;
@@ -120,7 +142,7 @@ async fn poll_queue(
             continue;
         }
         let received = tokio::select! {
-            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount).send() => r,
+            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).visibility_timeout(visibility.window.as_secs() as i32).message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount).send() => r,
             _ = shutdown.changed() => break,
         };
         let messages = match received {
@@ -135,7 +157,8 @@ async fn poll_queue(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let (sqs, url, handle) = (sqs.clone(), url.clone(), handle.clone());
+            let (sqs, url, handle, visibility) = (sqs.clone(), url.clone(), handle.clone(), visibility.clone());
+            let mut stop = shutdown.clone();
             running.spawn(async move {
                 let _permit = permit;
                 let receipt = m.receipt_handle.unwrap_or_default();
@@ -145,21 +168,27 @@ async fn poll_queue(
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
-                match handle(m.body.unwrap_or_default(), attempt).await {
+                let work = visibility.hold(&receipt, handle(m.body.unwrap_or_default(), attempt));
+                let abandoned = async {
+                    let _ = stop.wait_for(|s| *s).await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                };
+                let result = tokio::select! {
+                    r = work => r,
+                    _ = abandoned => Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO }),
+                };
+                match result {
                     Ok(()) => {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
                             warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
                         }
                     }
                     Err(e) => {
-                        error!(queue = name, error = %e, "message failed; it will be delivered again");
-                        let _ = sqs
-                            .change_message_visibility()
-                            .queue_url(&url)
-                            .receipt_handle(&receipt)
-                            .visibility_timeout(retry_delay_secs)
-                            .send()
-                            .await;
+                        match e.retry_after() {
+                            Some(_) => info!(queue = name, reason = %e, "message handed back"),
+                            None => error!(queue = name, error = %e, "message failed; it will be delivered again"),
+                        }
+                        visibility.set(&[receipt], visibility.after_failure(&e)).await;
                     }
                 }
             });
@@ -171,10 +200,10 @@ async fn poll_queue(
 /// Creates what is missing and starts the API and the pollers.
 pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> {
     let names = Names::with_prefix(&opts.prefix);
-    // A chunk whose worker died (not one that failed: those come back after
-    // `retry_delay_secs`) is delivered again after this long.
-    let visibility = (opts.settings.time_budget.as_secs() as u32).clamp(30, 900) + 60;
-    let created = ensure_all(&clients, &names, visibility)
+    // A message is leased for this long at a time (a heartbeat renews it), so the message of
+    // a worker that died comes back within it.
+    let window = opts.settings.lease;
+    let created = ensure_all(&clients, &names, window.as_secs() as u32)
         .await
         .context("cannot create the table, queues and bucket (is the endpoint in AWS_ENDPOINT_URL up?)")?;
     let config = Config {
@@ -213,6 +242,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
 
     let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
     let executor = Arc::new(task_executor::executor(&config, &clients));
+    let stopping = executor.shutdown.clone();
     let finalizer = Arc::new(report_finalizer::finalizer(&config, &clients));
     let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
     let budget = opts.settings.time_budget;
@@ -261,9 +291,11 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             // Tests drive the chunk queue themselves to deliver chunks as they choose.
             continue;
         }
-        tasks.spawn(poll_queue(name, clients.sqs.clone(), url, concurrency, opts.retry_delay_secs, h, rx.clone()));
+        let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
+        let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
+        tasks.spawn(poll_queue(name, clients.sqs.clone(), visibility, concurrency, h, rx.clone()));
     }
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
-    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, tasks })
+    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })
 }

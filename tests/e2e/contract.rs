@@ -6,7 +6,8 @@ use batchops_aws::DynamoJobStore;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
-    ChunkRecord, CreateOutcome, JobStore, ObjectStore, PartRecord, Pass, RecordOutcome, ResultFile,
+    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobStore, LeaseOutcome, ObjectStore, PartRecord, Pass,
+    RecordOutcome, ResultFile,
 };
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
@@ -33,6 +34,16 @@ fn chunk(index: u64, ok: u64, ko: u64) -> ChunkRecord {
     }
 }
 
+fn lease(index: u64, owner: &str, secs: i64) -> ChunkLease {
+    ChunkLease { index, owner: owner.into(), until_ms: (now_ms() as i64 + secs * 1000) as u64 }
+}
+
+/// Claims a chunk for `owner` and records it with its counts.
+async fn run(store: &dyn JobStore, id: &JobId, c: ChunkRecord, owner: &str) -> Result<RecordOutcome> {
+    store.start_chunk(id, &lease(c.index, owner, 60)).await?;
+    Ok(store.record_chunk(id, &c, owner).await?)
+}
+
 async fn contract(store: &dyn JobStore) -> Result<()> {
     // create is idempotent on the token
     let a = job(0);
@@ -53,16 +64,45 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     let active = store.put(&active).await?;
 
     // chunks are recorded once, and their counts added to the job
-    assert_eq!(store.record_chunk(&a.id, &chunk(0, 7, 3)).await?, RecordOutcome::Recorded);
-    assert_eq!(store.record_chunk(&a.id, &chunk(0, 7, 3)).await?, RecordOutcome::AlreadyRecorded);
-    assert_eq!(store.record_chunk(&a.id, &chunk(1, 5, 0)).await?, RecordOutcome::Recorded);
+    assert_eq!(run(store, &a.id, chunk(0, 7, 3), "w1").await?, RecordOutcome::Recorded);
+    assert_eq!(run(store, &a.id, chunk(0, 7, 3), "w2").await?, RecordOutcome::AlreadyRecorded);
+    store.release_chunk(&a.id, 0, "w2").await?;
+    assert_eq!(run(store, &a.id, chunk(1, 5, 0), "w1").await?, RecordOutcome::Recorded);
     assert!(store.chunk_recorded(&a.id, 1).await? && !store.chunk_recorded(&a.id, 2).await?);
     let counted = store.get(&a.id).await?;
     assert_eq!((counted.progress.succeeded, counted.progress.failed, counted.progress.chunks_done), (12, 3, 2));
     assert_eq!(store.chunks(&a.id).await?, vec![chunk(0, 7, 3), chunk(1, 5, 0)]);
     // ... and read back a page at a time, in index order (indexes of inventory parts are large)
     let big = (3 << 32) | 5;
-    assert_eq!(store.record_chunk(&a.id, &chunk(big, 1, 0)).await?, RecordOutcome::Recorded);
+    assert_eq!(run(store, &a.id, chunk(big, 1, 0), "w1").await?, RecordOutcome::Recorded);
+    assert!(store.chunk_leases(&a.id).await?.is_empty(), "recording ends the claim");
+
+    // a chunk is claimed by one delivery at a time; a lapsed claim can be taken over
+    assert_eq!(store.start_chunk(&a.id, &lease(7, "w1", 60)).await?, LeaseOutcome::Started);
+    match store.start_chunk(&a.id, &lease(7, "w2", 60)).await? {
+        LeaseOutcome::Held { until_ms } => assert!(until_ms > now_ms() + 50_000, "held until {until_ms}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.record_chunk(&a.id, &chunk(7, 1, 0), "w2").await?, RecordOutcome::LeaseLost);
+    assert!(store.renew_chunk(&a.id, &lease(7, "w1", 120)).await?);
+    assert!(!store.renew_chunk(&a.id, &lease(7, "w2", 120)).await?);
+    store.release_chunk(&a.id, 7, "w2").await?;
+    assert_eq!(store.chunk_leases(&a.id).await?.len(), 1, "only its owner releases a claim");
+    store.release_chunk(&a.id, 7, "w1").await?;
+    assert!(store.chunk_leases(&a.id).await?.is_empty());
+    let lapsed = lease(8, "w1", -1);
+    assert_eq!(store.start_chunk(&a.id, &lapsed).await?, LeaseOutcome::Started);
+    assert_eq!(store.start_chunk(&a.id, &lease(8, "w2", 60)).await?, LeaseOutcome::Started, "taken over");
+    assert_eq!(store.record_chunk(&a.id, &chunk(8, 1, 0), "w1").await?, RecordOutcome::LeaseLost);
+    // ... and a lapsed claim reaped (the finalizer's) can no longer be recorded
+    let stale = lease(8, "w2", -1);
+    assert!(store.renew_chunk(&a.id, &stale).await?);
+    store.reap_chunk(&a.id, &stale).await?;
+    assert!(store.chunk_leases(&a.id).await?.is_empty());
+    assert_eq!(store.record_chunk(&a.id, &chunk(8, 1, 0), "w2").await?, RecordOutcome::LeaseLost);
+    assert!(!store.chunk_recorded(&a.id, 8).await?);
+    // a chunk claimed before the job was cancelled records what ran
+    assert_eq!(store.start_chunk(&a.id, &lease(2, "w1", 60)).await?, LeaseOutcome::Started);
     assert_eq!(store.chunks_after(&a.id, None, 2).await?, vec![chunk(0, 7, 3), chunk(1, 5, 0)]);
     assert_eq!(store.chunks_after(&a.id, Some(0), 5).await?, vec![chunk(1, 5, 0), chunk(big, 1, 0)]);
     assert!(store.chunks_after(&a.id, Some(big), 5).await?.is_empty());
@@ -88,9 +128,11 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     assert_eq!(cancelling.progress.cut.parts, 2, "nor the parts' counters");
     assert!(cancelling.version > active.version);
 
-    // a job that no longer accepts results records nothing
-    assert_eq!(store.record_chunk(&a.id, &chunk(2, 1, 0)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));
-    assert!(!store.chunk_recorded(&a.id, 2).await?);
+    // a cancelling job starts no chunk, but records the chunk that was running
+    assert_eq!(store.start_chunk(&a.id, &lease(3, "w1", 60)).await?, LeaseOutcome::JobClosed(JobStatus::Cancelling));
+    assert_eq!(store.chunk_leases(&a.id).await?.iter().map(|l| l.index).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(store.record_chunk(&a.id, &chunk(2, 1, 0), "w1").await?, RecordOutcome::Recorded);
+    assert_eq!(store.get(&a.id).await?.progress.succeeded, 14);
 
     // list: newest first, filtered, paged
     let b = job(10);
@@ -104,8 +146,14 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     assert_eq!(rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
     let cancelling = store.list(&[JobStatus::Cancelling], 10, None).await?;
     assert_eq!(cancelling.jobs.len(), 1);
-    assert_eq!(cancelling.jobs[0].progress.succeeded, 13);
+    assert_eq!(cancelling.jobs[0].progress.succeeded, 14);
     assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 2)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));
+    // an ended job records nothing
+    let mut ended = store.get(&a.id).await?;
+    ended.status = JobStatus::Cancelled;
+    store.put(&ended).await?;
+    assert_eq!(store.record_chunk(&a.id, &chunk(9, 1, 0), "w1").await?, RecordOutcome::JobClosed(JobStatus::Cancelled));
+    assert!(!store.chunk_recorded(&a.id, 9).await?);
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use manifest_chunker::{chunker, handle_message, DEADLINE_MARGIN};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let chunker = chunker(&config, &Clients::from_env().await);
+    let clients = Clients::from_env().await;
+    let chunker = chunker(&config, &clients);
+    let visibility = &config.visibility(&clients, &config.control_queue_url);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let chunker = &chunker;
         async move {
@@ -19,10 +21,9 @@ async fn main() -> Result<(), Error> {
             let left = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
             let deadline = Instant::now() + left.saturating_sub(DEADLINE_MARGIN);
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(
-                    event.payload,
-                    |body, _attempt| async move { handle_message(chunker, &body, deadline).await },
-                )
+                sqs_batch(event.payload, Some(visibility), |body, _attempt| async move {
+                    handle_message(chunker, &body, deadline).await
+                })
                 .await,
             )
         }

@@ -9,12 +9,17 @@ use report_finalizer::{finalizer, handle_message};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let finalizer = finalizer(&config, &Clients::from_env().await);
+    let clients = Clients::from_env().await;
+    let finalizer = finalizer(&config, &clients);
+    let visibility = &config.visibility(&clients, &config.finalize_queue_url);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let finalizer = &finalizer;
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body, _attempt| async move { handle_message(finalizer, &body).await }).await,
+                sqs_batch(event.payload, Some(visibility), |body, _attempt| async move {
+                    handle_message(finalizer, &body).await
+                })
+                .await,
             )
         }
     }))

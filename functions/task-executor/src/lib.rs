@@ -15,6 +15,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
         roles: config.roles(clients),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
+        shutdown: Default::default(),
     }
 }
 
@@ -54,9 +55,10 @@ mod tests {
             roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
             finalize: Arc::new(InMemoryQueue::default()),
             settings: Settings::default(),
+            shutdown: Default::default(),
         };
         // WHEN the handler runs the batch
-        let response = sqs_batch(event, |body, attempt| {
+        let response = sqs_batch(event, None, |body, attempt| {
             let executor = &executor;
             async move { handle_message(executor, &body, attempt).await.map(|_| ()) }
         })

@@ -9,12 +9,14 @@ use task_executor::{executor, handle_message};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let executor = executor(&config, &Clients::from_env().await);
+    let clients = Clients::from_env().await;
+    let executor = executor(&config, &clients);
+    let visibility = &config.visibility(&clients, &config.chunk_queue_url);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let executor = &executor;
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body, attempt| async move {
+                sqs_batch(event.payload, Some(visibility), |body, attempt| async move {
                     handle_message(executor, &body, attempt).await.map(|_| ())
                 })
                 .await,

@@ -12,6 +12,9 @@ use crate::roles::{OwnCredentials, StsRoles};
 use batchops_core::ports::RoleAccess;
 use std::sync::Arc;
 
+/// How long a message that failed with a transient error waits before it is delivered again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is not set")]
@@ -53,7 +56,7 @@ where
 
 /// Reads the pipeline tunables (`BATCHOPS_CHUNK_SIZE`, `BATCHOPS_TASK_CONCURRENCY`,
 /// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`,
-/// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`).
+/// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`, `BATCHOPS_LEASE_SECS`, `BATCHOPS_JOB_CHECK_MS`).
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let chunk_size: u64 = parse_var("BATCHOPS_CHUNK_SIZE", d.chunk_size)?;
@@ -74,6 +77,8 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         account_id: parse_var("BATCHOPS_ACCOUNT_ID", d.account_id)?,
         max_tasks: parse_var("BATCHOPS_MAX_TASKS", d.max_tasks)?,
         max_line_bytes: parse_var("BATCHOPS_MAX_LINE_BYTES", d.max_line_bytes)?,
+        lease: Duration::from_secs(parse_var("BATCHOPS_LEASE_SECS", d.lease.as_secs())?.max(3)),
+        job_check: Duration::from_millis(parse_var("BATCHOPS_JOB_CHECK_MS", d.job_check.as_millis() as u64)?.max(100)),
     })
 }
 
@@ -91,6 +96,12 @@ impl Config {
             check_pass_role: parse_var("BATCHOPS_CHECK_PASS_ROLE", false)?,
             assume_roles: parse_var("BATCHOPS_ASSUME_JOB_ROLES", true)?,
         })
+    }
+
+    /// Message leases on `queue_url`: a window of `lease` renewed while a message is handled,
+    /// failed messages back after [`RETRY_DELAY`].
+    pub fn visibility(&self, clients: &Clients, queue_url: &str) -> crate::Visibility {
+        crate::Visibility::new(clients.sqs.clone(), queue_url, self.settings.lease, RETRY_DELAY)
     }
 
     /// Job roles assumed with the functions' own credentials; each session's operation

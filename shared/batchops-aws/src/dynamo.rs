@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
 //! | chunk done | `JOB#<id>` | `CHUNK#<index, 20 digits>` | `record` (JSON: counts and result files) |
+//! | chunk running | `JOB#<id>` | `RUN#<index, 20 digits>` | `owner` (the delivery), `until` (Unix ms): a claim renewed by the executor's heartbeat, ended when the chunk is recorded |
 //! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
 //! | request token | `TOKEN#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
@@ -15,11 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
-use batchops_core::ports::{ChunkRecord, CreateOutcome, JobPage, JobStore, PartRecord, Pass, RecordOutcome};
+use batchops_core::ports::{
+    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass, RecordOutcome,
+};
 use batchops_core::{Error, Result};
 
 use crate::errors::backend;
@@ -59,6 +62,10 @@ fn job_pk(id: &JobId) -> String {
 
 fn chunk_sk(index: u64) -> String {
     format!("CHUNK#{index:020}")
+}
+
+fn run_sk(index: u64) -> String {
+    format!("RUN#{index:020}")
 }
 
 fn part_sk(part: &PartRecord) -> String {
@@ -145,16 +152,19 @@ impl DynamoJobStore {
         update: Update,
         marker_sk: &str,
         open: impl Fn(&Job) -> bool,
+        lease: Option<(Delete, &str)>,
     ) -> Result<RecordOutcome> {
         for attempt in 0..8u32 {
             let gate = self.gate().await;
-            let result = self
+            let mut request = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .send()
-                .await;
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build());
+            if let Some((delete, _)) = &lease {
+                request = request.transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
+            }
+            let result = request.send().await;
             drop(gate);
             let e = match result {
                 Ok(_) => return Ok(RecordOutcome::Recorded),
@@ -172,6 +182,11 @@ impl DynamoJobStore {
             if !open(&job) {
                 return Ok(RecordOutcome::JobClosed(job.status));
             }
+            if let Some((_, owner)) = &lease {
+                if self.lease_owner(id, marker_sk).await?.as_deref() != Some(*owner) {
+                    return Ok(RecordOutcome::LeaseLost);
+                }
+            }
             let ceiling = 20u64 << attempt;
             tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
         }
@@ -180,6 +195,67 @@ impl DynamoJobStore {
             message: "the transaction kept conflicting with other writers".into(),
             transient: true,
         })
+    }
+
+    /// The owner of the claim on the chunk whose record key is `chunk_sk`.
+    async fn lease_owner(&self, id: &JobId, chunk_sk: &str) -> Result<Option<String>> {
+        let index: u64 = chunk_sk.trim_start_matches("CHUNK#").parse().unwrap_or(u64::MAX);
+        Ok(self.lease(id, index).await?.map(|l| l.owner))
+    }
+
+    async fn lease(&self, id: &JobId, index: u64) -> Result<Option<ChunkLease>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(run_sk(index)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem claim", &e))?;
+        out.item().map(|item| lease_from_item(index, item)).transpose()
+    }
+
+    /// Deletes a chunk's claim when `condition` holds of it (a claim that changed is left).
+    async fn delete_claim(
+        &self,
+        id: &JobId,
+        index: u64,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<()> {
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(run_sk(index)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(
+                [("#o", "owner"), ("#u", "until")]
+                    .into_iter()
+                    .filter(|(name, _)| condition.contains(name))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ))
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(backend("DeleteItem claim", &e)),
+        }
+    }
+
+    /// A condition on the job's status being one of `statuses`, as (expression, values).
+    fn status_in(statuses: &[JobStatus]) -> (String, Vec<(String, AttributeValue)>) {
+        let names: Vec<String> = (0..statuses.len()).map(|i| format!(":st{i}")).collect();
+        let values = names.iter().zip(statuses).map(|(n, st)| (n.clone(), s(st.as_str()))).collect();
+        (format!("#st IN ({})", names.join(", ")), values)
     }
 
     async fn item_exists(&self, id: &JobId, sk: &str) -> Result<bool> {
@@ -219,6 +295,19 @@ impl DynamoJobStore {
             ("chunks_done".to_string(), n(0)),
         ]))
     }
+}
+
+fn lease_item(id: &JobId, lease: &ChunkLease) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(job_pk(id))),
+        ("sk".to_string(), s(run_sk(lease.index))),
+        ("owner".to_string(), s(&lease.owner)),
+        ("until".to_string(), n(lease.until_ms)),
+    ])
+}
+
+fn lease_from_item(index: u64, item: &Item) -> Result<ChunkLease> {
+    Ok(ChunkLease { index, owner: get_s(item, "owner")?.to_string(), until_ms: get_n(item, "until") })
 }
 
 /// True when a TransactWriteItems was cancelled; returns the cancellation codes per action.
@@ -407,7 +496,7 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome> {
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
         let record = serde_json::to_string(chunk).map_err(|e| Error::backend("chunk record", e))?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -417,24 +506,142 @@ impl JobStore for DynamoJobStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::backend("Put", e))?;
-        // Counted only while the job takes results (JobStatus::accepts_chunks).
-        let accepting: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.accepts_chunks()).collect();
-        let names: Vec<String> = (0..accepting.len()).map(|i| format!(":st{i}")).collect();
-        let mut update = Update::builder()
+        // Counted until the job ends: a cancelled or failing job records the chunks that ran.
+        let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| !st.is_terminal()).collect();
+        let (condition, values) = Self::status_in(&live);
+        let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
             .update_expression("ADD succeeded :ok, failed :ko, chunks_done :one")
-            .condition_expression(format!("#st IN ({})", names.join(", ")))
+            .condition_expression(condition)
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":ok", n(chunk.succeeded))
-            .expression_attribute_values(":ko", n(chunk.failed))
-            .expression_attribute_values(":one", n(1));
-        for (name, st) in names.iter().zip(&accepting) {
-            update = update.expression_attribute_values(name, s(st.as_str()));
+            .set_expression_attribute_values(Some(
+                values
+                    .into_iter()
+                    .chain([(":ok".into(), n(chunk.succeeded)), (":ko".into(), n(chunk.failed)), (":one".into(), n(1))])
+                    .collect(),
+            ))
+            .build()
+            .map_err(|e| Error::backend("Update", e))?;
+        let end_claim = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(run_sk(chunk.index)))
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .build()
+            .map_err(|e| Error::backend("Delete", e))?;
+        let sk = chunk_sk(chunk.index);
+        self.record_once(id, put, update, &sk, |j| !j.status.is_terminal(), Some((end_claim, owner))).await
+    }
+
+    async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome> {
+        let accepting: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.accepts_chunks()).collect();
+        let (condition, values) = Self::status_in(&accepting);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
+            .build()
+            .map_err(|e| Error::backend("ConditionCheck", e))?;
+        // Taken when free, lapsed, or already this delivery's.
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(lease_item(id, lease)))
+            .condition_expression("attribute_not_exists(pk) OR #u < :now OR #o = :me")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":me", s(&lease.owner))
+            .build()
+            .map_err(|e| Error::backend("Put", e))?;
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(claim).build())
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(LeaseOutcome::Started),
+            Err(e) if cancellation_codes(&e).is_some() => {
+                let job = self.get(id).await?;
+                if !job.status.accepts_chunks() {
+                    return Ok(LeaseOutcome::JobClosed(job.status));
+                }
+                // Held by another delivery (or the two raced): try again after it lapses.
+                let until_ms = self.lease(id, lease.index).await?.map_or(now_ms() + 1000, |l| l.until_ms);
+                Ok(LeaseOutcome::Held { until_ms })
+            }
+            Err(e) => Err(backend("TransactWriteItems claim", &e)),
         }
-        let update = update.build().map_err(|e| Error::backend("Update", e))?;
-        self.record_once(id, put, update, &chunk_sk(chunk.index), |j| j.status.accepts_chunks()).await
+    }
+
+    async fn renew_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool> {
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s(run_sk(lease.index)))
+            .update_expression("SET #u = :until")
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":until", n(lease.until_ms))
+            .expression_attribute_values(":me", s(&lease.owner))
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(backend("UpdateItem claim", &e)),
+        }
+    }
+
+    async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
+        self.delete_claim(id, index, "#o = :me", vec![(":me", s(owner))]).await
+    }
+
+    async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :run)")
+                .expression_attribute_values(":pk", s(job_pk(id)))
+                .expression_attribute_values(":run", s("RUN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query claims", &e))?;
+            for item in page.items() {
+                let index = get_s(item, "sk")?.trim_start_matches("RUN#").parse().unwrap_or(u64::MAX);
+                out.push(lease_from_item(index, item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
+        let values = vec![(":me", s(&lease.owner)), (":until", n(lease.until_ms))];
+        self.delete_claim(id, lease.index, "#o = :me AND #u = :until", values).await
     }
 
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
@@ -461,7 +668,8 @@ impl JobStore for DynamoJobStore {
             .build()
             .map_err(|e| Error::backend("Update", e))?;
         let sk = part_sk(part);
-        self.record_once(id, put, update, &sk, |j| matches!(j.status, JobStatus::Preparing | JobStatus::Active)).await
+        self.record_once(id, put, update, &sk, |j| matches!(j.status, JobStatus::Preparing | JobStatus::Active), None)
+            .await
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

@@ -14,6 +14,7 @@ pub mod resources;
 pub mod roles;
 pub mod s3;
 pub mod sqs;
+pub mod visibility;
 
 pub use config::{init_tracing, Clients, Config, DataClients};
 pub use dynamo::DynamoJobStore;
@@ -21,3 +22,4 @@ pub use ops::{OpsSettings, S3OperationRunner};
 pub use roles::{IamPassRole, StsRoles};
 pub use s3::S3ObjectStore;
 pub use sqs::SqsQueue;
+pub use visibility::Visibility;

@@ -26,6 +26,11 @@ pub enum Error {
     /// retrying the whole message later may help.
     #[error("{context}: {message}")]
     Backend { context: String, message: String, transient: bool },
+    /// The message cannot be handled now but will be later: hand it back to its queue to be
+    /// delivered again after `retry_after` (a chunk another delivery holds, a finalizer
+    /// waiting for chunks in flight, a worker shutting down).
+    #[error("{message}")]
+    NotYet { message: String, retry_after: std::time::Duration },
 }
 
 impl Error {
@@ -45,7 +50,25 @@ impl Error {
             Error::StatusConflict { .. } => ("JobStatusException", 409),
             Error::Idempotency { .. } => ("IdempotencyException", 409),
             Error::AccessDenied { .. } => ("AccessDeniedException", 403),
-            Error::Backend { .. } => ("InternalServiceException", 500),
+            Error::Backend { .. } | Error::NotYet { .. } => ("InternalServiceException", 500),
+        }
+    }
+
+    /// Whether handling the message again later may succeed. A permanent error fails its chunk
+    /// or job at once instead of being delivered again until the dead-letter queue.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Backend { transient, .. } => *transient,
+            Error::NotYet { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// How soon to deliver the message again when it is handed back.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::NotYet { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }

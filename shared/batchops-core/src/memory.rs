@@ -11,9 +11,9 @@ use md5::{Digest, Md5};
 use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
-    ByteStream, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, ListPage, ListRequest, ListedObject,
-    ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck, PutOptions, Queue, RecordOutcome,
-    RoleAccess, RoleError, StorageError,
+    now_ms, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, LeaseOutcome, ListPage,
+    ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck, PutOptions,
+    Queue, RecordOutcome, RoleAccess, RoleError, StorageError,
 };
 use crate::{Error, Result};
 
@@ -27,6 +27,7 @@ struct StoreState {
     tokens: HashMap<String, (JobId, String)>,
     chunks: HashMap<JobId, BTreeMap<u64, ChunkRecord>>,
     parts: HashMap<JobId, std::collections::HashSet<(&'static str, u64)>>,
+    leases: HashMap<JobId, BTreeMap<u64, ChunkLease>>,
 }
 
 #[derive(Default)]
@@ -90,20 +91,79 @@ impl JobStore for InMemoryJobStore {
         Ok(next)
     }
 
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome> {
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
         let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
-        if !job.status.accepts_chunks() {
+        if job.status.is_terminal() {
             return Ok(RecordOutcome::JobClosed(job.status));
         }
+        let held = s.leases.get(id).and_then(|l| l.get(&chunk.index)).is_some_and(|l| l.owner == owner);
+        if !held {
+            return Ok(RecordOutcome::LeaseLost);
+        }
+        let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
         job.progress.succeeded += chunk.succeeded;
         job.progress.failed += chunk.failed;
         job.progress.chunks_done += 1;
         s.chunks.entry(id.clone()).or_default().insert(chunk.index, chunk.clone());
+        s.leases.entry(id.clone()).or_default().remove(&chunk.index);
         Ok(RecordOutcome::Recorded)
+    }
+
+    async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome> {
+        let mut s = lock(&self.state);
+        let job = s.jobs.get(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
+        if !job.status.accepts_chunks() {
+            return Ok(LeaseOutcome::JobClosed(job.status));
+        }
+        let leases = s.leases.entry(id.clone()).or_default();
+        match leases.get(&lease.index) {
+            Some(other) if other.owner != lease.owner && other.live(now_ms()) => {
+                Ok(LeaseOutcome::Held { until_ms: other.until_ms })
+            }
+            _ => {
+                leases.insert(lease.index, lease.clone());
+                Ok(LeaseOutcome::Started)
+            }
+        }
+    }
+
+    async fn renew_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool> {
+        let mut s = lock(&self.state);
+        match s.leases.get_mut(id).and_then(|l| l.get_mut(&lease.index)) {
+            Some(held) if held.owner == lease.owner => {
+                held.until_ms = lease.until_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
+        let mut s = lock(&self.state);
+        if let Some(leases) = s.leases.get_mut(id) {
+            if leases.get(&index).is_some_and(|l| l.owner == owner) {
+                leases.remove(&index);
+            }
+        }
+        Ok(())
+    }
+
+    async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {
+        Ok(lock(&self.state).leases.get(id).map(|l| l.values().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
+        let mut s = lock(&self.state);
+        if let Some(leases) = s.leases.get_mut(id) {
+            if leases.get(&lease.index) == Some(lease) {
+                leases.remove(&lease.index);
+            }
+        }
+        Ok(())
     }
 
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {

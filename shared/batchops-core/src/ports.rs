@@ -58,7 +58,45 @@ pub enum RecordOutcome {
     Recorded,
     /// Another delivery of the same chunk was recorded first: nothing changed.
     AlreadyRecorded,
-    /// The job no longer takes results (cancelled or failing): nothing changed.
+    /// The job has ended (or, for a part, is no longer prepared): nothing changed.
+    JobClosed(JobStatus),
+    /// The delivery's claim on the chunk had expired and was taken away (the finalizer
+    /// reaped it, or another delivery took it over): nothing changed.
+    LeaseLost,
+}
+
+/// One delivery's claim on a chunk while it runs its tasks. The finalizer of a cancelled or
+/// failed job waits until no live claim is left, so every task that ran is in the report;
+/// the claim is renewed by a heartbeat and lapses when its worker dies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkLease {
+    pub index: u64,
+    /// Unique per delivery.
+    pub owner: String,
+    /// Unix time in milliseconds until which the claim holds.
+    pub until_ms: u64,
+}
+
+impl ChunkLease {
+    pub fn live(&self, now_ms: u64) -> bool {
+        self.until_ms > now_ms
+    }
+}
+
+/// The time now in Unix milliseconds, as leases count it.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Outcome of [`JobStore::start_chunk`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Started,
+    /// Another delivery holds a live claim until then (Unix milliseconds).
+    Held {
+        until_ms: u64,
+    },
+    /// The job starts no chunk in this status.
     JobClosed(JobStatus),
 }
 
@@ -103,9 +141,22 @@ pub trait JobStore: Send + Sync {
     /// returns the job as stored, with its version bumped. `Error::StatusConflict` when
     /// another writer changed it first.
     async fn put(&self, job: &Job) -> Result<Job>;
-    /// Records a chunk as done and adds its counts to the job, atomically and at most once,
-    /// and only while the job accepts results.
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord) -> Result<RecordOutcome>;
+    /// Records a chunk as done, adds its counts to the job and ends the claim `owner` holds
+    /// on it, atomically and at most once; only while the claim is held and the job has not
+    /// ended (a cancelled or failing job still records the chunks that ran).
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome>;
+    /// Claims a chunk for one delivery, while the job starts chunks
+    /// ([`JobStatus::accepts_chunks`]) and no other delivery holds a live claim on it.
+    async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome>;
+    /// Extends a claim; false when it was lost (reaped or taken over).
+    async fn renew_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool>;
+    /// Ends a claim without recording the chunk (the delivery gives the chunk back).
+    async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()>;
+    /// Every claim on the job's chunks, live or lapsed.
+    async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>>;
+    /// Removes a lapsed claim (if it is still exactly `lease`), so its late worker can no
+    /// longer record the chunk once the report is being written.
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()>;
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool>;
     /// Records a part of the manifest as read and adds its counts to the job's counters of
     /// that pass, atomically and at most once, while the job is being prepared or cut.

@@ -16,8 +16,12 @@ async fn main() -> Result<(), Error> {
         let (intake, objects) = (&intake, &objects);
         async move {
             Ok::<SqsBatchResponse, Error>(
-                sqs_batch(event.payload, |body, _attempt| async move { handle_message(intake, objects, &body).await })
-                    .await,
+                sqs_batch(
+                    event.payload,
+                    None,
+                    |body, _attempt| async move { handle_message(intake, objects, &body).await },
+                )
+                .await,
             )
         }
     }))

@@ -2,20 +2,22 @@
 //! result files, then records the chunk exactly once with its counts. A chunk delivered twice
 //! is recorded once; a duplicate that loses the race removes its own files.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
-use super::{fail_job, finalize_if_done, ports_for, Settings};
+use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
-use crate::ports::{read_all, ChunkRecord, JobPorts, JobStore, Queue, RecordOutcome, RoleAccess};
+use crate::ports::{
+    now_ms, read_all, ChunkLease, ChunkRecord, JobPorts, JobStore, LeaseOutcome, Queue, RecordOutcome, RoleAccess,
+};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, TaskFailure};
 use crate::spec::ManifestRef;
@@ -30,6 +32,33 @@ pub struct Executor {
     pub roles: Arc<dyn RoleAccess>,
     pub finalize: Arc<dyn Queue>,
     pub settings: Settings,
+    /// Set when the process is stopping: no new task starts, the chunk is handed back.
+    pub shutdown: Shutdown,
+}
+
+/// Why a chunk stopped starting tasks before its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// The job left the statuses that run chunks (cancelled, failing, paused).
+    Job(JobStatus),
+    /// The chunk's claim lapsed (this worker stalled past it): its results can no longer be
+    /// recorded.
+    LeaseLost,
+    Shutdown,
+}
+
+/// The first reason a chunk stopped; read before each task starts.
+#[derive(Default)]
+struct StopFlag(OnceLock<Stop>);
+
+impl StopFlag {
+    fn set(&self, stop: Stop) {
+        let _ = self.0.set(stop);
+    }
+
+    fn get(&self) -> Option<Stop> {
+        self.0.get().copied()
+    }
 }
 
 /// What became of a chunk message.
@@ -72,6 +101,7 @@ impl Executor {
         part: Option<u64>,
         parsed: Vec<ParsedLine>,
         deadline: Instant,
+        stop: &StopFlag,
     ) -> Vec<ResultRow> {
         let task = |e: &ManifestEntry| Task {
             target: e.target.clone(),
@@ -84,13 +114,29 @@ impl Executor {
         let retry = &self.settings.retry;
         let concurrency = self.settings.task_concurrency.max(1);
         let batch = op.batch_size();
+        // A task starts only while the chunk has not been stopped; one that does not start is
+        // not in the report (S3 reports the tasks that ran).
+        let stopped = || {
+            if self.shutdown.begun() {
+                stop.set(Stop::Shutdown);
+            }
+            stop.get().is_some()
+        };
         let mut outcomes: Vec<Option<Outcome>> = vec![None; parsed.len()];
         let mut runs: Vec<BoxFuture<'_, Vec<(usize, Outcome)>>> = Vec::new();
         if batch <= 1 {
             for (i, p) in parsed.iter().enumerate() {
                 let Ok(e) = p else { continue };
                 let t = task(e);
-                runs.push(async move { vec![(i, retry.run(|| runner.run(op, &t)).await)] }.boxed());
+                runs.push(
+                    async move {
+                        if stopped() {
+                            return Vec::new();
+                        }
+                        vec![(i, retry.run(|| runner.run(op, &t)).await)]
+                    }
+                    .boxed(),
+                );
             }
         } else {
             // Group by bucket, keeping manifest order within a group, at most `batch` per call.
@@ -106,6 +152,9 @@ impl Executor {
                 let tasks: Vec<Task> = idx.iter().filter_map(|i| parsed[*i].as_ref().ok()).map(task).collect();
                 runs.push(
                     async move {
+                        if stopped() {
+                            return Vec::new();
+                        }
                         let tasks = &tasks;
                         let out = retry
                             .run_batch(tasks.len(), |pending| {
@@ -124,18 +173,45 @@ impl Executor {
         for (i, o) in done.into_iter().flatten() {
             outcomes[i] = Some(o);
         }
+        let whole = stop.get().is_none();
         parsed
             .into_iter()
             .zip(outcomes)
-            .map(|(p, o)| match (p, o) {
-                (Err(bad), _) => ResultRow::bad_line(bad),
-                (Ok(entry), Some(outcome)) => ResultRow::task(entry, outcome),
-                (Ok(entry), None) => ResultRow::task(
+            .filter_map(|(p, o)| match (p, o) {
+                (Err(bad), _) => Some(ResultRow::bad_line(bad)),
+                (Ok(entry), Some(outcome)) => Some(ResultRow::task(entry, outcome)),
+                (Ok(_), None) if !whole => None,
+                (Ok(entry), None) => Some(ResultRow::task(
                     entry,
                     Outcome::Failed(TaskFailure::permanent(500, "InternalError", "task did not run")),
-                ),
+                )),
             })
             .collect()
+    }
+
+    /// Runs beside a chunk's tasks until they end: every `job_check` it reads the job (a
+    /// cancelled or failing job stops starting tasks within that time) and every third of the
+    /// lease it renews the chunk's claim.
+    async fn watch(&self, id: &JobId, lease: &ChunkLease, stop: &StopFlag) {
+        let renew_every = self.settings.lease / 3;
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.settings.job_check.min(renew_every)).await;
+            match self.store.get(id).await {
+                Ok(job) if !job.status.accepts_chunks() => stop.set(Stop::Job(job.status)),
+                Ok(_) => {}
+                Err(e) => warn!(job_id = %id, error = %e, "could not read the job while its chunk runs"),
+            }
+            if renewed.elapsed() >= renew_every {
+                let renewal =
+                    ChunkLease { until_ms: now_ms() + self.settings.lease.as_millis() as u64, ..lease.clone() };
+                match self.store.renew_chunk(id, &renewal).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => stop.set(Stop::LeaseLost),
+                    Err(e) => warn!(job_id = %id, chunk = lease.index, error = %e, "could not renew the chunk's claim"),
+                }
+            }
+        }
     }
 
     /// The chunk's manifest lines, parsed: carried in the message, or read back from the
@@ -201,6 +277,9 @@ impl Executor {
                 p.tasks_run()
             );
             self.fail(&job.id, JobFailure::new("TaskFailureThresholdExceeded", reason)).await?;
+        } else if matches!(job.status, JobStatus::Cancelling | JobStatus::Failing) {
+            // The finalizer of a closing job waits for the chunks in flight; this may be the last.
+            request_finalize(&*self.finalize, &job.id).await?;
         } else {
             finalize_if_done(&*self.finalize, &job).await?;
         }
@@ -212,7 +291,12 @@ impl Executor {
     /// forever for a chunk that went to the dead-letter queue.
     pub async fn handle_attempt(&self, msg: &ChunkMessage, attempt: u32) -> Result<Disposition> {
         match self.handle(msg).await {
-            Err(e) if attempt >= self.settings.max_chunk_attempts => {
+            Err(e @ Error::JobNotFound { .. }) => Err(e),
+            // A chunk handed back has not failed; a permanent error fails at once, a transient
+            // one on the last allowed delivery.
+            Err(e)
+                if e.retry_after().is_none() && (!e.is_transient() || attempt >= self.settings.max_chunk_attempts) =>
+            {
                 let reason = format!(
                     "Chunk {} ({} tasks from manifest line {}) failed {attempt} times; last error: {e}",
                     msg.index, msg.tasks, msg.first_line
@@ -240,24 +324,77 @@ impl Executor {
             info!(job_id = %job.id, chunk = msg.index, "chunk already recorded: duplicate delivery");
             return Ok(Disposition::Duplicate);
         }
-        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.finalize, &job).await? else {
+        let lease = ChunkLease {
+            index: msg.index,
+            owner: uuid::Uuid::new_v4().to_string(),
+            until_ms: now_ms() + self.settings.lease.as_millis() as u64,
+        };
+        match self.store.start_chunk(&job.id, &lease).await? {
+            LeaseOutcome::Started => {}
+            LeaseOutcome::JobClosed(status) => return Ok(Disposition::Skipped(status)),
+            LeaseOutcome::Held { until_ms } => {
+                return Err(Error::NotYet {
+                    message: format!("chunk {} of job {} is being run by another delivery", msg.index, job.id),
+                    retry_after: Duration::from_millis(until_ms.saturating_sub(now_ms()) + 1000),
+                })
+            }
+        }
+        let result = self.run_claimed(&job, msg, &lease).await;
+        if !matches!(result, Ok(Disposition::Recorded { .. })) {
+            // Recording ends the claim; anything else gives the chunk back at once.
+            if let Err(e) = self.store.release_chunk(&job.id, msg.index, &lease.owner).await {
+                warn!(job_id = %job.id, chunk = msg.index, error = %e, "could not release the chunk's claim");
+            }
+        }
+        result
+    }
+
+    /// Runs a claimed chunk's tasks while watching its job, then records what ran.
+    async fn run_claimed(&self, job: &Job, msg: &ChunkMessage, lease: &ChunkLease) -> Result<Disposition> {
+        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.finalize, job).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let valid = job.spec.validate()?;
-        let Some(parsed) = self.chunk_lines(&ports, &job, valid.source.manifest(), msg).await? else {
+        let Some(parsed) = self.chunk_lines(&ports, job, valid.source.manifest(), msg).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let deadline = Instant::now() + self.settings.time_budget;
-        let rows = self.run_tasks(&ports, &valid.operation, &job.id, msg.part, parsed, deadline).await;
+        let stop = StopFlag::default();
+        let rows = tokio::select! {
+            rows = self.run_tasks(&ports, &valid.operation, &job.id, msg.part, parsed, deadline, &stop) => rows,
+            _ = self.watch(&job.id, lease, &stop) => unreachable!("the watch runs until the tasks end"),
+        };
+        match stop.get() {
+            Some(Stop::LeaseLost) => {
+                warn!(job_id = %job.id, chunk = msg.index, tasks = rows.len(), "the chunk's claim lapsed: its results are not recorded");
+                return Ok(Disposition::Skipped(job.status));
+            }
+            Some(Stop::Shutdown) => return Err(handed_back(msg, "the worker is stopping")),
+            Some(Stop::Job(status)) if !closing(status) => {
+                return Err(handed_back(msg, &format!("the job is {status}")));
+            }
+            _ => {}
+        }
+        self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, rows).await
+    }
+
+    /// Writes the chunk's result files and records it with its counts, once.
+    async fn record(
+        &self,
+        job: &Job,
+        ports: &JobPorts,
+        report: Option<&crate::spec::ReportTarget>,
+        msg: &ChunkMessage,
+        owner: &str,
+        rows: Vec<ResultRow>,
+    ) -> Result<Disposition> {
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
-
-        let attempt = uuid::Uuid::new_v4().to_string();
-        let files = match &valid.report {
-            Some(target) => render_chunk(target, &job.id, msg.index, &attempt, &rows),
+        let files = match report {
+            Some(target) => render_chunk(target, &job.id, msg.index, owner, &rows),
             None => Vec::new(),
         };
-        if let Some(target) = &valid.report {
+        if let Some(target) = report {
             for f in &files {
                 match ports.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
                     Ok(()) => {}
@@ -272,9 +409,9 @@ impl Executor {
         }
         let record =
             ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
-        let outcome = self.store.record_chunk(&job.id, &record).await?;
+        let outcome = self.store.record_chunk(&job.id, &record, owner).await?;
         if outcome != RecordOutcome::Recorded {
-            if let Some(target) = &valid.report {
+            if let Some(target) = report {
                 for f in &files {
                     if let Err(e) = ports.objects.delete(&target.bucket, &f.file.key).await {
                         warn!(job_id = %job.id, key = %f.file.key, error = %e, "could not remove the files of an unrecorded chunk");
@@ -283,12 +420,29 @@ impl Executor {
             }
             return Ok(match outcome {
                 RecordOutcome::JobClosed(status) => Disposition::Skipped(status),
+                RecordOutcome::LeaseLost => {
+                    warn!(job_id = %job.id, chunk = msg.index, "the chunk's claim lapsed before it was recorded");
+                    Disposition::Skipped(job.status)
+                }
                 _ => Disposition::Duplicate,
             });
         }
         info!(job_id = %job.id, chunk = msg.index, succeeded, failed, "chunk recorded");
         self.after_recorded(&job.id).await?;
         Ok(Disposition::Recorded { succeeded, failed })
+    }
+}
+
+/// Statuses whose chunks record the tasks that ran before they stopped.
+fn closing(status: JobStatus) -> bool {
+    matches!(status, JobStatus::Cancelling | JobStatus::Failing) || status.is_terminal()
+}
+
+/// The error that hands a chunk back to its queue, to be run again from its start.
+fn handed_back(msg: &ChunkMessage, why: &str) -> Error {
+    Error::NotYet {
+        message: format!("chunk {} of job {} handed back: {why}", msg.index, msg.job_id),
+        retry_after: Duration::ZERO,
     }
 }
 

@@ -3,6 +3,7 @@
 //! Cancelled). Safe to run twice: the manifest is rewritten from the same records.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 use super::{now, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobStatus};
-use crate::ports::{JobStore, ObjectStore, RoleAccess, StorageError};
+use crate::ports::{now_ms, JobStore, ObjectStore, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};
@@ -42,6 +43,7 @@ impl Finalizer {
                 return Ok(job);
             }
         };
+        self.wait_for_chunks(&job).await?;
         let failure = self.write_report(&job).await?;
         let end = match job.status {
             JobStatus::Completing => JobStatus::Complete,
@@ -66,6 +68,32 @@ impl Finalizer {
             }
             Err(j) => Ok(j),
         }
+    }
+
+    /// The chunks still running record what they did before the report lists the chunks: a
+    /// live claim hands this message back until it ends (the chunk asks for the finalizer
+    /// again when it records); a lapsed one, whose worker died, is reaped so it can no longer
+    /// be recorded.
+    async fn wait_for_chunks(&self, job: &Job) -> Result<()> {
+        let now = now_ms();
+        let (mut live, mut last) = (0u64, now);
+        for lease in self.store.chunk_leases(&job.id).await? {
+            if lease.live(now) {
+                live += 1;
+                last = last.max(lease.until_ms);
+            } else {
+                self.store.reap_chunk(&job.id, &lease).await?;
+            }
+        }
+        if live == 0 {
+            return Ok(());
+        }
+        info!(job_id = %job.id, chunks = live, "waiting for the chunks in flight");
+        Err(Error::NotYet {
+            message: format!("job {} is {}: waiting for {live} chunks in flight", job.id, job.status),
+            retry_after: Duration::from_millis(last - now).min(self.settings.job_check * 5)
+                + Duration::from_millis(500),
+        })
     }
 
     /// Writes `manifest.json` when the report is enabled and any task ran. A report bucket that

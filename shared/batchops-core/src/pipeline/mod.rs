@@ -44,6 +44,12 @@ pub struct Settings {
     pub max_tasks: u64,
     /// Longest manifest line read, in bytes; a longer one fails the job.
     pub max_line_bytes: u64,
+    /// How long a running chunk's claim (and its queue message) holds without a heartbeat:
+    /// the time after which the chunk of a worker that died is run again.
+    pub lease: Duration,
+    /// How often a running chunk reads its job, so a cancelled or failing job stops starting
+    /// tasks within this time.
+    pub job_check: Duration,
 }
 
 impl Default for Settings {
@@ -59,12 +65,28 @@ impl Default for Settings {
             // S3 Batch Operations' own bound: "up to 20 billion objects".
             max_tasks: 20_000_000_000,
             max_line_bytes: 64 * 1024,
+            lease: Duration::from_secs(60),
+            job_check: Duration::from_secs(2),
         }
     }
 }
 
 pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// Set when the process stops: running chunks start no more tasks and are handed back.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Shutdown {
+    pub fn begin(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn begun(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Moves `job` to `to` through the state machine, applying `change`, with a conditional write.

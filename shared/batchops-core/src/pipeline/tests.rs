@@ -13,8 +13,9 @@ use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::job::JobFailure;
 use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
+use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
-use crate::ports::OperationRunner;
+use crate::ports::{now_ms, OperationRunner};
 use crate::retry::{Outcome, TaskFailure};
 
 /// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
@@ -23,6 +24,14 @@ use crate::retry::{Outcome, TaskFailure};
 struct FakeRunner {
     calls: std::sync::Mutex<HashMap<String, u32>>,
     batches: std::sync::Mutex<Vec<(String, usize)>>,
+    /// How long each task takes.
+    delay: std::sync::Mutex<Duration>,
+}
+
+impl FakeRunner {
+    fn total_calls(&self) -> u32 {
+        self.calls.lock().unwrap().values().sum()
+    }
 }
 
 #[async_trait]
@@ -43,6 +52,10 @@ impl OperationRunner for FakeRunner {
     }
 
     async fn run(&self, _op: &Operation, task: &Task) -> Outcome {
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let t = &task.target;
         let n = {
             let mut calls = self.calls.lock().unwrap();
@@ -108,6 +121,7 @@ impl World {
             roles: self.roles.clone(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
+            shutdown: Default::default(),
         }
     }
 
@@ -322,6 +336,88 @@ async fn cancelling_stops_work_and_reports_what_ran() {
     assert_eq!(job.progress.tasks_run(), 20);
     assert_eq!(job.status_update_reason.as_deref(), Some("stop"));
     assert_eq!(w.report_rows(&job).len(), 20, "counters equal report rows");
+}
+
+/// A job of `n` plain objects in one chunk whose tasks take 5 ms each, four at a time, and
+/// whose running chunks read their job every 10 ms.
+async fn slow_world(n: usize) -> (World, JobId, ChunkMessage) {
+    let mut w = World::new(n as u64, Duration::from_secs(60));
+    w.settings.task_concurrency = 4;
+    w.settings.job_check = Duration::from_millis(10);
+    *w.runner.delay.lock().unwrap() = Duration::from_millis(5);
+    let body: String = (0..n).map(|i| format!("src,obj{i}\n")).collect();
+    let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let msg: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    (w, id, msg)
+}
+
+#[tokio::test]
+async fn a_chunk_running_when_its_job_is_cancelled_records_the_tasks_it_ran() {
+    // GIVEN a chunk of 200 tasks running
+    let (w, id, msg) = slow_world(200).await;
+    let executor = w.executor();
+    let running = tokio::spawn(async move { executor.handle(&msg).await });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // WHEN the job is cancelled meanwhile
+    w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
+    // THEN the finalizer waits for the chunk in flight instead of ending the job without it
+    let waiting = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await;
+    assert!(matches!(waiting, Err(Error::NotYet { .. })), "{waiting:?}");
+    assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Cancelling);
+    // ... the chunk stops starting tasks and records those that ran
+    let Ok(Disposition::Recorded { succeeded, failed: 0 }) = running.await.unwrap() else { panic!("not recorded") };
+    assert!(succeeded > 0 && succeeded < 200, "{succeeded} of 200 tasks ran");
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    // ... and report rows = counters = tasks that ran
+    assert_eq!(job.progress.succeeded, succeeded);
+    assert_eq!(w.report_rows(&job).len() as u64, succeeded);
+    assert_eq!(w.runner.total_calls() as u64, succeeded);
+}
+
+#[tokio::test]
+async fn the_claim_of_a_worker_that_died_lapses_and_the_job_ends() {
+    // GIVEN a cancelled job whose one chunk was claimed by a worker that died
+    let (w, id, msg) = slow_world(10).await;
+    let dead = crate::ports::ChunkLease { index: msg.index, owner: "dead".into(), until_ms: now_ms() + 300 };
+    w.store.start_chunk(&id, &dead).await.unwrap();
+    w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
+    // WHEN the finalizer runs while the claim holds, then after it lapsed
+    let early = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await;
+    let Err(Error::NotYet { retry_after, .. }) = early else { panic!("{early:?}") };
+    assert!(retry_after <= Duration::from_millis(800), "back soon after the claim lapses: {retry_after:?}");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let job = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await.unwrap();
+    // THEN the job ends, and the dead worker can no longer record
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let late = crate::ports::ChunkRecord { index: msg.index, succeeded: 1, failed: 0, files: vec![] };
+    assert_ne!(w.store.record_chunk(&id, &late, "dead").await.unwrap(), crate::ports::RecordOutcome::Recorded);
+    assert_eq!(w.store.get(&id).await.unwrap().progress.tasks_run(), 0);
+}
+
+#[tokio::test]
+async fn a_stopping_worker_hands_its_chunk_back_and_the_next_runs_it_whole() {
+    // GIVEN a chunk of 100 tasks running in a worker that is asked to stop
+    let (w, id, msg) = slow_world(100).await;
+    let stopping = w.executor();
+    let shutdown = stopping.shutdown.clone();
+    let m = msg.clone();
+    let running = tokio::spawn(async move { stopping.handle(&m).await });
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    shutdown.begin();
+    // THEN it hands the chunk back at once, unrecorded, and releases its claim
+    let handed = running.await.unwrap();
+    assert!(matches!(handed, Err(Error::NotYet { retry_after: Duration::ZERO, .. })), "{handed:?}");
+    assert!(!w.store.chunk_recorded(&id, msg.index).await.unwrap());
+    assert!(w.store.chunk_leases(&id).await.unwrap().is_empty());
+    // ... and the next delivery runs it from its start: one row per line
+    assert!(matches!(w.executor().handle(&msg).await.unwrap(), Disposition::Recorded { succeeded: 100, .. }));
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(w.report_rows(&job).len(), 100);
 }
 
 #[tokio::test]
@@ -857,7 +953,9 @@ async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
             failed: 1,
             files: vec![file("succeeded"), file("failed")],
         };
-        assert_eq!(w.store.record_chunk(&id, &record).await.unwrap(), crate::ports::RecordOutcome::Recorded);
+        let lease = crate::ports::ChunkLease { index, owner: "w".into(), until_ms: u64::MAX };
+        w.store.start_chunk(&id, &lease).await.unwrap();
+        assert_eq!(w.store.record_chunk(&id, &record, "w").await.unwrap(), crate::ports::RecordOutcome::Recorded);
     }
     modify(&*w.store, &id, |j| {
         j.progress.total_chunks = Some(12_001);

@@ -1,0 +1,96 @@
+//! Message leases on SQS: a message being handled is kept invisible for a short window that a
+//! heartbeat extends while the work runs. A worker that dies (a crash, a Lambda timeout, a
+//! `kill -9`) stops extending it, so its message comes back within one window instead of the
+//! queue's whole visibility timeout (which Lambda requires to exceed the function's timeout).
+//! A message that cannot be handled now is handed back with the delay its error asks for.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use batchops_core::Error;
+use tracing::warn;
+
+/// Leases on the messages of one queue.
+#[derive(Clone, Debug)]
+pub struct Visibility {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    /// How long a message stays invisible without a heartbeat.
+    pub window: Duration,
+    /// Delay before a message that failed with a transient error is delivered again.
+    pub retry_delay: Duration,
+}
+
+impl Visibility {
+    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>, window: Duration, retry_delay: Duration) -> Self {
+        Visibility { sqs, url: url.into(), window, retry_delay }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Makes the messages visible again after `after` (0: at once). Failures are logged: the
+    /// message then comes back when its current window ends.
+    pub async fn set(&self, receipts: &[String], after: Duration) {
+        // SQS takes whole seconds, at most 12 hours.
+        let secs = after.as_secs_f64().ceil().min(43_200.0) as i32;
+        for (n, batch) in receipts.chunks(10).enumerate() {
+            let entries: Vec<_> = batch
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("m{n}-{i}"))
+                        .receipt_handle(r)
+                        .visibility_timeout(secs)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let sent =
+                self.sqs.change_message_visibility_batch().queue_url(&self.url).set_entries(Some(entries)).send().await;
+            match sent {
+                Ok(out) if out.failed().is_empty() => {}
+                Ok(out) => warn!(queue = %self.url, failed = ?out.failed(), "some message leases were not changed"),
+                Err(e) => {
+                    warn!(queue = %self.url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "message leases not changed")
+                }
+            }
+        }
+    }
+
+    /// Extends the leases of the messages in `held` every third of the window, at once first,
+    /// for as long as it is polled (run it beside the work with `select!`).
+    pub async fn heartbeat(&self, held: &Mutex<Vec<String>>) {
+        loop {
+            let receipts = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if !receipts.is_empty() {
+                self.set(&receipts, self.window).await;
+            }
+            tokio::time::sleep(self.window / 3).await;
+        }
+    }
+
+    /// Runs `work` on one message with its lease kept alive.
+    pub async fn hold<T>(&self, receipt: &str, work: impl Future<Output = T>) -> T {
+        let held = Mutex::new(vec![receipt.to_string()]);
+        tokio::select! {
+            out = work => out,
+            _ = self.heartbeat(&held) => unreachable!("the heartbeat runs until the work ends"),
+        }
+    }
+
+    /// When a message that failed with `e` should come back: as the error asks (a chunk
+    /// handed back, a finalizer waiting), after the retry delay when transient, at once when
+    /// permanent (it is headed for the dead-letter queue, where it can be inspected).
+    pub fn after_failure(&self, e: &Error) -> Duration {
+        match e.retry_after() {
+            Some(after) => after,
+            None if e.is_transient() => self.retry_delay,
+            None => Duration::ZERO,
+        }
+    }
+}
