@@ -235,8 +235,14 @@ async fn deliver_chunks_twice(sys: &System, expected: usize) -> Result<usize> {
                 task_executor::handle_message(&executor, &body, 1),
                 task_executor::handle_message(&executor, &body, 1)
             );
-            a?;
-            b?;
+            // Two deliveries at once: one runs the chunk, the other finds it claimed (handed
+            // back to the queue) or already recorded.
+            use batchops_core::pipeline::executor::Disposition;
+            let recorded = [&a, &b].iter().filter(|r| matches!(r, Ok(Disposition::Recorded { .. }))).count();
+            assert_eq!(recorded, 1, "{a:?} {b:?}");
+            for r in [a, b] {
+                assert!(matches!(r, Ok(_) | Err(batchops_core::Error::NotYet { .. })), "{r:?}");
+            }
             let again = task_executor::handle_message(&executor, &body, 1).await?;
             assert!(
                 !matches!(again, batchops_core::pipeline::executor::Disposition::Recorded { .. }),

@@ -71,6 +71,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}", get(describe_job))
         .route("/v20180820/jobs/{id}/status", post(update_status))
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
         })
@@ -91,7 +92,19 @@ fn caller(ext: &Extensions) -> Option<&str> {
     }
 }
 
-async fn create_job(State(intake): State<Arc<Intake>>, ext: Extensions, body: Bytes) -> ApiResult {
+/// Largest request body the API reads (a CreateJob request is a few KiB; S3 Control's own
+/// limit is not published). Bodies also nest at most 128 levels (serde_json's limit).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+async fn create_job(
+    State(intake): State<Arc<Intake>>,
+    ext: Extensions,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES },
+        _ => Error::InvalidJson { message: r.body_text() },
+    })?;
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.create_job(&body, who).await?;
     Ok(Json(json!({ "JobId": id })))
@@ -237,6 +250,16 @@ mod tests {
         assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")));
         let (status, _) = call(&app, "POST", "/v20180820/jobs", "{not json").await;
         assert_eq!(status, 400);
+        // a body over the limit is refused with the same JSON error shape, naming the limit
+        let huge = format!("{{\"Description\": \"{}\"}}", "x".repeat(MAX_REQUEST_BYTES));
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", &huge).await;
+        assert_eq!((status, body["Code"].as_str()), (413, Some("RequestEntityTooLarge")), "{body}");
+        assert!(body["Message"].as_str().unwrap().contains(&MAX_REQUEST_BYTES.to_string()), "{body}");
+        // ... and so is one nested deeper than 128 levels
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (status, body) = call(&app, "POST", "/v20180820/jobs", &deep).await;
+        assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")), "{body}");
+        assert!(body["Message"].as_str().unwrap().contains("recursion limit"), "{body}");
         let (_, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
         let id = body["JobId"].as_str().unwrap();
         let (status, body) =

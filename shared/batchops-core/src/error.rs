@@ -12,6 +12,9 @@ pub enum Error {
     InvalidField { field: String, message: String },
     #[error("the request body is not valid JSON: {message}")]
     InvalidJson { message: String },
+    /// A request over a documented size limit (bytes).
+    #[error("{what} is over the limit of {limit} bytes")]
+    TooLarge { what: String, limit: usize },
     #[error("job {job_id} does not exist")]
     JobNotFound { job_id: JobId },
     /// An illegal transition, or a conditional write that found the job in another status.
@@ -46,6 +49,7 @@ impl Error {
     pub fn code_and_status(&self) -> (&'static str, u16) {
         match self {
             Error::InvalidField { .. } | Error::InvalidJson { .. } => ("BadRequestException", 400),
+            Error::TooLarge { .. } => ("RequestEntityTooLarge", 413),
             Error::JobNotFound { .. } => ("NotFoundException", 404),
             Error::StatusConflict { .. } => ("JobStatusException", 409),
             Error::Idempotency { .. } => ("IdempotencyException", 409),

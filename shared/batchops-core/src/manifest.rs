@@ -229,9 +229,6 @@ pub fn read_text_row<'a>(
     let (at_bucket, at_key, at_version) =
         (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
     let declared_version = at_version.is_some();
-    // Without a VersionId field, a third column may still carry a version ID, as in S3's own
-    // manifest examples; with one, every line has exactly the declared columns.
-    let version_at = at_version.unwrap_or(fields.len());
     let (mut bucket, mut key, mut version) = (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
     let mut found = 0;
     for (i, field) in (Fields { line: text, at: 0, done: false }).enumerate() {
@@ -243,13 +240,14 @@ pub fn read_text_row<'a>(
             bucket = field;
         } else if Some(i) == at_key {
             key = field;
-        } else if i == version_at {
+        } else if Some(i) == at_version {
             version = field;
         }
         found += 1;
     }
-    let expected_ok = found == fields.len() || (!declared_version && found == fields.len() + 1);
-    if !expected_ok {
+    // Every line has exactly the declared columns: a column `Fields` does not name (a version
+    // ID without `VersionId`) fails the line rather than being guessed at.
+    if found != fields.len() {
         let reason = format!("expected {} columns ({}), found {found}", fields.len(), field_names(fields));
         return Err(bad(&bucket, &key, &version, reason));
     }
@@ -340,7 +338,10 @@ mod tests {
     #[test]
     fn version_ids_are_optional_and_null_is_kept() {
         assert_eq!(ok(&[Bucket, Key], "b,k").target.version_id, None);
-        assert_eq!(ok(&[Bucket, Key], "b,k,v1").target.version_id.as_deref(), Some("v1"));
+        assert_eq!(ok(&[Bucket, Key, VersionId], "b,k,v1").target.version_id.as_deref(), Some("v1"));
+        // a column Fields does not name fails its line instead of being taken as a version
+        let e = err(&[Bucket, Key], "b,k,v1");
+        assert_eq!(e.reason, "manifest line 7: expected 2 columns (Bucket,Key), found 3");
         assert_eq!(ok(&[Bucket, Key, VersionId], "b,k,null").target.version_id.as_deref(), Some("null"));
         let e = err(&[Bucket, Key, VersionId], "b,k,");
         assert!(e.reason.contains("missing VersionId"), "{}", e.reason);
