@@ -187,6 +187,11 @@ impl ApiClient {
         self.send(self.http.post(url)).await
     }
 
+    pub async fn update_job_rate(&self, id: &str, rate: u64) -> Result<Value> {
+        self.send(self.http.post(format!("{}/v20180820/jobs/{}/rate?maxTasksPerSecond={rate}", self.base, enc(id))))
+            .await
+    }
+
     pub async fn update_job_priority(&self, id: &str, priority: i64) -> Result<Value> {
         self.send(self.http.post(format!("{}/v20180820/jobs/{}/priority?priority={priority}", self.base, enc(id))))
             .await

@@ -81,6 +81,9 @@ enum JobVerb {
         /// Sets `ClientRequestToken` when the spec has none (a new random one by default).
         #[arg(long)]
         client_request_token: Option<String>,
+        /// Sets the spec's `MaxTasksPerSecond` (batchops): the job's task rate limit.
+        #[arg(long)]
+        max_tasks_per_second: Option<u64>,
     },
     /// Prints a job's JobDescriptor.
     DescribeJob {
@@ -112,6 +115,14 @@ enum JobVerb {
         job_id: String,
         #[arg(long)]
         priority: i64,
+    },
+    /// batchops: caps a job's task rate (tasks per second across all its executors), also
+    /// while it runs.
+    UpdateJobRate {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long)]
+        max_tasks_per_second: u64,
     },
     /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
     Watch {
@@ -219,8 +230,11 @@ async fn main() -> Result<()> {
 
 async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
     match verb {
-        JobVerb::CreateJob { spec, cli_input_json, client_request_token } => {
+        JobVerb::CreateJob { spec, cli_input_json, client_request_token, max_tasks_per_second } => {
             let mut spec = read_spec(spec, cli_input_json)?;
+            if let Some(rate) = max_tasks_per_second {
+                spec["MaxTasksPerSecond"] = Value::from(rate);
+            }
             if spec.get("ClientRequestToken").is_none() {
                 let token = client_request_token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 spec["ClientRequestToken"] = Value::String(token);
@@ -236,6 +250,9 @@ async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
             print(&api.update_job_status(&job_id, &requested_job_status, status_update_reason.as_deref()).await?)
         }
         JobVerb::UpdateJobPriority { job_id, priority } => print(&api.update_job_priority(&job_id, priority).await?),
+        JobVerb::UpdateJobRate { job_id, max_tasks_per_second } => {
+            print(&api.update_job_rate(&job_id, max_tasks_per_second).await?)
+        }
         JobVerb::Watch { job_id, interval } => {
             let code = watch(api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);

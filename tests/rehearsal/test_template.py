@@ -13,7 +13,10 @@ INDEX = {"Fn::Sub": "${JobsTable.Arn}/index/by-created"}
 # DynamoDB requests behind them (shared/batchops-aws/src/dynamo.rs): create = a transaction of
 # two PutItems, then GetItem on a used token; get / chunk_recorded = GetItem; put = UpdateItem;
 # record_chunk / record_part = a transaction of a PutItem and an UpdateItem, then GetItem;
-# list = Query on the by-created index; chunks_after = Query on the table.
+# list = Query on the by-created index; chunks_after = Query on the table; a chunk's claim:
+# start_chunk = a transaction of a ConditionCheck and a PutItem, renew_chunk / note_throttle =
+# UpdateItem, release_chunk / reap_chunk = DeleteItem, chunk_leases = Query; record_chunk's
+# transaction also deletes the claim.
 DYNAMODB = {
     # create, get (describe), list, put (status, priority)
     "JobIntakeFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
@@ -23,11 +26,14 @@ DYNAMODB = {
     # get, put (progress, checkpoints, statuses), record_part
     "ManifestChunkerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE],
                                 "dynamodb:UpdateItem": [TABLE]},
-    # get, chunk_recorded, record_chunk, put (failing a job)
-    "TaskExecutorFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE]},
-    # get, put (statuses), chunks_after
+    # get, chunk_recorded, start/renew/release_chunk, chunk_leases (rate), record_chunk,
+    # note_throttle, put (failing a job)
+    "TaskExecutorFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
+                             "dynamodb:DeleteItem": [TABLE], "dynamodb:ConditionCheckItem": [TABLE],
+                             "dynamodb:Query": [TABLE]},
+    # get, put (statuses), chunks_after, chunk_leases, reap_chunk
     "ReportFinalizerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
-                                "dynamodb:Query": [TABLE]},
+                                "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE]},
 }
 
 # S3 object access a function's own role may hold: only the spec trigger, on the specs it reads

@@ -7,6 +7,7 @@
 //! | `GET /v20180820/jobs?jobStatuses=..&maxResults=..&nextToken=..` | `{"Jobs": [...], "NextToken"}` |
 //! | `POST /v20180820/jobs/{id}/status?requestedJobStatus=..&statusUpdateReason=..` | `{"JobId","Status","StatusUpdateReason"}` |
 //! | `POST /v20180820/jobs/{id}/priority?priority=..` | `{"JobId","Priority"}` |
+//! | `POST /v20180820/jobs/{id}/rate?maxTasksPerSecond=..` (batchops) | `{"JobId","MaxTasksPerSecond"}` |
 //!
 //! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
 
@@ -71,6 +72,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}", get(describe_job))
         .route("/v20180820/jobs/{id}/status", post(update_status))
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
+        .route("/v20180820/jobs/{id}/rate", post(update_rate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
@@ -163,6 +165,13 @@ async fn update_priority(
     Ok(Json(json!({"JobId": id, "Priority": priority})))
 }
 
+async fn update_rate(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = query_params(raw);
+    let r = one(&q, "maxTasksPerSecond").ok_or_else(|| Error::field("maxTasksPerSecond", "is required"))?;
+    let (id, rate) = intake.update_job_rate(&id, &r).await?;
+    Ok(Json(json!({"JobId": id, "MaxTasksPerSecond": rate})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +232,13 @@ mod tests {
         assert_eq!(body["Jobs"][0]["Operation"], "S3PutObjectTagging");
         let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/priority?priority=42"), "").await;
         assert_eq!((status, body["Priority"].as_i64()), (200, Some(42)));
+        let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/rate?maxTasksPerSecond=250"), "").await;
+        assert_eq!((status, body["MaxTasksPerSecond"].as_u64()), (200, Some(250)), "{body}");
+        let (_, body) = call(&app, "GET", &format!("/v20180820/jobs/{id}"), "").await;
+        assert_eq!(body["Job"]["MaxTasksPerSecond"], 250);
+        let (status, body) = call(&app, "POST", &format!("/v20180820/jobs/{id}/rate?maxTasksPerSecond=0"), "").await;
+        assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")), "{body}");
+        assert!(body["Message"].as_str().unwrap().starts_with("maxTasksPerSecond:"), "{body}");
         let (status, body) = call(
             &app,
             "POST",

@@ -16,6 +16,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
         shutdown: Default::default(),
+        limits: Default::default(),
     }
 }
 
@@ -56,6 +57,7 @@ mod tests {
             finalize: Arc::new(InMemoryQueue::default()),
             settings: Settings::default(),
             shutdown: Default::default(),
+            limits: Default::default(),
         };
         // WHEN the handler runs the batch
         let response = sqs_batch(event, None, |body, attempt| {

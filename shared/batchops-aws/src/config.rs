@@ -56,7 +56,8 @@ where
 
 /// Reads the pipeline tunables (`BATCHOPS_CHUNK_SIZE`, `BATCHOPS_TASK_CONCURRENCY`,
 /// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`,
-/// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`, `BATCHOPS_LEASE_SECS`, `BATCHOPS_JOB_CHECK_MS`).
+/// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`, `BATCHOPS_LEASE_SECS`, `BATCHOPS_JOB_CHECK_MS`,
+/// `BATCHOPS_THROTTLE_ATTEMPTS`).
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let chunk_size: u64 = parse_var("BATCHOPS_CHUNK_SIZE", d.chunk_size)?;
@@ -70,7 +71,11 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(Settings {
         chunk_size,
         task_concurrency: parse_var("BATCHOPS_TASK_CONCURRENCY", d.task_concurrency)?,
-        retry: RetryPolicy { max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?, ..d.retry },
+        retry: RetryPolicy {
+            max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?,
+            throttle_attempts: parse_var("BATCHOPS_THROTTLE_ATTEMPTS", d.retry.throttle_attempts)?,
+            ..d.retry
+        },
         max_chunk_attempts: parse_var("BATCHOPS_MAX_CHUNK_ATTEMPTS", d.max_chunk_attempts)?,
         time_budget: Duration::from_secs(parse_var("BATCHOPS_TIME_BUDGET_SECS", d.time_budget.as_secs())?),
         region: std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or(d.region),

@@ -27,6 +27,10 @@ use batchops_core::{Error, Result};
 
 use crate::errors::backend;
 
+/// Attributes of the job item named `throttle:<bucket>` hold when an executor was last
+/// throttled on that bucket (Unix ms).
+const THROTTLE_PREFIX: &str = "throttle:";
+
 /// Jobs are deleted this long after they end, as S3 deletes its jobs after 90 days.
 const RETENTION_SECS: i64 = 90 * 24 * 3600;
 
@@ -134,6 +138,10 @@ impl DynamoJobStore {
         };
         job.progress.counted = counts(Pass::Count);
         job.progress.cut = counts(Pass::Cut);
+        job.throttled = item
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(THROTTLE_PREFIX)?.to_string(), v.as_n().ok()?.parse().ok()?)))
+            .collect();
         if let Some(st) = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| JobStatus::parse(s)) {
             job.status = st;
         }
@@ -610,6 +618,30 @@ impl JobStore for DynamoJobStore {
 
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
         self.delete_claim(id, index, "#o = :me", vec![(":me", s(owner))]).await
+    }
+
+    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()> {
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression("SET #t = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#t", format!("{THROTTLE_PREFIX}{bucket}"))
+            .expression_attribute_values(":at", n(at_ms))
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(Error::JobNotFound { job_id: id.clone() })
+            }
+            Err(e) => Err(backend("UpdateItem throttle", &e)),
+        }
     }
 
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {

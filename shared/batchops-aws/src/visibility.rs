@@ -8,7 +8,6 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use batchops_core::Error;
 use tracing::warn;
 
@@ -33,31 +32,23 @@ impl Visibility {
     }
 
     /// Makes the messages visible again after `after` (0: at once). Failures are logged: the
-    /// message then comes back when its current window ends.
+    /// message then comes back when its current window ends. One request per message: the
+    /// batch request would need its own permission on emulators (IAM authorizes both as
+    /// `sqs:ChangeMessageVisibility`), and a batch holds one message but on Lambda's side.
     pub async fn set(&self, receipts: &[String], after: Duration) {
         // SQS takes whole seconds, at most 12 hours.
         let secs = after.as_secs_f64().ceil().min(43_200.0) as i32;
-        for (n, batch) in receipts.chunks(10).enumerate() {
-            let entries: Vec<_> = batch
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(format!("m{n}-{i}"))
-                        .receipt_handle(r)
-                        .visibility_timeout(secs)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let sent =
-                self.sqs.change_message_visibility_batch().queue_url(&self.url).set_entries(Some(entries)).send().await;
-            match sent {
-                Ok(out) if out.failed().is_empty() => {}
-                Ok(out) => warn!(queue = %self.url, failed = ?out.failed(), "some message leases were not changed"),
-                Err(e) => {
-                    warn!(queue = %self.url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "message leases not changed")
-                }
+        for receipt in receipts {
+            let sent = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.url)
+                .receipt_handle(receipt)
+                .visibility_timeout(secs)
+                .send()
+                .await;
+            if let Err(e) = sent {
+                warn!(queue = %self.url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "message lease not changed");
             }
         }
     }

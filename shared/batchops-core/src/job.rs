@@ -228,6 +228,13 @@ pub struct Job {
     pub spec: JobSpec,
     pub arn: String,
     pub priority: i64,
+    /// batchops: the job's task rate limit (`MaxTasksPerSecond`), changeable while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u64>,
+    /// When an executor was last throttled on each bucket (Unix ms): the job's executors share
+    /// their backoff through it. Kept beside the job body, like the counters.
+    #[serde(skip)]
+    pub throttled: std::collections::BTreeMap<String, u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
@@ -285,6 +292,8 @@ impl Job {
             id,
             status: JobStatus::New,
             priority: spec.priority.unwrap_or(0),
+            max_tasks_per_second: spec.max_tasks_per_second,
+            throttled: Default::default(),
             spec,
             arn,
             created: now,
@@ -337,6 +346,9 @@ impl Job {
         }
         d.insert("Operation".into(), self.spec.operation.clone().unwrap_or(Value::Null));
         d.insert("Priority".into(), json!(self.priority));
+        if let Some(rate) = self.max_tasks_per_second {
+            d.insert("MaxTasksPerSecond".into(), json!(rate));
+        }
         d.insert("ProgressSummary".into(), self.progress_summary(now));
         if let Some(r) = &self.status_update_reason {
             d.insert("StatusUpdateReason".into(), json!(r));

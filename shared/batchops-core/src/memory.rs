@@ -87,6 +87,7 @@ impl JobStore for InMemoryJobStore {
         next.progress.chunks_done = stored.progress.chunks_done;
         next.progress.counted = stored.progress.counted.clone();
         next.progress.cut = stored.progress.cut.clone();
+        next.throttled = stored.throttled.clone();
         *stored = next.clone();
         Ok(next)
     }
@@ -149,6 +150,13 @@ impl JobStore for InMemoryJobStore {
                 leases.remove(&index);
             }
         }
+        Ok(())
+    }
+
+    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()> {
+        let mut s = lock(&self.state);
+        let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
+        job.throttled.insert(bucket.to_string(), at_ms);
         Ok(())
     }
 

@@ -152,6 +152,9 @@ pub trait JobStore: Send + Sync {
     async fn renew_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool>;
     /// Ends a claim without recording the chunk (the delivery gives the chunk back).
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()>;
+    /// Records that an executor of the job was throttled on `bucket` at `at_ms` (Unix ms), so
+    /// its other executors slow down too ([`Job::throttled`]).
+    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()>;
     /// Every claim on the job's chunks, live or lapsed.
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>>;
     /// Removes a lapsed claim (if it is still exactly `lease`), so its late worker can no

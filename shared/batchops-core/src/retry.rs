@@ -51,6 +51,24 @@ impl TaskFailure {
     }
 }
 
+impl TaskFailure {
+    /// True when the service asked to slow down (S3's `SlowDown` / 503, a 429, Lambda's
+    /// throttling): the request rate, not the request, is at fault.
+    pub fn is_throttle(&self) -> bool {
+        self.http_status == 429
+            || self.http_status == 503
+            || matches!(
+                self.error_code.as_str(),
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "ServiceUnavailable"
+            )
+    }
+}
+
 /// The result of one task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -66,13 +84,21 @@ pub enum Outcome {
 pub struct RetryPolicy {
     /// Attempts in all, the first included; 1 means no retry.
     pub max_attempts: u32,
+    /// Attempts in all for a task that keeps being throttled: throttling says "later", not
+    /// "never", so it gets more (the adaptive limiter meanwhile lowers the request rate).
+    pub throttle_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+        RetryPolicy {
+            max_attempts: 5,
+            throttle_attempts: 12,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
     }
 }
 
@@ -91,6 +117,12 @@ impl RetryPolicy {
         self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay)
     }
 
+    /// Whether a task that failed with `fail` on attempt `attempt` gets another.
+    pub fn again(&self, fail: &TaskFailure, attempt: u32) -> bool {
+        let budget = if fail.is_throttle() { self.throttle_attempts.max(self.max_attempts) } else { self.max_attempts };
+        fail.class == FailureClass::Transient && attempt < budget
+    }
+
     /// Runs `f` until it succeeds, fails permanently, or runs out of attempts.
     pub async fn run<F, Fut>(&self, mut f: F) -> Outcome
     where
@@ -101,7 +133,7 @@ impl RetryPolicy {
         loop {
             let outcome = f().await;
             match &outcome {
-                Outcome::Failed(fail) if fail.class == FailureClass::Transient && attempt < self.max_attempts => {
+                Outcome::Failed(fail) if self.again(fail, attempt) => {
                     tokio::time::sleep(self.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -127,9 +159,7 @@ impl RetryPolicy {
             let mut again = Vec::new();
             for (i, outcome) in pending.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Failed(fail) if fail.class == FailureClass::Transient && attempt < self.max_attempts => {
-                        again.push(*i)
-                    }
+                    Outcome::Failed(fail) if self.again(&fail, attempt) => again.push(*i),
                     other => results[*i] = Some(other),
                 }
             }
@@ -162,8 +192,11 @@ mod tests {
 
     #[test]
     fn delays_grow_exponentially_up_to_the_cap() {
-        let p =
-            RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
         assert_eq!(p.ceiling(1), Duration::from_millis(100));
         assert_eq!(p.ceiling(3), Duration::from_millis(400));
         assert_eq!(p.ceiling(9), Duration::from_secs(1));
@@ -174,7 +207,12 @@ mod tests {
 
     #[tokio::test]
     async fn batches_retry_only_their_transient_failures() {
-        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            throttle_attempts: 3,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        };
         let calls = std::sync::Mutex::new(Vec::new());
         let out = p
             .run_batch(3, |idx| {
@@ -197,7 +235,12 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_a_bounded_number_of_times() {
-        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::ZERO, max_delay: Duration::ZERO };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            throttle_attempts: 6,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        };
         let calls = AtomicU32::new(0);
         let out = p
             .run(|| async {
@@ -205,8 +248,16 @@ mod tests {
                 Outcome::Failed(TaskFailure::transient(503, "SlowDown", "slow"))
             })
             .await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 6, "throttling has its own, larger budget");
         assert!(matches!(out, Outcome::Failed(f) if f.error_code == "SlowDown"));
+
+        calls.store(0, Ordering::SeqCst);
+        p.run(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Outcome::Failed(TaskFailure::transient(500, "InternalError", ""))
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         calls.store(0, Ordering::SeqCst);
         let out = p

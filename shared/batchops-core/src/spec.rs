@@ -34,6 +34,9 @@ pub struct JobSpec {
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<S3Tag>>,
+    /// batchops: the most tasks per second the job runs, across all its executors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -170,6 +173,17 @@ pub struct ValidJob {
     pub report: Option<ReportTarget>,
 }
 
+/// The range of `MaxTasksPerSecond`.
+pub const MAX_RATE: u64 = 1_000_000;
+
+/// Checks a task rate: 1 to [`MAX_RATE`] tasks per second.
+pub fn check_rate(field: &str, rate: u64) -> Result<()> {
+    if !(1..=MAX_RATE).contains(&rate) {
+        return Err(Error::field(field, format!("must be 1-{MAX_RATE} tasks per second, not {rate}")));
+    }
+    Ok(())
+}
+
 /// Parses a request body into a spec; type errors name the member (`Priority: invalid type`).
 pub fn parse(body: &[u8]) -> Result<JobSpec> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -287,6 +301,9 @@ impl JobSpec {
         }
         if let Some(d) = &self.description {
             check_len("Description", d, 1, 256)?;
+        }
+        if let Some(rate) = self.max_tasks_per_second {
+            check_rate("MaxTasksPerSecond", rate)?;
         }
         if let Some(tags) = &self.tags {
             check_tag_set("Tags", tags, 50)?;

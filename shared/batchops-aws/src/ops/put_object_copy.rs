@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use batchops_core::ops::{CopyObject, Task, TaskTarget};
-use batchops_core::retry::{FailureClass, TaskFailure};
+use batchops_core::retry::TaskFailure;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
@@ -402,7 +402,7 @@ async fn copy_parts(
                     }
                     Ok(Err(e)) => task(&e),
                 };
-                if failure.class == FailureClass::Permanent || attempt >= r.retry.max_attempts {
+                if !r.retry.again(&failure, attempt) {
                     return Err(Some(TaskFailure {
                         message: format!("part {} of {parts}: {}", n + 1, failure.message),
                         ..failure

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
+use super::limiter::{Aimd, Limiters, Pace};
 use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
@@ -34,6 +35,8 @@ pub struct Executor {
     pub settings: Settings,
     /// Set when the process is stopping: no new task starts, the chunk is handed back.
     pub shutdown: Shutdown,
+    /// The adaptive request limits of the jobs running here, by bucket.
+    pub limits: Arc<Limiters>,
 }
 
 /// Why a chunk stopped starting tasks before its end.
@@ -59,6 +62,69 @@ impl StopFlag {
     fn get(&self) -> Option<Stop> {
         self.0.get().copied()
     }
+}
+
+/// What one chunk's tasks run with.
+struct ChunkRun<'a> {
+    ports: &'a JobPorts,
+    op: &'a Operation,
+    job_id: &'a JobId,
+    part: Option<u64>,
+    deadline: Instant,
+    stop: &'a StopFlag,
+    flow: &'a Flow<'a>,
+}
+
+/// Flow control of one chunk: the process's adaptive limits per bucket of its job, and its
+/// share of the job's `MaxTasksPerSecond`.
+struct Flow<'a> {
+    limits: &'a Limiters,
+    job: &'a JobId,
+    /// The most requests in flight per bucket (the chunk's task concurrency).
+    max: usize,
+    pace: Pace,
+    limited: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Flow<'a> {
+    fn new(limits: &'a Limiters, job: &'a JobId, max: usize) -> Self {
+        Flow { limits, job, max: max.max(1), pace: Pace::new(0.0), limited: Default::default() }
+    }
+
+    fn aimd(&self, bucket: &str) -> Arc<Aimd> {
+        self.limits.for_bucket(self.job, bucket, self.max)
+    }
+
+    /// Waits until `n` more tasks may start under the job's rate.
+    async fn pace(&self, n: usize) {
+        if self.limited.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..n {
+                self.pace.take().await;
+            }
+        }
+    }
+
+    /// Takes this chunk's share of the job's rate: the rate over the chunks running now.
+    async fn share(&self, store: &dyn JobStore, job: &Job) -> Result<()> {
+        let Some(rate) = job.max_tasks_per_second else {
+            self.limited.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        };
+        let now = now_ms();
+        let running = store.chunk_leases(&job.id).await?.iter().filter(|l| l.live(now)).count().max(1);
+        self.pace.set_rate(rate as f64 / running as f64);
+        self.limited.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Tells the limiter how a request went.
+fn observe(aimd: &Aimd, outcome: Outcome) -> Outcome {
+    match &outcome {
+        Outcome::Failed(f) if f.is_throttle() => aimd.on_throttle(true),
+        _ => aimd.on_success(),
+    }
+    outcome
 }
 
 /// What became of a chunk message.
@@ -93,24 +159,15 @@ pub fn task_id(job_id: &JobId, part: Option<u64>, line: u64) -> String {
 impl Executor {
     /// Runs the chunk's tasks (bad lines become failed rows) and returns the rows in
     /// manifest order. Operations with a batch API get the tasks of one bucket together.
-    async fn run_tasks(
-        &self,
-        ports: &JobPorts,
-        op: &Operation,
-        job_id: &JobId,
-        part: Option<u64>,
-        parsed: Vec<ParsedLine>,
-        deadline: Instant,
-        stop: &StopFlag,
-    ) -> Vec<ResultRow> {
+    async fn run_tasks(&self, run: &ChunkRun<'_>, parsed: Vec<ParsedLine>) -> Vec<ResultRow> {
         let task = |e: &ManifestEntry| Task {
             target: e.target.clone(),
             encoded_key: e.encoded_key.clone(),
-            id: task_id(job_id, part, e.line),
-            job_id: job_id.to_string(),
-            deadline,
+            id: task_id(run.job_id, run.part, e.line),
+            job_id: run.job_id.to_string(),
+            deadline: run.deadline,
         };
-        let runner = &ports.runner;
+        let (runner, op, stop) = (&run.ports.runner, run.op, run.stop);
         let retry = &self.settings.retry;
         let concurrency = self.settings.task_concurrency.max(1);
         let batch = op.batch_size();
@@ -123,17 +180,34 @@ impl Executor {
             stop.get().is_some()
         };
         let mut outcomes: Vec<Option<Outcome>> = vec![None; parsed.len()];
+        // S3 would refuse these keys; say why without asking it.
+        for (i, p) in parsed.iter().enumerate() {
+            if let Ok(e) = p {
+                outcomes[i] = key_too_long(&e.target.key);
+            }
+        }
         let mut runs: Vec<BoxFuture<'_, Vec<(usize, Outcome)>>> = Vec::new();
         if batch <= 1 {
             for (i, p) in parsed.iter().enumerate() {
                 let Ok(e) = p else { continue };
+                if outcomes[i].is_some() {
+                    continue;
+                }
                 let t = task(e);
                 runs.push(
                     async move {
+                        run.flow.pace(1).await;
                         if stopped() {
                             return Vec::new();
                         }
-                        vec![(i, retry.run(|| runner.run(op, &t)).await)]
+                        let aimd = run.flow.aimd(&t.target.bucket);
+                        let outcome = retry
+                            .run(|| async {
+                                let _slot = aimd.acquire().await;
+                                observe(&aimd, runner.run(op, &t).await)
+                            })
+                            .await;
+                        vec![(i, outcome)]
                     }
                     .boxed(),
                 );
@@ -143,23 +217,33 @@ impl Executor {
             let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
             for (i, p) in parsed.iter().enumerate() {
                 let Ok(e) = p else { continue };
+                if outcomes[i].is_some() {
+                    continue;
+                }
                 match groups.iter_mut().find(|(b, idx)| *b == e.target.bucket && idx.len() < batch) {
                     Some((_, idx)) => idx.push(i),
                     None => groups.push((e.target.bucket.clone(), vec![i])),
                 }
             }
-            for (_, idx) in groups {
+            for (bucket, idx) in groups {
                 let tasks: Vec<Task> = idx.iter().filter_map(|i| parsed[*i].as_ref().ok()).map(task).collect();
                 runs.push(
                     async move {
+                        run.flow.pace(tasks.len()).await;
                         if stopped() {
                             return Vec::new();
                         }
-                        let tasks = &tasks;
+                        let (tasks, aimd) = (&tasks, run.flow.aimd(&bucket));
                         let out = retry
                             .run_batch(tasks.len(), |pending| {
                                 let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
-                                async move { runner.run_batch(op, &subset).await }.boxed()
+                                let aimd = aimd.clone();
+                                async move {
+                                    let _slot = aimd.acquire().await;
+                                    let out = runner.run_batch(op, &subset).await;
+                                    out.into_iter().map(|o| observe(&aimd, o)).collect()
+                                }
+                                .boxed()
                             })
                             .await;
                         idx.into_iter().zip(out).collect()
@@ -192,14 +276,18 @@ impl Executor {
     /// Runs beside a chunk's tasks until they end: every `job_check` it reads the job (a
     /// cancelled or failing job stops starting tasks within that time) and every third of the
     /// lease it renews the chunk's claim.
-    async fn watch(&self, id: &JobId, lease: &ChunkLease, stop: &StopFlag) {
+    async fn watch(&self, id: &JobId, lease: &ChunkLease, run: &ChunkRun<'_>) {
         let renew_every = self.settings.lease / 3;
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.settings.job_check.min(renew_every)).await;
             match self.store.get(id).await {
-                Ok(job) if !job.status.accepts_chunks() => stop.set(Stop::Job(job.status)),
-                Ok(_) => {}
+                Ok(job) if !job.status.accepts_chunks() => run.stop.set(Stop::Job(job.status)),
+                Ok(job) => {
+                    if let Err(e) = self.share_flow(&job, run.flow).await {
+                        warn!(job_id = %id, error = %e, "could not share the job's flow control");
+                    }
+                }
                 Err(e) => warn!(job_id = %id, error = %e, "could not read the job while its chunk runs"),
             }
             if renewed.elapsed() >= renew_every {
@@ -207,11 +295,23 @@ impl Executor {
                     ChunkLease { until_ms: now_ms() + self.settings.lease.as_millis() as u64, ..lease.clone() };
                 match self.store.renew_chunk(id, &renewal).await {
                     Ok(true) => renewed = Instant::now(),
-                    Ok(false) => stop.set(Stop::LeaseLost),
+                    Ok(false) => run.stop.set(Stop::LeaseLost),
                     Err(e) => warn!(job_id = %id, chunk = lease.index, error = %e, "could not renew the chunk's claim"),
                 }
             }
         }
+    }
+
+    /// Tells the job's other executors of this one's throttling, hears of theirs, and takes
+    /// this chunk's share of the job's rate (the rate over the chunks running now).
+    async fn share_flow(&self, job: &Job, flow: &Flow<'_>) -> Result<()> {
+        for bucket in self.limits.unpublished(&job.id) {
+            let at = now_ms();
+            self.store.note_throttle(&job.id, &bucket, at).await?;
+            self.limits.published(&job.id, &bucket, at);
+        }
+        self.limits.hear(&job.id, &job.throttled, flow.max);
+        flow.share(self.store.as_ref(), job).await
     }
 
     /// The chunk's manifest lines, parsed: carried in the message, or read back from the
@@ -358,11 +458,21 @@ impl Executor {
         let Some(parsed) = self.chunk_lines(&ports, job, valid.source.manifest(), msg).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
-        let deadline = Instant::now() + self.settings.time_budget;
         let stop = StopFlag::default();
+        let flow = Flow::new(&self.limits, &job.id, self.settings.task_concurrency);
+        flow.share(self.store.as_ref(), job).await?;
+        let run = ChunkRun {
+            ports: &ports,
+            op: &valid.operation,
+            job_id: &job.id,
+            part: msg.part,
+            deadline: Instant::now() + self.settings.time_budget,
+            stop: &stop,
+            flow: &flow,
+        };
         let rows = tokio::select! {
-            rows = self.run_tasks(&ports, &valid.operation, &job.id, msg.part, parsed, deadline, &stop) => rows,
-            _ = self.watch(&job.id, lease, &stop) => unreachable!("the watch runs until the tasks end"),
+            rows = self.run_tasks(&run, parsed) => rows,
+            _ = self.watch(&job.id, lease, &run) => unreachable!("the watch runs until the tasks end"),
         };
         match stop.get() {
             Some(Stop::LeaseLost) => {
@@ -431,6 +541,20 @@ impl Executor {
         self.after_recorded(&job.id).await?;
         Ok(Disposition::Recorded { succeeded, failed })
     }
+}
+
+/// S3's longest key, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The failure of a task whose key S3 would refuse for its length.
+fn key_too_long(key: &str) -> Option<Outcome> {
+    (key.len() > MAX_KEY_BYTES).then(|| {
+        Outcome::Failed(TaskFailure::permanent(
+            400,
+            "KeyTooLongError",
+            format!("The key is {} bytes long; S3 keys are at most {MAX_KEY_BYTES} bytes (UTF-8)", key.len()),
+        ))
+    })
 }
 
 /// Statuses whose chunks record the tasks that ran before they stopped.

@@ -158,26 +158,42 @@ impl Intake {
         if !(0..=2_147_483_647).contains(&p) {
             return Err(Error::field("priority", "must be 0-2147483647"));
         }
-        for _ in 0..20 {
-            let mut job = self.store.get(&id).await?;
-            if job.status.is_terminal() {
-                return Err(Error::StatusConflict {
-                    job_id: id,
-                    actual: job.status,
-                    message: "the priority of an ended job cannot change".into(),
-                });
+        let job = self.change_live_job(&id, "priority", |j| j.priority = p).await?;
+        Ok((job.id, job.priority))
+    }
+
+    /// batchops: sets a job's `MaxTasksPerSecond`; running chunks take their new share within
+    /// a job check.
+    pub async fn update_job_rate(&self, id: &str, rate: &str) -> Result<(JobId, u64)> {
+        let id = JobId::parse(id)?;
+        let r: u64 = rate
+            .parse()
+            .map_err(|_| Error::field("maxTasksPerSecond", format!("'{rate}' is not a whole number of tasks")))?;
+        crate::spec::check_rate("maxTasksPerSecond", r)?;
+        let job = self.change_live_job(&id, "task rate", |j| j.max_tasks_per_second = Some(r)).await?;
+        Ok((job.id, r))
+    }
+
+    /// Applies `change` to a job that has not ended.
+    async fn change_live_job(&self, id: &JobId, what: &str, change: impl Fn(&mut Job)) -> Result<Job> {
+        let mut ended = None;
+        let changed = super::modify(&*self.store, id, |j| {
+            if j.status.is_terminal() {
+                ended = Some(j.status);
+                return false;
             }
-            job.priority = p;
-            match self.store.put(&job).await {
-                Ok(j) => return Ok((j.id, j.priority)),
-                Err(Error::StatusConflict { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Backend {
-            context: format!("job {id}"),
-            message: "too many concurrent updates".into(),
-            transient: true,
+            change(j);
+            true
         })
+        .await?;
+        match (changed, ended) {
+            (Some(job), _) => Ok(job),
+            (None, Some(actual)) => Err(Error::StatusConflict {
+                job_id: id.clone(),
+                actual,
+                message: format!("the {what} of an ended job cannot change"),
+            }),
+            (None, None) => Err(Error::backend(format!("job {id}"), "not changed")),
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod chunker;
 pub mod executor;
 pub mod finalizer;
 pub mod intake;
+pub mod limiter;
 mod listing;
 mod parts;
 

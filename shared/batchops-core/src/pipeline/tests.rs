@@ -122,6 +122,7 @@ impl World {
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
             shutdown: Default::default(),
+            limits: Default::default(),
         }
     }
 
@@ -418,6 +419,22 @@ async fn a_stopping_worker_hands_its_chunk_back_and_the_next_runs_it_whole() {
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(w.report_rows(&job).len(), 100);
+}
+
+#[tokio::test]
+async fn a_key_over_s3s_limit_fails_its_task_saying_how_long_it_is() {
+    let w = World::new(10, Duration::from_secs(60));
+    let long = "k".repeat(1100);
+    let id = w.intake().create_job(&w.spec(&format!("src,{long}\nsrc,short\n"), json!({})), Caller::Unknown).await;
+    w.drain().await;
+    let job = w.store.get(&id.unwrap()).await.unwrap();
+    let rows = w.report_rows(&job);
+    let row = rows.iter().find(|r| r.contains(&long)).unwrap();
+    assert!(
+        row.ends_with(",failed,400,KeyTooLongError,The key is 1100 bytes long; S3 keys are at most 1024 bytes (UTF-8)"),
+        "{row}"
+    );
+    assert_eq!(w.runner.total_calls(), 1, "S3 is not asked");
 }
 
 #[tokio::test]

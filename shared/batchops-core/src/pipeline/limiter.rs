@@ -1,0 +1,267 @@
+//! Flow control of a job's requests: an adaptive limit on the requests in flight per job and
+//! bucket (additive increase, multiplicative decrease on throttling), and a token bucket for a
+//! job's `MaxTasksPerSecond`. One process holds one limiter per (job, bucket); processes
+//! share throttling through the job record (see [`crate::ports::JobStore::note_throttle`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::job::JobId;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A limit halves at most once per this long: the throttles of requests sent before the last
+/// decrease are answers to the old rate, not the new one.
+const DECREASE_COOLDOWN: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+struct AimdState {
+    limit: f64,
+    in_flight: usize,
+    last_decrease: Option<Instant>,
+    /// Throttled since the last publication (another process should hear of it).
+    unpublished: bool,
+}
+
+/// The adaptive limit on requests in flight for one job and bucket.
+#[derive(Debug)]
+pub struct Aimd {
+    state: Mutex<AimdState>,
+    freed: Notify,
+    max: usize,
+}
+
+/// A request in flight; dropping it frees its place.
+pub struct Slot<'a>(&'a Aimd);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).in_flight -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl Aimd {
+    pub fn new(max: usize) -> Aimd {
+        let max = max.max(1);
+        Aimd {
+            state: Mutex::new(AimdState { limit: max as f64, in_flight: 0, last_decrease: None, unpublished: false }),
+            freed: Notify::new(),
+            max,
+        }
+    }
+
+    /// Waits for a place under the current limit.
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let notified = self.freed.notified();
+            {
+                let mut s = lock(&self.state);
+                if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                    s.in_flight += 1;
+                    return Slot(self);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A request succeeded: the limit grows by about one per limit's worth of successes.
+    pub fn on_success(&self) {
+        let grew = {
+            let mut s = lock(&self.state);
+            let before = s.limit.floor();
+            s.limit = (s.limit + 1.0 / s.limit).min(self.max as f64);
+            s.limit.floor() > before
+        };
+        if grew {
+            self.freed.notify_one();
+        }
+    }
+
+    /// The service throttled a request (`local`) or another process said it did: the limit
+    /// halves, once per cooldown.
+    pub fn on_throttle(&self, local: bool) {
+        let mut s = lock(&self.state);
+        if local {
+            s.unpublished = true;
+        }
+        if s.last_decrease.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
+            return;
+        }
+        s.limit = (s.limit / 2.0).max(1.0);
+        s.last_decrease = Some(Instant::now());
+    }
+
+    /// True once after this process was throttled: time to tell the others.
+    pub fn take_unpublished(&self) -> bool {
+        std::mem::take(&mut lock(&self.state).unpublished)
+    }
+
+    pub fn limit(&self) -> usize {
+        lock(&self.state).limit.floor() as usize
+    }
+}
+
+/// A token bucket: `rate` tokens per second, holding at most one second's worth.
+#[derive(Debug)]
+pub struct Pace {
+    state: Mutex<(f64, f64, Instant)>,
+}
+
+impl Pace {
+    pub fn new(rate: f64) -> Pace {
+        Pace { state: Mutex::new((rate, 0.0, Instant::now())) }
+    }
+
+    /// Changes the rate (another share of the job's rate, or the job's rate changed).
+    pub fn set_rate(&self, rate: f64) {
+        lock(&self.state).0 = rate;
+    }
+
+    /// Waits for a token.
+    pub async fn take(&self) {
+        loop {
+            let wait = {
+                let mut s = lock(&self.state);
+                let (rate, tokens, at) = &mut *s;
+                let now = Instant::now();
+                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *rate).min(rate.max(1.0));
+                *at = now;
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    return;
+                }
+                if *rate <= 0.0 {
+                    Duration::from_millis(200)
+                } else {
+                    Duration::from_secs_f64(((1.0 - *tokens) / *rate).min(1.0))
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The limiters of one process, by job and bucket.
+#[derive(Debug, Default)]
+pub struct Limiters {
+    by_bucket: Mutex<HashMap<(JobId, String), Arc<Aimd>>>,
+    /// Last throttle time (Unix ms) of each (job, bucket) this process has heard of.
+    heard: Mutex<HashMap<(JobId, String), u64>>,
+}
+
+impl Limiters {
+    pub fn for_bucket(&self, job: &JobId, bucket: &str, max: usize) -> Arc<Aimd> {
+        lock(&self.by_bucket)
+            .entry((job.clone(), bucket.to_string()))
+            .or_insert_with(|| Arc::new(Aimd::new(max)))
+            .clone()
+    }
+
+    /// The buckets of `job` this process was throttled on since it last said so.
+    pub fn unpublished(&self, job: &JobId) -> Vec<String> {
+        lock(&self.by_bucket)
+            .iter()
+            .filter(|((j, _), aimd)| j == job && aimd.take_unpublished())
+            .map(|((_, b), _)| b.clone())
+            .collect()
+    }
+
+    /// Applies throttles other processes recorded on the job (bucket -> Unix ms): each one
+    /// not heard of before halves this process's limit for that bucket.
+    pub fn hear(&self, job: &JobId, throttled: &std::collections::BTreeMap<String, u64>, max: usize) {
+        for (bucket, at) in throttled {
+            let key = (job.clone(), bucket.clone());
+            let fresh = {
+                let mut heard = lock(&self.heard);
+                let last = heard.entry(key).or_insert(0);
+                let fresh = *at > *last && *last != 0;
+                let first = *last == 0;
+                *last = (*last).max(*at);
+                fresh || (first && crate::ports::now_ms().saturating_sub(*at) < 10_000)
+            };
+            if fresh {
+                self.for_bucket(job, bucket, max).on_throttle(false);
+            }
+        }
+    }
+
+    /// Marks a throttle this process published as heard, so it does not halve twice.
+    pub fn published(&self, job: &JobId, bucket: &str, at: u64) {
+        let mut heard = lock(&self.heard);
+        let last = heard.entry((job.clone(), bucket.to_string())).or_insert(0);
+        *last = (*last).max(at);
+    }
+
+    /// Forgets a job's limiters (its chunk ended and no other runs here).
+    pub fn forget(&self, job: &JobId) {
+        lock(&self.by_bucket).retain(|(j, _), _| j != job);
+        lock(&self.heard).retain(|(j, _), _| j != job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_limit_halves_on_throttling_and_grows_back_one_at_a_time() {
+        let a = Aimd::new(64);
+        assert_eq!(a.limit(), 64);
+        a.on_throttle(true);
+        assert_eq!(a.limit(), 32);
+        a.on_throttle(true);
+        assert_eq!(a.limit(), 32, "once per cooldown");
+        assert!(a.take_unpublished() && !a.take_unpublished());
+        for _ in 0..34 {
+            a.on_success();
+        }
+        assert_eq!(a.limit(), 33, "about one more per limit's worth of successes");
+        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        a.on_throttle(false);
+        assert_eq!(a.limit(), 16);
+        assert!(!a.take_unpublished(), "a throttle heard from another process is not passed on");
+    }
+
+    #[tokio::test]
+    async fn no_more_requests_than_the_limit_are_in_flight() {
+        let a = Arc::new(Aimd::new(4));
+        a.on_throttle(true);
+        let peak = Arc::new(Mutex::new((0usize, 0usize)));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (a, peak) = (a.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let _slot = a.acquire().await;
+                {
+                    let mut p = lock(&peak);
+                    p.0 += 1;
+                    p.1 = p.1.max(p.0);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                lock(&peak).0 -= 1;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(lock(&peak).1, 2, "the halved limit of 4");
+    }
+
+    #[tokio::test]
+    async fn a_pace_of_200_per_second_takes_about_a_quarter_second_for_50() {
+        let p = Pace::new(200.0);
+        let start = Instant::now();
+        for _ in 0..50 {
+            p.take().await;
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+    }
+}
