@@ -272,7 +272,7 @@ mod tests {
         assert_eq!((status, body["Code"].as_str()), (413, Some("RequestEntityTooLarge")), "{body}");
         assert!(body["Message"].as_str().unwrap().contains(&MAX_REQUEST_BYTES.to_string()), "{body}");
         // ... and so is one nested deeper than 128 levels
-        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep = format!("{{\"Operation\": {}{}}}", "[".repeat(200), "]".repeat(200));
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &deep).await;
         assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")), "{body}");
         assert!(body["Message"].as_str().unwrap().contains("recursion limit"), "{body}");
