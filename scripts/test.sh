@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# `make test`: every test of the workspace against moto (started here unless one already runs),
+# `make test`: cargo fmt --check and clippy -D warnings, every test of the workspace against moto (started here unless one already runs),
 # cfn-lint and `sam validate --lint` on the SAM template, then the rehearsal of the deployed
 # stack (scripts/rehearse.sh); ends with one summary line of all cargo and pytest results.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 mkdir -p .local
 export SAM_CLI_TELEMETRY=0
+cargo fmt --all --check
+fmt=$?
+[ $fmt -eq 0 ] && echo "cargo fmt --check: formatted"
+cargo clippy --workspace --all-targets -- -D warnings
+clippy=$?
+[ $clippy -eq 0 ] && echo "cargo clippy -D warnings: clean"
 cargo build --workspace --tests --bins --exclude batchops-bench || exit 1
 scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --exclude batchops-bench 2>&1 | tee .local/test.log
 status=${PIPESTATUS[0]}
@@ -22,4 +28,4 @@ passed=$((passed + $(echo "$last" | grep -oE '[0-9]+ passed' | awk '{print $1 + 
 failed=$((failed + $(echo "$last" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')))
 [ "$rehearsal" -ne 0 ] && [ -z "$last" ] && failed=$((failed + 1))
 echo "tests: $passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ]
+[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ] && [ $fmt -eq 0 ] && [ $clippy -eq 0 ]

@@ -141,10 +141,17 @@ async fn poll_queue(
             }
             continue;
         }
-        let received = tokio::select! {
-            r = sqs.receive_message().queue_url(&url).max_number_of_messages(free as i32).wait_time_seconds(1).visibility_timeout(visibility.window.as_secs() as i32).message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount).send() => r,
-            _ = shutdown.changed() => break,
-        };
+        // Not cancelled by a stop: messages SQS handed out must be handed back, not dropped
+        // with the request (they would stay invisible for a whole window).
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(free as i32)
+            .wait_time_seconds(1)
+            .visibility_timeout(visibility.window.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
@@ -153,6 +160,11 @@ async fn poll_queue(
                 continue;
             }
         };
+        if *shutdown.borrow() {
+            let receipts: Vec<String> = messages.into_iter().filter_map(|m| m.receipt_handle).collect();
+            visibility.set(&receipts, Duration::ZERO).await;
+            break;
+        }
         for m in messages {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;

@@ -13,6 +13,7 @@ use futures_lite::JoinSet;
 use serde_json::{json, Value};
 
 mod contract;
+mod faults;
 mod manifests;
 mod operations;
 mod roles;

@@ -2,6 +2,9 @@
 //! emulator (moto server at `AWS_ENDPOINT_URL`, default `http://127.0.0.1:5000`), each test
 //! with its own table, queues and buckets.
 
+pub mod faults;
+pub mod process;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -114,16 +117,7 @@ impl System {
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
-        let out = self
-            .clients
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .with_context(|| format!("get s3://{bucket}/{key}"))?;
-        Ok(out.body.collect().await?.into_bytes().to_vec())
+        get_object(&self.clients.s3, bucket, key).await
     }
 
     /// Polls the job until it is in one of `statuses`; fails after `timeout`.
@@ -143,29 +137,43 @@ impl System {
 
     /// The report's manifest.json and every row of its result files, with each file's status.
     pub async fn report(&self, bucket: &str, prefix: &str, id: &str) -> Result<(Value, Vec<(String, String)>)> {
-        let manifest: Value =
-            serde_json::from_slice(&self.get(bucket, &format!("{prefix}/job-{id}/manifest.json")).await?)?;
-        let mut rows = Vec::new();
-        for f in manifest["Results"].as_array().context("Results")? {
-            let key = f["Key"].as_str().context("Key")?;
-            let body = self.get(bucket, key).await?;
-            use md5::Digest;
-            assert_eq!(
-                hex::encode(md5::Md5::digest(&body)),
-                f["MD5Checksum"].as_str().unwrap_or_default(),
-                "MD5 of {key}"
-            );
-            let status = f["TaskExecutionStatus"].as_str().unwrap_or_default().to_string();
-            for line in String::from_utf8(body)?.lines() {
-                rows.push((status.clone(), line.to_string()));
-            }
-        }
-        Ok((manifest, rows))
+        read_report(&self.clients.s3, bucket, prefix, id).await
     }
 
     pub async fn stop(self) {
         self.handle.stop().await;
     }
+}
+
+/// Reads an object whole.
+pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>> {
+    let out =
+        s3.get_object().bucket(bucket).key(key).send().await.with_context(|| format!("get s3://{bucket}/{key}"))?;
+    Ok(out.body.collect().await?.into_bytes().to_vec())
+}
+
+/// A job's report: its manifest.json and every row of its result files, with each file's
+/// status; each file's MD5 is checked against the manifest.
+pub async fn read_report(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    id: &str,
+) -> Result<(Value, Vec<(String, String)>)> {
+    let manifest: Value =
+        serde_json::from_slice(&get_object(s3, bucket, &format!("{prefix}/job-{id}/manifest.json")).await?)?;
+    let mut rows = Vec::new();
+    for f in manifest["Results"].as_array().context("Results")? {
+        let key = f["Key"].as_str().context("Key")?;
+        let body = get_object(s3, bucket, key).await?;
+        use md5::Digest;
+        assert_eq!(hex::encode(md5::Md5::digest(&body)), f["MD5Checksum"].as_str().unwrap_or_default(), "MD5 of {key}");
+        let status = f["TaskExecutionStatus"].as_str().unwrap_or_default().to_string();
+        for line in String::from_utf8(body)?.lines() {
+            rows.push((status.clone(), line.to_string()));
+        }
+    }
+    Ok((manifest, rows))
 }
 
 /// A CreateJob spec for a CSV manifest at `s3://manifest_bucket/manifest_key`.
