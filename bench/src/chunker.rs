@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use batchops_core::chunk::ControlMessage;
+use batchops_core::job::JobId;
 use batchops_core::memory::{InMemoryJobStore, InMemoryQueue, InMemoryRoles};
 use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ops::{Operation, Task};
+use batchops_core::pipeline::dispatcher::Dispatcher;
 use batchops_core::pipeline::intake::Caller;
 use batchops_core::pipeline::{Chunker, Intake, Settings};
 use batchops_core::ports::{
-    ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, PutOptions, Queue,
-    StorageError,
+    Backlog, ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, PutOptions, Queue,
+    StorageError, Waiting,
 };
 use batchops_core::retry::Outcome;
 use bytes::Bytes;
@@ -138,7 +140,7 @@ impl ObjectStore for FileStore {
     }
 }
 
-/// The chunk queue: counts messages and bytes, keeps nothing.
+/// The chunks' backlog (and chunk queue): counts messages and bytes, keeps nothing.
 #[derive(Default)]
 struct CountingQueue {
     messages: AtomicU64,
@@ -150,6 +152,35 @@ impl Queue for CountingQueue {
     async fn send(&self, bodies: Vec<String>) -> batchops_core::Result<()> {
         self.messages.fetch_add(bodies.len() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bodies.iter().map(|b| b.len() as u64).sum(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn depth(&self) -> batchops_core::Result<u64> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl Backlog for CountingQueue {
+    async fn push(&self, _: &JobId, chunks: Vec<Waiting>) -> batchops_core::Result<()> {
+        self.send(chunks.into_iter().map(|w| w.body).collect()).await
+    }
+    async fn runnable(&self) -> batchops_core::Result<Vec<(JobId, u64)>> {
+        Ok(Vec::new())
+    }
+    async fn peek(&self, _: &JobId, _: usize) -> batchops_core::Result<Vec<Waiting>> {
+        Ok(Vec::new())
+    }
+    async fn remove(&self, _: &JobId, _: &[u64]) -> batchops_core::Result<()> {
+        Ok(())
+    }
+    async fn unmark(&self, _: &JobId, _: u64) -> batchops_core::Result<()> {
+        Ok(())
+    }
+    async fn lock(&self, _: &str, _: Duration) -> batchops_core::Result<bool> {
+        Ok(true)
+    }
+    async fn unlock(&self, _: &str) -> batchops_core::Result<()> {
         Ok(())
     }
 }
@@ -291,7 +322,12 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         store: store.clone(),
         roles: Arc::new(InMemoryRoles::new(Arc::new(FileStore { root: root.to_path_buf() }), Arc::new(NoRunner))),
         control: control.clone(),
-        chunks: chunks.clone(),
+        dispatcher: Arc::new(Dispatcher {
+            store: store.clone(),
+            backlog: chunks.clone(),
+            chunks: chunks.clone(),
+            depth: 0,
+        }),
         finalize,
         settings,
     };

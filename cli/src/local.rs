@@ -108,6 +108,9 @@ where
     Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
 }
 
+/// How often the dispatcher runs a round on its own.
+const DISPATCH_EVERY: Duration = Duration::from_secs(1);
+
 /// How long handlers in hand may run after a stop is asked before they are abandoned and
 /// their messages handed back (an executor stops starting tasks at once and gives its chunk
 /// back when the tasks running end).
@@ -227,6 +230,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         ops: opts.ops.clone(),
         check_pass_role: opts.check_pass_role,
         assume_roles: opts.assume_roles,
+        executor_capacity: opts.chunk_workers.max(1) as u64,
     };
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -307,6 +311,21 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
         tasks.spawn(poll_queue(name, clients.sqs.clone(), visibility, concurrency, h, rx.clone()));
     }
+    // Besides the rounds after every chunk pushed or run: one a second, as the schedule does
+    // on Lambda (a round that failed, or a job that lost its turn, waits no longer).
+    let dispatcher = config.dispatcher(&clients);
+    let mut stop = rx.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(DISPATCH_EVERY) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if let Err(e) = dispatcher.dispatch().await {
+                warn!(error = %e, "dispatch round failed");
+            }
+        }
+    });
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
     Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })

@@ -115,6 +115,16 @@ impl Scene {
             .await
     }
 
+    /// Copies per second the store received over `window` (counted by the proxy, task by task).
+    async fn rate(&self, window: Duration) -> f64 {
+        let prefix = format!("/{}/", self.dst);
+        let a = self.proxy.stats.forwarded_count("PUT", &prefix);
+        let t = Instant::now();
+        tokio::time::sleep(window).await;
+        let b = self.proxy.stats.forwarded_count("PUT", &prefix);
+        b.saturating_sub(a) as f64 / t.elapsed().as_secs_f64()
+    }
+
     /// The destination keys the proxy saw copied (2xx answers), in order.
     fn copied(&self) -> Vec<String> {
         let prefix = format!("/{}/", self.dst);
@@ -372,5 +382,79 @@ async fn eight_jobs_created_within_a_second_all_complete_exactly() -> Result<()>
         scene.invariant(&job).await?;
         assert_eq!(job["Status"], "Complete", "{job}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_job_overtakes_and_the_lower_one_pauses_then_resumes() -> Result<()> {
+    // Two executors, chunks of 50, every copy 20 ms: the low job takes a while.
+    let faults = Faults { scope: Scope::Tasks, latency: Duration::from_millis(20), ..Faults::default() };
+    let extra = [("BATCHOPS_CHUNK_SIZE", "50"), ("BATCHOPS_TASK_CONCURRENCY", "8")];
+    let scene = Scene::start(1500, faults, false, &extra, 2).await?;
+    let low = scene.copy_job(1).await?;
+    scene.until(&low, "active with work done", |j| j["Status"] == "Active" && succeeded(j) >= 100).await?;
+    let created = Instant::now();
+    let high = scene.copy_job(100).await?;
+    let mut low_statuses: Vec<String> = Vec::new();
+    let (mut first_task, mut high_done, mut low_done_then) = (None, None, 0);
+    loop {
+        let (l, h) = (scene.job(&low).await?, scene.job(&high).await?);
+        let status = l["Status"].as_str().unwrap_or_default().to_string();
+        if low_statuses.last() != Some(&status) {
+            low_statuses.push(status.clone());
+        }
+        if first_task.is_none() && succeeded(&h) > 0 {
+            first_task = Some(created.elapsed());
+        }
+        if high_done.is_none() && h["Status"] == "Complete" {
+            high_done = Some(created.elapsed());
+            low_done_then = succeeded(&l);
+        }
+        if high_done.is_some() && ["Complete", "Failed", "Cancelled"].contains(&status.as_str()) {
+            break;
+        }
+        ensure!(created.elapsed() < LONG, "jobs still running: {l} {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in [&low, &high] {
+        let job = scene.ended(id).await?;
+        scene.invariant(&job).await?;
+        assert_eq!(job["Status"], "Complete", "{job}");
+    }
+    assert!(low_statuses.iter().any(|s| s == "Paused"), "the low job paused: {low_statuses:?}");
+    let paused_at = low_statuses.iter().position(|s| s == "Paused").unwrap_or(0);
+    assert!(low_statuses[paused_at..].iter().any(|s| s == "Active"), "and resumed: {low_statuses:?}");
+    assert!(low_done_then < 1500, "the high job completed while the low one had work left");
+    eprintln!(
+        "priority: the high job's first task {:.1} s after it was created, complete after {:.1} s (the low job had {low_done_then} of 1500 done); low job statuses {low_statuses:?}",
+        first_task.unwrap_or_default().as_secs_f64(),
+        high_done.unwrap_or_default().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_rate_limit_holds_across_executors_and_can_change_while_it_runs() -> Result<()> {
+    let extra = [("BATCHOPS_CHUNK_SIZE", "50"), ("BATCHOPS_JOB_CHECK_MS", "500")];
+    let scene = Scene::start(900, Faults { scope: Scope::Tasks, ..Faults::default() }, false, &extra, 4).await?;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{}", scene.dst)}});
+    let mut body = spec(op, &scene.man, "m.csv", &scene.etag, &scene.rep);
+    body["MaxTasksPerSecond"] = json!(40);
+    let id = scene.local.api.create_job(&body).await?;
+    // Measure the rate over 10 s once the job runs, then change it and measure again.
+    scene.until(&id, "running", |j| succeeded(j) >= 40).await?;
+    let first = scene.rate(Duration::from_secs(10)).await;
+    scene.local.api.update_job_rate(&id, 15).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = scene.rate(Duration::from_secs(10)).await;
+    assert_eq!(scene.job(&id).await?["MaxTasksPerSecond"], 15);
+    eprintln!("rate limit: 40/s measured {first:.1}/s over 10 s; changed to 15/s, measured {second:.1}/s over 10 s");
+    // Never more than 10 % over the limit; not far under it either.
+    assert!((40.0 * 0.6..=40.0 * 1.1).contains(&first), "{first:.1} tasks/s at a limit of 40");
+    assert!((15.0 * 0.6..=15.0 * 1.1).contains(&second), "{second:.1} tasks/s at a limit of 15");
+    scene.local.api.update_job_rate(&id, 1000).await?;
+    let job = scene.ended(&id).await?;
+    scene.invariant(&job).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
     Ok(())
 }

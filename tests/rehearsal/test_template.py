@@ -23,14 +23,17 @@ DYNAMODB = {
                           "dynamodb:Query": [INDEX]},
     # create, get
     "SpecTriggerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
-    # get, put (progress, checkpoints, statuses), record_part
+    # get, put (progress, checkpoints, statuses), record_part; the dispatcher: push / remove =
+    # BatchWriteItem, runnable / peek / chunk_leases = Query, the runnable mark = UpdateItem
+    # and DeleteItem, its lock = PutItem and DeleteItem
     "ManifestChunkerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE],
-                                "dynamodb:UpdateItem": [TABLE]},
+                                "dynamodb:UpdateItem": [TABLE], "dynamodb:BatchWriteItem": [TABLE],
+                                "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE]},
     # get, chunk_recorded, start/renew/release_chunk, chunk_leases (rate), record_chunk,
     # note_throttle, put (failing a job)
     "TaskExecutorFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
                              "dynamodb:DeleteItem": [TABLE], "dynamodb:ConditionCheckItem": [TABLE],
-                             "dynamodb:Query": [TABLE]},
+                             "dynamodb:Query": [TABLE], "dynamodb:BatchWriteItem": [TABLE]},
     # get, put (statuses), chunks_after, chunk_leases, reap_chunk
     "ReportFinalizerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
                                 "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE]},

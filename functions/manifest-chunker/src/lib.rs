@@ -16,7 +16,7 @@ pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         roles: config.roles(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
-        chunks: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.chunk_queue_url)),
+        dispatcher: config.dispatcher(clients),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }

@@ -17,6 +17,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
         settings: config.settings.clone(),
         shutdown: Default::default(),
         limits: Default::default(),
+        dispatcher: config.dispatcher(clients),
     }
 }
 
@@ -34,6 +35,7 @@ mod tests {
     use batchops_aws::lambda::sqs_batch;
     use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
     use batchops_core::ops::{Operation, Task};
+    use batchops_core::pipeline::dispatcher::Dispatcher;
     use batchops_core::pipeline::Settings;
     use batchops_core::ports::OperationRunner;
     use batchops_core::retry::Outcome;
@@ -51,13 +53,21 @@ mod tests {
     async fn only_the_failed_records_of_a_batch_are_reported() {
         // GIVEN the SQS event of two chunk messages, one of them unreadable
         let event: SqsEvent = serde_json::from_str(include_str!("../fixtures/chunk-messages.json")).unwrap();
+        let store = Arc::new(InMemoryJobStore::default());
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            backlog: store.clone(),
+            chunks: Arc::new(InMemoryQueue::default()),
+            depth: 10,
+        };
         let executor = Executor {
-            store: Arc::new(InMemoryJobStore::default()),
+            store,
             roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
             finalize: Arc::new(InMemoryQueue::default()),
             settings: Settings::default(),
             shutdown: Default::default(),
             limits: Default::default(),
+            dispatcher: Arc::new(dispatcher),
         };
         // WHEN the handler runs the batch
         let response = sqs_batch(event, None, |body, attempt| {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
 
@@ -38,6 +39,10 @@ pub struct Config {
     /// Jobs act as their `RoleArn` (sts:AssumeRole); false only for S3-compatible stores
     /// without STS (`BATCHOPS_ASSUME_JOB_ROLES`, default true).
     pub assume_roles: bool,
+    /// Chunks the executors run at once (`BATCHOPS_EXECUTOR_CAPACITY`: the template's
+    /// `ExecutorMaxConcurrency`, `--chunk-workers` locally); the dispatcher keeps the chunk
+    /// queue about this deep.
+    pub executor_capacity: u64,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -100,6 +105,18 @@ impl Config {
             ops: ops_from_env()?,
             check_pass_role: parse_var("BATCHOPS_CHECK_PASS_ROLE", false)?,
             assume_roles: parse_var("BATCHOPS_ASSUME_JOB_ROLES", true)?,
+            executor_capacity: parse_var("BATCHOPS_EXECUTOR_CAPACITY", 10u64)?.max(1),
+        })
+    }
+
+    /// The dispatcher over this configuration's table and chunk queue.
+    pub fn dispatcher(&self, clients: &Clients) -> Arc<Dispatcher> {
+        let store = Arc::new(crate::DynamoJobStore::from_clients(clients, &self.table));
+        Arc::new(Dispatcher {
+            store: store.clone(),
+            backlog: store,
+            chunks: Arc::new(crate::SqsQueue::new(clients.sqs.clone(), &self.chunk_queue_url)),
+            depth: depth_for(self.executor_capacity),
         })
     }
 

@@ -5,6 +5,9 @@
 //! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
 //! | chunk done | `JOB#<id>` | `CHUNK#<index, 20 digits>` | `record` (JSON: counts and result files) |
 //! | chunk running | `JOB#<id>` | `RUN#<index, 20 digits>` | `owner` (the delivery), `until` (Unix ms): a claim renewed by the executor's heartbeat, ended when the chunk is recorded |
+//! | chunk waiting | `JOB#<id>` | `Q#<index, 20 digits>` | `body` (the chunk message): the job's backlog, released by the dispatcher |
+//! | runnable job | `RUNNABLE` | `<id>` | `pushes` (count of backlog pushes): jobs with chunks waiting |
+//! | dispatcher lock | `DISPATCH` | `LOCK` | `holder`, `until` (Unix ms) |
 //! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
 //! | request token | `TOKEN#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
@@ -21,7 +24,8 @@ use aws_sdk_dynamodb::Client;
 use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
-    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass, RecordOutcome,
+    now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass,
+    RecordOutcome, Waiting,
 };
 use batchops_core::{Error, Result};
 
@@ -316,6 +320,197 @@ fn lease_item(id: &JobId, lease: &ChunkLease) -> Item {
 
 fn lease_from_item(index: u64, item: &Item) -> Result<ChunkLease> {
     Ok(ChunkLease { index, owner: get_s(item, "owner")?.to_string(), until_ms: get_n(item, "until") })
+}
+
+fn queue_sk(index: u64) -> String {
+    format!("Q#{index:020}")
+}
+
+impl DynamoJobStore {
+    /// Writes or deletes items 25 at a time, sending back what DynamoDB left unprocessed.
+    async fn batch_write(&self, requests: Vec<aws_sdk_dynamodb::types::WriteRequest>) -> Result<()> {
+        for batch in requests.chunks(25) {
+            let mut pending = batch.to_vec();
+            for attempt in 0..8u32 {
+                let gate = self.gate().await;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(|e| backend("BatchWriteItem", &e));
+                drop(gate);
+                pending = out?.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 7 {
+                    return Err(Error::backend("BatchWriteItem", format!("{} items left unprocessed", pending.len())));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A conditional delete that finds its condition false is not an error.
+    async fn delete_if(
+        &self,
+        pk: String,
+        sk: String,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<()> {
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(backend("DeleteItem", &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Backlog for DynamoJobStore {
+    async fn push(&self, job: &JobId, chunks: Vec<Waiting>) -> Result<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let requests = chunks
+            .into_iter()
+            .map(|w| {
+                let item = HashMap::from([
+                    ("pk".to_string(), s(job_pk(job))),
+                    ("sk".to_string(), s(queue_sk(w.index))),
+                    ("body".to_string(), s(w.body)),
+                ]);
+                let put =
+                    PutRequest::builder().set_item(Some(item)).build().map_err(|e| Error::backend("PutRequest", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_write(requests).await?;
+        let gate = self.gate().await;
+        let marked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("RUNNABLE"))
+            .key("sk", s(job.as_str()))
+            .update_expression("ADD pushes :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        drop(gate);
+        marked.map_err(|e| backend("UpdateItem runnable", &e))?;
+        Ok(())
+    }
+
+    async fn runnable(&self) -> Result<Vec<(JobId, u64)>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :r")
+                .expression_attribute_values(":r", s("RUNNABLE"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query runnable", &e))?;
+            for item in page.items() {
+                out.push((JobId::parse(get_s(item, "sk")?)?, get_n(item, "pushes")));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn peek(&self, job: &JobId, n: usize) -> Result<Vec<Waiting>> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
+            .expression_attribute_values(":pk", s(job_pk(job)))
+            .expression_attribute_values(":q", s("Q#"))
+            .consistent_read(true)
+            .limit(n.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| backend("Query backlog", &e))?;
+        page.items()
+            .iter()
+            .map(|item| {
+                let index = get_s(item, "sk")?.trim_start_matches("Q#").parse().unwrap_or(u64::MAX);
+                Ok(Waiting { index, body: get_s(item, "body")?.to_string() })
+            })
+            .collect()
+    }
+
+    async fn remove(&self, job: &JobId, indexes: &[u64]) -> Result<()> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let requests = indexes
+            .iter()
+            .map(|i| {
+                let key = HashMap::from([("pk".to_string(), s(job_pk(job))), ("sk".to_string(), s(queue_sk(*i)))]);
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| Error::backend("DeleteRequest", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn unmark(&self, job: &JobId, pushes: u64) -> Result<()> {
+        self.delete_if("RUNNABLE".into(), job.to_string(), "pushes = :n", vec![(":n", n(pushes))]).await
+    }
+
+    async fn lock(&self, holder: &str, hold: std::time::Duration) -> Result<bool> {
+        let now = now_ms();
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("DISPATCH"))
+            .item("sk", s("LOCK"))
+            .item("holder", s(holder))
+            .item("until", n(now + hold.as_millis() as u64))
+            .condition_expression("attribute_not_exists(pk) OR #u < :now OR holder = :me")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        drop(gate);
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(backend("PutItem dispatcher lock", &e)),
+        }
+    }
+
+    async fn unlock(&self, holder: &str) -> Result<()> {
+        self.delete_if("DISPATCH".into(), "LOCK".into(), "holder = :me", vec![(":me", s(holder))]).await
+    }
 }
 
 /// True when a TransactWriteItems was cancelled; returns the cancellation codes per action.

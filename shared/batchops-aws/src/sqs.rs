@@ -25,6 +25,25 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
+    async fn depth(&self) -> Result<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let names = [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ];
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| backend("GetQueueAttributes", &e))?;
+        let attrs = out.attributes();
+        Ok(names.iter().filter_map(|n| attrs.and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok())).sum())
+    }
+
     async fn send(&self, bodies: Vec<String>) -> Result<()> {
         for batch in bodies.chunks(10) {
             let mut pending: Vec<(usize, &String)> = batch.iter().enumerate().collect();

@@ -45,6 +45,9 @@ pub enum ControlMessage {
     Continue { job_id: JobId, checkpoint: Checkpoint },
     /// A confirmed job (Suspended -> Ready): cut its chunks and start it.
     Start { job_id: JobId },
+    /// Run a dispatcher round (sent by a schedule, so chunks waiting are released even when
+    /// nothing else happens).
+    Dispatch,
     /// Read one data file of an inventory (one part of the manifest), from `at`.
     File { job_id: JobId, pass: Pass, part: u64, file: InventoryFile, fields: Vec<ManifestField>, at: FileCheckpoint },
 }

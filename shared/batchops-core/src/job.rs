@@ -100,9 +100,10 @@ impl JobStatus {
         matches!(self, JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed)
     }
 
-    /// Statuses in which chunks may still be executed and recorded.
+    /// Statuses in which chunks start (a Pausing job's chunks released before the pause
+    /// still run; a Paused job's go back to its backlog).
     pub fn accepts_chunks(self) -> bool {
-        matches!(self, JobStatus::Preparing | JobStatus::Ready | JobStatus::Active)
+        matches!(self, JobStatus::Preparing | JobStatus::Ready | JobStatus::Active | JobStatus::Pausing)
     }
 }
 

@@ -11,9 +11,9 @@ use md5::{Digest, Md5};
 use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
-    now_ms, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, LeaseOutcome, ListPage,
-    ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck, PutOptions,
-    Queue, RecordOutcome, RoleAccess, RoleError, StorageError,
+    now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, LeaseOutcome,
+    ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck,
+    PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, StorageError, Waiting,
 };
 use crate::{Error, Result};
 
@@ -28,6 +28,9 @@ struct StoreState {
     chunks: HashMap<JobId, BTreeMap<u64, ChunkRecord>>,
     parts: HashMap<JobId, std::collections::HashSet<(&'static str, u64)>>,
     leases: HashMap<JobId, BTreeMap<u64, ChunkLease>>,
+    backlog: HashMap<JobId, BTreeMap<u64, String>>,
+    runnable: BTreeMap<JobId, u64>,
+    dispatch_lock: Option<(String, std::time::Instant)>,
 }
 
 #[derive(Default)]
@@ -207,6 +210,68 @@ impl JobStore for InMemoryJobStore {
     }
 }
 
+#[async_trait]
+impl Backlog for InMemoryJobStore {
+    async fn push(&self, job: &JobId, chunks: Vec<Waiting>) -> Result<()> {
+        let mut s = lock(&self.state);
+        let backlog = s.backlog.entry(job.clone()).or_default();
+        for w in chunks {
+            backlog.insert(w.index, w.body);
+        }
+        *s.runnable.entry(job.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    async fn runnable(&self) -> Result<Vec<(JobId, u64)>> {
+        Ok(lock(&self.state).runnable.iter().map(|(j, n)| (j.clone(), *n)).collect())
+    }
+
+    async fn peek(&self, job: &JobId, n: usize) -> Result<Vec<Waiting>> {
+        let s = lock(&self.state);
+        Ok(s.backlog
+            .get(job)
+            .map(|b| b.iter().take(n).map(|(i, body)| Waiting { index: *i, body: body.clone() }).collect())
+            .unwrap_or_default())
+    }
+
+    async fn remove(&self, job: &JobId, indexes: &[u64]) -> Result<()> {
+        if let Some(b) = lock(&self.state).backlog.get_mut(job) {
+            for i in indexes {
+                b.remove(i);
+            }
+        }
+        Ok(())
+    }
+
+    async fn unmark(&self, job: &JobId, pushes: u64) -> Result<()> {
+        let mut s = lock(&self.state);
+        if s.runnable.get(job) == Some(&pushes) {
+            s.runnable.remove(job);
+        }
+        Ok(())
+    }
+
+    async fn lock(&self, holder: &str, hold: std::time::Duration) -> Result<bool> {
+        let mut s = lock(&self.state);
+        let now = std::time::Instant::now();
+        match &s.dispatch_lock {
+            Some((h, until)) if h != holder && *until > now => Ok(false),
+            _ => {
+                s.dispatch_lock = Some((holder.to_string(), now + hold));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn unlock(&self, holder: &str) -> Result<()> {
+        let mut s = lock(&self.state);
+        if s.dispatch_lock.as_ref().is_some_and(|(h, _)| h == holder) {
+            s.dispatch_lock = None;
+        }
+        Ok(())
+    }
+}
+
 /// A FIFO queue of message bodies.
 #[derive(Default)]
 pub struct InMemoryQueue {
@@ -232,6 +297,10 @@ impl Queue for InMemoryQueue {
     async fn send(&self, bodies: Vec<String>) -> Result<()> {
         lock(&self.messages).extend(bodies);
         Ok(())
+    }
+
+    async fn depth(&self) -> Result<u64> {
+        Ok(self.len() as u64)
     }
 }
 

@@ -186,6 +186,36 @@ pub trait JobStore: Send + Sync {
 pub trait Queue: Send + Sync {
     /// Sends the message bodies (batched as the backend allows).
     async fn send(&self, bodies: Vec<String>) -> Result<()>;
+    /// Messages in the queue, waiting or being handled (approximate on SQS).
+    async fn depth(&self) -> Result<u64>;
+}
+
+/// A chunk waiting in its job's backlog: its index and its message body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    pub index: u64,
+    pub body: String,
+}
+
+/// Where cut chunks wait until the dispatcher releases them into the chunk queue, highest
+/// priority first (see [`crate::pipeline::dispatcher`]). Jobs with chunks waiting are marked
+/// runnable; the mark carries a count of pushes, so clearing it cannot race a push.
+#[async_trait]
+pub trait Backlog: Send + Sync {
+    /// Adds chunks to a job's backlog (a chunk already waiting is replaced) and marks the job
+    /// runnable.
+    async fn push(&self, job: &JobId, chunks: Vec<Waiting>) -> Result<()>;
+    /// The jobs marked runnable, with the push count their mark had when read.
+    async fn runnable(&self) -> Result<Vec<(JobId, u64)>>;
+    /// Up to `n` of a job's waiting chunks, lowest index first.
+    async fn peek(&self, job: &JobId, n: usize) -> Result<Vec<Waiting>>;
+    /// Removes released chunks from the backlog.
+    async fn remove(&self, job: &JobId, indexes: &[u64]) -> Result<()>;
+    /// Clears a job's runnable mark if nothing was pushed since `pushes` was read.
+    async fn unmark(&self, job: &JobId, pushes: u64) -> Result<()>;
+    /// Takes the dispatcher's lock for `hold` unless another holder has it; true when taken.
+    async fn lock(&self, holder: &str, hold: std::time::Duration) -> Result<bool>;
+    async fn unlock(&self, holder: &str) -> Result<()>;
 }
 
 /// An object storage failure, with the HTTP status and error code S3 gave.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! New -> Preparing -+-> Ready -> Active -+-> Completing -> Complete
-//!                   +-> Suspended -> Ready  +-> Pausing -> Paused -> Active
+//!                   +-> Suspended -> Ready  +-> Pausing -> Paused -> Active (Pausing -> Active too)
 //!                   |                       +-> Failing -> Failed
 //! (any non-terminal) -> Cancelling -> Cancelled;  New/Preparing/Suspended/Ready -> Failing
 //! ```
@@ -21,7 +21,7 @@ pub fn next_statuses(from: JobStatus) -> &'static [JobStatus] {
         Suspended => &[Ready, Cancelling, Failing],
         Ready => &[Active, Cancelling, Failing],
         Active => &[Completing, Pausing, Cancelling, Failing],
-        Pausing => &[Paused, Cancelling, Failing],
+        Pausing => &[Paused, Active, Cancelling, Failing],
         Paused => &[Active, Cancelling, Failing],
         Completing => &[Complete, Failing],
         Cancelling => &[Cancelled],

@@ -18,11 +18,12 @@ use std::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
+use super::dispatcher::Dispatcher;
 use super::{encode, fail_job, finalize_if_done, modify, ports_for, send_one, transition_from, Settings};
 use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
-use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, StorageError};
+use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, StorageError, Waiting};
 use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
 
@@ -32,7 +33,8 @@ pub struct Chunker {
     /// manifests) acts as the job's role.
     pub roles: Arc<dyn RoleAccess>,
     pub control: Arc<dyn Queue>,
-    pub chunks: Arc<dyn Queue>,
+    /// Cut chunks go to their job's backlog; the dispatcher releases them by priority.
+    pub dispatcher: Arc<Dispatcher>,
     pub finalize: Arc<dyn Queue>,
     pub settings: Settings,
 }
@@ -56,8 +58,8 @@ impl std::ops::Deref for Acting<'_> {
 /// How much of the manifest's start is read to find the bucket its tasks are in.
 const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
 
-/// SQS SendMessageBatch takes ten messages at a time.
-pub(super) const SEND_BATCH: usize = 10;
+/// Chunks pushed into the backlog at a time (DynamoDB's BatchWriteItem takes 25).
+pub(super) const SEND_BATCH: usize = 25;
 
 /// The job failure for a manifest that cannot be read (or changed under the job).
 pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
@@ -110,6 +112,7 @@ impl Chunker {
                 acting.pass(job, pass, deadline).await
             }
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
+            ControlMessage::Dispatch => self.dispatcher.dispatch().await.map(|_| ()),
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
@@ -366,12 +369,26 @@ impl Chunker {
         Ok(())
     }
 
-    /// Sends the chunk message bodies waiting in `pending`.
+    /// Pushes the chunk message bodies waiting in `pending` (all of one job) into the job's
+    /// backlog, and lets the dispatcher release what the executors have room for.
     pub(super) async fn send(&self, pending: &mut Vec<String>) -> Result<()> {
-        if pending.is_empty() {
-            return Ok(());
+        /// The two members of a chunk message the backlog keys it by.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            job_id: JobId,
+            index: u64,
         }
-        self.chunks.send(std::mem::take(pending)).await
+        let mut job = None;
+        let mut waiting = Vec::with_capacity(pending.len());
+        for body in std::mem::take(pending) {
+            let head: Head = serde_json::from_str(&body).map_err(|e| Error::backend("chunk message", e))?;
+            job = Some(head.job_id);
+            waiting.push(Waiting { index: head.index, body });
+        }
+        match job {
+            Some(job) => self.dispatcher.push(&job, waiting).await,
+            None => Ok(()),
+        }
     }
 
     /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
+use super::dispatcher::Dispatcher;
 use super::limiter::{Aimd, Limiters, Pace};
 use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
@@ -18,6 +19,7 @@ use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
 use crate::ports::{
     now_ms, read_all, ChunkLease, ChunkRecord, JobPorts, JobStore, LeaseOutcome, Queue, RecordOutcome, RoleAccess,
+    Waiting,
 };
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, TaskFailure};
@@ -37,6 +39,8 @@ pub struct Executor {
     pub shutdown: Shutdown,
     /// The adaptive request limits of the jobs running here, by bucket.
     pub limits: Arc<Limiters>,
+    /// Releases the next chunks when one ends; takes back the chunks of a Paused job.
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 /// Why a chunk stopped starting tasks before its end.
@@ -134,6 +138,8 @@ pub enum Disposition {
     Recorded { succeeded: u64, failed: u64 },
     /// Recorded before (a redelivery): nothing done.
     Duplicate,
+    /// The job is Paused: the chunk went back to its backlog, to run when the job resumes.
+    Deferred,
     /// The job does not run chunks in this status (cancelled, failing, ended).
     Skipped(JobStatus),
 }
@@ -416,6 +422,9 @@ impl Executor {
             }
             Err(e) => return Err(e),
         };
+        if job.status == JobStatus::Paused {
+            return self.defer(msg).await;
+        }
         if !job.status.accepts_chunks() {
             info!(job_id = %job.id, chunk = msg.index, status = %job.status, "chunk skipped");
             return Ok(Disposition::Skipped(job.status));
@@ -431,6 +440,7 @@ impl Executor {
         };
         match self.store.start_chunk(&job.id, &lease).await? {
             LeaseOutcome::Started => {}
+            LeaseOutcome::JobClosed(JobStatus::Paused) => return self.defer(msg).await,
             LeaseOutcome::JobClosed(status) => return Ok(Disposition::Skipped(status)),
             LeaseOutcome::Held { until_ms } => {
                 return Err(Error::NotYet {
@@ -447,6 +457,14 @@ impl Executor {
             }
         }
         result
+    }
+
+    /// Puts a chunk of a Paused job back into its backlog.
+    async fn defer(&self, msg: &ChunkMessage) -> Result<Disposition> {
+        let waiting = Waiting { index: msg.index, body: super::encode(msg)? };
+        self.dispatcher.backlog.push(&msg.job_id, vec![waiting]).await?;
+        info!(job_id = %msg.job_id, chunk = msg.index, "chunk of a paused job back in its backlog");
+        Ok(Disposition::Deferred)
     }
 
     /// Runs a claimed chunk's tasks while watching its job, then records what ran.
@@ -539,6 +557,10 @@ impl Executor {
         }
         info!(job_id = %job.id, chunk = msg.index, succeeded, failed, "chunk recorded");
         self.after_recorded(&job.id).await?;
+        // Room for the next chunk; a failed round is made up by the next one or the timer.
+        if let Err(e) = self.dispatcher.dispatch().await {
+            warn!(error = %e, "dispatch after a chunk failed");
+        }
         Ok(Disposition::Recorded { succeeded, failed })
     }
 }

@@ -108,7 +108,8 @@ impl Aimd {
     }
 }
 
-/// A token bucket: `rate` tokens per second, holding at most one second's worth.
+/// A token bucket: `rate` tokens per second, holding at most a fifth of a second's worth (so
+/// a chunk that waited cannot burst much over its share).
 #[derive(Debug)]
 pub struct Pace {
     state: Mutex<(f64, f64, Instant)>,
@@ -131,7 +132,7 @@ impl Pace {
                 let mut s = lock(&self.state);
                 let (rate, tokens, at) = &mut *s;
                 let now = Instant::now();
-                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *rate).min(rate.max(1.0));
+                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *rate).min((*rate / 5.0).max(1.0));
                 *at = now;
                 if *tokens >= 1.0 {
                     *tokens -= 1.0;

@@ -2,6 +2,7 @@
 //! `batchops local` call exactly these.
 
 pub mod chunker;
+pub mod dispatcher;
 pub mod executor;
 pub mod finalizer;
 pub mod intake;

@@ -82,6 +82,8 @@ struct World {
     runner: Arc<FakeRunner>,
     roles: Arc<InMemoryRoles>,
     settings: Settings,
+    /// The chunk queue's depth the dispatcher keeps (large: every chunk released at once).
+    depth: u64,
 }
 
 impl World {
@@ -101,7 +103,17 @@ impl World {
             finalize: Arc::default(),
             runner,
             settings,
+            depth: 1_000_000,
         }
+    }
+
+    fn dispatcher(&self) -> Arc<dispatcher::Dispatcher> {
+        Arc::new(dispatcher::Dispatcher {
+            store: self.store.clone(),
+            backlog: self.store.clone(),
+            chunks: self.chunks.clone(),
+            depth: self.depth,
+        })
     }
 
     fn chunker(&self) -> Chunker {
@@ -109,7 +121,7 @@ impl World {
             store: self.store.clone(),
             roles: self.roles.clone(),
             control: self.control.clone(),
-            chunks: self.chunks.clone(),
+            dispatcher: self.dispatcher(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
         }
@@ -123,6 +135,7 @@ impl World {
             settings: self.settings.clone(),
             shutdown: Default::default(),
             limits: Default::default(),
+            dispatcher: self.dispatcher(),
         }
     }
 
@@ -141,14 +154,19 @@ impl World {
     }
 
     fn spec(&self, manifest: &str, extra: Value) -> Vec<u8> {
-        let etag = self.objects.insert("manifests", "m.csv", manifest.as_bytes().to_vec());
+        self.spec_at("m.csv", manifest, extra)
+    }
+
+    /// A spec whose manifest is `s3://manifests/<key>`.
+    fn spec_at(&self, key: &str, manifest: &str, extra: Value) -> Vec<u8> {
+        let etag = self.objects.insert("manifests", key, manifest.as_bytes().to_vec());
         let mut v = json!({
             "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
             "Priority": 1,
             "RoleArn": "arn:aws:iam::123456789012:role/batch",
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
             "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv", "ETag": etag}},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}},
             "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
                        "Prefix": "r", "ReportScope": "AllTasks"}
         });
@@ -160,23 +178,25 @@ impl World {
 
     /// Plays the event source mappings until every queue is empty.
     async fn drain(&self) {
-        let chunker = self.chunker();
-        let executor = self.executor();
-        let finalizer = self.finalizer();
-        loop {
-            if let Some(m) = self.control.pop() {
-                let msg: ControlMessage = serde_json::from_str(&m).unwrap();
-                chunker.handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
-            } else if let Some(m) = self.chunks.pop() {
-                let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
-                executor.handle(&msg).await.unwrap();
-            } else if let Some(m) = self.finalize.pop() {
-                let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
-                finalizer.handle(&msg).await.unwrap();
-            } else {
-                break;
-            }
+        while self.step().await {}
+    }
+
+    /// Handles one message (control first, then chunks, then finalize), or runs a dispatcher
+    /// round when the queues are empty; false when there was nothing to do.
+    async fn step(&self) -> bool {
+        if let Some(m) = self.control.pop() {
+            let msg: ControlMessage = serde_json::from_str(&m).unwrap();
+            self.chunker().handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
+        } else if let Some(m) = self.chunks.pop() {
+            let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
+            self.executor().handle(&msg).await.unwrap();
+        } else if let Some(m) = self.finalize.pop() {
+            let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
+            self.finalizer().handle(&msg).await.unwrap();
+        } else {
+            return !self.dispatcher().dispatch().await.unwrap().released.is_empty();
         }
+        true
     }
 
     /// Every report row of a job, read back through manifest.json.
@@ -435,6 +455,77 @@ async fn a_key_over_s3s_limit_fails_its_task_saying_how_long_it_is() {
         "{row}"
     );
     assert_eq!(w.runner.total_calls(), 1, "S3 is not asked");
+}
+
+#[tokio::test]
+async fn a_higher_priority_job_overtakes_a_lower_one_which_pauses_then_resumes() {
+    // GIVEN executors with room for two chunks, and a low-priority job of ten chunks running
+    let mut w = World::new(10, Duration::from_secs(60));
+    w.depth = 2;
+    let spec = |n, priority| w.spec_at(&format!("m{priority}.csv"), &manifest(n), json!({ "Priority": priority }));
+    let low = w.intake().create_job(&spec(100, 1), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    assert_eq!(w.chunks.len(), 2, "the queue holds only what the executors need");
+    let status = |id: JobId| {
+        let store = w.store.clone();
+        async move { store.get(&id).await.unwrap().status }
+    };
+    assert_eq!(status(low.clone()).await, JobStatus::Active);
+    // WHEN a job of higher priority arrives
+    let high = w.intake().create_job(&spec(30, 100), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    // THEN the low job, whose chunks hold the room the high job needs, goes Pausing ...
+    assert_eq!(status(low.clone()).await, JobStatus::Pausing);
+    // ... the next chunk that ends makes room for the high job first, and the low one is Paused
+    w.step().await;
+    let j = w.store.get(&low).await.unwrap();
+    assert_eq!(j.status, JobStatus::Paused, "{:?}", j.failure_reasons);
+    // ... the high job completes while the low one waits, which then resumes and completes
+    let mut low_done_when_high_completed = None;
+    let mut low_statuses = vec![JobStatus::Paused];
+    while w.step().await {
+        let s = status(low.clone()).await;
+        if low_statuses.last() != Some(&s) {
+            low_statuses.push(s);
+        }
+        let high_job = w.store.get(&high).await.unwrap();
+        if low_done_when_high_completed.is_none() && high_job.progress.all_chunks_done() {
+            low_done_when_high_completed = Some(w.store.get(&low).await.unwrap().progress.chunks_done);
+        }
+    }
+    let low_chunks = low_done_when_high_completed.expect("the high job ran all its chunks");
+    assert!(low_chunks <= 3, "the low job ran {low_chunks} of its 10 chunks before the high one ran its 3");
+    assert_eq!(low_statuses, vec![JobStatus::Paused, JobStatus::Active, JobStatus::Complete]);
+    for id in [&low, &high] {
+        let job = w.store.get(id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Complete);
+        assert_eq!(w.report_rows(&job).len() as u64, job.progress.total_tasks.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn jobs_of_equal_priority_take_turns() {
+    let mut w = World::new(10, Duration::from_secs(60));
+    w.depth = 2;
+    let a = w.intake().create_job(&w.spec_at("a.csv", &manifest(60), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let b = w.intake().create_job(&w.spec_at("b.csv", &manifest(60), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    // Each chunk that ends lets the next job in turn have the room.
+    let mut order = Vec::new();
+    while let Some(m) = w.chunks.pop() {
+        let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
+        order.push(if msg.job_id == a { 'a' } else { 'b' });
+        w.executor().handle(&msg).await.unwrap();
+    }
+    let first_b = order.iter().position(|c| *c == 'b').unwrap();
+    assert!(first_b <= 3, "b waited for {first_b} of a's chunks: {order:?}");
+    let a_in_first_eight = order.iter().take(8).filter(|c| **c == 'a').count();
+    assert!((3..=5).contains(&a_in_first_eight), "turns: {order:?}");
+    w.drain().await;
+    for id in [&a, &b] {
+        assert_eq!(w.store.get(id).await.unwrap().status, JobStatus::Complete);
+    }
 }
 
 #[tokio::test]
