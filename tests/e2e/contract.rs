@@ -58,7 +58,7 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     got.status = JobStatus::Preparing;
     let stored = store.put(&got).await?;
     assert_eq!(stored.version, 1);
-    assert!(matches!(store.put(&got).await, Err(Error::StatusConflict { actual: JobStatus::Preparing, .. })));
+    assert!(matches!(store.put(&got).await, Err(Error::Conflict { .. })), "a stale version loses");
     let mut active = stored.clone();
     active.status = JobStatus::Active;
     let active = store.put(&active).await?;

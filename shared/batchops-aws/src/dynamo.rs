@@ -27,6 +27,7 @@ use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass,
     RecordOutcome, Waiting,
 };
+use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
 use crate::errors::backend;
@@ -166,47 +167,45 @@ impl DynamoJobStore {
         open: impl Fn(&Job) -> bool,
         lease: Option<(Delete, &str)>,
     ) -> Result<RecordOutcome> {
-        for attempt in 0..8u32 {
-            let gate = self.gate().await;
-            let mut request = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build());
-            if let Some((delete, _)) = &lease {
-                request = request.transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
-            }
-            let result = request.send().await;
-            drop(gate);
-            let e = match result {
-                Ok(_) => return Ok(RecordOutcome::Recorded),
-                Err(e) => e,
-            };
-            if cancellation_codes(&e).is_none() {
-                return Err(backend("TransactWriteItems record", &e));
-            }
-            // Which condition failed decides the answer; read it back rather than rely on the
-            // cancellation reasons (emulators differ in how they fill them).
-            if self.item_exists(id, marker_sk).await? {
-                return Ok(RecordOutcome::AlreadyRecorded);
-            }
-            let job = self.get(id).await?;
-            if !open(&job) {
-                return Ok(RecordOutcome::JobClosed(job.status));
-            }
-            if let Some((_, owner)) = &lease {
-                if self.lease_owner(id, marker_sk).await?.as_deref() != Some(*owner) {
-                    return Ok(RecordOutcome::LeaseLost);
+        let (open, lease, put, update) = (&open, &lease, &put, &update);
+        // Transactions on one job item conflict when recorded at the same moment: tried again.
+        RetryPolicy::backend()
+            .until(format!("record {marker_sk}: the transaction kept conflicting"), |_| async move {
+                let gate = self.gate().await;
+                let mut request = self
+                    .client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                    .transact_items(TransactWriteItem::builder().update(update.clone()).build());
+                if let Some((delete, _)) = lease {
+                    request = request.transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
                 }
-            }
-            let ceiling = 20u64 << attempt;
-            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
-        }
-        Err(Error::Backend {
-            context: format!("record {marker_sk}"),
-            message: "the transaction kept conflicting with other writers".into(),
-            transient: true,
-        })
+                let result = request.send().await;
+                drop(gate);
+                let e = match result {
+                    Ok(_) => return Ok(Some(RecordOutcome::Recorded)),
+                    Err(e) => e,
+                };
+                if cancellation_codes(&e).is_none() {
+                    return Err(backend("TransactWriteItems record", e));
+                }
+                // Which condition failed decides the answer; read it back rather than rely on
+                // the cancellation reasons (emulators differ in how they fill them).
+                if self.item_exists(id, marker_sk).await? {
+                    return Ok(Some(RecordOutcome::AlreadyRecorded));
+                }
+                let job = self.get(id).await?;
+                if !open(&job) {
+                    return Ok(Some(RecordOutcome::JobClosed(job.status)));
+                }
+                if let Some((_, owner)) = lease {
+                    if self.lease_owner(id, marker_sk).await?.as_deref() != Some(*owner) {
+                        return Ok(Some(RecordOutcome::LeaseLost));
+                    }
+                }
+                Ok(None)
+            })
+            .await
     }
 
     /// The owner of the claim on the chunk whose record key is `chunk_sk`.
@@ -225,7 +224,7 @@ impl DynamoJobStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| backend("GetItem claim", &e))?;
+            .map_err(|e| backend("GetItem claim", e))?;
         out.item().map(|item| lease_from_item(index, item)).transpose()
     }
 
@@ -259,7 +258,7 @@ impl DynamoJobStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(backend("DeleteItem claim", &e)),
+            Err(e) => Err(backend("DeleteItem claim", e)),
         }
     }
 
@@ -281,7 +280,7 @@ impl DynamoJobStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| backend("GetItem", &e))?;
+            .map_err(|e| backend("GetItem", e))?;
         Ok(out.item().is_some())
     }
 
@@ -330,26 +329,25 @@ impl DynamoJobStore {
     /// Writes or deletes items 25 at a time, sending back what DynamoDB left unprocessed.
     async fn batch_write(&self, requests: Vec<aws_sdk_dynamodb::types::WriteRequest>) -> Result<()> {
         for batch in requests.chunks(25) {
-            let mut pending = batch.to_vec();
-            for attempt in 0..8u32 {
-                let gate = self.gate().await;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending.clone())
-                    .send()
-                    .await
-                    .map_err(|e| backend("BatchWriteItem", &e));
-                drop(gate);
-                pending = out?.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == 7 {
-                    return Err(Error::backend("BatchWriteItem", format!("{} items left unprocessed", pending.len())));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
+            let pending = std::sync::Mutex::new(batch.to_vec());
+            let pending = &pending;
+            RetryPolicy::backend()
+                .until("BatchWriteItem: items left unprocessed", |_| async move {
+                    let items = pending.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let gate = self.gate().await;
+                    let out = self.client.batch_write_item().request_items(&self.table, items).send().await;
+                    drop(gate);
+                    let left = out
+                        .map_err(|e| backend("BatchWriteItem", e))?
+                        .unprocessed_items()
+                        .and_then(|u| u.get(&self.table))
+                        .cloned()
+                        .unwrap_or_default();
+                    let done = left.is_empty();
+                    *pending.lock().unwrap_or_else(|e| e.into_inner()) = left;
+                    Ok(done.then_some(()))
+                })
+                .await?;
         }
         Ok(())
     }
@@ -377,7 +375,7 @@ impl DynamoJobStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(backend("DeleteItem", &e)),
+            Err(e) => Err(backend("DeleteItem", e)),
         }
     }
 }
@@ -412,7 +410,7 @@ impl Backlog for DynamoJobStore {
             .send()
             .await;
         drop(gate);
-        marked.map_err(|e| backend("UpdateItem runnable", &e))?;
+        marked.map_err(|e| backend("UpdateItem runnable", e))?;
         Ok(())
     }
 
@@ -430,7 +428,7 @@ impl Backlog for DynamoJobStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| backend("Query runnable", &e))?;
+                .map_err(|e| backend("Query runnable", e))?;
             for item in page.items() {
                 out.push((JobId::parse(get_s(item, "sk")?)?, get_n(item, "pushes")));
             }
@@ -453,7 +451,7 @@ impl Backlog for DynamoJobStore {
             .limit(n.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| backend("Query backlog", &e))?;
+            .map_err(|e| backend("Query backlog", e))?;
         page.items()
             .iter()
             .map(|item| {
@@ -504,7 +502,7 @@ impl Backlog for DynamoJobStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(backend("PutItem dispatcher lock", &e)),
+            Err(e) => Err(backend("PutItem dispatcher lock", e)),
         }
     }
 
@@ -571,13 +569,9 @@ impl JobStore for DynamoJobStore {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(|e| backend("GetItem token", &e))?;
+                    .map_err(|e| backend("GetItem token", e))?;
                 let Some(item) = out.item() else {
-                    return Err(Error::Backend {
-                        context: "CreateJob".into(),
-                        message: "transaction cancelled".into(),
-                        transient: true,
-                    });
+                    return Err(Error::backend("CreateJob", "transaction cancelled"));
                 };
                 if get_s(item, "hash")? == request_hash {
                     Ok(CreateOutcome::Existing(JobId::parse(get_s(item, "job_id")?)?))
@@ -585,7 +579,7 @@ impl JobStore for DynamoJobStore {
                     Ok(CreateOutcome::Conflict)
                 }
             }
-            Err(e) => Err(backend("TransactWriteItems create", &e)),
+            Err(e) => Err(backend("TransactWriteItems create", e)),
         }
     }
 
@@ -599,7 +593,7 @@ impl JobStore for DynamoJobStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| backend("GetItem job", &e))?;
+            .map_err(|e| backend("GetItem job", e))?;
         match out.item() {
             Some(item) => Self::job_from_item(item),
             None => Err(Error::JobNotFound { job_id: id.clone() }),
@@ -639,7 +633,7 @@ impl JobStore for DynamoJobStore {
                     q = q.expression_attribute_values(name, s(st.as_str()));
                 }
             }
-            let out = q.send().await.map_err(|e| backend("Query jobs", &e))?;
+            let out = q.send().await.map_err(|e| backend("Query jobs", e))?;
             for item in out.items() {
                 jobs.push(Self::job_from_item(item)?);
             }
@@ -688,14 +682,9 @@ impl JobStore for DynamoJobStore {
                 out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
             ),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                let actual = self.get(&job.id).await?;
-                Err(Error::StatusConflict {
-                    job_id: job.id.clone(),
-                    actual: actual.status,
-                    message: "the job was changed by another writer".into(),
-                })
+                Err(Error::Conflict { job_id: job.id.clone() })
             }
-            Err(e) => Err(backend("UpdateItem job", &e)),
+            Err(e) => Err(backend("UpdateItem job", e)),
         }
     }
 
@@ -783,7 +772,7 @@ impl JobStore for DynamoJobStore {
                 let until_ms = self.lease(id, lease.index).await?.map_or(now_ms() + 1000, |l| l.until_ms);
                 Ok(LeaseOutcome::Held { until_ms })
             }
-            Err(e) => Err(backend("TransactWriteItems claim", &e)),
+            Err(e) => Err(backend("TransactWriteItems claim", e)),
         }
     }
 
@@ -807,7 +796,7 @@ impl JobStore for DynamoJobStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(backend("UpdateItem claim", &e)),
+            Err(e) => Err(backend("UpdateItem claim", e)),
         }
     }
 
@@ -835,7 +824,7 @@ impl JobStore for DynamoJobStore {
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 Err(Error::JobNotFound { job_id: id.clone() })
             }
-            Err(e) => Err(backend("UpdateItem throttle", &e)),
+            Err(e) => Err(backend("UpdateItem throttle", e)),
         }
     }
 
@@ -854,7 +843,7 @@ impl JobStore for DynamoJobStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| backend("Query claims", &e))?;
+                .map_err(|e| backend("Query claims", e))?;
             for item in page.items() {
                 let index = get_s(item, "sk")?.trim_start_matches("RUN#").parse().unwrap_or(u64::MAX);
                 out.push(lease_from_item(index, item)?);
@@ -922,7 +911,7 @@ impl JobStore for DynamoJobStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| backend("Query chunks", &e))?;
+                .map_err(|e| backend("Query chunks", e))?;
             for item in page.items() {
                 if get_s(item, "sk")? == from {
                     continue;

@@ -59,14 +59,15 @@ pub fn transient(status: u16, code: &str) -> bool {
 
 /// A DynamoDB, SQS, STS or IAM failure; throttling and 5xx are transient (the message is
 /// redelivered).
-pub fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub fn backend<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     context: &str,
-    e: &SdkError<E, Response>,
+    e: SdkError<E, Response>,
 ) -> Error {
-    let (status, code, message) = parts(e);
+    let (status, code, message) = parts(&e);
     Error::Backend {
         context: context.to_string(),
         transient: transient(status, &code),
         message: format!("{code}: {message}"),
+        source: Some(std::sync::Arc::new(e)),
     }
 }

@@ -78,7 +78,7 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
     match result {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
-        Err(e) => Err(backend("CreateTable", &e)),
+        Err(e) => Err(backend("CreateTable", e)),
     }
 }
 
@@ -90,7 +90,7 @@ pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -
         .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
         .send()
         .await
-        .map_err(|e| backend("CreateQueue", &e))?;
+        .map_err(|e| backend("CreateQueue", e))?;
     out.queue_url().map(String::from).ok_or_else(|| Error::backend("CreateQueue", "no queue URL"))
 }
 
@@ -106,7 +106,7 @@ pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
         {
             Ok(())
         }
-        Err(e) => Err(backend("CreateBucket", &e)),
+        Err(e) => Err(backend("CreateBucket", e)),
     }
 }
 
@@ -128,7 +128,7 @@ pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) 
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| backend("GetQueueAttributes", &e))?
+        .map_err(|e| backend("GetQueueAttributes", e))?
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or_else(|| Error::backend("GetQueueAttributes", "no QueueArn"))?;

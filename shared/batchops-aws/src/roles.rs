@@ -123,7 +123,7 @@ pub async fn caller_arn(sdk: &SdkConfig) -> Result<String> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| backend("sts:GetCallerIdentity", &e))?;
+        .map_err(|e| backend("sts:GetCallerIdentity", e))?;
     Ok(out.arn().unwrap_or_default().to_string())
 }
 
@@ -145,7 +145,7 @@ impl IamPassRole {
     /// ARN (with its path, which the session ARN leaves out) IAM gives by name.
     async fn principal(&self, caller: &str) -> Result<String> {
         let Some(name) = assumed_role_name(caller) else { return Ok(caller.to_string()) };
-        let out = self.iam.get_role().role_name(name).send().await.map_err(|e| backend("iam:GetRole", &e))?;
+        let out = self.iam.get_role().role_name(name).send().await.map_err(|e| backend("iam:GetRole", e))?;
         Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default())
     }
 }
@@ -161,7 +161,7 @@ impl PassRoleCheck for IamPassRole {
             .resource_arns(role_arn)
             .send()
             .await
-            .map_err(|e| backend("iam:SimulatePrincipalPolicy", &e))?;
+            .map_err(|e| backend("iam:SimulatePrincipalPolicy", e))?;
         let allowed = out
             .evaluation_results()
             .iter()

@@ -52,6 +52,19 @@ pub enum ControlMessage {
     File { job_id: JobId, pass: Pass, part: u64, file: InventoryFile, fields: Vec<ManifestField>, at: FileCheckpoint },
 }
 
+impl ControlMessage {
+    /// The job the message is about (none for a dispatcher round).
+    pub fn job_id(&self) -> Option<&JobId> {
+        match self {
+            ControlMessage::Prepare { job_id }
+            | ControlMessage::Continue { job_id, .. }
+            | ControlMessage::Start { job_id }
+            | ControlMessage::File { job_id, .. } => Some(job_id),
+            ControlMessage::Dispatch => None,
+        }
+    }
+}
+
 /// Where the reading of one inventory file stopped.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {

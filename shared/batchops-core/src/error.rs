@@ -17,18 +17,28 @@ pub enum Error {
     TooLarge { what: String, limit: usize },
     #[error("job {job_id} does not exist")]
     JobNotFound { job_id: JobId },
-    /// An illegal transition, or a conditional write that found the job in another status.
+    /// A transition the state machine does not allow from the job's status.
     #[error("job {job_id} is {actual}; {message}")]
     StatusConflict { job_id: JobId, actual: JobStatus, message: String },
+    /// A conditional write that lost the race: another writer changed the job first. Read it
+    /// again and retry ([`crate::retry::optimistic`]).
+    #[error("job {job_id} was changed by another writer")]
+    Conflict { job_id: JobId },
     /// The caller may not do what it asked (CreateJob without `iam:PassRole` on the role).
     #[error("{message}")]
     AccessDenied { message: String },
     #[error("ClientRequestToken {token} was already used with a different request")]
     Idempotency { token: String },
-    /// A failure of the storage, queue or database behind a port. `transient` tells whether
-    /// retrying the whole message later may help.
+    /// A failure of the storage, queue or database behind a port, with its cause when there
+    /// is one. `transient` tells whether handling the message again later may help.
     #[error("{context}: {message}")]
-    Backend { context: String, message: String, transient: bool },
+    Backend {
+        context: String,
+        message: String,
+        transient: bool,
+        #[source]
+        source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The message cannot be handled now but will be later: hand it back to its queue to be
     /// delivered again after `retry_after` (a chunk another delivery holds, a finalizer
     /// waiting for chunks in flight, a worker shutting down).
@@ -41,8 +51,23 @@ impl Error {
         Error::InvalidField { field: field.into(), message: message.into() }
     }
 
-    pub fn backend(context: impl Into<String>, source: impl std::fmt::Display) -> Self {
-        Error::Backend { context: context.into(), message: source.to_string(), transient: true }
+    /// A transient backend failure described by `message`.
+    pub fn backend(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Backend { context: context.into(), message: message.to_string(), transient: true, source: None }
+    }
+
+    /// A backend failure caused by `source` (kept, for logs and callers that look inside).
+    pub fn caused(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+        transient: bool,
+    ) -> Self {
+        Error::Backend {
+            context: context.into(),
+            message: source.to_string(),
+            transient,
+            source: Some(std::sync::Arc::new(source)),
+        }
     }
 
     /// The S3 Control exception name and HTTP status the API answers with.
@@ -52,6 +77,7 @@ impl Error {
             Error::TooLarge { .. } => ("RequestEntityTooLarge", 413),
             Error::JobNotFound { .. } => ("NotFoundException", 404),
             Error::StatusConflict { .. } => ("JobStatusException", 409),
+            Error::Conflict { .. } => ("TooManyRequestsException", 429),
             Error::Idempotency { .. } => ("IdempotencyException", 409),
             Error::AccessDenied { .. } => ("AccessDeniedException", 403),
             Error::Backend { .. } | Error::NotYet { .. } => ("InternalServiceException", 500),
@@ -63,7 +89,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Backend { transient, .. } => *transient,
-            Error::NotYet { .. } => true,
+            Error::NotYet { .. } | Error::Conflict { .. } => true,
             _ => false,
         }
     }
@@ -74,5 +100,30 @@ impl Error {
             Error::NotYet { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn backend_errors_keep_their_cause_and_say_whether_to_retry() {
+        let io = std::io::Error::other("connection reset");
+        let e = Error::caused("GetItem job", io, true);
+        assert!(e.is_transient());
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("connection reset"));
+        assert!(!Error::caused("GetItem job", std::io::Error::other("denied"), false).is_transient());
+        assert!(!Error::field("Priority", "must be 0-2147483647").is_transient());
+        let raced = Error::Conflict { job_id: JobId::parse("job-12345").unwrap() };
+        assert!(raced.is_transient(), "a lost race is retried");
+        let illegal = Error::StatusConflict {
+            job_id: JobId::parse("job-12345").unwrap(),
+            actual: JobStatus::Complete,
+            message: "it cannot move to Active".into(),
+        };
+        assert!(!illegal.is_transient(), "an illegal transition is not");
+        assert_eq!(illegal.code_and_status(), ("JobStatusException", 409));
     }
 }

@@ -76,11 +76,7 @@ impl JobStore for InMemoryJobStore {
         let mut s = lock(&self.state);
         let stored = s.jobs.get_mut(&job.id).ok_or_else(|| Error::JobNotFound { job_id: job.id.clone() })?;
         if stored.version != job.version {
-            return Err(Error::StatusConflict {
-                job_id: job.id.clone(),
-                actual: stored.status,
-                message: "the job was changed by another writer".into(),
-            });
+            return Err(Error::Conflict { job_id: job.id.clone() });
         }
         let mut next = job.clone();
         next.version += 1;

@@ -138,7 +138,7 @@ pub trait JobStore: Send + Sync {
     /// Jobs newest first, filtered by status when `statuses` is not empty.
     async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage>;
     /// Writes `job` (all but its counters) if the stored version is still `job.version`;
-    /// returns the job as stored, with its version bumped. `Error::StatusConflict` when
+    /// returns the job as stored, with its version bumped. `Error::Conflict` when
     /// another writer changed it first.
     async fn put(&self, job: &Job) -> Result<Job>;
     /// Records a chunk as done, adds its counts to the job and ends the claim `owner` holds
@@ -227,13 +227,18 @@ pub struct StorageError {
     pub message: String,
 }
 
+impl StorageError {
+    /// True when trying again later may help: no answer at all, 5xx, or throttling (429,
+    /// `SlowDown`). The one rule for every storage error that is not a task's.
+    pub fn is_transient(&self) -> bool {
+        self.http_status == 0 || self.http_status >= 500 || self.http_status == 429 || self.code == "SlowDown"
+    }
+}
+
 impl From<StorageError> for crate::Error {
     fn from(e: StorageError) -> Self {
-        crate::Error::Backend {
-            context: "object storage".into(),
-            transient: e.http_status >= 500 || e.http_status == 0 || e.code == "SlowDown",
-            message: e.to_string(),
-        }
+        let transient = e.is_transient();
+        crate::Error::caused("object storage", e, transient)
     }
 }
 
@@ -410,7 +415,8 @@ pub struct RoleError {
 
 impl From<RoleError> for crate::Error {
     fn from(e: RoleError) -> Self {
-        crate::Error::Backend { context: "sts:AssumeRole".into(), message: e.to_string(), transient: e.transient }
+        let transient = e.transient;
+        crate::Error::caused("sts:AssumeRole", e, transient)
     }
 }
 

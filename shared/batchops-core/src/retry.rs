@@ -144,6 +144,46 @@ impl RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// For an optimistic write that lost a race (`Error::Conflict`): many quick tries.
+    pub fn optimistic() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 20,
+            throttle_attempts: 20,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(100),
+        }
+    }
+
+    /// For a backend that asked for a request again (unprocessed batch items, a transaction
+    /// conflict, refused queue entries).
+    pub fn backend() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 8,
+            throttle_attempts: 8,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+
+    /// The one retry loop of the backends: runs `f(attempt)` until it gives `Some`, sleeping
+    /// a jittered backoff between tries; an `Err` stops at once; after the last try, a
+    /// transient error that names `what`.
+    pub async fn until<T, F, Fut>(&self, what: impl std::fmt::Display, mut f: F) -> crate::Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = crate::Result<Option<T>>>,
+    {
+        for attempt in 1..=self.max_attempts.max(1) {
+            if let Some(done) = f(attempt).await? {
+                return Ok(done);
+            }
+            if attempt < self.max_attempts {
+                tokio::time::sleep(self.delay(attempt)).await;
+            }
+        }
+        Err(crate::Error::backend(what.to_string(), format!("still refused after {} attempts", self.max_attempts)))
+    }
+
     /// Runs a batch of `n` tasks with `f(indexes)` (one outcome per index, in order) and runs
     /// again only the tasks that failed transiently, until none is left or attempts run out.
     pub async fn run_batch<F, Fut>(&self, n: usize, mut f: F) -> Vec<Outcome>
@@ -231,6 +271,35 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), vec![vec![0, 1, 2], vec![2], vec![2]]);
         assert!(matches!(&out[0], Outcome::Succeeded { .. }));
         assert!(matches!(&out[2], Outcome::Failed(f) if f.error_code == "SlowDown"));
+    }
+
+    #[tokio::test]
+    async fn until_retries_with_backoff_stops_on_an_error_and_gives_up_transiently() {
+        let p = RetryPolicy {
+            max_attempts: 4,
+            throttle_attempts: 4,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        };
+        let tries = AtomicU32::new(0);
+        let got = p
+            .until("thing", |attempt| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async move { Ok((attempt == 3).then_some(attempt)) }
+            })
+            .await
+            .unwrap();
+        assert_eq!((got, tries.load(Ordering::SeqCst)), (3, 3));
+        let gave_up = p.until("thing", |_| async { Ok(None::<()>) }).await.unwrap_err();
+        assert!(gave_up.is_transient() && gave_up.to_string().contains("thing: still refused after 4 attempts"));
+        tries.store(0, Ordering::SeqCst);
+        let stopped = p
+            .until("thing", |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async { Err::<Option<()>, _>(crate::Error::field("X", "bad")) }
+            })
+            .await;
+        assert!(stopped.is_err() && tries.load(Ordering::SeqCst) == 1, "an error stops at once");
     }
 
     #[tokio::test]

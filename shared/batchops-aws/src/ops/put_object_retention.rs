@@ -43,7 +43,7 @@ pub(crate) async fn check_bucket(
         Err(e) => {
             let (status, code, message) = parts(&e);
             if status >= 500 || status == 0 {
-                return Err(backend("GetObjectLockConfiguration", &e));
+                return Err(backend("GetObjectLockConfiguration", e));
             }
             let reason = if code == "ObjectLockConfigurationNotFoundError" {
                 not_enabled()

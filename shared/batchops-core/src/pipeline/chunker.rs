@@ -81,16 +81,23 @@ pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> 
     }
 }
 
-/// A storage error while preparing: transient ones are tried again (the message comes back),
-/// others fail the job with `failure`.
-pub(super) fn transient(e: &StorageError) -> bool {
-    e.http_status >= 500 || e.http_status == 0 || e.code == "SlowDown"
-}
-
 impl Chunker {
     /// Handles one control message. `deadline` is when this invocation must have handed its
     /// work on. An `Err` means the message should be delivered again.
     pub async fn handle(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
+        let job_id = msg.job_id().cloned();
+        match (self.handle_message(msg, deadline).await, job_id) {
+            // Delivering it again cannot help: the job fails now, naming the error, instead of
+            // waiting in Preparing while the message goes to the dead-letter queue.
+            (Err(e), Some(id)) if !e.is_transient() && !matches!(e, Error::JobNotFound { .. }) => {
+                let failure = JobFailure::new("PreparationFailed", format!("Preparing the job failed: {e}"));
+                fail_job(&*self.store, &*self.finalize, &id, failure).await
+            }
+            (result, _) => result,
+        }
+    }
+
+    async fn handle_message(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
         let deadline = deadline.min(Instant::now() + self.settings.time_budget);
         match msg {
             ControlMessage::Prepare { job_id } => self.prepare(&job_id, deadline).await,
@@ -190,7 +197,7 @@ impl Acting<'_> {
                     );
                     return self.fail(id, JobFailure::new("ManifestETagMismatch", reason)).await;
                 }
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return self.fail(id, read_failure(m, &e)).await,
             }
         }
@@ -296,7 +303,7 @@ impl Acting<'_> {
             match self.objects.read(&m.bucket, &m.key, m.version_id.as_deref(), from.offset, None, Some(&m.etag)).await
             {
                 Ok(s) => s,
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
         let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
@@ -304,7 +311,7 @@ impl Acting<'_> {
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
@@ -400,7 +407,7 @@ impl Chunker {
         job.checkpoint = checkpoint.clone();
         match self.store.put(&job).await {
             Ok(_) => {}
-            Err(Error::StatusConflict { .. }) => {
+            Err(Error::Conflict { .. }) => {
                 // Someone else wrote the job: go on only if it is still ours to prepare.
                 let mut fresh = self.store.get(&id).await?;
                 if fresh.status != status || fresh.checkpoint != from {

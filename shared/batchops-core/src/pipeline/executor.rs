@@ -347,7 +347,7 @@ impl Executor {
         };
         let buf = match read {
             Ok(buf) => buf,
-            Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             // The manifest changed or vanished under the job: its tasks can no longer be known.
             Err(e) => return self.fail(&job.id, super::chunker::read_failure(m, &e)).await.map(|_| None),
         };
@@ -526,7 +526,7 @@ impl Executor {
             for f in &files {
                 match ports.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
                     Ok(()) => {}
-                    Err(e) if e.http_status >= 500 || e.http_status == 0 => return Err(e.into()),
+                    Err(e) if e.is_transient() => return Err(e.into()),
                     Err(e) => {
                         // Running tasks whose results cannot be reported would lose track of them.
                         let reason = format!("The job report could not be written to s3://{}: {e}", target.bucket);

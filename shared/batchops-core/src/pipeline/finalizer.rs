@@ -99,7 +99,11 @@ impl Finalizer {
     /// Writes `manifest.json` when the report is enabled and any task ran. A report bucket that
     /// refuses the write does not fail the job (S3 behaves the same) but is recorded.
     async fn write_report(&self, job: &Job) -> Result<Option<JobFailure>> {
-        let valid = job.spec.validate()?;
+        let valid = match job.spec.validate() {
+            Ok(v) => v,
+            // Never the case for a job intake accepted; the job still ends, without a report.
+            Err(e) => return Ok(Some(JobFailure::new("ReportWriteFailed", format!("No report: {e}")))),
+        };
         let Some(target) = valid.report else {
             return Ok(None);
         };
@@ -120,7 +124,7 @@ impl Finalizer {
                 Ok(None)
             }
             Err(Failed::Store(e)) => Err(e),
-            Err(Failed::Write(e)) if e.http_status >= 500 || e.http_status == 0 => Err(Error::from(e)),
+            Err(Failed::Write(e)) if e.is_transient() => Err(Error::from(e)),
             Err(Failed::Write(e)) => {
                 warn!(job_id = %job.id, error = %e, "report could not be written");
                 Ok(Some(JobFailure::new(

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::{transient, Acting};
+use super::chunker::Acting;
 use std::borrow::Cow;
 
 use crate::chunk::RowBatch;
@@ -140,7 +140,7 @@ impl Acting<'_> {
                 match self.objects.tags(&g.source_bucket, &o.key, version).await {
                     Ok(t) => t,
                     Err(e) if e.http_status == 404 => return Ok(Decision::Skip),
-                    Err(e) if transient(&e) => return Err(e.into()),
+                    Err(e) if e.is_transient() => return Err(e.into()),
                     Err(e) => return Ok(Decision::Fail(generation_failed(&g.source_bucket, "Reading tags in", &e))),
                 }
             } else {
@@ -156,7 +156,7 @@ impl Acting<'_> {
                 // An SSE-C object answers a HEAD without its key with 400.
                 Err(e) if e.http_status == 400 => None,
                 Err(e) if e.http_status == 404 => return Ok(Decision::Skip),
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return Ok(Decision::Fail(generation_failed(&g.source_bucket, "HeadObject in", &e))),
             };
             if !f.matches_head(head.as_ref()) {
@@ -229,13 +229,13 @@ impl Acting<'_> {
         let bucket = g.source_bucket.as_str();
         let versioned = match self.objects.versioned(bucket).await {
             Ok(v) => v,
-            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the versioning of", &e)).await,
         };
         let rules = if g.filter.eligible_for_replication {
             match self.objects.replication_rules(bucket).await {
                 Ok(r) => r,
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await,
             }
         } else {
@@ -261,7 +261,7 @@ impl Acting<'_> {
             };
             let page = match self.objects.list(&req).await {
                 Ok(p) => p,
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return self.fail(&id, generation_failed(bucket, "Listing", &e)).await,
             };
             // The page's objects are decided together (HEAD and tag requests, DECIDE_AT_ONCE

@@ -127,35 +127,43 @@ pub async fn transition_from(
     to: JobStatus,
     change: impl Fn(&mut Job),
 ) -> Result<std::result::Result<Job, Job>> {
-    for _ in 0..20 {
-        let job = store.get(id).await?;
-        if !from.contains(&job.status) {
-            return Ok(Err(job));
-        }
-        match transition(store, job, to, &change).await {
-            Ok(j) => return Ok(Ok(j)),
-            Err(Error::StatusConflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
+    RetryPolicy::optimistic()
+        .until(format!("job {id}: concurrent updates"), |_| async {
+            let job = store.get(id).await?;
+            if !from.contains(&job.status) {
+                return Ok(Some(Err(job)));
+            }
+            match transition(store, job, to, &change).await {
+                Ok(j) => Ok(Some(Ok(j))),
+                Err(Error::Conflict { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
 }
 
 /// Re-reads the job and writes `change` to it (without changing its status), retrying when
 /// another writer got in between. `change` returns false to leave the job as it is.
-pub async fn modify(store: &dyn JobStore, id: &JobId, mut change: impl FnMut(&mut Job) -> bool) -> Result<Option<Job>> {
-    for _ in 0..20 {
-        let mut job = store.get(id).await?;
-        if !change(&mut job) {
-            return Ok(None);
-        }
-        match store.put(&job).await {
-            Ok(j) => return Ok(Some(j)),
-            Err(Error::StatusConflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::Backend { context: format!("job {id}"), message: "too many concurrent updates".into(), transient: true })
+pub async fn modify(store: &dyn JobStore, id: &JobId, change: impl FnMut(&mut Job) -> bool) -> Result<Option<Job>> {
+    // Called once per try, never across an await.
+    let change = std::sync::Mutex::new(change);
+    RetryPolicy::optimistic()
+        .until(format!("job {id}: concurrent updates"), |_| {
+            let change = &change;
+            async move {
+                let mut job = store.get(id).await?;
+                let keep = (change.lock().unwrap_or_else(|e| e.into_inner()))(&mut job);
+                if !keep {
+                    return Ok(Some(None));
+                }
+                match store.put(&job).await {
+                    Ok(j) => Ok(Some(Some(j))),
+                    Err(Error::Conflict { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
 }
 
 /// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::{object_read_failure, read_failure, transient, Acting, SEND_BATCH};
+use super::chunker::{object_read_failure, read_failure, Acting, SEND_BATCH};
 use super::{encode, modify};
 use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, RowBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
@@ -83,7 +83,7 @@ impl Acting<'_> {
         };
         let json = match read {
             Ok(json) => json,
-            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
                 self.fail(id, read_failure(m, &e)).await?;
                 return Ok(None);
@@ -149,7 +149,7 @@ impl Acting<'_> {
     async fn verify(&self, file: &InventoryFile) -> Result<std::result::Result<String, JobFailure>> {
         let head = match self.objects.head(&file.bucket, &file.key, None).await {
             Ok(h) => h,
-            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
         };
         let mismatch = |actual: &str| {
@@ -166,14 +166,14 @@ impl Acting<'_> {
         }
         let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&head.etag)).await {
             Ok(s) => s,
-            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
         };
         let mut md5 = Md5::new();
         while let Some(piece) = stream.next().await {
             match piece {
                 Ok(p) => md5.update(&p),
-                Err(e) if transient(&e) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
             }
         }
@@ -220,7 +220,7 @@ impl Acting<'_> {
         let fail_read = |e: &crate::ports::StorageError| object_read_failure(&file.bucket, &file.key, e);
         let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
             Ok(s) => s,
-            Err(e) if transient(&e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return self.fail(id, fail_read(&e)).await,
         };
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
@@ -239,7 +239,7 @@ impl Acting<'_> {
             if input.is_empty() {
                 match stream.next().await {
                     Some(Ok(piece)) => input = piece,
-                    Some(Err(e)) if transient(&e) => return Err(e.into()),
+                    Some(Err(e)) if e.is_transient() => return Err(e.into()),
                     Some(Err(e)) => return self.fail(id, fail_read(&e)).await,
                     None => {
                         if let Err(e) = gunzip.try_finish() {

@@ -458,6 +458,59 @@ async fn a_key_over_s3s_limit_fails_its_task_saying_how_long_it_is() {
 }
 
 #[tokio::test]
+async fn a_permanent_error_while_preparing_fails_the_job_at_once() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(5), json!({})), Caller::Unknown).await.unwrap();
+    // A stored spec that no longer validates: delivering the message again cannot help.
+    modify(&*w.store, &id, |j| {
+        j.spec.role_arn = Some("not a role".into());
+        true
+    })
+    .await
+    .unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reasons[0].failure_code, "PreparationFailed");
+    assert!(job.failure_reasons[0].failure_reason.contains("RoleArn"), "{:?}", job.failure_reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_illegal_transition_is_refused_at_once_and_a_lost_race_is_retried() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(5), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    // Complete -> Active is not a transition: refused without retrying 20 times.
+    let refused = transition(&*w.store, w.store.get(&id).await.unwrap(), JobStatus::Active, |_| {}).await;
+    assert!(matches!(refused, Err(Error::StatusConflict { actual: JobStatus::Complete, .. })), "{refused:?}");
+    // A stale copy loses the race; modify() re-reads and wins.
+    let stale = w.store.get(&id).await.unwrap();
+    modify(&*w.store, &id, |j| {
+        j.priority = 7;
+        true
+    })
+    .await
+    .unwrap();
+    assert!(matches!(w.store.put(&stale).await, Err(Error::Conflict { .. })));
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let changed = modify(&*w.store, &id, |j| {
+        // The first try loses a race against a writer that got in between.
+        if tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            let mut other = j.clone();
+            other.priority = 8;
+            let put = w.store.put(&other);
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(put)).unwrap();
+        }
+        j.priority = 9;
+        true
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((changed.priority, tries.into_inner()), (9, 2));
+}
+
+#[tokio::test]
 async fn a_higher_priority_job_overtakes_a_lower_one_which_pauses_then_resumes() {
     // GIVEN executors with room for two chunks, and a low-priority job of ten chunks running
     let mut w = World::new(10, Duration::from_secs(60));
