@@ -36,3 +36,6 @@ pub mod spec;
 pub mod state;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod proptests;

@@ -37,7 +37,7 @@ pub struct BadLine {
 pub type ParsedLine = Result<ManifestEntry, BadLine>;
 
 /// Splits one CSV record (RFC 4180 quoting, no embedded line breaks) into its columns.
-fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
+pub(crate) fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
     Fields { line, at: 0, done: false }.collect()
 }
 
