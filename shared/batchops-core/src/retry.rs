@@ -79,6 +79,20 @@ pub enum Outcome {
     Failed(TaskFailure),
 }
 
+/// The failed attempts of one task so far, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tries {
+    pub throttles: u32,
+    pub errors: u32,
+}
+
+impl Tries {
+    /// Attempts made, for the backoff.
+    pub fn total(&self) -> u32 {
+        self.throttles + self.errors
+    }
+}
+
 /// Exponential backoff with full jitter, bounded in attempts and in delay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -117,10 +131,21 @@ impl RetryPolicy {
         self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay)
     }
 
-    /// Whether a task that failed with `fail` on attempt `attempt` gets another.
-    pub fn again(&self, fail: &TaskFailure, attempt: u32) -> bool {
-        let budget = if fail.is_throttle() { self.throttle_attempts.max(self.max_attempts) } else { self.max_attempts };
-        fail.class == FailureClass::Transient && attempt < budget
+    /// Counts `fail` in `tries` and says whether the task gets another attempt: throttles
+    /// and other transient failures each have their own budget, so a task that was mostly
+    /// throttled still gets its `max_attempts` for errors (and the other way round).
+    pub fn again(&self, fail: &TaskFailure, tries: &mut Tries) -> bool {
+        if fail.class != FailureClass::Transient {
+            return false;
+        }
+        let (used, budget) = if fail.is_throttle() {
+            tries.throttles += 1;
+            (tries.throttles, self.throttle_attempts)
+        } else {
+            tries.errors += 1;
+            (tries.errors, self.max_attempts)
+        };
+        used < budget
     }
 
     /// Runs `f` until it succeeds, fails permanently, or runs out of attempts.
@@ -129,13 +154,12 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Outcome>,
     {
-        let mut attempt = 1;
+        let mut tries = Tries::default();
         loop {
             let outcome = f().await;
             match &outcome {
-                Outcome::Failed(fail) if self.again(fail, attempt) => {
-                    tokio::time::sleep(self.delay(attempt)).await;
-                    attempt += 1;
+                Outcome::Failed(fail) if self.again(fail, &mut tries) => {
+                    tokio::time::sleep(self.delay(tries.total())).await;
                 }
                 _ => return outcome,
             }
@@ -192,21 +216,22 @@ impl RetryPolicy {
         Fut: std::future::Future<Output = Vec<Outcome>>,
     {
         let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut tries: Vec<Tries> = vec![Tries::default(); n];
         let mut pending: Vec<usize> = (0..n).collect();
-        let mut attempt = 1;
+        let mut round = 1;
         while !pending.is_empty() {
             let outcomes = f(pending.clone()).await;
             let mut again = Vec::new();
             for (i, outcome) in pending.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Failed(fail) if self.again(&fail, attempt) => again.push(*i),
+                    Outcome::Failed(fail) if self.again(&fail, &mut tries[*i]) => again.push(*i),
                     other => results[*i] = Some(other),
                 }
             }
             pending = again;
             if !pending.is_empty() {
-                tokio::time::sleep(self.delay(attempt)).await;
-                attempt += 1;
+                tokio::time::sleep(self.delay(round)).await;
+                round += 1;
             }
         }
         results
@@ -327,6 +352,20 @@ mod tests {
         })
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        // Throttles do not use up the budget of errors: 5 throttles then 2 errors, then success.
+        calls.store(0, Ordering::SeqCst);
+        let out = p
+            .run(|| async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0..=4 => Outcome::Failed(TaskFailure::transient(503, "SlowDown", "")),
+                    5 | 6 => Outcome::Failed(TaskFailure::transient(500, "InternalError", "")),
+                    _ => Outcome::Succeeded { message: "ok".into() },
+                }
+            })
+            .await;
+        assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 8);
 
         calls.store(0, Ordering::SeqCst);
         let out = p

@@ -3,7 +3,7 @@
 //! parallel) that keeps the source's metadata, tags, storage class and checksum algorithm,
 //! and aborts its upload when it fails or runs out of time, so that no parts are left.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{
@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use batchops_core::ops::{CopyObject, Task, TaskTarget};
-use batchops_core::retry::TaskFailure;
+use batchops_core::retry::{RetryPolicy, TaskFailure, Tries};
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
@@ -305,7 +305,8 @@ async fn multipart(
     let created = req.send().await.map_err(|e| task(&e))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
 
-    let copied = copy_parts(r, op, t, target_key, head, &upload_id, part, parts, deadline).await;
+    let upload = Upload { key: target_key, id: &upload_id, part_size: part, parts, deadline };
+    let copied = copy_parts(r, op, t, head, &upload).await;
     let result = match copied {
         Ok(done) => {
             let upload = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
@@ -333,33 +334,48 @@ async fn multipart(
     result
 }
 
+/// A multipart upload in progress: where it goes, its parts, and when it must be done.
+#[derive(Clone, Copy)]
+struct Upload<'a> {
+    key: &'a str,
+    id: &'a str,
+    part_size: u64,
+    parts: usize,
+    deadline: Instant,
+}
+
 /// Aborts a multipart upload so that no parts are left behind (tried a few times).
 async fn abort(client: &aws_sdk_s3::Client, bucket: &str, key: &str, upload_id: &str) {
-    for attempt in 1..=3u32 {
-        match client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await {
-            Ok(_) => return,
-            Err(e) => {
-                warn!(bucket, key, upload_id, attempt, error = %task(&e).message, "could not abort a multipart upload");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::backend() };
+    let aborted = policy
+        .until("AbortMultipartUpload", |attempt| async move {
+            match client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await {
+                Ok(_) => Ok(Some(())),
+                Err(e) => {
+                    warn!(bucket, key, upload_id, attempt, error = %task(&e).message, "could not abort a multipart upload");
+                    Ok(None)
+                }
             }
-        }
+        })
+        .await;
+    if aborted.is_err() {
+        warn!(
+            bucket,
+            key, upload_id, "multipart upload left behind: a lifecycle rule on incomplete uploads removes it"
+        );
     }
 }
 
 /// Copies every part, `part_concurrency` at a time, each retried on transient errors.
 /// `Err(None)`: the deadline came first.
-#[allow(clippy::too_many_arguments)]
 async fn copy_parts(
     r: &S3OperationRunner,
     op: &CopyObject,
     t: &TaskTarget,
-    target_key: &str,
     head: &SourceHead,
-    upload_id: &str,
-    part: u64,
-    parts: usize,
-    deadline: Instant,
+    upload: &Upload<'_>,
 ) -> Result<Vec<CompletedPart>, Option<TaskFailure>> {
+    let Upload { key: target_key, id: upload_id, part_size: part, parts, deadline } = *upload;
     let source = copy_source(t);
     let size = head.size;
     let one = |n: usize| {
@@ -367,7 +383,7 @@ async fn copy_parts(
         async move {
             let first = n as u64 * part;
             let last = (first + part).min(size).saturating_sub(1);
-            let mut attempt = 1;
+            let mut tries = Tries::default();
             loop {
                 if Instant::now() >= deadline {
                     return Err(None);
@@ -402,14 +418,13 @@ async fn copy_parts(
                     }
                     Ok(Err(e)) => task(&e),
                 };
-                if !r.retry.again(&failure, attempt) {
+                if !r.retry.again(&failure, &mut tries) {
                     return Err(Some(TaskFailure {
                         message: format!("part {} of {parts}: {}", n + 1, failure.message),
                         ..failure
                     }));
                 }
-                tokio::time::sleep(r.retry.delay(attempt)).await;
-                attempt += 1;
+                tokio::time::sleep(r.retry.delay(tries.total())).await;
             }
         }
     };
