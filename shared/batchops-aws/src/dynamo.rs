@@ -236,30 +236,7 @@ impl DynamoJobStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<()> {
-        let gate = self.gate().await;
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s(run_sk(index)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(
-                [("#o", "owner"), ("#u", "until")]
-                    .into_iter()
-                    .filter(|(name, _)| condition.contains(name))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ))
-            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
-            .send()
-            .await;
-        drop(gate);
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(backend("DeleteItem claim", e)),
-        }
+        self.delete_if(job_pk(id), run_sk(index), condition, values).await
     }
 
     /// A condition on the job's status being one of `statuses`, as (expression, values).
@@ -352,7 +329,8 @@ impl DynamoJobStore {
         Ok(())
     }
 
-    /// A conditional delete that finds its condition false is not an error.
+    /// A conditional delete that finds its condition false is not an error. `#o` and `#u` in
+    /// the condition name a claim's `owner` and `until`.
     async fn delete_if(
         &self,
         pk: String,
@@ -360,6 +338,11 @@ impl DynamoJobStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<()> {
+        let names: HashMap<String, String> = [("#o", "owner"), ("#u", "until")]
+            .into_iter()
+            .filter(|(name, _)| condition.contains(name))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let gate = self.gate().await;
         let result = self
             .client
@@ -368,6 +351,7 @@ impl DynamoJobStore {
             .key("pk", s(pk))
             .key("sk", s(sk))
             .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
             .send()
             .await;

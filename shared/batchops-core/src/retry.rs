@@ -246,6 +246,16 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// A policy without delays: `errors` attempts for errors, `throttles` for throttling.
+    fn instant(errors: u32, throttles: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: errors,
+            throttle_attempts: throttles,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
+    }
+
     #[test]
     fn s3_errors_are_classified_by_code_and_status() {
         assert_eq!(TaskFailure::classify(503, "SlowDown", "").class, FailureClass::Transient);
@@ -272,12 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_retry_only_their_transient_failures() {
-        let p = RetryPolicy {
-            max_attempts: 3,
-            throttle_attempts: 3,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        };
+        let p = instant(3, 3);
         let calls = std::sync::Mutex::new(Vec::new());
         let out = p
             .run_batch(3, |idx| {
@@ -300,12 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn until_retries_with_backoff_stops_on_an_error_and_gives_up_transiently() {
-        let p = RetryPolicy {
-            max_attempts: 4,
-            throttle_attempts: 4,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        };
+        let p = instant(4, 4);
         let tries = AtomicU32::new(0);
         let got = p
             .until("thing", |attempt| {
@@ -329,12 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_a_bounded_number_of_times() {
-        let p = RetryPolicy {
-            max_attempts: 3,
-            throttle_attempts: 6,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        };
+        let p = instant(3, 6);
         let calls = AtomicU32::new(0);
         let out = p
             .run(|| async {

@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
 use super::dispatcher::Dispatcher;
-use super::limiter::{Aimd, Limiters, Pace};
+use super::limiter::{observe, Flow, Limiters};
 use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
 use crate::chunk::{decode_rows, is_blank, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
@@ -22,7 +22,7 @@ use crate::ports::{
     Waiting,
 };
 use crate::report::{render_chunk, ResultRow};
-use crate::retry::{Outcome, TaskFailure};
+use crate::retry::{Outcome, RetryPolicy, TaskFailure};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
 
@@ -77,58 +77,105 @@ struct ChunkRun<'a> {
     deadline: Instant,
     stop: &'a StopFlag,
     flow: &'a Flow<'a>,
+    shutdown: &'a Shutdown,
 }
 
-/// Flow control of one chunk: the process's adaptive limits per bucket of its job, and its
-/// share of the job's `MaxTasksPerSecond`.
-struct Flow<'a> {
-    limits: &'a Limiters,
-    job: &'a JobId,
-    /// The most requests in flight per bucket (the chunk's task concurrency).
-    max: usize,
-    pace: Pace,
-    limited: std::sync::atomic::AtomicBool,
-}
-
-impl<'a> Flow<'a> {
-    fn new(limits: &'a Limiters, job: &'a JobId, max: usize) -> Self {
-        Flow { limits, job, max: max.max(1), pace: Pace::new(0.0), limited: Default::default() }
-    }
-
-    fn aimd(&self, bucket: &str) -> Arc<Aimd> {
-        self.limits.for_bucket(self.job, bucket, self.max)
-    }
-
-    /// Waits until `n` more tasks may start under the job's rate.
-    async fn pace(&self, n: usize) {
-        if self.limited.load(std::sync::atomic::Ordering::Relaxed) {
-            for _ in 0..n {
-                self.pace.take().await;
-            }
+impl ChunkRun<'_> {
+    fn task(&self, e: &ManifestEntry) -> Task {
+        Task {
+            target: e.target.clone(),
+            encoded_key: e.encoded_key.clone(),
+            id: task_id(self.job_id, self.part, e.line),
+            job_id: self.job_id.to_string(),
+            deadline: self.deadline,
         }
     }
 
-    /// Takes this chunk's share of the job's rate: the rate over the chunks running now.
-    async fn share(&self, store: &dyn JobStore, job: &Job) -> Result<()> {
-        let Some(rate) = job.max_tasks_per_second else {
-            self.limited.store(false, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        };
-        let now = now_ms();
-        let running = store.chunk_leases(&job.id).await?.iter().filter(|l| l.live(now)).count().max(1);
-        self.pace.set_rate(rate as f64 / running as f64);
-        self.limited.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    /// A task starts only while the chunk has not been stopped; one that does not start is
+    /// not in the report (S3 reports the tasks that ran).
+    fn stopped(&self) -> bool {
+        if self.shutdown.begun() {
+            self.stop.set(Stop::Shutdown);
+        }
+        self.stop.get().is_some()
+    }
+
+    /// Runs task `i`: paced, under its bucket's limit, retried.
+    async fn one(&self, retry: &RetryPolicy, i: usize, t: Task) -> Vec<(usize, Outcome)> {
+        self.flow.pace(1).await;
+        if self.stopped() {
+            return Vec::new();
+        }
+        let (runner, op, aimd) = (&self.ports.runner, self.op, self.flow.aimd(&t.target.bucket));
+        let outcome = retry
+            .run(|| async {
+                let _slot = aimd.acquire().await;
+                observe(&aimd, runner.run(op, &t).await)
+            })
+            .await;
+        vec![(i, outcome)]
+    }
+
+    /// Runs the tasks `idx` of one bucket through the operation's batch API.
+    async fn group(
+        &self,
+        retry: &RetryPolicy,
+        bucket: String,
+        idx: Vec<usize>,
+        tasks: Vec<Task>,
+    ) -> Vec<(usize, Outcome)> {
+        self.flow.pace(tasks.len()).await;
+        if self.stopped() {
+            return Vec::new();
+        }
+        let (runner, op, aimd, tasks) = (&self.ports.runner, self.op, self.flow.aimd(&bucket), &tasks);
+        let out = retry
+            .run_batch(tasks.len(), |pending| {
+                let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
+                let aimd = aimd.clone();
+                async move {
+                    let _slot = aimd.acquire().await;
+                    let out = runner.run_batch(op, &subset).await;
+                    out.into_iter().map(|o| observe(&aimd, o)).collect()
+                }
+                .boxed()
+            })
+            .await;
+        idx.into_iter().zip(out).collect()
     }
 }
 
-/// Tells the limiter how a request went.
-fn observe(aimd: &Aimd, outcome: Outcome) -> Outcome {
-    match &outcome {
-        Outcome::Failed(f) if f.is_throttle() => aimd.on_throttle(true),
-        _ => aimd.on_success(),
+/// The indexes `pending` grouped by bucket, manifest order kept within a group, at most
+/// `batch` per group.
+fn by_bucket(parsed: &[ParsedLine], pending: &[usize], batch: usize) -> Vec<(String, Vec<usize>)> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for &i in pending {
+        let Ok(e) = &parsed[i] else { continue };
+        match groups.iter_mut().find(|(b, idx)| *b == e.target.bucket && idx.len() < batch) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((e.target.bucket.clone(), vec![i])),
+        }
     }
-    outcome
+    groups
+}
+
+/// The report rows of a chunk in manifest order: bad lines, and tasks with their outcome.
+/// A task without one did not start; when the chunk ran `whole` that cannot be, and the row
+/// says so rather than vanish.
+fn rows(parsed: Vec<ParsedLine>, outcomes: Vec<Option<Outcome>>, whole: bool) -> Vec<ResultRow> {
+    parsed
+        .into_iter()
+        .zip(outcomes)
+        .filter_map(|(p, o)| match (p, o) {
+            (Err(bad), _) => Some(ResultRow::bad_line(bad)),
+            (Ok(entry), Some(outcome)) => Some(ResultRow::task(entry, outcome)),
+            (Ok(_), None) if !whole => None,
+            (Ok(entry), None) => Some(ResultRow::task(
+                entry,
+                Outcome::Failed(TaskFailure::permanent(500, "InternalError", "task did not run")),
+            )),
+        })
+        .collect()
 }
 
 /// What became of a chunk message.
@@ -166,117 +213,31 @@ impl Executor {
     /// Runs the chunk's tasks (bad lines become failed rows) and returns the rows in
     /// manifest order. Operations with a batch API get the tasks of one bucket together.
     async fn run_tasks(&self, run: &ChunkRun<'_>, parsed: Vec<ParsedLine>) -> Vec<ResultRow> {
-        let task = |e: &ManifestEntry| Task {
-            target: e.target.clone(),
-            encoded_key: e.encoded_key.clone(),
-            id: task_id(run.job_id, run.part, e.line),
-            job_id: run.job_id.to_string(),
-            deadline: run.deadline,
-        };
-        let (runner, op, stop) = (&run.ports.runner, run.op, run.stop);
         let retry = &self.settings.retry;
-        let concurrency = self.settings.task_concurrency.max(1);
-        let batch = op.batch_size();
-        // A task starts only while the chunk has not been stopped; one that does not start is
-        // not in the report (S3 reports the tasks that ran).
-        let stopped = || {
-            if self.shutdown.begun() {
-                stop.set(Stop::Shutdown);
-            }
-            stop.get().is_some()
-        };
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; parsed.len()];
+        let batch = run.op.batch_size();
         // S3 would refuse these keys; say why without asking it.
-        for (i, p) in parsed.iter().enumerate() {
-            if let Ok(e) = p {
-                outcomes[i] = key_too_long(&e.target.key);
-            }
-        }
-        let mut runs: Vec<BoxFuture<'_, Vec<(usize, Outcome)>>> = Vec::new();
-        if batch <= 1 {
-            for (i, p) in parsed.iter().enumerate() {
-                let Ok(e) = p else { continue };
-                if outcomes[i].is_some() {
-                    continue;
-                }
-                let t = task(e);
-                runs.push(
-                    async move {
-                        run.flow.pace(1).await;
-                        if stopped() {
-                            return Vec::new();
-                        }
-                        let aimd = run.flow.aimd(&t.target.bucket);
-                        let outcome = retry
-                            .run(|| async {
-                                let _slot = aimd.acquire().await;
-                                observe(&aimd, runner.run(op, &t).await)
-                            })
-                            .await;
-                        vec![(i, outcome)]
-                    }
-                    .boxed(),
-                );
-            }
+        let mut outcomes: Vec<Option<Outcome>> =
+            parsed.iter().map(|p| p.as_ref().ok().and_then(|e| key_too_long(&e.target.key))).collect();
+        let entry = |i: usize| parsed[i].as_ref().ok();
+        let pending: Vec<usize> = (0..parsed.len()).filter(|i| entry(*i).is_some() && outcomes[*i].is_none()).collect();
+        let runs: Vec<BoxFuture<'_, Vec<(usize, Outcome)>>> = if batch <= 1 {
+            pending.iter().filter_map(|&i| Some(run.one(retry, i, run.task(entry(i)?)).boxed())).collect()
         } else {
-            // Group by bucket, keeping manifest order within a group, at most `batch` per call.
-            let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-            for (i, p) in parsed.iter().enumerate() {
-                let Ok(e) = p else { continue };
-                if outcomes[i].is_some() {
-                    continue;
-                }
-                match groups.iter_mut().find(|(b, idx)| *b == e.target.bucket && idx.len() < batch) {
-                    Some((_, idx)) => idx.push(i),
-                    None => groups.push((e.target.bucket.clone(), vec![i])),
-                }
-            }
-            for (bucket, idx) in groups {
-                let tasks: Vec<Task> = idx.iter().filter_map(|i| parsed[*i].as_ref().ok()).map(task).collect();
-                runs.push(
-                    async move {
-                        run.flow.pace(tasks.len()).await;
-                        if stopped() {
-                            return Vec::new();
-                        }
-                        let (tasks, aimd) = (&tasks, run.flow.aimd(&bucket));
-                        let out = retry
-                            .run_batch(tasks.len(), |pending| {
-                                let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
-                                let aimd = aimd.clone();
-                                async move {
-                                    let _slot = aimd.acquire().await;
-                                    let out = runner.run_batch(op, &subset).await;
-                                    out.into_iter().map(|o| observe(&aimd, o)).collect()
-                                }
-                                .boxed()
-                            })
-                            .await;
-                        idx.into_iter().zip(out).collect()
-                    }
-                    .boxed(),
-                );
-            }
-        }
+            by_bucket(&parsed, &pending, batch)
+                .into_iter()
+                .map(|(bucket, idx)| {
+                    let tasks = idx.iter().filter_map(|i| entry(*i)).map(|e| run.task(e)).collect();
+                    run.group(retry, bucket, idx, tasks).boxed()
+                })
+                .collect()
+        };
+        let concurrency = self.settings.task_concurrency.max(1);
         let width = if batch <= 1 { concurrency } else { concurrency.min(8) };
         let done: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(runs).buffer_unordered(width).collect().await;
         for (i, o) in done.into_iter().flatten() {
             outcomes[i] = Some(o);
         }
-        let whole = stop.get().is_none();
-        parsed
-            .into_iter()
-            .zip(outcomes)
-            .filter_map(|(p, o)| match (p, o) {
-                (Err(bad), _) => Some(ResultRow::bad_line(bad)),
-                (Ok(entry), Some(outcome)) => Some(ResultRow::task(entry, outcome)),
-                (Ok(_), None) if !whole => None,
-                (Ok(entry), None) => Some(ResultRow::task(
-                    entry,
-                    Outcome::Failed(TaskFailure::permanent(500, "InternalError", "task did not run")),
-                )),
-            })
-            .collect()
+        rows(parsed, outcomes, run.stop.get().is_none())
     }
 
     /// Runs beside a chunk's tasks until they end: every `job_check` it reads the job (a
@@ -487,6 +448,7 @@ impl Executor {
             deadline: Instant::now() + self.settings.time_budget,
             stop: &stop,
             flow: &flow,
+            shutdown: &self.shutdown,
         };
         let rows = tokio::select! {
             rows = self.run_tasks(&run, parsed) => rows,

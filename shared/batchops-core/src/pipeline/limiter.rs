@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::job::JobId;
+use crate::job::{Job, JobId};
+use crate::ports::{now_ms, JobStore};
+use crate::retry::Outcome;
+use crate::Result;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -205,6 +208,58 @@ impl Limiters {
         lock(&self.by_bucket).retain(|(j, _), _| j != job);
         lock(&self.heard).retain(|(j, _), _| j != job);
     }
+}
+
+/// Flow control of one chunk: the process's adaptive limits per bucket of its job, and its
+/// share of the job's `MaxTasksPerSecond`.
+pub(super) struct Flow<'a> {
+    limits: &'a Limiters,
+    job: &'a JobId,
+    /// The most requests in flight per bucket (the chunk's task concurrency).
+    pub(super) max: usize,
+    pace: Pace,
+    limited: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Flow<'a> {
+    pub(super) fn new(limits: &'a Limiters, job: &'a JobId, max: usize) -> Self {
+        Flow { limits, job, max: max.max(1), pace: Pace::new(0.0), limited: Default::default() }
+    }
+
+    pub(super) fn aimd(&self, bucket: &str) -> Arc<Aimd> {
+        self.limits.for_bucket(self.job, bucket, self.max)
+    }
+
+    /// Waits until `n` more tasks may start under the job's rate.
+    pub(super) async fn pace(&self, n: usize) {
+        if self.limited.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..n {
+                self.pace.take().await;
+            }
+        }
+    }
+
+    /// Takes this chunk's share of the job's rate: the rate over the chunks running now.
+    pub(super) async fn share(&self, store: &dyn JobStore, job: &Job) -> Result<()> {
+        let Some(rate) = job.max_tasks_per_second else {
+            self.limited.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        };
+        let now = now_ms();
+        let running = store.chunk_leases(&job.id).await?.iter().filter(|l| l.live(now)).count().max(1);
+        self.pace.set_rate(rate as f64 / running as f64);
+        self.limited.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Tells the limiter how a request went.
+pub(super) fn observe(aimd: &Aimd, outcome: Outcome) -> Outcome {
+    match &outcome {
+        Outcome::Failed(f) if f.is_throttle() => aimd.on_throttle(true),
+        _ => aimd.on_success(),
+    }
+    outcome
 }
 
 #[cfg(test)]
