@@ -458,3 +458,28 @@ async fn a_job_rate_limit_holds_across_executors_and_can_change_while_it_runs() 
     assert_eq!(job["Status"], "Complete", "{job}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_store_that_throttles_above_a_fixed_rate_no_task_fails_and_the_rate_is_used() -> Result<()> {
+    // The store answers SlowDown to copies beyond 60 a second; four executors of 64 tasks each
+    // would send far more.
+    let limit = 60.0;
+    let faults = Faults { scope: Scope::Tasks, rate_limit: Some(limit), ..Faults::default() };
+    let scene = Scene::start(1200, faults, false, &[("BATCHOPS_CHUNK_SIZE", "100")], 4).await?;
+    let id = scene.copy_job(10).await?;
+    scene.until(&id, "running", |j| succeeded(j) > 0).await?;
+    let before = scene.proxy.stats.injected();
+    let sustained = scene.rate(Duration::from_secs(10)).await;
+    let during = scene.proxy.stats.injected() - before;
+    let job = scene.ended(&id).await?;
+    let rows = scene.invariant(&job).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
+    assert!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+    eprintln!(
+        "throttled store: {sustained:.1} copies/s sustained over 10 s against a limit of {limit}/s ({:.0} %), {during} SlowDowns in those 10 s ({} in all), no task failed",
+        100.0 * sustained / limit,
+        scene.proxy.stats.injected()
+    );
+    Ok(())
+}

@@ -22,11 +22,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// decrease are answers to the old rate, not the new one.
 const DECREASE_COOLDOWN: Duration = Duration::from_millis(250);
 
+/// The gap between requests once the limit is down to one in flight and throttling goes on.
+const MIN_GAP: Duration = Duration::from_millis(2);
+const MAX_GAP: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct AimdState {
     limit: f64,
     in_flight: usize,
+    /// Below one request in flight the limit is a gap between requests: a fast store can
+    /// throttle a single request stream.
+    gap: Duration,
+    /// When the next request may start (with a gap).
+    next: Instant,
     last_decrease: Option<Instant>,
+    /// The last change of the limit or gap, either way.
+    last_change: Option<Instant>,
     /// Throttled since the last publication (another process should hear of it).
     unpublished: bool,
 }
@@ -53,34 +64,65 @@ impl Aimd {
     pub fn new(max: usize) -> Aimd {
         let max = max.max(1);
         Aimd {
-            state: Mutex::new(AimdState { limit: max as f64, in_flight: 0, last_decrease: None, unpublished: false }),
+            state: Mutex::new(AimdState {
+                limit: max as f64,
+                in_flight: 0,
+                gap: Duration::ZERO,
+                next: Instant::now(),
+                last_decrease: None,
+                last_change: None,
+                unpublished: false,
+            }),
             freed: Notify::new(),
             max,
         }
     }
 
-    /// Waits for a place under the current limit.
+    /// Waits for a place under the current limit (and, with a gap, for its turn).
     pub async fn acquire(&self) -> Slot<'_> {
         loop {
             let notified = self.freed.notified();
-            {
+            let start = {
                 let mut s = lock(&self.state);
                 if (s.in_flight as f64) < s.limit.floor().max(1.0) {
                     s.in_flight += 1;
-                    return Slot(self);
+                    let now = Instant::now();
+                    let start = s.next.max(now);
+                    s.next = start + s.gap;
+                    Some(start)
+                } else {
+                    None
                 }
+            };
+            if let Some(start) = start {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
+                return Slot(self);
             }
             notified.await;
         }
     }
 
-    /// A request succeeded: the limit grows by about one per limit's worth of successes.
+    /// A request succeeded: at most once per cooldown, one more request in flight, or with a
+    /// gap a request rate 5 % higher (and one more a second). Growth goes by time, not by
+    /// successes: a fast store answers many requests per cooldown.
     pub fn on_success(&self) {
         let grew = {
             let mut s = lock(&self.state);
-            let before = s.limit.floor();
-            s.limit = (s.limit + 1.0 / s.limit).min(self.max as f64);
-            s.limit.floor() > before
+            if s.last_change.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
+                return;
+            }
+            s.last_change = Some(Instant::now());
+            if !s.gap.is_zero() {
+                let faster = 1.0 / s.gap.as_secs_f64() * 1.05 + 1.0;
+                s.gap = Duration::from_secs_f64(1.0 / faster);
+                if s.gap < MIN_GAP {
+                    s.gap = Duration::ZERO;
+                }
+                return;
+            }
+            let before = s.limit;
+            s.limit = (s.limit + 1.0).min(self.max as f64);
+            s.limit > before
         };
         if grew {
             self.freed.notify_one();
@@ -97,7 +139,14 @@ impl Aimd {
         if s.last_decrease.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
             return;
         }
-        s.limit = (s.limit / 2.0).max(1.0);
+        s.last_change = Some(Instant::now());
+        if s.limit >= 2.0 {
+            s.limit = (s.limit / 2.0).max(1.0);
+        } else {
+            // A quarter slower: the rate saws between three quarters of what the store takes
+            // and all of it.
+            s.gap = s.gap.mul_f64(4.0 / 3.0).clamp(MIN_GAP, MAX_GAP);
+        }
         s.last_decrease = Some(Instant::now());
     }
 
@@ -108,6 +157,11 @@ impl Aimd {
 
     pub fn limit(&self) -> usize {
         lock(&self.state).limit.floor() as usize
+    }
+
+    /// The gap between requests (zero while the limit is above one in flight).
+    pub fn gap(&self) -> Duration {
+        lock(&self.state).gap
     }
 }
 
@@ -275,14 +329,40 @@ mod tests {
         a.on_throttle(true);
         assert_eq!(a.limit(), 32, "once per cooldown");
         assert!(a.take_unpublished() && !a.take_unpublished());
-        for _ in 0..34 {
+        for _ in 0..100 {
             a.on_success();
         }
-        assert_eq!(a.limit(), 33, "about one more per limit's worth of successes");
+        assert_eq!(a.limit(), 32, "no growth within a cooldown of the last change, however many successes");
+        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        a.on_success();
+        a.on_success();
+        assert_eq!(a.limit(), 33, "then one more per cooldown");
         tokio::time::sleep(DECREASE_COOLDOWN).await;
         a.on_throttle(false);
         assert_eq!(a.limit(), 16);
         assert!(!a.take_unpublished(), "a throttle heard from another process is not passed on");
+    }
+
+    #[tokio::test]
+    async fn at_one_request_in_flight_throttling_spaces_the_requests_out() {
+        let a = Aimd::new(2);
+        a.on_throttle(true);
+        assert_eq!((a.limit(), a.gap()), (1, Duration::ZERO));
+        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        a.on_throttle(true);
+        assert_eq!(a.gap(), MIN_GAP);
+        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        a.on_throttle(true);
+        let slower = a.gap();
+        assert_eq!(slower, MIN_GAP.mul_f64(4.0 / 3.0));
+        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        a.on_success();
+        assert!(a.gap() < slower && a.limit() == 1, "the gap closes before the limit grows");
+        for _ in 0..6 {
+            tokio::time::sleep(DECREASE_COOLDOWN).await;
+            a.on_success();
+        }
+        assert_eq!(a.gap(), Duration::ZERO, "below 2 ms the gap is gone");
     }
 
     #[tokio::test]
