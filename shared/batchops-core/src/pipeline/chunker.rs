@@ -58,8 +58,9 @@ impl std::ops::Deref for Acting<'_> {
 /// How much of the manifest's start is read to find the bucket its tasks are in.
 const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
 
-/// Chunks pushed into the backlog at a time (DynamoDB's BatchWriteItem takes 25).
-pub(super) const SEND_BATCH: usize = 25;
+/// Chunks pushed into the backlog at a time (DynamoDB's BatchWriteItem takes up to 25; 10
+/// keeps the chunker's memory low when messages carry their rows, about 92 KB each).
+pub(super) const SEND_BATCH: usize = 10;
 
 /// The job failure for a manifest that cannot be read (or changed under the job).
 pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
