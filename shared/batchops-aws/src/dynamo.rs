@@ -31,6 +31,8 @@ use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
 use crate::errors::backend;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 /// Attributes of the job item named `throttle:<bucket>` hold when an executor was last
 /// throttled on that bucket (Unix ms).
@@ -228,6 +230,34 @@ impl DynamoJobStore {
         out.item().map(|item| lease_from_item(index, item)).transpose()
     }
 
+    /// Every item of partition `pk` (whose sort key starts with `prefix`), page after page,
+    /// read consistently.
+    async fn query_all(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(p)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let page = q.send().await.map_err(|e| backend("Query", e))?;
+            out.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Deletes a chunk's claim when `condition` holds of it (a claim that changed is left).
     async fn delete_claim(
         &self,
@@ -282,6 +312,18 @@ impl DynamoJobStore {
             ("failed".to_string(), n(0)),
             ("chunks_done".to_string(), n(0)),
         ]))
+    }
+}
+
+/// `Ok(true)` when a conditional write happened, `Ok(false)` when its condition was false.
+fn conditional<O, E>(result: std::result::Result<O, SdkError<E, HttpResponse>>, what: &str) -> Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(backend(what, e)),
     }
 }
 
@@ -356,11 +398,7 @@ impl DynamoJobStore {
             .send()
             .await;
         drop(gate);
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(backend("DeleteItem", e)),
-        }
+        conditional(result, "DeleteItem").map(|_| ())
     }
 }
 
@@ -399,28 +437,11 @@ impl Backlog for DynamoJobStore {
     }
 
     async fn runnable(&self) -> Result<Vec<(JobId, u64)>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :r")
-                .expression_attribute_values(":r", s("RUNNABLE"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query runnable", e))?;
-            for item in page.items() {
-                out.push((JobId::parse(get_s(item, "sk")?)?, get_n(item, "pushes")));
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        self.query_all("RUNNABLE".into(), None)
+            .await?
+            .iter()
+            .map(|item| Ok((JobId::parse(get_s(item, "sk")?)?, get_n(item, "pushes"))))
+            .collect()
     }
 
     async fn peek(&self, job: &JobId, n: usize) -> Result<Vec<Waiting>> {
@@ -483,11 +504,7 @@ impl Backlog for DynamoJobStore {
             .send()
             .await;
         drop(gate);
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(backend("PutItem dispatcher lock", e)),
-        }
+        conditional(result, "PutItem dispatcher lock")
     }
 
     async fn unlock(&self, holder: &str) -> Result<()> {
@@ -777,11 +794,7 @@ impl JobStore for DynamoJobStore {
             .send()
             .await;
         drop(gate);
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(backend("UpdateItem claim", e)),
-        }
+        conditional(result, "UpdateItem claim")
     }
 
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
@@ -813,30 +826,14 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :run)")
-                .expression_attribute_values(":pk", s(job_pk(id)))
-                .expression_attribute_values(":run", s("RUN#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query claims", e))?;
-            for item in page.items() {
+        self.query_all(job_pk(id), Some("RUN#"))
+            .await?
+            .iter()
+            .map(|item| {
                 let index = get_s(item, "sk")?.trim_start_matches("RUN#").parse().unwrap_or(u64::MAX);
-                out.push(lease_from_item(index, item)?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+                lease_from_item(index, item)
+            })
+            .collect()
     }
 
     async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
