@@ -55,8 +55,12 @@ fn releasable(status: JobStatus) -> bool {
 }
 
 impl Dispatcher {
-    /// Runs one round unless another is running.
+    /// Runs one round unless another is running, or the chunk queue is full already (one
+    /// queue-depth request then, no write: a chunker pushing a big job's chunks asks often).
     pub async fn dispatch(&self) -> Result<Round> {
+        if self.chunks.depth().await? >= self.depth {
+            return Ok(Round::default());
+        }
         let holder = uuid::Uuid::new_v4().to_string();
         if !self.backlog.lock(&holder, Duration::from_secs(30)).await? {
             return Ok(Round::default());

@@ -350,6 +350,10 @@ impl Executor {
         } else {
             finalize_if_done(&*self.finalize, &job).await?;
         }
+        if job.progress.all_chunks_done() || closing(job.status) {
+            // No more chunks of it will run here: its limiters can go.
+            self.limits.forget(&job.id);
+        }
         Ok(())
     }
 

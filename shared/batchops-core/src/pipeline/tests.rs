@@ -527,9 +527,12 @@ async fn a_higher_priority_job_overtakes_a_lower_one_which_pauses_then_resumes()
     // WHEN a job of higher priority arrives
     let high = w.intake().create_job(&spec(30, 100), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
-    // THEN the low job, whose chunks hold the room the high job needs, goes Pausing ...
+    // THEN the next chunk that ends makes room for the high job first, and the low job, whose
+    // chunks held that room, goes Pausing ...
+    assert_eq!(status(low.clone()).await, JobStatus::Active, "nothing changes while the queue is full");
+    w.step().await;
     assert_eq!(status(low.clone()).await, JobStatus::Pausing);
-    // ... the next chunk that ends makes room for the high job first, and the low one is Paused
+    // ... and Paused once none of its chunks runs
     w.step().await;
     let j = w.store.get(&low).await.unwrap();
     assert_eq!(j.status, JobStatus::Paused, "{:?}", j.failure_reasons);
