@@ -167,7 +167,8 @@ impl DynamoJobStore {
         update: Update,
         marker_sk: &str,
         open: impl Fn(&Job) -> bool,
-        lease: Option<(Delete, &str)>,
+        // The claim the record ends: its delete, the chunk's index and the claim's owner.
+        lease: Option<(Delete, u64, &str)>,
     ) -> Result<RecordOutcome> {
         let (open, lease, put, update) = (&open, &lease, &put, &update);
         // Transactions on one job item conflict when recorded at the same moment: tried again.
@@ -179,7 +180,7 @@ impl DynamoJobStore {
                     .transact_write_items()
                     .transact_items(TransactWriteItem::builder().put(put.clone()).build())
                     .transact_items(TransactWriteItem::builder().update(update.clone()).build());
-                if let Some((delete, _)) = lease {
+                if let Some((delete, _, _)) = lease {
                     request = request.transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
                 }
                 let result = request.send().await;
@@ -200,20 +201,14 @@ impl DynamoJobStore {
                 if !open(&job) {
                     return Ok(Some(RecordOutcome::JobClosed(job.status)));
                 }
-                if let Some((_, owner)) = lease {
-                    if self.lease_owner(id, marker_sk).await?.as_deref() != Some(*owner) {
+                if let Some((_, index, owner)) = lease {
+                    if self.lease(id, *index).await?.is_none_or(|held| held.owner != *owner) {
                         return Ok(Some(RecordOutcome::LeaseLost));
                     }
                 }
                 Ok(None)
             })
             .await
-    }
-
-    /// The owner of the claim on the chunk whose record key is `chunk_sk`.
-    async fn lease_owner(&self, id: &JobId, chunk_sk: &str) -> Result<Option<String>> {
-        let index: u64 = chunk_sk.trim_start_matches("CHUNK#").parse().unwrap_or(u64::MAX);
-        Ok(self.lease(id, index).await?.map(|l| l.owner))
     }
 
     async fn lease(&self, id: &JobId, index: u64) -> Result<Option<ChunkLease>> {
@@ -727,7 +722,7 @@ impl JobStore for DynamoJobStore {
             .build()
             .map_err(|e| Error::backend("Delete", e))?;
         let sk = chunk_sk(chunk.index);
-        self.record_once(id, put, update, &sk, |j| !j.status.is_terminal(), Some((end_claim, owner))).await
+        self.record_once(id, put, update, &sk, |j| !j.status.is_terminal(), Some((end_claim, chunk.index, owner))).await
     }
 
     async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome> {

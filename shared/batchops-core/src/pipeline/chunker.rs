@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::dispatcher::Dispatcher;
 use super::{encode, fail_job, finalize_if_done, modify, ports_for, send_one, transition_from, Settings};
-use crate::chunk::{ChunkCutter, ControlMessage};
+use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
 use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, StorageError, Waiting};
@@ -57,6 +57,11 @@ impl std::ops::Deref for Acting<'_> {
 
 /// How much of the manifest's start is read to find the bucket its tasks are in.
 const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
+
+/// A cut chunk as its backlog keeps it.
+fn waiting(msg: &ChunkMessage) -> Result<Waiting> {
+    Ok(Waiting { index: msg.index, body: encode(msg)? })
+}
 
 /// Chunks pushed into the backlog at a time (DynamoDB's BatchWriteItem takes up to 25; 10
 /// keeps the chunker's memory low when messages carry their rows, about 92 KB each).
@@ -308,7 +313,7 @@ impl Acting<'_> {
                 Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
             };
         let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<Waiting> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
@@ -321,23 +326,23 @@ impl Acting<'_> {
                 return self.fail(&job.id, failure).await;
             }
             if pass == Pass::Cut {
-                pending.extend(cut.iter().map(encode).collect::<Result<Vec<_>>>()?);
+                pending.extend(cut.iter().map(waiting).collect::<Result<Vec<_>>>()?);
                 if pending.len() >= SEND_BATCH {
-                    self.send(&mut pending).await?;
+                    self.send(&job.id, &mut pending).await?;
                 }
             }
             // Hand on only after progress (a chunk cut), so that even a tiny budget moves on.
             if Instant::now() >= deadline && cutter.checkpoint().offset > from.offset {
-                self.send(&mut pending).await?;
+                self.send(&job.id, &mut pending).await?;
                 return self.continue_later(job, from, cutter.checkpoint()).await;
             }
         }
         if let Some(last) = cutter.finish() {
             if pass == Pass::Cut {
-                pending.push(encode(&last)?);
+                pending.push(waiting(&last)?);
             }
         }
-        self.send(&mut pending).await?;
+        self.send(&job.id, &mut pending).await?;
         self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
     }
 }
@@ -377,26 +382,10 @@ impl Chunker {
         Ok(())
     }
 
-    /// Pushes the chunk message bodies waiting in `pending` (all of one job) into the job's
-    /// backlog, and lets the dispatcher release what the executors have room for.
-    pub(super) async fn send(&self, pending: &mut Vec<String>) -> Result<()> {
-        /// The two members of a chunk message the backlog keys it by.
-        #[derive(serde::Deserialize)]
-        struct Head {
-            job_id: JobId,
-            index: u64,
-        }
-        let mut job = None;
-        let mut waiting = Vec::with_capacity(pending.len());
-        for body in std::mem::take(pending) {
-            let head: Head = serde_json::from_str(&body).map_err(|e| Error::backend("chunk message", e))?;
-            job = Some(head.job_id);
-            waiting.push(Waiting { index: head.index, body });
-        }
-        match job {
-            Some(job) => self.dispatcher.push(&job, waiting).await,
-            None => Ok(()),
-        }
+    /// Pushes the chunks waiting in `pending` into the job's backlog, and lets the dispatcher
+    /// release what the executors have room for.
+    pub(super) async fn send(&self, job: &JobId, pending: &mut Vec<Waiting>) -> Result<()> {
+        self.dispatcher.push(job, std::mem::take(pending)).await
     }
 
     /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops

@@ -58,14 +58,15 @@ impl Dispatcher {
     /// Runs one round unless another is running, or the chunk queue is full already (one
     /// queue-depth request then, no write: a chunker pushing a big job's chunks asks often).
     pub async fn dispatch(&self) -> Result<Round> {
-        if self.chunks.depth().await? >= self.depth {
+        let queued = self.chunks.depth().await?;
+        if queued >= self.depth {
             return Ok(Round::default());
         }
         let holder = uuid::Uuid::new_v4().to_string();
         if !self.backlog.lock(&holder, Duration::from_secs(30)).await? {
             return Ok(Round::default());
         }
-        let round = self.round().await;
+        let round = self.round(queued).await;
         if let Err(e) = self.backlog.unlock(&holder).await {
             warn!(error = %e, "could not release the dispatcher's lock; it lapses by itself");
         }
@@ -81,7 +82,8 @@ impl Dispatcher {
         self.dispatch().await.map(|_| ())
     }
 
-    async fn round(&self) -> Result<Round> {
+    /// A round with `queued` messages in the chunk queue (read just before the lock).
+    async fn round(&self, queued: u64) -> Result<Round> {
         let mut round = Round::default();
         let mut jobs: Vec<(Job, u64)> = Vec::new();
         for (id, pushes) in self.backlog.runnable().await? {
@@ -100,7 +102,7 @@ impl Dispatcher {
                 .then(a.progress.chunks_done.cmp(&b.progress.chunks_done))
                 .then(a.created.cmp(&b.created))
         });
-        let mut room = self.depth.saturating_sub(self.chunks.depth().await?) as usize;
+        let mut room = self.depth.saturating_sub(queued) as usize;
         let mut left: HashMap<JobId, bool> = HashMap::new();
         let mut start = 0;
         while start < jobs.len() {

@@ -27,7 +27,7 @@ use crate::job::{iso8601, GeneratedManifest, Job, JobFailure};
 use crate::manifest::{encode_key, RowRef};
 use crate::ops::replicate_object::{needs_tags, ReplicationRule};
 use crate::ops::Operation;
-use crate::ports::{ListRequest, ListedObject, Pass, PutOptions, StorageError};
+use crate::ports::{ListRequest, ListedObject, Pass, PutOptions, StorageError, Waiting};
 use crate::spec::{OutputEncryption, ReportTarget};
 use crate::Result;
 
@@ -250,7 +250,7 @@ impl Acting<'_> {
         let mut pos = from.clone();
         let mut batch = RowBatch::new(self.settings.chunk_size);
         let mut data = DataFile::new();
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<Waiting> = Vec::new();
         while (pos.prefix as usize) < prefixes.len() {
             let req = ListRequest {
                 bucket,
@@ -299,9 +299,9 @@ impl Acting<'_> {
                 let msg = batch.take(&id, index, None).expect("a full batch");
                 pos.next_chunk += 1;
                 if pass == Pass::Cut && index >= from.sent {
-                    pending.push(msg);
+                    pending.push(Waiting { index, body: msg });
                     if pending.len() >= super::chunker::SEND_BATCH {
-                        self.send(&mut pending).await?;
+                        self.send(&id, &mut pending).await?;
                     }
                 }
                 if !pos.next_chunk.is_multiple_of(unit) {
@@ -312,7 +312,7 @@ impl Acting<'_> {
                     pos.files += 1;
                 }
                 if Instant::now() >= deadline {
-                    self.send(&mut pending).await?;
+                    self.send(&id, &mut pending).await?;
                     let at = crate::job::Checkpoint {
                         offset: i as u64 + 1,
                         sent: from.sent.max(pos.next_chunk),
@@ -332,7 +332,7 @@ impl Acting<'_> {
             // A listing that matches little must hand on too: between pages, when nothing
             // listed is waiting in a chunk or a data file.
             if Instant::now() >= deadline && batch.is_empty() && data.rows == 0 && pos.listed > from.listed {
-                self.send(&mut pending).await?;
+                self.send(&id, &mut pending).await?;
                 let at = crate::job::Checkpoint { sent: from.sent.max(pos.next_chunk), ..pos.clone() };
                 return self.continue_later(job, from, at).await;
             }
@@ -341,10 +341,10 @@ impl Acting<'_> {
         if let Some(msg) = batch.take(&id, index, None) {
             pos.next_chunk += 1;
             if pass == Pass::Cut && index >= from.sent {
-                pending.push(msg);
+                pending.push(Waiting { index, body: msg });
             }
         }
-        self.send(&mut pending).await?;
+        self.send(&id, &mut pending).await?;
         let generated = match &out {
             Some(out) => {
                 if data.rows > 0 {

@@ -22,7 +22,7 @@ use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, R
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{read_row, read_text_row};
-use crate::ports::{read_all, PartRecord, Pass, RecordOutcome};
+use crate::ports::{read_all, PartRecord, Pass, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
 
@@ -226,7 +226,7 @@ impl Acting<'_> {
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
         let mut lines = Lines { consumed: 0, next: 1 };
         let mut batch = RowBatch::new(self.settings.chunk_size);
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<Waiting> = Vec::new();
         let (mut tasks, mut next_chunk) = (at.tasks, at.next_chunk);
         let mut ended = false;
         let bad_gzip = |e: std::io::Error| {
@@ -290,13 +290,13 @@ impl Acting<'_> {
                     next_chunk += 1;
                     let msg = batch.take(id, index, Some(part)).expect("a full batch");
                     if pass == Pass::Cut {
-                        pending.push(msg);
+                        pending.push(Waiting { index, body: msg });
                     }
                     if pending.len() >= SEND_BATCH {
-                        self.send(&mut pending).await?;
+                        self.send(id, &mut pending).await?;
                     }
                     if Instant::now() >= deadline {
-                        self.send(&mut pending).await?;
+                        self.send(id, &mut pending).await?;
                         let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: Some(etag.clone()) };
                         info!(job_id = %id, part, line = n + 1, "time budget used: the file continues");
                         let msg = ControlMessage::File {
@@ -320,13 +320,14 @@ impl Acting<'_> {
                 }
             }
         }
-        if let Some(msg) = batch.take(id, part_chunk_index(part, next_chunk), Some(part)) {
+        let index = part_chunk_index(part, next_chunk);
+        if let Some(msg) = batch.take(id, index, Some(part)) {
             next_chunk += 1;
             if pass == Pass::Cut {
-                pending.push(msg);
+                pending.push(Waiting { index, body: msg });
             }
         }
-        self.send(&mut pending).await?;
+        self.send(id, &mut pending).await?;
         let record = PartRecord { pass, part, tasks, chunks: next_chunk };
         match self.store.record_part(id, &record).await? {
             RecordOutcome::Recorded => {}
