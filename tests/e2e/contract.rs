@@ -66,6 +66,8 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     // chunks are recorded once, and their counts added to the job
     assert_eq!(run(store, &a.id, chunk(0, 7, 3), "w1").await?, RecordOutcome::Recorded);
     assert_eq!(run(store, &a.id, chunk(0, 7, 3), "w2").await?, RecordOutcome::AlreadyRecorded);
+    // ... and a record tried again by its owner (its first answer lost) is its own, counted once
+    assert_eq!(store.record_chunk(&a.id, &chunk(0, 7, 3), "w1").await?, RecordOutcome::Recorded);
     store.release_chunk(&a.id, 0, "w2").await?;
     assert_eq!(run(store, &a.id, chunk(1, 5, 0), "w1").await?, RecordOutcome::Recorded);
     assert!(store.chunk_recorded(&a.id, 1).await? && !store.chunk_recorded(&a.id, 2).await?);

@@ -194,8 +194,11 @@ impl DynamoJobStore {
                 }
                 // Which condition failed decides the answer; read it back rather than rely on
                 // the cancellation reasons (emulators differ in how they fill them).
-                if self.item_exists(id, marker_sk).await? {
-                    return Ok(Some(RecordOutcome::AlreadyRecorded));
+                if let Some(recorder) = self.recorded_by(id, marker_sk).await? {
+                    // An earlier try of this very request may have been applied with its answer
+                    // lost (a timeout, a cut connection): then the record is ours.
+                    let ours = lease.as_ref().is_some_and(|(_, _, owner)| recorder.as_deref() == Some(*owner));
+                    return Ok(Some(if ours { RecordOutcome::Recorded } else { RecordOutcome::AlreadyRecorded }));
                 }
                 let job = self.get(id).await?;
                 if !open(&job) {
@@ -271,19 +274,22 @@ impl DynamoJobStore {
         (format!("#st IN ({})", names.join(", ")), values)
     }
 
-    async fn item_exists(&self, id: &JobId, sk: &str) -> Result<bool> {
+    /// Whether a record item exists, and the owner it names (chunk records name the delivery
+    /// that wrote them).
+    async fn recorded_by(&self, id: &JobId, sk: &str) -> Result<Option<Option<String>>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s(sk))
-            .projection_expression("pk")
+            .projection_expression("pk, #o")
+            .expression_attribute_names("#o", "owner")
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| backend("GetItem", e))?;
-        Ok(out.item().is_some())
+        Ok(out.item().map(|item| item.get("owner").and_then(|v| v.as_s().ok()).cloned()))
     }
 
     fn body(job: &Job) -> Result<String> {
@@ -691,6 +697,7 @@ impl JobStore for DynamoJobStore {
             .item("pk", s(job_pk(id)))
             .item("sk", s(chunk_sk(chunk.index)))
             .item("record", s(record))
+            .item("owner", s(owner))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::backend("Put", e))?;
@@ -865,7 +872,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
-        self.item_exists(id, &chunk_sk(index)).await
+        Ok(self.recorded_by(id, &chunk_sk(index)).await?.is_some())
     }
 
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {

@@ -26,6 +26,8 @@ struct StoreState {
     jobs: HashMap<JobId, Job>,
     tokens: HashMap<String, (JobId, String)>,
     chunks: HashMap<JobId, BTreeMap<u64, ChunkRecord>>,
+    /// The delivery that recorded each chunk.
+    recorders: HashMap<(JobId, u64), String>,
     parts: HashMap<JobId, std::collections::HashSet<(&'static str, u64)>>,
     leases: HashMap<JobId, BTreeMap<u64, ChunkLease>>,
     backlog: HashMap<JobId, BTreeMap<u64, String>>,
@@ -94,7 +96,9 @@ impl JobStore for InMemoryJobStore {
     async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
-            return Ok(RecordOutcome::AlreadyRecorded);
+            // Its owner trying again (the first answer lost) recorded it.
+            let ours = s.recorders.get(&(id.clone(), chunk.index)).is_some_and(|o| o == owner);
+            return Ok(if ours { RecordOutcome::Recorded } else { RecordOutcome::AlreadyRecorded });
         }
         let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
         if job.status.is_terminal() {
@@ -109,6 +113,7 @@ impl JobStore for InMemoryJobStore {
         job.progress.failed += chunk.failed;
         job.progress.chunks_done += 1;
         s.chunks.entry(id.clone()).or_default().insert(chunk.index, chunk.clone());
+        s.recorders.insert((id.clone(), chunk.index), owner.to_string());
         s.leases.entry(id.clone()).or_default().remove(&chunk.index);
         Ok(RecordOutcome::Recorded)
     }

@@ -396,6 +396,9 @@ impl Executor {
         }
         if self.store.chunk_recorded(&job.id, msg.index).await? {
             info!(job_id = %job.id, chunk = msg.index, "chunk already recorded: duplicate delivery");
+            // The delivery that recorded it may have failed before asking for the finalizer
+            // (an SQS outage): the steps after recording are idempotent, so take them again.
+            self.after_recorded(&job.id).await?;
             return Ok(Disposition::Duplicate);
         }
         let lease = ChunkLease {

@@ -300,6 +300,43 @@ impl World {
     }
 }
 
+/// A queue that refuses every send, as SQS does in an outage.
+struct Unreachable;
+
+#[async_trait]
+impl crate::ports::Queue for Unreachable {
+    async fn send(&self, _bodies: Vec<String>) -> crate::Result<()> {
+        Err(crate::Error::backend("SendMessageBatch", "connection refused"))
+    }
+
+    async fn depth(&self) -> crate::Result<u64> {
+        Err(crate::Error::backend("GetQueueAttributes", "connection refused"))
+    }
+}
+
+#[tokio::test]
+async fn a_finalize_request_lost_after_the_last_chunk_is_made_up_by_the_chunks_redelivery() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(20), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let first: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    let last: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    w.executor().handle(&first).await.unwrap();
+    // The last chunk is recorded, then the finalize queue cannot be reached: the delivery fails.
+    let cut_off = Executor { finalize: Arc::new(Unreachable), ..w.executor() };
+    let err = cut_off.handle(&last).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(w.store.get(&id).await.unwrap().progress.chunks_done, 2);
+    assert!(w.finalize.is_empty());
+    // Its redelivery finds it recorded and asks for the finalizer.
+    assert!(matches!(w.executor().handle(&last).await.unwrap(), Disposition::Duplicate));
+    assert_eq!(w.finalize.len(), 1);
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(w.report_rows(&job).len(), 20);
+}
+
 #[tokio::test]
 async fn a_job_that_needs_confirmation_waits_in_suspended() {
     let w = World::new(10, Duration::from_secs(60));
