@@ -306,6 +306,7 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
     let settings = Settings { time_budget: Duration::from_secs(3600), ..Settings::default() };
     let intake = Intake {
         store: store.clone(),
+        events: Arc::new(batchops_core::events::NoEvents),
         control: control.clone(),
         finalize: finalize.clone(),
         pass_role: None,
@@ -320,10 +321,12 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
     let id = intake.create_job(spec.to_string().as_bytes(), Caller::Unknown).await?;
     let chunker = Chunker {
         store: store.clone(),
+        events: Arc::new(batchops_core::events::NoEvents),
         roles: Arc::new(InMemoryRoles::new(Arc::new(FileStore { root: root.to_path_buf() }), Arc::new(NoRunner))),
         control: control.clone(),
         dispatcher: Arc::new(Dispatcher {
             store: store.clone(),
+            events: Arc::new(batchops_core::events::NoEvents),
             backlog: chunks.clone(),
             chunks: chunks.clone(),
             depth: 0,

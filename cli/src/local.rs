@@ -231,6 +231,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         check_pass_role: opts.check_pass_role,
         assume_roles: opts.assume_roles,
         executor_capacity: opts.chunk_workers.max(1) as u64,
+        event_bus: batchops_aws::config::event_bus_from_env(),
     };
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -13,6 +13,7 @@ use futures_lite::JoinSet;
 use serde_json::{json, Value};
 
 mod contract;
+mod control;
 mod faults;
 mod manifests;
 mod operations;

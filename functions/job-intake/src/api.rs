@@ -189,6 +189,7 @@ mod tests {
     fn app_checking(pass_role: Option<Arc<dyn batchops_core::ports::PassRoleCheck>>) -> Router {
         router(Arc::new(Intake {
             store: Arc::new(InMemoryJobStore::default()),
+            events: Arc::new(batchops_core::events::NoEvents),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
             pass_role,

@@ -13,6 +13,7 @@ use batchops_core::pipeline::Intake;
 pub fn intake(config: &Config, clients: &Clients) -> Intake {
     Intake {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
+        events: config.events(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         pass_role: config

@@ -103,6 +103,7 @@ mod tests {
         );
         let intake = Intake {
             store: Arc::new(InMemoryJobStore::default()),
+            events: Arc::new(batchops_core::events::NoEvents),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
             pass_role: None,

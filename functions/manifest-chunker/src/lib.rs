@@ -14,6 +14,7 @@ use batchops_core::{Error, Result};
 pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
     Chunker {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
+        events: config.events(clients),
         roles: config.roles(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         dispatcher: config.dispatcher(clients),

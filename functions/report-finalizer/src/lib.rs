@@ -11,6 +11,7 @@ use batchops_core::{Error, Result};
 pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
     Finalizer {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
+        events: config.events(clients),
         roles: config.roles(clients),
         settings: config.settings.clone(),
     }

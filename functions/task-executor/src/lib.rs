@@ -12,6 +12,7 @@ use batchops_core::{Error, Result};
 pub fn executor(config: &Config, clients: &Clients) -> Executor {
     Executor {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
+        events: config.events(clients),
         roles: config.roles(clients),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
@@ -56,12 +57,14 @@ mod tests {
         let store = Arc::new(InMemoryJobStore::default());
         let dispatcher = Dispatcher {
             store: store.clone(),
+            events: Arc::new(batchops_core::events::NoEvents),
             backlog: store.clone(),
             chunks: Arc::new(InMemoryQueue::default()),
             depth: 10,
         };
         let executor = Executor {
             store,
+            events: Arc::new(batchops_core::events::NoEvents),
             roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
             finalize: Arc::new(InMemoryQueue::default()),
             settings: Settings::default(),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use batchops_core::events::{Events, NoEvents};
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
@@ -43,6 +44,9 @@ pub struct Config {
     /// `ExecutorMaxConcurrency`, `--chunk-workers` locally); the dispatcher keeps the chunk
     /// queue about this deep.
     pub executor_capacity: u64,
+    /// The EventBridge bus status events go to (`BATCHOPS_EVENT_BUS`, default `default`;
+    /// `none` sends none).
+    pub event_bus: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -106,7 +110,16 @@ impl Config {
             check_pass_role: parse_var("BATCHOPS_CHECK_PASS_ROLE", false)?,
             assume_roles: parse_var("BATCHOPS_ASSUME_JOB_ROLES", true)?,
             executor_capacity: parse_var("BATCHOPS_EXECUTOR_CAPACITY", 10u64)?.max(1),
+            event_bus: event_bus_from_env(),
         })
+    }
+
+    /// Where status changes are announced: the configured EventBridge bus.
+    pub fn events(&self, clients: &Clients) -> Arc<dyn Events> {
+        if self.event_bus == "none" {
+            return Arc::new(NoEvents);
+        }
+        Arc::new(crate::EventBridgeEvents::new(clients.events.clone(), &self.event_bus))
     }
 
     /// The dispatcher over this configuration's table and chunk queue.
@@ -114,6 +127,7 @@ impl Config {
         let store = Arc::new(crate::DynamoJobStore::from_clients(clients, &self.table));
         Arc::new(Dispatcher {
             store: store.clone(),
+            events: self.events(clients),
             backlog: store,
             chunks: Arc::new(crate::SqsQueue::new(clients.sqs.clone(), &self.chunk_queue_url)),
             depth: depth_for(self.executor_capacity),
@@ -136,6 +150,11 @@ impl Config {
             Arc::new(OwnCredentials::new(&clients.sdk, ops, retry))
         }
     }
+}
+
+/// `BATCHOPS_EVENT_BUS`: the bus status events go to (`default` unless set; `none` for none).
+pub fn event_bus_from_env() -> String {
+    std::env::var("BATCHOPS_EVENT_BUS").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| "default".into())
 }
 
 /// Reads the operations' tunables: `BATCHOPS_MULTIPART_THRESHOLD` (bytes, default 5 GiB),
@@ -163,6 +182,7 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub events: aws_sdk_eventbridge::Client,
     /// The configuration they were built from (job roles are assumed with it).
     pub sdk: aws_config::SdkConfig,
     /// True when an endpoint other than AWS's is configured (an emulator such as moto).
@@ -204,6 +224,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).build()),
             sqs: aws_sdk_sqs::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
             sdk: sdk.clone(),
             custom_endpoint,
         }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod dynamo;
 pub mod errors;
+pub mod events;
 pub mod lambda;
 pub mod ops;
 pub mod resources;
@@ -18,6 +19,7 @@ pub mod visibility;
 
 pub use config::{init_tracing, Clients, Config, DataClients};
 pub use dynamo::DynamoJobStore;
+pub use events::EventBridgeEvents;
 pub use ops::{OpsSettings, S3OperationRunner};
 pub use roles::{IamPassRole, StsRoles};
 pub use s3::S3ObjectStore;

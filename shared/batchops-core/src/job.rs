@@ -257,6 +257,9 @@ pub struct Job {
     pub checkpoint: Checkpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_manifest: Option<GeneratedManifest>,
+    /// The job's tags: the spec's `Tags` at first, then what PutJobTagging set.
+    #[serde(default)]
+    pub tags: Vec<crate::spec::S3Tag>,
     /// Bumped by every write of the record; writes are conditional on it.
     #[serde(default)]
     pub version: u64,
@@ -289,6 +292,7 @@ impl Job {
     }
 
     pub fn new(id: JobId, spec: JobSpec, arn: String, now: OffsetDateTime) -> Job {
+        let spec_tags = spec.tags.clone().unwrap_or_default();
         Job {
             id,
             status: JobStatus::New,
@@ -307,8 +311,13 @@ impl Job {
             progress: Progress::default(),
             checkpoint: Checkpoint::default(),
             generated_manifest: None,
+            tags: spec_tags,
             version: 0,
         }
+    }
+
+    pub fn tags(&self) -> &[crate::spec::S3Tag] {
+        &self.tags
     }
 
     fn progress_summary(&self, now: OffsetDateTime) -> Value {

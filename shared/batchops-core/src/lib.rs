@@ -17,11 +17,13 @@
 //! - [`ops`]: the operations, one module each, from spec parameters to a validated request.
 //! - [`report`]: completion report rows, result files and `manifest.json`.
 //! - [`retry`]: outcome classes and the backoff policy for transient failures.
+//! - [`events`]: the status-change events every status write announces.
 //! - [`pipeline`]: intake, chunker, executor and finalizer logic over the ports.
 //! - [`memory`]: in-memory implementations of the ports for fast tests.
 
 pub mod chunk;
 pub mod error;
+pub mod events;
 pub mod generator;
 pub mod inventory;
 pub mod job;

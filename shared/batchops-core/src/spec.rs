@@ -37,6 +37,9 @@ pub struct JobSpec {
     /// batchops: the most tasks per second the job runs, across all its executors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tasks_per_second: Option<u64>,
+    /// batchops: run everything but the operation's writes, and report what would happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ use crate::{Error, Result};
 
 pub struct Chunker {
     pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn crate::events::Events>,
     /// Every request made for a job (manifest reads, listings, bucket checks, generated
     /// manifests) acts as the job's role.
     pub roles: Arc<dyn RoleAccess>,
@@ -97,7 +99,7 @@ impl Chunker {
             // waiting in Preparing while the message goes to the dead-letter queue.
             (Err(e), Some(id)) if !e.is_transient() && !matches!(e, Error::JobNotFound { .. }) => {
                 let failure = JobFailure::new("PreparationFailed", format!("Preparing the job failed: {e}"));
-                fail_job(&*self.store, &*self.finalize, &id, failure).await
+                fail_job(&*self.store, &*self.events, &*self.finalize, &id, failure).await
             }
             (result, _) => result,
         }
@@ -137,31 +139,34 @@ impl Chunker {
     /// The chunker acting as the job's role; `None` when the role cannot be assumed (the job
     /// is failed).
     async fn acting(&self, job: &Job) -> Result<Option<Acting<'_>>> {
-        let ports = ports_for(&*self.roles, &*self.store, &*self.finalize, job).await?;
+        let ports = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await?;
         Ok(ports.map(|p| Acting { chunker: self, objects: p.objects, runner: p.runner }))
     }
 
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let job = match transition_from(&*self.store, id, &[JobStatus::New], JobStatus::Preparing, |_| {}).await? {
-            Ok(job) => job,
-            // A redelivered Prepare whose first attempt died before its first checkpoint (or,
-            // for an inventory, perhaps before every file was sent): start over. Chunks cut
-            // again keep their indexes and executors drop duplicates; an inventory file read
-            // twice is recorded once.
-            Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
-            // A redelivered Prepare whose first attempt died between Ready and Active.
-            Err(job)
-                if job.status == JobStatus::Ready
-                    && job.progress.total_chunks.is_some()
-                    && job.spec.confirmation_required != Some(true) =>
+        let job =
+            match transition_from(&*self.store, &*self.events, id, &[JobStatus::New], JobStatus::Preparing, |_| {})
+                .await?
             {
-                return self.activate(id).await;
-            }
-            Err(job) => {
-                info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");
-                return Ok(());
-            }
-        };
+                Ok(job) => job,
+                // A redelivered Prepare whose first attempt died before its first checkpoint (or,
+                // for an inventory, perhaps before every file was sent): start over. Chunks cut
+                // again keep their indexes and executors drop duplicates; an inventory file read
+                // twice is recorded once.
+                Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
+                // A redelivered Prepare whose first attempt died between Ready and Active.
+                Err(job)
+                    if job.status == JobStatus::Ready
+                        && job.progress.total_chunks.is_some()
+                        && job.spec.confirmation_required != Some(true) =>
+                {
+                    return self.activate(id).await;
+                }
+                Err(job) => {
+                    info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");
+                    return Ok(());
+                }
+            };
         let Some(acting) = self.acting(&job).await? else { return Ok(()) };
         acting.prepared(job, deadline).await
     }
@@ -169,7 +174,7 @@ impl Chunker {
     /// A confirmed job: Ready -> Active, then cut it from the start (the number of chunks is
     /// set again when the cut ends).
     async fn start(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let started = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |j| {
+        let started = transition_from(&*self.store, &*self.events, id, &[JobStatus::Ready], JobStatus::Active, |j| {
             j.checkpoint = Checkpoint::default();
             j.progress.total_chunks = None;
         })
@@ -349,7 +354,7 @@ impl Acting<'_> {
 
 impl Chunker {
     pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
-        fail_job(&*self.store, &*self.finalize, id, failure).await
+        fail_job(&*self.store, &*self.events, &*self.finalize, id, failure).await
     }
 
     /// The job failure when a manifest holds more tasks than allowed.
@@ -376,7 +381,9 @@ impl Chunker {
 
     /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
     async fn activate(&self, id: &JobId) -> Result<()> {
-        if let Ok(active) = transition_from(&*self.store, id, &[JobStatus::Ready], JobStatus::Active, |_| {}).await? {
+        if let Ok(active) =
+            transition_from(&*self.store, &*self.events, id, &[JobStatus::Ready], JobStatus::Active, |_| {}).await?
+        {
             finalize_if_done(&*self.finalize, &active).await?;
         }
         Ok(())
@@ -437,11 +444,18 @@ impl Chunker {
         match (pass, status) {
             (Pass::Count, _) => {
                 let cause = "The job requires confirmation: run update-job-status --requested-job-status Ready";
-                match transition_from(&*self.store, id, &[JobStatus::Preparing], JobStatus::Suspended, |j| {
-                    set_totals(j);
-                    j.checkpoint = Checkpoint::default();
-                    j.suspended_cause = Some(cause.into());
-                })
+                match transition_from(
+                    &*self.store,
+                    &*self.events,
+                    id,
+                    &[JobStatus::Preparing],
+                    JobStatus::Suspended,
+                    |j| {
+                        set_totals(j);
+                        j.checkpoint = Checkpoint::default();
+                        j.suspended_cause = Some(cause.into());
+                    },
+                )
                 .await?
                 {
                     Ok(_) => info!(job_id = %id, tasks, "job prepared, waiting for confirmation"),
@@ -452,8 +466,15 @@ impl Chunker {
                 Ok(())
             }
             (Pass::Cut, JobStatus::Preparing) => {
-                let ready =
-                    transition_from(&*self.store, id, &[JobStatus::Preparing], JobStatus::Ready, set_totals).await?;
+                let ready = transition_from(
+                    &*self.store,
+                    &*self.events,
+                    id,
+                    &[JobStatus::Preparing],
+                    JobStatus::Ready,
+                    set_totals,
+                )
+                .await?;
                 if ready.is_err() {
                     return Ok(());
                 }

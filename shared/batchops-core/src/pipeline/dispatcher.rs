@@ -26,6 +26,8 @@ use crate::{Error, Result};
 
 pub struct Dispatcher {
     pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn crate::events::Events>,
     pub backlog: Arc<dyn Backlog>,
     pub chunks: Arc<dyn Queue>,
     /// The most messages the chunk queue holds, waiting or running.
@@ -192,7 +194,7 @@ impl Dispatcher {
                     _ => None,
                 };
                 if let Some(to) = to {
-                    if transition_from(&*self.store, &job.id, &[job.status], to, |_| {}).await?.is_ok() {
+                    if transition_from(&*self.store, &*self.events, &job.id, &[job.status], to, |_| {}).await?.is_ok() {
                         info!(job_id = %job.id, priority = job.priority, status = %to, "job {}", to.as_str().to_lowercase());
                         round.moved.push((job.id.clone(), to));
                     }

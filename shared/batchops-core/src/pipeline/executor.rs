@@ -31,6 +31,8 @@ pub const THRESHOLD_MIN_TASKS: u64 = 1000;
 
 pub struct Executor {
     pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn crate::events::Events>,
     /// Every request of a job (range reads, tasks, result files) acts as the job's role.
     pub roles: Arc<dyn RoleAccess>,
     pub finalize: Arc<dyn Queue>,
@@ -329,7 +331,7 @@ impl Executor {
 
     /// Fails the job; the chunk is skipped.
     async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<Disposition> {
-        fail_job(&*self.store, &*self.finalize, id, failure).await?;
+        fail_job(&*self.store, &*self.events, &*self.finalize, id, failure).await?;
         Ok(Disposition::Skipped(JobStatus::Failing))
     }
 
@@ -437,7 +439,7 @@ impl Executor {
 
     /// Runs a claimed chunk's tasks while watching its job, then records what ran.
     async fn run_claimed(&self, job: &Job, msg: &ChunkMessage, lease: &ChunkLease) -> Result<Disposition> {
-        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.finalize, job).await? else {
+        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let valid = job.spec.validate()?;

@@ -18,6 +18,8 @@ use crate::{Error, Result};
 
 pub struct Finalizer {
     pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn crate::events::Events>,
     /// The report is written as the job's role.
     pub roles: Arc<dyn RoleAccess>,
     pub settings: Settings,
@@ -30,8 +32,15 @@ impl Finalizer {
         let job = self.store.get(&msg.job_id).await?;
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
-                match transition_from(&*self.store, &job.id, &[JobStatus::Active], JobStatus::Completing, |_| {})
-                    .await?
+                match transition_from(
+                    &*self.store,
+                    &*self.events,
+                    &job.id,
+                    &[JobStatus::Active],
+                    JobStatus::Completing,
+                    |_| {},
+                )
+                .await?
                 {
                     Ok(j) => j,
                     Err(j) => return Ok(j),
@@ -51,7 +60,7 @@ impl Finalizer {
             _ => JobStatus::Cancelled,
         };
         let from = job.status;
-        let done = transition_from(&*self.store, &job.id, &[from], end, |j| {
+        let done = transition_from(&*self.store, &*self.events, &job.id, &[from], end, |j| {
             if let Some(f) = &failure {
                 if !j.failure_reasons.contains(f) {
                     j.failure_reasons.push(f.clone());
@@ -64,7 +73,7 @@ impl Finalizer {
             // A job that started failing while its report was written fails.
             Err(j) if j.status == JobStatus::Failing => {
                 self.write_report(&j).await?;
-                transition(&*self.store, j, JobStatus::Failed, |_| {}).await
+                transition(&*self.store, &*self.events, j, JobStatus::Failed, |_| {}).await
             }
             Err(j) => Ok(j),
         }

@@ -13,6 +13,8 @@ use crate::{Error, Result};
 
 pub struct Intake {
     pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn crate::events::Events>,
     pub control: Arc<dyn Queue>,
     pub finalize: Arc<dyn Queue>,
     /// When set, CreateJob requires `iam:PassRole` of the caller on the job's role, as S3 does.
@@ -54,7 +56,10 @@ impl Intake {
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
         let job = Job::new(id.clone(), spec, arn, now());
         let id = match self.store.create(&job, &token, &hash).await? {
-            CreateOutcome::Created => id,
+            CreateOutcome::Created => {
+                crate::events::announce(&*self.events, &job, None).await;
+                id
+            }
             CreateOutcome::Existing(existing) => {
                 // A retry of a create whose Prepare message may never have been sent.
                 if self.store.get(&existing).await?.status != JobStatus::New {
@@ -123,7 +128,16 @@ impl Intake {
         };
         let job = match requested {
             "Ready" => {
-                match transition_from(&*self.store, &id, &[JobStatus::Suspended], JobStatus::Ready, set_reason).await? {
+                match transition_from(
+                    &*self.store,
+                    &*self.events,
+                    &id,
+                    &[JobStatus::Suspended],
+                    JobStatus::Ready,
+                    set_reason,
+                )
+                .await?
+                {
                     Ok(job) => {
                         send_one(&*self.control, &ControlMessage::Start { job_id: id.clone() }).await?;
                         job
@@ -133,7 +147,9 @@ impl Intake {
             }
             "Cancelled" => {
                 let live = crate::state::statuses_leading_to(JobStatus::Cancelling);
-                match transition_from(&*self.store, &id, &live, JobStatus::Cancelling, set_reason).await? {
+                match transition_from(&*self.store, &*self.events, &id, &live, JobStatus::Cancelling, set_reason)
+                    .await?
+                {
                     Ok(job) => {
                         request_finalize(&*self.finalize, &id).await?;
                         job

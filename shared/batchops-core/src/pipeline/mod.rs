@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tracing::info;
 
 use crate::chunk::FinalizeMessage;
+use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::ports::{JobPorts, JobStore, Queue, RoleAccess, RoleError};
 use crate::retry::RetryPolicy;
@@ -91,9 +92,11 @@ impl Shutdown {
     }
 }
 
-/// Moves `job` to `to` through the state machine, applying `change`, with a conditional write.
+/// Moves `job` to `to` through the state machine, applying `change`, with a conditional write;
+/// once written, the change is announced.
 pub async fn transition(
     store: &dyn JobStore,
+    events: &dyn Events,
     mut job: Job,
     to: JobStatus,
     change: impl FnOnce(&mut Job),
@@ -114,6 +117,7 @@ pub async fn transition(
     change(&mut job);
     let stored = store.put(&job).await?;
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
+    crate::events::announce(events, &stored, Some(from)).await;
     Ok(stored)
 }
 
@@ -122,6 +126,7 @@ pub async fn transition(
 /// found when its status is not one of `from`.
 pub async fn transition_from(
     store: &dyn JobStore,
+    events: &dyn Events,
     id: &JobId,
     from: &[JobStatus],
     to: JobStatus,
@@ -133,7 +138,7 @@ pub async fn transition_from(
             if !from.contains(&job.status) {
                 return Ok(Some(Err(job)));
             }
-            match transition(store, job, to, &change).await {
+            match transition(store, events, job, to, &change).await {
                 Ok(j) => Ok(Some(Ok(j))),
                 Err(Error::Conflict { .. }) => Ok(None),
                 Err(e) => Err(e),
@@ -167,10 +172,16 @@ pub async fn modify(store: &dyn JobStore, id: &JobId, change: impl FnMut(&mut Jo
 }
 
 /// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.
-pub async fn fail_job(store: &dyn JobStore, finalize: &dyn Queue, id: &JobId, failure: JobFailure) -> Result<()> {
+pub async fn fail_job(
+    store: &dyn JobStore,
+    events: &dyn Events,
+    finalize: &dyn Queue,
+    id: &JobId,
+    failure: JobFailure,
+) -> Result<()> {
     let live = state::statuses_leading_to(JobStatus::Failing);
     tracing::warn!(job_id = %id, code = %failure.failure_code, reason = %failure.failure_reason, "job failing");
-    let moved = transition_from(store, id, &live, JobStatus::Failing, |j| {
+    let moved = transition_from(store, events, id, &live, JobStatus::Failing, |j| {
         if !j.failure_reasons.contains(&failure) {
             j.failure_reasons.push(failure.clone());
         }
@@ -192,6 +203,7 @@ pub(crate) fn role_failure(e: &RoleError) -> JobFailure {
 pub(crate) async fn ports_for(
     access: &dyn RoleAccess,
     store: &dyn JobStore,
+    events: &dyn Events,
     finalize: &dyn Queue,
     job: &Job,
 ) -> Result<Option<JobPorts>> {
@@ -199,7 +211,7 @@ pub(crate) async fn ports_for(
         Ok(ports) => Ok(Some(ports)),
         Err(e) if e.transient => Err(e.into()),
         Err(e) => {
-            fail_job(store, finalize, &job.id, role_failure(&e)).await?;
+            fail_job(store, events, finalize, &job.id, role_failure(&e)).await?;
             Ok(None)
         }
     }

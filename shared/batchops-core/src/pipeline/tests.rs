@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
+use crate::events::RecordedEvents;
 use crate::job::JobFailure;
 use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
@@ -81,6 +82,7 @@ struct World {
     finalize: Arc<InMemoryQueue>,
     runner: Arc<FakeRunner>,
     roles: Arc<InMemoryRoles>,
+    events: Arc<RecordedEvents>,
     settings: Settings,
     /// The chunk queue's depth the dispatcher keeps (large: every chunk released at once).
     depth: u64,
@@ -102,6 +104,7 @@ impl World {
             chunks: Arc::default(),
             finalize: Arc::default(),
             runner,
+            events: Arc::default(),
             settings,
             depth: 1_000_000,
         }
@@ -110,6 +113,7 @@ impl World {
     fn dispatcher(&self) -> Arc<dispatcher::Dispatcher> {
         Arc::new(dispatcher::Dispatcher {
             store: self.store.clone(),
+            events: self.events.clone(),
             backlog: self.store.clone(),
             chunks: self.chunks.clone(),
             depth: self.depth,
@@ -119,6 +123,7 @@ impl World {
     fn chunker(&self) -> Chunker {
         Chunker {
             store: self.store.clone(),
+            events: self.events.clone(),
             roles: self.roles.clone(),
             control: self.control.clone(),
             dispatcher: self.dispatcher(),
@@ -130,6 +135,7 @@ impl World {
     fn executor(&self) -> Executor {
         Executor {
             store: self.store.clone(),
+            events: self.events.clone(),
             roles: self.roles.clone(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
@@ -140,12 +146,18 @@ impl World {
     }
 
     fn finalizer(&self) -> Finalizer {
-        Finalizer { store: self.store.clone(), roles: self.roles.clone(), settings: self.settings.clone() }
+        Finalizer {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            roles: self.roles.clone(),
+            settings: self.settings.clone(),
+        }
     }
 
     fn intake(&self) -> Intake {
         Intake {
             store: self.store.clone(),
+            events: self.events.clone(),
             control: self.control.clone(),
             finalize: self.finalize.clone(),
             pass_role: None,
@@ -518,7 +530,7 @@ async fn an_illegal_transition_is_refused_at_once_and_a_lost_race_is_retried() {
     let id = w.intake().create_job(&w.spec(&manifest(5), json!({})), Caller::Unknown).await.unwrap();
     w.drain().await;
     // Complete -> Active is not a transition: refused without retrying 20 times.
-    let refused = transition(&*w.store, w.store.get(&id).await.unwrap(), JobStatus::Active, |_| {}).await;
+    let refused = transition(&*w.store, &*w.events, w.store.get(&id).await.unwrap(), JobStatus::Active, |_| {}).await;
     assert!(matches!(refused, Err(Error::StatusConflict { actual: JobStatus::Complete, .. })), "{refused:?}");
     // A stale copy loses the race; modify() re-reads and wins.
     let stale = w.store.get(&id).await.unwrap();
@@ -1253,4 +1265,35 @@ async fn a_role_lost_while_the_job_runs_fails_it_and_every_task_run_is_counted_a
         .map(|k| String::from_utf8(w.objects.get("reports", k).unwrap().to_vec()).unwrap().lines().count())
         .sum();
     assert_eq!(rows, 10, "the rows of the chunk that ran are kept");
+}
+
+#[tokio::test]
+async fn every_status_a_job_takes_is_announced_once_in_order() {
+    let w = World::new(10, Duration::from_secs(60));
+    let spec = w.spec(&manifest(25), json!({"Tags": [{"Key": "team", "Value": "data"}]}));
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    use JobStatus::*;
+    assert_eq!(w.events.statuses(id.as_str()), vec![New, Preparing, Ready, Active, Completing, Complete]);
+    let all: Vec<_> = w.events.all().into_iter().filter(|e| e.job_id == id.as_str()).collect();
+    assert_eq!(all[0].detail["eventName"], "JobCreated");
+    assert_eq!(all[1].detail["eventName"], "JobStatusChanged");
+    assert_eq!(all[1].detail["previousStatus"], "New");
+    assert_eq!(all[0].detail["tags"], json!([{"Key": "team", "Value": "data"}]));
+    let done = &all[5].detail;
+    assert_eq!(done["progressSummary"]["NumberOfTasksSucceeded"], 22);
+    assert_eq!(done["progressSummary"]["NumberOfTasksFailed"], 3);
+    assert_eq!(done["report"]["manifest"], format!("r/job-{id}/manifest.json"));
+    assert_eq!(done["jobEventId"].as_str().unwrap().len(), 32);
+
+    // A failing job says why.
+    let bad = w.spec(&manifest(5), json!({}));
+    let failing = w.intake().create_job(&bad, Caller::Unknown).await.unwrap();
+    w.objects.insert("manifests", "m.csv", b"changed".to_vec());
+    w.drain().await;
+    let events: Vec<_> = w.events.all().into_iter().filter(|e| e.job_id == failing.as_str()).collect();
+    let last = &events[events.len() - 1];
+    assert_eq!(events[events.len() - 2].status, Failing);
+    assert_eq!(last.status, Failed);
+    assert_eq!(last.detail["failureCodes"], json!(["ManifestETagMismatch"]), "{}", last.detail);
 }
