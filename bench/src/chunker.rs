@@ -309,6 +309,7 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         events: Arc::new(batchops_core::events::NoEvents),
         control: control.clone(),
         finalize: finalize.clone(),
+        roles: Arc::new(batchops_core::memory::NoRoles),
         pass_role: None,
         settings: settings.clone(),
     };

@@ -192,6 +192,29 @@ impl ApiClient {
             .await
     }
 
+    pub async fn get_job_tagging(&self, id: &str) -> Result<Value> {
+        self.send(self.http.get(format!("{}/v20180820/jobs/{}/tagging", self.base, enc(id)))).await
+    }
+
+    /// Replaces the job's tags with `tags` (a JSON array of `{"Key","Value"}`).
+    pub async fn put_job_tagging(&self, id: &str, tags: &Value) -> Result<Value> {
+        let body = serde_json::json!({ "Tags": tags });
+        self.send(self.http.put(format!("{}/v20180820/jobs/{}/tagging", self.base, enc(id))).json(&body)).await
+    }
+
+    pub async fn delete_job_tagging(&self, id: &str) -> Result<Value> {
+        self.send(self.http.delete(format!("{}/v20180820/jobs/{}/tagging", self.base, enc(id)))).await
+    }
+
+    /// batchops: creates a job over the failed tasks of ended job `id`; returns its ID.
+    pub async fn retry_failed(&self, id: &str) -> Result<String> {
+        let out = self.send(self.http.post(format!("{}/v20180820/jobs/{}/retry-failed", self.base, enc(id)))).await?;
+        match out["JobId"].as_str() {
+            Some(id) => Ok(id.to_string()),
+            None => bail!("the API answered without a JobId: {out}"),
+        }
+    }
+
     pub async fn update_job_priority(&self, id: &str, priority: i64) -> Result<Value> {
         self.send(self.http.post(format!("{}/v20180820/jobs/{}/priority?priority={priority}", self.base, enc(id))))
             .await

@@ -124,6 +124,30 @@ enum JobVerb {
         #[arg(long)]
         max_tasks_per_second: u64,
     },
+    /// Prints a job's tags.
+    GetJobTagging {
+        #[arg(long)]
+        job_id: String,
+    },
+    /// Replaces a job's tags: `--tags Key=team,Value=data Key=env,Value=prod` (the AWS CLI's
+    /// shorthand) or `--tags '[{"Key":"team","Value":"data"}]'`; no tags deletes them all.
+    PutJobTagging {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long, num_args = 0..)]
+        tags: Vec<String>,
+    },
+    /// Deletes every tag of a job.
+    DeleteJobTagging {
+        #[arg(long)]
+        job_id: String,
+    },
+    /// batchops: creates a job over the failed tasks of an ended job (same operation, role and
+    /// report settings; its manifest is written beside the report) and prints its JobId.
+    RetryFailed {
+        #[arg(long)]
+        job_id: String,
+    },
     /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
     Watch {
         job_id: String,
@@ -165,6 +189,31 @@ fn read_spec(spec: Option<PathBuf>, cli_input_json: Option<String>) -> Result<Va
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// Tags as the AWS CLI takes them: one JSON array, or `Key=k,Value=v` items.
+fn parse_tags(args: &[String]) -> Result<Value> {
+    if let [one] = args {
+        if one.trim_start().starts_with('[') {
+            return serde_json::from_str(one).context("--tags is not a JSON array of {\"Key\",\"Value\"}");
+        }
+    }
+    let mut tags = Vec::new();
+    for item in args {
+        let mut tag = serde_json::Map::new();
+        for part in item.split(',') {
+            match part.split_once('=') {
+                Some((name @ ("Key" | "Value"), v)) => tag.insert(name.to_string(), Value::from(v)),
+                _ => bail!("--tags: '{item}' is not Key=K,Value=V"),
+            };
+        }
+        if !tag.contains_key("Key") {
+            bail!("--tags: '{item}' has no Key");
+        }
+        tag.entry("Value").or_insert_with(|| Value::from(""));
+        tags.push(Value::Object(tag));
+    }
+    Ok(Value::Array(tags))
 }
 
 async fn watch(api: &ApiClient, id: &str, interval: Duration) -> Result<i32> {
@@ -253,6 +302,10 @@ async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
         JobVerb::UpdateJobRate { job_id, max_tasks_per_second } => {
             print(&api.update_job_rate(&job_id, max_tasks_per_second).await?)
         }
+        JobVerb::GetJobTagging { job_id } => print(&api.get_job_tagging(&job_id).await?),
+        JobVerb::PutJobTagging { job_id, tags } => print(&api.put_job_tagging(&job_id, &parse_tags(&tags)?).await?),
+        JobVerb::DeleteJobTagging { job_id } => print(&api.delete_job_tagging(&job_id).await?),
+        JobVerb::RetryFailed { job_id } => print(&serde_json::json!({ "JobId": api.retry_failed(&job_id).await? })),
         JobVerb::Watch { job_id, interval } => {
             let code = watch(api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);

@@ -84,14 +84,20 @@ def test_only_the_job_stages_assume_roles_and_only_the_pattern(resources):
             if "sts:AssumeRole" in actions:
                 assuming.add(function)
                 assert res == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleNamePattern}"}]
-    assert assuming == {"ManifestChunkerFunction", "TaskExecutorFunction", "ReportFinalizerFunction"}
+    # job-intake for retry-failed (the report's failed rows, the new manifest beside them)
+    assert assuming == {"JobIntakeFunction", "ManifestChunkerFunction", "TaskExecutorFunction", "ReportFinalizerFunction"}
 
 
-def test_the_example_job_role_trusts_exactly_the_job_stages(resources):
+def test_the_example_job_role_trusts_exactly_the_functions_that_act_for_jobs(resources):
     trust = resources["ExampleJobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Action"] for s in trust] == ["sts:AssumeRole"]
     principals = {p["Fn::GetAtt"][0] for p in trust[0]["Principal"]["AWS"]}
-    assert principals == {"ManifestChunkerFunctionRole", "TaskExecutorFunctionRole", "ReportFinalizerFunctionRole"}
+    assert principals == {
+        "JobIntakeFunctionRole",
+        "ManifestChunkerFunctionRole",
+        "TaskExecutorFunctionRole",
+        "ReportFinalizerFunctionRole",
+    }
 
 
 def test_callers_need_only_execute_api_invoke(resources):

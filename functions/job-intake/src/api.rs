@@ -8,6 +8,10 @@
 //! | `POST /v20180820/jobs/{id}/status?requestedJobStatus=..&statusUpdateReason=..` | `{"JobId","Status","StatusUpdateReason"}` |
 //! | `POST /v20180820/jobs/{id}/priority?priority=..` | `{"JobId","Priority"}` |
 //! | `POST /v20180820/jobs/{id}/rate?maxTasksPerSecond=..` (batchops) | `{"JobId","MaxTasksPerSecond"}` |
+//! | `GET /v20180820/jobs/{id}/tagging` | `{"Tags": [{"Key","Value"}]}` |
+//! | `PUT /v20180820/jobs/{id}/tagging` with `{"Tags": [...]}` | `{}` |
+//! | `DELETE /v20180820/jobs/{id}/tagging` | `{}` |
+//! | `POST /v20180820/jobs/{id}/retry-failed` (batchops) | `{"JobId"}` of the new job |
 //!
 //! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
 
@@ -73,6 +77,8 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}/status", post(update_status))
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
         .route("/v20180820/jobs/{id}/rate", post(update_rate))
+        .route("/v20180820/jobs/{id}/retry-failed", post(retry_failed))
+        .route("/v20180820/jobs/{id}/tagging", get(get_tagging).put(put_tagging).delete(delete_tagging))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
@@ -98,18 +104,21 @@ fn caller(ext: &Extensions) -> Option<&str> {
 /// limit is not published). Bodies also nest at most 128 levels (serde_json's limit).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-async fn create_job(
-    State(intake): State<Arc<Intake>>,
-    ext: Extensions,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult {
-    let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES },
-        _ => Error::InvalidJson { message: r.body_text() },
-    })?;
+async fn create_job(State(intake): State<Arc<Intake>>, ext: Extensions, body: BodyResult) -> ApiResult {
+    let body = read_body(body)?;
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.create_job(&body, who).await?;
     Ok(Json(json!({ "JobId": id })))
+}
+
+type BodyResult = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+/// A request body, or the error naming the limit it broke.
+fn read_body(body: BodyResult) -> Result<Bytes, Error> {
+    body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES },
+        _ => Error::InvalidJson { message: r.body_text() },
+    })
 }
 
 async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
@@ -172,6 +181,26 @@ async fn update_rate(State(intake): State<Arc<Intake>>, Path(id): Path<String>, 
     Ok(Json(json!({"JobId": id, "MaxTasksPerSecond": rate})))
 }
 
+async fn retry_failed(State(intake): State<Arc<Intake>>, ext: Extensions, Path(id): Path<String>) -> ApiResult {
+    let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
+    let id = intake.retry_failed(&id, who).await?;
+    Ok(Json(json!({ "JobId": id })))
+}
+
+async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!({"Tags": intake.get_job_tagging(&id).await?})))
+}
+
+async fn put_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, body: BodyResult) -> ApiResult {
+    intake.put_job_tagging(&id, &read_body(body)?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+    intake.delete_job_tagging(&id).await?;
+    Ok(Json(json!({})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +221,7 @@ mod tests {
             events: Arc::new(batchops_core::events::NoEvents),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
+            roles: Arc::new(batchops_core::memory::NoRoles),
             pass_role,
             settings: Settings::default(),
         }))
@@ -250,6 +280,39 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["Status"], "Cancelling");
         assert_eq!(body["StatusUpdateReason"], "no longer needed");
+    }
+
+    #[tokio::test]
+    async fn job_tags_are_read_replaced_and_deleted_within_s3s_limits() {
+        let app = app();
+        let mut spec: Value = serde_json::from_str(SPEC).unwrap();
+        spec["Tags"] = json!([{"Key": "team", "Value": "data"}]);
+        let (_, body) = call(&app, "POST", "/v20180820/jobs", &spec.to_string()).await;
+        let tagging = format!("/v20180820/jobs/{}/tagging", body["JobId"].as_str().unwrap());
+        let (status, body) = call(&app, "GET", &tagging, "").await;
+        assert_eq!((status, &body), (200, &json!({"Tags": [{"Key": "team", "Value": "data"}]})));
+        let set = json!({"Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": ""}]});
+        assert_eq!(call(&app, "PUT", &tagging, &set.to_string()).await.0, 200);
+        assert_eq!(call(&app, "GET", &tagging, "").await.1, set, "PUT replaces the set");
+        let too_many: Vec<Value> = (0..51).map(|i| json!({"Key": format!("k{i}"), "Value": "v"})).collect();
+        let (status, body) = call(&app, "PUT", &tagging, &json!({"Tags": too_many}).to_string()).await;
+        assert_eq!((status, body["Code"].as_str()), (400, Some("TooManyTagsException")), "{body}");
+        let long_key = json!({"Tags": [{"Key": "k".repeat(129), "Value": "v"}]});
+        let (status, body) = call(&app, "PUT", &tagging, &long_key.to_string()).await;
+        assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")), "{body}");
+        assert!(body["Message"].as_str().unwrap().starts_with("Tags[0].Key:"), "{body}");
+        let twice = json!({"Tags": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]});
+        let (status, body) = call(&app, "PUT", &tagging, &twice.to_string()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(call(&app, "GET", &tagging, "").await.1, set, "refused sets change nothing");
+        assert_eq!(call(&app, "DELETE", &tagging, "").await.0, 200);
+        assert_eq!(call(&app, "GET", &tagging, "").await.1, json!({"Tags": []}));
+        assert_eq!(call(&app, "PUT", &tagging, &set.to_string()).await.0, 200);
+        assert_eq!(call(&app, "PUT", &tagging, r#"{"Tags": []}"#).await.0, 200);
+        assert_eq!(call(&app, "GET", &tagging, "").await.1, json!({"Tags": []}), "an empty set deletes all");
+        let (status, body) =
+            call(&app, "GET", "/v20180820/jobs/00000000-0000-0000-0000-000000000000/tagging", "").await;
+        assert_eq!((status, body["Code"].as_str()), (404, Some("NotFoundException")));
     }
 
     #[tokio::test]

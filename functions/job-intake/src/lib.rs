@@ -16,6 +16,7 @@ pub fn intake(config: &Config, clients: &Clients) -> Intake {
         events: config.events(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
+        roles: config.roles(clients),
         pass_role: config
             .check_pass_role
             .then(|| Arc::new(IamPassRole::new(&clients.sdk)) as Arc<dyn batchops_core::ports::PassRoleCheck>),

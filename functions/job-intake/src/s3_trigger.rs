@@ -106,6 +106,7 @@ mod tests {
             events: Arc::new(batchops_core::events::NoEvents),
             control: Arc::new(InMemoryQueue::default()),
             finalize: Arc::new(InMemoryQueue::default()),
+            roles: Arc::new(batchops_core::memory::NoRoles),
             pass_role: None,
             settings: Settings::default(),
         };

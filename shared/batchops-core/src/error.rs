@@ -27,6 +27,9 @@ pub enum Error {
     /// The caller may not do what it asked (CreateJob without `iam:PassRole` on the role).
     #[error("{message}")]
     AccessDenied { message: String },
+    /// PutJobTagging with more tags than a job holds.
+    #[error("{message}")]
+    TooManyTags { message: String },
     #[error("ClientRequestToken {token} was already used with a different request")]
     Idempotency { token: String },
     /// A failure of the storage, queue or database behind a port, with its cause when there
@@ -79,6 +82,7 @@ impl Error {
             Error::StatusConflict { .. } => ("JobStatusException", 409),
             Error::Conflict { .. } => ("TooManyRequestsException", 429),
             Error::Idempotency { .. } => ("IdempotencyException", 409),
+            Error::TooManyTags { .. } => ("TooManyTagsException", 400),
             Error::AccessDenied { .. } => ("AccessDeniedException", 403),
             Error::Backend { .. } | Error::NotYet { .. } => ("InternalServiceException", 500),
         }

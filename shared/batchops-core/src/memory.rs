@@ -529,6 +529,21 @@ impl RoleAccess for InMemoryRoles {
     }
 }
 
+/// Refuses every role: for intake tests that never act as a job's role.
+pub struct NoRoles;
+
+#[async_trait]
+impl RoleAccess for NoRoles {
+    async fn assume(&self, _job: &JobId, role_arn: &str) -> Result<JobPorts, RoleError> {
+        Err(RoleError {
+            role: role_arn.to_string(),
+            code: "AccessDenied".into(),
+            message: "no role may be assumed here".into(),
+            transient: false,
+        })
+    }
+}
+
 /// `iam:PassRole` grants in memory: (caller ARN, role ARN) pairs.
 #[derive(Default)]
 pub struct InMemoryPassRole {

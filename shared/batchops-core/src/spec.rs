@@ -189,20 +189,25 @@ pub fn check_rate(field: &str, rate: u64) -> Result<()> {
 
 /// Parses a request body into a spec; type errors name the member (`Priority: invalid type`).
 pub fn parse(body: &[u8]) -> Result<JobSpec> {
+    parse_json(body, "CreateJobRequest")
+}
+
+/// Parses a JSON request body; type errors name the member, or `request` for the whole body.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], request: &str) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             Error::InvalidJson { message: inner.to_string() }
         } else if path == "." {
-            Error::field("CreateJobRequest", inner.to_string())
+            Error::field(request, inner.to_string())
         } else {
             Error::field(path, inner.to_string())
         }
     })?;
     de.end().map_err(|e| Error::InvalidJson { message: e.to_string() })?;
-    Ok(spec)
+    Ok(value)
 }
 
 pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
@@ -254,7 +259,7 @@ pub(crate) fn check_tag(field: &str, tag: &S3Tag) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
+pub fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
     if tags.len() > max {
         return Err(Error::field(field, format!("at most {max} tags, got {}", tags.len())));
     }

@@ -7,9 +7,19 @@ use sha1::{Digest, Sha1};
 use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
-use crate::ports::{CreateOutcome, JobPage, JobStore, PassRoleCheck, Queue};
-use crate::spec::{self, check_len};
+use crate::ports::{CreateOutcome, JobPage, JobStore, PassRoleCheck, Queue, RoleAccess};
+use crate::spec::{self, check_len, S3Tag};
 use crate::{Error, Result};
+
+/// S3's limit of tags per job.
+pub const MAX_JOB_TAGS: usize = 50;
+
+/// The body of PutJobTagging.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct TaggingRequest {
+    tags: Vec<S3Tag>,
+}
 
 pub struct Intake {
     pub store: Arc<dyn JobStore>,
@@ -17,6 +27,8 @@ pub struct Intake {
     pub events: Arc<dyn crate::events::Events>,
     pub control: Arc<dyn Queue>,
     pub finalize: Arc<dyn Queue>,
+    /// Job roles: retry-failed reads a report and writes a manifest as the job's role.
+    pub roles: Arc<dyn RoleAccess>,
     /// When set, CreateJob requires `iam:PassRole` of the caller on the job's role, as S3 does.
     pub pass_role: Option<Arc<dyn PassRoleCheck>>,
     pub settings: Settings,
@@ -188,6 +200,39 @@ impl Intake {
         crate::spec::check_rate("maxTasksPerSecond", r)?;
         let job = self.change_live_job(&id, "task rate", |j| j.max_tasks_per_second = Some(r)).await?;
         Ok((job.id, r))
+    }
+
+    /// GetJobTagging.
+    pub async fn get_job_tagging(&self, id: &str) -> Result<Vec<S3Tag>> {
+        Ok(self.store.get(&JobId::parse(id)?).await?.tags)
+    }
+
+    /// PutJobTagging: `{"Tags": [...]}` replaces the job's tags (any job, ended or not, as in
+    /// S3); an empty set deletes them all.
+    pub async fn put_job_tagging(&self, id: &str, body: &[u8]) -> Result<()> {
+        let id = JobId::parse(id)?;
+        let request: TaggingRequest = crate::spec::parse_json(body, "PutJobTaggingRequest")?;
+        if request.tags.len() > MAX_JOB_TAGS {
+            return Err(Error::TooManyTags {
+                message: format!("Tags: a job holds at most {MAX_JOB_TAGS} tags, got {}", request.tags.len()),
+            });
+        }
+        spec::check_tag_set("Tags", &request.tags, MAX_JOB_TAGS)?;
+        self.set_tags(&id, request.tags).await
+    }
+
+    /// DeleteJobTagging.
+    pub async fn delete_job_tagging(&self, id: &str) -> Result<()> {
+        self.set_tags(&JobId::parse(id)?, Vec::new()).await
+    }
+
+    async fn set_tags(&self, id: &JobId, tags: Vec<S3Tag>) -> Result<()> {
+        super::modify(&*self.store, id, |j| {
+            j.tags = tags.clone();
+            true
+        })
+        .await?;
+        Ok(())
     }
 
     /// Applies `change` to a job that has not ended.

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod limiter;
 mod listing;
 mod parts;
+pub mod retry_failed;
 
 use std::time::Duration;
 

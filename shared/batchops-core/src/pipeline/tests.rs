@@ -160,6 +160,7 @@ impl World {
             events: self.events.clone(),
             control: self.control.clone(),
             finalize: self.finalize.clone(),
+            roles: self.roles.clone(),
             pass_role: None,
             settings: self.settings.clone(),
         }
@@ -1296,4 +1297,43 @@ async fn every_status_a_job_takes_is_announced_once_in_order() {
     assert_eq!(events[events.len() - 2].status, Failing);
     assert_eq!(last.status, Failed);
     assert_eq!(last.detail["failureCodes"], json!(["ManifestETagMismatch"]), "{}", last.detail);
+}
+
+#[tokio::test]
+async fn retry_failed_runs_exactly_the_failed_rows_again_as_a_tagged_child_job() {
+    let w = World::new(10, Duration::from_secs(60));
+    let spec = w.spec(&manifest(40), json!({"Tags": [{"Key": "team", "Value": "data"}]}));
+    let parent = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    // Not before it has ended.
+    let early = w.intake().retry_failed(parent.as_str(), Caller::Unknown).await.unwrap_err();
+    assert!(matches!(early, crate::Error::StatusConflict { .. }), "{early}");
+    w.drain().await;
+    assert_eq!(w.store.get(&parent).await.unwrap().progress.failed, 4);
+    let child = w.intake().retry_failed(parent.as_str(), Caller::Unknown).await.unwrap();
+    assert_eq!(w.intake().retry_failed(parent.as_str(), Caller::Unknown).await.unwrap(), child, "asked twice, one job");
+    let manifest_key = format!("r/job-{parent}/retry-failed/manifest.csv");
+    let written = String::from_utf8(w.objects.get("reports", &manifest_key).unwrap().to_vec()).unwrap();
+    let mut lines: Vec<&str> = written.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["src,missing-13", "src,missing-23", "src,missing-3", "src,missing-33"]);
+    w.drain().await;
+    let job = w.store.get(&child).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.total_tasks, job.progress.failed), (Some(4), 4));
+    assert_eq!(job.spec.description.as_deref(), Some(format!("Retry of the 4 failed tasks of job {parent}").as_str()));
+    let tags: Vec<(String, String)> = job.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+    assert_eq!(tags, [("team".into(), "data".into()), ("batchops:retry-of".into(), parent.to_string())]);
+    assert_eq!(job.spec.operation, w.store.get(&parent).await.unwrap().spec.operation);
+
+    // A job with no failed task, or without a report, says so.
+    let clean =
+        w.intake().create_job(&w.spec_at("ok.csv", "src,a\nsrc,b\n", json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let none = w.intake().retry_failed(clean.as_str(), Caller::Unknown).await.unwrap_err();
+    assert!(none.to_string().contains("has no failed tasks"), "{none}");
+    let quiet = w.spec_at("q.csv", "src,missing-1\n", json!({"Report": {"Enabled": false}}));
+    let quiet = w.intake().create_job(&quiet, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let unreported = w.intake().retry_failed(quiet.as_str(), Caller::Unknown).await.unwrap_err();
+    assert!(unreported.to_string().contains("has no report"), "{unreported}");
 }

@@ -1,0 +1,115 @@
+//! Retry the failed tasks (batchops): a new job with the same operation, role and report
+//! settings over the failed rows of an ended job's report. The rows' first three columns
+//! (`Bucket,Key,VersionId`, keys encoded as in CSV manifests) become the new job's manifest,
+//! written beside the report.
+
+use super::intake::{Caller, Intake};
+use crate::job::{Job, JobId};
+use crate::ports::{read_all, JobPorts, ResultFile};
+use crate::spec::{JobManifest, ManifestLocation, ManifestSpec, S3Tag, CSV_FORMAT};
+use crate::{Error, Result};
+
+/// The tag a retry job carries, naming the job it retries.
+pub const RETRY_OF_TAG: &str = "batchops:retry-of";
+
+impl Intake {
+    /// Creates the job that runs the failed tasks of job `id` again. Asking twice gives the
+    /// same job (its ClientRequestToken is derived from the parent).
+    pub async fn retry_failed(&self, id: &str, caller: Caller<'_>) -> Result<JobId> {
+        let parent = self.store.get(&JobId::parse(id)?).await?;
+        if !parent.status.is_terminal() {
+            return Err(Error::StatusConflict {
+                job_id: parent.id.clone(),
+                actual: parent.status,
+                message: "only the failed tasks of an ended job can be retried".into(),
+            });
+        }
+        let Some(report) = parent.spec.validate()?.report else {
+            return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not known")));
+        };
+        let failed: Vec<ResultFile> = self
+            .store
+            .chunks(&parent.id)
+            .await?
+            .into_iter()
+            .flat_map(|c| c.files)
+            .filter(|f| f.status == "failed" && f.rows > 0)
+            .collect();
+        if failed.is_empty() {
+            return Err(Error::field("JobId", format!("job {id} has no failed tasks to retry")));
+        }
+        let ports = self.roles.assume(&parent.id, parent.role_arn()).await?;
+        let (rows, versioned, body) = failed_rows(&ports, &report.bucket, &failed).await?;
+        let key = format!("{}/retry-failed/manifest.csv", report.job_folder(&parent.id));
+        ports.objects.put(&report.bucket, &key, body.into(), "text/csv").await?;
+        let etag = ports.objects.head(&report.bucket, &key, None).await?.etag;
+        let spec = retry_spec(&parent, &report.bucket, &key, &etag, rows, versioned)?;
+        let body = serde_json::to_vec(&spec).map_err(|e| Error::backend("retry spec", e))?;
+        self.create_job(&body, caller).await
+    }
+}
+
+/// The `Bucket,Key,VersionId` of every row of the failed result files, as manifest lines (the
+/// VersionId column only when a row has one), their count, and whether they have versions.
+async fn failed_rows(ports: &JobPorts, bucket: &str, files: &[ResultFile]) -> Result<(u64, bool, Vec<u8>)> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut versioned = false;
+    for f in files {
+        let text = read_all(ports.objects.read(bucket, &f.key, None, 0, None, None).await?).await?;
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            // Bucket names, encoded keys and version IDs hold no comma: the columns end at commas.
+            let mut columns = line.splitn(4, |b| *b == b',');
+            let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
+            let v = v.unwrap_or_default();
+            versioned |= !v.is_empty();
+            lines.push([b, b",", k, b",", v].concat());
+        }
+    }
+    let mut out = Vec::new();
+    for line in &lines {
+        let keep = if versioned { line.len() } else { line.len() - 1 };
+        out.extend_from_slice(&line[..keep]);
+        out.push(b'\n');
+    }
+    Ok((lines.len() as u64, versioned, out))
+}
+
+/// The parent's spec over the new manifest, named and tagged as its retry.
+fn retry_spec(
+    parent: &Job,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    rows: u64,
+    versioned: bool,
+) -> Result<crate::spec::JobSpec> {
+    let mut spec = parent.spec.clone();
+    let fields = if versioned { vec!["Bucket", "Key", "VersionId"] } else { vec!["Bucket", "Key"] };
+    spec.manifest = Some(JobManifest {
+        spec: Some(ManifestSpec {
+            format: Some(CSV_FORMAT.into()),
+            fields: Some(fields.into_iter().map(String::from).collect()),
+        }),
+        location: Some(ManifestLocation {
+            object_arn: Some(format!("arn:aws:s3:::{bucket}/{key}")),
+            object_version_id: None,
+            etag: Some(etag.to_string()),
+        }),
+    });
+    spec.manifest_generator = None;
+    spec.client_request_token = Some(format!("retry-failed-{}", parent.id));
+    spec.description = Some(format!("Retry of the {rows} failed tasks of job {}", parent.id));
+    let mut tags: Vec<S3Tag> = parent.tags.iter().filter(|t| t.key != RETRY_OF_TAG).cloned().collect();
+    if tags.len() >= super::intake::MAX_JOB_TAGS {
+        return Err(Error::TooManyTags {
+            message: format!(
+                "job {} has {} tags: its retry needs room for the {RETRY_OF_TAG} tag",
+                parent.id,
+                tags.len()
+            ),
+        });
+    }
+    tags.push(S3Tag { key: RETRY_OF_TAG.into(), value: parent.id.to_string() });
+    spec.tags = Some(tags);
+    Ok(spec)
+}
