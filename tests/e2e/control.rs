@@ -119,3 +119,127 @@ async fn a_rule_on_the_bus_receives_every_status_of_a_job_in_order() -> Result<(
     sys.stop().await;
     Ok(())
 }
+
+/// Puts `n` small objects `obj-<i>` into `bucket`, 32 at a time.
+async fn put_many(sys: &System, bucket: &str, n: usize) -> Result<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (s3, bucket) = (sys.clients.s3.clone(), bucket.to_string());
+        set.spawn(async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("obj-{i}"))
+                .body(format!("body {i}").into_bytes().into())
+                .send()
+                .await
+                .map(|_| ())
+        });
+        if set.len() >= 32 {
+            set.join_next().await.context("task")??;
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_over_1000_objects_changes_none_and_reports_each() -> Result<()> {
+    let sys = System::start(Settings { chunk_size: 100, ..Settings::default() }, 4).await?;
+    let [src, dst, man, rep] = sys.buckets(["src", "dst", "man", "rep"]).await?;
+    put_many(&sys, &src, 1000).await?;
+    let lines: String = (0..1000).map(|i| format!("{src},obj-{i}\n")).chain([format!("{src},never-there\n")]).collect();
+    let etag = sys.put(&man, "m.csv", lines).await?;
+    let mut dry =
+        spec(json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}}), &man, "m.csv", &etag, &rep);
+    dry["DryRun"] = json!(true);
+    let id = sys.api.create_job(&dry).await?;
+    let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksSucceeded"], 1000);
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 1);
+    assert_eq!(job["DryRunEstimate"]["RequestsOfTheRealRun"], json!({"CopyObject": 1000}), "{job}");
+    let copied = sys.clients.s3.list_objects_v2().bucket(&dst).send().await?;
+    assert_eq!(copied.key_count(), Some(0), "a dry run copies nothing");
+    let (_, rows) = sys.report(&rep, "reports", &id).await?;
+    assert_eq!(rows.len(), 1001);
+    let dry_rows = rows.iter().filter(|(s, r)| s == "succeeded" && r.contains(r#"""DryRun"":true"#)).count();
+    assert_eq!(dry_rows, 1000);
+    assert!(rows.iter().any(|(s, r)| s == "failed" && r.contains("never-there,,failed,404,NoSuchKey")), "{rows:?}");
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_failed_of_a_job_with_10_missing_keys_runs_exactly_those_10() -> Result<()> {
+    let sys = System::start(Settings { chunk_size: 25, ..Settings::default() }, 4).await?;
+    let [src, dst, man, rep] = sys.buckets(["src", "dst", "man", "rep"]).await?;
+    put_many(&sys, &src, 90).await?;
+    // 100 rows: 90 objects and 10 missing keys spread among them.
+    let lines: String = (0..100)
+        .map(|i| {
+            if i % 10 == 4 {
+                format!("{src},missing/k%20{i}\n")
+            } else {
+                format!("{src},obj-{}\n", i - i / 10 - usize::from(i % 10 > 4))
+            }
+        })
+        .collect();
+    let etag = sys.put(&man, "m.csv", lines).await?;
+    let mut parent =
+        spec(json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}}), &man, "m.csv", &etag, &rep);
+    parent["Tags"] = json!([{"Key": "team", "Value": "data"}]);
+    let id = sys.api.create_job(&parent).await?;
+    let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 10, "{job}");
+    // The missing objects arrive; the retry finds them.
+    for i in (4..100).step_by(10) {
+        sys.put(&src, &format!("missing/k {i}"), "late").await?;
+    }
+    let child = sys.api.retry_failed(&id).await?;
+    assert_eq!(sys.api.retry_failed(&id).await?, child, "asked twice, one job");
+    let done = sys.wait_for(&child, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(done["Status"], "Complete", "{done}");
+    assert_eq!(done["ProgressSummary"]["TotalNumberOfTasks"], 10);
+    assert_eq!(done["ProgressSummary"]["NumberOfTasksSucceeded"], 10);
+    assert_eq!(done["Description"], format!("Retry of the 10 failed tasks of job {id}"));
+    let tags = sys.api.get_job_tagging(&child).await?;
+    assert_eq!(tags["Tags"], json!([{"Key": "team", "Value": "data"}, {"Key": "batchops:retry-of", "Value": id}]));
+    let (_, rows) = sys.report(&rep, "reports", &child).await?;
+    let mut keys: Vec<String> = rows.iter().map(|(_, r)| batchops_e2e::columns(r)[1].clone()).collect();
+    keys.sort();
+    let mut expected: Vec<String> = (4..100).step_by(10).map(|i| format!("missing/k%20{i}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    for i in (4..100).step_by(10) {
+        assert_eq!(sys.get(&dst, &format!("missing/k {i}")).await?, b"late");
+    }
+    // A job with nothing failed has nothing to retry.
+    let err = sys.api.retry_failed(&child).await.unwrap_err().to_string();
+    assert!(err.contains("has no failed tasks"), "{err}");
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_tags_through_the_local_api_keep_s3s_limits() -> Result<()> {
+    let sys = System::start(Settings::default(), 1).await?;
+    let [man, rep] = sys.buckets(["man", "rep"]).await?;
+    let etag = sys.put(&man, "m.csv", format!("{man},nothing\n")).await?;
+    let mut s = spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
+    s["ConfirmationRequired"] = json!(true);
+    s["Tags"] = json!([{"Key": "a", "Value": "1"}]);
+    let id = sys.api.create_job(&s).await?;
+    assert_eq!(sys.api.get_job_tagging(&id).await?["Tags"], json!([{"Key": "a", "Value": "1"}]));
+    let fifty: Vec<Value> = (0..50).map(|i| json!({"Key": format!("k{i}"), "Value": "v"})).collect();
+    sys.api.put_job_tagging(&id, &json!(fifty)).await?;
+    assert_eq!(sys.api.get_job_tagging(&id).await?["Tags"].as_array().map(Vec::len), Some(50));
+    let fifty_one: Vec<Value> = (0..51).map(|i| json!({"Key": format!("k{i}"), "Value": "v"})).collect();
+    let err = sys.api.put_job_tagging(&id, &json!(fifty_one)).await.unwrap_err().to_string();
+    assert!(err.contains("TooManyTagsException"), "{err}");
+    sys.api.delete_job_tagging(&id).await?;
+    assert_eq!(sys.api.get_job_tagging(&id).await?["Tags"], json!([]));
+    sys.stop().await;
+    Ok(())
+}

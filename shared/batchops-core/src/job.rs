@@ -360,6 +360,12 @@ impl Job {
             d.insert("MaxTasksPerSecond".into(), json!(rate));
         }
         d.insert("ProgressSummary".into(), self.progress_summary(now));
+        if self.spec.dry_run == Some(true) {
+            d.insert("DryRun".into(), json!(true));
+            if let Some(op) = self.spec.operation.as_ref().and_then(|o| crate::ops::Operation::from_spec(o).ok()) {
+                d.insert("DryRunEstimate".into(), crate::pipeline::dry_run::estimate(&op, self.progress.succeeded));
+            }
+        }
         if let Some(r) = &self.status_update_reason {
             d.insert("StatusUpdateReason".into(), json!(r));
         }

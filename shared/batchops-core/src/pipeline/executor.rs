@@ -442,6 +442,8 @@ impl Executor {
         let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
+        // A dry run reads each task's object instead of running the operation.
+        let ports = if job.spec.dry_run == Some(true) { super::dry_run::DryRunner::ports(&ports) } else { ports };
         let valid = job.spec.validate()?;
         let Some(parsed) = self.chunk_lines(&ports, job, valid.source.manifest(), msg).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));

@@ -3,6 +3,7 @@
 
 pub mod chunker;
 pub mod dispatcher;
+pub mod dry_run;
 pub mod executor;
 pub mod finalizer;
 pub mod intake;

@@ -1337,3 +1337,29 @@ async fn retry_failed_runs_exactly_the_failed_rows_again_as_a_tagged_child_job()
     let unreported = w.intake().retry_failed(quiet.as_str(), Caller::Unknown).await.unwrap_err();
     assert!(unreported.to_string().contains("has no report"), "{unreported}");
 }
+
+#[tokio::test]
+async fn a_dry_run_reads_each_object_runs_no_operation_and_reports_what_would_happen() {
+    let w = World::new(2, Duration::from_secs(60));
+    w.objects.insert("src", "a", b"12345".to_vec());
+    w.objects.insert("src", "b c", b"1".to_vec());
+    let spec = w.spec_at("dry.csv", "src,a\nsrc,b%20c\nsrc,gone\n", json!({"DryRun": true}));
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (2, 1));
+    assert_eq!(w.runner.total_calls(), 0, "no task ran the operation");
+    let rows = w.report_rows(&job);
+    assert!(
+        rows.iter().any(|r| r.starts_with("src,a,,succeeded,200,,")
+            && r.contains(r#"""DryRun"":true"#)
+            && r.contains(r#"""Size"":5"#)),
+        "{rows:?}"
+    );
+    assert!(rows.contains(&"src,gone,,failed,404,NoSuchKey,The specified key does not exist.".to_string()), "{rows:?}");
+    let d = job.descriptor(time::OffsetDateTime::now_utc());
+    assert_eq!(d["DryRun"], true);
+    assert_eq!(d["DryRunEstimate"]["TasksThatWouldRun"], 2);
+    assert_eq!(d["DryRunEstimate"]["RequestsOfTheRealRun"], json!({"PutObjectTagging": 2}));
+}
