@@ -135,7 +135,7 @@ async fn put_many(sys: &System, bucket: &str, n: usize) -> Result<()> {
                 .map(|_| ())
         });
         if set.len() >= 32 {
-            set.join_next().await.context("task")??;
+            set.join_next().await.context("task")???;
         }
     }
     while let Some(r) = set.join_next().await {
