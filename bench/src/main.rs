@@ -137,6 +137,7 @@ async fn main() -> Result<()> {
             check_pass_role: false,
             // s3s-fs has no STS: jobs act with the bench's own credentials.
             assume_roles: false,
+            schedule_group: None,
         },
     )
     .await?;
@@ -233,6 +234,7 @@ async fn large_copy(
             check_pass_role: false,
             // s3s-fs has no STS: jobs act with the bench's own credentials.
             assume_roles: false,
+            schedule_group: None,
         },
     )
     .await?;

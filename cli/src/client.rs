@@ -109,6 +109,11 @@ fn enc(s: &str) -> String {
 
 /// The `ApiUrl` output of a deployed batchops stack (CloudFormation DescribeStacks).
 pub async fn stack_api_url(sdk: &SdkConfig, stack: &str) -> Result<String> {
+    stack_output(sdk, stack, "ApiUrl").await
+}
+
+/// One output of a deployed batchops stack.
+pub async fn stack_output(sdk: &SdkConfig, stack: &str, key: &str) -> Result<String> {
     let out = aws_sdk_cloudformation::Client::new(sdk)
         .describe_stacks()
         .stack_name(stack)
@@ -117,9 +122,9 @@ pub async fn stack_api_url(sdk: &SdkConfig, stack: &str) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)))
         .with_context(|| format!("cannot describe the stack {stack}"))?;
     let outputs = out.stacks().first().map(|s| s.outputs()).unwrap_or_default();
-    match outputs.iter().find(|o| o.output_key() == Some("ApiUrl")).and_then(|o| o.output_value()) {
-        Some(url) => Ok(url.to_string()),
-        None => bail!("the stack {stack} has no ApiUrl output: is it a batchops stack?"),
+    match outputs.iter().find(|o| o.output_key() == Some(key)).and_then(|o| o.output_value()) {
+        Some(v) => Ok(v.to_string()),
+        None => bail!("the stack {stack} has no {key} output: is it a batchops stack?"),
     }
 }
 

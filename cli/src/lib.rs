@@ -3,3 +3,4 @@
 
 pub mod client;
 pub mod local;
+pub mod schedules;

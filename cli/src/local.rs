@@ -39,6 +39,8 @@ pub struct LocalOptions {
     /// Jobs act as their `RoleArn` through STS (the deployed behaviour); false acts with
     /// batchops local's own credentials, for S3-compatible stores without STS.
     pub assume_roles: bool,
+    /// The EventBridge Scheduler group whose schedules this fires (`None`: none).
+    pub schedule_group: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -52,6 +54,7 @@ impl Default for LocalOptions {
             ops: OpsSettings::default(),
             check_pass_role: false,
             assume_roles: true,
+            schedule_group: Some(crate::schedules::GROUP.into()),
         }
     }
 }
@@ -241,6 +244,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
+    let schedule_intake = intake.clone();
     let mut app = job_intake::api::router(intake.clone());
     if opts.check_pass_role {
         let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
@@ -327,6 +331,11 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             }
         }
     });
+    if let Some(group) = opts.schedule_group.clone() {
+        let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
+        let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
+        tasks.spawn(crate::schedules::fire_schedules(scheduler, group, schedule_intake, objects, rx.clone()));
+    }
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
     Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })

@@ -65,6 +65,59 @@ enum Command {
     Job(JobVerb),
     /// Runs the whole system on this machine against AWS_ENDPOINT_URL (or real AWS).
     Local(LocalArgs),
+    /// Scheduled jobs: EventBridge Scheduler schedules that create a job at each firing.
+    #[command(subcommand)]
+    Schedule(ScheduleVerb),
+}
+
+#[derive(Subcommand)]
+enum ScheduleVerb {
+    /// Creates a schedule whose every firing creates a job from the spec (its relative
+    /// windows, "-P1D", counted back from the firing).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// at(yyyy-mm-ddThh:mm:ss), rate(N minutes|hours|days) or cron(min hour dom month dow year).
+        #[arg(long)]
+        expression: String,
+        /// The CreateJob spec each firing runs (kept in the schedule's input).
+        #[arg(long, required_unless_present = "spec_location", conflicts_with = "spec_location")]
+        spec: Option<PathBuf>,
+        /// Or where each firing reads it (s3://bucket/key.json), so it can change between firings.
+        #[arg(long)]
+        spec_location: Option<String>,
+        /// IANA time zone the expression is read in (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Lists the schedules with their next firing.
+    List {
+        #[arg(long, default_value = batchops::schedules::GROUP)]
+        group: String,
+    },
+    /// Deletes a schedule (jobs it created are not touched).
+    Delete {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = batchops::schedules::GROUP)]
+        group: String,
+    },
+}
+
+/// Where a schedule's firings go: job-intake's schedule function and the role the scheduler
+/// invokes it as; taken from the stack (--stack) unless given.
+#[derive(Args)]
+struct TargetArgs {
+    #[arg(long, default_value = batchops::schedules::GROUP)]
+    group: String,
+    /// The function each firing invokes (stack output ScheduledJobFunctionArn).
+    #[arg(long)]
+    target_arn: Option<String>,
+    /// The role the scheduler invokes it as (stack output SchedulerRoleArn).
+    #[arg(long)]
+    role_arn: Option<String>,
 }
 
 /// The `aws s3control` job verbs, and `watch`.
@@ -274,7 +327,66 @@ async fn main() -> Result<()> {
     match command {
         Command::Local(args) => run_local(args).await,
         Command::Job(verb) => run_verb(&api.client().await?, verb).await,
+        Command::Schedule(verb) => run_schedule(&api, verb).await,
     }
+}
+
+/// `batchops schedule ...` against the scheduler of AWS_ENDPOINT_URL (or real AWS).
+async fn run_schedule(api: &ApiArgs, verb: ScheduleVerb) -> Result<()> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_scheduler::Client::new(&sdk);
+    match verb {
+        ScheduleVerb::Create { name, expression, spec, spec_location, timezone, target } => {
+            use batchops::schedules::{NewSchedule, SpecSource};
+            let source = match (spec, spec_location) {
+                (Some(path), _) => SpecSource::Inline(read_spec(Some(path), None)?),
+                (None, Some(location)) => SpecSource::Location(location),
+                (None, None) => bail!("give --spec FILE or --spec-location s3://bucket/key"),
+            };
+            // batchops local fires schedules itself: without a stack, the target is not invoked.
+            let from_stack = |key: &'static str, local: &'static str| {
+                let (sdk, stack) = (&sdk, api.stack.clone());
+                async move {
+                    match stack {
+                        Some(stack) => batchops::client::stack_output(sdk, &stack, key).await,
+                        None => Ok(local.to_string()),
+                    }
+                }
+            };
+            let target_arn = match target.target_arn {
+                Some(a) => a,
+                None => {
+                    let local = "arn:aws:lambda:us-east-1:000000000000:function:batchops-local-schedule";
+                    from_stack("ScheduledJobFunctionArn", local).await?
+                }
+            };
+            let role_arn = match target.role_arn {
+                Some(a) => a,
+                None => {
+                    from_stack("SchedulerRoleArn", "arn:aws:iam::000000000000:role/batchops-local-scheduler").await?
+                }
+            };
+            let arn = batchops::schedules::create(
+                &client,
+                &NewSchedule {
+                    group: &target.group,
+                    name: &name,
+                    expression: &expression,
+                    timezone: timezone.as_deref(),
+                    source,
+                    target_arn: &target_arn,
+                    role_arn: &role_arn,
+                },
+            )
+            .await?;
+            print(&serde_json::json!({ "ScheduleArn": arn }));
+        }
+        ScheduleVerb::List { group } => {
+            print(&serde_json::json!({ "Schedules": batchops::schedules::list(&client, &group).await? }))
+        }
+        ScheduleVerb::Delete { name, group } => batchops::schedules::delete(&client, &group, &name).await?,
+    }
+    Ok(())
 }
 
 async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {

@@ -243,3 +243,123 @@ async fn job_tags_through_the_local_api_keep_s3s_limits() -> Result<()> {
     sys.stop().await;
     Ok(())
 }
+
+/// The jobs of this system whose Description is `description`.
+async fn jobs_described(sys: &System, description: &str) -> Result<Vec<String>> {
+    let page = sys.api.list_jobs(&[], Some(1000), None).await?;
+    Ok(page["Jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|j| j["Description"] == description)
+        .map(|j| j["JobId"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Waits until `n` jobs carry `description`.
+async fn until_jobs(sys: &System, description: &str, n: usize, timeout: Duration) -> Result<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let jobs = jobs_described(sys, description).await?;
+        if jobs.len() >= n {
+            return Ok(jobs);
+        }
+        if start.elapsed() > timeout {
+            bail!("{} jobs '{description}' after {timeout:?}, expected {n}", jobs.len());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn new_schedule<'a>(
+    sys: &'a System,
+    name: &'a str,
+    expression: &'a str,
+    spec: Value,
+) -> batchops::schedules::NewSchedule<'a> {
+    batchops::schedules::NewSchedule {
+        group: &sys.prefix,
+        name,
+        expression,
+        timezone: None,
+        source: batchops::schedules::SpecSource::Inline(spec),
+        target_arn: "arn:aws:lambda:us-east-1:123456789012:function:batchops-schedule",
+        role_arn: "arn:aws:iam::123456789012:role/batchops-scheduler",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_delivered_twice() -> Result<()> {
+    let sys = System::start(Settings::default(), 2).await?;
+    let [src, dst, rep] = sys.buckets(["src", "dst", "rep"]).await?;
+    for i in 0..5 {
+        sys.put(&src, &format!("old/{i}"), "before the window").await?;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for i in 0..3 {
+        sys.put(&src, &format!("new/{i}"), "inside the window").await?;
+    }
+    let description = format!("nightly {}", sys.prefix);
+    let spec = json!({
+        "AccountId": "123456789012", "Priority": 10, "Description": description,
+        "RoleArn": "arn:aws:iam::123456789012:role/batchops-tests",
+        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}},
+        "ManifestGenerator": {"S3JobManifestGenerator": {"SourceBucket": format!("arn:aws:s3:::{src}"),
+            "EnableManifestOutput": false, "Filter": {"CreatedAfter": "-PT6S"}}},
+        "Report": {"Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
+                   "Enabled": true, "Prefix": "reports", "ReportScope": "AllTasks"}
+    });
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let at = at.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))?;
+    let scheduler = aws_sdk_scheduler::Client::new(&sys.clients.sdk);
+    let expression = format!("at({at})");
+    batchops::schedules::create(&scheduler, &new_schedule(&sys, "once", &expression, spec)).await?;
+    let jobs = until_jobs(&sys, &description, 1, Duration::from_secs(60)).await?;
+    // The scheduler delivers the same firing again: no second job.
+    let input = batchops::schedules::firing_input(&scheduler, &sys.prefix, "once", &format!("{at}Z")).await?;
+    let intake = job_intake::intake(&sys.handle.config, &sys.clients);
+    let objects = batchops_aws::S3ObjectStore::new(sys.clients.s3.clone());
+    let again = job_intake::schedule::handle(&intake, &objects, input.as_bytes()).await?;
+    assert_eq!(jobs, [again.to_string()]);
+    let job = sys.wait_for(&jobs[0], &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 3, "only the objects inside the window: {job}");
+    let after =
+        job["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"]["CreatedAfter"].as_str().unwrap_or_default();
+    let expected = time::PrimitiveDateTime::parse(
+        &at,
+        &time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+    )?
+    .assume_utc()
+        - time::Duration::seconds(6);
+    assert_eq!(after, batchops_core::job::iso8601(expected), "DescribeJob shows the resolved time");
+    for i in 0..3 {
+        assert_eq!(sys.get(&dst, &format!("new/{i}")).await?, b"inside the window");
+    }
+    assert!(sys.get(&dst, "old/0").await.is_err(), "outside the window");
+    assert_eq!(jobs_described(&sys, &description).await?.len(), 1);
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_schedule_fires_every_minute() -> Result<()> {
+    let sys = System::start(Settings::default(), 1).await?;
+    let [man, rep] = sys.buckets(["man", "rep"]).await?;
+    let etag = sys.put(&man, "m.csv", format!("{man},nothing\n")).await?;
+    let description = format!("every minute {}", sys.prefix);
+    let mut s = spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
+    s["Description"] = json!(description);
+    s.as_object_mut().map(|o| o.remove("ClientRequestToken"));
+    let scheduler = aws_sdk_scheduler::Client::new(&sys.clients.sdk);
+    let created = Instant::now();
+    batchops::schedules::create(&scheduler, &new_schedule(&sys, "minutely", "rate(1 minute)", s)).await?;
+    let listed = batchops::schedules::list(&scheduler, &sys.prefix).await?;
+    assert_eq!(listed[0]["ScheduleExpression"], "rate(1 minute)");
+    let jobs = until_jobs(&sys, &description, 2, Duration::from_secs(150)).await?;
+    assert_eq!(jobs.len(), 2);
+    assert!(created.elapsed() >= Duration::from_secs(110), "two firings a minute apart, not at once");
+    batchops::schedules::delete(&scheduler, &sys.prefix, "minutely").await?;
+    sys.stop().await;
+    Ok(())
+}

@@ -68,6 +68,8 @@ impl System {
                 ops,
                 check_pass_role: false,
                 assume_roles: true,
+                // Each test's own group, so one test's schedules fire in its system only.
+                schedule_group: Some(prefix.clone()),
             },
         )
         .await?;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod s3_trigger;
+pub mod schedule;
 
 use std::sync::Arc;
 

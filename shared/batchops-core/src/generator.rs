@@ -293,6 +293,20 @@ fn size(field: &str, v: Option<i64>) -> Result<Option<u64>> {
     }
 }
 
+/// Replaces a filter's relative `CreatedAfter`/`CreatedBefore` (`"-P1D"`, batchops) by the
+/// absolute time it gives counted back from `reference` (a schedule's firing time, else the
+/// job's creation), so the job's spec, and DescribeJob, hold the time it ran with.
+pub fn resolve_windows(generator: &mut Value, reference: OffsetDateTime) -> Result<()> {
+    for name in ["CreatedAfter", "CreatedBefore"] {
+        let Some(v) = generator.pointer_mut(&format!("/S3JobManifestGenerator/Filter/{name}")) else { continue };
+        let Some(text) = v.as_str() else { continue };
+        if let Some(t) = crate::schedule::resolve_relative(&format!("{ROOT}.Filter.{name}"), text, reference)? {
+            *v = Value::String(crate::job::iso8601(t));
+        }
+    }
+    Ok(())
+}
+
 fn filter(f: &FilterJson) -> Result<Filter> {
     let at = format!("{ROOT}.Filter");
     let time = |name: &str, v: &Option<Value>| -> Result<Option<OffsetDateTime>> {

@@ -18,6 +18,7 @@
 //! - [`report`]: completion report rows, result files and `manifest.json`.
 //! - [`retry`]: outcome classes and the backoff policy for transient failures.
 //! - [`events`]: the status-change events every status write announces.
+//! - [`schedule`]: schedule expressions (at, rate, AWS cron) and the firings job-intake gets.
 //! - [`pipeline`]: intake, chunker, executor and finalizer logic over the ports.
 //! - [`memory`]: in-memory implementations of the ports for fast tests.
 
@@ -34,6 +35,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod report;
 pub mod retry;
+pub mod schedule;
 pub mod spec;
 pub mod state;
 

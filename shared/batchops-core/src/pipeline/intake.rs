@@ -7,9 +7,12 @@ use sha1::{Digest, Sha1};
 use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
-use crate::ports::{CreateOutcome, JobPage, JobStore, PassRoleCheck, Queue, RoleAccess};
+use crate::ports::{read_all, CreateOutcome, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess};
+use crate::schedule::Firing;
+use crate::spec::JobSpec;
 use crate::spec::{self, check_len, S3Tag};
 use crate::{Error, Result};
+use time::OffsetDateTime;
 
 /// S3's limit of tags per job.
 pub const MAX_JOB_TAGS: usize = 50;
@@ -41,6 +44,8 @@ pub enum Caller<'a> {
     Principal(&'a str),
     /// A spec uploaded to the specs bucket: write access to its `jobs/` is the permission.
     SpecUpload,
+    /// A schedule's firing: creating the schedule (and passing its role) is the permission.
+    Schedule,
     /// A request whose caller is not known (no API Gateway identity).
     Unknown,
 }
@@ -53,16 +58,55 @@ pub struct StatusUpdate {
     pub reason: Option<String>,
 }
 
+/// Reads a spec at `s3://bucket/key` (a schedule's `SpecLocation`).
+async fn read_location(objects: &dyn ObjectStore, location: &str) -> Result<Vec<u8>> {
+    let field = "batchops.SpecLocation";
+    let (bucket, key) = location
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| Error::field(field, format!("'{location}' is not s3://bucket/key")))?;
+    match objects.read(bucket, key, None, 0, None, None).await {
+        Ok(stream) => Ok(read_all(stream).await?),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => Err(Error::field(field, format!("cannot read {location}: {} {}", e.code, e.message))),
+    }
+}
+
 impl Intake {
     /// CreateJob: validates the spec and stores a New job, then asks the chunker to prepare
     /// it. The same ClientRequestToken with the same body returns the same job.
     pub async fn create_job(&self, body: &[u8], caller: Caller<'_>) -> Result<JobId> {
-        let spec = spec::parse(body)?;
+        self.create(spec::parse(body)?, caller, now()).await
+    }
+
+    /// Creates the job of one schedule firing: its spec (given, or read from `SpecLocation`
+    /// with `objects`) under a token of the schedule and the scheduled time, relative windows
+    /// counted back from that time.
+    pub async fn create_scheduled(&self, firing: &Firing, objects: &dyn ObjectStore) -> Result<JobId> {
+        let mut spec: JobSpec = match (&firing.spec, &firing.spec_location) {
+            (Some(v), _) => spec::parse(v.to_string().as_bytes())?,
+            (None, Some(location)) => spec::parse(&read_location(objects, location).await?)?,
+            (None, None) => return Err(Error::field("batchops", "give exactly one of Spec or SpecLocation")),
+        };
+        spec.client_request_token = Some(firing.token());
+        let job = self.create(spec, Caller::Schedule, firing.time()?).await?;
+        tracing::info!(job_id = %job, schedule = %firing.schedule_arn, time = %firing.scheduled_time, "scheduled job");
+        Ok(job)
+    }
+
+    /// Validates and stores a job; `reference` is the time relative windows count back from.
+    async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: OffsetDateTime) -> Result<JobId> {
+        // The request as given decides idempotency: a retried create with a relative window
+        // is the same request even though it resolves a moment later.
+        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+        let hash = hex::encode(Sha1::digest(&canonical));
+        if let Some(g) = spec.manifest_generator.as_mut() {
+            crate::generator::resolve_windows(g, reference)?;
+        }
         spec.validate()?;
         self.check_pass_role(caller, spec.role_arn.as_deref().unwrap_or_default()).await?;
         let token = spec.client_request_token.clone().unwrap_or_default();
-        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
-        let hash = hex::encode(Sha1::digest(&canonical));
         let id = JobId::new_random();
         let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
@@ -91,7 +135,7 @@ impl Intake {
         let Some(check) = &self.pass_role else { return Ok(()) };
         let denied = |message: String| Err(Error::AccessDenied { message });
         match caller {
-            Caller::SpecUpload => Ok(()),
+            Caller::SpecUpload | Caller::Schedule => Ok(()),
             Caller::Unknown => denied(format!(
                 "the caller is not known, so it cannot be checked for iam:PassRole on {role}: call through the API"
             )),

@@ -1363,3 +1363,44 @@ async fn a_dry_run_reads_each_object_runs_no_operation_and_reports_what_would_ha
     assert_eq!(d["DryRunEstimate"]["TasksThatWouldRun"], 2);
     assert_eq!(d["DryRunEstimate"]["RequestsOfTheRealRun"], json!({"PutObjectTagging": 2}));
 }
+
+#[tokio::test]
+async fn a_schedule_firing_creates_one_job_however_often_it_is_delivered() {
+    let w = World::new(10, Duration::from_secs(60));
+    let spec: Value = serde_json::from_slice(&w.generator_spec(
+        json!({"CreatedAfter": "-P1D", "CreatedBefore": "-PT1H"}),
+        false,
+        json!({}),
+    ))
+    .unwrap();
+    let input = |time: &str| {
+        json!({"batchops": {"Spec": spec, "ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/batchops/nightly",
+                            "ScheduledTime": time, "ExecutionId": uuid::Uuid::new_v4().to_string()}})
+        .to_string()
+    };
+    let firing = crate::schedule::Firing::parse(input("2026-12-01T02:00:00Z").as_bytes()).unwrap();
+    let id = w.intake().create_scheduled(&firing, &*w.objects).await.unwrap();
+    let again = crate::schedule::Firing::parse(input("2026-12-01T02:00:00Z").as_bytes()).unwrap();
+    assert_eq!(w.intake().create_scheduled(&again, &*w.objects).await.unwrap(), id, "a redelivered firing");
+    let next = crate::schedule::Firing::parse(input("2026-12-02T02:00:00Z").as_bytes()).unwrap();
+    assert_ne!(w.intake().create_scheduled(&next, &*w.objects).await.unwrap(), id, "the next firing");
+    // The windows were counted back from the scheduled time, and DescribeJob shows them.
+    let d = w.store.get(&id).await.unwrap().descriptor(time::OffsetDateTime::now_utc());
+    let filter = &d["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"];
+    assert_eq!(filter["CreatedAfter"], "2026-11-30T02:00:00.000Z");
+    assert_eq!(filter["CreatedBefore"], "2026-12-01T01:00:00.000Z");
+
+    // A spec read from SpecLocation; a location that does not exist is named.
+    w.objects.insert("specs", "schedules/nightly.json", w.spec(&manifest(3), json!({})));
+    let located = json!({"batchops": {"SpecLocation": "s3://specs/schedules/nightly.json", "ScheduleArn": "arn:s",
+                                      "ScheduledTime": "2026-12-01T02:00:00Z"}});
+    let f = crate::schedule::Firing::parse(located.to_string().as_bytes()).unwrap();
+    let job = w.intake().create_scheduled(&f, &*w.objects).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.store.get(&job).await.unwrap().progress.total_tasks, Some(3));
+    let missing = json!({"batchops": {"SpecLocation": "s3://specs/none.json", "ScheduleArn": "arn:s",
+                                      "ScheduledTime": "2026-12-01T02:00:00Z"}});
+    let f = crate::schedule::Firing::parse(missing.to_string().as_bytes()).unwrap();
+    let e = w.intake().create_scheduled(&f, &*w.objects).await.unwrap_err().to_string();
+    assert!(e.starts_with("batchops.SpecLocation: cannot read s3://specs/none.json"), "{e}");
+}
