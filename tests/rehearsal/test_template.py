@@ -23,6 +23,8 @@ DYNAMODB = {
                           "dynamodb:Query": [INDEX]},
     # create, get
     "SpecTriggerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
+    # create, get (a schedule's firing)
+    "ScheduledJobFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
     # get, put (progress, checkpoints, statuses), record_part; the dispatcher: push / remove =
     # BatchWriteItem, runnable / peek / chunk_leases = Query, the runnable mark = UpdateItem
     # and DeleteItem, its lock = PutItem and DeleteItem
@@ -40,8 +42,8 @@ DYNAMODB = {
 }
 
 # S3 object access a function's own role may hold: only the spec trigger, on the specs it reads
-# and the result files it writes. Everything else goes through the job's role.
-S3_OWN = {"SpecTriggerFunction": {"s3:GetObject", "s3:PutObject"}}
+# and the result files it writes, and the schedule function, on the specs schedules name. Everything else goes through the job's role.
+S3_OWN = {"SpecTriggerFunction": {"s3:GetObject", "s3:PutObject"}, "ScheduledJobFunction": {"s3:GetObject"}}
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,26 @@ def test_callers_need_only_execute_api_invoke(resources):
     permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     assert len(permissions) == sum(len(m) for m in api["Properties"]["Body"]["paths"].values())
     assert all(p["Properties"]["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+
+
+def test_the_example_schedule_fires_the_schedule_function_as_the_scheduler_role_only(resources):
+    sched = resources["ExampleNightlySchedule"]["Properties"]
+    assert sched["State"] == "DISABLED"
+    assert sched["GroupName"] == {"Ref": "ScheduleGroup"}
+    assert sched["Target"]["Arn"] == {"Fn::GetAtt": ["ScheduledJobFunction", "Arn"]}
+    assert sched["Target"]["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    body = sched["Target"]["Input"]["Fn::Sub"]
+    for placeholder in ["<aws.scheduler.schedule-arn>", "<aws.scheduler.scheduled-time>", "<aws.scheduler.execution-id>"]:
+        assert placeholder in body
+    role = resources["SchedulerRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    granted = [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
+    assert granted == [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                        "Resource": {"Fn::GetAtt": ["ScheduledJobFunction", "Arn"]}}]
+
+
+def test_every_function_may_put_events_on_the_configured_bus_only(resources):
+    for function in DYNAMODB:
+        events = [(a, r) for actions, r, _ in statements(resources, function) for a in actions if a.startswith("events:")]
+        assert [a for a, _ in events] == ["events:PutEvents"], function
+        assert "EventBusName" in str(events[0][1]), (function, events)
