@@ -111,6 +111,9 @@ where
     Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
 }
 
+/// How often jobs left unconfirmed are looked for (the deployed timer's period).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// How often the dispatcher runs a round on its own.
 const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -268,6 +271,19 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
     let budget = opts.settings.time_budget;
 
+    let sweeper = chunker.clone();
+    let mut stop = rx.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if let Err(e) = sweeper.sweep().await {
+                warn!(error = %e, "sweep failed");
+            }
+        }
+    });
     let pollers: Vec<(&'static str, String, usize, Handler)> = vec![
         (
             "control",

@@ -75,6 +75,7 @@ enum ScheduleVerb {
     /// Creates a schedule whose every firing creates a job from the spec (its relative
     /// windows, "-P1D", counted back from the firing).
     Create {
+        /// The schedule's name (unique in its group).
         #[arg(long)]
         name: String,
         /// at(yyyy-mm-ddThh:mm:ss), rate(N minutes|hours|days) or cron(min hour dom month dow year).
@@ -94,13 +95,16 @@ enum ScheduleVerb {
     },
     /// Lists the schedules with their next firing.
     List {
+        /// The schedule group.
         #[arg(long, default_value = batchops::schedules::GROUP)]
         group: String,
     },
     /// Deletes a schedule (jobs it created are not touched).
     Delete {
+        /// The schedule's name.
         #[arg(long)]
         name: String,
+        /// The schedule group.
         #[arg(long, default_value = batchops::schedules::GROUP)]
         group: String,
     },
@@ -110,6 +114,7 @@ enum ScheduleVerb {
 /// invokes it as; taken from the stack (--stack) unless given.
 #[derive(Args)]
 struct TargetArgs {
+    /// The schedule group (batchops local fires the schedules of its group).
     #[arg(long, default_value = batchops::schedules::GROUP)]
     group: String,
     /// The function each firing invokes (stack output ScheduledJobFunctionArn).
@@ -140,6 +145,7 @@ enum JobVerb {
     },
     /// Prints a job's JobDescriptor.
     DescribeJob {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
     },
@@ -148,61 +154,77 @@ enum JobVerb {
         /// Only jobs in these statuses (repeat the flag, or separate with commas).
         #[arg(long, value_delimiter = ',')]
         job_statuses: Vec<String>,
+        /// At most this many jobs (0-1000).
         #[arg(long)]
         max_results: Option<u32>,
+        /// The NextToken of the previous page.
         #[arg(long)]
         next_token: Option<String>,
     },
     /// Confirms a Suspended job (`Ready`) or cancels a job (`Cancelled`).
     UpdateJobStatus {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
+        /// `Ready` (confirm a Suspended job) or `Cancelled`.
         #[arg(long)]
         requested_job_status: String,
+        /// Why (1-256 characters; shown by describe-job and in the status events).
         #[arg(long)]
         status_update_reason: Option<String>,
     },
     /// Sets a job's priority (0-2147483647).
     UpdateJobPriority {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
+        /// 0-2147483647: when executors are busy, higher-priority jobs' chunks run first and
+        /// lower ones pause until there is room again (applies to the chunks not yet released).
         #[arg(long)]
         priority: i64,
     },
     /// batchops: caps a job's task rate (tasks per second across all its executors), also
     /// while it runs.
     UpdateJobRate {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
+        /// Tasks per second, 1-1000000, across all the job's executors.
         #[arg(long)]
         max_tasks_per_second: u64,
     },
     /// Prints a job's tags.
     GetJobTagging {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
     },
     /// Replaces a job's tags: `--tags Key=team,Value=data Key=env,Value=prod` (the AWS CLI's
     /// shorthand) or `--tags '[{"Key":"team","Value":"data"}]'`; no tags deletes them all.
     PutJobTagging {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
+        /// The new tag set (at most 50; keys up to 128, values up to 256 characters).
         #[arg(long, num_args = 0..)]
         tags: Vec<String>,
     },
     /// Deletes every tag of a job.
     DeleteJobTagging {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
     },
     /// batchops: creates a job over the failed tasks of an ended job (same operation, role and
     /// report settings; its manifest is written beside the report) and prints its JobId.
     RetryFailed {
+        /// The job's ID (what create-job printed).
         #[arg(long)]
         job_id: String,
     },
     /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
     Watch {
+        /// The job's ID.
         job_id: String,
         /// Seconds between two looks at the job.
         #[arg(long, default_value_t = 1.0)]
@@ -212,6 +234,7 @@ enum JobVerb {
 
 #[derive(Args)]
 struct LocalArgs {
+    /// Where the API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Prefix of the table, queues and specs bucket.
@@ -447,4 +470,35 @@ async fn run_local(args: LocalArgs) -> Result<()> {
     println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
     handle.run_until_ctrl_c().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn tags_are_read_as_the_aws_cli_spells_them() {
+        let shorthand = parse_tags(&["Key=team,Value=data".into(), "Key=empty".into()]).unwrap();
+        assert_eq!(shorthand, serde_json::json!([{"Key": "team", "Value": "data"}, {"Key": "empty", "Value": ""}]));
+        let json = parse_tags(&[r#"[{"Key":"a","Value":"1"}]"#.into()]).unwrap();
+        assert_eq!(json, serde_json::json!([{"Key": "a", "Value": "1"}]));
+        assert_eq!(parse_tags(&[]).unwrap(), serde_json::json!([]));
+        assert!(parse_tags(&["Name=x".into()]).unwrap_err().to_string().contains("Key=K,Value=V"));
+    }
+
+    #[test]
+    fn every_verb_and_every_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let at = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "{at} has no help text");
+                for arg in sub.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+                    assert!(arg.get_help().is_some(), "{at} --{} has no help text", arg.get_id());
+                }
+                walk(sub, &at);
+            }
+        }
+        walk(&Cli::command(), "batchops");
+    }
 }

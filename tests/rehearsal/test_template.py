@@ -27,10 +27,10 @@ DYNAMODB = {
     "ScheduledJobFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
     # get, put (progress, checkpoints, statuses), record_part; the dispatcher: push / remove =
     # BatchWriteItem, runnable / peek / chunk_leases = Query, the runnable mark = UpdateItem
-    # and DeleteItem, its lock = PutItem and DeleteItem
+    # and DeleteItem, its lock = PutItem and DeleteItem; the timer's sweep: list (Suspended)
     "ManifestChunkerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE],
                                 "dynamodb:UpdateItem": [TABLE], "dynamodb:BatchWriteItem": [TABLE],
-                                "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE]},
+                                "dynamodb:Query": [TABLE, INDEX], "dynamodb:DeleteItem": [TABLE]},
     # get, chunk_recorded, start/renew/release_chunk, chunk_leases (rate), record_chunk,
     # note_throttle, put (failing a job)
     "TaskExecutorFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE],

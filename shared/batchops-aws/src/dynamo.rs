@@ -39,7 +39,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 const THROTTLE_PREFIX: &str = "throttle:";
 
 /// Jobs are deleted this long after they end, as S3 deletes its jobs after 90 days.
-const RETENTION_SECS: i64 = 90 * 24 * 3600;
+const RETENTION_SECS: i64 = batchops_core::job::RETENTION.whole_seconds();
 
 #[derive(Clone, Debug)]
 pub struct DynamoJobStore {

@@ -220,6 +220,12 @@ pub struct GeneratedManifest {
     pub requested: bool,
 }
 
+/// How long an ended job is kept (and listed) after it ends, as S3 does.
+pub const RETENTION: time::Duration = time::Duration::days(90);
+
+/// How long a job waits for confirmation in Suspended before it fails, as in S3.
+pub const CONFIRMATION_WINDOW: time::Duration = time::Duration::days(30);
+
 /// A job as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -314,6 +320,12 @@ impl Job {
             tags: spec_tags,
             version: 0,
         }
+    }
+
+    /// True once an ended job is past its retention: S3 no longer lists or describes it
+    /// (the table's TTL deletes it some time after).
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.terminated.is_some_and(|t| now - t > RETENTION)
     }
 
     pub fn tags(&self) -> &[crate::spec::S3Tag] {

@@ -92,6 +92,15 @@ pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> 
 impl Chunker {
     /// Handles one control message. `deadline` is when this invocation must have handed its
     /// work on. An `Err` means the message should be delivered again.
+    /// The timer's housekeeping beside dispatching: jobs unconfirmed for 30 days fail.
+    pub async fn sweep(&self) -> Result<()> {
+        let failed = super::expire_suspended(&*self.store, &*self.events, &*self.finalize, super::now()).await?;
+        if failed > 0 {
+            info!(failed, "unconfirmed jobs failed after 30 days in Suspended");
+        }
+        Ok(())
+    }
+
     pub async fn handle(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
         let job_id = msg.job_id().cloned();
         match (self.handle_message(msg, deadline).await, job_id) {
@@ -127,7 +136,10 @@ impl Chunker {
                 acting.pass(job, pass, deadline).await
             }
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
-            ControlMessage::Dispatch => self.dispatcher.dispatch().await.map(|_| ()),
+            ControlMessage::Dispatch => {
+                self.dispatcher.dispatch().await?;
+                self.sweep().await
+            }
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };

@@ -147,7 +147,12 @@ impl Intake {
     }
 
     pub async fn describe_job(&self, id: &str) -> Result<Job> {
-        self.store.get(&JobId::parse(id)?).await
+        let job = self.store.get(&JobId::parse(id)?).await?;
+        if job.expired(now()) {
+            // Past its retention, awaiting the table's TTL: gone, as in S3.
+            return Err(Error::JobNotFound { job_id: job.id });
+        }
+        Ok(job)
     }
 
     pub async fn list_jobs(
@@ -163,7 +168,11 @@ impl Intake {
         if let Some(t) = next_token {
             check_len("nextToken", t, 1, 1024)?;
         }
-        self.store.list(statuses, max, next_token).await
+        let mut page = self.store.list(statuses, max, next_token).await?;
+        // DynamoDB's TTL deletes within days of the expiry, not at it.
+        let now = now();
+        page.jobs.retain(|j| !j.expired(now));
+        Ok(page)
     }
 
     /// UpdateJobStatus: `Ready` confirms a Suspended job; `Cancelled` cancels a live one.

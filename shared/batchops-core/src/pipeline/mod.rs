@@ -195,6 +195,34 @@ pub async fn fail_job(
     Ok(())
 }
 
+/// Fails the jobs left Suspended (unconfirmed) longer than [`CONFIRMATION_WINDOW`], as S3
+/// does; run with the dispatcher's timer. Returns how many it failed.
+///
+/// [`CONFIRMATION_WINDOW`]: crate::job::CONFIRMATION_WINDOW
+pub async fn expire_suspended(
+    store: &dyn JobStore,
+    events: &dyn Events,
+    finalize: &dyn Queue,
+    now: OffsetDateTime,
+) -> Result<usize> {
+    let mut failed = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = store.list(&[JobStatus::Suspended], 1000, token.as_deref()).await?;
+        for job in &page.jobs {
+            if job.suspended.is_some_and(|t| now - t > crate::job::CONFIRMATION_WINDOW) {
+                let reason = "The job was not confirmed within 30 days of being suspended";
+                fail_job(store, events, finalize, &job.id, JobFailure::new("JobConfirmationExpired", reason)).await?;
+                failed += 1;
+            }
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(failed),
+        }
+    }
+}
+
 /// The job failure of a role that cannot be assumed.
 pub(crate) fn role_failure(e: &RoleError) -> JobFailure {
     JobFailure::new("AssumeRoleFailed", e.to_string())

@@ -1404,3 +1404,39 @@ async fn a_schedule_firing_creates_one_job_however_often_it_is_delivered() {
     let e = w.intake().create_scheduled(&f, &*w.objects).await.unwrap_err().to_string();
     assert!(e.starts_with("batchops.SpecLocation: cannot read s3://specs/none.json"), "{e}");
 }
+
+#[tokio::test]
+async fn a_job_unconfirmed_for_30_days_fails_and_an_ended_job_is_gone_after_90() {
+    let w = World::new(10, Duration::from_secs(60));
+    let waiting = w
+        .intake()
+        .create_job(&w.spec(&manifest(5), json!({"ConfirmationRequired": true})), Caller::Unknown)
+        .await
+        .unwrap();
+    let recent = w
+        .intake()
+        .create_job(&w.spec_at("r.csv", &manifest(5), json!({"ConfirmationRequired": true})), Caller::Unknown)
+        .await
+        .unwrap();
+    w.drain().await;
+    let ago = |days| time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    let mut old = w.store.get(&waiting).await.unwrap();
+    assert_eq!(old.status, JobStatus::Suspended);
+    old.suspended = Some(ago(31));
+    w.store.put(&old).await.unwrap();
+    w.chunker().sweep().await.unwrap();
+    w.drain().await;
+    let failed = w.store.get(&waiting).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.failure_reasons[0].failure_code, "JobConfirmationExpired");
+    assert_eq!(w.store.get(&recent).await.unwrap().status, JobStatus::Suspended, "29 days to go");
+
+    // Ended 91 days ago: neither listed nor described.
+    let mut ended = w.store.get(&waiting).await.unwrap();
+    ended.terminated = Some(ago(91));
+    w.store.put(&ended).await.unwrap();
+    let listed: Vec<JobId> =
+        w.intake().list_jobs(&[], None, None).await.unwrap().jobs.into_iter().map(|j| j.id).collect();
+    assert_eq!(listed, vec![recent.clone()]);
+    assert!(matches!(w.intake().describe_job(waiting.as_str()).await, Err(crate::Error::JobNotFound { .. })));
+}
