@@ -85,22 +85,91 @@ pub fn part_chunk_index(part: u64, n: u64) -> u64 {
 
 /// A message of the chunk queue, read by the task executor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireChunk", into = "WireChunk")]
 pub struct ChunkMessage {
     pub job_id: JobId,
     pub index: u64,
-    /// Byte range `start..end` of the manifest, whole lines.
-    pub start: u64,
-    pub end: u64,
-    /// Number of the range's first line.
+    /// Number of the chunk's first line.
     pub first_line: u64,
-    /// Tasks (non-blank lines) in the range.
+    /// Tasks (non-blank lines) in the chunk.
     pub tasks: u64,
     /// The part (inventory file) the rows come from; part of each task's ID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<u64>,
+    pub body: ChunkBody,
+}
+
+impl ChunkMessage {
+    /// The chunk's byte range of the manifest, when it is one.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        match self.body {
+            ChunkBody::Range { start, end } => Some((start, end)),
+            ChunkBody::Rows(_) => None,
+        }
+    }
+}
+
+/// Where a chunk's lines are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkBody {
+    /// Bytes `start..end` of the CSV manifest, whole lines.
+    Range { start: u64, end: u64 },
     /// The rows themselves (see [`RowBatch`]), for sources that are not byte ranges.
+    Rows(Rows),
+}
+
+/// A chunk message as it travels: `start`/`end` are 0 when it carries `rows` (the shape
+/// [`RowBatch::take`] writes without serde).
+#[derive(Serialize, Deserialize)]
+struct WireChunk {
+    job_id: JobId,
+    index: u64,
+    start: u64,
+    end: u64,
+    first_line: u64,
+    tasks: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<Rows>,
+    part: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rows: Option<Rows>,
+}
+
+impl TryFrom<WireChunk> for ChunkMessage {
+    type Error = String;
+
+    fn try_from(w: WireChunk) -> Result<Self, String> {
+        let body = match w.rows {
+            Some(rows) => ChunkBody::Rows(rows),
+            None if w.end < w.start => return Err(format!("byte range {}..{} runs backwards", w.start, w.end)),
+            None => ChunkBody::Range { start: w.start, end: w.end },
+        };
+        Ok(ChunkMessage {
+            job_id: w.job_id,
+            index: w.index,
+            first_line: w.first_line,
+            tasks: w.tasks,
+            part: w.part,
+            body,
+        })
+    }
+}
+
+impl From<ChunkMessage> for WireChunk {
+    fn from(m: ChunkMessage) -> WireChunk {
+        let ((start, end), rows) = match m.body {
+            ChunkBody::Range { start, end } => ((start, end), None),
+            ChunkBody::Rows(rows) => ((0, 0), Some(rows)),
+        };
+        WireChunk {
+            job_id: m.job_id,
+            index: m.index,
+            start,
+            end,
+            first_line: m.first_line,
+            tasks: m.tasks,
+            part: m.part,
+            rows,
+        }
+    }
 }
 
 /// A row as a chunk message carries it: `[line, bucket, encoded key, version]` for a task,
@@ -367,12 +436,10 @@ impl ChunkCutter {
         let msg = ChunkMessage {
             job_id: self.job_id.clone(),
             index: self.next_index,
-            start: self.chunk_start,
-            end: self.offset,
             first_line: self.chunk_first_line,
             tasks: self.chunk_tasks,
             part: None,
-            rows: None,
+            body: ChunkBody::Range { start: self.chunk_start, end: self.offset },
         };
         self.next_index += 1;
         self.chunk_start = self.offset;
@@ -437,11 +504,11 @@ mod tests {
         for piece in [1, 3, 7, 1000] {
             let chunks = cut_all(&data, 10, piece);
             assert_eq!(chunks.iter().map(|c| c.tasks).collect::<Vec<_>>(), vec![10, 10, 5]);
-            assert_eq!(chunks[0].start, 0);
+            assert_eq!(chunks[0].range().unwrap().0, 0);
             for w in chunks.windows(2) {
-                assert_eq!(w[0].end, w[1].start, "ranges are contiguous");
+                assert_eq!(w[0].range().unwrap().1, w[1].range().unwrap().0, "ranges are contiguous");
             }
-            assert_eq!(chunks.last().unwrap().end, data.len() as u64);
+            assert_eq!(chunks.last().unwrap().range().unwrap().1, data.len() as u64);
             assert_eq!(chunks.iter().map(|c| c.first_line).collect::<Vec<_>>(), vec![1, 11, 21]);
             assert_eq!(chunks.iter().map(|c| c.index).collect::<Vec<_>>(), vec![0, 1, 2]);
         }
@@ -453,7 +520,10 @@ mod tests {
         assert_eq!(chunks.len(), 2);
         assert_eq!((chunks[0].tasks, chunks[0].first_line), (2, 1));
         assert_eq!((chunks[1].tasks, chunks[1].first_line), (1, 4));
-        assert_eq!(&b"b,a\n\nb,c\r\n\r\nb,d"[chunks[1].start as usize..chunks[1].end as usize], b"\r\nb,d");
+        assert_eq!(
+            &b"b,a\n\nb,c\r\n\r\nb,d"[chunks[1].range().unwrap().0 as usize..chunks[1].range().unwrap().1 as usize],
+            b"\r\nb,d"
+        );
     }
 
     #[test]
@@ -498,7 +568,8 @@ mod tests {
             serde_json::from_str(&batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
         assert!(batch.is_empty() && batch.take(&id(), 0, None).is_none());
         assert_eq!((msg.index, msg.tasks, msg.first_line), ((2 << 32) | 5, 3, 1));
-        let back = decode_rows(msg.rows.as_ref().unwrap()).unwrap();
+        let ChunkBody::Rows(rows) = &msg.body else { panic!("rows expected: {msg:?}") };
+        let back = decode_rows(rows).unwrap();
         assert_eq!(back, parsed);
         assert!(back[1].as_ref().unwrap_err().reason.starts_with("inventory file f.csv.gz line 2: expected 3 columns"));
         assert_eq!(back[2].as_ref().unwrap().target.key, "café");
@@ -551,5 +622,35 @@ mod tests {
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"type\":\"continue\""), "{s}");
         assert_eq!(serde_json::from_str::<ControlMessage>(&s).unwrap(), m);
+    }
+
+    #[test]
+    fn a_chunk_message_is_a_byte_range_or_rows_on_the_same_wire() {
+        let id = JobId::parse("job-12345").unwrap();
+        let range = ChunkMessage {
+            job_id: id.clone(),
+            index: 3,
+            first_line: 7,
+            tasks: 2,
+            part: None,
+            body: ChunkBody::Range { start: 10, end: 40 },
+        };
+        let wire = serde_json::to_string(&range).unwrap();
+        assert_eq!(wire, r#"{"job_id":"job-12345","index":3,"start":10,"end":40,"first_line":7,"tasks":2}"#);
+        assert_eq!(serde_json::from_str::<ChunkMessage>(&wire).unwrap(), range);
+        let mut batch = RowBatch::new(10);
+        let row = crate::manifest::RowRef {
+            line: 1,
+            bucket: "b".into(),
+            encoded_key: "k".into(),
+            version_id: None,
+            decoded: None,
+        };
+        batch.push(&Ok(row));
+        let carried: ChunkMessage = serde_json::from_str(&batch.take(&id, 4, Some(2)).unwrap()).unwrap();
+        assert!(matches!(carried.body, ChunkBody::Rows(_)), "{carried:?}");
+        assert_eq!((carried.part, carried.range()), (Some(2), None));
+        let backwards = r#"{"job_id":"job-12345","index":3,"start":40,"end":10,"first_line":7,"tasks":2}"#;
+        assert!(serde_json::from_str::<ChunkMessage>(backwards).unwrap_err().to_string().contains("runs backwards"));
     }
 }

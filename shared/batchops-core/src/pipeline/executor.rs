@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::dispatcher::Dispatcher;
 use super::limiter::{observe, Flow, Limiters};
 use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
-use crate::chunk::{decode_rows, is_blank, ChunkMessage};
+use crate::chunk::{decode_rows, is_blank, ChunkBody, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
@@ -294,17 +294,19 @@ impl Executor {
         msg: &ChunkMessage,
     ) -> Result<Option<Vec<ParsedLine>>> {
         let context = || format!("chunk {} of job {}", msg.index, job.id);
-        let m = match (&msg.rows, manifest) {
-            (Some(packed), _) => {
+        let (start, end) = match &msg.body {
+            ChunkBody::Rows(packed) => {
                 return decode_rows(packed)
                     .map(Some)
                     .map_err(|e| Error::backend(context(), format!("unreadable message: {e}")))
             }
-            (None, Some(m)) => m,
-            (None, None) => return Err(Error::backend(context(), "a chunk without rows")),
+            ChunkBody::Range { start, end } => (*start, *end),
+        };
+        let Some(m) = manifest else {
+            return Err(Error::backend(context(), "a byte range of a job without a manifest file"));
         };
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let read = match ports.objects.read(&m.bucket, &m.key, version, msg.start, Some(msg.end), etag).await {
+        let read = match ports.objects.read(&m.bucket, &m.key, version, start, Some(end), etag).await {
             Ok(stream) => read_all(stream).await,
             Err(e) => Err(e),
         };
@@ -314,8 +316,8 @@ impl Executor {
             // The manifest changed or vanished under the job: its tasks can no longer be known.
             Err(e) => return self.fail(&job.id, super::chunker::read_failure(m, &e)).await.map(|_| None),
         };
-        if buf.len() as u64 != msg.end - msg.start {
-            let expected = msg.end - msg.start;
+        if buf.len() as u64 != end - start {
+            let expected = end - start;
             return Err(Error::backend(
                 context(),
                 format!("read {} bytes of the manifest, expected {expected}", buf.len()),
