@@ -50,12 +50,12 @@ impl JobEvent {
             },
             "tags": job.tags(),
         });
-        if job.spec.dry_run == Some(true) {
+        if job.plan().is_ok_and(|p| p.dry_run) {
             detail["dryRun"] = json!(true);
         }
         if job.status.is_terminal() {
-            if let Ok(valid) = job.spec.validate() {
-                if let Some(r) = valid.report {
+            if let Ok(valid) = job.plan() {
+                if let Some(r) = &valid.report {
                     let folder = r.job_folder(&job.id);
                     detail["report"] = json!({
                         "bucket": r.bucket,

@@ -81,7 +81,7 @@ struct KeyNameJson {
 }
 
 /// Where a generated manifest is written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestOutput {
     pub bucket: String,
     pub prefix: Option<String>,
@@ -100,7 +100,7 @@ impl ManifestOutput {
 }
 
 /// The object encryption one `MatchAnyObjectEncryption` entry asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EncryptionFilter {
     SseS3,
     SseKms { key: Option<String>, bucket_key: Option<bool> },
@@ -110,7 +110,7 @@ pub enum EncryptionFilter {
 }
 
 /// A validated `Filter`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     pub created_after: Option<OffsetDateTime>,
     pub created_before: Option<OffsetDateTime>,
@@ -126,7 +126,7 @@ pub struct Filter {
 }
 
 /// A validated `S3JobManifestGenerator`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Generator {
     pub source_bucket: String,
     pub expected_owner: Option<String>,

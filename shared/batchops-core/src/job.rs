@@ -231,8 +231,12 @@ pub const CONFIRMATION_WINDOW: time::Duration = time::Duration::days(30);
 pub struct Job {
     pub id: JobId,
     pub status: JobStatus,
-    /// The CreateJob request as validated; DescribeJob answers from it.
+    /// The CreateJob request as given (relative windows resolved); DescribeJob answers from it.
     pub spec: JobSpec,
+    /// The spec as intake validated it, typed: what every stage runs. `None` only in records
+    /// written before it was kept, which [`Job::plan`] validates from `spec` when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::spec::ValidJob>,
     pub arn: String,
     pub priority: i64,
     /// batchops: the job's task rate limit (`MaxTasksPerSecond`), changeable while it runs.
@@ -305,6 +309,7 @@ impl Job {
             priority: spec.priority.unwrap_or(0),
             max_tasks_per_second: spec.max_tasks_per_second,
             throttled: Default::default(),
+            plan: None,
             spec,
             arn,
             created: now,
@@ -319,6 +324,14 @@ impl Job {
             generated_manifest: None,
             tags: spec_tags,
             version: 0,
+        }
+    }
+
+    /// What the job runs, as intake validated it.
+    pub fn plan(&self) -> crate::Result<std::borrow::Cow<'_, crate::spec::ValidJob>> {
+        match &self.plan {
+            Some(p) => Ok(std::borrow::Cow::Borrowed(p)),
+            None => self.spec.validate().map(std::borrow::Cow::Owned),
         }
     }
 
@@ -372,11 +385,12 @@ impl Job {
             d.insert("MaxTasksPerSecond".into(), json!(rate));
         }
         d.insert("ProgressSummary".into(), self.progress_summary(now));
-        if self.spec.dry_run == Some(true) {
+        if let Some(plan) = self.plan().ok().filter(|p| p.dry_run) {
             d.insert("DryRun".into(), json!(true));
-            if let Some(op) = self.spec.operation.as_ref().and_then(|o| crate::ops::Operation::from_spec(o).ok()) {
-                d.insert("DryRunEstimate".into(), crate::pipeline::dry_run::estimate(&op, self.progress.succeeded));
-            }
+            d.insert(
+                "DryRunEstimate".into(),
+                crate::pipeline::dry_run::estimate(&plan.operation, self.progress.succeeded),
+            );
         }
         if let Some(r) = &self.status_update_reason {
             d.insert("StatusUpdateReason".into(), json!(r));

@@ -104,14 +104,14 @@ pub enum ManifestField {
 }
 
 /// Which tasks the completion report lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReportScope {
     AllTasks,
     FailedTasksOnly,
 }
 
 /// A validated report configuration. `None` at the job level means the report is disabled.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReportTarget {
     pub bucket: String,
     pub prefix: Option<String>,
@@ -129,7 +129,7 @@ impl ReportTarget {
 }
 
 /// A validated manifest reference.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestRef {
     pub bucket: String,
     pub key: String,
@@ -139,7 +139,7 @@ pub struct ManifestRef {
 }
 
 /// Server-side encryption of objects batchops writes (generated manifests).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputEncryption {
     /// SSE-S3 (AES256).
     S3,
@@ -148,7 +148,7 @@ pub enum OutputEncryption {
 }
 
 /// Where a job's objects come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     /// A CSV manifest: chunks are byte ranges of it.
     Csv(ManifestRef),
@@ -168,12 +168,16 @@ impl Source {
     }
 }
 
-/// Everything the pipeline needs from a spec, validated.
-#[derive(Clone, Debug)]
+/// Everything the pipeline needs from a spec, validated: intake stores it with the job, and
+/// every stage reads it from there.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValidJob {
     pub operation: Operation,
     pub source: Source,
     pub report: Option<ReportTarget>,
+    /// batchops `DryRun`: read each task's object instead of running the operation.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// The range of `MaxTasksPerSecond`.
@@ -338,7 +342,7 @@ impl JobSpec {
                 ));
             }
         }
-        Ok(ValidJob { operation, source, report })
+        Ok(ValidJob { operation, source, report, dry_run: self.dry_run == Some(true) })
     }
 }
 

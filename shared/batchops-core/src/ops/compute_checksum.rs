@@ -14,7 +14,7 @@ use crate::{Error, Result};
 /// The algorithms of the model that S3 does not document yet; refused by name.
 const NOT_YET: [&str; 4] = ["SHA512", "XXHASH64", "XXHASH3", "XXHASH128"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     Crc32,
     Crc32c,
@@ -58,7 +58,7 @@ impl Algorithm {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChecksumType {
     FullObject,
     Composite,
@@ -73,7 +73,7 @@ impl ChecksumType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ComputeChecksum {
     pub algorithm: Algorithm,
     pub checksum_type: ChecksumType,

@@ -10,7 +10,7 @@ use crate::Result;
 /// DeleteObjects takes at most this many keys per call.
 pub const MAX_KEYS_PER_CALL: usize = 1000;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteObject {
     /// Sends `x-amz-bypass-governance-retention` (deletes versions under GOVERNANCE retention).
     pub bypass_governance: bool,

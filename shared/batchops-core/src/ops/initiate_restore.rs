@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InitiateRestore {
     /// Days the restored copy stays; `None` for Intelligent-Tiering archive tiers, which
     /// refuse it.

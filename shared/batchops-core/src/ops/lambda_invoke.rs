@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::retry::{Outcome, TaskFailure};
 use crate::{Error, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SchemaVersion {
     V1,
     V2,
@@ -26,7 +26,7 @@ impl SchemaVersion {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LambdaInvoke {
     pub function_arn: String,
     pub schema: SchemaVersion,

@@ -57,7 +57,7 @@ pub struct Task {
 }
 
 /// A validated operation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Operation {
     PutObjectCopy(Box<CopyObject>),
     PutObjectTagging(PutObjectTagging),

@@ -10,7 +10,7 @@ use super::one_of;
 use super::put_object_copy::CANNED_ACLS;
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PutObjectAcl {
     Canned(String),
     List { owner_id: String, owner_display_name: Option<String>, grants: Vec<Grant> },

@@ -28,7 +28,7 @@ const CHECKSUMS: [&str; 10] =
     ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", "SHA512", "MD5", "XXHASH64", "XXHASH3", "XXHASH128"];
 
 /// New metadata for the copies (`MetadataDirective: REPLACE`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMetadata {
     pub cache_control: Option<String>,
     pub content_disposition: Option<String>,
@@ -42,7 +42,7 @@ pub struct ObjectMetadata {
 }
 
 /// `Default` is a plain copy into no bucket; set `target_bucket`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CopyObject {
     pub target_bucket: String,
     pub target_key_prefix: Option<String>,

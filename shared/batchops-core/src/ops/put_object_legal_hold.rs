@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::one_of;
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PutObjectLegalHold {
     /// `ON` or `OFF`.
     pub status: String,

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{one_of, timestamp};
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PutObjectRetention {
     /// `COMPLIANCE` or `GOVERNANCE`.
     pub mode: String,

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// S3 allows at most 10 tags on an object; a larger set would fail every task.
 pub const MAX_OBJECT_TAGS: usize = 10;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaggingMode {
     /// S3's behaviour: the tag set becomes exactly `TagSet`.
     #[default]
@@ -20,7 +20,7 @@ pub enum TaggingMode {
     Merge,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutObjectTagging {
     pub tags: Vec<S3Tag>,
     pub mode: TaggingMode,

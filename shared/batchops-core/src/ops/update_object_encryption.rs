@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateObjectEncryption {
     pub kms_key_arn: String,
     pub bucket_key_enabled: bool,

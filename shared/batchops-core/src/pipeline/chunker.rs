@@ -208,7 +208,7 @@ impl Acting<'_> {
     /// reads it.
     async fn prepared(&self, job: Job, deadline: Instant) -> Result<()> {
         let id = &job.id.clone();
-        let valid = job.spec.validate()?;
+        let valid = job.plan()?;
         let pass = if job.spec.confirmation_required == Some(true) { Pass::Count } else { Pass::Cut };
         if let Some(m) = valid.source.manifest() {
             match self.objects.head(&m.bucket, &m.key, m.version_id.as_deref()).await {
@@ -261,7 +261,7 @@ impl Acting<'_> {
     /// The rest of Start, once the job is Active.
     async fn started(&self, job: Job, deadline: Instant) -> Result<()> {
         let id = &job.id.clone();
-        let valid = job.spec.validate()?;
+        let valid = job.plan()?;
         let inventory = match (&valid.source, &job.generated_manifest) {
             (Source::Inventory(m), _) => Some(m.clone()),
             (Source::Generator(_), Some(g)) => Some(ManifestRef {
@@ -307,7 +307,7 @@ impl Acting<'_> {
 
     /// One sequential pass from the job's checkpoint: a CSV manifest or a listing.
     async fn pass(&self, job: Job, pass: Pass, deadline: Instant) -> Result<()> {
-        let valid = job.spec.validate()?;
+        let valid = job.plan()?.into_owned();
         match valid.source {
             Source::Csv(m) => self.csv_pass(job, m, pass, deadline).await,
             Source::Generator(g) => {

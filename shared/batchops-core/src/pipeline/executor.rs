@@ -444,9 +444,9 @@ impl Executor {
         let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
+        let valid = job.plan()?;
         // A dry run reads each task's object instead of running the operation.
-        let ports = if job.spec.dry_run == Some(true) { super::dry_run::DryRunner::ports(&ports) } else { ports };
-        let valid = job.spec.validate()?;
+        let ports = if valid.dry_run { super::dry_run::DryRunner::ports(&ports) } else { ports };
         let Some(parsed) = self.chunk_lines(&ports, job, valid.source.manifest(), msg).await? else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };

@@ -108,12 +108,12 @@ impl Finalizer {
     /// Writes `manifest.json` when the report is enabled and any task ran. A report bucket that
     /// refuses the write does not fail the job (S3 behaves the same) but is recorded.
     async fn write_report(&self, job: &Job) -> Result<Option<JobFailure>> {
-        let valid = match job.spec.validate() {
+        let valid = match job.plan() {
             Ok(v) => v,
             // Never the case for a job intake accepted; the job still ends, without a report.
             Err(e) => return Ok(Some(JobFailure::new("ReportWriteFailed", format!("No report: {e}")))),
         };
-        let Some(target) = valid.report else {
+        let Some(target) = valid.report.clone() else {
             return Ok(None);
         };
         // The counters equal the report's rows.

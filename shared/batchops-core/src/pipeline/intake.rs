@@ -104,13 +104,13 @@ impl Intake {
         if let Some(g) = spec.manifest_generator.as_mut() {
             crate::generator::resolve_windows(g, reference)?;
         }
-        spec.validate()?;
+        let plan = spec.validate()?;
         self.check_pass_role(caller, spec.role_arn.as_deref().unwrap_or_default()).await?;
         let token = spec.client_request_token.clone().unwrap_or_default();
         let id = JobId::new_random();
         let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
-        let job = Job::new(id.clone(), spec, arn, now());
+        let job = Job { plan: Some(plan), ..Job::new(id.clone(), spec, arn, now()) };
         let id = match self.store.create(&job, &token, &hash).await? {
             CreateOutcome::Created => {
                 crate::events::announce(&*self.events, &job, None).await;

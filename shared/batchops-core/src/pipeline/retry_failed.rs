@@ -24,7 +24,7 @@ impl Intake {
                 message: "only the failed tasks of an ended job can be retried".into(),
             });
         }
-        let Some(report) = parent.spec.validate()?.report else {
+        let Some(report) = parent.plan()?.report.clone() else {
             return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not known")));
         };
         let failed: Vec<ResultFile> = self

@@ -511,9 +511,11 @@ async fn a_key_over_s3s_limit_fails_its_task_saying_how_long_it_is() {
 async fn a_permanent_error_while_preparing_fails_the_job_at_once() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(5), json!({})), Caller::Unknown).await.unwrap();
-    // A stored spec that no longer validates: delivering the message again cannot help.
+    // A stored record (without its plan) whose spec no longer validates: delivering the
+    // message again cannot help.
     modify(&*w.store, &id, |j| {
         j.spec.role_arn = Some("not a role".into());
+        j.plan = None;
         true
     })
     .await
@@ -1439,4 +1441,27 @@ async fn a_job_unconfirmed_for_30_days_fails_and_an_ended_job_is_gone_after_90()
         w.intake().list_jobs(&[], None, None).await.unwrap().jobs.into_iter().map(|j| j.id).collect();
     assert_eq!(listed, vec![recent.clone()]);
     assert!(matches!(w.intake().describe_job(waiting.as_str()).await, Err(crate::Error::JobNotFound { .. })));
+}
+
+#[tokio::test]
+async fn every_stage_runs_the_plan_intake_validated_and_a_record_without_one_still_runs() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(20), json!({})), Caller::Unknown).await.unwrap();
+    let mut job = w.store.get(&id).await.unwrap();
+    let plan = job.plan.clone().expect("intake stores the validated job");
+    assert_eq!(plan, job.spec.validate().unwrap());
+    // The spec as given is for DescribeJob only: the stages never validate it again.
+    job.spec.operation = Some(json!({"NotAnOperation": {}}));
+    w.store.put(&job).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.tasks_run()), (JobStatus::Complete, 20));
+
+    // A record written before the plan was kept is validated from its spec when read.
+    let old = w.intake().create_job(&w.spec_at("o.csv", &manifest(5), json!({})), Caller::Unknown).await.unwrap();
+    let mut record = w.store.get(&old).await.unwrap();
+    record.plan = None;
+    w.store.put(&record).await.unwrap();
+    w.drain().await;
+    assert_eq!(w.store.get(&old).await.unwrap().status, JobStatus::Complete);
 }
