@@ -122,6 +122,23 @@ const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 /// back when the tasks running end).
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Runs `f` every `period` until the stop, logging its failures (the next run makes up).
+async fn every<F, Fut>(period: Duration, what: &'static str, mut stop: watch::Receiver<bool>, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = batchops_core::Result<()>>,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = f().await {
+            warn!(error = %e, "{what} failed");
+        }
+    }
+}
+
 /// Plays an SQS event source mapping: receive, handle with bounded concurrency under a
 /// message lease renewed by a heartbeat, delete on success, hand back on failure (after the
 /// delay the error asks for). On stop it receives no more, and messages not finished within
@@ -272,18 +289,10 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let budget = opts.settings.time_budget;
 
     let sweeper = chunker.clone();
-    let mut stop = rx.clone();
-    tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            if let Err(e) = sweeper.sweep().await {
-                warn!(error = %e, "sweep failed");
-            }
-        }
-    });
+    tasks.spawn(every(SWEEP_EVERY, "sweep", rx.clone(), move || {
+        let sweeper = sweeper.clone();
+        async move { sweeper.sweep().await }
+    }));
     let pollers: Vec<(&'static str, String, usize, Handler)> = vec![
         (
             "control",
@@ -335,18 +344,10 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     // Besides the rounds after every chunk pushed or run: one a second, as the schedule does
     // on Lambda (a round that failed, or a job that lost its turn, waits no longer).
     let dispatcher = config.dispatcher(&clients);
-    let mut stop = rx.clone();
-    tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(DISPATCH_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            if let Err(e) = dispatcher.dispatch().await {
-                warn!(error = %e, "dispatch round failed");
-            }
-        }
-    });
+    tasks.spawn(every(DISPATCH_EVERY, "dispatch round", rx.clone(), move || {
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.dispatch().await.map(|_| ()) }
+    }));
     if let Some(group) = opts.schedule_group.clone() {
         let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
         let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));

@@ -8,8 +8,17 @@ pub mod schedule;
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, IamPassRole, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, IamPassRole, S3ObjectStore, SqsQueue};
 use batchops_core::pipeline::Intake;
+
+/// What the trigger and schedule binaries run with: intake from the environment, and the
+/// functions' own S3 access (for specs in the specs bucket).
+pub async fn intake_from_env() -> Result<(Intake, S3ObjectStore), batchops_aws::config::ConfigError> {
+    batchops_aws::init_tracing();
+    let config = Config::from_env()?;
+    let clients = Clients::from_env().await;
+    Ok((intake(&config, &clients), S3ObjectStore::new(clients.s3.clone())))
+}
 
 pub fn intake(config: &Config, clients: &Clients) -> Intake {
     Intake {

@@ -2,18 +2,13 @@
 //! job. An error goes back to the scheduler, whose retry policy (and dead-letter queue)
 //! decides what happens next; the job's token makes a retried firing create no second job.
 
-use batchops_aws::{init_tracing, Clients, Config, S3ObjectStore};
-use job_intake::{intake, schedule::handle};
+use job_intake::{intake_from_env, schedule::handle};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let config = Config::from_env()?;
-    let clients = Clients::from_env().await;
-    let intake = intake(&config, &clients);
-    let objects = S3ObjectStore::new(clients.s3.clone());
+    let (intake, objects) = intake_from_env().await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let (intake, objects) = (&intake, &objects);
         async move {
