@@ -121,19 +121,14 @@ impl Chunker {
             ControlMessage::Continue { job_id, checkpoint } => {
                 let job = self.store.get(&job_id).await?;
                 if job.checkpoint != checkpoint {
-                    info!(job_id = %job_id, "stale continuation ignored");
-                    return Ok(());
+                    // A duplicate (its successor is on its way), or a continuation whose
+                    // successor was never sent (the worker died, or the send failed, after the
+                    // checkpoint was written): go on from the job's checkpoint either way. Two
+                    // chains from one checkpoint cut the same chunks and meet at its next
+                    // write, where one stops.
+                    info!(job_id = %job_id, "continuing from the job's checkpoint, not the message's");
                 }
-                let pass = match (job.status, job.progress.total_chunks) {
-                    (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => Pass::Count,
-                    (JobStatus::Preparing, None) | (JobStatus::Active, None) => Pass::Cut,
-                    (status, _) => {
-                        info!(job_id = %job_id, status = %status, "continuation for a job that is not being prepared");
-                        return Ok(());
-                    }
-                };
-                let Some(acting) = self.acting(&job).await? else { return Ok(()) };
-                acting.pass(job, pass, deadline).await
+                self.resume(job, deadline).await
             }
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
             ControlMessage::Dispatch => {
@@ -155,6 +150,20 @@ impl Chunker {
         Ok(ports.map(|p| Acting { chunker: self, objects: p.objects, runner: p.runner }))
     }
 
+    /// Reads on from the job's checkpoint, while the job is being prepared.
+    async fn resume(&self, job: Job, deadline: Instant) -> Result<()> {
+        let pass = match (job.status, job.progress.total_chunks) {
+            (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => Pass::Count,
+            (JobStatus::Preparing, None) | (JobStatus::Active, None) => Pass::Cut,
+            (status, _) => {
+                info!(job_id = %job.id, status = %status, "continuation for a job that is not being prepared");
+                return Ok(());
+            }
+        };
+        let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+        acting.pass(job, pass, deadline).await
+    }
+
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
         let job =
             match transition_from(&*self.store, &*self.events, id, &[JobStatus::New], JobStatus::Preparing, |_| {})
@@ -173,6 +182,11 @@ impl Chunker {
                         && job.spec.confirmation_required != Some(true) =>
                 {
                     return self.activate(id).await;
+                }
+                // A redelivered Prepare whose first attempt died after a checkpoint, before its
+                // continuation was sent: go on from the checkpoint.
+                Err(job) if job.status == JobStatus::Preparing && job.progress.total_chunks.is_none() => {
+                    return self.resume(job, deadline).await;
                 }
                 Err(job) => {
                     info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");

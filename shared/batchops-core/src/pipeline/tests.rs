@@ -1465,3 +1465,27 @@ async fn every_stage_runs_the_plan_intake_validated_and_a_record_without_one_sti
     w.drain().await;
     assert_eq!(w.store.get(&old).await.unwrap().status, JobStatus::Complete);
 }
+
+#[tokio::test]
+async fn a_chunker_that_wrote_its_checkpoint_but_never_sent_its_continuation_is_resumed_by_the_redelivery() {
+    // A zero budget: every piece read continues itself.
+    let w = World::new(4, Duration::ZERO);
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    let cut_off = Chunker { control: Arc::new(Unreachable), ..w.chunker() };
+    // The Prepare: checkpoint written, continuation lost; the Prepare comes again.
+    let prepare: ControlMessage = serde_json::from_str(&w.control.pop().unwrap()).unwrap();
+    assert!(cut_off.handle(prepare.clone(), deadline()).await.unwrap_err().is_transient());
+    assert_ne!(w.store.get(&id).await.unwrap().checkpoint, Default::default());
+    w.chunker().handle(prepare, deadline()).await.unwrap();
+    // A continuation: the same again.
+    let next: ControlMessage = serde_json::from_str(&w.control.pop().unwrap()).unwrap();
+    assert!(matches!(next, ControlMessage::Continue { .. }));
+    assert!(cut_off.handle(next.clone(), deadline()).await.unwrap_err().is_transient());
+    w.chunker().handle(next, deadline()).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.total_tasks, job.progress.tasks_run()), (Some(30), 30));
+    assert_eq!(w.report_rows(&job).len(), 30, "each row once");
+}
