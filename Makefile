@@ -62,7 +62,7 @@ bench-chunker:
 	cargo build --release -p batchops-bench --bin chunker-bench
 	"$${CARGO_TARGET_DIR:-target}/release/chunker-bench" --dir "$${BENCH_DIR:-.local/chunker-bench}"
 
-## The five Lambda functions for arm64, as `sam deploy` takes them: `sam build` (cargo-lambda
+## The six Lambda functions for arm64, as `sam deploy` takes them: `sam build` (cargo-lambda
 ## with zig, from PyPI) into infra/.aws-sam/build.
 lambda: venv
 	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ../$(VENV)/bin/sam build --beta-features

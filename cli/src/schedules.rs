@@ -182,18 +182,25 @@ pub async fn fire_schedules(
     // first seen (what a rate counts from when the store keeps no creation time).
     let mut fired_until: HashMap<String, Timestamp> = HashMap::new();
     let mut first_seen: HashMap<String, Timestamp> = HashMap::new();
+    let mut failing = false;
     loop {
+        // A scheduler that cannot be read (no permission, no such API) is asked once a minute.
+        let wait = if failing { POLL * 30 } else { POLL };
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let schedules = match read_all(&client, &group).await {
             Ok(s) => s,
             Err(e) => {
-                warn!(group = %group, error = %format!("{e:#}"), "cannot read the schedules");
+                if !failing {
+                    warn!(group = %group, error = %format!("{e:#}"), "cannot read the schedules: asking again every minute");
+                }
+                failing = true;
                 continue;
             }
         };
+        failing = false;
         let now = Timestamp::now();
         for s in schedules.iter().filter(|s| s.enabled) {
             let mut from = *fired_until.get(&s.arn).unwrap_or(&started);
