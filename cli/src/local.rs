@@ -111,8 +111,8 @@ where
     Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
 }
 
-/// How often jobs left unconfirmed are looked for (the deployed timer's period).
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often jobs left unconfirmed are looked for (hourly, as deployed).
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the dispatcher runs a round on its own.
 const DISPATCH_EVERY: Duration = Duration::from_secs(1);
@@ -121,6 +121,54 @@ const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 /// their messages handed back (an executor stops starting tasks at once and gives its chunk
 /// back when the tasks running end).
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the HTTP API until the stop; returns where it listens.
+async fn serve_api(
+    tasks: &mut JoinSet<()>,
+    mut stop: watch::Receiver<bool>,
+    opts: &LocalOptions,
+    clients: &Clients,
+    intake: Arc<batchops_core::pipeline::Intake>,
+) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let mut app = job_intake::api::router(intake);
+    if opts.check_pass_role {
+        let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
+        info!(caller = %me, "CreateJob checks iam:PassRole for this caller");
+        app = app.layer(axum::Extension(job_intake::api::LocalCaller(me)));
+    }
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            error!(error = %e, "API server stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// The timers the deployed stack runs on a schedule: a dispatcher round every second (besides
+/// the rounds after every chunk pushed or run, so a round that failed, or a job that lost its
+/// turn, waits no longer) and the hourly sweep.
+fn spawn_timers(
+    tasks: &mut JoinSet<()>,
+    stop: &watch::Receiver<bool>,
+    dispatcher: Arc<batchops_core::pipeline::dispatcher::Dispatcher>,
+    chunker: Arc<batchops_core::pipeline::Chunker>,
+) {
+    tasks.spawn(every(DISPATCH_EVERY, "dispatch round", stop.clone(), move || {
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.dispatch().await.map(|_| ()) }
+    }));
+    tasks.spawn(every(SWEEP_EVERY, "sweep", stop.clone(), move || {
+        let chunker = chunker.clone();
+        async move { chunker.sweep().await }
+    }));
+}
 
 /// Runs `f` every `period` until the stop, logging its failures (the next run makes up).
 async fn every<F, Fut>(period: Duration, what: &'static str, mut stop: watch::Receiver<bool>, f: F)
@@ -260,26 +308,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let mut tasks = JoinSet::new();
 
     let intake = Arc::new(job_intake::intake(&config, &clients));
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
-    let addr = listener.local_addr()?;
-    let schedule_intake = intake.clone();
-    let mut app = job_intake::api::router(intake.clone());
-    if opts.check_pass_role {
-        let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
-        info!(caller = %me, "CreateJob checks iam:PassRole for this caller");
-        app = app.layer(axum::Extension(job_intake::api::LocalCaller(me)));
-    }
-    let mut srx = rx.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = srx.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            error!(error = %e, "API server stopped");
-        }
-    });
+    let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone()).await?;
 
     let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
     let executor = Arc::new(task_executor::executor(&config, &clients));
@@ -288,11 +317,12 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
     let budget = opts.settings.time_budget;
 
-    let sweeper = chunker.clone();
-    tasks.spawn(every(SWEEP_EVERY, "sweep", rx.clone(), move || {
-        let sweeper = sweeper.clone();
-        async move { sweeper.sweep().await }
-    }));
+    spawn_timers(&mut tasks, &rx, config.dispatcher(&clients), chunker.clone());
+    if let Some(group) = opts.schedule_group.clone() {
+        let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
+        let fire = crate::schedules::fire_schedules(scheduler, group, intake.clone(), objects.clone(), rx.clone());
+        tasks.spawn(fire);
+    }
     let pollers: Vec<(&'static str, String, usize, Handler)> = vec![
         (
             "control",
@@ -340,18 +370,6 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
         let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
         tasks.spawn(poll_queue(name, clients.sqs.clone(), visibility, concurrency, h, rx.clone()));
-    }
-    // Besides the rounds after every chunk pushed or run: one a second, as the schedule does
-    // on Lambda (a round that failed, or a job that lost its turn, waits no longer).
-    let dispatcher = config.dispatcher(&clients);
-    tasks.spawn(every(DISPATCH_EVERY, "dispatch round", rx.clone(), move || {
-        let dispatcher = dispatcher.clone();
-        async move { dispatcher.dispatch().await.map(|_| ()) }
-    }));
-    if let Some(group) = opts.schedule_group.clone() {
-        let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
-        let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
-        tasks.spawn(crate::schedules::fire_schedules(scheduler, group, schedule_intake, objects, rx.clone()));
     }
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");

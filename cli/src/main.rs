@@ -354,6 +354,15 @@ async fn main() -> Result<()> {
     }
 }
 
+/// An output of the deployed stack, or `local` without one (batchops local fires schedules
+/// itself: their target is never invoked).
+async fn stack_output_or(sdk: &aws_config::SdkConfig, stack: Option<&str>, key: &str, local: &str) -> Result<String> {
+    match stack {
+        Some(stack) => batchops::client::stack_output(sdk, stack, key).await,
+        None => Ok(local.to_string()),
+    }
+}
+
 /// `batchops schedule ...` against the scheduler of AWS_ENDPOINT_URL (or real AWS).
 async fn run_schedule(api: &ApiArgs, verb: ScheduleVerb) -> Result<()> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -366,27 +375,18 @@ async fn run_schedule(api: &ApiArgs, verb: ScheduleVerb) -> Result<()> {
                 (None, Some(location)) => SpecSource::Location(location),
                 (None, None) => bail!("give --spec FILE or --spec-location s3://bucket/key"),
             };
-            // batchops local fires schedules itself: without a stack, the target is not invoked.
-            let from_stack = |key: &'static str, local: &'static str| {
-                let (sdk, stack) = (&sdk, api.stack.clone());
-                async move {
-                    match stack {
-                        Some(stack) => batchops::client::stack_output(sdk, &stack, key).await,
-                        None => Ok(local.to_string()),
-                    }
-                }
-            };
             let target_arn = match target.target_arn {
                 Some(a) => a,
                 None => {
                     let local = "arn:aws:lambda:us-east-1:000000000000:function:batchops-local-schedule";
-                    from_stack("ScheduledJobFunctionArn", local).await?
+                    stack_output_or(&sdk, api.stack.as_deref(), "ScheduledJobFunctionArn", local).await?
                 }
             };
             let role_arn = match target.role_arn {
                 Some(a) => a,
                 None => {
-                    from_stack("SchedulerRoleArn", "arn:aws:iam::000000000000:role/batchops-local-scheduler").await?
+                    let local = "arn:aws:iam::000000000000:role/batchops-local-scheduler";
+                    stack_output_or(&sdk, api.stack.as_deref(), "SchedulerRoleArn", local).await?
                 }
             };
             let arn = batchops::schedules::create(

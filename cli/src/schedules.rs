@@ -88,7 +88,7 @@ pub async fn create(client: &aws_sdk_scheduler::Client, s: &NewSchedule<'_>) -> 
 /// The group's schedules as `{Name, Arn, ScheduleExpression, Timezone, State, NextFiring}`.
 pub async fn list(client: &aws_sdk_scheduler::Client, group: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    for s in read_all(client, group).await? {
+    for s in read_all(client, group, &mut Known::new()).await? {
         let now = Timestamp::now();
         let next = s.expression.next_after(now, &s.tz, s.start.unwrap_or(now)).map(|t| t.to_string());
         out.push(json!({"Name": s.name, "Arn": s.arn, "ScheduleExpression": s.text, "Timezone": s.tz_name,
@@ -109,6 +109,7 @@ pub async fn delete(client: &aws_sdk_scheduler::Client, group: &str, name: &str)
 }
 
 /// A schedule as read back, parsed.
+#[derive(Clone)]
 struct Stored {
     name: String,
     arn: String,
@@ -128,44 +129,68 @@ fn timestamp(t: Option<&aws_sdk_scheduler::primitives::DateTime>) -> Option<Time
     t.and_then(|t| Timestamp::from_second(t.secs()).ok())
 }
 
-/// Every schedule of `group` (a schedule that does not parse is logged and left out).
-async fn read_all(client: &aws_sdk_scheduler::Client, group: &str) -> Result<Vec<Stored>> {
+/// Schedules read before, by name, with the modification time they were read at.
+type Known = HashMap<String, (aws_sdk_scheduler::primitives::DateTime, Stored)>;
+
+/// Every schedule of `group` (a schedule that does not parse is logged and left out). One
+/// ListSchedules page per 100 schedules, and a GetSchedule only for a schedule not in `known`
+/// or modified since (when the store gives modification times).
+async fn read_all(client: &aws_sdk_scheduler::Client, group: &str, known: &mut Known) -> Result<Vec<Stored>> {
     let mut out = Vec::new();
+    let mut fresh = Known::new();
     let mut token = None;
     loop {
         let page =
             client.list_schedules().group_name(group).set_next_token(token).send().await.context("ListSchedules")?;
         for summary in page.schedules() {
             let Some(name) = summary.name() else { continue };
-            let s = client.get_schedule().group_name(group).name(name).send().await.context("GetSchedule")?;
-            let text = s.schedule_expression().unwrap_or_default().to_string();
-            let tz_name = s.schedule_expression_timezone().map(String::from);
-            let parsed = Expression::parse(&text).and_then(|e| Ok((e, schedule::time_zone(tz_name.as_deref())?)));
-            let (expression, tz) = match parsed {
-                Ok(p) => p,
-                Err(e) => {
-                    warn!(schedule = name, error = %e, "schedule skipped");
-                    continue;
-                }
+            let modified = summary.last_modification_date();
+            let cached = known.remove(name).filter(|(at, _)| Some(at) == modified);
+            let stored = match cached {
+                Some((_, s)) => s,
+                None => match read_one(client, group, name).await? {
+                    Some(s) => s,
+                    None => continue,
+                },
             };
-            out.push(Stored {
-                name: name.to_string(),
-                arn: s.arn().unwrap_or_default().to_string(),
-                text,
-                expression,
-                tz_name,
-                tz,
-                enabled: s.state() != Some(&ScheduleState::Disabled),
-                input: s.target().and_then(|t| t.input()).unwrap_or_default().to_string(),
-                start: timestamp(s.start_date()).or(timestamp(s.creation_date())),
-                end: timestamp(s.end_date()),
-            });
+            if let Some(at) = modified {
+                fresh.insert(name.to_string(), (*at, stored.clone()));
+            }
+            out.push(stored);
         }
         token = page.next_token().map(String::from);
         if token.is_none() {
+            *known = fresh;
             return Ok(out);
         }
     }
+}
+
+/// One schedule, read and parsed; `None` (logged) when its expression or zone do not parse.
+async fn read_one(client: &aws_sdk_scheduler::Client, group: &str, name: &str) -> Result<Option<Stored>> {
+    let s = client.get_schedule().group_name(group).name(name).send().await.context("GetSchedule")?;
+    let text = s.schedule_expression().unwrap_or_default().to_string();
+    let tz_name = s.schedule_expression_timezone().map(String::from);
+    let parsed = Expression::parse(&text).and_then(|e| Ok((e, schedule::time_zone(tz_name.as_deref())?)));
+    let (expression, tz) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(schedule = name, error = %e, "schedule skipped");
+            return Ok(None);
+        }
+    };
+    Ok(Some(Stored {
+        name: name.to_string(),
+        arn: s.arn().unwrap_or_default().to_string(),
+        text,
+        expression,
+        tz_name,
+        tz,
+        enabled: s.state() != Some(&ScheduleState::Disabled),
+        input: s.target().and_then(|t| t.input()).unwrap_or_default().to_string(),
+        start: timestamp(s.start_date()).or(timestamp(s.creation_date())),
+        end: timestamp(s.end_date()),
+    }))
 }
 
 /// Fires the schedules of `group` as they come due, until `stop`. Firings due before this
@@ -182,6 +207,7 @@ pub async fn fire_schedules(
     // first seen (what a rate counts from when the store keeps no creation time).
     let mut fired_until: HashMap<String, Timestamp> = HashMap::new();
     let mut first_seen: HashMap<String, Timestamp> = HashMap::new();
+    let mut known = Known::new();
     let mut failing = false;
     loop {
         // A scheduler that cannot be read (no permission, no such API) is asked once a minute.
@@ -190,7 +216,7 @@ pub async fn fire_schedules(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let schedules = match read_all(&client, &group).await {
+        let schedules = match read_all(&client, &group, &mut known).await {
             Ok(s) => s,
             Err(e) => {
                 if !failing {

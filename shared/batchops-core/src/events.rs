@@ -50,11 +50,12 @@ impl JobEvent {
             },
             "tags": job.tags(),
         });
-        if job.plan().is_ok_and(|p| p.dry_run) {
+        let plan = job.plan().ok();
+        if plan.as_ref().is_some_and(|p| p.dry_run) {
             detail["dryRun"] = json!(true);
         }
         if job.status.is_terminal() {
-            if let Ok(valid) = job.plan() {
+            if let Some(valid) = &plan {
                 if let Some(r) = &valid.report {
                     let folder = r.job_folder(&job.id);
                     detail["report"] = json!({

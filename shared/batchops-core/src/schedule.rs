@@ -13,7 +13,6 @@ use jiff::civil::{Date, DateTime, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::{Error, Result};
 
@@ -299,9 +298,10 @@ pub fn time_zone(name: Option<&str>) -> Result<TimeZone> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Firing {
-    /// The CreateJob request to run...
+    /// The CreateJob request to run (parsed with the envelope: errors name
+    /// `batchops.Spec.<member>`)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Value>,
+    pub spec: Option<crate::spec::JobSpec>,
     /// ... or where to read it (`s3://bucket/key.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_location: Option<String>,

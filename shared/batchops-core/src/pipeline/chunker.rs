@@ -92,7 +92,7 @@ pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> 
 impl Chunker {
     /// Handles one control message. `deadline` is when this invocation must have handed its
     /// work on. An `Err` means the message should be delivered again.
-    /// The timer's housekeeping beside dispatching: jobs unconfirmed for 30 days fail.
+    /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail.
     pub async fn sweep(&self) -> Result<()> {
         let failed = super::expire_suspended(&*self.store, &*self.events, &*self.finalize, super::now()).await?;
         if failed > 0 {
@@ -133,7 +133,12 @@ impl Chunker {
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
             ControlMessage::Dispatch => {
                 self.dispatcher.dispatch().await?;
-                self.sweep().await
+                // The sweep reads the job list: once an hour (the timer fires every minute),
+                // which is precise enough for a 30-day limit.
+                if super::now().minute() == 0 {
+                    self.sweep().await?;
+                }
+                Ok(())
             }
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
@@ -508,37 +513,40 @@ impl Chunker {
                 info!(job_id = %id, tasks, chunks, "job prepared and active");
                 Ok(())
             }
-            (Pass::Cut, _) => {
-                // A confirmed job: the tasks were counted before confirmation.
-                let mut counted = None;
-                let set = modify(&*self.store, id, |j| {
-                    if j.status != JobStatus::Active || j.progress.total_chunks.is_some() {
-                        return false;
-                    }
-                    counted = j.progress.total_tasks;
-                    if j.progress.total_tasks == Some(tasks) {
-                        j.progress.total_chunks = Some(chunks);
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .await?;
-                match set {
-                    Some(fresh) => {
-                        finalize_if_done(&*self.finalize, &fresh).await?;
-                        Ok(())
-                    }
-                    None if counted.is_some_and(|c| c != tasks) => {
-                        let reason = format!(
-                            "The manifest held {tasks} tasks when it was cut but {} when it was counted",
-                            counted.unwrap_or(0)
-                        );
-                        self.fail(id, JobFailure::new("ManifestChanged", reason)).await
-                    }
-                    None => Ok(()),
-                }
+            (Pass::Cut, _) => self.cut_confirmed(id, tasks, chunks).await,
+        }
+    }
+
+    /// The end of the cutting pass of a confirmed job: its tasks were counted before the
+    /// confirmation, and must still be as many.
+    async fn cut_confirmed(&self, id: &JobId, tasks: u64, chunks: u64) -> Result<()> {
+        let mut counted = None;
+        let set = modify(&*self.store, id, |j| {
+            if j.status != JobStatus::Active || j.progress.total_chunks.is_some() {
+                return false;
             }
+            counted = j.progress.total_tasks;
+            if j.progress.total_tasks == Some(tasks) {
+                j.progress.total_chunks = Some(chunks);
+                true
+            } else {
+                false
+            }
+        })
+        .await?;
+        match set {
+            Some(fresh) => {
+                finalize_if_done(&*self.finalize, &fresh).await?;
+                Ok(())
+            }
+            None if counted.is_some_and(|c| c != tasks) => {
+                let reason = format!(
+                    "The manifest held {tasks} tasks when it was cut but {} when it was counted",
+                    counted.unwrap_or(0)
+                );
+                self.fail(id, JobFailure::new("ManifestChanged", reason)).await
+            }
+            None => Ok(()),
         }
     }
 }

@@ -85,7 +85,7 @@ impl Intake {
     /// counted back from that time.
     pub async fn create_scheduled(&self, firing: &Firing, objects: &dyn ObjectStore) -> Result<JobId> {
         let mut spec: JobSpec = match (&firing.spec, &firing.spec_location) {
-            (Some(v), _) => spec::parse(v.to_string().as_bytes())?,
+            (Some(given), _) => given.clone(),
             (None, Some(location)) => spec::parse(&read_location(objects, location).await?)?,
             (None, None) => return Err(Error::field("batchops", "give exactly one of Spec or SpecLocation")),
         };
