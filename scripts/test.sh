@@ -12,8 +12,8 @@ fmt=$?
 cargo clippy --workspace --all-targets -- -D warnings
 clippy=$?
 [ $clippy -eq 0 ] && echo "cargo clippy -D warnings: clean"
-cargo build --workspace --tests --bins --exclude batchops-bench || exit 1
-scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --exclude batchops-bench 2>&1 | tee .local/test.log
+cargo build --workspace --tests --bins || exit 1
+scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace 2>&1 | tee .local/test.log
 status=${PIPESTATUS[0]}
 .venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint)
 lint=$?

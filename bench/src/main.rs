@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::client::ApiClient;
-use batchops::local::{self, LocalOptions};
 use batchops_aws::Clients;
+use batchops_bench::harness::{self, cpu_seconds, job_spec, make_buckets, put_manifest, put_objects, run_job};
 use clap::Parser;
-use futures::StreamExt;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -50,109 +49,74 @@ struct Args {
     s3_endpoint: String,
 }
 
-/// (own CPU seconds, CPU seconds of waited-for children) of this process, from /proc.
-fn cpu_seconds() -> Result<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let rest = stat.rsplit_once(')').context("/proc/self/stat")?.1;
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    // Fields 14-17 of proc(5) are utime, stime, cutime, cstime; `rest` starts at field 3.
-    let tick = 100.0;
-    Ok(((f[11] + f[12]) / tick, (f[13] + f[14]) / tick))
-}
-
-async fn make_bucket(s3: &aws_sdk_s3::Client, b: &str) -> Result<()> {
-    s3.create_bucket().bucket(b).send().await.with_context(|| format!("create bucket {b}"))?;
-    Ok(())
-}
-
-/// The CreateJob request of a copy job over `s3://man/key`.
-fn copy_spec(token: &str, op: serde_json::Value, man: &str, key: &str, etag: &str, rep: &str) -> serde_json::Value {
-    json!({
-        "ClientRequestToken": token, "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/bench",
-        "Operation": op,
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::{man}/{key}"), "ETag": etag}},
-        "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
-                   "ReportScope": "AllTasks"}
-    })
-}
-
-/// Creates the job and polls it to its end: (descriptor, wall seconds, CPU seconds of this process).
-async fn run_job(api: &ApiClient, spec: &serde_json::Value) -> Result<(serde_json::Value, f64, f64)> {
-    let (cpu0, _) = cpu_seconds()?;
-    let t = Instant::now();
-    let id = api.create_job(spec).await?;
-    let job = loop {
-        let job = api.describe_job(&id).await?["Job"].clone();
-        match job["Status"].as_str() {
-            Some("Complete") | Some("Failed") | Some("Cancelled") => break job,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    let secs = t.elapsed().as_secs_f64();
-    let (cpu1, _) = cpu_seconds()?;
-    Ok((job, secs, cpu1 - cpu0))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let clients = Clients::from_env().await;
     let s3 = clients.s3.clone();
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let (src, dst, dst2, man, rep) =
-        (format!("src-{run}"), format!("dst-{run}"), format!("s5-{run}"), format!("man-{run}"), format!("rep-{run}"));
-    for b in [&src, &dst, &dst2, &man, &rep] {
-        make_bucket(&s3, b).await?;
-    }
-    let keys: Vec<String> = (0..args.objects).map(|i| format!("bench/{:03}/obj-{i:07}.bin", i % 100)).collect();
-    let body = vec![b'x'; args.size];
+    let [src, dst, dst2, dst3, man, rep] = ["src", "dst", "s5", "bare", "man", "rep"].map(|b| format!("{b}-{run}"));
+    make_buckets(&s3, &[&src, &dst, &dst2, &dst3, &man, &rep]).await?;
+    let keys = harness::keys(args.objects);
     let t = Instant::now();
-    let mut puts = futures::stream::iter(keys.iter().cloned())
-        .map(|k| {
-            let (s3, src, body) = (s3.clone(), src.clone(), body.clone());
-            async move { s3.put_object().bucket(&src).key(&k).body(ByteStream::from(body)).send().await }
-        })
-        .buffer_unordered(64);
-    while let Some(r) = puts.next().await {
-        r.context("put a source object")?;
-    }
+    put_objects(&s3, &src, &keys, &vec![b'x'; args.size], 64).await?;
     eprintln!("put {} objects of {} bytes in {:.1}s", args.objects, args.size, t.elapsed().as_secs_f64());
-    let manifest: String = keys.iter().map(|k| format!("{src},{k}\n")).collect();
-    let etag = s3.put_object().bucket(&man).key("m.csv").body(ByteStream::from(manifest.into_bytes())).send().await?;
-    let etag = etag.e_tag().unwrap_or_default().to_string();
+    let etag = put_manifest(&s3, &man, "m.csv", &src, &keys).await?;
 
     // batchops
     let mut settings = batchops_aws::config::settings_from_env()?;
     settings.task_concurrency = args.task_concurrency;
-    let handle = local::start(
-        clients.clone(),
-        LocalOptions {
-            prefix: format!("bench-{run}"),
-            listen: "127.0.0.1:0".parse()?,
-            chunk_workers: args.chunk_workers,
-            retry_delay_secs: 1,
-            settings: settings.clone(),
-            ops: batchops_aws::config::ops_from_env()?,
-            check_pass_role: false,
-            // s3s-fs has no STS: jobs act with the bench's own credentials.
-            assume_roles: false,
-            schedule_group: None,
-        },
-    )
-    .await?;
+    let ops = batchops_aws::config::ops_from_env()?;
+    let handle =
+        harness::start_local(&clients, format!("bench-{run}"), args.chunk_workers, settings.clone(), ops).await?;
     let api = ApiClient::new(&handle.api_url);
     let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
-    let spec = copy_spec(run, op, &man, "m.csv", &etag, &rep);
-    let (job, bo_secs, cpu) = run_job(&api, &spec).await?;
+    let ended = run_job(&api, &job_spec(run, op, &man, "m.csv", &etag, &rep), Duration::from_millis(20)).await?;
     handle.stop().await;
-    let ok = job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
-    if job["Status"] != "Complete" || ok != args.objects as u64 {
-        bail!("the batchops job did not copy everything: {job}");
+    let ok = ended.job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
+    if ended.job["Status"] != "Complete" || ok != args.objects as u64 {
+        bail!("the batchops job did not copy everything: {}", ended.job);
     }
 
-    // s5cmd, the same copies against the same server
-    let cmds: String = keys.iter().map(|k| format!("cp s3://{src}/{k} s3://{dst2}/{k}\n")).collect();
+    // The limit: the same CopyObjects from a bare loop, as many in flight as batchops runs.
+    let in_flight = args.chunk_workers * args.task_concurrency;
+    let (bare_secs, bare_cpu) = harness::bare_loop(&clients, &src, &dst3, &keys, in_flight).await?;
+    let (s5_secs, s5_cpu) = s5cmd_copies(&args, run, &src, &dst2, &keys)?;
+
+    let n = args.objects as f64;
+    let (bo_rate, s5_rate, bare_rate) = (n / ended.secs, n / s5_secs, n / bare_secs);
+    println!("copy of {} objects of {} bytes, S3 = s3s-fs at {}", args.objects, args.size, args.s3_endpoint);
+    println!(
+        "bare loop: {bare_secs:>7.2} s  {bare_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (CopyObject, the executor's client, {in_flight} in flight)",
+        bare_cpu / n * 1000.0
+    );
+    println!(
+        "batchops:  {:>7.2} s  {bo_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (create to Complete with the report; chunk {} tasks, {} chunk workers x {} tasks)",
+        ended.secs,
+        ended.cpu / n * 1000.0,
+        settings.chunk_size,
+        args.chunk_workers,
+        args.task_concurrency
+    );
+    println!(
+        "s5cmd:     {s5_secs:>7.2} s  {s5_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (--numworkers {})",
+        s5_cpu / n * 1000.0,
+        args.s5cmd_workers
+    );
+    println!(
+        "batchops / bare loop: {:.2} of the limit; batchops / s5cmd: {:.2}x the throughput",
+        bo_rate / bare_rate,
+        bo_rate / s5_rate
+    );
+    if args.large_mib > 0 {
+        large_copy(&args, &clients, run, [&src, &dst, &dst2, &man, &rep]).await?;
+    }
+    Ok(())
+}
+
+/// The same copies by `s5cmd run`: (wall seconds, its CPU seconds).
+fn s5cmd_copies(args: &Args, run: &str, src: &str, dst: &str, keys: &[String]) -> Result<(f64, f64)> {
+    let cmds: String = keys.iter().map(|k| format!("cp s3://{src}/{k} s3://{dst}/{k}\n")).collect();
     let cmd_file = std::env::temp_dir().join(format!("s5cmd-{run}.txt"));
     std::fs::write(&cmd_file, cmds)?;
     let (_, child0) = cpu_seconds()?;
@@ -163,46 +127,18 @@ async fn main() -> Result<()> {
         .stdout(std::process::Stdio::null())
         .status()
         .with_context(|| format!("run {}", args.s5cmd))?;
-    let s5_secs = t.elapsed().as_secs_f64();
+    let secs = t.elapsed().as_secs_f64();
     let (_, child1) = cpu_seconds()?;
     if !status.success() {
         bail!("s5cmd failed: {status}");
     }
-    let n = args.objects as f64;
-    let (bo_rate, s5_rate) = (n / bo_secs, n / s5_secs);
-    println!("copy of {} objects of {} bytes, S3 = s3s-fs at {}", args.objects, args.size, args.s3_endpoint);
-    println!(
-        "batchops: {bo_secs:>7.2} s  {bo_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (chunk {} tasks, {} chunk workers x {} tasks)",
-        cpu / n * 1000.0,
-        settings.chunk_size,
-        args.chunk_workers,
-        args.task_concurrency
-    );
-    println!(
-        "s5cmd:    {s5_secs:>7.2} s  {s5_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (--numworkers {})",
-        (child1 - child0) / n * 1000.0,
-        args.s5cmd_workers
-    );
-    println!("ratio batchops/s5cmd: {:.2}x the throughput", bo_rate / s5_rate);
-    if args.large_mib > 0 {
-        large_copy(&args, &clients, run, &src, &dst, &dst2, &man, &rep).await?;
-    }
-    Ok(())
+    Ok((secs, child1 - child0))
 }
 
 /// One large object copied by a batchops job (multipart UploadPartCopy, parts in parallel)
 /// and by `s5cmd cp` (one server-side copy) against the same server; MiB/s of each.
-#[allow(clippy::too_many_arguments)]
-async fn large_copy(
-    args: &Args,
-    clients: &Clients,
-    run: &str,
-    src: &str,
-    dst: &str,
-    dst2: &str,
-    man: &str,
-    rep: &str,
-) -> Result<()> {
+async fn large_copy(args: &Args, clients: &Clients, run: &str, buckets: [&String; 5]) -> Result<()> {
+    let [src, dst, dst2, man, rep] = buckets;
     let s3 = &clients.s3;
     let size = args.large_mib * 1024 * 1024;
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
@@ -222,27 +158,13 @@ async fn large_copy(
         part_size: args.part_mib * 1024 * 1024,
         part_concurrency: args.part_concurrency,
     };
-    let handle = local::start(
-        clients.clone(),
-        LocalOptions {
-            prefix: format!("bench-large-{run}"),
-            listen: "127.0.0.1:0".parse()?,
-            chunk_workers: 1,
-            retry_delay_secs: 1,
-            settings: batchops_aws::config::settings_from_env()?,
-            ops,
-            check_pass_role: false,
-            // s3s-fs has no STS: jobs act with the bench's own credentials.
-            assume_roles: false,
-            schedule_group: None,
-        },
-    )
-    .await?;
+    let settings = batchops_aws::config::settings_from_env()?;
+    let handle = harness::start_local(clients, format!("bench-large-{run}"), 1, settings, ops).await?;
     let api = ApiClient::new(&handle.api_url);
     // NewObjectTagging: s3s-fs has no object tagging, so the copy is told its tags.
     let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}"), "NewObjectTagging": []}});
-    let spec = copy_spec(&format!("{run}-large"), op, man, "large.csv", &etag, rep);
-    let (job, bo_secs, cpu) = run_job(&api, &spec).await?;
+    let spec = job_spec(&format!("{run}-large"), op, man, "large.csv", &etag, rep);
+    let harness::Ended { job, secs: bo_secs, cpu, .. } = run_job(&api, &spec, Duration::from_millis(20)).await?;
     handle.stop().await;
     if job["ProgressSummary"]["NumberOfTasksSucceeded"] != 1 {
         bail!("the large copy failed: {job}");

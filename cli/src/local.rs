@@ -254,6 +254,7 @@ async fn poll_queue(
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
+                let started = Instant::now();
                 let work = visibility.hold(&receipt, handle(m.body.unwrap_or_default(), attempt));
                 let abandoned = async {
                     let _ = stop.wait_for(|s| *s).await;
@@ -263,6 +264,8 @@ async fn poll_queue(
                     r = work => r,
                     _ = abandoned => Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO }),
                 };
+                // Where Lambda would have been invoked (make cost prices it).
+                batchops_aws::metering::invoked(name, started.elapsed());
                 match result {
                     Ok(()) => {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {

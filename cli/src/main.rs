@@ -466,9 +466,18 @@ async fn run_local(args: LocalArgs) -> Result<()> {
         assume_roles: !no_job_roles,
         ..LocalOptions::default()
     };
+    // Every AWS request counted, written out at the stop (make bench-scale reads it).
+    let meter_file = std::env::var_os("BATCHOPS_METER_FILE");
+    if meter_file.is_some() {
+        batchops_aws::metering::enable();
+    }
     let handle = local::start(clients, options).await?;
     println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
     handle.run_until_ctrl_c().await;
+    if let Some(path) = meter_file {
+        let counts = batchops_aws::metering::to_json().to_string();
+        std::fs::write(&path, counts).with_context(|| format!("write {}", std::path::Path::new(&path).display()))?;
+    }
     Ok(())
 }
 

@@ -363,3 +363,41 @@ async fn a_rate_schedule_fires_every_minute() -> Result<()> {
     sys.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_of_more_chunks_than_report_segments_reports_merged_files_and_its_failures_can_be_retried() -> Result<()>
+{
+    // 404 tasks in 41 chunks of 10, reported in 8 segments at most: 7 segments of 6 chunks,
+    // merged by the finalizer on its own queue (in production: 500 segments).
+    let settings = Settings { chunk_size: 10, report_segments: 8, ..Settings::default() };
+    let sys = System::start(settings, 4).await?;
+    let [src, man, rep] = sys.buckets(["src", "man", "rep"]).await?;
+    put_many(&sys, &src, 400).await?;
+    let lines: String =
+        (0..400).map(|i| format!("{src},obj-{i}\n")).chain((0..4).map(|i| format!("{src},gone-{i}\n"))).collect();
+    let etag = sys.put(&man, "m.csv", lines).await?;
+    let op = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}});
+    let id = sys.api.create_job(&spec(op, &man, "m.csv", &etag, &rep)).await?;
+    let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let (manifest, rows) = sys.report(&rep, "reports", &id).await?;
+    let files = manifest["Results"].as_array().context("Results")?;
+    // 7 files of successes; the 4 missing keys are in the last chunk: one file of failures.
+    assert_eq!(files.len(), 8, "{manifest}");
+    assert_eq!(rows.len(), 404);
+    let mut keys: Vec<String> = rows.iter().map(|(_, r)| batchops_e2e::columns(r)[1].clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 404, "each row once");
+    assert_eq!(rows.iter().filter(|(s, _)| s == "failed").count(), 4);
+    // The chunks' own files were merged away: only the listed files are left.
+    let listed =
+        sys.clients.s3.list_objects_v2().bucket(&rep).prefix(format!("reports/job-{id}/results/")).send().await?;
+    assert_eq!(listed.key_count(), Some(8));
+    // The retry job reads the failed rows from the merged files.
+    let child = sys.api.retry_failed(&id).await?;
+    let done = sys.wait_for(&child, &["Complete", "Failed"], LONG).await?;
+    assert_eq!(done["ProgressSummary"]["TotalNumberOfTasks"], 4, "{done}");
+    sys.stop().await;
+    Ok(())
+}

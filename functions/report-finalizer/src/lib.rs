@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore};
+use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::pipeline::Finalizer;
 use batchops_core::{Error, Result};
@@ -13,6 +13,7 @@ pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
         store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
         events: config.events(clients),
         roles: config.roles(clients),
+        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
     }
 }

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use batchops_core::events::{Events, NoEvents};
+use batchops_core::pipeline::consolidate::MAX_SEGMENTS;
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
 
+use crate::metering::CountRequests;
 use crate::ops::OpsSettings;
 use crate::roles::{OwnCredentials, StsRoles};
 use batchops_core::ports::RoleAccess;
@@ -93,6 +95,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         max_line_bytes: parse_var("BATCHOPS_MAX_LINE_BYTES", d.max_line_bytes)?,
         lease: Duration::from_secs(parse_var("BATCHOPS_LEASE_SECS", d.lease.as_secs())?.max(3)),
         job_check: Duration::from_millis(parse_var("BATCHOPS_JOB_CHECK_MS", d.job_check.as_millis() as u64)?.max(100)),
+        report_segments: parse_var("BATCHOPS_REPORT_SEGMENTS", d.report_segments)?.clamp(1, MAX_SEGMENTS),
     })
 }
 
@@ -221,10 +224,16 @@ impl Clients {
             || std::env::var("AWS_ENDPOINT_URL").is_ok()
             || std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).build()),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            events: aws_sdk_eventbridge::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).interceptor(CountRequests::ORCHESTRATION).build()),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+            ),
+            events: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+            ),
             sdk: sdk.clone(),
             custom_endpoint,
         }
@@ -233,13 +242,17 @@ impl Clients {
     /// S3 and Lambda clients from `sdk` (a job role's configuration).
     pub fn data_clients(sdk: &aws_config::SdkConfig) -> DataClients {
         DataClients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).build()),
+            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).interceptor(CountRequests::ORCHESTRATION).build()),
             s3_ops: aws_sdk_s3::Client::from_conf(
-                s3_config(sdk).retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()).build(),
+                s3_config(sdk)
+                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                    .interceptor(CountRequests::TASK)
+                    .build(),
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(sdk)
                     .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+                    .interceptor(CountRequests::TASK)
                     .build(),
             ),
         }

@@ -25,7 +25,7 @@ use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass,
-    RecordOutcome, Waiting,
+    RecordOutcome, SegmentRecord, Waiting,
 };
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
@@ -73,6 +73,10 @@ fn job_pk(id: &JobId) -> String {
 
 fn chunk_sk(index: u64) -> String {
     format!("CHUNK#{index:020}")
+}
+
+fn segment_sk(index: u64) -> String {
+    format!("SEG#{index:020}")
 }
 
 fn run_sk(index: u64) -> String {
@@ -876,8 +880,42 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {
-        // Chunk keys sort by index (20 digits); `after` excludes itself.
-        let from = after.map(chunk_sk).unwrap_or_else(|| "CHUNK#".to_string());
+        self.records_after(id, "CHUNK#", after.map(chunk_sk), limit).await
+    }
+
+    async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool> {
+        let record = serde_json::to_string(segment).map_err(|e| Error::backend("segment record", e))?;
+        let gate = self.gate().await;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(id)))
+            .item("sk", s(segment_sk(segment.index)))
+            .item("record", s(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        drop(gate);
+        conditional(put, "PutItem segment")
+    }
+
+    async fn segments_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<SegmentRecord>> {
+        self.records_after(id, "SEG#", after.map(segment_sk), limit).await
+    }
+}
+
+impl DynamoJobStore {
+    /// Up to `limit` records (the `record` attribute) of one kind of a job's items, whose keys
+    /// start with `prefix` and sort by index, after the item `after` (excluded).
+    async fn records_after<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &JobId,
+        prefix: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let from = after.unwrap_or_else(|| prefix.to_string());
         let mut out = Vec::new();
         let mut start = None;
         while out.len() < limit {
@@ -888,13 +926,13 @@ impl JobStore for DynamoJobStore {
                 .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", s(job_pk(id)))
                 .expression_attribute_values(":from", s(from.clone()))
-                .expression_attribute_values(":to", s("CHUNK#~"))
+                .expression_attribute_values(":to", s(format!("{prefix}~")))
                 .consistent_read(true)
                 .limit((limit - out.len()).min(1000) as i32 + 1)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| backend("Query chunks", e))?;
+                .map_err(|e| backend("Query records", e))?;
             for item in page.items() {
                 if get_s(item, "sk")? == from {
                     continue;
@@ -903,7 +941,7 @@ impl JobStore for DynamoJobStore {
                     let record = get_s(item, "record")?;
                     out.push(
                         serde_json::from_str(record)
-                            .map_err(|e| Error::backend("chunk record", format!("unreadable: {e}")))?,
+                            .map_err(|e| Error::backend("stored record", format!("unreadable: {e}")))?,
                     );
                 }
             }

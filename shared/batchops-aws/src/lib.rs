@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod errors;
 pub mod events;
 pub mod lambda;
+pub mod metering;
 pub mod ops;
 pub mod resources;
 pub mod roles;

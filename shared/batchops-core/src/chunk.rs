@@ -340,6 +340,9 @@ pub fn decode_rows(packed: &Rows) -> Result<Vec<ParsedLine>, String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalizeMessage {
     pub job_id: JobId,
+    /// A segment of a big report to merge, instead of finalizing the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<crate::pipeline::consolidate::Merge>,
 }
 
 /// A line that holds nothing (empty, or only `\r`) is not a task: it names no object.

@@ -13,7 +13,7 @@ use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
     now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, LeaseOutcome,
     ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck,
-    PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, StorageError, Waiting,
+    PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, StorageError, Waiting,
 };
 use crate::{Error, Result};
 
@@ -26,6 +26,7 @@ struct StoreState {
     jobs: HashMap<JobId, Job>,
     tokens: HashMap<String, (JobId, String)>,
     chunks: HashMap<JobId, BTreeMap<u64, ChunkRecord>>,
+    segments: HashMap<JobId, BTreeMap<u64, SegmentRecord>>,
     /// The delivery that recorded each chunk.
     recorders: HashMap<(JobId, u64), String>,
     parts: HashMap<JobId, std::collections::HashSet<(&'static str, u64)>>,
@@ -208,6 +209,23 @@ impl JobStore for InMemoryJobStore {
         let Some(chunks) = s.chunks.get(id) else { return Ok(Vec::new()) };
         let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(chunks.range((from, std::ops::Bound::Unbounded)).take(limit).map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool> {
+        let mut s = lock(&self.state);
+        let segments = s.segments.entry(id.clone()).or_default();
+        if segments.contains_key(&segment.index) {
+            return Ok(false);
+        }
+        segments.insert(segment.index, segment.clone());
+        Ok(true)
+    }
+
+    async fn segments_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<SegmentRecord>> {
+        let s = lock(&self.state);
+        let Some(segments) = s.segments.get(id) else { return Ok(Vec::new()) };
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(segments.range((from, std::ops::Bound::Unbounded)).take(limit).map(|(_, c)| c.clone()).collect())
     }
 }
 

@@ -52,6 +52,14 @@ pub struct ChunkRecord {
     pub files: Vec<ResultFile>,
 }
 
+/// The consolidated result files of a run of consecutive recorded chunks: a job of many chunks
+/// reports these instead of each chunk's files (see `pipeline::report_files`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentRecord {
+    pub index: u64,
+    pub files: Vec<ResultFile>,
+}
+
 /// Outcome of [`JobStore::record_chunk`].
 #[derive(Debug, PartialEq)]
 pub enum RecordOutcome {
@@ -167,6 +175,22 @@ pub trait JobStore: Send + Sync {
     /// Up to `limit` recorded chunks with an index above `after`, in index order: the
     /// finalizer reads a job's chunks page by page.
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;
+
+    /// Records a consolidated segment once: false when another merge recorded it first.
+    async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool>;
+    /// Up to `limit` recorded segments with an index above `after`, in index order.
+    async fn segments_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<SegmentRecord>>;
+
+    /// How many segments of a job are recorded (a few hundred at most).
+    async fn segments_recorded(&self, id: &JobId) -> Result<u64> {
+        let (mut n, mut after) = (0, None);
+        loop {
+            let page = self.segments_after(id, after, 1000).await?;
+            let Some(last) = page.last() else { return Ok(n) };
+            after = Some(last.index);
+            n += page.len() as u64;
+        }
+    }
 
     /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::consolidate::{PartWriter, ReportSource};
 use super::{now, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobStatus};
-use crate::ports::{now_ms, JobStore, ObjectStore, RoleAccess, StorageError};
+use crate::ports::{now_ms, JobStore, ObjectStore, Queue, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};
@@ -22,6 +22,8 @@ pub struct Finalizer {
     pub events: Arc<dyn crate::events::Events>,
     /// The report is written as the job's role.
     pub roles: Arc<dyn RoleAccess>,
+    /// The finalizer's own queue: merges of a big report's segments go there.
+    pub finalize: Arc<dyn Queue>,
     pub settings: Settings,
 }
 
@@ -30,6 +32,10 @@ impl Finalizer {
     /// ready to end).
     pub async fn handle(&self, msg: &FinalizeMessage) -> Result<Job> {
         let job = self.store.get(&msg.job_id).await?;
+        if let Some(m) = &msg.merge {
+            self.merge(&job, m).await?;
+            return Ok(job);
+        }
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
                 match transition_from(
@@ -53,6 +59,10 @@ impl Finalizer {
             }
         };
         self.wait_for_chunks(&job).await?;
+        if !self.segments_ready(&job).await? {
+            // The last merge asks for the finalizer again.
+            return Ok(job);
+        }
         let failure = self.write_report(&job).await?;
         let end = match job.status {
             JobStatus::Completing => JobStatus::Complete,
@@ -144,9 +154,8 @@ impl Finalizer {
         }
     }
 
-    /// Writes `manifest.json` from the chunk records, a page at a time: one PutObject when it
-    /// is small, else a multipart upload of [`REPORT_PART_BYTES`] parts, so memory stays
-    /// bounded whatever the number of chunks. Returns the number of result files listed.
+    /// Writes `manifest.json` from the recorded segments or chunks, a page at a time, so
+    /// memory stays bounded whatever the number of files. Returns the number listed.
     async fn stream_manifest(
         &self,
         objects: &dyn ObjectStore,
@@ -154,58 +163,38 @@ impl Finalizer {
         target: &ReportTarget,
         key: &str,
     ) -> Result<u64, Failed> {
-        let mut out = manifest_head(now());
-        let mut upload: Option<(String, Vec<(i32, String)>)> = None;
+        let source = ReportSource::of(&*self.store, &job.id).await.map_err(Failed::Store)?;
+        let mut w = PartWriter::new(objects, &target.bucket, key, JSON);
         let (mut after, mut files) = (None, 0u64);
-        let result = async {
+        let mut out = manifest_head(now());
+        let written = async {
             loop {
-                let page = self.store.chunks_after(&job.id, after, CHUNKS_PER_PAGE).await.map_err(Failed::Store)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.index);
-                for f in page.iter().flat_map(|c| &c.files) {
+                let page = source.files_after(&*self.store, &job.id, after, PAGE).await.map_err(Failed::Store)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(*last);
+                for f in page.iter().flat_map(|(_, files)| files) {
                     manifest_entry(&mut out, target, f, files == 0);
                     files += 1;
                 }
-                if out.len() >= REPORT_PART_BYTES {
-                    let (id, parts) = match &mut upload {
-                        Some(u) => u,
-                        None => {
-                            let id = objects.start_upload(&target.bucket, key, JSON).await.map_err(Failed::Write)?;
-                            upload.insert((id, Vec::new()))
-                        }
-                    };
-                    let n = parts.len() as i32 + 1;
-                    let body = Bytes::from(std::mem::take(&mut out));
-                    let etag = objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
-                    parts.push((n, etag));
-                }
+                w.write(std::mem::take(&mut out).as_bytes()).await.map_err(Failed::Write)?;
             }
             out.push_str(&manifest_tail());
-            let body = Bytes::from(std::mem::take(&mut out));
-            match &mut upload {
-                None => objects.put(&target.bucket, key, body, JSON).await.map_err(Failed::Write),
-                Some((id, parts)) => {
-                    let n = parts.len() as i32 + 1;
-                    let etag = objects.upload_part(&target.bucket, key, id, n, body).await.map_err(Failed::Write)?;
-                    parts.push((n, etag));
-                    objects.complete_upload(&target.bucket, key, id, parts).await.map_err(Failed::Write)
-                }
-            }
+            w.write(out.as_bytes()).await.map_err(Failed::Write)
         }
         .await;
-        if let (Err(_), Some((id, _))) = (&result, &upload) {
-            if let Err(e) = objects.abort_upload(&target.bucket, key, id).await {
-                warn!(job_id = %job.id, error = %e, "could not abort the report upload");
-            }
+        if let Err(e) = written {
+            w.abort().await;
+            return Err(e);
         }
-        result.map(|_| files)
+        w.finish().await.map_err(Failed::Write)?;
+        Ok(files)
     }
 }
 
 const JSON: &str = "application/json";
 
-/// Chunk records read at a time.
-const CHUNKS_PER_PAGE: usize = 1000;
+/// Chunk or segment records read at a time.
+const PAGE: usize = 1000;
 
 /// Bytes of `manifest.json` per part when it is uploaded in parts (S3's minimum is 5 MiB).
 pub const REPORT_PART_BYTES: usize = 8 * 1024 * 1024;

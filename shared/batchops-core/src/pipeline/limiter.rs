@@ -1,5 +1,6 @@
 //! Flow control of a job's requests: an adaptive limit on the requests in flight per job and
-//! bucket (additive increase, multiplicative decrease on throttling), and a token bucket for a
+//! bucket (additive increase; a decrease in proportion to the share of requests throttled,
+//! as DCTCP cuts its window by the share of packets marked), and a token bucket for a
 //! job's `MaxTasksPerSecond`. One process holds one limiter per (job, bucket); processes
 //! share throttling through the job record (see [`crate::ports::JobStore::note_throttle`]).
 
@@ -18,9 +19,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A limit halves at most once per this long: the throttles of requests sent before the last
-/// decrease are answers to the old rate, not the new one.
+/// A limit decreases at most once per this long: the throttles of requests sent before the
+/// last decrease are answers to the old rate, not the new one.
 const DECREASE_COOLDOWN: Duration = Duration::from_millis(250);
+
+/// What one decrease keeps of the limit (or of the request rate, with a gap) when `share` of
+/// the responses since the last decrease were throttles: all throttled halves it, one in ten
+/// takes 5 % off. Throttling that does not depend on the rate (a store that sheds a fixed
+/// share of requests) then settles where the growth of one per cooldown matches the cut,
+/// instead of collapsing to one request a second; overload throttles more, and cuts more.
+fn kept(share: f64) -> f64 {
+    1.0 - share.clamp(0.0, 1.0) / 2.0
+}
+
+/// A throttle another process published counts as this share: it says the store is loaded,
+/// not how much.
+const HEARD_SHARE: f64 = 0.5;
 
 /// The gap between requests once the limit is down to one in flight and throttling goes on.
 const MIN_GAP: Duration = Duration::from_millis(2);
@@ -40,6 +54,9 @@ struct AimdState {
     last_change: Option<Instant>,
     /// Throttled since the last publication (another process should hear of it).
     unpublished: bool,
+    /// Responses and throttles since the last decrease.
+    responses: u32,
+    throttles: u32,
 }
 
 /// The adaptive limit on requests in flight for one job and bucket.
@@ -72,6 +89,8 @@ impl Aimd {
                 last_decrease: None,
                 last_change: None,
                 unpublished: false,
+                responses: 0,
+                throttles: 0,
             }),
             freed: Notify::new(),
             max,
@@ -108,6 +127,7 @@ impl Aimd {
     pub fn on_success(&self) {
         let grew = {
             let mut s = lock(&self.state);
+            s.responses = s.responses.saturating_add(1);
             if s.last_change.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
                 return;
             }
@@ -129,24 +149,26 @@ impl Aimd {
         }
     }
 
-    /// The service throttled a request (`local`) or another process said it did: the limit
-    /// halves, once per cooldown.
+    /// The service throttled a request (`local`) or another process said it did: once per
+    /// cooldown the limit decreases by the share of responses throttled since the last
+    /// decrease (see [`kept`]).
     pub fn on_throttle(&self, local: bool) {
         let mut s = lock(&self.state);
         if local {
             s.unpublished = true;
+            s.responses = s.responses.saturating_add(1);
+            s.throttles = s.throttles.saturating_add(1);
         }
         if s.last_decrease.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
             return;
         }
+        let share = match local {
+            true => f64::from(s.throttles) / f64::from(s.responses.max(1)),
+            false => HEARD_SHARE,
+        };
+        (s.responses, s.throttles) = (0, 0);
         s.last_change = Some(Instant::now());
-        if s.limit >= 2.0 {
-            s.limit = (s.limit / 2.0).max(1.0);
-        } else {
-            // A quarter slower: the rate saws between three quarters of what the store takes
-            // and all of it.
-            s.gap = s.gap.mul_f64(4.0 / 3.0).clamp(MIN_GAP, MAX_GAP);
-        }
+        (s.limit, s.gap) = decrease(s.limit, s.gap, share);
         s.last_decrease = Some(Instant::now());
     }
 
@@ -163,6 +185,18 @@ impl Aimd {
     pub fn gap(&self) -> Duration {
         lock(&self.state).gap
     }
+}
+
+/// The limit and gap after one decrease with `share` of the responses throttled: first the
+/// requests in flight shrink, down to one; then the gap between requests grows.
+fn decrease(limit: f64, gap: Duration, share: f64) -> (f64, Duration) {
+    if limit >= 2.0 {
+        return ((limit * kept(share)).max(1.0), gap);
+    }
+    if gap.is_zero() {
+        return (limit, MIN_GAP);
+    }
+    (limit, gap.div_f64(kept(share)).clamp(MIN_GAP, MAX_GAP))
 }
 
 /// A token bucket: `rate` tokens per second, holding at most a fifth of a second's worth (so
@@ -339,7 +373,7 @@ mod tests {
         assert_eq!(a.limit(), 33, "then one more per cooldown");
         tokio::time::sleep(DECREASE_COOLDOWN).await;
         a.on_throttle(false);
-        assert_eq!(a.limit(), 16);
+        assert_eq!(a.limit(), 24, "a quarter off for a throttle heard of");
         assert!(!a.take_unpublished(), "a throttle heard from another process is not passed on");
     }
 
@@ -354,15 +388,40 @@ mod tests {
         tokio::time::sleep(DECREASE_COOLDOWN).await;
         a.on_throttle(true);
         let slower = a.gap();
-        assert_eq!(slower, MIN_GAP.mul_f64(4.0 / 3.0));
+        assert_eq!(slower, MIN_GAP.mul_f64(2.0), "every response since the last decrease was throttled");
         tokio::time::sleep(DECREASE_COOLDOWN).await;
         a.on_success();
         assert!(a.gap() < slower && a.limit() == 1, "the gap closes before the limit grows");
-        for _ in 0..6 {
+        for _ in 0..20 {
             tokio::time::sleep(DECREASE_COOLDOWN).await;
             a.on_success();
         }
         assert_eq!(a.gap(), Duration::ZERO, "below 2 ms the gap is gone");
+    }
+
+    #[test]
+    fn a_fixed_share_of_throttles_settles_the_limit_where_overload_drives_it_down() {
+        // One decrease and one growth per cooldown, as under steady throttling (no growth
+        // without a success).
+        let settle = |share: f64| {
+            let (mut limit, mut gap) = (64.0, Duration::ZERO);
+            for _ in 0..200 {
+                (limit, gap) = decrease(limit, gap, share);
+                if gap.is_zero() && share < 1.0 {
+                    limit = (limit + 1.0_f64).min(64.0);
+                }
+            }
+            (limit, gap)
+        };
+        // A store that sheds one request in five whatever the rate: about 10 in flight.
+        let (limit, gap) = settle(0.2);
+        assert!((9.0..=11.0).contains(&limit) && gap.is_zero(), "{limit} {gap:?}");
+        // One in a hundred: barely slowed.
+        assert!(settle(0.01).0 > 60.0);
+        // Everything throttled: one request at a time, spaced out.
+        let (limit, gap) = settle(1.0);
+        assert_eq!(limit, 1.0);
+        assert_eq!(gap, MAX_GAP);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! `batchops local` call exactly these.
 
 pub mod chunker;
+pub mod consolidate;
 pub mod dispatcher;
 pub mod dry_run;
 pub mod executor;
@@ -55,6 +56,9 @@ pub struct Settings {
     /// How often a running chunk reads its job, so a cancelled or failing job stops starting
     /// tasks within this time.
     pub job_check: Duration,
+    /// A job of more recorded chunks than this reports in this many merged segments (one
+    /// result file per status each) instead of each chunk's files.
+    pub report_segments: u64,
 }
 
 impl Default for Settings {
@@ -72,6 +76,7 @@ impl Default for Settings {
             max_line_bytes: 64 * 1024,
             lease: Duration::from_secs(60),
             job_check: Duration::from_secs(2),
+            report_segments: consolidate::MAX_SEGMENTS,
         }
     }
 }
@@ -258,7 +263,7 @@ pub(crate) async fn send_one<T: serde::Serialize>(queue: &dyn Queue, msg: &T) ->
 }
 
 pub async fn request_finalize(finalize: &dyn Queue, id: &JobId) -> Result<()> {
-    send_one(finalize, &FinalizeMessage { job_id: id.clone() }).await
+    send_one(finalize, &FinalizeMessage { job_id: id.clone(), merge: None }).await
 }
 
 /// Sends the finalize message when the job has run every chunk.

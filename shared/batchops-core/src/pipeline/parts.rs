@@ -27,7 +27,7 @@ use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
 
 /// Compressed bytes decompressed at a time.
-const GUNZIP_STEP: usize = 64 * 1024;
+const GUNZIP_STEP: usize = 16 * 1024;
 
 /// The largest `manifest.json` read (it lists the data files; thousands fit in a few MiB).
 const MAX_INVENTORY_MANIFEST: u64 = 64 * 1024 * 1024;

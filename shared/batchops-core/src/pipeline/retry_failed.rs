@@ -3,6 +3,7 @@
 //! (`Bucket,Key,VersionId`, keys encoded as in CSV manifests) become the new job's manifest,
 //! written beside the report.
 
+use super::consolidate::report_files;
 use super::intake::{Caller, Intake};
 use crate::job::{Job, JobId};
 use crate::ports::{read_all, JobPorts, ResultFile};
@@ -27,12 +28,9 @@ impl Intake {
         let Some(report) = parent.plan()?.report.clone() else {
             return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not known")));
         };
-        let failed: Vec<ResultFile> = self
-            .store
-            .chunks(&parent.id)
+        let failed: Vec<ResultFile> = report_files(&*self.store, &parent.id)
             .await?
             .into_iter()
-            .flat_map(|c| c.files)
             .filter(|f| f.status == "failed" && f.rows > 0)
             .collect();
         if failed.is_empty() {

@@ -150,6 +150,7 @@ impl World {
             store: self.store.clone(),
             events: self.events.clone(),
             roles: self.roles.clone(),
+            finalize: self.finalize.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -433,7 +434,7 @@ async fn a_chunk_running_when_its_job_is_cancelled_records_the_tasks_it_ran() {
     // WHEN the job is cancelled meanwhile
     w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
     // THEN the finalizer waits for the chunk in flight instead of ending the job without it
-    let waiting = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await;
+    let waiting = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await;
     assert!(matches!(waiting, Err(Error::NotYet { .. })), "{waiting:?}");
     assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Cancelling);
     // ... the chunk stops starting tasks and records those that ran
@@ -456,11 +457,11 @@ async fn the_claim_of_a_worker_that_died_lapses_and_the_job_ends() {
     w.store.start_chunk(&id, &dead).await.unwrap();
     w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
     // WHEN the finalizer runs while the claim holds, then after it lapsed
-    let early = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await;
+    let early = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await;
     let Err(Error::NotYet { retry_after, .. }) = early else { panic!("{early:?}") };
     assert!(retry_after <= Duration::from_millis(800), "back soon after the claim lapses: {retry_after:?}");
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let job = w.finalizer().handle(&FinalizeMessage { job_id: id.clone() }).await.unwrap();
+    let job = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
     // THEN the job ends, and the dead worker can no longer record
     assert_eq!(job.status, JobStatus::Cancelled);
     let late = crate::ports::ChunkRecord { index: msg.index, succeeded: 1, failed: 0, files: vec![] };
@@ -1148,9 +1149,9 @@ async fn a_redelivered_inventory_prepare_reads_each_file_into_the_totals_once() 
 }
 
 #[tokio::test]
-async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
+async fn a_report_whose_files_cannot_be_merged_lists_them_all_in_a_manifest_of_parts() {
     // GIVEN an active job with 12,001 recorded chunks of two result files each (about 9 MiB of
-    // manifest.json)
+    // manifest.json), files the report bucket does not hold, so merges cannot read them
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(1), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
@@ -1179,11 +1180,16 @@ async fn a_report_manifest_larger_than_a_part_is_uploaded_in_parts() {
     })
     .await
     .unwrap();
-    // WHEN the finalizer ends it
+    // WHEN the finalizer ends it (its merges run, and record their chunks' files unmerged)
     let finalizer = w.finalizer();
-    let job = finalizer.handle(&FinalizeMessage { job_id: id.clone() }).await.unwrap();
+    finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
+    while let Some(m) = w.finalize.pop() {
+        finalizer.handle(&serde_json::from_str(&m).unwrap()).await.unwrap();
+    }
+    let job = w.store.get(&id).await.unwrap();
     // THEN the manifest (written in parts: it is larger than one) lists every file in order
     assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(w.store.segments_recorded(&id).await.unwrap(), 481, "12,001 chunks in segments of 25");
     let body = w.objects.get("reports", &format!("r/job-{id}/manifest.json")).unwrap();
     assert!(body.len() > super::finalizer::REPORT_PART_BYTES, "{} bytes", body.len());
     let doc: Value = serde_json::from_slice(&body).unwrap();
@@ -1488,4 +1494,61 @@ async fn a_chunker_that_wrote_its_checkpoint_but_never_sent_its_continuation_is_
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.total_tasks, job.progress.tasks_run()), (Some(30), 30));
     assert_eq!(w.report_rows(&job).len(), 30, "each row once");
+}
+
+/// Runs the job's queues to the end, handing every merge message of a big report to the
+/// finalizer `times` times (a duplicate delivery).
+async fn drain_merging(w: &World, times: usize) {
+    loop {
+        if let Some(m) = w.finalize.pop() {
+            let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
+            let n = if msg.merge.is_some() { times } else { 1 };
+            for _ in 0..n {
+                w.finalizer().handle(&msg).await.unwrap();
+            }
+        } else if !w.step().await {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_of_many_chunks_reports_in_at_most_a_thousand_files_with_every_row_once() {
+    use crate::pipeline::consolidate::MAX_SEGMENTS;
+    // 1,203 chunks of one task: 401 segments of 3 chunks.
+    let w = World::new(1, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(1203), json!({})), Caller::Unknown).await.unwrap();
+    drain_merging(&w, 2).await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    let manifest_json = w.objects.get("reports", &format!("r/job-{id}/manifest.json")).unwrap();
+    let doc: Value = serde_json::from_slice(&manifest_json).unwrap();
+    let results = doc["Results"].as_array().unwrap();
+    assert!(results.len() as u64 <= 2 * MAX_SEGMENTS, "{} files", results.len());
+    let succeeded = results.iter().filter(|f| f["TaskExecutionStatus"] == "succeeded").count();
+    // Every segment has successes; one line in ten fails, in 120 of them.
+    assert_eq!((succeeded, results.len() - succeeded), (401, 120), "one file per status per segment");
+    for f in results {
+        let body = w.objects.get("reports", f["Key"].as_str().unwrap()).unwrap();
+        assert_eq!(f["MD5Checksum"].as_str().unwrap(), hex::encode(<md5::Md5 as md5::Digest>::digest(&body)));
+    }
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), 1203);
+    let mut keys: Vec<&str> = rows.iter().map(|r| r.split(',').nth(1).unwrap()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 1203, "each row once, though every merge ran twice");
+    assert_eq!((job.progress.succeeded + job.progress.failed), 1203);
+    // The chunks' own files were merged and deleted; a duplicate merge's output too.
+    let left = w.objects.keys("reports").into_iter().filter(|k| k.contains("/results/")).count();
+    assert_eq!(left, results.len());
+}
+
+#[tokio::test]
+async fn a_job_of_few_chunks_keeps_its_chunk_files() {
+    let w = World::new(1, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(40), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(w.report_rows(&job).len(), 40);
+    assert!(w.store.segments_after(&id, None, 10).await.unwrap().is_empty());
 }
