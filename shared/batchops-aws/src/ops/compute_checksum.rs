@@ -16,21 +16,71 @@ use super::put_object_copy::head_source;
 use super::TaskResult;
 use crate::errors::task;
 
-fn stored(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput, op: &ComputeChecksum) -> Option<String> {
+/// The checksums S3 stores with an object, as a HEAD or a GET with checksum mode returns them.
+struct Stored<'a> {
+    crc32: Option<&'a str>,
+    crc32c: Option<&'a str>,
+    crc64nvme: Option<&'a str>,
+    sha1: Option<&'a str>,
+    sha256: Option<&'a str>,
+    kind: Option<&'a S3ChecksumType>,
+}
+
+macro_rules! stored_of {
+    ($out:expr) => {
+        Stored {
+            crc32: $out.checksum_crc32(),
+            crc32c: $out.checksum_crc32_c(),
+            crc64nvme: $out.checksum_crc64_nvme(),
+            sha1: $out.checksum_sha1(),
+            sha256: $out.checksum_sha256(),
+            kind: $out.checksum_type(),
+        }
+    };
+}
+
+/// The stored checksum, when it is of the algorithm and type asked for.
+fn stored(h: Stored<'_>, op: &ComputeChecksum) -> Option<String> {
     let value = match op.algorithm {
-        Algorithm::Crc32 => h.checksum_crc32(),
-        Algorithm::Crc32c => h.checksum_crc32_c(),
-        Algorithm::Crc64Nvme => h.checksum_crc64_nvme(),
-        Algorithm::Sha1 => h.checksum_sha1(),
-        Algorithm::Sha256 => h.checksum_sha256(),
+        Algorithm::Crc32 => h.crc32,
+        Algorithm::Crc32c => h.crc32c,
+        Algorithm::Crc64Nvme => h.crc64nvme,
+        Algorithm::Sha1 => h.sha1,
+        Algorithm::Sha256 => h.sha256,
         Algorithm::Md5 => None,
     }?;
-    let kind = match h.checksum_type()? {
+    let kind = match h.kind? {
         S3ChecksumType::FullObject => ChecksumType::FullObject,
         S3ChecksumType::Composite => ChecksumType::Composite,
         _ => return None,
     };
     (kind == op.checksum_type).then(|| value.to_string())
+}
+
+/// A FULL_OBJECT checksum in one request: a GET with checksum mode, whose headers carry the
+/// stored checksum when S3 has it (the body is then not read), else whose body is hashed.
+/// A HEAD first would answer nothing the GET does not.
+async fn full_object(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
+    let mut out = client
+        .get_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .set_version_id(t.version_id.clone())
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| task(&e))?;
+    let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_string();
+    if let Some(value) = stored(stored_of!(out), op) {
+        return Ok(result_message(op, &value, &etag));
+    }
+    let mut h = Hasher::new(op.algorithm);
+    while let Some(piece) = out.body.next().await {
+        let piece =
+            piece.map_err(|e| TaskFailure::transient(500, "InternalError", format!("reading the object: {e}")))?;
+        h.update(&piece);
+    }
+    Ok(result_message(op, &base64(&h.finalize()), &etag))
 }
 
 /// The digest of bytes `range` (`None`: all) of the object, streamed.
@@ -75,33 +125,37 @@ async fn head_part(client: &aws_sdk_s3::Client, t: &TaskTarget, n: i32) -> Resul
 }
 
 async fn compute(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
+    match op.checksum_type {
+        ChecksumType::FullObject => full_object(client, op, t).await,
+        ChecksumType::Composite => composite_of_parts(client, op, t).await,
+    }
+}
+
+/// A COMPOSITE checksum: the parts' sizes from HEADs, each part's digest from a ranged GET
+/// pinned to the ETag, unless S3 stores it.
+async fn composite_of_parts(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t: &TaskTarget) -> TaskResult {
     let head = head_source(client, t, false).await?;
     let etag = head.etag.clone();
-    if let Some(value) = stored(&head.head, op) {
+    if let Some(value) = stored(stored_of!(head.head), op) {
         return Ok(result_message(op, &value, etag.trim_matches('"')));
     }
-    let value = match op.checksum_type {
-        ChecksumType::FullObject => base64(&digest(client, t, &etag, op.algorithm, None).await?),
-        ChecksumType::Composite => {
-            let (first_len, parts) = head_part(client, t, 1).await?;
-            let mut digests = Vec::with_capacity(parts as usize);
-            let mut offset = 0u64;
-            for n in 1..=parts {
-                let len = if n == 1 { first_len } else { head_part(client, t, n).await?.0 };
-                let range = (parts > 1 && len > 0).then(|| (offset, offset + len - 1));
-                digests.push(digest(client, t, &etag, op.algorithm, range).await?);
-                offset += len;
-            }
-            if parts > 1 && offset != head.size {
-                return Err(TaskFailure::permanent(
-                    500,
-                    "InternalError",
-                    format!("the parts add up to {offset} bytes but the object has {}", head.size),
-                ));
-            }
-            composite(op.algorithm, &digests)
-        }
-    };
+    let (first_len, parts) = head_part(client, t, 1).await?;
+    let mut digests = Vec::with_capacity(parts as usize);
+    let mut offset = 0u64;
+    for n in 1..=parts {
+        let len = if n == 1 { first_len } else { head_part(client, t, n).await?.0 };
+        let range = (parts > 1 && len > 0).then(|| (offset, offset + len - 1));
+        digests.push(digest(client, t, &etag, op.algorithm, range).await?);
+        offset += len;
+    }
+    if parts > 1 && offset != head.size {
+        return Err(TaskFailure::permanent(
+            500,
+            "InternalError",
+            format!("the parts add up to {offset} bytes but the object has {}", head.size),
+        ));
+    }
+    let value = composite(op.algorithm, &digests);
     Ok(result_message(op, &value, etag.trim_matches('"')))
 }
 
