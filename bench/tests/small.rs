@@ -51,6 +51,12 @@ async fn a_copy_job_is_counted_priced_and_its_report_checked() -> Result<()> {
             .sum::<u64>()
     };
     assert_eq!(count("task", "s3", "CopyObject"), 40, "{tallies:?}");
+    let copies = tallies
+        .iter()
+        .find(|((c, _, o), _)| *c == "task" && o == "CopyObject")
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    assert!(copies.latency > Duration::ZERO, "each request's time is added up: {copies:?}");
     assert!(count("orchestration", "s3", "GetObject") >= 1, "the manifest is read: {tallies:?}");
     assert!(count("orchestration", "s3", "PutObject") >= 5, "4 chunks' results and manifest.json: {tallies:?}");
     assert!(count("orchestration", "sqs", "SendMessage") + count("orchestration", "sqs", "SendMessageBatch") >= 1);

@@ -349,7 +349,8 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         (
             "finalize",
             created.finalize_queue_url.clone(),
-            2,
+            // A big report's segments are merged in parallel, one finalize message each.
+            8,
             handler(move |body, _| {
                 let finalizer = finalizer.clone();
                 async move { report_finalizer::handle_message(&finalizer, &body).await }
