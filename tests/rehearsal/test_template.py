@@ -37,8 +37,10 @@ DYNAMODB = {
                              "dynamodb:DeleteItem": [TABLE], "dynamodb:ConditionCheckItem": [TABLE],
                              "dynamodb:Query": [TABLE], "dynamodb:BatchWriteItem": [TABLE]},
     # get, put (statuses), chunks_after, chunk_leases, reap_chunk
+    # PutItem: the merged segments of a big report (SEG# items).
     "ReportFinalizerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:UpdateItem": [TABLE],
-                                "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE]},
+                                "dynamodb:Query": [TABLE], "dynamodb:DeleteItem": [TABLE],
+                                "dynamodb:PutItem": [TABLE]},
 }
 
 # S3 object access a function's own role may hold: only the spec trigger, on the specs it reads
