@@ -144,27 +144,26 @@ impl Finalizer {
         Ok(false)
     }
 
-    /// Merges one segment (see the module's documentation).
+    /// Merges one segment (see the module's documentation), then asks for the finalizer if
+    /// every segment is recorded: also when this one already was, so a request lost with a
+    /// failed delivery is made by the next.
     pub(super) async fn merge(&self, job: &Job, m: &Merge) -> Result<()> {
-        if !matches!(job.status, JobStatus::Completing | JobStatus::Failing | JobStatus::Cancelling)
-            || self.segment_recorded(&job.id, m.segment).await?
-        {
+        if !matches!(job.status, JobStatus::Completing | JobStatus::Failing | JobStatus::Cancelling) {
             return Ok(());
         }
-        let Some(target) = job.plan()?.report.clone() else { return Ok(()) };
-        let mut sources = Vec::new();
-        let mut after = m.first.checked_sub(1);
-        'pages: loop {
-            let page = self.store.chunks_after(&job.id, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.index);
-            for c in page {
-                if c.index > m.last {
-                    break 'pages;
-                }
-                sources.extend(c.files);
-            }
+        if !self.segment_recorded(&job.id, m.segment).await? {
+            self.merge_once(job, m).await?;
         }
+        if self.store.segments_recorded(&job.id).await? >= m.of {
+            request_finalize(&*self.finalize, &job.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the segment's files, records it (once), and deletes what no record lists.
+    async fn merge_once(&self, job: &Job, m: &Merge) -> Result<()> {
+        let Some(target) = job.plan()?.report.clone() else { return Ok(()) };
+        let sources = self.segment_sources(&job.id, m).await?;
         let ports = match self.roles.assume(&job.id, job.role_arn()).await {
             Ok(ports) => Some(ports),
             Err(e) if e.transient => return Err(e.into()),
@@ -195,10 +194,24 @@ impl Finalizer {
                 }
             }
         }
-        if written && self.store.segments_recorded(&job.id).await? >= m.of {
-            request_finalize(&*self.finalize, &job.id).await?;
-        }
         Ok(())
+    }
+
+    /// The result files of the segment's chunks, in chunk order.
+    async fn segment_sources(&self, id: &JobId, m: &Merge) -> Result<Vec<ResultFile>> {
+        let mut sources = Vec::new();
+        let mut after = m.first.checked_sub(1);
+        loop {
+            let page = self.store.chunks_after(id, after, 1000).await?;
+            let Some(last) = page.last() else { return Ok(sources) };
+            after = Some(last.index);
+            for c in page {
+                if c.index > m.last {
+                    return Ok(sources);
+                }
+                sources.extend(c.files);
+            }
+        }
     }
 
     async fn segment_recorded(&self, id: &JobId, segment: u64) -> Result<bool> {
