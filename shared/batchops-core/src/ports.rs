@@ -181,15 +181,20 @@ pub trait JobStore: Send + Sync {
     /// Up to `limit` recorded segments with an index above `after`, in index order.
     async fn segments_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<SegmentRecord>>;
 
-    /// How many segments of a job are recorded (a few hundred at most).
-    async fn segments_recorded(&self, id: &JobId) -> Result<u64> {
-        let (mut n, mut after) = (0, None);
+    /// The indexes of a job's recorded segments (a few hundred at most).
+    async fn segment_indexes(&self, id: &JobId) -> Result<Vec<u64>> {
+        let (mut out, mut after) = (Vec::new(), None);
         loop {
             let page = self.segments_after(id, after, 1000).await?;
-            let Some(last) = page.last() else { return Ok(n) };
+            let Some(last) = page.last() else { return Ok(out) };
             after = Some(last.index);
-            n += page.len() as u64;
+            out.extend(page.iter().map(|s| s.index));
         }
+    }
+
+    /// How many segments of a job are recorded.
+    async fn segments_recorded(&self, id: &JobId) -> Result<u64> {
+        Ok(self.segment_indexes(id).await?.len() as u64)
     }
 
     /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).

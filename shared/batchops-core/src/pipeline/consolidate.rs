@@ -126,8 +126,7 @@ impl Finalizer {
             indexes.extend(page.iter().map(|c| c.index));
         }
         let count = indexes.len() as u64;
-        let recorded: std::collections::HashSet<u64> =
-            segment_indexes(&*self.store, &job.id).await?.into_iter().collect();
+        let recorded: std::collections::HashSet<u64> = self.store.segment_indexes(&job.id).await?.into_iter().collect();
         let missing: Vec<Merge> = cut(indexes, count, self.settings.report_segments)
             .into_iter()
             .filter(|m| !recorded.contains(&m.segment))
@@ -257,17 +256,6 @@ impl Finalizer {
             out.push(ResultFile { key, status: status.into(), md5, rows: parts.iter().map(|f| f.rows).sum() });
         }
         Ok(out)
-    }
-}
-
-/// The indexes of a job's recorded segments.
-async fn segment_indexes(store: &dyn JobStore, id: &JobId) -> Result<Vec<u64>> {
-    let (mut out, mut after) = (Vec::new(), None);
-    loop {
-        let page = store.segments_after(id, after, 1000).await?;
-        let Some(last) = page.last() else { return Ok(out) };
-        after = Some(last.index);
-        out.extend(page.iter().map(|s| s.index));
     }
 }
 
