@@ -220,6 +220,12 @@ impl ApiClient {
         }
     }
 
+    /// batchops: job `id`'s failed tasks per ErrorCode and HTTP status, `limit` rows of each.
+    pub async fn failures(&self, id: &str, limit: Option<usize>) -> Result<Value> {
+        let q = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
+        self.send(self.http.get(format!("{}/v20180820/jobs/{}/failures{q}", self.base, enc(id)))).await
+    }
+
     pub async fn update_job_priority(&self, id: &str, priority: i64) -> Result<Value> {
         self.send(self.http.post(format!("{}/v20180820/jobs/{}/priority?priority={priority}", self.base, enc(id))))
             .await

@@ -222,6 +222,15 @@ enum JobVerb {
         #[arg(long)]
         job_id: String,
     },
+    /// batchops: a job's failed tasks, counted per ErrorCode and HTTP status, with the first
+    /// rows of each (read from its report's failed files; also while it runs).
+    Failures {
+        /// The job's ID.
+        job_id: String,
+        /// Rows shown per ErrorCode and status (1-1000; default 10).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
     Watch {
         /// The job's ID.
@@ -441,6 +450,7 @@ async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
         JobVerb::PutJobTagging { job_id, tags } => print(&api.put_job_tagging(&job_id, &parse_tags(&tags)?).await?),
         JobVerb::DeleteJobTagging { job_id } => print(&api.delete_job_tagging(&job_id).await?),
         JobVerb::RetryFailed { job_id } => print(&serde_json::json!({ "JobId": api.retry_failed(&job_id).await? })),
+        JobVerb::Failures { job_id, limit } => print(&api.failures(&job_id, limit).await?),
         JobVerb::Watch { job_id, interval } => {
             let code = watch(api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);

@@ -193,6 +193,18 @@ async fn retry_failed_of_a_job_with_10_missing_keys_runs_exactly_those_10() -> R
     let id = sys.api.create_job(&parent).await?;
     let job = sys.wait_for(&id, &["Complete", "Failed"], LONG).await?;
     assert_eq!(job["ProgressSummary"]["NumberOfTasksFailed"], 10, "{job}");
+    // What failed, and why, read back from the report through the API.
+    let failures = sys.api.failures(&id, Some(3)).await?;
+    assert_eq!((failures["RowsRead"].as_u64(), failures["Complete"].as_bool()), (Some(10), Some(true)), "{failures}");
+    let groups = failures["Groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{failures}");
+    assert_eq!((groups[0]["ErrorCode"].as_str(), groups[0]["HTTPStatusCode"].as_u64()), (Some("NoSuchKey"), Some(404)));
+    assert_eq!(groups[0]["Count"], 10);
+    let shown = groups[0]["Tasks"].as_array().unwrap();
+    assert_eq!(shown.len(), 3, "{failures}");
+    assert!(shown.iter().all(|t| t["Key"].as_str().unwrap().starts_with("missing/k%20")), "{failures}");
+    let err = sys.api.failures(&id, Some(1001)).await.unwrap_err().to_string();
+    assert!(err.contains("limit"), "{err}");
     // The missing objects arrive; the retry finds them.
     for i in (4..100).step_by(10) {
         sys.put(&src, &format!("missing/k {i}"), "late").await?;

@@ -89,6 +89,12 @@ def test_a_copy_job_copies_every_object_and_reports_each_row(rehearsal, buckets)
     assert len(rows) == 66
     assert sorted(r[1] for s, r in rows if s == "failed") == ["data/missing-1", "data/missing-2"]
     assert all(r[3:6] == ["failed", "404", "NoSuchKey"] for s, r in rows if s == "failed")
+    status, failures = rehearsal.call("GET", f"/v20180820/jobs/{job_id}/failures?limit=1")
+    assert status == 200, failures
+    assert (failures["RowsRead"], failures["Complete"]) == (2, True), failures
+    assert [(g["ErrorCode"], g["HTTPStatusCode"], g["Count"], len(g["Tasks"])) for g in failures["Groups"]] == [
+        ("NoSuchKey", 404, 2, 1)
+    ]
     assert sorted(urllib.parse.unquote_plus(r[1]) for s, r in rows if s == "succeeded") == sorted(KEYS)
     for k in KEYS:
         got = rehearsal.s3.get_object(Bucket=b["dst"], Key=k)

@@ -12,6 +12,7 @@
 //! | `PUT /v20180820/jobs/{id}/tagging` with `{"Tags": [...]}` | `{}` |
 //! | `DELETE /v20180820/jobs/{id}/tagging` | `{}` |
 //! | `POST /v20180820/jobs/{id}/retry-failed` (batchops) | `{"JobId"}` of the new job |
+//! | `GET /v20180820/jobs/{id}/failures?limit=..` (batchops) | failed rows per ErrorCode and HTTP status ([`Failures`](batchops_core::pipeline::failures::Failures)) |
 //!
 //! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
 
@@ -78,6 +79,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
         .route("/v20180820/jobs/{id}/rate", post(update_rate))
         .route("/v20180820/jobs/{id}/retry-failed", post(retry_failed))
+        .route("/v20180820/jobs/{id}/failures", get(failures))
         .route("/v20180820/jobs/{id}/tagging", get(get_tagging).put(put_tagging).delete(delete_tagging))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .fallback(|| async {
@@ -185,6 +187,18 @@ async fn retry_failed(State(intake): State<Arc<Intake>>, ext: Extensions, Path(i
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.retry_failed(&id, who).await?;
     Ok(Json(json!({ "JobId": id })))
+}
+
+/// Rows shown per (ErrorCode, HTTP status) when the request names no `limit`.
+const DEFAULT_FAILURE_ROWS: usize = 10;
+
+async fn failures(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+    let limit = match one(&query_params(raw), "limit") {
+        None => DEFAULT_FAILURE_ROWS,
+        Some(l) => l.parse().map_err(|_| Error::field("limit", format!("'{l}' is not a number of rows")))?,
+    };
+    let out = intake.failures(&id, limit).await?;
+    Ok(Json(serde_json::to_value(out).map_err(|e| Error::backend("failures", e))?))
 }
 
 async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {

@@ -6,6 +6,7 @@ pub mod consolidate;
 pub mod dispatcher;
 pub mod dry_run;
 pub mod executor;
+pub mod failures;
 pub mod finalizer;
 pub mod intake;
 pub mod limiter;

@@ -1552,3 +1552,31 @@ async fn a_job_of_few_chunks_keeps_its_chunk_files() {
     assert_eq!(w.report_rows(&job).len(), 40);
     assert!(w.store.segments_after(&id, None, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_rows() {
+    let w = World::new(10, Duration::from_secs(60));
+    // 40 rows: every tenth object is missing, and one line is not a manifest row.
+    let mut text = manifest(40);
+    text.push_str("src\n");
+    let id = w.intake().create_job(&w.spec_at("f.csv", &text, json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.progress.failed, 5);
+    let f = w.intake().failures(id.as_str(), 2).await.unwrap();
+    assert!(f.complete);
+    assert_eq!((f.failed_tasks, f.rows_read, f.other_rows), (5, 5, 0), "rows read = counters");
+    let counts: Vec<_> = f.groups.iter().map(|g| (g.error_code.as_str(), g.http_status_code, g.count)).collect();
+    assert_eq!(counts, [("NoSuchKey", 404, 4), ("InvalidManifestContent", 400, 1)]);
+    assert_eq!(f.groups[0].tasks.len(), 2, "at most `limit` rows per pair");
+    assert!(f.groups[0].tasks.iter().all(|t| t.bucket == "src" && t.key.starts_with("missing-")));
+    assert!(f.groups[1].tasks[0].result_message.contains("line 41"), "{:?}", f.groups[1]);
+
+    let bad = w.intake().failures(id.as_str(), 0).await.unwrap_err();
+    assert!(bad.to_string().contains("limit"), "{bad}");
+    let quiet = w.spec_at("q2.csv", "src,missing-1\n", json!({"Report": {"Enabled": false}}));
+    let quiet = w.intake().create_job(&quiet, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let unreported = w.intake().failures(quiet.as_str(), 10).await.unwrap_err();
+    assert!(unreported.to_string().contains("has no report"), "{unreported}");
+}
