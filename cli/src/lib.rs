@@ -2,5 +2,6 @@
 //! runtime behind `batchops local` (also started in-process by the end-to-end tests).
 
 pub mod client;
+pub mod console;
 pub mod local;
 pub mod schedules;

@@ -68,6 +68,13 @@ enum Command {
     /// Scheduled jobs: EventBridge Scheduler schedules that create a job at each firing.
     #[command(subcommand)]
     Schedule(ScheduleVerb),
+    /// Serves the web console on this machine for the API that --stack or --api-url names
+    /// (its calls signed with your AWS credentials here; none reach the page).
+    Console {
+        /// Where the console listens (loopback only).
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -360,6 +367,7 @@ async fn main() -> Result<()> {
         Command::Local(args) => run_local(args).await,
         Command::Job(verb) => run_verb(&api.client().await?, verb).await,
         Command::Schedule(verb) => run_schedule(&api, verb).await,
+        Command::Console { listen } => batchops::console::serve(listen, api.client().await?).await,
     }
 }
 

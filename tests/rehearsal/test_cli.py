@@ -68,3 +68,50 @@ def test_the_api_over_https_with_a_trusted_certificate(rehearsal):
     untrusted = batchops(rehearsal, rehearsal.operator, "--api-url", url, "list-jobs", BATCHOPS_STACK=None,
                          SSL_CERT_FILE=os.devnull)
     assert untrusted.returncode != 0 and "cannot reach the batchops API" in untrusted.stderr, untrusted.stderr
+
+
+def test_the_console_for_the_stack_forwards_the_pages_calls_signed_and_refuses_other_origins(rehearsal, buckets):
+    """`batchops console --stack`: the page's API calls reach the deployed API signed with the
+    caller's credentials (which the page never sees); another site's page cannot use them."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    creds = rehearsal.operator
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=creds["AccessKeyId"], AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+               AWS_REGION="us-east-1", BATCHOPS_STACK="batchops")
+    env.pop("AWS_SESSION_TOKEN", None)
+    cmd = [os.path.join(target_dir(), "debug", "batchops"), "--sign", "console", "--listen", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                page = urllib.request.urlopen(f"{base}/console/", timeout=2).read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        assert "console.js" in page
+        b = buckets
+        body = spec(rehearsal, b, TAGGING, csv_manifest(rehearsal, b, KEYS))
+        req = urllib.request.Request(f"{base}/v20180820/jobs", data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", "origin": base})
+        job_id = json.load(urllib.request.urlopen(req, timeout=60))["JobId"]
+        job = rehearsal.wait(job_id, ["Complete", "Failed"])
+        assert job["Status"] == "Complete", job
+        listed = json.load(urllib.request.urlopen(f"{base}/v20180820/jobs?jobStatuses=Complete", timeout=60))
+        assert job_id in [j["JobId"] for j in listed["Jobs"]]
+        evil = urllib.request.Request(f"{base}/v20180820/jobs/{job_id}/retry-failed", data=b"", method="POST",
+                                      headers={"origin": "http://attacker.example"})
+        try:
+            urllib.request.urlopen(evil, timeout=10)
+            raise AssertionError("a cross-origin call was forwarded")
+        except urllib.error.HTTPError as e:
+            assert e.code == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

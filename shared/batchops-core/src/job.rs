@@ -113,6 +113,18 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// One status a job entered, when and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: JobStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Why, when the change has a stated cause: the caller's reason, the failure codes, the
+    /// cause of a suspension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// One entry of `FailureReasons`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -270,6 +282,10 @@ pub struct Job {
     /// The job's tags: the spec's `Tags` at first, then what PutJobTagging set.
     #[serde(default)]
     pub tags: Vec<crate::spec::S3Tag>,
+    /// batchops: every status the job has been in, oldest first (a job changes status a
+    /// handful of times), for DescribeJob's `StatusHistory` and the console's timeline.
+    #[serde(default)]
+    pub history: Vec<StatusChange>,
     /// Bumped by every write of the record; writes are conditional on it.
     #[serde(default)]
     pub version: u64,
@@ -323,6 +339,7 @@ impl Job {
             checkpoint: Checkpoint::default(),
             generated_manifest: None,
             tags: spec_tags,
+            history: vec![StatusChange { status: JobStatus::New, at: now, reason: None }],
             version: 0,
         }
     }
@@ -412,6 +429,18 @@ impl Job {
         if let Some(c) = &self.suspended_cause {
             d.insert("SuspendedCause".into(), json!(c));
         }
+        let history: Vec<Value> = self
+            .history
+            .iter()
+            .map(|c| {
+                let mut entry = json!({"Status": c.status, "Time": timestamp(c.at)});
+                if let Some(r) = &c.reason {
+                    entry["Reason"] = json!(r);
+                }
+                entry
+            })
+            .collect();
+        d.insert("StatusHistory".into(), Value::Array(history));
         if let Some(g) = self.generated_manifest.as_ref().filter(|g| g.requested) {
             d.insert(
                 "GeneratedManifestDescriptor".into(),
@@ -457,6 +486,8 @@ impl Job {
             d.insert("TerminationDate".into(), timestamp(t));
         }
         d.insert("ProgressSummary".into(), self.progress_summary(now));
+        // batchops: the tags, so a list shows them without a GetJobTagging per job.
+        d.insert("Tags".into(), json!(self.tags));
         Value::Object(d)
     }
 }

@@ -122,7 +122,17 @@ pub async fn transition(
     if to.is_terminal() {
         job.terminated = Some(now);
     }
+    let reason_before = job.status_update_reason.clone();
     change(&mut job);
+    let reason = match to {
+        JobStatus::Failing | JobStatus::Failed => {
+            let codes: Vec<&str> = job.failure_reasons.iter().map(|f| f.failure_code.as_str()).collect();
+            (!codes.is_empty()).then(|| codes.join(", "))
+        }
+        JobStatus::Suspended => job.suspended_cause.clone(),
+        _ => job.status_update_reason.clone().filter(|_| job.status_update_reason != reason_before),
+    };
+    job.history.push(crate::job::StatusChange { status: to, at: now, reason });
     let stored = store.put(&job).await?;
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
     crate::events::announce(events, &stored, Some(from)).await;

@@ -373,6 +373,28 @@ async fn a_job_that_needs_confirmation_waits_in_suspended() {
     assert_eq!(w.report_rows(&job).len(), 25);
     let err = w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap_err();
     assert!(matches!(err, crate::Error::StatusConflict { .. }));
+    // Every status it went through, in order, with the causes stated.
+    let history: Vec<(JobStatus, Option<&str>)> = job.history.iter().map(|c| (c.status, c.reason.as_deref())).collect();
+    let cause = job.suspended_cause.as_deref();
+    use JobStatus::*;
+    assert_eq!(
+        history,
+        [
+            (New, None),
+            (Preparing, None),
+            (Suspended, cause),
+            (Ready, Some("go")),
+            (Active, None),
+            (Completing, None),
+            (Complete, None)
+        ]
+    );
+    assert!(job.history.windows(2).all(|w| w[0].at <= w[1].at));
+    let described = job.descriptor(time::OffsetDateTime::now_utc());
+    assert_eq!(
+        described["StatusHistory"][3],
+        json!({"Status": "Ready", "Time": described["StatusHistory"][3]["Time"], "Reason": "go"})
+    );
 }
 
 #[tokio::test]

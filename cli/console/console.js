@@ -1,0 +1,533 @@
+// batchops console: the job list, a job's page and job creation, over the JSON API of the
+// server that serves this file (batchops local's own API, or `batchops console` forwarding to
+// a deployed stack). Hand-written, no dependencies, no build step.
+
+const STATUSES = ["New", "Preparing", "Suspended", "Ready", "Active", "Pausing", "Paused", "Completing", "Complete",
+  "Cancelling", "Cancelled", "Failing", "Failed"];
+const ENDED = new Set(["Complete", "Cancelled", "Failed"]);
+const POLL_MS = 2000;
+const PAGE_SIZE = 20;
+
+const main = document.getElementById("main");
+let poller = null; // the current page's refresh timer
+let view = 0; // bumped on every navigation: answers for an older page are dropped
+
+// ---- API ----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, "Unreachable", `the batchops API cannot be reached (${e.message})`);
+  }
+  const text = await resp.text();
+  let out = null;
+  try { out = text ? JSON.parse(text) : {}; } catch { out = { Message: text }; }
+  if (!resp.ok) throw new ApiError(resp.status, out && out.Code, out && (out.Message || out.message));
+  return out;
+}
+
+const enc = encodeURIComponent;
+
+// ---- DOM helpers --------------------------------------------------------------------------
+
+/** Builds an element: h("td", {class: "num"}, "12", child...). Strings become text. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text) {
+  document.getElementById("status").textContent = text;
+}
+
+function statusBadge(s) {
+  return h("span", { class: `status s-${s}` }, s);
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? iso : d.toLocaleString();
+}
+
+function counts(p) {
+  const total = p.TotalNumberOfTasks;
+  const ok = p.NumberOfTasksSucceeded || 0;
+  const bad = p.NumberOfTasksFailed || 0;
+  return { total, ok, bad, done: ok + bad };
+}
+
+/** A progress bar: succeeded in green, failed in red, of the total (unknown while preparing). */
+function progressBar(p) {
+  const { total, ok, bad, done } = counts(p);
+  const pct = (n) => (total ? Math.min(100, (100 * n) / total) : 0);
+  const label = total === undefined || total === null
+    ? `${done.toLocaleString()} tasks done, total not known yet`
+    : `${done.toLocaleString()} of ${total.toLocaleString()} tasks done (${Math.floor(pct(done))} %): ${ok.toLocaleString()} succeeded, ${bad.toLocaleString()} failed`;
+  return h("div", {},
+    h("div", { class: "progress", role: "progressbar", "aria-label": "Progress", "aria-valuemin": 0,
+      "aria-valuemax": total ?? 0, "aria-valuenow": done, "aria-valuetext": label },
+      h("div", { class: "ok", style: `width:${pct(ok)}%` }),
+      h("div", { class: "bad", style: `width:${pct(bad)}%` })),
+    h("div", { class: "progress-text" },
+      total === undefined || total === null ? `${done} / …` : `${ok} ✓  ${bad} ✗  of ${total} (${Math.floor(pct(done))} %)`));
+}
+
+function tagList(tags) {
+  if (!tags || !tags.length) return "";
+  return h("div", { class: "tags" }, tags.map((t) => h("span", { class: "tag" }, `${t.Key}=${t.Value}`)));
+}
+
+function notice(err) {
+  const code = err.code ? `${err.code}: ` : "";
+  return h("p", { class: "notice", role: "alert" }, code + err.message);
+}
+
+function stopPolling() {
+  if (poller) clearTimeout(poller);
+  poller = null;
+}
+
+/** Runs `tick` now and every POLL_MS while this page is shown. */
+function poll(tick) {
+  const mine = view;
+  const run = async () => {
+    if (mine !== view) return;
+    try { await tick(); } catch (e) { /* shown by tick */ }
+    if (mine === view) poller = setTimeout(run, POLL_MS);
+  };
+  run();
+}
+
+/** Asks before acting: a modal dialog with optional fields; resolves to the field values or null. */
+function ask(title, text, okLabel, fields = []) {
+  const dlg = document.getElementById("ask");
+  document.getElementById("ask-title").textContent = title;
+  document.getElementById("ask-text").textContent = text;
+  const box = document.getElementById("ask-fields");
+  box.replaceChildren(...fields.map((f) => h("div", { class: "row" }, h("div", {},
+    h("label", { for: `ask-${f.name}` }, f.label),
+    h("input", { id: `ask-${f.name}`, name: f.name, value: f.value ?? "", type: f.type || "text",
+      required: f.required, maxlength: f.maxlength, min: f.min, max: f.max })))));
+  document.getElementById("ask-ok").textContent = okLabel;
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => {
+      if (dlg.returnValue !== "ok") return resolve(null);
+      const out = {};
+      for (const f of fields) out[f.name] = document.getElementById(`ask-${f.name}`).value;
+      resolve(out);
+    }, { once: true });
+    dlg.returnValue = "";
+    dlg.showModal();
+  });
+}
+
+// ---- Jobs ---------------------------------------------------------------------------------
+
+async function jobsPage(params) {
+  const status = params.get("status") || "";
+  const tokens = (params.get("pages") || "").split(",").filter(Boolean); // NextTokens of earlier pages
+  const token = tokens[tokens.length - 1];
+  const filter = h("select", { id: "status-filter", onchange: (e) => {
+    location.hash = e.target.value ? `#/?status=${enc(e.target.value)}` : "#/";
+  } }, h("option", { value: "" }, "All statuses"), STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)));
+  const body = h("tbody", {});
+  const table = h("div", { class: "table-wrap" }, h("table", { "aria-describedby": "jobs-caption" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Status"), h("th", { class: "hide-narrow" }, "Operation"),
+      h("th", { class: "num hide-narrow" }, "Priority"), h("th", {}, "Progress"), h("th", { class: "hide-narrow" }, "Created"))),
+    body));
+  const pager = h("div", { class: "pager" });
+  const problem = h("div", {});
+  main.replaceChildren(h("h1", {}, "Batch Operations jobs"),
+    h("section", { class: "card" },
+      h("div", { class: "row" }, h("div", {}, h("label", { for: "status-filter" }, "Status"), filter),
+        h("a", { href: "#/create" }, "Create job")),
+      h("p", { id: "jobs-caption", class: "muted" }, "Newest first; updates every 2 seconds."),
+      problem, table, pager));
+  let next = null;
+  await poll(async () => {
+    const q = [`maxResults=${PAGE_SIZE}`];
+    if (status) q.push(`jobStatuses=${enc(status)}`);
+    if (token) q.push(`nextToken=${enc(token)}`);
+    try {
+      const out = await api("GET", `/v20180820/jobs?${q.join("&")}`);
+      problem.replaceChildren();
+      body.replaceChildren(...jobRows(out.Jobs || []));
+      next = out.NextToken || null;
+      pager.replaceChildren(
+        tokens.length ? h("a", { href: pageLink(status, tokens.slice(0, -1)) }, "← Newer") : "",
+        h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
+        next ? h("a", { href: pageLink(status, [...tokens, next]) }, "Older →") : "");
+    } catch (e) {
+      problem.replaceChildren(notice(e));
+      throw e;
+    }
+  });
+}
+
+function pageLink(status, tokens) {
+  const q = [];
+  if (status) q.push(`status=${enc(status)}`);
+  if (tokens.length) q.push(`pages=${tokens.map(enc).join(",")}`);
+  return `#/${q.length ? "?" + q.join("&") : ""}`;
+}
+
+function jobRows(jobs) {
+  if (!jobs.length) return [h("tr", {}, h("td", { colspan: 6 }, "No jobs."))];
+  return jobs.map((j) => h("tr", { "data-job": j.JobId },
+    h("td", {}, h("a", { href: `#/jobs/${enc(j.JobId)}` }, j.Description || j.JobId),
+      j.Description ? h("div", { class: "muted" }, h("small", {}, j.JobId)) : "", tagList(j.Tags)),
+    h("td", {}, statusBadge(j.Status)),
+    h("td", { class: "hide-narrow" }, j.Operation || ""),
+    h("td", { class: "num hide-narrow" }, j.Priority),
+    h("td", { class: "bar-cell" }, progressBar(j.ProgressSummary || {})),
+    h("td", { class: "hide-narrow" }, when(j.CreationTime))));
+}
+
+// ---- A job --------------------------------------------------------------------------------
+
+async function jobPage(id) {
+  const head = h("div", {});
+  const actions = h("section", { class: "card", "aria-labelledby": "act-h" }, h("h2", { id: "act-h" }, "Actions"));
+  const progress = h("section", { class: "card", "aria-labelledby": "prog-h" });
+  const failures = h("section", { class: "card", "aria-labelledby": "fail-h", hidden: true });
+  const details = h("div", { class: "grid2" });
+  const problem = h("div", {});
+  main.replaceChildren(head, problem, progress, actions, failures, details);
+  let lastFailed = -1;
+  let lastActions = "";
+  await poll(async () => {
+    let job;
+    try {
+      job = (await api("GET", `/v20180820/jobs/${enc(id)}`)).Job;
+      problem.replaceChildren();
+    } catch (e) {
+      problem.replaceChildren(notice(e));
+      throw e;
+    }
+    head.replaceChildren(h("h1", {}, job.Description || job.JobId, " ", statusBadge(job.Status)),
+      job.Description ? h("p", { class: "muted" }, job.JobId) : "");
+    progress.replaceChildren(...progressSection(job));
+    // The action buttons are rebuilt only when what they offer changes, so focus stays put.
+    const key = `${job.Status}|${job.Priority}|${(job.ProgressSummary || {}).NumberOfTasksFailed}`;
+    if (key !== lastActions) {
+      lastActions = key;
+      actions.replaceChildren(h("h2", { id: "act-h" }, "Actions"), ...actionButtons(job));
+    }
+    details.replaceChildren(...detailSections(job));
+    const failed = (job.ProgressSummary || {}).NumberOfTasksFailed || 0;
+    if (failed !== lastFailed && job.Report && job.Report.Enabled) {
+      lastFailed = failed;
+      failures.hidden = failed === 0;
+      if (failed) failures.replaceChildren(...(await failureSection(job.JobId)));
+    }
+  });
+}
+
+function progressSection(job) {
+  const p = job.ProgressSummary || {};
+  const { total, done } = counts(p);
+  const active = (p.Timers || {}).ElapsedTimeInActiveSeconds || 0;
+  const rate = active > 0 ? done / active : 0;
+  const left = rate > 0 && total ? (total - done) / rate : null;
+  const facts = [
+    ["Total tasks", total ?? "not known yet"],
+    ["Succeeded", p.NumberOfTasksSucceeded ?? 0],
+    ["Failed", p.NumberOfTasksFailed ?? 0],
+    ["Active for", duration(active)],
+  ];
+  if (!ENDED.has(job.Status) && rate > 0) {
+    facts.push(["Rate", `${rate.toFixed(rate < 10 ? 1 : 0)} tasks/s`]);
+    if (left !== null) facts.push(["Time left", `about ${duration(left)}`]);
+  }
+  if (job.MaxTasksPerSecond) facts.push(["Rate limit", `${job.MaxTasksPerSecond} tasks/s`]);
+  return [h("h2", { id: "prog-h" }, "Progress"), progressBar(p), h("dl", { class: "facts", style: "margin-top:12px" },
+    facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))];
+}
+
+function duration(s) {
+  s = Math.round(s);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function actionButtons(job) {
+  const out = [];
+  const result = h("div", { "aria-live": "polite" });
+  const act = (label, cls, run) => h("button", { class: cls, onclick: async () => {
+    result.replaceChildren();
+    try {
+      const msg = await run();
+      if (msg) result.replaceChildren(h("p", { class: "ok-notice" }, msg));
+    } catch (e) {
+      result.replaceChildren(notice(e));
+    }
+  } }, label);
+  const id = enc(job.JobId);
+  if (job.Status === "Suspended") {
+    out.push(act("Confirm job", "primary", async () => {
+      if (!(await ask("Run this job?", `Job ${job.JobId} waits for confirmation. It runs its operation on every object of its manifest.`, "Confirm"))) return null;
+      await api("POST", `/v20180820/jobs/${id}/status?requestedJobStatus=Ready`);
+      say("Job confirmed");
+      return "Confirmed: the job runs.";
+    }));
+  }
+  if (!ENDED.has(job.Status) && job.Status !== "Cancelling") {
+    out.push(act("Cancel job", "danger", async () => {
+      const v = await ask("Cancel this job?", "Tasks already run stay done; the rest are not run. The report lists what ran.",
+        "Cancel job", [{ name: "reason", label: "Reason (optional, up to 256 characters)", maxlength: 256 }]);
+      if (!v) return null;
+      const reason = v.reason ? `&statusUpdateReason=${enc(v.reason)}` : "";
+      await api("POST", `/v20180820/jobs/${id}/status?requestedJobStatus=Cancelled${reason}`);
+      say("Job cancelled");
+      return "Cancelled.";
+    }));
+  }
+  if (!ENDED.has(job.Status)) {
+    out.push(act("Change priority", "", async () => {
+      const v = await ask("Change the priority", "Higher-priority jobs' chunks run first when executors are busy.", "Change",
+        [{ name: "priority", label: "Priority (0-2147483647)", value: job.Priority, type: "number", min: 0, max: 2147483647, required: true }]);
+      if (!v) return null;
+      const out = await api("POST", `/v20180820/jobs/${id}/priority?priority=${enc(v.priority)}`);
+      return `Priority is now ${out.Priority}.`;
+    }));
+  }
+  const failed = (job.ProgressSummary || {}).NumberOfTasksFailed || 0;
+  if (ENDED.has(job.Status) && failed > 0 && job.Report && job.Report.Enabled) {
+    out.push(act(`Retry ${failed} failed tasks`, "", async () => {
+      if (!(await ask("Retry the failed tasks?", `A new job runs the same operation over the ${failed} failed tasks of this one.`, "Create retry job"))) return null;
+      const out = await api("POST", `/v20180820/jobs/${id}/retry-failed`);
+      location.hash = `#/jobs/${enc(out.JobId)}`;
+      return null;
+    }));
+  }
+  if (!out.length) return [h("p", { class: "muted" }, "Nothing to do: the job has ended."), result];
+  return [h("div", { class: "row" }, out), result];
+}
+
+function operationOf(job) {
+  const op = job.Operation || {};
+  const name = Object.keys(op)[0] || "?";
+  return { name, params: op[name] || {} };
+}
+
+function factList(pairs) {
+  return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function reportFacts(job) {
+  const r = job.Report;
+  if (!r || !r.Enabled) return [h("p", {}, "No completion report.")];
+  const bucket = (r.Bucket || "").replace(/^arn:aws:s3:::/, "");
+  const folder = `${r.Prefix ? r.Prefix.replace(/\/$/, "") + "/" : ""}job-${job.JobId}`;
+  const s3console = (key) => `https://s3.console.aws.amazon.com/s3/object/${enc(bucket)}?prefix=${enc(key)}`;
+  const folderLink = `https://s3.console.aws.amazon.com/s3/buckets/${enc(bucket)}?prefix=${enc(folder + "/results/")}`;
+  return [factList([
+    ["Scope", r.ReportScope],
+    ["Manifest", ENDED.has(job.Status)
+      ? h("a", { href: s3console(`${folder}/manifest.json`), target: "_blank", rel: "noopener" }, `s3://${bucket}/${folder}/manifest.json`)
+      : `s3://${bucket}/${folder}/manifest.json (written when the job ends)`],
+    ["Result files", h("a", { href: folderLink, target: "_blank", rel: "noopener" }, `s3://${bucket}/${folder}/results/`)],
+  ])];
+}
+
+function detailSections(job) {
+  const { name, params } = operationOf(job);
+  const manifest = job.Manifest || {};
+  const loc = manifest.Location || {};
+  const spec = manifest.Spec || {};
+  const history = job.StatusHistory || [];
+  const failures = job.FailureReasons || [];
+  return [
+    h("section", { class: "card", "aria-labelledby": "op-h" }, h("h2", { id: "op-h" }, "Operation"),
+      factList([["Operation", name], ["Priority", job.Priority], ["Role", job.RoleArn],
+        ["Confirmation required", job.ConfirmationRequired ? "yes" : "no"], ["Dry run", job.DryRun ? "yes" : ""],
+        ["Created", when(job.CreationTime)], ["Ended", when(job.TerminationDate)]]),
+      Object.keys(params).length ? h("details", { open: true }, h("summary", {}, "Parameters"),
+        h("pre", {}, JSON.stringify(params, null, 2))) : ""),
+    h("section", { class: "card", "aria-labelledby": "man-h" }, h("h2", { id: "man-h" }, job.ManifestGenerator ? "Manifest generator" : "Manifest"),
+      job.ManifestGenerator
+        ? h("pre", {}, JSON.stringify(job.ManifestGenerator, null, 2))
+        : factList([["Object", loc.ObjectArn], ["ETag", loc.ETag], ["Version", loc.ObjectVersionId],
+          ["Format", spec.Format], ["Fields", (spec.Fields || []).join(", ")]])),
+    h("section", { class: "card", "aria-labelledby": "rep-h" }, h("h2", { id: "rep-h" }, "Completion report"), ...reportFacts(job)),
+    h("section", { class: "card", "aria-labelledby": "time-h" }, h("h2", { id: "time-h" }, "Status history"),
+      h("ol", { class: "timeline" }, history.map((c) => h("li", {}, statusBadge(c.Status), " ", when(c.Time),
+        c.Reason ? h("span", {}, ` — ${c.Reason}`) : ""))),
+      job.StatusUpdateReason ? h("p", {}, `Status update reason: ${job.StatusUpdateReason}`) : "",
+      failures.length ? h("div", {}, h("h3", {}, "Failure reasons"), h("ul", {},
+        failures.map((f) => h("li", {}, h("strong", {}, f.FailureCode), `: ${f.FailureReason}`)))) : ""),
+    h("section", { class: "card", "aria-labelledby": "tag-h" }, h("h2", { id: "tag-h" }, "Tags"),
+      (job.Tags && job.Tags.length) ? tagList(job.Tags) : h("p", { class: "muted" }, "No tags.")),
+  ];
+}
+
+function decodeKey(k) {
+  try { return decodeURIComponent(k.replace(/\+/g, " ")); } catch { return k; }
+}
+
+async function failureSection(id) {
+  let out;
+  try {
+    out = await api("GET", `/v20180820/jobs/${enc(id)}/failures?limit=5`);
+  } catch (e) {
+    return [h("h2", { id: "fail-h" }, "Failed tasks"), notice(e)];
+  }
+  const groups = out.Groups || [];
+  const partial = out.Complete ? "" : " (partial: the report is larger than one look reads)";
+  return [h("h2", { id: "fail-h" }, "Failed tasks"),
+    h("p", {}, `${out.RowsRead} failed rows in the report${partial}; ${out.FailedTasks} counted by the job.`),
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Error code"), h("th", { class: "num" }, "HTTP status"), h("th", { class: "num" }, "Tasks"))),
+      h("tbody", {}, groups.map((g) => h("tr", { "data-code": g.ErrorCode }, h("td", {}, g.ErrorCode || "(none)"),
+        h("td", { class: "num" }, g.HTTPStatusCode), h("td", { class: "num" }, g.Count)))))),
+    ...groups.map((g) => h("details", { open: true }, h("summary", {}, `${g.ErrorCode} (${g.HTTPStatusCode}): first ${g.Tasks.length} of ${g.Count}`),
+      h("div", { class: "table-wrap" }, h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, "Bucket"), h("th", {}, "Key"), h("th", {}, "Message"))),
+        h("tbody", {}, g.Tasks.map((t) => h("tr", {}, h("td", {}, t.Bucket),
+          h("td", {}, decodeKey(t.Key), t.VersionId ? h("div", { class: "muted" }, `version ${t.VersionId}`) : ""),
+          h("td", {}, t.ResultMessage)))))))),
+    out.OtherRows ? h("p", { class: "muted" }, `${out.OtherRows} more rows of other codes.`) : ""];
+}
+
+// ---- Create -------------------------------------------------------------------------------
+
+async function createPage() {
+  const text = h("textarea", { id: "spec", spellcheck: "false", "aria-describedby": "spec-help spec-errors" });
+  const examples = h("select", { id: "example" }, h("option", { value: "" }, "Pick an example…"));
+  const file = h("input", { id: "upload", type: "file", accept: ".json,application/json" });
+  const errors = h("div", { id: "spec-errors", "aria-live": "assertive" });
+  const submit = h("button", { class: "primary", type: "submit" }, "Create job");
+  const form = h("form", { novalidate: true },
+    h("div", { class: "row" },
+      h("div", {}, h("label", { for: "example" }, "Example spec"), examples),
+      h("div", {}, h("label", { for: "upload" }, "Or upload a file"), file)),
+    h("label", { for: "spec" }, "CreateJob request (JSON)"),
+    h("p", { id: "spec-help", class: "muted" }, "The body of S3 Control's CreateJob, as the AWS CLI's --cli-input-json takes it. A ClientRequestToken is added when it has none."),
+    text, errors, h("div", { class: "actions" }, submit));
+  main.replaceChildren(h("h1", {}, "Create job"), h("section", { class: "card" }, form));
+  try {
+    const list = (await api("GET", "/console/examples.json")).Examples || [];
+    examples.append(...list.map((e) => h("option", { value: e.Spec }, e.Name)));
+  } catch (e) { /* examples are a convenience */ }
+  examples.addEventListener("change", () => { if (examples.value) { text.value = examples.value; errors.replaceChildren(); } });
+  file.addEventListener("change", async () => {
+    if (file.files[0]) { text.value = await file.files[0].text(); errors.replaceChildren(); }
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.replaceChildren();
+    text.removeAttribute("aria-invalid");
+    let spec;
+    try {
+      spec = JSON.parse(text.value);
+    } catch (e) {
+      text.setAttribute("aria-invalid", "true");
+      errors.replaceChildren(h("p", { class: "notice", role: "alert" }, `Not JSON: ${e.message}`));
+      return;
+    }
+    if (spec && typeof spec === "object" && !Array.isArray(spec) && !spec.ClientRequestToken) {
+      spec.ClientRequestToken = crypto.randomUUID ? crypto.randomUUID() : String(Date.now());
+    }
+    submit.disabled = true;
+    try {
+      const out = await api("POST", "/v20180820/jobs", spec);
+      say("Job created");
+      location.hash = `#/jobs/${enc(out.JobId)}`;
+    } catch (e) {
+      text.setAttribute("aria-invalid", "true");
+      errors.replaceChildren(...annotate(spec, e));
+      errors.querySelector(".msg, .notice")?.scrollIntoView({ block: "nearest" });
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+/** The member an error message names (`Operation.S3PutObjectCopy.TargetResource: ...`). */
+function memberOf(message) {
+  const m = /^([A-Za-z][\w]*(?:(?:\.[A-Za-z][\w]*)|\[\d+\])*)\s*:/.exec(message || "");
+  return m ? m[1].replace(/\[(\d+)\]/g, ".$1").split(".") : null;
+}
+
+/** The spec pretty-printed with the error under the line of the member it names. */
+function annotate(spec, err) {
+  const path = memberOf(err.message);
+  const head = notice(err);
+  if (!path) return [head];
+  const lines = JSON.stringify(spec, null, 2).split("\n");
+  // The key path of every line, from its indentation (two spaces per level).
+  const stack = [];
+  let best = -1;
+  let bestDepth = 0;
+  lines.forEach((line, i) => {
+    const depth = (line.length - line.trimStart().length) / 2;
+    const key = /^\s*"((?:[^"\\]|\\.)*)":/.exec(line);
+    stack.length = depth;
+    if (key) stack[depth - 1] = key[1];
+    let matched = 0;
+    while (matched < path.length && matched < depth && stack[matched] === path[matched]) matched++;
+    if (key && matched === depth && matched > bestDepth) { best = i; bestDepth = matched; }
+  });
+  if (best < 0) return [head];
+  const member = path.slice(0, bestDepth).join(".");
+  return [head, h("div", { class: "annotated", role: "group", "aria-label": "The request, with the error at its member" },
+    lines.map((line, i) => i === best
+      ? [h("div", { class: "hit" }, line), h("div", { class: "msg", "data-member": member }, `↑ ${err.message}`)]
+      : h("div", {}, line)))];
+}
+
+// ---- Routing ------------------------------------------------------------------------------
+
+async function route() {
+  view++;
+  stopPolling();
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  const params = new URLSearchParams(query || "");
+  try {
+    if (path.startsWith("/jobs/")) {
+      const id = decodeURIComponent(path.slice("/jobs/".length));
+      document.title = `Job ${id} · batchops`;
+      await jobPage(id);
+    } else if (path === "/create") {
+      document.title = "Create job · batchops";
+      await createPage();
+    } else {
+      document.title = "Jobs · batchops";
+      await jobsPage(params);
+    }
+  } catch (e) {
+    if (!main.querySelector(".notice")) main.append(notice(e));
+  }
+  main.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", route);
+route();

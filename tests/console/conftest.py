@@ -1,0 +1,112 @@
+"""The console in headless Chromium against `batchops local` on moto.
+
+scripts/console-test.sh starts moto and runs these; `batchops local` is started here on a
+free port with its own resource prefix, and stopped at the end.
+"""
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHOTS = os.path.join(ROOT, ".local", "console")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def local():
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "batchops")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    os.makedirs(SHOTS, exist_ok=True)
+    log = open(os.path.join(SHOTS, "batchops-local.log"), "w")
+    env = dict(os.environ, BATCHOPS_CHUNK_SIZE="10", RUST_LOG="warn")
+    proc = subprocess.Popen([binary, "local", "--listen", f"127.0.0.1:{port}", "--prefix", f"console{uuid.uuid4().hex[:8]}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"{base}/v20180820/jobs", timeout=1)
+            break
+        except OSError:
+            assert proc.poll() is None, open(log.name).read()
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def data(s3):
+    """Buckets, 40 objects and manifests: all present, and with three keys missing."""
+    run = uuid.uuid4().hex[:8]
+    b = {n: f"console-{n}-{run}" for n in ("src", "dst", "man", "rep")}
+    for name in b.values():
+        s3.create_bucket(Bucket=name)
+    keys = [f"photos/2026/img {i:03d}.jpg" for i in range(40)]
+    for k in keys:
+        s3.put_object(Bucket=b["src"], Key=k, Body=b"x")
+
+    def manifest(name, rows):
+        body = "".join(f"{b['src']},{urllib.parse.quote_plus(k, safe='/')}\n" for k in rows)
+        etag = s3.put_object(Bucket=b["man"], Key=name, Body=body.encode())["ETag"]
+        return {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": f"arn:aws:s3:::{b['man']}/{name}", "ETag": etag}}
+
+    b["all"] = manifest("all.csv", keys)
+    b["missing"] = manifest("missing.csv", keys[:20] + ["gone/a.jpg", "gone/b.jpg", "gone/c.jpg"])
+    return b
+
+
+def spec(data, manifest, **extra):
+    s = {
+        "AccountId": "123456789012",
+        "Operation": {"S3PutObjectCopy": {"TargetResource": f"arn:aws:s3:::{data['dst']}"}},
+        "Report": {"Bucket": f"arn:aws:s3:::{data['rep']}", "Format": "Report_CSV_20180820", "Enabled": True,
+                   "Prefix": "reports", "ReportScope": "AllTasks"},
+        "Manifest": data[manifest],
+        "Priority": 10,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch-operations",
+        "ConfirmationRequired": False,
+    }
+    s.update(extra)
+    return s
+
+
+def create(local, body):
+    body = dict(body, ClientRequestToken=str(uuid.uuid4()))
+    req = urllib.request.Request(f"{local}/v20180820/jobs", data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(req))["JobId"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")), options=opts)
+    yield driver
+    driver.quit()
+
+
+import urllib.parse  # noqa: E402  (used by the data fixture)

@@ -1,0 +1,149 @@
+"""What a user does in the console, in a real browser: create (with a mistake first), watch,
+read failures, confirm, cancel, filter the list. Screenshots go to .local/console/."""
+import json
+import os
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from conftest import SHOTS, create, spec
+
+LONG = 120
+
+
+def wait(browser, timeout=LONG):
+    return WebDriverWait(browser, timeout, poll_frequency=0.2)
+
+
+def no_script_errors(browser):
+    # Script errors only: a refused API call is logged by the browser too, and is expected.
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+    assert not errors, errors
+
+
+def open_job(browser, local, job_id):
+    browser.get(f"{local}/console/#/jobs/{job_id}")
+    wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "h1 .status")))
+
+
+def status_of(browser):
+    return browser.find_element(By.CSS_SELECTOR, "h1 .status").text
+
+
+def wait_status(browser, status):
+    wait(browser).until(lambda d: status_of(d) == status, f"status never {status}")
+
+
+def test_a_spec_with_a_mistake_shows_the_error_at_its_member_then_the_fixed_one_runs_to_100(browser, local, data):
+    browser.get(f"{local}/console/#/create")
+    area = wait(browser, 20).until(EC.presence_of_element_located((By.ID, "spec")))
+    # The examples of examples/specs/ are offered.
+    names = [o.text for o in Select(browser.find_element(By.ID, "example")).options]
+    assert "S3PutObjectCopy" in names and "LambdaInvoke" in names, names
+    bad = spec(data, "all", Description="console: copy 40 photos")
+    bad["Operation"]["S3PutObjectCopy"]["TargetResource"] = "dst-bucket-without-arn"
+    area.clear()
+    area.send_keys(json.dumps(bad, indent=2))
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    msg = wait(browser, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".annotated .msg")))
+    assert msg.get_attribute("data-member") == "Operation.S3PutObjectCopy.TargetResource", msg.get_attribute("data-member")
+    assert "TargetResource" in msg.text
+    hit = browser.find_element(By.CSS_SELECTOR, ".annotated .hit")
+    assert '"TargetResource": "dst-bucket-without-arn"' in hit.text, hit.text
+    assert area.get_attribute("aria-invalid") == "true"
+    browser.save_screenshot(os.path.join(SHOTS, "create-error.png"))
+
+    good = dict(bad, Operation={"S3PutObjectCopy": {"TargetResource": f"arn:aws:s3:::{data['dst']}"}})
+    area.clear()
+    area.send_keys(json.dumps(good, indent=2))
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(browser, 20).until(lambda d: "#/jobs/" in d.current_url)
+    wait_status(browser, "Complete")
+    bar = browser.find_element(By.CSS_SELECTOR, "[role=progressbar]")
+    wait(browser, 10).until(lambda d: bar.get_attribute("aria-valuenow") == "40")
+    assert bar.get_attribute("aria-valuemax") == "40"
+    assert "(100 %)" in browser.find_element(By.CSS_SELECTOR, ".progress-text").text
+    timeline = browser.find_element(By.CSS_SELECTOR, "ol.timeline").text
+    assert timeline.index("New") < timeline.index("Active") < timeline.index("Complete"), timeline
+    browser.save_screenshot(os.path.join(SHOTS, "job-complete.png"))
+    no_script_errors(browser)
+
+
+def test_a_job_with_failed_tasks_shows_their_codes_counts_and_rows(browser, local, data):
+    job_id = create(local, spec(data, "missing", Description="console: three keys missing"))
+    open_job(browser, local, job_id)
+    wait_status(browser, "Complete")
+    row = wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "tr[data-code=NoSuchKey]")))
+    assert row.text.split() == ["NoSuchKey", "404", "3"], row.text
+    keys = {td.text.split("\n")[0] for td in browser.find_elements(By.CSS_SELECTOR, "details table tbody td:nth-child(2)")}
+    assert keys == {"gone/a.jpg", "gone/b.jpg", "gone/c.jpg"}, keys
+    assert "Retry 3 failed tasks" in browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=act-h]").text
+    browser.save_screenshot(os.path.join(SHOTS, "job-failures.png"))
+    no_script_errors(browser)
+
+
+def confirm_dialog(browser, fill=None):
+    dialog = wait(browser, 10).until(EC.visibility_of_element_located((By.ID, "ask")))
+    if fill:
+        for name, value in fill.items():
+            field = dialog.find_element(By.ID, f"ask-{name}")
+            field.clear()
+            field.send_keys(value)
+    dialog.find_element(By.ID, "ask-ok").click()
+
+
+def test_a_suspended_job_is_confirmed_and_runs(browser, local, data):
+    job_id = create(local, spec(data, "all", Description="console: waits for confirmation", ConfirmationRequired=True))
+    open_job(browser, local, job_id)
+    wait_status(browser, "Suspended")
+    button = wait(browser, 20).until(EC.element_to_be_clickable((By.XPATH, "//button[text()='Confirm job']")))
+    button.click()
+    confirm_dialog(browser)
+    wait_status(browser, "Complete")
+    no_script_errors(browser)
+
+
+def test_a_job_is_cancelled_with_a_reason_after_asking(browser, local, data):
+    job_id = create(local, spec(data, "all", Description="console: to be cancelled", ConfirmationRequired=True))
+    open_job(browser, local, job_id)
+    wait_status(browser, "Suspended")
+    wait(browser, 20).until(EC.element_to_be_clickable((By.XPATH, "//button[text()='Cancel job']"))).click()
+    # Backing out of the dialog does nothing.
+    dialog = wait(browser, 10).until(EC.visibility_of_element_located((By.ID, "ask")))
+    dialog.find_element(By.XPATH, ".//button[text()='Back']").click()
+    assert status_of(browser) == "Suspended"
+    browser.find_element(By.XPATH, "//button[text()='Cancel job']").click()
+    confirm_dialog(browser, {"reason": "wrong bucket"})
+    wait_status(browser, "Cancelled")
+    wait(browser, 10).until(lambda d: "wrong bucket" in d.find_element(By.CSS_SELECTOR, "ol.timeline").text)
+    no_script_errors(browser)
+
+
+def test_a_refused_action_shows_the_apis_message(browser, local, data):
+    job_id = create(local, spec(data, "all", Description="console: bad priority", ConfirmationRequired=True))
+    open_job(browser, local, job_id)
+    wait(browser, 20).until(EC.element_to_be_clickable((By.XPATH, "//button[text()='Change priority']"))).click()
+    # The number field allows what the API refuses only past its bounds: -1 is sent as typed.
+    browser.execute_script("document.getElementById('ask-priority').removeAttribute('min')")
+    confirm_dialog(browser, {"priority": "-1"})
+    alert = wait(browser, 10).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "section[aria-labelledby=act-h] .notice")))
+    assert "priority" in alert.text.lower(), alert.text
+
+
+def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser, local, data):
+    browser.get(f"{local}/console/#/")
+    wait(browser, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "tr[data-job]")))
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
+    assert len(rows) >= 4, len(rows)
+    assert all(r.find_elements(By.CSS_SELECTOR, "[role=progressbar]") for r in rows)
+    assert "console: three keys missing" in browser.find_element(By.TAG_NAME, "table").text
+    browser.save_screenshot(os.path.join(SHOTS, "jobs.png"))
+    Select(browser.find_element(By.ID, "status-filter")).select_by_visible_text("Cancelled")
+    wait(browser, 20).until(lambda d: "status=Cancelled" in d.current_url)
+    wait(browser, 20).until(lambda d: all(
+        s.text == "Cancelled" for s in d.find_elements(By.CSS_SELECTOR, "tr[data-job] .status")) and d.find_elements(By.CSS_SELECTOR, "tr[data-job]"))
+    browser.set_window_size(420, 900)
+    browser.save_screenshot(os.path.join(SHOTS, "jobs-narrow.png"))
+    browser.set_window_size(1280, 1000)
+    no_script_errors(browser)
