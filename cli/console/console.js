@@ -218,6 +218,7 @@ async function jobPage(id) {
   const details = h("div", { class: "grid2" });
   const problem = h("div", {});
   main.replaceChildren(head, problem, progress, actions, failures, details);
+  const reportBox = h("div", { id: "report-files" });
   let lastFailed = -1;
   let lastActions = "";
   await poll(async () => {
@@ -238,7 +239,12 @@ async function jobPage(id) {
       lastActions = key;
       actions.replaceChildren(h("h2", { id: "act-h" }, "Actions"), ...actionButtons(job));
     }
-    details.replaceChildren(...detailSections(job));
+    // The report's links are fetched once the job has ended (they are presigned: one look).
+    if (ENDED.has(job.Status) && job.Report && job.Report.Enabled && !reportBox.dataset.loaded) {
+      reportBox.dataset.loaded = "yes";
+      reportBox.replaceChildren(...(await reportFiles(job.JobId)));
+    }
+    details.replaceChildren(...detailSections(job, reportBox));
     const failed = (job.ProgressSummary || {}).NumberOfTasksFailed || 0;
     if (failed !== lastFailed && job.Report && job.Report.Enabled) {
       lastFailed = failed;
@@ -346,18 +352,35 @@ function reportFacts(job) {
   if (!r || !r.Enabled) return [h("p", {}, "No completion report.")];
   const bucket = (r.Bucket || "").replace(/^arn:aws:s3:::/, "");
   const folder = `${r.Prefix ? r.Prefix.replace(/\/$/, "") + "/" : ""}job-${job.JobId}`;
-  const s3console = (key) => `https://s3.console.aws.amazon.com/s3/object/${enc(bucket)}?prefix=${enc(key)}`;
-  const folderLink = `https://s3.console.aws.amazon.com/s3/buckets/${enc(bucket)}?prefix=${enc(folder + "/results/")}`;
   return [factList([
     ["Scope", r.ReportScope],
-    ["Manifest", ENDED.has(job.Status)
-      ? h("a", { href: s3console(`${folder}/manifest.json`), target: "_blank", rel: "noopener" }, `s3://${bucket}/${folder}/manifest.json`)
-      : `s3://${bucket}/${folder}/manifest.json (written when the job ends)`],
-    ["Result files", h("a", { href: folderLink, target: "_blank", rel: "noopener" }, `s3://${bucket}/${folder}/results/`)],
+    ["Location", `s3://${bucket}/${folder}/`],
+    ["Manifest", ENDED.has(job.Status) ? `${folder}/manifest.json` : "written when the job ends"],
   ])];
 }
 
-function detailSections(job) {
+/** The report's files with download links (presigned as the job's role, valid 15 minutes). */
+async function reportFiles(jobId) {
+  let out;
+  try {
+    out = await api("GET", `/v20180820/jobs/${enc(jobId)}/report-files`);
+  } catch (e) {
+    return [notice(e)];
+  }
+  const link = (f, text) => h("a", { href: f.Url, download: "", rel: "noopener" }, text);
+  const files = out.Files || [];
+  return [
+    h("p", {}, out.Manifest ? link(out.Manifest, "manifest.json") : "", " ",
+      h("span", { class: "muted" }, `Links work for ${Math.round(out.ExpiresInSeconds / 60)} minutes.`)),
+    files.length ? h("div", { class: "table-wrap" }, h("table", { "aria-label": "Result files" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Result file"), h("th", {}, "Tasks"), h("th", { class: "num" }, "Rows"))),
+      h("tbody", {}, files.map((f) => h("tr", {}, h("td", {}, link(f, f.Key.split("/").pop())),
+        h("td", {}, f.TaskExecutionStatus), h("td", { class: "num" }, f.Rows))))))
+      : h("p", { class: "muted" }, "No result files."),
+  ];
+}
+
+function detailSections(job, reportBox) {
   const { name, params } = operationOf(job);
   const manifest = job.Manifest || {};
   const loc = manifest.Location || {};
@@ -376,7 +399,8 @@ function detailSections(job) {
         ? h("pre", {}, JSON.stringify(job.ManifestGenerator, null, 2))
         : factList([["Object", loc.ObjectArn], ["ETag", loc.ETag], ["Version", loc.ObjectVersionId],
           ["Format", spec.Format], ["Fields", (spec.Fields || []).join(", ")]])),
-    h("section", { class: "card", "aria-labelledby": "rep-h" }, h("h2", { id: "rep-h" }, "Completion report"), ...reportFacts(job)),
+    h("section", { class: "card", "aria-labelledby": "rep-h" }, h("h2", { id: "rep-h" }, "Completion report"), ...reportFacts(job),
+      reportBox),
     h("section", { class: "card", "aria-labelledby": "time-h" }, h("h2", { id: "time-h" }, "Status history"),
       h("ol", { class: "timeline" }, history.map((c) => h("li", {}, statusBadge(c.Status), " ", when(c.Time),
         c.Reason ? h("span", {}, ` — ${c.Reason}`) : ""))),

@@ -244,6 +244,11 @@ impl ApiClient {
         self.send(self.http.get(format!("{}/v20180820/jobs/{}/failures{q}", self.base, enc(id)))).await
     }
 
+    /// batchops: job `id`'s report files so far, each with a presigned download URL.
+    pub async fn report_files(&self, id: &str) -> Result<Value> {
+        self.send(self.http.get(format!("{}/v20180820/jobs/{}/report-files", self.base, enc(id)))).await
+    }
+
     pub async fn update_job_priority(&self, id: &str, priority: i64) -> Result<Value> {
         self.send(self.http.post(format!("{}/v20180820/jobs/{}/priority?priority={priority}", self.base, enc(id))))
             .await

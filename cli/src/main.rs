@@ -238,6 +238,12 @@ enum JobVerb {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// batchops: the report's files (and manifest.json once the job has ended), each with a
+    /// download URL valid for 15 minutes, presigned as the job's role.
+    ReportFiles {
+        /// The job's ID.
+        job_id: String,
+    },
     /// Shows a progress bar until the job ends; exits 1 if it failed, 2 if it was cancelled.
     Watch {
         /// The job's ID.
@@ -459,6 +465,7 @@ async fn run_verb(api: &ApiClient, verb: JobVerb) -> Result<()> {
         JobVerb::DeleteJobTagging { job_id } => print(&api.delete_job_tagging(&job_id).await?),
         JobVerb::RetryFailed { job_id } => print(&serde_json::json!({ "JobId": api.retry_failed(&job_id).await? })),
         JobVerb::Failures { job_id, limit } => print(&api.failures(&job_id, limit).await?),
+        JobVerb::ReportFiles { job_id } => print(&api.report_files(&job_id).await?),
         JobVerb::Watch { job_id, interval } => {
             let code = watch(api, &job_id, Duration::from_secs_f64(interval.max(0.1))).await?;
             std::process::exit(code);

@@ -2,6 +2,7 @@
 read failures, confirm, cancel, filter the list. Screenshots go to .local/console/."""
 import json
 import os
+import urllib.request
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -79,6 +80,15 @@ def test_a_job_with_failed_tasks_shows_their_codes_counts_and_rows(browser, loca
     keys = {td.text.split("\n")[0] for td in browser.find_elements(By.CSS_SELECTOR, "details table tbody td:nth-child(2)")}
     assert keys == {"gone/a.jpg", "gone/b.jpg", "gone/c.jpg"}, keys
     assert "Retry 3 failed tasks" in browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=act-h]").text
+    # The report's files, each a working download link.
+    links = wait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#report-files tbody a"))
+    statuses = [r.find_elements(By.TAG_NAME, "td")[1].text for r in browser.find_elements(By.CSS_SELECTOR, "#report-files tbody tr")]
+    assert set(statuses) == {"failed", "succeeded"}, statuses
+    rows = [row for a, s in zip(links, statuses) if s == "failed"
+            for row in urllib.request.urlopen(a.get_attribute("href"), timeout=10).read().decode().splitlines()]
+    assert sorted(r.split(",")[1] for r in rows) == ["gone/a.jpg", "gone/b.jpg", "gone/c.jpg"], rows
+    manifest = browser.find_element(By.LINK_TEXT, "manifest.json").get_attribute("href")
+    assert b"Report_CSV_20180820" in urllib.request.urlopen(manifest, timeout=10).read()
     browser.save_screenshot(os.path.join(SHOTS, "job-failures.png"))
     no_script_errors(browser)
 

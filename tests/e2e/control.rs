@@ -205,6 +205,16 @@ async fn retry_failed_of_a_job_with_10_missing_keys_runs_exactly_those_10() -> R
     assert!(shown.iter().all(|t| t["Key"].as_str().unwrap().starts_with("missing/k%20")), "{failures}");
     let err = sys.api.failures(&id, Some(1001)).await.unwrap_err().to_string();
     assert!(err.contains("limit"), "{err}");
+    // The report's files, downloadable through their presigned URLs without credentials.
+    let links = sys.api.report_files(&id).await?;
+    let files = links["Files"].as_array().unwrap();
+    let failed: Vec<&Value> = files.iter().filter(|f| f["TaskExecutionStatus"] == "failed").collect();
+    assert_eq!(failed.iter().map(|f| f["Rows"].as_u64().unwrap()).sum::<u64>(), 10, "{links}");
+    let body = reqwest::get(failed[0]["Url"].as_str().unwrap()).await?.error_for_status()?.text().await?;
+    assert_eq!(body.lines().count() as u64, failed[0]["Rows"].as_u64().unwrap(), "{body}");
+    assert!(body.lines().all(|l| l.contains("missing/k%20") && l.contains("NoSuchKey")), "{body}");
+    let manifest = reqwest::get(links["Manifest"]["Url"].as_str().unwrap()).await?.error_for_status()?.text().await?;
+    assert!(manifest.contains(failed[0]["Key"].as_str().unwrap()), "{manifest}");
     // The missing objects arrive; the retry finds them.
     for i in (4..100).step_by(10) {
         sys.put(&src, &format!("missing/k {i}"), "late").await?;

@@ -12,6 +12,7 @@
 //! | `PUT /v20180820/jobs/{id}/tagging` with `{"Tags": [...]}` | `{}` |
 //! | `DELETE /v20180820/jobs/{id}/tagging` | `{}` |
 //! | `POST /v20180820/jobs/{id}/retry-failed` (batchops) | `{"JobId"}` of the new job |
+//! | `GET /v20180820/jobs/{id}/report-files` (batchops) | the report's files with presigned download URLs ([`ReportLinks`](batchops_core::pipeline::report_links::ReportLinks)) |
 //! | `GET /v20180820/jobs/{id}/failures?limit=..` (batchops) | failed rows per ErrorCode and HTTP status ([`Failures`](batchops_core::pipeline::failures::Failures)) |
 //!
 //! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
@@ -80,6 +81,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/v20180820/jobs/{id}/rate", post(update_rate))
         .route("/v20180820/jobs/{id}/retry-failed", post(retry_failed))
         .route("/v20180820/jobs/{id}/failures", get(failures))
+        .route("/v20180820/jobs/{id}/report-files", get(report_files))
         .route("/v20180820/jobs/{id}/tagging", get(get_tagging).put(put_tagging).delete(delete_tagging))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .fallback(|| async {
@@ -199,6 +201,11 @@ async fn failures(State(intake): State<Arc<Intake>>, Path(id): Path<String>, Raw
     };
     let out = intake.failures(&id, limit).await?;
     Ok(Json(serde_json::to_value(out).map_err(|e| Error::backend("failures", e))?))
+}
+
+async fn report_files(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+    let out = intake.report_links(&id).await?;
+    Ok(Json(serde_json::to_value(out).map_err(|e| Error::backend("report files", e))?))
 }
 
 async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {

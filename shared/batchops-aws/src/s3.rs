@@ -347,4 +347,15 @@ impl ObjectStore for S3ObjectStore {
             .map_err(|e| storage(&e))?;
         Ok(out.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
     }
+
+    async fn presign_get(&self, bucket: &str, key: &str, expires: std::time::Duration) -> Result<String, StorageError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(|e| StorageError {
+            http_status: 400,
+            code: "InvalidArgument".into(),
+            message: format!("presigned URL expiry: {e}"),
+        })?;
+        let request =
+            self.client.get_object().bucket(bucket).key(key).presigned(config).await.map_err(|e| storage(&e))?;
+        Ok(request.uri().to_string())
+    }
 }

@@ -505,6 +505,10 @@ impl ObjectStore for InMemoryObjectStore {
     async fn tags(&self, _: &str, _: &str, _: Option<&str>) -> Result<Vec<(String, String)>, StorageError> {
         Ok(Vec::new())
     }
+
+    async fn presign_get(&self, bucket: &str, key: &str, _: std::time::Duration) -> Result<String, StorageError> {
+        Ok(format!("memory://{bucket}/{key}"))
+    }
 }
 
 /// Roles in memory: every role gives the same ports, except the roles named in `refused`

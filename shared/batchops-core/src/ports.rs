@@ -396,6 +396,16 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, StorageError>;
+    /// A URL that GETs the object without credentials until `expires` has passed (signed with
+    /// this store's): the console's download links to report files.
+    async fn presign_get(&self, bucket: &str, key: &str, expires: std::time::Duration) -> Result<String, StorageError> {
+        let _ = (bucket, key, expires);
+        Err(StorageError {
+            http_status: 501,
+            code: "NotImplemented".into(),
+            message: "this store cannot presign".into(),
+        })
+    }
 }
 
 /// Runs the tasks of an operation; never fails as a whole: a failure is an outcome.

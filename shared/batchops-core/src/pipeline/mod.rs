@@ -12,6 +12,7 @@ pub mod intake;
 pub mod limiter;
 mod listing;
 mod parts;
+pub mod report_links;
 pub mod retry_failed;
 
 use std::time::Duration;

@@ -1594,6 +1594,12 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
     assert!(f.groups[0].tasks.iter().all(|t| t.bucket == "src" && t.key.starts_with("missing-")));
     assert!(f.groups[1].tasks[0].result_message.contains("line 41"), "{:?}", f.groups[1]);
 
+    // Every result file, and the manifest of the ended job, with a link.
+    let links = w.intake().report_links(id.as_str()).await.unwrap();
+    assert_eq!(links.files.len(), crate::pipeline::consolidate::report_files(&*w.store, &id).await.unwrap().len());
+    assert_eq!(links.files.iter().map(|f| f.rows.unwrap()).sum::<u64>(), 41, "every row in some file");
+    assert!(links.files.iter().all(|f| f.url == format!("memory://reports/{}", f.key)), "{links:?}");
+    assert_eq!(links.manifest.unwrap().key, format!("r/job-{id}/manifest.json"));
     let bad = w.intake().failures(id.as_str(), 0).await.unwrap_err();
     assert!(bad.to_string().contains("limit"), "{bad}");
     let quiet = w.spec_at("q2.csv", "src,missing-1\n", json!({"Report": {"Enabled": false}}));
