@@ -480,14 +480,21 @@ async function createPage() {
       spec.ClientRequestToken = crypto.randomUUID ? crypto.randomUUID() : String(Date.now());
     }
     submit.disabled = true;
+    const show = (problems) => {
+      text.setAttribute("aria-invalid", "true");
+      errors.replaceChildren(...annotate(spec, problems));
+      errors.querySelector(".msg, .notice")?.scrollIntoView({ block: "nearest" });
+    };
     try {
+      // Every problem at once first (nothing is created), then the job.
+      const checked = await api("POST", "/v20180820/jobs/validate", spec);
+      const problems = (checked.Problems || []).map((p) => ({ code: p.Code, member: p.Member, message: p.Message }));
+      if (problems.length) return show(problems);
       const out = await api("POST", "/v20180820/jobs", spec);
       say("Job created");
       location.hash = `#/jobs/${enc(out.JobId)}`;
     } catch (e) {
-      text.setAttribute("aria-invalid", "true");
-      errors.replaceChildren(...annotate(spec, e));
-      errors.querySelector(".msg, .notice")?.scrollIntoView({ block: "nearest" });
+      show([{ code: e.code, message: e.message }]);
     } finally {
       submit.disabled = false;
     }
@@ -497,34 +504,53 @@ async function createPage() {
 /** The member an error message names (`Operation.S3PutObjectCopy.TargetResource: ...`). */
 function memberOf(message) {
   const m = /^([A-Za-z][\w]*(?:(?:\.[A-Za-z][\w]*)|\[\d+\])*)\s*:/.exec(message || "");
-  return m ? m[1].replace(/\[(\d+)\]/g, ".$1").split(".") : null;
+  return m ? m[1] : null;
 }
 
-/** The spec pretty-printed with the error under the line of the member it names. */
-function annotate(spec, err) {
-  const path = memberOf(err.message);
-  const head = notice(err);
-  if (!path) return [head];
-  const lines = JSON.stringify(spec, null, 2).split("\n");
-  // The key path of every line, from its indentation (two spaces per level).
+/** The key path of every line of pretty-printed JSON (two spaces per level); null for lines without a key. */
+function linePaths(lines) {
   const stack = [];
-  let best = -1;
-  let bestDepth = 0;
-  lines.forEach((line, i) => {
+  return lines.map((line) => {
     const depth = (line.length - line.trimStart().length) / 2;
     const key = /^\s*"((?:[^"\\]|\\.)*)":/.exec(line);
     stack.length = depth;
-    if (key) stack[depth - 1] = key[1];
-    let matched = 0;
-    while (matched < path.length && matched < depth && stack[matched] === path[matched]) matched++;
-    if (key && matched === depth && matched > bestDepth) { best = i; bestDepth = matched; }
+    if (!key) return null;
+    stack[depth - 1] = key[1];
+    return stack.slice(0, depth);
   });
-  if (best < 0) return [head];
-  const member = path.slice(0, bestDepth).join(".");
-  return [head, h("div", { class: "annotated", role: "group", "aria-label": "The request, with the error at its member" },
-    lines.map((line, i) => i === best
-      ? [h("div", { class: "hit" }, line), h("div", { class: "msg", "data-member": member }, `↑ ${err.message}`)]
-      : h("div", {}, line)))];
+}
+
+/** The line whose key path is the longest prefix of `path`; -1 when none is. */
+function lineOf(paths, path) {
+  let best = -1;
+  let bestDepth = 0;
+  paths.forEach((p, i) => {
+    if (!p || p.length <= bestDepth || p.length > path.length) return;
+    if (p.every((k, j) => k === path[j])) { best = i; bestDepth = p.length; }
+  });
+  return best;
+}
+
+/** The spec pretty-printed with each problem under the line of the member it names. */
+function annotate(spec, problems) {
+  const lines = JSON.stringify(spec, null, 2).split("\n");
+  const paths = linePaths(lines);
+  const at = new Map();
+  const loose = [];
+  for (const p of problems) {
+    const member = p.member || memberOf(p.message);
+    const line = member ? lineOf(paths, member.replace(/\[(\d+)\]/g, ".$1").split(".")) : -1;
+    if (line < 0) loose.push(p);
+    else at.set(line, [...(at.get(line) || []), { ...p, member }]);
+  }
+  const head = h("p", { class: "notice", role: "alert" }, problems.length === 1
+    ? `${problems[0].code ? problems[0].code + ": " : ""}${problems[0].message}`
+    : `${problems.length} problems; each is shown under its member.`);
+  const view = at.size ? h("div", { class: "annotated", role: "group", "aria-label": "The request, with each problem at its member" },
+    lines.map((line, i) => at.has(i)
+      ? [h("div", { class: "hit" }, line), at.get(i).map((p) => h("div", { class: "msg", "data-member": p.member }, `↑ ${p.message}`))]
+      : h("div", {}, line))) : "";
+  return [head, ...(problems.length > 1 ? loose.map((p) => notice(p)) : []), view];
 }
 
 // ---- Routing ------------------------------------------------------------------------------

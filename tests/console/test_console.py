@@ -44,18 +44,24 @@ def test_a_spec_with_a_mistake_shows_the_error_at_its_member_then_the_fixed_one_
     assert "S3PutObjectCopy" in names and "LambdaInvoke" in names, names
     bad = spec(data, "all", Description="console: copy 40 photos")
     bad["Operation"]["S3PutObjectCopy"]["TargetResource"] = "dst-bucket-without-arn"
+    bad["Priority"] = -1
     area.clear()
     area.send_keys(json.dumps(bad, indent=2))
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    msg = wait(browser, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".annotated .msg")))
-    assert msg.get_attribute("data-member") == "Operation.S3PutObjectCopy.TargetResource", msg.get_attribute("data-member")
-    assert "TargetResource" in msg.text
-    hit = browser.find_element(By.CSS_SELECTOR, ".annotated .hit")
-    assert '"TargetResource": "dst-bucket-without-arn"' in hit.text, hit.text
+    # Both mistakes at once, each under the line of its member.
+    wait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".annotated .msg")) == 2)
+    msgs = browser.find_elements(By.CSS_SELECTOR, ".annotated .msg")
+    members = [m.get_attribute("data-member") for m in msgs]
+    assert members == ["Operation.S3PutObjectCopy.TargetResource", "Priority"], members
+    assert "not an S3 ARN" in msgs[0].text and "0-2147483647" in msgs[1].text, [m.text for m in msgs]
+    hits = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".annotated .hit")]
+    assert hits == ['      "TargetResource": "dst-bucket-without-arn"', '  "Priority": -1,'], hits
+    assert browser.execute_script("return fetch('/v20180820/jobs').then(r => r.json()).then(b => b.Jobs.length)") == 0, \
+        "nothing was created"
     assert area.get_attribute("aria-invalid") == "true"
     browser.save_screenshot(os.path.join(SHOTS, "create-error.png"))
 
-    good = dict(bad, Operation={"S3PutObjectCopy": {"TargetResource": f"arn:aws:s3:::{data['dst']}"}})
+    good = dict(bad, Priority=10, Operation={"S3PutObjectCopy": {"TargetResource": f"arn:aws:s3:::{data['dst']}"}})
     area.clear()
     area.send_keys(json.dumps(good, indent=2))
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

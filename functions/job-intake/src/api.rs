@@ -3,6 +3,7 @@
 //! | Route | Answer |
 //! |---|---|
 //! | `POST /v20180820/jobs` | `{"JobId"}` |
+//! | `POST /v20180820/jobs/validate` (batchops) | `{"Problems": [{"Code","Member","Message"}]}`: every member CreateJob would refuse |
 //! | `GET /v20180820/jobs/{id}` | `{"Job": JobDescriptor}` |
 //! | `GET /v20180820/jobs?jobStatuses=..&maxResults=..&nextToken=..` | `{"Jobs": [...], "NextToken"}` |
 //! | `POST /v20180820/jobs/{id}/status?requestedJobStatus=..&statusUpdateReason=..` | `{"JobId","Status","StatusUpdateReason"}` |
@@ -75,6 +76,7 @@ fn one(q: &HashMap<String, Vec<String>>, name: &str) -> Option<String> {
 pub fn router(intake: Arc<Intake>) -> Router {
     Router::new()
         .route("/v20180820/jobs", post(create_job).get(list_jobs))
+        .route("/v20180820/jobs/validate", post(validate_job))
         .route("/v20180820/jobs/{id}", get(describe_job))
         .route("/v20180820/jobs/{id}/status", post(update_status))
         .route("/v20180820/jobs/{id}/priority", post(update_priority))
@@ -113,6 +115,23 @@ async fn create_job(State(intake): State<Arc<Intake>>, ext: Extensions, body: Bo
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.create_job(&body, who).await?;
     Ok(Json(json!({ "JobId": id })))
+}
+
+async fn validate_job(State(intake): State<Arc<Intake>>, body: BodyResult) -> ApiResult {
+    let problems: Vec<Value> = match read_body(body) {
+        Ok(body) => intake.problems(&body),
+        Err(e) => vec![e],
+    }
+    .into_iter()
+    .map(|e| {
+        let member = match &e {
+            Error::InvalidField { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        json!({"Code": e.code_and_status().0, "Member": member, "Message": e.to_string()})
+    })
+    .collect();
+    Ok(Json(json!({ "Problems": problems })))
 }
 
 type BodyResult = Result<Bytes, axum::extract::rejection::BytesRejection>;
@@ -334,6 +353,26 @@ mod tests {
         let (status, body) =
             call(&app, "GET", "/v20180820/jobs/00000000-0000-0000-0000-000000000000/tagging", "").await;
         assert_eq!((status, body["Code"].as_str()), (404, Some("NotFoundException")));
+    }
+
+    #[tokio::test]
+    async fn validate_names_every_member_create_job_would_refuse_and_creates_nothing() {
+        let app = app();
+        let mut spec: Value = serde_json::from_str(SPEC).unwrap();
+        spec["Report"]["Format"] = json!("CSV");
+        spec["Priority"] = json!(-5);
+        let (status, body) = call(&app, "POST", "/v20180820/jobs/validate", &spec.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        let members: Vec<&str> =
+            body["Problems"].as_array().unwrap().iter().map(|p| p["Member"].as_str().unwrap()).collect();
+        assert_eq!(members, ["Priority", "Report.Format"], "{body}");
+        assert!(body["Problems"][1]["Message"].as_str().unwrap().starts_with("Report.Format:"), "{body}");
+        let (_, body) = call(&app, "POST", "/v20180820/jobs/validate", SPEC).await;
+        assert_eq!(body, json!({"Problems": []}));
+        let (_, body) = call(&app, "POST", "/v20180820/jobs/validate", "{not json").await;
+        assert_eq!(body["Problems"][0]["Code"], "BadRequestException", "{body}");
+        let (_, body) = call(&app, "GET", "/v20180820/jobs", "").await;
+        assert_eq!(body["Jobs"], json!([]), "validating creates no job");
     }
 
     #[tokio::test]

@@ -288,61 +288,83 @@ impl JobSpec {
 
     /// Validates every member CreateJob takes, with S3 Control's lengths, ranges and enums.
     pub fn validate(&self) -> Result<ValidJob> {
-        if let Some(acct) = &self.account_id {
-            if acct.len() != 12 || !acct.chars().all(|c| c.is_ascii_digit()) {
-                return Err(Error::field("AccountId", "must be 12 digits"));
-            }
-        }
-        let token = require("ClientRequestToken", &self.client_request_token)?;
-        check_len("ClientRequestToken", token, 1, 64)?;
-        let priority = *require("Priority", &self.priority)?;
-        if !(0..=2_147_483_647).contains(&priority) {
-            return Err(Error::field("Priority", "must be 0-2147483647"));
-        }
-        let role = require("RoleArn", &self.role_arn)?;
-        check_len("RoleArn", role, 1, 2048)?;
-        let role_ok = role.starts_with("arn:")
-            && role.split(':').nth(2) == Some("iam")
-            && role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
-            && role.split(':').nth(5).is_some_and(|r| r.starts_with("role/"));
-        if !role_ok {
-            return Err(Error::field(
-                "RoleArn",
-                format!("'{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
-            ));
-        }
-        if let Some(d) = &self.description {
-            check_len("Description", d, 1, 256)?;
-        }
-        if let Some(rate) = self.max_tasks_per_second {
-            check_rate("MaxTasksPerSecond", rate)?;
-        }
-        if let Some(tags) = &self.tags {
-            check_tag_set("Tags", tags, 50)?;
-        }
-        let op_value = require("Operation", &self.operation)?;
-        let operation = Operation::from_spec(op_value)?;
+        self.check().map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Every problem of the spec, one per member that has one (S3 answers CreateJob with
+    /// the first; the console shows them all at once). Empty when the spec is valid.
+    pub fn problems(&self) -> Vec<Error> {
+        self.check().err().unwrap_or_default()
+    }
+
+    /// The spec, validated; or its problems, in member order, at least one.
+    fn check(&self) -> std::result::Result<ValidJob, Vec<Error>> {
+        let mut errors: Vec<Error> = self.check_members().into_iter().filter_map(Result::err).collect();
+        let operation = require("Operation", &self.operation).and_then(Operation::from_spec);
         let source = match (&self.manifest, &self.manifest_generator) {
-            (Some(_), Some(_)) => {
-                return Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both"))
-            }
-            (None, None) => return Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
-            (None, Some(g)) => Source::Generator(Box::new(crate::generator::validate(g)?)),
-            (Some(m), None) => validate_manifest(m)?,
+            (Some(_), Some(_)) => Err(Error::field("Manifest", "give either Manifest or ManifestGenerator, not both")),
+            (None, None) => Err(Error::field("Manifest", "one of Manifest or ManifestGenerator is required")),
+            (None, Some(g)) => crate::generator::validate(g).map(|g| Source::Generator(Box::new(g))),
+            (Some(m), None) => validate_manifest(m),
         };
-        let report = validate_report(require("Report", &self.report)?)?;
+        let report = require("Report", &self.report).and_then(validate_report);
+        let (operation, source, report) = match (operation, source, report) {
+            (Ok(o), Ok(s), Ok(r)) if errors.is_empty() => (o, s, r),
+            (o, s, r) => {
+                errors.extend([o.err(), s.err(), r.err()].into_iter().flatten());
+                return Err(errors);
+            }
+        };
         if let Source::Generator(g) = &source {
             // A confirmed job runs on the objects counted before confirmation, so they are
             // written down somewhere: the manifest output, or else the report bucket.
             if self.confirmation_required == Some(true) && g.output.is_none() && report.is_none() {
-                return Err(Error::field(
+                return Err(vec![Error::field(
                     "ManifestGenerator.S3JobManifestGenerator.EnableManifestOutput",
                     "a job that requires confirmation keeps the list it generated until it is confirmed: \
                      enable the manifest output or the report",
-                ));
+                )]);
             }
         }
         Ok(ValidJob { operation, source, report, dry_run: self.dry_run == Some(true) })
+    }
+
+    /// The checks of the top-level scalar members, each independent of the others.
+    fn check_members(&self) -> [Result<()>; 7] {
+        let role = || -> Result<()> {
+            let role = require("RoleArn", &self.role_arn)?;
+            check_len("RoleArn", role, 1, 2048)?;
+            let role_ok = role.starts_with("arn:")
+                && role.split(':').nth(2) == Some("iam")
+                && role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+                && role.split(':').nth(5).is_some_and(|r| r.starts_with("role/"));
+            if role_ok {
+                Ok(())
+            } else {
+                Err(Error::field(
+                    "RoleArn",
+                    format!("'{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
+                ))
+            }
+        };
+        [
+            match &self.account_id {
+                Some(acct) if acct.len() != 12 || !acct.chars().all(|c| c.is_ascii_digit()) => {
+                    Err(Error::field("AccountId", "must be 12 digits"))
+                }
+                _ => Ok(()),
+            },
+            require("ClientRequestToken", &self.client_request_token)
+                .and_then(|t| check_len("ClientRequestToken", t, 1, 64)),
+            require("Priority", &self.priority).and_then(|p| match (0..=2_147_483_647).contains(p) {
+                true => Ok(()),
+                false => Err(Error::field("Priority", "must be 0-2147483647")),
+            }),
+            role(),
+            self.description.as_deref().map_or(Ok(()), |d| check_len("Description", d, 1, 256)),
+            self.max_tasks_per_second.map_or(Ok(()), |rate| check_rate("MaxTasksPerSecond", rate)),
+            self.tags.as_ref().map_or(Ok(()), |tags| check_tag_set("Tags", tags, 50)),
+        ]
     }
 }
 
@@ -485,6 +507,27 @@ pub(crate) mod tests {
             Error::InvalidField { field, .. } => field,
             other => panic!("unexpected error {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_member_with_a_problem_is_named_and_the_first_is_what_validate_answers() {
+        let mut v = copy_spec();
+        v["Priority"] = json!(-1);
+        v["Operation"]["S3PutObjectCopy"]["TargetResource"] = json!("dest-bucket");
+        v["Report"]["Bucket"] = json!("reports");
+        v["Description"] = json!("");
+        let spec = parse(v.to_string().as_bytes()).unwrap();
+        let fields: Vec<String> = spec
+            .problems()
+            .into_iter()
+            .map(|e| match e {
+                Error::InvalidField { field, .. } => field,
+                other => panic!("unexpected error {other:?}"),
+            })
+            .collect();
+        assert_eq!(fields, ["Priority", "Description", "Operation.S3PutObjectCopy.TargetResource", "Report.Bucket"]);
+        assert_eq!(error_field(v), "Priority");
+        assert!(parse(copy_spec().to_string().as_bytes()).unwrap().problems().is_empty());
     }
 
     #[test]

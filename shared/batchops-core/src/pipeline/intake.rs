@@ -80,6 +80,20 @@ impl Intake {
         self.create(spec::parse(body)?, caller, now()).await
     }
 
+    /// What CreateJob would refuse in `body`, every member at once (nothing is created): the
+    /// console checks a spec with it before submitting. Empty when the spec would be taken
+    /// (the caller's `iam:PassRole` aside, which only CreateJob checks).
+    pub fn problems(&self, body: &[u8]) -> Vec<Error> {
+        let mut spec = match spec::parse(body) {
+            Ok(s) => s,
+            Err(e) => return vec![e],
+        };
+        if let Some(Err(e)) = spec.manifest_generator.as_mut().map(|g| crate::generator::resolve_windows(g, now())) {
+            return vec![e];
+        }
+        spec.problems()
+    }
+
     /// Creates the job of one schedule firing: its spec (given, or read from `SpecLocation`
     /// with `objects`) under a token of the schedule and the scheduled time, relative windows
     /// counted back from that time.
