@@ -79,10 +79,11 @@ pub async fn serve(listen: SocketAddr, api: ApiClient) -> Result<()> {
 }
 
 /// Whether a call comes from the console's own page: a page of another site must not drive
-/// the user's credentials. The browser names the page's origin on every cross-site fetch and
-/// form post; the host must be loopback by name, so a site whose name is made to resolve to
-/// 127.0.0.1 (DNS rebinding) is not taken for this one.
-fn same_origin(headers: &HeaderMap) -> std::result::Result<(), &'static str> {
+/// the API (or, through `batchops console`, the user's credentials). The browser names the
+/// page's origin on every cross-site fetch and form post, which must then be this server; and
+/// the host must be loopback by name, so a site whose name is made to resolve to 127.0.0.1
+/// (DNS rebinding) is not taken for this one.
+pub fn same_origin(headers: &HeaderMap) -> std::result::Result<(), &'static str> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
@@ -92,6 +93,17 @@ fn same_origin(headers: &HeaderMap) -> std::result::Result<(), &'static str> {
         Some(origin) if origin != format!("http://{host}") => Err("cross-origin requests are refused"),
         _ => Ok(()),
     }
+}
+
+/// `batchops local`'s guard over its API and console: what a browser sends (it names an
+/// `Origin`) must come from the console's own page; the CLI and SDKs send none and pass.
+pub async fn browser_guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        if let Err(why) = same_origin(request.headers()) {
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// One API call of the page, made again against the deployed API and answered as it answered.

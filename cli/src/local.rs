@@ -134,7 +134,9 @@ async fn serve_api(
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let mut app = job_intake::api::router(intake).merge(crate::console::routes());
+    let mut app = job_intake::api::router(intake)
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn(crate::console::browser_guard));
     if opts.check_pass_role {
         let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
         info!(caller = %me, "CreateJob checks iam:PassRole for this caller");

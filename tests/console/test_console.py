@@ -163,3 +163,18 @@ def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser
     browser.save_screenshot(os.path.join(SHOTS, "jobs-narrow.png"))
     browser.set_window_size(1280, 1000)
     no_script_errors(browser)
+
+
+def test_another_sites_page_cannot_drive_the_local_api(local, data):
+    body = json.dumps(spec(data, "all", ClientRequestToken="csrf-1")).encode()
+    evil = urllib.request.Request(f"{local}/v20180820/jobs", data=body, method="POST",
+                                  headers={"content-type": "text/plain", "origin": "http://evil.example"})
+    try:
+        urllib.request.urlopen(evil, timeout=10)
+        raise AssertionError("a cross-site POST was taken")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403, e.code
+    # Without an Origin (the CLI, an SDK) it is taken.
+    plain = urllib.request.Request(f"{local}/v20180820/jobs/validate", data=body, method="POST",
+                                   headers={"content-type": "application/json"})
+    assert json.load(urllib.request.urlopen(plain, timeout=10)) == {"Problems": []}
