@@ -34,7 +34,10 @@ def local():
     os.makedirs(SHOTS, exist_ok=True)
     log = open(os.path.join(SHOTS, "batchops-local.log"), "w")
     env = dict(os.environ, BATCHOPS_CHUNK_SIZE="10", RUST_LOG="warn")
-    proc = subprocess.Popen([binary, "local", "--listen", f"127.0.0.1:{port}", "--prefix", f"console{uuid.uuid4().hex[:8]}"],
+    # One chunk at a time: a rate-limited job's chunks then end one after another, and its
+    # bar moves while the page watches.
+    proc = subprocess.Popen([binary, "local", "--listen", f"127.0.0.1:{port}", "--prefix", f"console{uuid.uuid4().hex[:8]}",
+                             "--chunk-workers", "1"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(150):
         try:

@@ -148,17 +148,22 @@ def test_a_refused_action_shows_the_apis_message(browser, local, data):
 
 
 def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser, local, data):
+    done = create(local, spec(data, "missing", Description="console: listed and complete"))
+    held = create(local, spec(data, "all", Description="console: listed and suspended", ConfirmationRequired=True))
     browser.get(f"{local}/console/#/")
-    wait(browser, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "tr[data-job]")))
-    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
-    assert len(rows) >= 4, len(rows)
-    assert all(r.find_elements(By.CSS_SELECTOR, "[role=progressbar]") for r in rows)
-    assert "console: three keys missing" in browser.find_element(By.TAG_NAME, "table").text
+    row = lambda d, job: d.find_elements(By.CSS_SELECTOR, f"tr[data-job='{job}']")  # noqa: E731
+    wait(browser, 60).until(lambda d: row(d, done) and row(d, held), "the new jobs never showed")
+    wait(browser, 60).until(lambda d: d.execute_script(
+        f"return document.querySelector(\"tr[data-job='{done}'] .status\")?.textContent") == "Complete")
+    text = browser.execute_script(f"return document.querySelector(\"tr[data-job='{done}']\").innerText")
+    assert "console: listed and complete" in text and "S3PutObjectCopy" in text and "20 ✓ 3 ✗ of 23 (100 %)" in text, text
+    assert all(r.find_elements(By.CSS_SELECTOR, "[role=progressbar]") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-job]"))
     browser.save_screenshot(os.path.join(SHOTS, "jobs.png"))
-    Select(browser.find_element(By.ID, "status-filter")).select_by_visible_text("Cancelled")
-    wait(browser, 20).until(lambda d: "status=Cancelled" in d.current_url)
-    wait(browser, 20).until(lambda d: all(
-        s.text == "Cancelled" for s in d.find_elements(By.CSS_SELECTOR, "tr[data-job] .status")) and d.find_elements(By.CSS_SELECTOR, "tr[data-job]"))
+    Select(browser.find_element(By.ID, "status-filter")).select_by_visible_text("Suspended")
+    wait(browser, 20).until(lambda d: "status=Suspended" in d.current_url)
+    wait(browser, 20).until(lambda d: row(d, held) and not row(d, done))
+    statuses = browser.execute_script("return [...document.querySelectorAll('tr[data-job] .status')].map(s => s.textContent)")
+    assert set(statuses) == {"Suspended"}, statuses
     browser.set_window_size(420, 900)
     browser.save_screenshot(os.path.join(SHOTS, "jobs-narrow.png"))
     browser.set_window_size(1280, 1000)
@@ -178,3 +183,23 @@ def test_another_sites_page_cannot_drive_the_local_api(local, data):
     plain = urllib.request.Request(f"{local}/v20180820/jobs/validate", data=body, method="POST",
                                    headers={"content-type": "application/json"})
     assert json.load(urllib.request.urlopen(plain, timeout=10)) == {"Problems": []}
+
+
+def test_a_running_job_shows_its_rate_and_time_left_and_its_bar_moves(browser, local, data):
+    job_id = create(local, spec(data, "all", Description="console: rate limited", MaxTasksPerSecond=4))
+    open_job(browser, local, job_id)
+    # Read in one script call: the section is rebuilt on every refresh.
+    facts = lambda d: d.execute_script(  # noqa: E731
+        "return document.querySelector('section[aria-labelledby=prog-h] dl')?.innerText || ''")
+    wait(browser, 60).until(lambda d: "Time left" in facts(d), "no time left shown while active")
+    text = facts(browser)
+    assert "Rate limit\n4 tasks/s" in text, text
+    rate = float(text.split("Rate\n")[1].split(" tasks/s")[0])
+    assert 0 < rate <= 8, text
+    done = lambda d: int(d.execute_script(  # noqa: E731
+        "return document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')"))
+    first = done(browser)
+    wait(browser, 60).until(lambda d: done(d) > first, "the bar did not move")
+    wait_status(browser, "Complete")
+    assert "Time left" not in facts(browser)
+    no_script_errors(browser)
