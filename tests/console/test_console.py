@@ -29,7 +29,23 @@ def open_job(browser, local, job_id):
 
 
 def status_of(browser):
-    return browser.find_element(By.CSS_SELECTOR, "h1 .status").text
+    # One script call: the heading is rebuilt on every refresh, so an element found first
+    # may be gone by the time its text is asked for.
+    return browser.execute_script("return document.querySelector('h1 .status')?.textContent || ''")
+
+
+def text(browser, css):
+    """The text of the first element matching `css`, read in one script call (the page rebuilds
+    what it refreshes, so an element found first may be gone when its text is asked for)."""
+    return browser.execute_script("return document.querySelector(arguments[0])?.innerText ?? null", css)
+
+
+def texts(browser, css):
+    return browser.execute_script("return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)", css)
+
+
+def attr(browser, css, name):
+    return browser.execute_script("return document.querySelector(arguments[0])?.getAttribute(arguments[1]) ?? null", css, name)
 
 
 def wait_status(browser, status):
@@ -67,11 +83,10 @@ def test_a_spec_with_a_mistake_shows_the_error_at_its_member_then_the_fixed_one_
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(browser, 20).until(lambda d: "#/jobs/" in d.current_url)
     wait_status(browser, "Complete")
-    bar = browser.find_element(By.CSS_SELECTOR, "[role=progressbar]")
-    wait(browser, 10).until(lambda d: bar.get_attribute("aria-valuenow") == "40")
-    assert bar.get_attribute("aria-valuemax") == "40"
-    assert "(100 %)" in browser.find_element(By.CSS_SELECTOR, ".progress-text").text
-    timeline = browser.find_element(By.CSS_SELECTOR, "ol.timeline").text
+    wait(browser, 10).until(lambda d: attr(d, "[role=progressbar]", "aria-valuenow") == "40")
+    assert attr(browser, "[role=progressbar]", "aria-valuemax") == "40"
+    assert "(100 %)" in text(browser, ".progress-text")
+    timeline = text(browser, "ol.timeline")
     assert timeline.index("New") < timeline.index("Active") < timeline.index("Complete"), timeline
     browser.save_screenshot(os.path.join(SHOTS, "job-complete.png"))
     no_script_errors(browser)
@@ -81,19 +96,20 @@ def test_a_job_with_failed_tasks_shows_their_codes_counts_and_rows(browser, loca
     job_id = create(local, spec(data, "missing", Description="console: three keys missing"))
     open_job(browser, local, job_id)
     wait_status(browser, "Complete")
-    row = wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "tr[data-code=NoSuchKey]")))
-    assert row.text.split() == ["NoSuchKey", "404", "3"], row.text
-    keys = {td.text.split("\n")[0] for td in browser.find_elements(By.CSS_SELECTOR, "details table tbody td:nth-child(2)")}
+    wait(browser).until(lambda d: text(d, "tr[data-code=NoSuchKey]"))
+    assert text(browser, "tr[data-code=NoSuchKey]").split() == ["NoSuchKey", "404", "3"]
+    keys = {t.split("\n")[0] for t in texts(browser, "details table tbody td:nth-child(2)")}
     assert keys == {"gone/a.jpg", "gone/b.jpg", "gone/c.jpg"}, keys
-    assert "Retry 3 failed tasks" in browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=act-h]").text
+    assert "Retry 3 failed tasks" in text(browser, "section[aria-labelledby=act-h]")
     # The report's files, each a working download link.
-    links = wait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#report-files tbody a"))
-    statuses = [r.find_elements(By.TAG_NAME, "td")[1].text for r in browser.find_elements(By.CSS_SELECTOR, "#report-files tbody tr")]
-    assert set(statuses) == {"failed", "succeeded"}, statuses
-    rows = [row for a, s in zip(links, statuses) if s == "failed"
-            for row in urllib.request.urlopen(a.get_attribute("href"), timeout=10).read().decode().splitlines()]
+    wait(browser, 20).until(lambda d: texts(d, "#report-files tbody tr"))
+    files = browser.execute_script("""return [...document.querySelectorAll('#report-files tbody tr')]
+        .map(r => [r.querySelector('a').href, r.cells[1].innerText])""")
+    assert {status for _, status in files} == {"failed", "succeeded"}, files
+    rows = [row for href, status in files if status == "failed"
+            for row in urllib.request.urlopen(href, timeout=10).read().decode().splitlines()]
     assert sorted(r.split(",")[1] for r in rows) == ["gone/a.jpg", "gone/b.jpg", "gone/c.jpg"], rows
-    manifest = browser.find_element(By.LINK_TEXT, "manifest.json").get_attribute("href")
+    manifest = browser.execute_script("return [...document.querySelectorAll('#report-files a')].find(a => a.innerText == 'manifest.json').href")
     assert b"Report_CSV_20180820" in urllib.request.urlopen(manifest, timeout=10).read()
     browser.save_screenshot(os.path.join(SHOTS, "job-failures.png"))
     no_script_errors(browser)
@@ -132,7 +148,7 @@ def test_a_job_is_cancelled_with_a_reason_after_asking(browser, local, data):
     browser.find_element(By.XPATH, "//button[text()='Cancel job']").click()
     confirm_dialog(browser, {"reason": "wrong bucket"})
     wait_status(browser, "Cancelled")
-    wait(browser, 10).until(lambda d: "wrong bucket" in d.find_element(By.CSS_SELECTOR, "ol.timeline").text)
+    wait(browser, 10).until(lambda d: "wrong bucket" in (text(d, "ol.timeline") or ""))
     no_script_errors(browser)
 
 
@@ -157,7 +173,8 @@ def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser
         f"return document.querySelector(\"tr[data-job='{done}'] .status\")?.textContent") == "Complete")
     text = browser.execute_script(f"return document.querySelector(\"tr[data-job='{done}']\").innerText")
     assert "console: listed and complete" in text and "S3PutObjectCopy" in text and "20 ✓ 3 ✗ of 23 (100 %)" in text, text
-    assert all(r.find_elements(By.CSS_SELECTOR, "[role=progressbar]") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-job]"))
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('tr[data-job]')].every(r => r.querySelector('[role=progressbar]'))")
     browser.save_screenshot(os.path.join(SHOTS, "jobs.png"))
     Select(browser.find_element(By.ID, "status-filter")).select_by_visible_text("Suspended")
     wait(browser, 20).until(lambda d: "status=Suspended" in d.current_url)
