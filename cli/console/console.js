@@ -6,7 +6,7 @@ const STATUSES = ["New", "Preparing", "Suspended", "Ready", "Active", "Pausing",
   "Cancelling", "Cancelled", "Failing", "Failed"];
 const ENDED = new Set(["Complete", "Cancelled", "Failed"]);
 const POLL_MS = 2000;
-const PAGE_SIZE = 20;
+const PAGE_SIZES = [10, 20, 50, 100];
 
 const main = document.getElementById("main");
 let poller = null; // the current page's refresh timer
@@ -150,11 +150,15 @@ function ask(title, text, okLabel, fields = []) {
 
 async function jobsPage(params) {
   const status = params.get("status") || "";
-  const tokens = (params.get("pages") || "").split(",").filter(Boolean); // NextTokens of earlier pages
+  // Any size ListJobs takes may come in the link; the menu offers the usual ones.
+  const asked = Number(params.get("size"));
+  const size = Number.isInteger(asked) && asked >= 1 && asked <= 1000 ? asked : 20;
+  const tokens = params.getAll("page"); // the NextTokens that led here, oldest first
   const token = tokens[tokens.length - 1];
-  const filter = h("select", { id: "status-filter", onchange: (e) => {
-    location.hash = e.target.value ? `#/?status=${enc(e.target.value)}` : "#/";
-  } }, h("option", { value: "" }, "All statuses"), STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)));
+  const filter = h("select", { id: "status-filter", onchange: (e) => { location.hash = pageLink(e.target.value, size, []); } },
+    h("option", { value: "" }, "All statuses"), STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)));
+  const sizes = h("select", { id: "page-size", onchange: (e) => { location.hash = pageLink(status, Number(e.target.value), []); } },
+    [...new Set([...PAGE_SIZES, size])].sort((x, y) => x - y).map((n) => h("option", { value: n, selected: n === size }, String(n))));
   const body = h("tbody", {});
   const table = h("div", { class: "table-wrap" }, h("table", { "aria-describedby": "jobs-caption" },
     h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Status"), h("th", { class: "hide-narrow" }, "Operation"),
@@ -165,23 +169,27 @@ async function jobsPage(params) {
   main.replaceChildren(h("h1", {}, "Batch Operations jobs"),
     h("section", { class: "card" },
       h("div", { class: "row" }, h("div", {}, h("label", { for: "status-filter" }, "Status"), filter),
+        h("div", {}, h("label", { for: "page-size" }, "Jobs per page"), sizes),
         h("a", { href: "#/create" }, "Create job")),
       h("p", { id: "jobs-caption", class: "muted" }, "Newest first; updates every 2 seconds."),
       problem, table, pager));
-  let next = null;
+  let next;
   await poll(async () => {
-    const q = [`maxResults=${PAGE_SIZE}`];
+    const q = [`maxResults=${size}`];
     if (status) q.push(`jobStatuses=${enc(status)}`);
     if (token) q.push(`nextToken=${enc(token)}`);
     try {
       const out = await api("GET", `/v20180820/jobs?${q.join("&")}`);
       problem.replaceChildren();
       body.replaceChildren(...jobRows(out.Jobs || []));
-      next = out.NextToken || null;
-      pager.replaceChildren(
-        tokens.length ? h("a", { href: pageLink(status, tokens.slice(0, -1)) }, "← Newer") : "",
-        h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
-        next ? h("a", { href: pageLink(status, [...tokens, next]) }, "Older →") : "");
+      // The pager is rebuilt only when it changes, so a focused link keeps its focus.
+      if ((out.NextToken || null) !== next) {
+        next = out.NextToken || null;
+        pager.replaceChildren(
+          tokens.length ? h("a", { href: pageLink(status, size, tokens.slice(0, -1)) }, "← Newer") : "",
+          h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
+          next ? h("a", { href: pageLink(status, size, [...tokens, next]) }, "Older →") : "");
+      }
     } catch (e) {
       problem.replaceChildren(notice(e));
       throw e;
@@ -189,10 +197,11 @@ async function jobsPage(params) {
   });
 }
 
-function pageLink(status, tokens) {
+function pageLink(status, size, tokens) {
   const q = [];
   if (status) q.push(`status=${enc(status)}`);
-  if (tokens.length) q.push(`pages=${tokens.map(enc).join(",")}`);
+  if (size !== 20) q.push(`size=${size}`);
+  for (const t of tokens) q.push(`page=${enc(t)}`);
   return `#/${q.length ? "?" + q.join("&") : ""}`;
 }
 

@@ -61,8 +61,12 @@ def test_a_spec_with_a_mistake_shows_the_error_at_its_member_then_the_fixed_one_
     bad = spec(data, "all", Description="console: copy 40 photos")
     bad["Operation"]["S3PutObjectCopy"]["TargetResource"] = "dst-bucket-without-arn"
     bad["Priority"] = -1
-    area.clear()
-    area.send_keys(json.dumps(bad, indent=2))
+    # Uploaded from a file.
+    path = os.path.join(SHOTS, "bad-spec.json")
+    with open(path, "w") as f:
+        json.dump(bad, f, indent=2)
+    browser.find_element(By.ID, "upload").send_keys(path)
+    wait(browser, 10).until(lambda d: "dst-bucket-without-arn" in d.execute_script("return document.getElementById('spec').value"))
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     # Both mistakes at once, each under the line of its member.
     wait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".annotated .msg")) == 2)
@@ -86,8 +90,11 @@ def test_a_spec_with_a_mistake_shows_the_error_at_its_member_then_the_fixed_one_
     wait(browser, 10).until(lambda d: attr(d, "[role=progressbar]", "aria-valuenow") == "40")
     assert attr(browser, "[role=progressbar]", "aria-valuemax") == "40"
     assert "(100 %)" in text(browser, ".progress-text")
-    timeline = text(browser, "ol.timeline")
-    assert timeline.index("New") < timeline.index("Active") < timeline.index("Complete"), timeline
+    def in_order(d):
+        timeline = text(d, "ol.timeline") or ""
+        return all(s in timeline for s in ("New", "Active", "Complete")) and \
+            timeline.index("New") < timeline.index("Active") < timeline.index("Complete")
+    wait(browser, 10).until(in_order, "the status history is not New, ..., Active, ..., Complete")
     browser.save_screenshot(os.path.join(SHOTS, "job-complete.png"))
     no_script_errors(browser)
 
@@ -166,13 +173,14 @@ def test_a_refused_action_shows_the_apis_message(browser, local, data):
 def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser, local, data):
     done = create(local, spec(data, "missing", Description="console: listed and complete"))
     held = create(local, spec(data, "all", Description="console: listed and suspended", ConfirmationRequired=True))
+    create(local, spec(data, "all", Description="console: listed, one more", ConfirmationRequired=True))
     browser.get(f"{local}/console/#/")
     row = lambda d, job: d.find_elements(By.CSS_SELECTOR, f"tr[data-job='{job}']")  # noqa: E731
     wait(browser, 60).until(lambda d: row(d, done) and row(d, held), "the new jobs never showed")
     wait(browser, 60).until(lambda d: d.execute_script(
         f"return document.querySelector(\"tr[data-job='{done}'] .status\")?.textContent") == "Complete")
-    text = browser.execute_script(f"return document.querySelector(\"tr[data-job='{done}']\").innerText")
-    assert "console: listed and complete" in text and "S3PutObjectCopy" in text and "20 ✓ 3 ✗ of 23 (100 %)" in text, text
+    listed = text(browser, f"tr[data-job='{done}']")
+    assert "console: listed and complete" in listed and "S3PutObjectCopy" in listed and "20 ✓ 3 ✗ of 23 (100 %)" in listed, listed
     assert browser.execute_script(
         "return [...document.querySelectorAll('tr[data-job]')].every(r => r.querySelector('[role=progressbar]'))")
     browser.save_screenshot(os.path.join(SHOTS, "jobs.png"))
@@ -181,6 +189,19 @@ def test_the_job_list_shows_every_job_with_its_bar_and_filters_by_status(browser
     wait(browser, 20).until(lambda d: row(d, held) and not row(d, done))
     statuses = browser.execute_script("return [...document.querySelectorAll('tr[data-job] .status')].map(s => s.textContent)")
     assert set(statuses) == {"Suspended"}, statuses
+    # Pages of two: older and back to newer, each job on one page only.
+    browser.get(f"{local}/console/#/?size=2")
+    ids = lambda d: d.execute_script("return [...document.querySelectorAll('tr[data-job]')].map(r => r.dataset.job)")  # noqa: E731
+    wait(browser, 20).until(lambda d: len(ids(d)) == 2)
+    first = ids(browser)
+    wait(browser, 20).until(EC.element_to_be_clickable((By.LINK_TEXT, "Older →"))).click()
+    wait(browser, 20).until(lambda d: "Page 2" in (text(d, ".pager") or "") and len(ids(d)) == 2)
+    second = ids(browser)
+    assert not set(first) & set(second), (first, second)
+    wait(browser, 20).until(EC.element_to_be_clickable((By.LINK_TEXT, "← Newer"))).click()
+    wait(browser, 20).until(lambda d: "Page 1" in (text(d, ".pager") or "") and ids(d) == first)
+    browser.get(f"{local}/console/#/?status=Suspended")
+    wait(browser, 20).until(lambda d: ids(d))
     browser.set_window_size(420, 900)
     browser.save_screenshot(os.path.join(SHOTS, "jobs-narrow.png"))
     browser.set_window_size(1280, 1000)
