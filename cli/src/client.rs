@@ -147,23 +147,22 @@ impl ApiClient {
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);
         }
-        let mut req = req.build().context("request")?;
-        if let Some(signer) = &self.signer {
-            signer.sign(&mut req).await?;
-        }
-        let resp =
-            self.http.execute(req).await.with_context(|| format!("cannot reach the batchops API at {}", self.base))?;
+        let resp = self.execute(req).await?;
         let status = resp.status().as_u16();
         Ok((status, resp.bytes().await.context("the API's answer")?.to_vec()))
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+    /// Builds, signs (when this client signs) and sends a request.
+    async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let mut req = req.build().context("request")?;
         if let Some(signer) = &self.signer {
             signer.sign(&mut req).await?;
         }
-        let resp =
-            self.http.execute(req).await.with_context(|| format!("cannot reach the batchops API at {}", self.base))?;
+        self.http.execute(req).await.with_context(|| format!("cannot reach the batchops API at {}", self.base))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = self.execute(req).await?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status >= 300 {

@@ -110,6 +110,13 @@ pub async fn report_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<Result
     }
 }
 
+/// The job's result files of failed tasks that hold rows (what retry-failed and the failures
+/// view read).
+pub async fn failed_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<ResultFile>> {
+    let files = report_files(store, id).await?;
+    Ok(files.into_iter().filter(|f| f.status == "failed" && f.rows > 0).collect())
+}
+
 impl Finalizer {
     /// True when the report can be listed: the job needs no segments, or all are recorded.
     /// Otherwise sends a merge for each segment not recorded (again, when this runs twice:

@@ -10,11 +10,11 @@
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::consolidate::report_files;
+use super::consolidate::failed_files;
 use super::intake::Intake;
 use crate::job::JobId;
 use crate::manifest::split_csv;
-use crate::ports::{ObjectStore, ResultFile};
+use crate::ports::ObjectStore;
 use crate::{Error, Result};
 
 /// Most distinct (ErrorCode, HTTPStatusCode) pairs counted apart.
@@ -75,11 +75,7 @@ impl Intake {
         let Some(report) = job.plan()?.report.clone() else {
             return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not kept")));
         };
-        let files: Vec<ResultFile> = report_files(&*self.store, &job.id)
-            .await?
-            .into_iter()
-            .filter(|f| f.status == "failed" && f.rows > 0)
-            .collect();
+        let files = failed_files(&*self.store, &job.id).await?;
         let ports = self.roles.assume(&job.id, job.role_arn()).await?;
         let mut tally = Tally::new(limit);
         let mut complete = true;

@@ -3,7 +3,7 @@
 //! (`Bucket,Key,VersionId`, keys encoded as in CSV manifests) become the new job's manifest,
 //! written beside the report.
 
-use super::consolidate::report_files;
+use super::consolidate::failed_files;
 use super::intake::{Caller, Intake};
 use crate::job::{Job, JobId};
 use crate::ports::{read_all, JobPorts, ResultFile};
@@ -28,11 +28,7 @@ impl Intake {
         let Some(report) = parent.plan()?.report.clone() else {
             return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not known")));
         };
-        let failed: Vec<ResultFile> = report_files(&*self.store, &parent.id)
-            .await?
-            .into_iter()
-            .filter(|f| f.status == "failed" && f.rows > 0)
-            .collect();
+        let failed = failed_files(&*self.store, &parent.id).await?;
         if failed.is_empty() {
             return Err(Error::field("JobId", format!("job {id} has no failed tasks to retry")));
         }
