@@ -113,6 +113,9 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// Most status changes a job's record keeps.
+pub const MAX_HISTORY: usize = 50;
+
 /// One status a job entered, when and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
@@ -344,6 +347,16 @@ impl Job {
         }
     }
 
+    /// Adds a status change to the history, which keeps the first change and the latest
+    /// [`MAX_HISTORY`] - 1: a job paused and resumed by priority again and again must not grow
+    /// its record (a DynamoDB item, written at every change) without end.
+    pub fn record_status(&mut self, change: StatusChange) {
+        self.history.push(change);
+        if self.history.len() > MAX_HISTORY {
+            self.history.remove(1);
+        }
+    }
+
     /// What the job runs, as intake validated it.
     pub fn plan(&self) -> crate::Result<std::borrow::Cow<'_, crate::spec::ValidJob>> {
         match &self.plan {
@@ -495,6 +508,19 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_keeps_the_first_change_and_the_latest_ones() {
+        let mut job = Job::new(JobId::new_random(), JobSpec::default(), String::new(), OffsetDateTime::UNIX_EPOCH);
+        for i in 0..200 {
+            let status = if i % 2 == 0 { JobStatus::Paused } else { JobStatus::Active };
+            job.record_status(StatusChange { status, at: OffsetDateTime::UNIX_EPOCH, reason: Some(i.to_string()) });
+        }
+        assert_eq!(job.history.len(), MAX_HISTORY);
+        assert_eq!(job.history[0].status, JobStatus::New);
+        assert_eq!(job.history[1].reason.as_deref(), Some("151"));
+        assert_eq!(job.history[MAX_HISTORY - 1].reason.as_deref(), Some("199"));
+    }
 
     #[test]
     fn job_ids_are_checked_like_s3_does() {

@@ -133,7 +133,7 @@ pub async fn transition(
         JobStatus::Suspended => job.suspended_cause.clone(),
         _ => job.status_update_reason.clone().filter(|_| job.status_update_reason != reason_before),
     };
-    job.history.push(crate::job::StatusChange { status: to, at: now, reason });
+    job.record_status(crate::job::StatusChange { status: to, at: now, reason });
     let stored = store.put(&job).await?;
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
     crate::events::announce(events, &stored, Some(from)).await;
