@@ -28,6 +28,21 @@ pub struct Finalizer {
 }
 
 impl Finalizer {
+    /// A Pausing or Paused job whose chunks are all done goes back to Active, so it ends like
+    /// any other. The dispatcher moves a job back to Active after releasing its last chunks;
+    /// when those ran and the last one was recorded before that move, its request is the only
+    /// one there will be (a fresh-clone `make test` met a job left Active, all tasks done).
+    async fn resume_if_done(&self, job: Job) -> Result<Job> {
+        if !matches!(job.status, JobStatus::Pausing | JobStatus::Paused) || !job.progress.all_chunks_done() {
+            return Ok(job);
+        }
+        info!(job_id = %job.id, status = %job.status, "every chunk is done: the job resumes to end");
+        let pausable = [JobStatus::Pausing, JobStatus::Paused];
+        Ok(transition_from(&*self.store, &*self.events, &job.id, &pausable, JobStatus::Active, |_| {})
+            .await?
+            .unwrap_or_else(|j| j))
+    }
+
     /// Returns the job as it is after this message (ended, or untouched when it is not
     /// ready to end).
     pub async fn handle(&self, msg: &FinalizeMessage) -> Result<Job> {
@@ -36,6 +51,7 @@ impl Finalizer {
             self.merge(&job, m).await?;
             return Ok(job);
         }
+        let job = self.resume_if_done(job).await?;
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
                 match transition_from(

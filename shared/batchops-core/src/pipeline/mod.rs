@@ -278,9 +278,12 @@ pub async fn request_finalize(finalize: &dyn Queue, id: &JobId) -> Result<()> {
     send_one(finalize, &FinalizeMessage { job_id: id.clone(), merge: None }).await
 }
 
-/// Sends the finalize message when the job has run every chunk.
+/// Sends the finalize message when the job has run every chunk. A Pausing or Paused job
+/// counts: its last chunks may end before the dispatcher moves it back to Active, and then
+/// this is the only request there is (the finalizer resumes it to end it).
 pub async fn finalize_if_done(finalize: &dyn Queue, job: &Job) -> Result<bool> {
-    if job.status == JobStatus::Active && job.progress.all_chunks_done() {
+    let running = matches!(job.status, JobStatus::Active | JobStatus::Pausing | JobStatus::Paused);
+    if running && job.progress.all_chunks_done() {
         request_finalize(finalize, &job.id).await?;
         return Ok(true);
     }

@@ -352,6 +352,24 @@ async fn a_finalize_request_lost_after_the_last_chunk_is_made_up_by_the_chunks_r
 }
 
 #[tokio::test]
+async fn a_job_whose_last_chunks_end_while_it_is_pausing_still_ends() {
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(20), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    // The dispatcher paused it (a job of higher priority came) and released its last chunks;
+    // they run and ask for the finalizer before the dispatcher moves it back to Active.
+    let pausing = transition_from(&*w.store, &*w.events, &id, &[JobStatus::Active], JobStatus::Pausing, |_| {});
+    assert!(pausing.await.unwrap().is_ok());
+    while let Some(body) = w.chunks.pop() {
+        w.executor().handle(&serde_json::from_str(&body).unwrap()).await.unwrap();
+    }
+    let msg: FinalizeMessage = serde_json::from_str(&w.finalize.pop().unwrap()).unwrap();
+    let job = w.finalizer().handle(&msg).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.history);
+    assert_eq!(w.report_rows(&job).len(), 20);
+}
+
+#[tokio::test]
 async fn a_job_that_needs_confirmation_waits_in_suspended() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w
