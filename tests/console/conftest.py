@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -111,5 +112,3 @@ def browser():
     yield driver
     driver.quit()
 
-
-import urllib.parse  # noqa: E402  (used by the data fixture)

@@ -3,8 +3,12 @@ SigV4-signed with the caller's credentials and verified by the API proxy."""
 
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 from conftest import KEYS
 from lambdas import target_dir
@@ -73,10 +77,6 @@ def test_the_api_over_https_with_a_trusted_certificate(rehearsal):
 def test_the_console_for_the_stack_forwards_the_pages_calls_signed_and_refuses_other_origins(rehearsal, buckets):
     """`batchops console --stack`: the page's API calls reach the deployed API signed with the
     caller's credentials (which the page never sees); another site's page cannot use them."""
-    import socket
-    import time
-    import urllib.request
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
