@@ -209,7 +209,7 @@ function jobRows(jobs) {
   if (!jobs.length) return [h("tr", {}, h("td", { colspan: 6 }, "No jobs."))];
   return jobs.map((j) => h("tr", { "data-job": j.JobId },
     h("td", {}, h("a", { href: `#/jobs/${enc(j.JobId)}` }, j.Description || j.JobId),
-      j.Description ? h("div", { class: "muted" }, h("small", {}, j.JobId)) : "", tagList(j.Tags)),
+      j.Description ? h("div", { class: "muted jobid" }, h("small", {}, j.JobId)) : "", tagList(j.Tags)),
     h("td", {}, statusBadge(j.Status)),
     h("td", { class: "hide-narrow" }, j.Operation || ""),
     h("td", { class: "num hide-narrow" }, j.Priority),
