@@ -141,18 +141,34 @@ class EventSourceMapping(threading.Thread):
         self.invocations = 0
         self.errors = []
 
+    def note(self, what):
+        """Keeps a poller error, and writes it to REHEARSAL_LOGS/esm-<binary>.log."""
+        self.errors.append(what)
+        logs = os.environ.get("REHEARSAL_LOGS")
+        if logs:
+            with open(os.path.join(logs, f"esm-{self.binary}.log"), "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {what}\n")
+
     def receive(self):
         size = self.mapping.get("BatchSize", 10)
         window = self.mapping.get("MaximumBatchingWindowInSeconds", 0)
         batch, until = [], time.time() + window
         while len(batch) < size and not self.stopping.is_set():
-            out = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, size - len(batch)),
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
+            try:
+                out = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=min(10, size - len(batch)),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+            except Exception as e:
+                # What was received is delivered, as Lambda's poller does; dropping it here
+                # would hide it for the queue's whole visibility timeout (30 minutes).
+                self.note(f"receive failed: {e!r}")
+                if batch:
+                    break
+                raise
             batch += out.get("Messages", [])
             if batch and time.time() >= until:
                 break
@@ -182,6 +198,7 @@ class EventSourceMapping(threading.Thread):
             status, out = self.runtime.invoke(self.binary, self.event(messages))
             self.invocations += 1
             if status != 200:
+                self.note(f"invocation answered {status}: {out!r:.500}")
                 return  # a function error: the whole batch comes back
             failed = set()
             if self.report_failures and isinstance(out, dict):
@@ -192,7 +209,7 @@ class EventSourceMapping(threading.Thread):
                 if m["MessageId"] not in failed:
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
         except Exception as e:  # the batch comes back after the visibility timeout, as on AWS
-            self.errors.append(repr(e))
+            self.note(f"delivery failed: {e!r}")
         finally:
             self.slots.release()
 
