@@ -107,6 +107,14 @@ function notice(err) {
   return h("p", { class: "notice", role: "alert" }, code + err.message);
 }
 
+/** Replaces `el`'s content with `build()` only when `key` differs from what it shows: a part
+ * rebuilt on every refresh would lose its focus, its selection and its <details>' state. */
+function update(el, key, build) {
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  el.replaceChildren(...build());
+}
+
 function stopPolling() {
   if (poller) clearTimeout(poller);
   poller = null;
@@ -173,7 +181,6 @@ async function jobsPage(params) {
         h("a", { href: "#/create" }, "Create job")),
       h("p", { id: "jobs-caption", class: "muted" }, "Newest first; updates every 2 seconds."),
       problem, table, pager));
-  let next;
   await poll(async () => {
     const q = [`maxResults=${size}`];
     if (status) q.push(`jobStatuses=${enc(status)}`);
@@ -181,15 +188,16 @@ async function jobsPage(params) {
     try {
       const out = await api("GET", `/v20180820/jobs?${q.join("&")}`);
       problem.replaceChildren();
-      body.replaceChildren(...jobRows(out.Jobs || []));
-      // The pager is rebuilt only when it changes, so a focused link keeps its focus.
-      if ((out.NextToken || null) !== next) {
-        next = out.NextToken || null;
-        pager.replaceChildren(
-          tokens.length ? h("a", { href: pageLink(status, size, tokens.slice(0, -1)) }, "← Newer") : "",
-          h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
-          next ? h("a", { href: pageLink(status, size, [...tokens, next]) }, "Older →") : "");
-      }
+      // A focused job link keeps its focus across a refresh that rebuilt its row.
+      const focused = document.activeElement?.closest?.("tr[data-job]")?.dataset.job;
+      update(body, JSON.stringify(out.Jobs || []), () => jobRows(out.Jobs || []));
+      if (focused) body.querySelector(`tr[data-job="${CSS.escape(focused)}"] a`)?.focus();
+      const next = out.NextToken || null;
+      update(pager, String(next), () => [
+        tokens.length ? h("a", { href: pageLink(status, size, tokens.slice(0, -1)) }, "← Newer") : "",
+        h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
+        next ? h("a", { href: pageLink(status, size, [...tokens, next]) }, "Older →") : "",
+      ]);
     } catch (e) {
       problem.replaceChildren(notice(e));
       throw e;
@@ -229,7 +237,6 @@ async function jobPage(id) {
   main.replaceChildren(head, problem, progress, actions, failures, details);
   const reportBox = h("div", { id: "report-files" });
   let lastFailed = -1;
-  let lastActions = "";
   await poll(async () => {
     let job;
     try {
@@ -242,18 +249,14 @@ async function jobPage(id) {
     head.replaceChildren(h("h1", {}, job.Description || job.JobId, " ", statusBadge(job.Status)),
       job.Description ? h("p", { class: "muted" }, job.JobId) : "");
     progress.replaceChildren(...progressSection(job));
-    // The action buttons are rebuilt only when what they offer changes, so focus stays put.
-    const key = `${job.Status}|${job.Priority}|${(job.ProgressSummary || {}).NumberOfTasksFailed}`;
-    if (key !== lastActions) {
-      lastActions = key;
-      actions.replaceChildren(h("h2", { id: "act-h" }, "Actions"), ...actionButtons(job));
-    }
+    update(actions, `${job.Status}|${job.Priority}|${(job.ProgressSummary || {}).NumberOfTasksFailed}`,
+      () => [h("h2", { id: "act-h" }, "Actions"), ...actionButtons(job)]);
     // The report's links are fetched once the job has ended (they are presigned: one look).
     if (ENDED.has(job.Status) && job.Report && job.Report.Enabled && !reportBox.dataset.loaded) {
       reportBox.dataset.loaded = "yes";
       reportBox.replaceChildren(...(await reportFiles(job.JobId)));
     }
-    details.replaceChildren(...detailSections(job, reportBox));
+    update(details, JSON.stringify({ ...job, ProgressSummary: null }), () => detailSections(job, reportBox));
     const failed = (job.ProgressSummary || {}).NumberOfTasksFailed || 0;
     if (failed !== lastFailed && job.Report && job.Report.Enabled) {
       lastFailed = failed;

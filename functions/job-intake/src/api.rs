@@ -28,7 +28,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batchops_core::job::JobStatus;
+use batchops_core::pipeline::failures::Failures;
 use batchops_core::pipeline::intake::Caller;
+use batchops_core::pipeline::report_links::ReportLinks;
 use batchops_core::pipeline::Intake;
 use batchops_core::Error;
 use lambda_http::request::RequestContext;
@@ -213,18 +215,23 @@ async fn retry_failed(State(intake): State<Arc<Intake>>, ext: Extensions, Path(i
 /// Rows shown per (ErrorCode, HTTP status) when the request names no `limit`.
 const DEFAULT_FAILURE_ROWS: usize = 10;
 
-async fn failures(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+async fn failures(
+    State(intake): State<Arc<Intake>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Failures>, ApiError> {
     let limit = match one(&query_params(raw), "limit") {
         None => DEFAULT_FAILURE_ROWS,
         Some(l) => l.parse().map_err(|_| Error::field("limit", format!("'{l}' is not a number of rows")))?,
     };
-    let out = intake.failures(&id, limit).await?;
-    Ok(Json(serde_json::to_value(out).map_err(|e| Error::backend("failures", e))?))
+    Ok(Json(intake.failures(&id, limit).await?))
 }
 
-async fn report_files(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
-    let out = intake.report_links(&id).await?;
-    Ok(Json(serde_json::to_value(out).map_err(|e| Error::backend("report files", e))?))
+async fn report_files(
+    State(intake): State<Arc<Intake>>,
+    Path(id): Path<String>,
+) -> Result<Json<ReportLinks>, ApiError> {
+    Ok(Json(intake.report_links(&id).await?))
 }
 
 async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {

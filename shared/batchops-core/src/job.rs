@@ -357,6 +357,13 @@ impl Job {
         }
     }
 
+    /// Where the job's report goes, or the 400 that the routes reading a report (retry-failed,
+    /// failures, report-files) answer for a job that has none.
+    pub fn required_report(&self) -> crate::Result<crate::spec::ReportTarget> {
+        let report = self.plan()?.report.clone();
+        report.ok_or_else(|| crate::Error::field("JobId", format!("job {} has no report", self.id)))
+    }
+
     /// What the job runs, as intake validated it.
     pub fn plan(&self) -> crate::Result<std::borrow::Cow<'_, crate::spec::ValidJob>> {
         match &self.plan {

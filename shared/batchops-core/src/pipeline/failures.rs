@@ -68,13 +68,11 @@ pub struct FailedTask {
 impl Intake {
     /// The failed tasks of job `id`: at most `limit` rows per (code, status) pair.
     pub async fn failures(&self, id: &str, limit: usize) -> Result<Failures> {
-        let job = self.store.get(&JobId::parse(id)?).await?;
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::field("limit", format!("{limit} is not 1-{MAX_LIMIT}")));
         }
-        let Some(report) = job.plan()?.report.clone() else {
-            return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not kept")));
-        };
+        let job = self.store.get(&JobId::parse(id)?).await?;
+        let report = job.required_report()?;
         let files = failed_files(&*self.store, &job.id).await?;
         let ports = self.roles.assume(&job.id, job.role_arn()).await?;
         let mut tally = Tally::new(limit);

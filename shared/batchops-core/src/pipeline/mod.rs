@@ -125,19 +125,25 @@ pub async fn transition(
     }
     let reason_before = job.status_update_reason.clone();
     change(&mut job);
-    let reason = match to {
-        JobStatus::Failing | JobStatus::Failed => {
-            let codes: Vec<&str> = job.failure_reasons.iter().map(|f| f.failure_code.as_str()).collect();
-            (!codes.is_empty()).then(|| codes.join(", "))
-        }
-        JobStatus::Suspended => job.suspended_cause.clone(),
-        _ => job.status_update_reason.clone().filter(|_| job.status_update_reason != reason_before),
-    };
+    let reason = change_reason(&job, to, reason_before.as_deref());
     job.record_status(crate::job::StatusChange { status: to, at: now, reason });
     let stored = store.put(&job).await?;
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
     crate::events::announce(events, &stored, Some(from)).await;
     Ok(stored)
+}
+
+/// Why a job moved to `to`, for its status history: the failure codes, the cause of a
+/// suspension, or the caller's reason when this change set it.
+fn change_reason(job: &Job, to: JobStatus, reason_before: Option<&str>) -> Option<String> {
+    match to {
+        JobStatus::Failing | JobStatus::Failed => {
+            let codes: Vec<&str> = job.failure_reasons.iter().map(|f| f.failure_code.as_str()).collect();
+            (!codes.is_empty()).then(|| codes.join(", "))
+        }
+        JobStatus::Suspended => job.suspended_cause.clone(),
+        _ => job.status_update_reason.clone().filter(|r| Some(r.as_str()) != reason_before),
+    }
 }
 
 /// Re-reads the job and moves it to `to` when it is in one of `from`, retrying when another

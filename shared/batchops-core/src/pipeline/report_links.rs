@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::consolidate::report_files;
 use super::intake::Intake;
 use crate::job::JobId;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How long a link works.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -46,9 +46,7 @@ impl Intake {
     /// The report files of job `id` so far, each with a presigned GET URL.
     pub async fn report_links(&self, id: &str) -> Result<ReportLinks> {
         let job = self.store.get(&JobId::parse(id)?).await?;
-        let Some(report) = job.plan()?.report.clone() else {
-            return Err(Error::field("JobId", format!("job {id} has no report")));
-        };
+        let report = job.required_report()?;
         let ports = self.roles.assume(&job.id, job.role_arn()).await?;
         let sign = |key: String| {
             let objects = ports.objects.clone();

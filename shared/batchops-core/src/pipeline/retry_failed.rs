@@ -25,9 +25,7 @@ impl Intake {
                 message: "only the failed tasks of an ended job can be retried".into(),
             });
         }
-        let Some(report) = parent.plan()?.report.clone() else {
-            return Err(Error::field("JobId", format!("job {id} has no report, so its failed tasks are not known")));
-        };
+        let report = parent.required_report()?;
         let failed = failed_files(&*self.store, &parent.id).await?;
         if failed.is_empty() {
             return Err(Error::field("JobId", format!("job {id} has no failed tasks to retry")));
