@@ -6,7 +6,7 @@ use batchops_aws::DynamoJobStore;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
-    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobStore, LeaseOutcome, ObjectStore, PartRecord, Pass,
+    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobStore, LeaseOutcome, ObjectStore, PartRecord, Pass,
     RecordOutcome, ResultFile,
 };
 use batchops_core::spec::JobSpec;
@@ -137,16 +137,27 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     assert_eq!(store.get(&a.id).await?.progress.succeeded, 14);
 
     // list: newest first, filtered, paged
-    let b = job(10);
+    let mut b = job(10);
+    b.arn = b.arn.replace(":000000000000:", ":111122223333:");
     let c = job(20);
     store.create(&b, "tok-b", "h").await?;
     store.create(&c, "tok-c", "h").await?;
-    let page = store.list(&[], 2, None).await?;
+    let all = JobFilter::default();
+    let page = store.list(&all, 2, None).await?;
     let ids: Vec<JobId> = page.jobs.iter().map(|j| j.id.clone()).collect();
     assert_eq!(ids, vec![c.id.clone(), b.id.clone()]);
-    let rest = store.list(&[], 2, page.next_token.as_deref()).await?;
+    let rest = store.list(&all, 2, page.next_token.as_deref()).await?;
     assert_eq!(rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
-    let cancelling = store.list(&[JobStatus::Cancelling], 10, None).await?;
+    // ... and by account: full pages of that account's jobs, the others skipped
+    let ids_of = |page: &batchops_core::ports::JobPage| page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    let mine = JobFilter { statuses: &[], account: Some("000000000000") };
+    let first = store.list(&mine, 1, None).await?;
+    assert_eq!(ids_of(&first), vec![c.id.clone()]);
+    let second = store.list(&mine, 1, first.next_token.as_deref()).await?;
+    assert_eq!(ids_of(&second), vec![a.id.clone()], "b, of another account, is skipped");
+    let theirs = store.list(&JobFilter { statuses: &[], account: Some("111122223333") }, 5, None).await?;
+    assert_eq!((ids_of(&theirs), theirs.next_token), (vec![b.id.clone()], None));
+    let cancelling = store.list(&JobFilter { statuses: &[JobStatus::Cancelling], account: None }, 10, None).await?;
     assert_eq!(cancelling.jobs.len(), 1);
     assert_eq!(cancelling.jobs[0].progress.succeeded, 14);
     assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 2)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));

@@ -17,21 +17,26 @@
 //! | `GET /v20180820/jobs/{id}/failures?limit=..` (batchops) | failed rows per ErrorCode and HTTP status ([`Failures`](batchops_core::pipeline::failures::Failures)) |
 //!
 //! Errors are `{"Code": "<S3 Control exception>", "Message": "<field>: <what is wrong>"}`.
+//!
+//! The same routes speak S3 Control's REST-XML ([`crate::xml`]). A request that names its
+//! account in `x-amz-account-id` (every S3 Control request does) sees and changes only that
+//! account's jobs, and creates jobs for it; one without sees every account's jobs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Extensions, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batchops_core::job::JobStatus;
 use batchops_core::pipeline::failures::Failures;
-use batchops_core::pipeline::intake::Caller;
+use batchops_core::pipeline::intake::{Caller, Scope};
 use batchops_core::pipeline::report_links::ReportLinks;
 use batchops_core::pipeline::Intake;
+use batchops_core::ports::JobFilter;
 use batchops_core::Error;
 use lambda_http::request::RequestContext;
 use percent_encoding::percent_decode_str;
@@ -91,7 +96,33 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
         })
+        .layer(axum::middleware::from_fn(crate::xml::protocol))
         .with_state(intake)
+}
+
+/// The header S3 Control requests name their account in.
+pub const ACCOUNT_HEADER: &str = "x-amz-account-id";
+
+/// The account the request names (12 digits), if it names one.
+fn account(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get(ACCOUNT_HEADER) else { return Ok(None) };
+    match value.to_str() {
+        Ok(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(a.to_string())),
+        _ => Err(Error::field("AccountId", format!("{ACCOUNT_HEADER} must be 12 digits"))),
+    }
+}
+
+fn scope(account: &Option<String>) -> Scope<'_> {
+    account.as_deref().map_or(Scope::All, Scope::Account)
+}
+
+/// Refuses a request for a job of another account than the one it names.
+async fn owned(intake: &Intake, id: &str, headers: &HeaderMap) -> Result<(), Error> {
+    let account = account(headers)?;
+    if account.is_some() {
+        intake.job_in(id, scope(&account)).await?;
+    }
+    Ok(())
 }
 
 /// The caller `batchops local` names for its API's requests (it has no API Gateway in front).
@@ -112,10 +143,16 @@ fn caller(ext: &Extensions) -> Option<&str> {
 /// limit is not published). Bodies also nest at most 128 levels (serde_json's limit).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-async fn create_job(State(intake): State<Arc<Intake>>, ext: Extensions, body: BodyResult) -> ApiResult {
+async fn create_job(
+    State(intake): State<Arc<Intake>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> ApiResult {
     let body = read_body(body)?;
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
-    let id = intake.create_job(&body, who).await?;
+    let account = account(&headers)?;
+    let id = intake.create_job_in(&body, who, scope(&account)).await?;
     Ok(Json(json!({ "JobId": id })))
 }
 
@@ -146,12 +183,12 @@ fn read_body(body: BodyResult) -> Result<Bytes, Error> {
     })
 }
 
-async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
-    let job = intake.describe_job(&id).await?;
+async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    let job = intake.job_in(&id, scope(&account(&headers)?)).await?;
     Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
 }
 
-async fn list_jobs(State(intake): State<Arc<Intake>>, RawQuery(raw): RawQuery) -> ApiResult {
+async fn list_jobs(State(intake): State<Arc<Intake>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult {
     let q = query_params(raw);
     let mut statuses = Vec::new();
     for s in q.get("jobStatuses").into_iter().flatten() {
@@ -163,7 +200,9 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, RawQuery(raw): RawQuery) -
         None => None,
         Some(m) => Some(m.parse::<usize>().map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?),
     };
-    let page = intake.list_jobs(&statuses, max, one(&q, "nextToken").as_deref()).await?;
+    let account = account(&headers)?;
+    let filter = JobFilter { statuses: &statuses, account: account.as_deref() };
+    let page = intake.list_jobs(&filter, max, one(&q, "nextToken").as_deref()).await?;
     let now = OffsetDateTime::now_utc();
     let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();
     let mut out = json!({ "Jobs": jobs });
@@ -176,8 +215,10 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, RawQuery(raw): RawQuery) -
 async fn update_status(
     State(intake): State<Arc<Intake>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     let q = query_params(raw);
     let requested = one(&q, "requestedJobStatus").ok_or_else(|| Error::field("requestedJobStatus", "is required"))?;
     let up = intake.update_job_status(&id, &requested, one(&q, "statusUpdateReason")).await?;
@@ -191,22 +232,36 @@ async fn update_status(
 async fn update_priority(
     State(intake): State<Arc<Intake>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     let q = query_params(raw);
     let p = one(&q, "priority").ok_or_else(|| Error::field("priority", "is required"))?;
     let (id, priority) = intake.update_job_priority(&id, &p).await?;
     Ok(Json(json!({"JobId": id, "Priority": priority})))
 }
 
-async fn update_rate(State(intake): State<Arc<Intake>>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+async fn update_rate(
+    State(intake): State<Arc<Intake>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     let q = query_params(raw);
     let r = one(&q, "maxTasksPerSecond").ok_or_else(|| Error::field("maxTasksPerSecond", "is required"))?;
     let (id, rate) = intake.update_job_rate(&id, &r).await?;
     Ok(Json(json!({"JobId": id, "MaxTasksPerSecond": rate})))
 }
 
-async fn retry_failed(State(intake): State<Arc<Intake>>, ext: Extensions, Path(id): Path<String>) -> ApiResult {
+async fn retry_failed(
+    State(intake): State<Arc<Intake>>,
+    ext: Extensions,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.retry_failed(&id, who).await?;
     Ok(Json(json!({ "JobId": id })))
@@ -218,8 +273,10 @@ const DEFAULT_FAILURE_ROWS: usize = 10;
 async fn failures(
     State(intake): State<Arc<Intake>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Failures>, ApiError> {
+    owned(&intake, &id, &headers).await?;
     let limit = match one(&query_params(raw), "limit") {
         None => DEFAULT_FAILURE_ROWS,
         Some(l) => l.parse().map_err(|_| Error::field("limit", format!("'{l}' is not a number of rows")))?,
@@ -230,26 +287,36 @@ async fn failures(
 async fn report_files(
     State(intake): State<Arc<Intake>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<ReportLinks>, ApiError> {
+    owned(&intake, &id, &headers).await?;
     Ok(Json(intake.report_links(&id).await?))
 }
 
-async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     Ok(Json(json!({"Tags": intake.get_job_tagging(&id).await?})))
 }
 
-async fn put_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, body: BodyResult) -> ApiResult {
+async fn put_tagging(
+    State(intake): State<Arc<Intake>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     intake.put_job_tagging(&id, &read_body(body)?).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>) -> ApiResult {
+async fn delete_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    owned(&intake, &id, &headers).await?;
     intake.delete_job_tagging(&id).await?;
     Ok(Json(json!({})))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
@@ -258,7 +325,8 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    fn app() -> Router {
+    /// The router over in-memory ports.
+    pub(crate) fn app() -> Router {
         app_checking(None)
     }
 
@@ -292,7 +360,7 @@ mod tests {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    const SPEC: &str = include_str!("../fixtures/create-job.json");
+    pub(crate) const SPEC: &str = include_str!("../fixtures/create-job.json");
 
     #[tokio::test]
     async fn create_describe_list_and_update() {

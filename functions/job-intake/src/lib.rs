@@ -5,6 +5,7 @@
 pub mod api;
 pub mod s3_trigger;
 pub mod schedule;
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! | runnable job | `RUNNABLE` | `<id>` | `pushes` (count of backlog pushes): jobs with chunks waiting |
 //! | dispatcher lock | `DISPATCH` | `LOCK` | `holder`, `until` (Unix ms) |
 //! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
-//! | request token | `TOKEN#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
+//! | request token | `TOKEN#<account>#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
 //! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first. Job writes are conditional
 //! on `version`; counters change only by [`JobStore::record_chunk`], one transaction per chunk
@@ -24,8 +24,8 @@ use aws_sdk_dynamodb::Client;
 use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
-    now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobStore, LeaseOutcome, PartRecord, Pass,
-    RecordOutcome, SegmentRecord, Waiting,
+    now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobStore, LeaseOutcome, PartRecord,
+    Pass, RecordOutcome, SegmentRecord, Waiting,
 };
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
@@ -606,7 +606,8 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
+    async fn list(&self, filter: &JobFilter<'_>, max: usize, next_token: Option<&str>) -> Result<JobPage> {
+        let statuses = filter.statuses;
         let mut start: Option<Item> = match next_token {
             None => None,
             Some(t) => {
@@ -641,7 +642,12 @@ impl JobStore for DynamoJobStore {
             }
             let out = q.send().await.map_err(|e| backend("Query jobs", e))?;
             for item in out.items() {
-                jobs.push(Self::job_from_item(item)?);
+                // The account is in the job's ARN, inside its body: matched here, not by the
+                // query (a filter expression reads, and is billed for, the same items).
+                let job = Self::job_from_item(item)?;
+                if filter.matches(&job) {
+                    jobs.push(job);
+                }
             }
             start = out.last_evaluated_key().cloned();
             if start.is_none() {

@@ -320,6 +320,11 @@ impl Job {
         self.spec.role_arn.as_deref().unwrap_or_default()
     }
 
+    /// The account the job belongs to: the one in its ARN (`arn:aws:s3:<region>:<account>:job/<id>`).
+    pub fn account(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
+
     pub fn new(id: JobId, spec: JobSpec, arn: String, now: OffsetDateTime) -> Job {
         let spec_tags = spec.tags.clone().unwrap_or_default();
         Job {

@@ -11,9 +11,9 @@ use md5::{Digest, Md5};
 use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
-    now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobPage, JobPorts, JobStore, LeaseOutcome,
-    ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass, PassRoleCheck,
-    PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, StorageError, Waiting,
+    now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobPorts, JobStore,
+    LeaseOutcome, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass,
+    PassRoleCheck, PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, StorageError, Waiting,
 };
 use crate::{Error, Result};
 
@@ -61,10 +61,9 @@ impl JobStore for InMemoryJobStore {
         lock(&self.state).jobs.get(id).cloned().ok_or_else(|| Error::JobNotFound { job_id: id.clone() })
     }
 
-    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage> {
+    async fn list(&self, filter: &JobFilter<'_>, max: usize, next_token: Option<&str>) -> Result<JobPage> {
         let s = lock(&self.state);
-        let mut jobs: Vec<Job> =
-            s.jobs.values().filter(|j| statuses.is_empty() || statuses.contains(&j.status)).cloned().collect();
+        let mut jobs: Vec<Job> = s.jobs.values().filter(|j| filter.matches(j)).cloned().collect();
         jobs.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
         let start = match next_token {
             Some(t) => t.parse::<usize>().map_err(|_| Error::field("nextToken", "is not a token this API gave"))?,

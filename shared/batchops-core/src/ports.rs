@@ -26,6 +26,22 @@ pub enum CreateOutcome {
     Conflict,
 }
 
+/// Which jobs ListJobs returns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobFilter<'a> {
+    /// Only these statuses, when not empty.
+    pub statuses: &'a [JobStatus],
+    /// Only the jobs of this account (S3 Control requests name theirs), when given.
+    pub account: Option<&'a str>,
+}
+
+impl JobFilter<'_> {
+    pub fn matches(&self, job: &Job) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&job.status))
+            && self.account.is_none_or(|a| job.account() == a)
+    }
+}
+
 /// One page of ListJobs.
 #[derive(Debug)]
 pub struct JobPage {
@@ -139,12 +155,13 @@ pub struct PartRecord {
 /// Where job records live.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job unless `token` was used before (CreateJob is idempotent).
+    /// Stores a new job unless `token` (the account's ClientRequestToken, `<account>#<token>`)
+    /// was used before: CreateJob is idempotent.
     async fn create(&self, job: &Job, token: &str, request_hash: &str) -> Result<CreateOutcome>;
     /// Reads a job with strong consistency; `Error::JobNotFound` when there is none.
     async fn get(&self, id: &JobId) -> Result<Job>;
-    /// Jobs newest first, filtered by status when `statuses` is not empty.
-    async fn list(&self, statuses: &[JobStatus], max: usize, next_token: Option<&str>) -> Result<JobPage>;
+    /// Jobs newest first that `filter` matches: `max` of them unless the jobs run out first.
+    async fn list(&self, filter: &JobFilter<'_>, max: usize, next_token: Option<&str>) -> Result<JobPage>;
     /// Writes `job` (all but its counters) if the stored version is still `job.version`;
     /// returns the job as stored, with its version bumped. `Error::Conflict` when
     /// another writer changed it first.

@@ -88,6 +88,10 @@ struct Params {
     object_lock_mode: Option<String>,
     object_lock_retain_until_date: Option<Value>,
     checksum_algorithm: Option<String>,
+    // S3's newest members, refused by name (see `not_supported`).
+    annotation_directive: Option<Value>,
+    object_lock_event_hold: Option<Value>,
+    object_lock_event_hold_duration: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +116,9 @@ struct MetadataParam {
 impl CopyObject {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
         let p: Params = super::params(field, v)?;
+        super::not_supported(field, "AnnotationDirective", &p.annotation_directive)?;
+        super::not_supported(field, "ObjectLockEventHold", &p.object_lock_event_hold)?;
+        super::not_supported(field, "ObjectLockEventHoldDuration", &p.object_lock_event_hold_duration)?;
         let f = |m: &str| format!("{field}.{m}");
         let target = p.target_resource.as_ref().ok_or_else(|| Error::field(f("TargetResource"), "is required"))?;
         check_len(&f("TargetResource"), target, 1, 128)?;

@@ -7,7 +7,9 @@ use sha1::{Digest, Sha1};
 use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
-use crate::ports::{read_all, CreateOutcome, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess};
+use crate::ports::{
+    read_all, CreateOutcome, JobFilter, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess,
+};
 use crate::schedule::Firing;
 use crate::spec::JobSpec;
 use crate::spec::{self, check_len, S3Tag};
@@ -50,6 +52,26 @@ pub enum Caller<'a> {
     Unknown,
 }
 
+/// Whose jobs a request sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// One account's: S3 Control requests name theirs in `x-amz-account-id`, and see, change
+    /// and create only that account's jobs.
+    Account(&'a str),
+    /// Every account's: the JSON API without `x-amz-account-id` (the CLI, the console), the
+    /// spec trigger and schedules.
+    All,
+}
+
+impl<'a> Scope<'a> {
+    fn account(self) -> Option<&'a str> {
+        match self {
+            Scope::Account(a) => Some(a),
+            Scope::All => None,
+        }
+    }
+}
+
 /// The answer of UpdateJobStatus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusUpdate {
@@ -77,7 +99,25 @@ impl Intake {
     /// CreateJob: validates the spec and stores a New job, then asks the chunker to prepare
     /// it. The same ClientRequestToken with the same body returns the same job.
     pub async fn create_job(&self, body: &[u8], caller: Caller<'_>) -> Result<JobId> {
-        self.create(spec::parse(body)?, caller, now()).await
+        self.create_job_in(body, caller, Scope::All).await
+    }
+
+    /// CreateJob for the account of `scope`: the job is that account's, and a spec naming
+    /// another `AccountId` is refused.
+    pub async fn create_job_in(&self, body: &[u8], caller: Caller<'_>, scope: Scope<'_>) -> Result<JobId> {
+        let mut spec = spec::parse(body)?;
+        if let Some(account) = scope.account() {
+            match &spec.account_id {
+                Some(named) if named != account => {
+                    return Err(Error::field(
+                        "AccountId",
+                        format!("'{named}' is not the account of the request ({account}, x-amz-account-id)"),
+                    ))
+                }
+                _ => spec.account_id = Some(account.to_string()),
+            }
+        }
+        self.create(spec, caller, now()).await
     }
 
     /// What CreateJob would refuse in `body`, every member at once (nothing is created): the
@@ -125,7 +165,8 @@ impl Intake {
         let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
         let job = Job { plan: Some(plan), ..Job::new(id.clone(), spec, arn, now()) };
-        let id = match self.store.create(&job, &token, &hash).await? {
+        // Tokens are the account's own, as in S3: two accounts may use the same one.
+        let id = match self.store.create(&job, &format!("{account}#{token}"), &hash).await? {
             CreateOutcome::Created => {
                 crate::events::announce(&*self.events, &job, None).await;
                 id
@@ -161,9 +202,15 @@ impl Intake {
     }
 
     pub async fn describe_job(&self, id: &str) -> Result<Job> {
+        self.job_in(id, Scope::All).await
+    }
+
+    /// DescribeJob within `scope`: another account's job is not found, as in S3. The routes
+    /// that change a job ask it first.
+    pub async fn job_in(&self, id: &str, scope: Scope<'_>) -> Result<Job> {
         let job = self.store.get(&JobId::parse(id)?).await?;
-        if job.expired(now()) {
-            // Past its retention, awaiting the table's TTL: gone, as in S3.
+        // Past its retention (awaiting the table's TTL) the job is gone, as in S3.
+        if job.expired(now()) || scope.account().is_some_and(|a| a != job.account()) {
             return Err(Error::JobNotFound { job_id: job.id });
         }
         Ok(job)
@@ -171,7 +218,7 @@ impl Intake {
 
     pub async fn list_jobs(
         &self,
-        statuses: &[JobStatus],
+        filter: &JobFilter<'_>,
         max: Option<usize>,
         next_token: Option<&str>,
     ) -> Result<JobPage> {
@@ -182,7 +229,7 @@ impl Intake {
         if let Some(t) = next_token {
             check_len("nextToken", t, 1, 1024)?;
         }
-        let mut page = self.store.list(statuses, max, next_token).await?;
+        let mut page = self.store.list(filter, max, next_token).await?;
         // DynamoDB's TTL deletes within days of the expiry, not at it.
         let now = now();
         page.jobs.retain(|j| !j.expired(now));

@@ -23,7 +23,7 @@ use tracing::info;
 use crate::chunk::FinalizeMessage;
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::ports::{JobPorts, JobStore, Queue, RoleAccess, RoleError};
+use crate::ports::{JobFilter, JobPorts, JobStore, Queue, RoleAccess, RoleError};
 use crate::retry::RetryPolicy;
 use crate::{state, Error, Result};
 
@@ -231,7 +231,8 @@ pub async fn expire_suspended(
     let mut failed = 0;
     let mut token: Option<String> = None;
     loop {
-        let page = store.list(&[JobStatus::Suspended], 1000, token.as_deref()).await?;
+        let page =
+            store.list(&JobFilter { statuses: &[JobStatus::Suspended], account: None }, 1000, token.as_deref()).await?;
         for job in &page.jobs {
             if job.suspended.is_some_and(|t| now - t > crate::job::CONFIRMATION_WINDOW) {
                 let reason = "The job was not confirmed within 30 days of being suspended";

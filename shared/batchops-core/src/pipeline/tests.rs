@@ -16,7 +16,7 @@ use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemo
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
-use crate::ports::{now_ms, OperationRunner};
+use crate::ports::{now_ms, JobFilter, OperationRunner};
 use crate::retry::{Outcome, TaskFailure};
 
 /// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
@@ -724,13 +724,29 @@ async fn list_pages_and_filters_by_status() {
     for _ in 0..5 {
         w.intake().create_job(&w.spec(&manifest(1), json!({})), Caller::Unknown).await.unwrap();
     }
-    let page = w.intake().list_jobs(&[], Some(2), None).await.unwrap();
+    let page = w.intake().list_jobs(&JobFilter::default(), Some(2), None).await.unwrap();
     assert_eq!(page.jobs.len(), 2);
-    let page2 = w.intake().list_jobs(&[], Some(10), page.next_token.as_deref()).await.unwrap();
+    let page2 = w.intake().list_jobs(&JobFilter::default(), Some(10), page.next_token.as_deref()).await.unwrap();
     assert_eq!(page2.jobs.len(), 3);
     assert!(page2.next_token.is_none());
-    assert_eq!(w.intake().list_jobs(&[JobStatus::New], None, None).await.unwrap().jobs.len(), 5);
-    assert_eq!(w.intake().list_jobs(&[JobStatus::Active], None, None).await.unwrap().jobs.len(), 0);
+    assert_eq!(
+        w.intake()
+            .list_jobs(&JobFilter { statuses: &[JobStatus::New], account: None }, None, None)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        5
+    );
+    assert_eq!(
+        w.intake()
+            .list_jobs(&JobFilter { statuses: &[JobStatus::Active], account: None }, None, None)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -1484,7 +1500,7 @@ async fn a_job_unconfirmed_for_30_days_fails_and_an_ended_job_is_gone_after_90()
     ended.terminated = Some(ago(91));
     w.store.put(&ended).await.unwrap();
     let listed: Vec<JobId> =
-        w.intake().list_jobs(&[], None, None).await.unwrap().jobs.into_iter().map(|j| j.id).collect();
+        w.intake().list_jobs(&JobFilter::default(), None, None).await.unwrap().jobs.into_iter().map(|j| j.id).collect();
     assert_eq!(listed, vec![recent.clone()]);
     assert!(matches!(w.intake().describe_job(waiting.as_str()).await, Err(crate::Error::JobNotFound { .. })));
 }
