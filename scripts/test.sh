@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: cargo fmt --check and clippy -D warnings, every test of the workspace against moto (started here unless one already runs),
 # cfn-lint and `sam validate --lint` on the SAM template, then the rehearsal of the deployed
-# stack (scripts/rehearse.sh), the console in headless Chromium (scripts/console-test.sh);
-# ends with one summary line of all cargo and pytest results.
+# stack (scripts/rehearse.sh), the console in headless Chromium (scripts/console-test.sh),
+# boto3 and the AWS CLI speaking S3 Control's protocol (scripts/sdk-test.sh); ends with one
+# summary line of all cargo and pytest results.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 mkdir -p .local
@@ -23,6 +24,8 @@ scripts/rehearse.sh 2>&1 | tee .local/rehearse.log
 rehearsal=${PIPESTATUS[0]}
 scripts/console-test.sh 2>&1 | tee .local/console-test.log
 console=${PIPESTATUS[0]}
+scripts/sdk-test.sh 2>&1 | tee .local/sdk-test.log
+sdk=${PIPESTATUS[0]}
 passed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' .local/test.log | awk '{s += $4} END {print s + 0}')
 failed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' .local/test.log | awk '{s += $6} END {print s + 0}')
 # pytest's last line: "N passed[, M failed][, K errors] in Xs"
@@ -35,5 +38,6 @@ pytest_counts() {
 }
 pytest_counts .local/rehearse.log "$rehearsal"
 pytest_counts .local/console-test.log "$console"
+pytest_counts .local/sdk-test.log "$sdk"
 echo "tests: $passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ] && [ "$console" -eq 0 ] && [ $fmt -eq 0 ] && [ $clippy -eq 0 ]
+[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ] && [ "$console" -eq 0 ] && [ "$sdk" -eq 0 ] && [ $fmt -eq 0 ] && [ $clippy -eq 0 ]

@@ -5,9 +5,7 @@ free port with its own resource prefix, and stopped at the end.
 """
 import json
 import os
-import socket
-import subprocess
-import time
+import sys
 import urllib.parse
 import urllib.request
 import uuid
@@ -18,38 +16,18 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from local_api import batchops_local  # noqa: E402
+
 SHOTS = os.path.join(ROOT, ".local", "console")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def local():
-    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "batchops")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    os.makedirs(SHOTS, exist_ok=True)
-    log = open(os.path.join(SHOTS, "batchops-local.log"), "w")
-    env = dict(os.environ, BATCHOPS_CHUNK_SIZE="10", RUST_LOG="warn")
     # One chunk at a time: a rate-limited job's chunks then end one after another, and its
     # bar moves while the page watches.
-    proc = subprocess.Popen([binary, "local", "--listen", f"127.0.0.1:{port}", "--prefix", f"console{uuid.uuid4().hex[:8]}",
-                             "--chunk-workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{base}/v20180820/jobs", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, open(log.name).read()
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with batchops_local("console", SHOTS, ["--chunk-workers", "1"], {"BATCHOPS_CHUNK_SIZE": "10"}) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

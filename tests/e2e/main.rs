@@ -18,6 +18,7 @@ mod faults;
 mod manifests;
 mod operations;
 mod roles;
+mod s3control;
 
 mod futures_lite {
     pub use tokio::task::JoinSet;

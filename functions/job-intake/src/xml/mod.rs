@@ -42,6 +42,11 @@ pub async fn protocol(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let request_id = uuid::Uuid::new_v4().simple().to_string();
+    if !req.headers().contains_key(ACCOUNT_HEADER) {
+        // Every S3 Control operation requires it; the JSON API is the one that may omit it.
+        let e = Error::field("AccountId", format!("{ACCOUNT_HEADER} is required"));
+        return error_response(&e, &request_id);
+    }
     let model = Model::get();
     let op = model.operation_for(req.method().as_str(), req.uri().path());
     let req = match op.and_then(|op| op.input.as_ref()).filter(|i| i.location_name.is_some()) {

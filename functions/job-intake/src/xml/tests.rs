@@ -408,6 +408,9 @@ mod routes {
         )
         .await;
         assert_eq!(error_of(&e).1, "TooManyTagsException", "{}", e.body);
+        let no_account = Request::post("/v20180820/jobs").header("content-type", "application/xml");
+        let e = answer(&app, no_account.body(Body::from(create_body("t2"))).unwrap()).await;
+        assert_eq!(error_of(&e), (400, "BadRequestException".into(), "AccountId: x-amz-account-id is required".into()));
         let e = s3control(&app, A, "GET", "/v20180820/elsewhere", "").await;
         assert_eq!(error_of(&e).1, "NotFoundException", "{}", e.body);
     }

@@ -1,0 +1,43 @@
+"""`batchops local` for the Python tests (the console's and the SDKs'): started on a free port
+with a resource prefix of its own against the moto that AWS_ENDPOINT_URL names, stopped after."""
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def batchops_local(name, log_dir, args=(), env=None):
+    """Yields the API's base URL; the server's output goes to <log_dir>/batchops-local.log."""
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "batchops")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    os.makedirs(log_dir, exist_ok=True)
+    log = open(os.path.join(log_dir, "batchops-local.log"), "w")
+    env = dict(os.environ, RUST_LOG="warn", **(env or {}))
+    proc = subprocess.Popen([binary, "local", "--listen", f"127.0.0.1:{port}", "--prefix", f"{name}{uuid.uuid4().hex[:8]}",
+                             *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/v20180820/jobs", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, open(log.name).read()
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
