@@ -17,6 +17,8 @@ pub struct ApiClient {
     base: String,
     http: reqwest::Client,
     signer: Option<Signer>,
+    /// The account the requests name (`x-amz-account-id`): they then see only its jobs.
+    account: Option<String>,
 }
 
 /// Signs requests with the SDK's standard credential chain and region (environment, profile,
@@ -131,7 +133,18 @@ pub async fn stack_output(sdk: &SdkConfig, stack: &str, key: &str) -> Result<Str
 impl ApiClient {
     /// An unsigned client (`batchops local`).
     pub fn new(base: impl Into<String>) -> Self {
-        ApiClient { base: base.into().trim_end_matches('/').to_string(), http: reqwest::Client::new(), signer: None }
+        ApiClient {
+            base: base.into().trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            signer: None,
+            account: None,
+        }
+    }
+
+    /// The same client acting for `account`: it sees, changes and creates that account's jobs
+    /// only, as an S3 Control client does.
+    pub fn for_account(self, account: Option<String>) -> Self {
+        ApiClient { account, ..self }
     }
 
     /// A client that signs every request with `signer`.
@@ -155,6 +168,12 @@ impl ApiClient {
     /// Builds, signs (when this client signs) and sends a request.
     async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let mut req = req.build().context("request")?;
+        if let Some(account) = &self.account {
+            let headers = req.headers_mut();
+            headers.insert("x-amz-account-id", account.parse().context("--account-id")?);
+            // With the account header, the JSON answer must be asked for (S3 Control's is XML).
+            headers.insert("accept", reqwest::header::HeaderValue::from_static("application/json"));
+        }
         if let Some(signer) = &self.signer {
             signer.sign(&mut req).await?;
         }

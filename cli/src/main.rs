@@ -37,11 +37,20 @@ struct ApiArgs {
     /// API on this machine; requests to any other host are always signed.
     #[arg(long, global = true)]
     sign: bool,
+    /// Act for this account (12 digits, sent as `x-amz-account-id` like S3 Control's clients
+    /// do): only its jobs are seen and changed, and jobs are created for it. Without it the
+    /// job verbs see every account's jobs.
+    #[arg(long, global = true)]
+    account_id: Option<String>,
 }
 
 impl ApiArgs {
     /// The API client the job verbs use: the stack's API or --api-url, signed unless local.
     async fn client(&self) -> Result<ApiClient> {
+        Ok(self.unscoped_client().await?.for_account(self.account_id.clone()))
+    }
+
+    async fn unscoped_client(&self) -> Result<ApiClient> {
         let needs_aws = self.stack.is_some() || self.sign || !is_loopback(&self.api_url);
         if !needs_aws {
             return Ok(ApiClient::new(&self.api_url));

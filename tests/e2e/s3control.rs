@@ -118,3 +118,24 @@ async fn the_rust_sdk_creates_and_follows_a_job_to_its_report() -> Result<()> {
     sys.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_batchops_client_acts_for_one_account_or_sees_them_all() -> Result<()> {
+    // `batchops --account-id` sends x-amz-account-id and asks for JSON
+    let sys = System::start(Settings::default(), 1).await?;
+    let [man, rep] = sys.buckets(["man", "rep"]).await?;
+    let etag = sys.put(&man, "m.csv", format!("{man},m.csv\n")).await?;
+    let mut spec = batchops_e2e::spec(serde_json::json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
+    spec.as_object_mut().map(|s| s.remove("AccountId"));
+    let mine = sys.api.clone().for_account(Some(ACCOUNT.into()));
+    let theirs = sys.api.clone().for_account(Some("333333333333".into()));
+    let id = mine.create_job(&spec).await?;
+    assert_eq!(mine.describe_job(&id).await?["Job"]["JobArn"], format!("arn:aws:s3:us-east-1:{ACCOUNT}:job/{id}"));
+    let missing = theirs.describe_job(&id).await.expect_err("another account's job");
+    assert!(missing.to_string().contains("NotFoundException"), "{missing}");
+    assert_eq!(theirs.list_jobs(&[], None, None).await?["Jobs"], serde_json::json!([]));
+    let all = sys.api.list_jobs(&[], None, None).await?;
+    assert!(all["Jobs"].as_array().unwrap().iter().any(|j| j["JobId"] == id.as_str()), "{all}");
+    sys.stop().await;
+    Ok(())
+}
