@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -41,3 +42,29 @@ def batchops_local(name, log_dir, args=(), env=None):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def s3_client():
+    """boto3's S3 client on the emulator AWS_ENDPOINT_URL names."""
+    import boto3
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+
+
+def make_buckets(s3, tag, keys, body=lambda key: b"x"):
+    """Buckets `src`, `dst`, `man` and `rep` (named `<tag>-<role>-<run>`) with `keys` in `src`,
+    and `manifest(name, rows)`, which writes a CSV manifest of `rows` to `man` and answers
+    CreateJob's `Manifest` member for it."""
+    run = uuid.uuid4().hex[:8]
+    b = {n: f"{tag}-{n}-{run}" for n in ("src", "dst", "man", "rep")}
+    for name in b.values():
+        s3.create_bucket(Bucket=name)
+    for k in keys:
+        s3.put_object(Bucket=b["src"], Key=k, Body=body(k))
+
+    def manifest(name, rows):
+        text = "".join(f"{b['src']},{urllib.parse.quote_plus(k, safe='/')}\n" for k in rows)
+        etag = s3.put_object(Bucket=b["man"], Key=name, Body=text.encode())["ETag"]
+        return {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": f"arn:aws:s3:::{b['man']}/{name}", "ETag": etag}}
+
+    return b, manifest

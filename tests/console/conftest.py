@@ -6,18 +6,16 @@ free port with its own resource prefix, and stopped at the end.
 import json
 import os
 import sys
-import urllib.parse
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from local_api import batchops_local  # noqa: E402
+from local_api import batchops_local, s3_client, make_buckets  # noqa: E402
 
 SHOTS = os.path.join(ROOT, ".local", "console")
 
@@ -31,27 +29,10 @@ def local():
 
 
 @pytest.fixture(scope="session")
-def s3():
-    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
-
-
-@pytest.fixture(scope="session")
-def data(s3):
+def data():
     """Buckets, 40 objects and manifests: all present, and with three keys missing."""
-    run = uuid.uuid4().hex[:8]
-    b = {n: f"console-{n}-{run}" for n in ("src", "dst", "man", "rep")}
-    for name in b.values():
-        s3.create_bucket(Bucket=name)
     keys = [f"photos/2026/img {i:03d}.jpg" for i in range(40)]
-    for k in keys:
-        s3.put_object(Bucket=b["src"], Key=k, Body=b"x")
-
-    def manifest(name, rows):
-        body = "".join(f"{b['src']},{urllib.parse.quote_plus(k, safe='/')}\n" for k in rows)
-        etag = s3.put_object(Bucket=b["man"], Key=name, Body=body.encode())["ETag"]
-        return {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                "Location": {"ObjectArn": f"arn:aws:s3:::{b['man']}/{name}", "ETag": etag}}
-
+    b, manifest = make_buckets(s3_client(), "console", keys)
     b["all"] = manifest("all.csv", keys)
     b["missing"] = manifest("missing.csv", keys[:20] + ["gone/a.jpg", "gone/b.jpg", "gone/c.jpg"])
     return b

@@ -9,7 +9,6 @@ tells users to (boto3 `Config(proxies=...)`, the CLI's `HTTP_PROXY`).
 import os
 import sys
 import time
-import urllib.parse
 import uuid
 
 import boto3
@@ -18,7 +17,7 @@ from botocore.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from local_api import batchops_local  # noqa: E402
+from local_api import batchops_local, s3_client, make_buckets  # noqa: E402
 
 LOGS = os.path.join(ROOT, ".local", "sdk")
 ROLE = "arn:aws:iam::123456789012:role/batch-operations"
@@ -44,24 +43,16 @@ def account():
 
 @pytest.fixture(scope="session")
 def s3():
-    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    return s3_client()
 
 
 @pytest.fixture(scope="session")
 def data(s3):
     """A source bucket with 25 objects, a CSV manifest of them, and empty target and report buckets."""
-    run = uuid.uuid4().hex[:8]
-    b = {n: f"sdk-{n}-{run}" for n in ("src", "dst", "man", "rep")}
-    for name in b.values():
-        s3.create_bucket(Bucket=name)
     keys = [f"data/part {i:03d}.csv" for i in range(25)]
-    for k in keys:
-        s3.put_object(Bucket=b["src"], Key=k, Body=k.encode())
-    body = "".join(f"{b['src']},{urllib.parse.quote_plus(k, safe='/')}\n" for k in keys)
-    etag = s3.put_object(Bucket=b["man"], Key="manifest.csv", Body=body.encode())["ETag"]
+    b, manifest = make_buckets(s3, "sdk", keys, lambda k: k.encode())
     b["keys"] = keys
-    b["manifest"] = {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": f"arn:aws:s3:::{b['man']}/manifest.csv", "ETag": etag}}
+    b["manifest"] = manifest("manifest.csv", keys)
     return b
 
 

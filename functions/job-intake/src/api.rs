@@ -26,7 +26,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -116,13 +117,22 @@ fn scope(account: &Option<String>) -> Scope<'_> {
     account.as_deref().map_or(Scope::All, Scope::Account)
 }
 
-/// Refuses a request for a job of another account than the one it names.
-async fn owned(intake: &Intake, id: &str, headers: &HeaderMap) -> Result<(), Error> {
-    let account = account(headers)?;
-    if account.is_some() {
-        intake.job_in(id, scope(&account)).await?;
+/// The route's `{id}`, a job of the account the request names (any job when it names none):
+/// another account's job is not found, as in S3.
+struct OwnedJob(String);
+
+impl FromRequestParts<Arc<Intake>> for OwnedJob {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, intake: &Arc<Intake>) -> Result<Self, ApiError> {
+        let Path(id) =
+            Path::<String>::from_request_parts(parts, intake).await.map_err(|e| Error::field("id", e.body_text()))?;
+        let account = account(&parts.headers)?;
+        if account.is_some() {
+            intake.job_in(&id, scope(&account)).await?;
+        }
+        Ok(OwnedJob(id))
     }
-    Ok(())
 }
 
 /// The caller `batchops local` names for its API's requests (it has no API Gateway in front).
@@ -214,11 +224,9 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, headers: HeaderMap, RawQue
 
 async fn update_status(
     State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    OwnedJob(id): OwnedJob,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
     let q = query_params(raw);
     let requested = one(&q, "requestedJobStatus").ok_or_else(|| Error::field("requestedJobStatus", "is required"))?;
     let up = intake.update_job_status(&id, &requested, one(&q, "statusUpdateReason")).await?;
@@ -231,37 +239,23 @@ async fn update_status(
 
 async fn update_priority(
     State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    OwnedJob(id): OwnedJob,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
     let q = query_params(raw);
     let p = one(&q, "priority").ok_or_else(|| Error::field("priority", "is required"))?;
     let (id, priority) = intake.update_job_priority(&id, &p).await?;
     Ok(Json(json!({"JobId": id, "Priority": priority})))
 }
 
-async fn update_rate(
-    State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
+async fn update_rate(State(intake): State<Arc<Intake>>, OwnedJob(id): OwnedJob, RawQuery(raw): RawQuery) -> ApiResult {
     let q = query_params(raw);
     let r = one(&q, "maxTasksPerSecond").ok_or_else(|| Error::field("maxTasksPerSecond", "is required"))?;
     let (id, rate) = intake.update_job_rate(&id, &r).await?;
     Ok(Json(json!({"JobId": id, "MaxTasksPerSecond": rate})))
 }
 
-async fn retry_failed(
-    State(intake): State<Arc<Intake>>,
-    ext: Extensions,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
+async fn retry_failed(State(intake): State<Arc<Intake>>, ext: Extensions, OwnedJob(id): OwnedJob) -> ApiResult {
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
     let id = intake.retry_failed(&id, who).await?;
     Ok(Json(json!({ "JobId": id })))
@@ -272,11 +266,9 @@ const DEFAULT_FAILURE_ROWS: usize = 10;
 
 async fn failures(
     State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    OwnedJob(id): OwnedJob,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Failures>, ApiError> {
-    owned(&intake, &id, &headers).await?;
     let limit = match one(&query_params(raw), "limit") {
         None => DEFAULT_FAILURE_ROWS,
         Some(l) => l.parse().map_err(|_| Error::field("limit", format!("'{l}' is not a number of rows")))?,
@@ -286,31 +278,21 @@ async fn failures(
 
 async fn report_files(
     State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    OwnedJob(id): OwnedJob,
 ) -> Result<Json<ReportLinks>, ApiError> {
-    owned(&intake, &id, &headers).await?;
     Ok(Json(intake.report_links(&id).await?))
 }
 
-async fn get_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
+async fn get_tagging(State(intake): State<Arc<Intake>>, OwnedJob(id): OwnedJob) -> ApiResult {
     Ok(Json(json!({"Tags": intake.get_job_tagging(&id).await?})))
 }
 
-async fn put_tagging(
-    State(intake): State<Arc<Intake>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: BodyResult,
-) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
+async fn put_tagging(State(intake): State<Arc<Intake>>, OwnedJob(id): OwnedJob, body: BodyResult) -> ApiResult {
     intake.put_job_tagging(&id, &read_body(body)?).await?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tagging(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    owned(&intake, &id, &headers).await?;
+async fn delete_tagging(State(intake): State<Arc<Intake>>, OwnedJob(id): OwnedJob) -> ApiResult {
     intake.delete_job_tagging(&id).await?;
     Ok(Json(json!({})))
 }
