@@ -104,17 +104,30 @@ pub fn router(intake: Arc<Intake>) -> Router {
 /// The header S3 Control requests name their account in.
 pub const ACCOUNT_HEADER: &str = "x-amz-account-id";
 
-/// The account the request names (12 digits), if it names one.
-fn account(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let Some(value) = headers.get(ACCOUNT_HEADER) else { return Ok(None) };
-    match value.to_str() {
-        Ok(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(a.to_string())),
-        _ => Err(Error::field("AccountId", format!("{ACCOUNT_HEADER} must be 12 digits"))),
+/// The account the request names in `x-amz-account-id` (12 digits), if it names one.
+struct Account(Option<String>);
+
+impl Account {
+    fn from_headers(headers: &HeaderMap) -> Result<Account, Error> {
+        let Some(value) = headers.get(ACCOUNT_HEADER) else { return Ok(Account(None)) };
+        match value.to_str() {
+            Ok(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Ok(Account(Some(a.to_string()))),
+            _ => Err(Error::field("AccountId", format!("{ACCOUNT_HEADER} must be 12 digits"))),
+        }
+    }
+
+    /// Whose jobs the request sees: its account's, or every account's when it names none.
+    fn scope(&self) -> Scope<'_> {
+        self.0.as_deref().map_or(Scope::All, Scope::Account)
     }
 }
 
-fn scope(account: &Option<String>) -> Scope<'_> {
-    account.as_deref().map_or(Scope::All, Scope::Account)
+impl<S: Send + Sync> FromRequestParts<S> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Account::from_headers(&parts.headers)?)
+    }
 }
 
 /// The route's `{id}`, a job of the account the request names (any job when it names none):
@@ -127,9 +140,9 @@ impl FromRequestParts<Arc<Intake>> for OwnedJob {
     async fn from_request_parts(parts: &mut Parts, intake: &Arc<Intake>) -> Result<Self, ApiError> {
         let Path(id) =
             Path::<String>::from_request_parts(parts, intake).await.map_err(|e| Error::field("id", e.body_text()))?;
-        let account = account(&parts.headers)?;
-        if account.is_some() {
-            intake.job_in(&id, scope(&account)).await?;
+        let account = Account::from_headers(&parts.headers)?;
+        if account.0.is_some() {
+            intake.job_in(&id, account.scope()).await?;
         }
         Ok(OwnedJob(id))
     }
@@ -156,13 +169,12 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 async fn create_job(
     State(intake): State<Arc<Intake>>,
     ext: Extensions,
-    headers: HeaderMap,
+    account: Account,
     body: BodyResult,
 ) -> ApiResult {
     let body = read_body(body)?;
     let who = caller(&ext).map_or(Caller::Unknown, Caller::Principal);
-    let account = account(&headers)?;
-    let id = intake.create_job_in(&body, who, scope(&account)).await?;
+    let id = intake.create_job_in(&body, who, account.scope()).await?;
     Ok(Json(json!({ "JobId": id })))
 }
 
@@ -193,12 +205,12 @@ fn read_body(body: BodyResult) -> Result<Bytes, Error> {
     })
 }
 
-async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    let job = intake.job_in(&id, scope(&account(&headers)?)).await?;
+async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>, account: Account) -> ApiResult {
+    let job = intake.job_in(&id, account.scope()).await?;
     Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
 }
 
-async fn list_jobs(State(intake): State<Arc<Intake>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult {
+async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery(raw): RawQuery) -> ApiResult {
     let q = query_params(raw);
     let mut statuses = Vec::new();
     for s in q.get("jobStatuses").into_iter().flatten() {
@@ -210,8 +222,7 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, headers: HeaderMap, RawQue
         None => None,
         Some(m) => Some(m.parse::<usize>().map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?),
     };
-    let account = account(&headers)?;
-    let filter = JobFilter { statuses: &statuses, account: account.as_deref() };
+    let filter = JobFilter { statuses: &statuses, account: account.0.as_deref() };
     let page = intake.list_jobs(&filter, max, one(&q, "nextToken").as_deref()).await?;
     let now = OffsetDateTime::now_utc();
     let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();
