@@ -246,64 +246,151 @@ pub fn read_text_row<'a>(
     line_no: u64,
     text: &'a str,
 ) -> Result<RowRef<'a>, BadLine> {
-    let bad = |bucket: &str, key: &str, version: &str, reason: String| BadLine {
+    RowLayout::new(fields).read(origin, line_no, text)
+}
+
+/// Where the columns a task needs are in a manifest's rows: worked out once per manifest or
+/// inventory file rather than for each of its millions of rows.
+#[derive(Clone, Copy, Debug)]
+pub struct RowLayout<'f> {
+    fields: &'f [ManifestField],
+    bucket: Option<usize>,
+    key: Option<usize>,
+    version: Option<usize>,
+    /// The last column wanted: the ones after it are only counted.
+    last_wanted: usize,
+}
+
+impl<'f> RowLayout<'f> {
+    pub fn new(fields: &'f [ManifestField]) -> Self {
+        let pos = |f: ManifestField| fields.iter().position(|x| *x == f);
+        let (bucket, key, version) =
+            (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
+        let last_wanted = [bucket, key, version].into_iter().flatten().max().unwrap_or(0);
+        RowLayout { fields, bucket, key, version, last_wanted }
+    }
+
+    /// Reads one line of `origin` without copying it (see [`read_row`]).
+    pub fn read<'a>(&self, origin: &str, line_no: u64, text: &'a str) -> Result<RowRef<'a>, BadLine> {
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
+        let row = match self.quoted(text) {
+            Some((columns, [bucket, key, version])) if columns == self.fields.len() => {
+                (Cow::Borrowed(bucket), Cow::Borrowed(key), Cow::Borrowed(version))
+            }
+            _ => self.general(origin, line_no, text)?,
+        };
+        checked(origin, line_no, row, self.version.is_some())
+    }
+
+    /// The bucket, key and version columns of a line whose every column is quoted and holds no
+    /// quote, as an S3 Inventory's are (its keys are URL-encoded), with how many columns it
+    /// has: one search per quote, nothing copied. `None` for any other line: [`Self::general`]
+    /// reads those.
+    fn quoted<'a>(&self, text: &'a str) -> Option<(usize, [&'a str; 3])> {
+        let b = text.as_bytes();
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let mut out = [""; 3];
+        let (mut open, mut column) = (0, 0);
+        loop {
+            let close = open + 1 + memchr::memchr(b'"', &b[open + 1..])?;
+            let field = &text[open + 1..close];
+            if Some(column) == self.bucket {
+                out[0] = field;
+            } else if Some(column) == self.key {
+                out[1] = field;
+            } else if Some(column) == self.version {
+                out[2] = field;
+            }
+            column += 1;
+            match (b.get(close + 1), b.get(close + 2)) {
+                (None, _) => return Some((column, out)),
+                (Some(b','), Some(b'"')) => open = close + 2,
+                // a doubled quote, an unquoted column, text after a closing quote
+                _ => return None,
+            }
+        }
+    }
+
+    /// [`Self::read`] without its fast path: what it must agree with.
+    #[cfg(test)]
+    pub(crate) fn read_general<'a>(&self, origin: &str, line_no: u64, text: &'a str) -> Result<RowRef<'a>, BadLine> {
+        checked(origin, line_no, self.general(origin, line_no, text)?, self.version.is_some())
+    }
+
+    /// Any CSV line (RFC 4180 quoting): the bucket, key and version columns, or the line's
+    /// failure.
+    fn general<'a>(&self, origin: &str, line_no: u64, text: &'a str) -> Result<Columns<'a>, BadLine> {
+        let bad = |reason: String| BadLine {
+            line: line_no,
+            bucket: String::new(),
+            encoded_key: text.to_string(),
+            version_id: String::new(),
+            reason: format!("{origin} line {line_no}: {reason}"),
+        };
+        let (mut bucket, mut key, mut version) = (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
+        let mut found = 0;
+        let mut it = Fields { line: text, at: 0, done: false };
+        while let Some(field) = it.next() {
+            let field = field.map_err(bad)?;
+            if Some(found) == self.bucket {
+                bucket = field;
+            } else if Some(found) == self.key {
+                key = field;
+            } else if Some(found) == self.version {
+                version = field;
+            }
+            found += 1;
+            if found > self.last_wanted && !it.done {
+                // The columns after the last one wanted (an inventory's size, date, ETag...) are
+                // only counted, not read.
+                found += count_fields(&text[it.at..]).map_err(bad)?;
+                break;
+            }
+        }
+        // Every line has exactly the declared columns: a column `Fields` does not name (a version
+        // ID without `VersionId`) fails the line rather than being guessed at.
+        if found != self.fields.len() {
+            let reason =
+                format!("expected {} columns ({}), found {found}", self.fields.len(), field_names(self.fields));
+            return Err(bad_row(origin, line_no, (&bucket, &key, &version), reason));
+        }
+        Ok((bucket, key, version))
+    }
+}
+
+/// A row's bucket, key and version columns, as read.
+type Columns<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
+
+fn bad_row(origin: &str, line_no: u64, (bucket, key, version): (&str, &str, &str), reason: String) -> BadLine {
+    BadLine {
         line: line_no,
         bucket: bucket.to_string(),
         encoded_key: key.to_string(),
         version_id: version.to_string(),
         reason: format!("{origin} line {line_no}: {reason}"),
-    };
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
-    let pos = |f: ManifestField| fields.iter().position(|x| *x == f);
-    let (at_bucket, at_key, at_version) =
-        (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
-    let declared_version = at_version.is_some();
-    let last_wanted = [at_bucket, at_key, at_version].into_iter().flatten().max().unwrap_or(0);
-    let (mut bucket, mut key, mut version) = (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
-    let mut found = 0;
-    let mut it = Fields { line: text, at: 0, done: false };
-    while let Some(field) = it.next() {
-        let field = match field {
-            Ok(f) => f,
-            Err(e) => return Err(bad("", text, "", e)),
-        };
-        if Some(found) == at_bucket {
-            bucket = field;
-        } else if Some(found) == at_key {
-            key = field;
-        } else if Some(found) == at_version {
-            version = field;
-        }
-        found += 1;
-        if found > last_wanted && !it.done {
-            // The columns after the last one wanted (an inventory's size, date, ETag...) are
-            // only counted, not read.
-            match count_fields(&text[it.at..]) {
-                Ok(n) => found += n,
-                Err(e) => return Err(bad("", text, "", e)),
-            }
-            break;
-        }
     }
-    // Every line has exactly the declared columns: a column `Fields` does not name (a version
-    // ID without `VersionId`) fails the line rather than being guessed at.
-    if found != fields.len() {
-        let reason = format!("expected {} columns ({}), found {found}", fields.len(), field_names(fields));
-        return Err(bad(&bucket, &key, &version, reason));
-    }
+}
+
+/// The row of a line's columns, or why they make no task.
+fn checked<'a>(
+    origin: &str,
+    line_no: u64,
+    (bucket, key, version): Columns<'a>,
+    declared_version: bool,
+) -> Result<RowRef<'a>, BadLine> {
+    let bad = |reason: String| bad_row(origin, line_no, (&bucket, &key, &version), reason);
     if bucket.is_empty() {
-        return Err(bad(&bucket, &key, &version, "the bucket column is empty".into()));
+        return Err(bad("the bucket column is empty".into()));
     }
     if key.is_empty() {
-        return Err(bad(&bucket, &key, &version, "the key column is empty".into()));
+        return Err(bad("the key column is empty".into()));
     }
-    let decoded = match decodes(&key) {
-        Ok(d) => d,
-        Err(e) => return Err(bad(&bucket, &key, &version, e)),
-    };
+    let decoded = decodes(&key).map_err(bad)?;
     if declared_version && version.is_empty() {
-        return Err(bad(&bucket, &key, &version, "Task failed due to missing VersionId".into()));
+        return Err(bad("Task failed due to missing VersionId".into()));
     }
     let version_id = (!version.is_empty()).then_some(version);
     Ok(RowRef { line: line_no, bucket, encoded_key: key, version_id, decoded })

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::inventory::{fields_from_schema, quoted};
-use crate::manifest::{decode_key, encode_key, parse_line, parse_row, split_csv};
+use crate::manifest::{decode_key, encode_key, parse_line, parse_row, split_csv, RowLayout};
 use crate::spec::ManifestField;
 use crate::Error;
 
@@ -93,6 +93,24 @@ proptest! {
         let ours: Vec<String> = split_csv(&line).unwrap().into_iter().map(|f| f.into_owned()).collect();
         prop_assert_eq!(&ours, &fields);
         prop_assert_eq!(ours, csv_crate(&line));
+    }
+
+    #[test]
+    fn the_fast_reader_of_quoted_rows_reads_what_the_general_one_reads(
+        cells in proptest::collection::vec(field(), 1..6),
+        all in any::<bool>(),
+        columns in 2usize..6,
+        version in any::<bool>(),
+    ) {
+        use ManifestField::*;
+        let mut fields = vec![Bucket, Key];
+        if version {
+            fields.push(VersionId);
+        }
+        fields.resize(columns.max(fields.len()), Ignore);
+        let layout = RowLayout::new(&fields);
+        let line = record(&cells, all);
+        prop_assert_eq!(layout.read("inventory file f", 2, &line), layout.read_general("inventory file f", 2, &line));
     }
 
     #[test]
