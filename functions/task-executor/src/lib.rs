@@ -24,8 +24,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
 
 /// Handles one chunk message; `attempt` is how many times it has been delivered.
 pub async fn handle_message(executor: &Executor, body: &str, attempt: u32) -> Result<Disposition> {
-    let msg: ChunkMessage =
-        serde_json::from_str(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
+    let msg = ChunkMessage::decode(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
     executor.handle_attempt(&msg, attempt).await
 }
 

@@ -2,18 +2,21 @@
 //!
 //! A chunk of a CSV manifest is a byte range of it holding whole lines; its message carries
 //! only the range, so it stays tiny whatever the keys' length, and the executor reads the
-//! range back (with the manifest's ETag as If-Match). Rows the chunker had to read itself
-//! (gzip inventory files, listings) travel in the message as JSON: at most `chunk_size` rows
-//! and [`MAX_ROW_BYTES`] of them (about 100 bytes a row: 1,000 rows take two 64 KiB SQS
-//! billing units; compressing them cost the chunker more than it saved). Chunk indexes are a function of the manifest, the
-//! chunk size and where the invocations stopped, so a chunk cut again after a redelivery has
-//! the same index both times.
+//! range back (with the manifest's ETag as If-Match). Lines the chunker had to decompress (gzip
+//! inventory files) travel in the message as text after a JSON header line, each cut after the
+//! last column a task needs ([`LineBatch`]): the chunker only finds line ends and that column,
+//! and the executor reads them as it reads a manifest's. Rows of a listing travel as JSON
+//! ([`RowBatch`]). Either way at most `chunk_size` tasks and [`MAX_ROW_BYTES`] of them (about
+//! 80-100 bytes a row: 1,000 rows take two 64 KiB SQS billing units; compressing them cost the
+//! chunker more than it saved). Chunk indexes are a function of the manifest, the chunk size
+//! and where the invocations stopped, so a chunk cut again after a redelivery has the same
+//! index both times.
 
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::InventoryFile;
 use crate::job::{Checkpoint, JobId};
-use crate::manifest::{decode_key, BadLine, ManifestEntry, ParsedLine, RowRef};
+use crate::manifest::{decode_key, lines, BadLine, ManifestEntry, ParsedLine, RowLayout, RowRef};
 use crate::ops::TaskTarget;
 use crate::ports::Pass;
 use crate::spec::ManifestField;
@@ -83,7 +86,8 @@ pub fn part_chunk_index(part: u64, n: u64) -> u64 {
     (part << 32) | (n & 0xffff_ffff)
 }
 
-/// A message of the chunk queue, read by the task executor.
+/// A message of the chunk queue, read by the task executor. Read it with [`ChunkMessage::decode`]:
+/// one that carries lines is a JSON header line followed by the text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "WireChunk", into = "WireChunk")]
 pub struct ChunkMessage {
@@ -103,8 +107,24 @@ impl ChunkMessage {
     pub fn range(&self) -> Option<(u64, u64)> {
         match self.body {
             ChunkBody::Range { start, end } => Some((start, end)),
-            ChunkBody::Rows(_) => None,
+            ChunkBody::Rows(_) | ChunkBody::Lines(_) => None,
         }
+    }
+
+    /// Reads a message body: JSON, or a JSON header line followed by the chunk's lines.
+    pub fn decode(body: &str) -> Result<ChunkMessage, String> {
+        let (head, text) = match body.split_once('\n') {
+            Some((head, text)) => (head, Some(text)),
+            None => (body, None),
+        };
+        let mut wire: WireChunk = serde_json::from_str(head).map_err(|e| e.to_string())?;
+        if let Some(text) = text {
+            match wire.lines.as_mut() {
+                Some(lines) => lines.text = Some(text.to_string()),
+                None => return Err("text after the header of a chunk that carries no lines".into()),
+            }
+        }
+        ChunkMessage::try_from(wire)
     }
 }
 
@@ -115,6 +135,181 @@ pub enum ChunkBody {
     Range { start: u64, end: u64 },
     /// The rows themselves (see [`RowBatch`]), for sources that are not byte ranges.
     Rows(Rows),
+    /// Lines of an inventory file (see [`LineBatch`]).
+    Lines(Box<Lines>),
+}
+
+/// Lines of an inventory file as the chunker decompressed them: line `i` of `text` is line
+/// `first_line + i` of the file, cut after the last column a task needs when it is a plain
+/// quoted row. A line the text cannot carry (not UTF-8, or characters an SQS message cannot
+/// hold) is empty there and travels in `rows`, read, as [`RowBatch`] writes rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lines {
+    /// What the lines are (`inventory file <key>`): their failures name it.
+    pub origin: String,
+    pub fields: Vec<ManifestField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Rows>,
+    /// In a JSON message; a framed one carries it after the header line instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Lines {
+    /// The chunk's rows in line order: its lines read as a manifest's (the columns after the
+    /// last one wanted may be cut), and the rows carried as such.
+    pub fn parse(&self, first_line: u64) -> Result<Vec<ParsedLine>, String> {
+        let layout = RowLayout::new(&self.fields).prefixes();
+        let text = self.text.as_deref().unwrap_or_default();
+        let mut rows: Vec<ParsedLine> = lines(text.as_bytes(), first_line)
+            .filter(|(_, l)| !is_blank(l))
+            .map(|(n, l)| layout.parse(&self.origin, n, l))
+            .collect();
+        if let Some(carried) = &self.rows {
+            rows.extend(decode_rows(carried)?);
+            rows.sort_by_key(|r| match r {
+                Ok(e) => e.line,
+                Err(b) => b.line,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Whether a message can carry `text` as it is: SQS refuses control characters other than
+/// tab and line ends, and U+FFFE and U+FFFF. Decided without branching per byte (vectorizes).
+pub fn carriable(text: &str) -> bool {
+    let b = text.as_bytes();
+    let controls = b.iter().fold(0u8, |acc, &c| {
+        let allowed = u8::from(c == b'\t') | u8::from(c == b'\n') | u8::from(c == b'\r');
+        acc | (u8::from(c < 0x20) & !allowed)
+    });
+    // U+FFFE and U+FFFF are EF BF BE and EF BF BF (ASCII text, the usual, has neither).
+    controls == 0
+        && (b.is_ascii() || memchr::memmem::find_iter(b, b"\xEF\xBF").all(|i| b.get(i + 2).is_none_or(|c| *c < 0xBE)))
+}
+
+/// The lines of one inventory file's chunk, written as the chunker reads them (see
+/// [`Lines`]): each line is copied once, cut after its last wanted column, and nothing else
+/// is written per line. The text is checked for what a message cannot carry once, when the
+/// message is taken (only what is copied matters).
+pub struct LineBatch {
+    chunk_size: u64,
+    origin: String,
+    fields: Vec<ManifestField>,
+    /// `"origin":..,"fields":..`, written once.
+    about: String,
+    text: String,
+    /// The lines the text cannot carry.
+    carried: RowBatch,
+    tasks: u64,
+    first_line: u64,
+}
+
+impl LineBatch {
+    pub fn new(chunk_size: u64, origin: &str, fields: &[ManifestField]) -> Self {
+        let mut about = String::from("\"origin\":");
+        push_json_str(&mut about, origin);
+        about.push_str(",\"fields\":");
+        about.push_str(&serde_json::to_string(fields).unwrap_or_else(|_| "[]".into()));
+        LineBatch {
+            chunk_size: chunk_size.max(1),
+            origin: origin.to_string(),
+            fields: fields.to_vec(),
+            about,
+            text: String::with_capacity(128 * 1024),
+            carried: RowBatch::new(u64::MAX),
+            tasks: 0,
+            first_line: 0,
+        }
+    }
+
+    /// Starts the chunk at `line` if it has none yet.
+    fn start(&mut self, line: u64) {
+        if self.tasks == 0 {
+            self.first_line = line;
+            self.text.clear();
+        }
+    }
+
+    /// A blank line: no task, but it keeps the numbering of the lines after it (none is
+    /// written before a chunk's first task).
+    pub fn blank(&mut self) {
+        if self.tasks > 0 {
+            self.text.push('\n');
+        }
+    }
+
+    /// A line of UTF-8 text; true when the batch is full.
+    pub fn push(&mut self, line: u64, text: &str, layout: &RowLayout<'_>) -> bool {
+        self.start(line);
+        match layout.prefix_end(text) {
+            Some(end) => self.text.push_str(&text[..end]),
+            None => self.text.push_str(text),
+        }
+        self.text.push('\n');
+        self.tasks += 1;
+        self.full()
+    }
+
+    /// Any line: text when it is UTF-8, else carried as its failed row.
+    pub fn push_raw(&mut self, line: u64, raw: &[u8], layout: &RowLayout<'_>) -> bool {
+        match std::str::from_utf8(raw) {
+            Ok(text) => self.push(line, text, layout),
+            Err(_) => {
+                self.start(line);
+                self.text.push('\n');
+                self.carried.push(&layout.read_bytes(&self.origin, line, raw));
+                self.tasks += 1;
+                self.full()
+            }
+        }
+    }
+
+    /// Moves the lines of the text a message cannot carry into the carried rows, read, and
+    /// leaves them empty in the text (rare: S3 writes inventories as URL-encoded text).
+    fn carry_uncarriable(&mut self) {
+        let layout = RowLayout::new(&self.fields).prefixes();
+        let mut text = String::with_capacity(self.text.len());
+        for (n, line) in self.text.trim_end_matches('\n').split('\n').enumerate() {
+            if !carriable(line) {
+                let line_no = self.first_line + n as u64;
+                self.carried.push(&layout.read(&self.origin, line_no, line));
+            } else {
+                text.push_str(line);
+            }
+            text.push('\n');
+        }
+        self.text = text;
+    }
+
+    fn full(&self) -> bool {
+        self.tasks >= self.chunk_size || self.text.len() + self.carried.json.len() >= MAX_ROW_BYTES
+    }
+
+    /// The batch as a chunk message (and empties it): its JSON header, a line break, the
+    /// text. `None` when it holds no task.
+    pub fn take(&mut self, job_id: &JobId, index: u64, part: Option<u64>) -> Option<String> {
+        if self.tasks == 0 {
+            return None;
+        }
+        if !carriable(&self.text) {
+            self.carry_uncarriable();
+        }
+        let capacity = self.text.len() + self.carried.json.len() + self.about.len() + 200;
+        let mut body = header(job_id, index, self.first_line, self.tasks, part, capacity);
+        body.push_str(",\"lines\":{");
+        body.push_str(&self.about);
+        if let Some(rows) = self.carried.take_rows() {
+            body.push_str(",\"rows\":");
+            body.push_str(&rows);
+        }
+        body.push_str("}}\n");
+        body.push_str(&self.text);
+        self.text.clear();
+        self.tasks = 0;
+        Some(body)
+    }
 }
 
 /// A chunk message as it travels: `start`/`end` are 0 when it carries `rows` (the shape
@@ -131,16 +326,20 @@ struct WireChunk {
     part: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rows: Option<Rows>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lines: Option<Box<Lines>>,
 }
 
 impl TryFrom<WireChunk> for ChunkMessage {
     type Error = String;
 
     fn try_from(w: WireChunk) -> Result<Self, String> {
-        let body = match w.rows {
-            Some(rows) => ChunkBody::Rows(rows),
-            None if w.end < w.start => return Err(format!("byte range {}..{} runs backwards", w.start, w.end)),
-            None => ChunkBody::Range { start: w.start, end: w.end },
+        let body = match (w.rows, w.lines) {
+            (Some(rows), None) => ChunkBody::Rows(rows),
+            (None, Some(lines)) => ChunkBody::Lines(lines),
+            (Some(_), Some(_)) => return Err("a chunk carries rows or lines, not both".into()),
+            (None, None) if w.end < w.start => return Err(format!("byte range {}..{} runs backwards", w.start, w.end)),
+            (None, None) => ChunkBody::Range { start: w.start, end: w.end },
         };
         Ok(ChunkMessage {
             job_id: w.job_id,
@@ -155,9 +354,10 @@ impl TryFrom<WireChunk> for ChunkMessage {
 
 impl From<ChunkMessage> for WireChunk {
     fn from(m: ChunkMessage) -> WireChunk {
-        let ((start, end), rows) = match m.body {
-            ChunkBody::Range { start, end } => ((start, end), None),
-            ChunkBody::Rows(rows) => ((0, 0), Some(rows)),
+        let ((start, end), rows, lines) = match m.body {
+            ChunkBody::Range { start, end } => ((start, end), None, None),
+            ChunkBody::Rows(rows) => ((0, 0), Some(rows), None),
+            ChunkBody::Lines(lines) => ((0, 0), None, Some(lines)),
         };
         WireChunk {
             job_id: m.job_id,
@@ -168,6 +368,7 @@ impl From<ChunkMessage> for WireChunk {
             tasks: m.tasks,
             part: m.part,
             rows,
+            lines,
         }
     }
 }
@@ -290,27 +491,38 @@ impl RowBatch {
     /// The batch as the body of a [`ChunkMessage`] (and empties it); `None` when it holds no
     /// row. Written here rather than through serde, so the rows are not parsed again.
     pub fn take(&mut self, job_id: &JobId, index: u64, part: Option<u64>) -> Option<String> {
-        use std::fmt::Write;
+        let (first_line, tasks) = (self.first_line, self.rows);
+        let rows = self.take_rows()?;
+        let mut body = header(job_id, index, first_line, tasks, part, rows.len() + 200);
+        body.push_str(",\"rows\":");
+        body.push_str(&rows);
+        body.push('}');
+        Some(body)
+    }
+
+    /// The rows as a JSON array (and empties the batch); `None` when it holds none.
+    fn take_rows(&mut self) -> Option<String> {
         if self.rows == 0 {
             return None;
         }
-        let id = serde_json::to_string(job_id).expect("an ID serializes");
-        let mut body = String::with_capacity(self.json.len() + 200);
-        let _ = write!(
-            body,
-            "{{\"job_id\":{id},\"index\":{index},\"start\":0,\"end\":0,\"first_line\":{},\"tasks\":{}",
-            self.first_line, self.rows
-        );
-        if let Some(p) = part {
-            let _ = write!(body, ",\"part\":{p}");
-        }
-        body.push_str(",\"rows\":");
-        body.push_str(&self.json);
-        body.push_str("]}");
-        self.json.clear();
+        let mut rows = std::mem::take(&mut self.json);
+        rows.push(']');
         self.rows = 0;
-        Some(body)
+        Some(rows)
     }
+}
+
+/// A chunk message written without serde, up to its body's member: `{"job_id":..,"tasks":..`.
+fn header(job_id: &JobId, index: u64, first_line: u64, tasks: u64, part: Option<u64>, capacity: usize) -> String {
+    use std::fmt::Write;
+    let mut body = String::with_capacity(capacity);
+    body.push_str("{\"job_id\":");
+    push_json_str(&mut body, job_id.as_str());
+    let _ = write!(body, ",\"index\":{index},\"start\":0,\"end\":0,\"first_line\":{first_line},\"tasks\":{tasks}");
+    if let Some(p) = part {
+        let _ = write!(body, ",\"part\":{p}");
+    }
+    body
 }
 
 /// The rows a chunk message carries, read back.
@@ -567,8 +779,7 @@ mod tests {
         assert!(!batch.push(&read(0)));
         assert!(!batch.push(&read(1)));
         assert!(batch.push(&read(2)), "full at the chunk size");
-        let msg: ChunkMessage =
-            serde_json::from_str(&batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
+        let msg = ChunkMessage::decode(&batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
         assert!(batch.is_empty() && batch.take(&id(), 0, None).is_none());
         assert_eq!((msg.index, msg.tasks, msg.first_line), ((2 << 32) | 5, 3, 1));
         let ChunkBody::Rows(rows) = &msg.body else { panic!("rows expected: {msg:?}") };
@@ -576,6 +787,94 @@ mod tests {
         assert_eq!(back, parsed);
         assert!(back[1].as_ref().unwrap_err().reason.starts_with("inventory file f.csv.gz line 2: expected 3 columns"));
         assert_eq!(back[2].as_ref().unwrap().target.key, "café");
+    }
+
+    #[test]
+    fn inventory_lines_travel_as_text_cut_after_the_last_wanted_column() {
+        // GIVEN lines of an inventory: plain quoted rows, one with a doubled quote, blank lines,
+        // one not UTF-8, one with a control character and one with U+FFFF (neither of which an
+        // SQS message can carry), one short of the version column
+        use ManifestField::*;
+        let fields = [Bucket, Key, VersionId, Ignore, Ignore];
+        let origin = "inventory file f.csv.gz";
+        let lines: Vec<Vec<u8>> = vec![
+            b"\"b\",\"a%20b\",\"v1\",\"true\",\"12\"".to_vec(),
+            b"".to_vec(),
+            b"\"b\",\"say \"\"hi\"\"\",\"v2\",\"true\",\"12\"".to_vec(),
+            b"\"b\",\"bad\xff\",\"v3\",\"true\",\"12\"".to_vec(),
+            b"\"b\",\"tab\x01key\",\"v4\",\"true\",\"12\"".to_vec(),
+            "\"b\",\"odd\u{FFFF}\",\"v5\",\"true\",\"12\"".as_bytes().to_vec(),
+            b"\"b\",\"short\"".to_vec(),
+            b"\"b\",\"caf%C3%A9\",\"v7\",\"false\",\"1\"\r".to_vec(),
+        ];
+        let layout = RowLayout::new(&fields);
+        let mut batch = LineBatch::new(100, origin, &fields);
+        // WHEN the chunker hands them over (a blank line first: not written), from line 4
+        batch.blank();
+        for (i, l) in lines.iter().enumerate() {
+            let n = 4 + i as u64;
+            match (l.is_empty(), std::str::from_utf8(l)) {
+                (true, _) => batch.blank(),
+                (false, Ok(text)) => assert!(!batch.push(n, text, &layout)),
+                (false, Err(_)) => assert!(!batch.push_raw(n, l, &layout)),
+            }
+        }
+        let body = batch.take(&id(), 9, Some(1)).unwrap();
+        assert!(batch.take(&id(), 10, Some(1)).is_none(), "taking empties it");
+        // THEN the message is a JSON header and the text, plain rows cut after the version
+        let (head, text) = body.split_once('\n').unwrap();
+        assert!(
+            head.starts_with("{\"job_id\":\"job-00001\",\"index\":9,") && head.contains("\"lines\":{\"origin\""),
+            "{head}"
+        );
+        assert!(
+            text.starts_with("\"b\",\"a%20b\",\"v1\"\n\n\"b\",\"say \"\"hi\"\"\",\"v2\",\"true\",\"12\"\n\n\n\n"),
+            "{text:?}"
+        );
+        assert!(carriable(text) && !carriable("a\u{1}") && !carriable("\u{FFFE}") && carriable("tab\tcr\r\u{FFFD}"));
+        // AND it reads back as each whole line reads (the short one: it lacks the version)
+        let msg = ChunkMessage::decode(&body).unwrap();
+        assert_eq!((msg.first_line, msg.tasks, msg.part), (4, 7, Some(1)));
+        let ChunkBody::Lines(carried) = &msg.body else { panic!("lines expected: {msg:?}") };
+        let back = carried.parse(msg.first_line).unwrap();
+        let expected: Vec<ParsedLine> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| layout.parse(origin, 4 + i as u64, l))
+            .collect();
+        assert_eq!(back, expected);
+        assert_eq!(back[0].as_ref().unwrap().target.key, "a b");
+        assert_eq!(back[1].as_ref().unwrap().target.key, "say \"hi\"");
+        assert!(back[2].as_ref().unwrap_err().reason.ends_with("line 7: is not UTF-8"));
+        assert_eq!(back[3].as_ref().unwrap().target.key, "tab\u{1}key");
+        assert!(back[5].as_ref().unwrap_err().reason.contains("line 10: expected 5 columns"), "{:?}", back[5]);
+        assert_eq!(back[6].as_ref().unwrap().target.version_id.as_deref(), Some("v7"));
+        // AND the same message as plain JSON reads the same
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(ChunkMessage::decode(&json).unwrap(), msg);
+        assert!(ChunkMessage::decode(&format!(
+            "{}\nstray text",
+            serde_json::to_string(&ChunkMessage { body: ChunkBody::Range { start: 0, end: 1 }, ..msg }).unwrap()
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn a_line_batch_is_full_by_tasks_or_by_bytes() {
+        let fields = [ManifestField::Bucket, ManifestField::Key];
+        let layout = RowLayout::new(&fields);
+        let mut batch = LineBatch::new(3, "inventory file f", &fields);
+        assert!(!batch.push(1, "\"b\",\"k1\"", &layout));
+        batch.blank();
+        assert!(!batch.push(3, "\"b\",\"k2\"", &layout));
+        assert!(batch.push(4, "\"b\",\"k3\"", &layout), "three tasks");
+        let msg = ChunkMessage::decode(&batch.take(&id(), 0, None).unwrap()).unwrap();
+        assert_eq!((msg.first_line, msg.tasks), (1, 3));
+        let long = format!("\"b\",\"{}\"", "k".repeat(40 * 1024));
+        let mut big = LineBatch::new(1000, "inventory file f", &fields);
+        let full: Vec<bool> = (0..4).map(|i| big.push(i + 1, &long, &layout)).collect();
+        assert_eq!(full, [false, false, false, true], "160 KiB of text");
     }
 
     #[test]
@@ -605,7 +904,7 @@ mod tests {
         assert!((150..170).contains(&n), "{n} rows of 1 KB");
         let body = batch.take(&id(), 0, None).unwrap();
         assert!(body.len() < 200 * 1024, "under SQS's 256 KiB: {}", body.len());
-        let msg: ChunkMessage = serde_json::from_str(&body).unwrap();
+        let msg = ChunkMessage::decode(&body).unwrap();
         assert_eq!((msg.tasks, msg.part), (n + 1, None));
         assert_eq!(serde_json::to_string(&msg).unwrap(), body, "serde writes the same body");
     }
@@ -650,7 +949,7 @@ mod tests {
             decoded: None,
         };
         batch.push(&Ok(row));
-        let carried: ChunkMessage = serde_json::from_str(&batch.take(&id, 4, Some(2)).unwrap()).unwrap();
+        let carried = ChunkMessage::decode(&batch.take(&id, 4, Some(2)).unwrap()).unwrap();
         assert!(matches!(carried.body, ChunkBody::Rows(_)), "{carried:?}");
         assert_eq!((carried.part, carried.range()), (Some(2), None));
         let backwards = r#"{"job_id":"job-12345","index":3,"start":40,"end":10,"first_line":7,"tasks":2}"#;

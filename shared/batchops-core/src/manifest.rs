@@ -143,17 +143,7 @@ pub fn parse_line(fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedL
 
 /// Reads one line of `origin` (`manifest`, `inventory file <key>`), whose errors name it.
 pub fn parse_row(origin: &str, fields: &[ManifestField], line_no: u64, raw: &[u8]) -> ParsedLine {
-    let row = read_row(origin, fields, line_no, raw)?;
-    // A key with escapes was decoded when the row was read; one without cannot fail.
-    let key = match row.decoded {
-        Some(k) => k,
-        None => decode_key(&row.encoded_key).map_err(|e| row.bad(origin, e))?,
-    };
-    Ok(ManifestEntry {
-        line: line_no,
-        target: TaskTarget { bucket: row.bucket.into_owned(), key, version_id: row.version_id.map(Cow::into_owned) },
-        encoded_key: row.encoded_key.into_owned(),
-    })
+    RowLayout::new(fields).parse(origin, line_no, raw)
 }
 
 /// A well-formed manifest row, borrowed from its line: what a chunk message carries. Its key
@@ -227,26 +217,7 @@ pub fn read_row<'a>(
     line_no: u64,
     raw: &'a [u8],
 ) -> Result<RowRef<'a>, BadLine> {
-    match std::str::from_utf8(raw) {
-        Ok(text) => read_text_row(origin, fields, line_no, text),
-        Err(_) => Err(BadLine {
-            line: line_no,
-            bucket: String::new(),
-            encoded_key: String::new(),
-            version_id: String::new(),
-            reason: format!("{origin} line {line_no}: is not UTF-8"),
-        }),
-    }
-}
-
-/// [`read_row`] of a line already known to be UTF-8.
-pub fn read_text_row<'a>(
-    origin: &str,
-    fields: &[ManifestField],
-    line_no: u64,
-    text: &'a str,
-) -> Result<RowRef<'a>, BadLine> {
-    RowLayout::new(fields).read(origin, line_no, text)
+    RowLayout::new(fields).read_bytes(origin, line_no, raw)
 }
 
 /// Where the columns a task needs are in a manifest's rows: worked out once per manifest or
@@ -259,6 +230,8 @@ pub struct RowLayout<'f> {
     version: Option<usize>,
     /// The last column wanted: the ones after it are only counted.
     last_wanted: usize,
+    /// Whether a row may end after the last column wanted (see [`Self::prefixes`]).
+    prefix: bool,
 }
 
 impl<'f> RowLayout<'f> {
@@ -267,15 +240,66 @@ impl<'f> RowLayout<'f> {
         let (bucket, key, version) =
             (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
         let last_wanted = [bucket, key, version].into_iter().flatten().max().unwrap_or(0);
-        RowLayout { fields, bucket, key, version, last_wanted }
+        RowLayout { fields, bucket, key, version, last_wanted, prefix: false }
+    }
+
+    /// The same layout, also reading rows that end after the last column wanted: the chunker
+    /// hands on an inventory's rows cut there ([`Self::prefix_end`]), the columns after it
+    /// being of no use to a task.
+    pub fn prefixes(self) -> Self {
+        RowLayout { prefix: true, ..self }
+    }
+
+    /// Whether a row of `columns` columns has the ones this layout reads.
+    fn complete(&self, columns: usize) -> bool {
+        columns == self.fields.len() || (self.prefix && columns == self.last_wanted + 1)
+    }
+
+    /// Where the last column wanted of a plain quoted line (see [`Self::quoted`]) ends: the
+    /// byte after its closing quote. `None` for any other line.
+    pub fn prefix_end(&self, text: &str) -> Option<usize> {
+        self.scan(text, self.last_wanted).map(|(_, _, end)| end)
+    }
+
+    /// [`parse_row`]: the line read, with its key decoded.
+    pub fn parse(&self, origin: &str, line_no: u64, raw: &[u8]) -> ParsedLine {
+        let row = self.read_bytes(origin, line_no, raw)?;
+        // A key with escapes was decoded when the row was read; one without cannot fail.
+        let key = match row.decoded {
+            Some(k) => k,
+            None => decode_key(&row.encoded_key).map_err(|e| row.bad(origin, e))?,
+        };
+        Ok(ManifestEntry {
+            line: line_no,
+            target: TaskTarget {
+                bucket: row.bucket.into_owned(),
+                key,
+                version_id: row.version_id.map(Cow::into_owned),
+            },
+            encoded_key: row.encoded_key.into_owned(),
+        })
+    }
+
+    /// [`read_row`]: a line that is not UTF-8 fails.
+    pub fn read_bytes<'a>(&self, origin: &str, line_no: u64, raw: &'a [u8]) -> Result<RowRef<'a>, BadLine> {
+        match std::str::from_utf8(raw) {
+            Ok(text) => self.read(origin, line_no, text),
+            Err(_) => Err(BadLine {
+                line: line_no,
+                bucket: String::new(),
+                encoded_key: String::new(),
+                version_id: String::new(),
+                reason: format!("{origin} line {line_no}: is not UTF-8"),
+            }),
+        }
     }
 
     /// Reads one line of `origin` without copying it (see [`read_row`]).
     pub fn read<'a>(&self, origin: &str, line_no: u64, text: &'a str) -> Result<RowRef<'a>, BadLine> {
         let text = text.strip_suffix('\r').unwrap_or(text);
         let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
-        let row = match self.quoted(text) {
-            Some((columns, [bucket, key, version])) if columns == self.fields.len() => {
+        let row = match self.scan(text, usize::MAX) {
+            Some((columns, [bucket, key, version], _)) if self.complete(columns) => {
                 (Cow::Borrowed(bucket), Cow::Borrowed(key), Cow::Borrowed(version))
             }
             _ => self.general(origin, line_no, text)?,
@@ -285,9 +309,10 @@ impl<'f> RowLayout<'f> {
 
     /// The bucket, key and version columns of a line whose every column is quoted and holds no
     /// quote, as an S3 Inventory's are (its keys are URL-encoded), with how many columns it
-    /// has: one search per quote, nothing copied. `None` for any other line: [`Self::general`]
-    /// reads those.
-    fn quoted<'a>(&self, text: &'a str) -> Option<(usize, [&'a str; 3])> {
+    /// has and where the last one read ends: one search per quote, nothing copied. Reads up to
+    /// column `stop` (0-based), or all. `None` for any other line: [`Self::general`] reads
+    /// those.
+    fn scan<'a>(&self, text: &'a str, stop: usize) -> Option<(usize, [&'a str; 3], usize)> {
         let b = text.as_bytes();
         if b.first() != Some(&b'"') {
             return None;
@@ -306,7 +331,8 @@ impl<'f> RowLayout<'f> {
             }
             column += 1;
             match (b.get(close + 1), b.get(close + 2)) {
-                (None, _) => return Some((column, out)),
+                (None, _) => return Some((column, out, close + 1)),
+                (Some(b','), _) if column > stop => return Some((column, out, close + 1)),
                 (Some(b','), Some(b'"')) => open = close + 2,
                 // a doubled quote, an unquoted column, text after a closing quote
                 _ => return None,
@@ -352,7 +378,7 @@ impl<'f> RowLayout<'f> {
         }
         // Every line has exactly the declared columns: a column `Fields` does not name (a version
         // ID without `VersionId`) fails the line rather than being guessed at.
-        if found != self.fields.len() {
+        if !self.complete(found) {
             let reason =
                 format!("expected {} columns ({}), found {found}", self.fields.len(), field_names(self.fields));
             return Err(bad_row(origin, line_no, (&bucket, &key, &version), reason));

@@ -294,12 +294,10 @@ impl Executor {
         msg: &ChunkMessage,
     ) -> Result<Option<Vec<ParsedLine>>> {
         let context = || format!("chunk {} of job {}", msg.index, job.id);
+        let unreadable = |e: String| Error::backend(context(), format!("unreadable message: {e}"));
         let (start, end) = match &msg.body {
-            ChunkBody::Rows(packed) => {
-                return decode_rows(packed)
-                    .map(Some)
-                    .map_err(|e| Error::backend(context(), format!("unreadable message: {e}")))
-            }
+            ChunkBody::Rows(packed) => return decode_rows(packed).map(Some).map_err(unreadable),
+            ChunkBody::Lines(lines) => return lines.parse(msg.first_line).map(Some).map_err(unreadable),
             ChunkBody::Range { start, end } => (*start, *end),
         };
         let Some(m) = manifest else {

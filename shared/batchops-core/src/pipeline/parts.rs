@@ -18,10 +18,10 @@ use tracing::info;
 
 use super::chunker::{object_read_failure, read_failure, Acting, SEND_BATCH};
 use super::{encode, modify};
-use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, RowBatch};
+use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, LineBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::manifest::{read_row, read_text_row};
+use crate::manifest::RowLayout;
 use crate::ports::{read_all, PartRecord, Pass, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
@@ -225,7 +225,8 @@ impl Acting<'_> {
         };
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
         let mut lines = Lines { consumed: 0, next: 1 };
-        let mut batch = RowBatch::new(self.settings.chunk_size);
+        let layout = RowLayout::new(fields);
+        let mut batch = LineBatch::new(self.settings.chunk_size, &origin, fields);
         let mut pending: Vec<Waiting> = Vec::new();
         let (mut tasks, mut next_chunk) = (at.tasks, at.next_chunk);
         let mut ended = false;
@@ -275,17 +276,18 @@ impl Acting<'_> {
                     return self.fail(id, failure).await;
                 }
                 if is_blank(raw) {
+                    batch.blank();
                     continue;
                 }
                 tasks += 1;
                 if let Some(failure) = self.over_task_limit(tasks) {
                     return self.fail(id, failure).await;
                 }
-                let row = match block {
-                    Some(text) if range.end <= block_end => read_text_row(&origin, fields, n, &text[range]),
-                    _ => read_row(&origin, fields, n, raw),
+                let full = match block {
+                    Some(text) if range.end <= block_end => batch.push(n, &text[range], &layout),
+                    _ => batch.push_raw(n, raw, &layout),
                 };
-                if batch.push(&row) {
+                if full {
                     let index = part_chunk_index(part, next_chunk);
                     next_chunk += 1;
                     let msg = batch.take(id, index, Some(part)).expect("a full batch");

@@ -202,7 +202,7 @@ impl World {
             let msg: ControlMessage = serde_json::from_str(&m).unwrap();
             self.chunker().handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
         } else if let Some(m) = self.chunks.pop() {
-            let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
+            let msg = ChunkMessage::decode(&m).unwrap();
             self.executor().handle(&msg).await.unwrap();
         } else if let Some(m) = self.finalize.pop() {
             let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
@@ -333,8 +333,8 @@ async fn a_finalize_request_lost_after_the_last_chunk_is_made_up_by_the_chunks_r
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(20), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
-    let first: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
-    let last: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    let first = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
+    let last = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     w.executor().handle(&first).await.unwrap();
     // The last chunk is recorded, then the finalize queue cannot be reached: the delivery fails.
     let cut_off = Executor { finalize: Arc::new(Unreachable), ..w.executor() };
@@ -437,7 +437,7 @@ async fn cancelling_stops_work_and_reports_what_ran() {
     // Run two of the five chunks, then cancel.
     let executor = w.executor();
     for _ in 0..2 {
-        let m: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+        let m = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
         executor.handle(&m).await.unwrap();
     }
     let up = w.intake().update_job_status(id.as_str(), "Cancelled", Some("stop".into())).await.unwrap();
@@ -460,7 +460,7 @@ async fn slow_world(n: usize) -> (World, JobId, ChunkMessage) {
     let body: String = (0..n).map(|i| format!("src,obj{i}\n")).collect();
     let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
-    let msg: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    let msg = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     (w, id, msg)
 }
 
@@ -663,7 +663,7 @@ async fn jobs_of_equal_priority_take_turns() {
     // Each chunk that ends lets the next job in turn have the room.
     let mut order = Vec::new();
     while let Some(m) = w.chunks.pop() {
-        let msg: ChunkMessage = serde_json::from_str(&m).unwrap();
+        let msg = ChunkMessage::decode(&m).unwrap();
         order.push(if msg.job_id == a { 'a' } else { 'b' });
         w.executor().handle(&msg).await.unwrap();
     }
@@ -869,7 +869,7 @@ async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
     w.drain_control_only().await;
     let broken = InMemoryRoles::new(Arc::new(BrokenRangeReads(w.objects.clone())), w.runner.clone());
     let executor = Executor { roles: Arc::new(broken), ..w.executor() };
-    let msg: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    let msg = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     for attempt in 1..w.settings.max_chunk_attempts {
         assert!(executor.handle_attempt(&msg, attempt).await.is_err(), "attempt {attempt} is retried");
     }
@@ -1311,7 +1311,7 @@ async fn a_role_lost_while_the_job_runs_fails_it_and_every_task_run_is_counted_a
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
-    let first: ChunkMessage = serde_json::from_str(&w.chunks.pop().unwrap()).unwrap();
+    let first = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     w.executor().handle(&first).await.unwrap();
     // WHEN the role can no longer be assumed (its trust policy was changed)
     w.roles.refused.lock().unwrap().insert(ROLE.to_string());
