@@ -232,11 +232,16 @@ impl LineBatch {
         }
     }
 
+    /// Ends a line of the text.
+    fn line_break(&mut self) {
+        self.text.push('\n');
+    }
+
     /// A blank line: no task, but it keeps the numbering of the lines after it (none is
     /// written before a chunk's first task).
     pub fn blank(&mut self) {
         if self.tasks > 0 {
-            self.text.push('\n');
+            self.line_break();
         }
     }
 
@@ -247,7 +252,7 @@ impl LineBatch {
             Some(end) => self.text.push_str(&text[..end]),
             None => self.text.push_str(text),
         }
-        self.text.push('\n');
+        self.line_break();
         self.tasks += 1;
         self.full()
     }
@@ -258,7 +263,7 @@ impl LineBatch {
             Ok(text) => self.push(line, text, layout),
             Err(_) => {
                 self.start(line);
-                self.text.push('\n');
+                self.line_break();
                 self.carried.push(&layout.read_bytes(&self.origin, line, raw));
                 self.tasks += 1;
                 self.full()

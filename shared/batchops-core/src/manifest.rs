@@ -220,6 +220,35 @@ pub fn read_row<'a>(
     RowLayout::new(fields).read_bytes(origin, line_no, raw)
 }
 
+/// Finds one byte, in short haystacks, millions of times: memchr's AVX2 searcher called
+/// directly when the CPU has it (`memchr::memchr` picks a searcher on every call).
+#[derive(Clone, Copy, Debug)]
+pub struct ByteFinder {
+    byte: u8,
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+}
+
+impl ByteFinder {
+    pub fn new(byte: u8) -> Self {
+        ByteFinder {
+            byte,
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::One::new(byte),
+        }
+    }
+
+    /// The first position of the byte in `haystack`.
+    #[inline]
+    pub fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(one) = &self.avx2 {
+            return one.find(haystack);
+        }
+        memchr::memchr(self.byte, haystack)
+    }
+}
+
 /// Where the columns a task needs are in a manifest's rows: worked out once per manifest or
 /// inventory file rather than for each of its millions of rows.
 #[derive(Clone, Copy, Debug)]
@@ -232,6 +261,7 @@ pub struct RowLayout<'f> {
     last_wanted: usize,
     /// Whether a row may end after the last column wanted (see [`Self::prefixes`]).
     prefix: bool,
+    quotes: ByteFinder,
 }
 
 impl<'f> RowLayout<'f> {
@@ -240,7 +270,7 @@ impl<'f> RowLayout<'f> {
         let (bucket, key, version) =
             (pos(ManifestField::Bucket), pos(ManifestField::Key), pos(ManifestField::VersionId));
         let last_wanted = [bucket, key, version].into_iter().flatten().max().unwrap_or(0);
-        RowLayout { fields, bucket, key, version, last_wanted, prefix: false }
+        RowLayout { fields, bucket, key, version, last_wanted, prefix: false, quotes: ByteFinder::new(b'"') }
     }
 
     /// The same layout, also reading rows that end after the last column wanted: the chunker
@@ -320,7 +350,7 @@ impl<'f> RowLayout<'f> {
         let mut out = [""; 3];
         let (mut open, mut column) = (0, 0);
         loop {
-            let close = open + 1 + memchr::memchr(b'"', &b[open + 1..])?;
+            let close = open + 1 + self.quotes.find(&b[open + 1..])?;
             let field = &text[open + 1..close];
             if Some(column) == self.bucket {
                 out[0] = field;

@@ -389,6 +389,7 @@ impl Chunker {
     }
 
     /// The job failure when a manifest holds more tasks than allowed.
+    #[inline]
     pub(super) fn over_task_limit(&self, tasks: u64) -> Option<JobFailure> {
         let max = self.settings.max_tasks;
         (tasks > max).then(|| {
@@ -400,6 +401,7 @@ impl Chunker {
     }
 
     /// The job failure when a manifest line (named by `line`) is longer than allowed.
+    #[inline]
     pub(super) fn over_line_limit(&self, len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
         let max = self.settings.max_line_bytes;
         (len > max).then(|| {

@@ -21,7 +21,7 @@ use super::{encode, modify};
 use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, LineBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::manifest::RowLayout;
+use crate::manifest::{ByteFinder, RowLayout};
 use crate::ports::{read_all, PartRecord, Pass, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
@@ -43,12 +43,13 @@ struct Lines {
     consumed: usize,
     /// Number of the line starting at `consumed`.
     next: u64,
+    breaks: ByteFinder,
 }
 
 impl Lines {
     /// The next complete line of `buf`, if it holds one.
     fn next_line(&mut self, buf: &[u8]) -> Option<(u64, std::ops::Range<usize>)> {
-        let i = memchr::memchr(b'\n', &buf[self.consumed..])?;
+        let i = self.breaks.find(&buf[self.consumed..])?;
         let range = self.consumed..self.consumed + i;
         self.consumed += i + 1;
         self.next += 1;
@@ -224,7 +225,7 @@ impl Acting<'_> {
             Err(e) => return self.fail(id, fail_read(&e)).await,
         };
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
-        let mut lines = Lines { consumed: 0, next: 1 };
+        let mut lines = Lines { consumed: 0, next: 1, breaks: ByteFinder::new(b'\n') };
         let layout = RowLayout::new(fields);
         let mut batch = LineBatch::new(self.settings.chunk_size, &origin, fields);
         let mut pending: Vec<Waiting> = Vec::new();
