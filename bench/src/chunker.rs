@@ -46,8 +46,8 @@ struct Args {
     /// Data files of each inventory.
     #[arg(long, default_value_t = 10)]
     files: u64,
-    /// Runs of each measurement; the fastest counts.
-    #[arg(long, default_value_t = 2)]
+    /// Runs of each measurement; the fastest counts (the machine is shared: one run is noise).
+    #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Where the generated manifests go (kept between runs).
     #[arg(long, env = "BENCH_DIR")]
