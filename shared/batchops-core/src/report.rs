@@ -183,6 +183,56 @@ pub fn manifest_tail() -> String {
     format!("],\"ReportSchema\":{}}}", json!(REPORT_SCHEMA))
 }
 
+/// Cuts a result file into CSV records as it streams in: a record ends at a line break outside
+/// quotes (a ResultMessage may hold quoted line breaks). Each record is kept up to `max`
+/// bytes; a longer one is handed over cut there and marked as not whole.
+pub(crate) struct Records {
+    pending: Vec<u8>,
+    quoted: bool,
+    max: usize,
+    /// The current record passed `max`: the rest of it is skipped.
+    overlong: bool,
+}
+
+impl Records {
+    pub(crate) fn new(max: usize) -> Self {
+        Records { pending: Vec::new(), quoted: false, max, overlong: false }
+    }
+
+    /// Hands each record `piece` completes to `record`, with whether it is whole.
+    pub(crate) fn feed(&mut self, piece: &[u8], mut record: impl FnMut(&[u8], bool)) {
+        for &b in piece {
+            match b {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' if !self.quoted => {
+                    self.emit(&mut record);
+                    continue;
+                }
+                _ => {}
+            }
+            if self.pending.len() < self.max {
+                self.pending.push(b);
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+
+    fn emit(&mut self, record: &mut impl FnMut(&[u8], bool)) {
+        let text = self.pending.strip_suffix(b"\r").unwrap_or(&self.pending);
+        if !text.is_empty() {
+            record(text, !self.overlong);
+        }
+        self.pending.clear();
+        self.overlong = false;
+    }
+
+    /// The last record, when the file does not end with a line break.
+    pub(crate) fn finish(mut self, mut record: impl FnMut(&[u8], bool)) {
+        self.emit(&mut record);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

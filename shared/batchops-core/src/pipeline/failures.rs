@@ -15,6 +15,7 @@ use super::intake::Intake;
 use crate::job::JobId;
 use crate::manifest::split_csv;
 use crate::ports::ObjectStore;
+use crate::report::Records;
 use crate::{Error, Result};
 
 /// Most distinct (ErrorCode, HTTPStatusCode) pairs counted apart.
@@ -90,62 +91,17 @@ impl Intake {
 /// Streams one result file into `tally`, record by record; false when the byte budget ran out.
 async fn read_file(objects: &dyn ObjectStore, bucket: &str, key: &str, tally: &mut Tally) -> Result<bool> {
     let mut stream = objects.read(bucket, key, None, 0, None, None).await?;
-    let mut records = Records::default();
+    let mut records = Records::new(MAX_ROW_BYTES);
     while let Some(piece) = stream.next().await {
         let piece = piece?;
         tally.bytes += piece.len() as u64;
-        records.feed(&piece, |record| tally.add(record));
+        records.feed(&piece, |record, whole| tally.add(whole.then_some(record)));
         if tally.bytes >= MAX_SCAN_BYTES {
             return Ok(false);
         }
     }
-    records.finish(|record| tally.add(record));
+    records.finish(|record, whole| tally.add(whole.then_some(record)));
     Ok(true)
-}
-
-/// Cuts a result file into CSV records: a record ends at a line break outside quotes (a
-/// ResultMessage may hold quoted line breaks).
-#[derive(Default)]
-struct Records {
-    pending: Vec<u8>,
-    quoted: bool,
-    /// The current record passed [`MAX_ROW_BYTES`]: the rest of it is skipped.
-    overlong: bool,
-}
-
-impl Records {
-    fn feed(&mut self, piece: &[u8], mut record: impl FnMut(Option<&[u8]>)) {
-        for &b in piece {
-            match b {
-                b'"' => self.quoted = !self.quoted,
-                b'\n' if !self.quoted => {
-                    self.emit(&mut record);
-                    continue;
-                }
-                _ => {}
-            }
-            if self.pending.len() < MAX_ROW_BYTES {
-                self.pending.push(b);
-            } else {
-                self.overlong = true;
-            }
-        }
-    }
-
-    fn emit(&mut self, record: &mut impl FnMut(Option<&[u8]>)) {
-        let text = self.pending.strip_suffix(b"\r").unwrap_or(&self.pending);
-        if self.overlong {
-            record(None);
-        } else if !text.is_empty() {
-            record(Some(text));
-        }
-        self.pending.clear();
-        self.overlong = false;
-    }
-
-    fn finish(mut self, mut record: impl FnMut(Option<&[u8]>)) {
-        self.emit(&mut record);
-    }
 }
 
 /// What has been counted so far.
@@ -237,11 +193,11 @@ mod tests {
 
     fn tally(text: &str, piece: usize, limit: usize) -> Failures {
         let mut tally = Tally::new(limit);
-        let mut records = Records::default();
+        let mut records = Records::new(MAX_ROW_BYTES);
         for p in text.as_bytes().chunks(piece) {
-            records.feed(p, |r| tally.add(r));
+            records.feed(p, |r, whole| tally.add(whole.then_some(r)));
         }
-        records.finish(|r| tally.add(r));
+        records.finish(|r, whole| tally.add(whole.then_some(r)));
         tally.finish("j".into(), 0, true)
     }
 

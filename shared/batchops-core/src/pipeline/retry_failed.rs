@@ -6,7 +6,10 @@
 use super::consolidate::failed_files;
 use super::intake::{Caller, Intake};
 use crate::job::{Job, JobId};
-use crate::ports::{read_all, JobPorts, ResultFile};
+use futures::StreamExt;
+
+use crate::ports::{ObjectStore, ResultFile};
+use crate::report::Records;
 use crate::spec::{JobManifest, ManifestLocation, ManifestSpec, S3Tag, CSV_FORMAT};
 use crate::{Error, Result};
 
@@ -31,7 +34,7 @@ impl Intake {
             return Err(Error::field("JobId", format!("job {id} has no failed tasks to retry")));
         }
         let ports = self.roles.assume(&parent.id, parent.role_arn()).await?;
-        let (rows, versioned, body) = failed_rows(&ports, &report.bucket, &failed).await?;
+        let (rows, versioned, body) = failed_rows(&*ports.objects, &report.bucket, &failed).await?;
         let key = format!("{}/retry-failed/manifest.csv", report.job_folder(&parent.id));
         ports.objects.put(&report.bucket, &key, body.into(), "text/csv").await?;
         let etag = ports.objects.head(&report.bucket, &key, None).await?.etag;
@@ -41,21 +44,31 @@ impl Intake {
     }
 }
 
+/// What is kept of a result row: its first columns are a few KiB at most.
+const MAX_KEPT: usize = 16 * 1024;
+
 /// The `Bucket,Key,VersionId` of every row of the failed result files, as manifest lines (the
 /// VersionId column only when a row has one), their count, and whether they have versions.
-async fn failed_rows(ports: &JobPorts, bucket: &str, files: &[ResultFile]) -> Result<(u64, bool, Vec<u8>)> {
+async fn failed_rows(objects: &dyn ObjectStore, bucket: &str, files: &[ResultFile]) -> Result<(u64, bool, Vec<u8>)> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut versioned = false;
+    // A row is a CSV record, not a line: its ResultMessage may hold quoted line breaks. Bucket
+    // names, encoded keys and version IDs hold no comma: the first columns end at commas (and
+    // are in what is kept of a record however long its message).
+    let mut take = |record: &[u8], _whole: bool| {
+        let mut columns = record.splitn(4, |b| *b == b',');
+        let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
+        let v = v.unwrap_or_default();
+        versioned |= !v.is_empty();
+        lines.push([b, b",", k, b",", v].concat());
+    };
     for f in files {
-        let text = read_all(ports.objects.read(bucket, &f.key, None, 0, None, None).await?).await?;
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            // Bucket names, encoded keys and version IDs hold no comma: the columns end at commas.
-            let mut columns = line.splitn(4, |b| *b == b',');
-            let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
-            let v = v.unwrap_or_default();
-            versioned |= !v.is_empty();
-            lines.push([b, b",", k, b",", v].concat());
+        let mut stream = objects.read(bucket, &f.key, None, 0, None, None).await?;
+        let mut records = Records::new(MAX_KEPT);
+        while let Some(piece) = stream.next().await {
+            records.feed(&piece?, &mut take);
         }
+        records.finish(&mut take);
     }
     let mut out = Vec::new();
     for line in &lines {
@@ -104,4 +117,46 @@ fn retry_spec(
     tags.push(S3Tag { key: RETRY_OF_TAG.into(), value: parent.id.to_string() });
     spec.tags = Some(tags);
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::InMemoryObjectStore;
+    use crate::report::ResultRow;
+
+    fn row(key: &str, version: &str, message: &str) -> String {
+        let mut out = String::new();
+        ResultRow {
+            bucket: "src".into(),
+            encoded_key: key.into(),
+            version_id: version.into(),
+            succeeded: false,
+            http_status: 500,
+            error_code: "InternalError".into(),
+            message: message.into(),
+        }
+        .render(&mut out);
+        out
+    }
+
+    #[tokio::test]
+    async fn the_failed_rows_are_records_whose_messages_may_hold_line_breaks() {
+        // GIVEN failed result files whose messages hold quoted line breaks, commas and quotes
+        let objects = InMemoryObjectStore::default();
+        let first = [row("a%20b", "", "line one\nline two, \"quoted\"\n"), row("c", "", "plain")].concat();
+        let second = [row("d", "v1", "x\r\ny"), row("e", "", &"long ".repeat(10_000))].concat();
+        let files: Vec<ResultFile> = [("f1.csv", first), ("f2.csv", second)]
+            .into_iter()
+            .map(|(key, body)| {
+                objects.insert("rep", key, body.into_bytes());
+                ResultFile { key: key.into(), status: "failed".into(), md5: String::new(), rows: 2 }
+            })
+            .collect();
+        // WHEN they become the retry's manifest
+        let (rows, versioned, body) = failed_rows(&objects, "rep", &files).await.unwrap();
+        // THEN each row is one line of it, nothing of a message is
+        assert_eq!((rows, versioned), (4, true));
+        assert_eq!(String::from_utf8(body).unwrap(), "src,a%20b,\nsrc,c,\nsrc,d,v1\nsrc,e,\n");
+    }
 }
