@@ -143,7 +143,7 @@ impl Chunker {
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
-                acting.file(job, pass, part, &file, &fields, at, deadline).await
+                acting.file(job, super::parts::FileRead { pass, part, file, fields, at }, deadline).await
             }
         }
     }

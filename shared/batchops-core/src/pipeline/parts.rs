@@ -22,7 +22,7 @@ use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, L
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{ByteFinder, RowLayout};
-use crate::ports::{read_all, PartRecord, Pass, RecordOutcome, Waiting};
+use crate::ports::{read_all, ByteStream, PartRecord, Pass, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
 
@@ -71,6 +71,101 @@ impl Lines {
             (self.next - 1, r)
         })
     }
+}
+
+/// One data file of an inventory to read, from where: what a `ControlMessage::File` names.
+pub(super) struct FileRead {
+    pub pass: Pass,
+    pub part: u64,
+    pub file: InventoryFile,
+    pub fields: Vec<ManifestField>,
+    pub at: FileCheckpoint,
+}
+
+impl FileRead {
+    /// The message that goes on reading the file from `at`.
+    fn continued(&self, job_id: &JobId, at: FileCheckpoint) -> ControlMessage {
+        let (pass, part, file, fields) = (self.pass, self.part, self.file.clone(), self.fields.clone());
+        ControlMessage::File { job_id: job_id.clone(), pass, part, file, fields, at }
+    }
+}
+
+/// The chunks a file's lines make, as they are read.
+struct Cut<'a> {
+    read: &'a FileRead,
+    origin: &'a str,
+    layout: RowLayout<'a>,
+    batch: LineBatch,
+    /// Chunks cut and not sent yet (a count pass keeps none).
+    pending: Vec<Waiting>,
+    tasks: u64,
+    next_chunk: u64,
+}
+
+impl<'a> Cut<'a> {
+    fn new(read: &'a FileRead, origin: &'a str, chunk_size: u64) -> Self {
+        Cut {
+            read,
+            origin,
+            layout: RowLayout::new(&read.fields),
+            batch: LineBatch::new(chunk_size, origin, &read.fields),
+            pending: Vec::new(),
+            tasks: read.at.tasks,
+            next_chunk: read.at.next_chunk,
+        }
+    }
+
+    /// Takes line `n` (`text` when it is known to be UTF-8); true when it filled a chunk, which
+    /// is then cut. The failure of the job when the line breaks a limit.
+    fn line(
+        &mut self,
+        acting: &Acting<'_>,
+        id: &JobId,
+        n: u64,
+        raw: &[u8],
+        text: Option<&str>,
+    ) -> std::result::Result<bool, JobFailure> {
+        if let Some(failure) = acting.over_line_limit(raw.len() as u64, || format!("{} line {n}", self.origin)) {
+            return Err(failure);
+        }
+        if is_blank(raw) {
+            self.batch.blank();
+            return Ok(false);
+        }
+        self.tasks += 1;
+        if let Some(failure) = acting.over_task_limit(self.tasks) {
+            return Err(failure);
+        }
+        let full = match text {
+            Some(text) => self.batch.push(n, text, &self.layout),
+            None => self.batch.push_raw(n, raw, &self.layout),
+        };
+        if full {
+            self.chunk(id);
+        }
+        Ok(full)
+    }
+
+    /// Cuts the chunk of the lines taken so far, if any.
+    fn chunk(&mut self, id: &JobId) {
+        let index = part_chunk_index(self.read.part, self.next_chunk);
+        if let Some(body) = self.batch.take(id, index, Some(self.read.part)) {
+            self.next_chunk += 1;
+            if self.read.pass == Pass::Cut {
+                self.pending.push(Waiting { index, body });
+            }
+        }
+    }
+}
+
+/// How the reading of a file ended.
+enum FileEnd {
+    /// Every line read: the file's tasks and chunks.
+    Read { tasks: u64, chunks: u64 },
+    /// The time budget ran out: the file goes on from here.
+    Paused(FileCheckpoint),
+    /// The file fails the job.
+    Failed(JobFailure),
 }
 
 impl Acting<'_> {
@@ -182,20 +277,10 @@ impl Acting<'_> {
         Ok(if actual == file.md5 { Ok(head.etag) } else { mismatch(&actual) })
     }
 
-    /// Reads one data file from `at` and cuts its chunks.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn file(
-        &self,
-        job: Job,
-        pass: Pass,
-        part: u64,
-        file: &InventoryFile,
-        fields: &[ManifestField],
-        mut at: FileCheckpoint,
-        deadline: Instant,
-    ) -> Result<()> {
+    /// Reads one data file from where `read` says and cuts its chunks.
+    pub(super) async fn file(&self, job: Job, mut read: FileRead, deadline: Instant) -> Result<()> {
         let id = &job.id;
-        let expected = match pass {
+        let expected = match read.pass {
             Pass::Count => job.status == JobStatus::Preparing,
             Pass::Cut => {
                 job.status == JobStatus::Preparing
@@ -203,49 +288,71 @@ impl Acting<'_> {
             }
         };
         if !expected {
-            info!(job_id = %id, part, status = %job.status, "inventory file of a job no longer prepared: skipped");
+            info!(job_id = %id, part = read.part, status = %job.status, "inventory file of a job no longer prepared: skipped");
             return Ok(());
         }
-        let etag = match at.etag.clone() {
+        let file = &read.file;
+        let etag = match read.at.etag.clone() {
             Some(e) => e,
             None => match self.verify(file).await? {
                 Ok(e) => {
-                    at.etag = Some(e.clone());
-                    at.line = 1;
+                    read.at.etag = Some(e.clone());
+                    read.at.line = 1;
                     e
                 }
                 Err(failure) => return self.fail(id, failure).await,
             },
         };
-        let origin = format!("inventory file {}", file.key);
-        let fail_read = |e: &crate::ports::StorageError| object_read_failure(&file.bucket, &file.key, e);
-        let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
+        let stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
             Ok(s) => s,
             Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => return self.fail(id, fail_read(&e)).await,
+            Err(e) => return self.fail(id, object_read_failure(&file.bucket, &file.key, &e)).await,
         };
+        match self.cut_file(id, &read, stream, deadline).await? {
+            FileEnd::Failed(failure) => self.fail(id, failure).await,
+            FileEnd::Paused(at) => {
+                info!(job_id = %id, part = read.part, line = at.line, "time budget used: the file continues");
+                self.control.send(vec![encode(&read.continued(id, at))?]).await
+            }
+            FileEnd::Read { tasks, chunks } => {
+                self.file_read(id, PartRecord { pass: read.pass, part: read.part, tasks, chunks }).await
+            }
+        }
+    }
+
+    /// Decompresses the file's `stream` and cuts its lines from `read.at` into chunks, sending
+    /// them on as they fill, until the file ends or the time budget does.
+    async fn cut_file(
+        &self,
+        id: &JobId,
+        read: &FileRead,
+        mut stream: ByteStream,
+        deadline: Instant,
+    ) -> Result<FileEnd> {
+        let (file, at) = (&read.file, &read.at);
+        let origin = format!("inventory file {}", file.key);
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
         let mut lines = Lines { consumed: 0, next: 1, breaks: ByteFinder::new(b'\n') };
-        let layout = RowLayout::new(fields);
-        let mut batch = LineBatch::new(self.settings.chunk_size, &origin, fields);
-        let mut pending: Vec<Waiting> = Vec::new();
-        let (mut tasks, mut next_chunk) = (at.tasks, at.next_chunk);
+        let mut cut = Cut::new(read, &origin, self.settings.chunk_size);
         let mut ended = false;
         let bad_gzip = |e: std::io::Error| {
-            invalid(format!("The inventory file s3://{}/{} is not valid gzip: {e}", file.bucket, file.key))
+            FileEnd::Failed(invalid(format!(
+                "The inventory file s3://{}/{} is not valid gzip: {e}",
+                file.bucket, file.key
+            )))
         };
-        // Compressed bytes not yet decompressed: fed 64 KiB at a time, so what is decompressed
-        // at once stays small whatever the size of the pieces S3 hands over.
+        // Compressed bytes not yet decompressed: fed GUNZIP_STEP at a time, so what is
+        // decompressed at once stays small whatever the size of the pieces S3 hands over.
         let mut input = bytes::Bytes::new();
         while !ended {
             if input.is_empty() {
                 match stream.next().await {
                     Some(Ok(piece)) => input = piece,
                     Some(Err(e)) if e.is_transient() => return Err(e.into()),
-                    Some(Err(e)) => return self.fail(id, fail_read(&e)).await,
+                    Some(Err(e)) => return Ok(FileEnd::Failed(object_read_failure(&file.bucket, &file.key, &e))),
                     None => {
                         if let Err(e) = gunzip.try_finish() {
-                            return self.fail(id, bad_gzip(e)).await;
+                            return Ok(bad_gzip(e));
                         }
                         ended = true;
                     }
@@ -254,7 +361,7 @@ impl Acting<'_> {
             if !input.is_empty() {
                 let step = input.split_to(input.len().min(GUNZIP_STEP));
                 if let Err(e) = gunzip.write_all(&step) {
-                    return self.fail(id, bad_gzip(e)).await;
+                    return Ok(bad_gzip(e));
                 }
             }
             let buf = gunzip.get_mut();
@@ -272,45 +379,20 @@ impl Acting<'_> {
                 if n < at.line {
                     continue;
                 }
-                let raw = &buf[range.clone()];
-                if let Some(failure) = self.over_line_limit(raw.len() as u64, || format!("{origin} line {n}")) {
-                    return self.fail(id, failure).await;
-                }
-                if is_blank(raw) {
-                    batch.blank();
-                    continue;
-                }
-                tasks += 1;
-                if let Some(failure) = self.over_task_limit(tasks) {
-                    return self.fail(id, failure).await;
-                }
-                let full = match block {
-                    Some(text) if range.end <= block_end => batch.push(n, &text[range], &layout),
-                    _ => batch.push_raw(n, raw, &layout),
-                };
-                if full {
-                    let index = part_chunk_index(part, next_chunk);
-                    next_chunk += 1;
-                    let msg = batch.take(id, index, Some(part)).expect("a full batch");
-                    if pass == Pass::Cut {
-                        pending.push(Waiting { index, body: msg });
-                    }
-                    if pending.len() >= SEND_BATCH {
-                        self.send(id, &mut pending).await?;
-                    }
-                    if Instant::now() >= deadline {
-                        self.send(id, &mut pending).await?;
-                        let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: Some(etag.clone()) };
-                        info!(job_id = %id, part, line = n + 1, "time budget used: the file continues");
-                        let msg = ControlMessage::File {
-                            job_id: id.clone(),
-                            pass,
-                            part,
-                            file: file.clone(),
-                            fields: fields.to_vec(),
-                            at: next,
-                        };
-                        return self.control.send(vec![encode(&msg)?]).await;
+                let text = block.filter(|_| range.end <= block_end).map(|t| &t[range.clone()]);
+                match cut.line(self, id, n, &buf[range], text) {
+                    Err(failure) => return Ok(FileEnd::Failed(failure)),
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let out_of_time = Instant::now() >= deadline;
+                        if cut.pending.len() >= SEND_BATCH || out_of_time {
+                            self.send(id, &mut cut.pending).await?;
+                        }
+                        if out_of_time {
+                            let (tasks, next_chunk) = (cut.tasks, cut.next_chunk);
+                            let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: at.etag.clone() };
+                            return Ok(FileEnd::Paused(next));
+                        }
                     }
                 }
             }
@@ -319,38 +401,36 @@ impl Acting<'_> {
                 if let Some(failure) =
                     self.over_line_limit(buf.len() as u64, || format!("{origin} line {}", lines.next))
                 {
-                    return self.fail(id, failure).await;
+                    return Ok(FileEnd::Failed(failure));
                 }
             }
         }
-        let index = part_chunk_index(part, next_chunk);
-        if let Some(msg) = batch.take(id, index, Some(part)) {
-            next_chunk += 1;
-            if pass == Pass::Cut {
-                pending.push(Waiting { index, body: msg });
-            }
-        }
-        self.send(id, &mut pending).await?;
-        let record = PartRecord { pass, part, tasks, chunks: next_chunk };
+        cut.chunk(id);
+        self.send(id, &mut cut.pending).await?;
+        Ok(FileEnd::Read { tasks: cut.tasks, chunks: cut.next_chunk })
+    }
+
+    /// Records a file read; the last file of the pass finishes it.
+    async fn file_read(&self, id: &JobId, record: PartRecord) -> Result<()> {
         match self.store.record_part(id, &record).await? {
             RecordOutcome::Recorded => {}
             other => {
-                info!(job_id = %id, part, outcome = ?other, "inventory file already recorded or job closed");
+                info!(job_id = %id, part = record.part, outcome = ?other, "inventory file already recorded or job closed");
                 return Ok(());
             }
         }
         let job = self.store.get(id).await?;
-        let counts = match pass {
+        let counts = match record.pass {
             Pass::Count => &job.progress.counted,
             Pass::Cut => &job.progress.cut,
         };
-        info!(job_id = %id, part, tasks, files_done = counts.parts, "inventory file read");
+        info!(job_id = %id, part = record.part, tasks = record.tasks, files_done = counts.parts, "inventory file read");
         if let Some(failure) = self.over_task_limit(counts.tasks) {
             return self.fail(id, failure).await;
         }
         if Some(counts.parts) == job.progress.parts_total {
             let (tasks, chunks) = (counts.tasks, counts.chunks);
-            return self.finish(id, pass, tasks, chunks, |_| {}).await;
+            return self.finish(id, record.pass, tasks, chunks, |_| {}).await;
         }
         Ok(())
     }
