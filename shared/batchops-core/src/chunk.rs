@@ -777,7 +777,7 @@ mod tests {
         let fields = [ManifestField::Bucket, ManifestField::Key, ManifestField::VersionId];
         let lines = ["\"b\",\"a%20b\",\"v1\"", "\"b\",\"k\"", "\"b\",\"caf%C3%A9\",\"null\""];
         let origin = "inventory file f.csv.gz";
-        let read = |i: usize| crate::manifest::read_row(origin, &fields, i as u64 + 1, lines[i].as_bytes());
+        let read = |i: usize| RowLayout::new(&fields).read_bytes(origin, i as u64 + 1, lines[i].as_bytes());
         let parsed: Vec<ParsedLine> =
             (0..3).map(|i| crate::manifest::parse_row(origin, &fields, i as u64 + 1, lines[i].as_bytes())).collect();
         let mut batch = RowBatch::new(3);
@@ -900,7 +900,7 @@ mod tests {
     fn a_batch_is_full_by_bytes_before_rows() {
         let long = format!("b,{}", "k".repeat(1000));
         let row =
-            crate::manifest::read_row("manifest", &[ManifestField::Bucket, ManifestField::Key], 1, long.as_bytes());
+            RowLayout::new(&[ManifestField::Bucket, ManifestField::Key]).read_bytes("manifest", 1, long.as_bytes());
         let mut batch = RowBatch::new(100_000);
         let mut n = 0;
         while !batch.push(&row) {

@@ -210,16 +210,6 @@ fn decodes(encoded: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// Reads one line of `origin` without copying it: [`parse_row`] without the decoded key.
-pub fn read_row<'a>(
-    origin: &str,
-    fields: &[ManifestField],
-    line_no: u64,
-    raw: &'a [u8],
-) -> Result<RowRef<'a>, BadLine> {
-    RowLayout::new(fields).read_bytes(origin, line_no, raw)
-}
-
 /// Finds one byte, in short haystacks, millions of times: memchr's AVX2 searcher called
 /// directly when the CPU has it (`memchr::memchr` picks a searcher on every call).
 #[derive(Clone, Copy, Debug)]
@@ -310,7 +300,8 @@ impl<'f> RowLayout<'f> {
         })
     }
 
-    /// [`read_row`]: a line that is not UTF-8 fails.
+    /// Reads one line of `origin` without copying it ([`Self::parse`] without the decoded
+    /// key): a line that is not UTF-8 fails.
     pub fn read_bytes<'a>(&self, origin: &str, line_no: u64, raw: &'a [u8]) -> Result<RowRef<'a>, BadLine> {
         match std::str::from_utf8(raw) {
             Ok(text) => self.read(origin, line_no, text),
@@ -324,7 +315,7 @@ impl<'f> RowLayout<'f> {
         }
     }
 
-    /// Reads one line of `origin` without copying it (see [`read_row`]).
+    /// Reads one line of `origin`, known to be UTF-8, without copying it.
     pub fn read<'a>(&self, origin: &str, line_no: u64, text: &'a str) -> Result<RowRef<'a>, BadLine> {
         let text = text.strip_suffix('\r').unwrap_or(text);
         let text = if line_no == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
