@@ -67,6 +67,8 @@ class Rehearsal:
         stack.notifications(self.stack)
         self.job_role = self.stack["outputs"]["ExampleJobRoleArn"]
         self.limited_role = self.role_without_tagging(iam)
+        self.events_queue = self.listen_to_status_events()
+        self.events_seen = {}
         self.start_functions()
         # From here on every S3, SQS and STS call is checked against the caller's policies.
         enforce = urllib.request.Request(
@@ -87,6 +89,32 @@ class Rehearsal:
                 st["Action"] = [a for a in st["Action"] if a != "s3:PutObjectTagging"]
         iam.put_role_policy(RoleName=name, PolicyName="batchops-job", PolicyDocument=json.dumps(policy))
         return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+    def listen_to_status_events(self):
+        """A rule on the stack's bus sending every batchops event to a queue of the rehearsal's:
+        the status events the functions put must reach the bus (as a subscriber's rule sees them)."""
+        bus = self.stack["original"]["Parameters"]["EventBusName"]["Default"]
+        sqs = stack.client("sqs")
+        url = sqs.create_queue(QueueName="rehearsal-status-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = stack.client("events")
+        pattern = {"source": ["batchops"], "detail-type": ["Batch Operations Job State Change"]}
+        events.put_rule(Name="rehearsal-status-events", EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="rehearsal-status-events", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+        return url
+
+    def status_events(self, job_id, wanted, timeout=30):
+        """The statuses of the events announced for a job, in the order they arrived, once they
+        include `wanted` (an event is put just after its write commits) or `timeout` passed."""
+        sqs = stack.client("sqs", self.admin)
+        end = time.time() + timeout
+        while not set(wanted) <= set(self.events_seen.get(job_id, [])) and time.time() < end:
+            got = sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for m in got.get("Messages", []):
+                detail = json.loads(m["Body"])["detail"]
+                self.events_seen.setdefault(detail["jobId"], []).append(detail["status"])
+                sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+        return self.events_seen.get(job_id, [])
 
     def role_credentials(self, logical):
         arn = f"arn:aws:iam::{ACCOUNT}:role/{self.res[logical + 'Role']}"

@@ -1,6 +1,6 @@
 """The SAM template, deployed into moto: infra/template.yaml is the one source of the wiring.
 
-The template is transformed offline (aws-sam-translator), adapted where moto 5.2.5 falls short
+The template is transformed offline (aws-sam-translator), adapted where moto falls short
 (each adaptation is listed in `MOTO_GAPS`), and created with CloudFormation CreateStack. What
 the functions get (environment, timeout, memory, role, event source mappings, queues) is then
 read back from the stack's resources, never from a second copy of the template.
@@ -48,7 +48,29 @@ MOTO_GAPS = [
     "(test_template.py checks them; local firing is tested against moto's Scheduler API in Rust)",
     "moto has no iam:SimulatePrincipalPolicy: job-intake runs with BATCHOPS_CHECK_PASS_ROLE=false "
     "(the check is tested against its port in Rust)",
+    "moto 5.2.6 authorizes an S3 request by its operation name (s3:HeadObject, s3:ListObjectsV2, "
+    "s3:CreateMultipartUpload...), not by the IAM action AWS checks (s3:GetObject, s3:ListBucket, "
+    "s3:PutObject...; 5.2.5 mapped them): every statement granting an S3 action also grants the "
+    "operations AWS authorizes with it (S3_OPERATIONS_OF), on the same resources",
+    "moto checks events:PutEvents against Resource '*' (AWS: the event bus's ARN): events statements "
+    "are granted on '*' (their actions still have to be right; test_template.py checks the bus)",
 ]
+
+# The S3 operations that AWS authorizes with each IAM action the template grants
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html), for
+# moto >= 5.2.6, which checks the operation's name instead (see MOTO_GAPS).
+S3_OPERATIONS_OF = {
+    "s3:GetObject": ["s3:HeadObject", "s3:CopyObject", "s3:UploadPartCopy"],
+    "s3:GetObjectVersion": ["s3:HeadObject", "s3:CopyObject", "s3:UploadPartCopy"],
+    "s3:PutObject": ["s3:CopyObject", "s3:CreateMultipartUpload", "s3:UploadPart", "s3:UploadPartCopy",
+                     "s3:CompleteMultipartUpload"],
+    "s3:DeleteObject": ["s3:DeleteObjects"],
+    "s3:ListMultipartUploadParts": ["s3:ListParts"],
+    "s3:ListBucket": ["s3:ListObjects", "s3:ListObjectsV2", "s3:HeadBucket"],
+    "s3:ListBucketVersions": ["s3:ListObjectVersions"],
+    "s3:GetBucketObjectLockConfiguration": ["s3:GetObjectLockConfiguration"],
+    "s3:GetReplicationConfiguration": ["s3:GetBucketReplication"],
+}
 
 
 def client(service, creds=None, endpoint=None):
@@ -96,13 +118,22 @@ def for_moto(cfn, api_url):
         if r["Type"] == "AWS::IAM::Role":
             for p in r["Properties"].get("Policies", []):
                 for st in p["PolicyDocument"]["Statement"]:
-                    acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-                    if all(a.startswith("dynamodb:") for a in acts):
-                        st["Resource"] = "*"
-                        if "dynamodb:PutItem" in acts:
-                            st["Action"] = acts + ["dynamodb:TransactWriteItems"]
+                    for_moto_statement(st)
     cfn["Outputs"]["ApiUrl"]["Value"] = api_url
     return cfn
+
+
+def for_moto_statement(st):
+    """One policy statement with moto's gaps in IAM worked around (see MOTO_GAPS)."""
+    acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+    if all(a.startswith("dynamodb:") for a in acts):
+        st["Resource"] = "*"
+        if "dynamodb:PutItem" in acts:
+            acts = acts + ["dynamodb:TransactWriteItems"]
+    if all(a.startswith("events:") for a in acts):
+        st["Resource"] = "*"
+    operations = [o for a in acts for o in S3_OPERATIONS_OF.get(a, []) if o not in acts]
+    st["Action"] = acts + sorted(set(operations))
 
 
 def deploy(name, api_url, parameters):

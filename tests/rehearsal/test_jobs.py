@@ -99,6 +99,9 @@ def test_a_copy_job_copies_every_object_and_reports_each_row(rehearsal, buckets)
     for k in KEYS:
         got = rehearsal.s3.get_object(Bucket=b["dst"], Key=k)
         assert got["Body"].read() == f"body of {k}".encode() and got["ContentType"] == "text/plain"
+    # The status events reached the bus: its creation and its end, at least (each at least once).
+    statuses = rehearsal.status_events(job_id, {"New", "Active", "Complete"})
+    assert {"New", "Active", "Complete"} <= set(statuses), statuses
 
 
 def tags(rehearsal, bucket, key):
