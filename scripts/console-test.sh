@@ -10,7 +10,7 @@ if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; t
   $sudo_ apt-get update -qq > /dev/null && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium chromium-driver > /dev/null || {
     echo "cannot install chromium and chromium-driver" >&2; exit 1; }
 fi
-cargo build --bin batchops || exit 1
+build_binaries || exit 1
 mkdir -p .local/console
 port=${CONSOLE_MOTO_PORT:-5200}
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" MOTO_PORT=$port MOTO_LOG=.local/console/moto.log SE_OFFLINE=true

@@ -17,3 +17,9 @@ start_s3s_fs() {
     sleep 0.2
   done
 }
+
+# Every binary and test target of the workspace, built once with one set of features: `make test`
+# builds this first, so the rehearsal, console and SDK tests that call it find it all built.
+build_binaries() {
+  cargo build --workspace --tests --bins
+}

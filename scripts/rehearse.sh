@@ -9,7 +9,7 @@ source "$(dirname "$0")/env.sh"
 port=${REHEARSAL_MOTO_PORT:-5100}
 logs="$here/.local/rehearsal"
 rm -rf "$logs" && mkdir -p "$logs"
-cargo build --workspace --bins --exclude batchops-bench || exit 1
+build_binaries || exit 1
 # IAM enforcement stays on in a moto once switched on: the rehearsal needs a fresh one.
 if curl -fs -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
   echo "something already serves 127.0.0.1:$port; stop it or set REHEARSAL_MOTO_PORT" >&2

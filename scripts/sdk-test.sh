@@ -4,7 +4,7 @@
 # virtualenv), on a moto of its own (127.0.0.1:${SDK_MOTO_PORT:-5300}). Arguments go to pytest.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
-cargo build --bin batchops || exit 1
+build_binaries || exit 1
 mkdir -p .local/sdk
 port=${SDK_MOTO_PORT:-5300}
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" MOTO_PORT=$port MOTO_LOG=.local/sdk/moto.log

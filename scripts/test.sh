@@ -1,43 +1,39 @@
 #!/usr/bin/env bash
-# `make test`: cargo fmt --check and clippy -D warnings, every test of the workspace against moto (started here unless one already runs),
-# cfn-lint and `sam validate --lint` on the SAM template, then the rehearsal of the deployed
-# stack (scripts/rehearse.sh), the console in headless Chromium (scripts/console-test.sh),
-# boto3 and the AWS CLI speaking S3 Control's protocol (scripts/sdk-test.sh); ends with one
-# summary line of all cargo and pytest results.
+# `make test`: cargo fmt --check, clippy -D warnings and the MSRV check, every test of the
+# workspace against moto (started here unless one already runs), cfn-lint and `sam validate
+# --lint` on the SAM template, then the rehearsal of the deployed stack (scripts/rehearse.sh), the
+# console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
+# Control's protocol (scripts/sdk-test.sh), and the tests of this summary's counting; ends with
+# one line of all results (scripts/summary.sh: a suite or check that failed is never counted as
+# 0 failed) and fails if anything did.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
+source "$here/scripts/summary.sh"
 mkdir -p .local
 export SAM_CLI_TELEMETRY=0
-cargo fmt --all --check
-fmt=$?
-[ $fmt -eq 0 ] && echo "cargo fmt --check: formatted"
-cargo clippy --workspace --all-targets -- -D warnings
-clippy=$?
-[ $clippy -eq 0 ] && echo "cargo clippy -D warnings: clean"
-cargo build --workspace --tests --bins || exit 1
-scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace 2>&1 | tee .local/test.log
-status=${PIPESTATUS[0]}
-.venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint)
-lint=$?
-[ $lint -eq 0 ] && echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
-scripts/rehearse.sh 2>&1 | tee .local/rehearse.log
-rehearsal=${PIPESTATUS[0]}
-scripts/console-test.sh 2>&1 | tee .local/console-test.log
-console=${PIPESTATUS[0]}
-scripts/sdk-test.sh 2>&1 | tee .local/sdk-test.log
-sdk=${PIPESTATUS[0]}
-passed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' .local/test.log | awk '{s += $4} END {print s + 0}')
-failed=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' .local/test.log | awk '{s += $6} END {print s + 0}')
-# pytest's last line: "N passed[, M failed][, K errors] in Xs"
-pytest_counts() {
-  local last
-  last=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$1" | tail -n 1)
-  passed=$((passed + $(echo "$last" | grep -oE '[0-9]+ passed' | awk '{print $1 + 0}')))
-  failed=$((failed + $(echo "$last" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')))
-  [ "$2" -ne 0 ] && [ -z "$last" ] && failed=$((failed + 1))
-}
-pytest_counts .local/rehearse.log "$rehearsal"
-pytest_counts .local/console-test.log "$console"
-pytest_counts .local/sdk-test.log "$sdk"
-echo "tests: $passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ $lint -eq 0 ] && [ "$rehearsal" -eq 0 ] && [ "$console" -eq 0 ] && [ "$sdk" -eq 0 ] && [ $fmt -eq 0 ] && [ $clippy -eq 0 ]
+cargo fmt --all --check && echo "cargo fmt --check: formatted"
+add "cargo fmt --check" "$(count_check $?)"
+cargo clippy --workspace --all-targets -- -D warnings && echo "cargo clippy -D warnings: clean"
+add "cargo clippy" "$(count_check $?)"
+python3 scripts/check-msrv.py
+add "rust-version" "$(count_check $?)"
+# One build of every test and binary: the rehearsal, console and SDK tests use these binaries
+# (build_binaries in env.sh), so nothing is built twice with other features.
+if ! build_binaries; then
+  add "cargo build" "$(count_check 1)"
+  summary
+  exit 1
+fi
+# --no-fail-fast: every test binary runs and is counted, not only those before the first failure.
+scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --no-fail-fast 2>&1 | tee .local/test.log
+add "cargo test" "$(count_cargo .local/test.log "${PIPESTATUS[0]}")"
+.venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
+  echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
+add "cfn-lint, sam validate" "$(count_check $?)"
+for suite in rehearse console-test sdk-test; do
+  scripts/$suite.sh 2>&1 | tee .local/$suite.log
+  add "$suite" "$(count_pytest .local/$suite.log "${PIPESTATUS[0]}")"
+done
+.venv/bin/python -m pytest -p no:cacheprovider -q tests/scripts 2>&1 | tee .local/scripts-test.log
+add "tests/scripts" "$(count_pytest .local/scripts-test.log "${PIPESTATUS[0]}")"
+summary
