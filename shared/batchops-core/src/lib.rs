@@ -16,6 +16,7 @@
 //! - [`chunk`]: queue messages and chunk planning over manifest byte ranges.
 //! - [`ops`]: the operations, one module each, from spec parameters to a validated request.
 //! - [`report`]: completion report rows, result files and `manifest.json`.
+//! - [`clock`]: the one "now" of the domain, on tokio's clock so tests can pause it.
 //! - [`retry`]: outcome classes and the backoff policy for transient failures.
 //! - [`events`]: the status-change events every status write announces.
 //! - [`schedule`]: schedule expressions (at, rate, AWS cron) and the firings job-intake gets.
@@ -23,6 +24,7 @@
 //! - [`memory`]: in-memory implementations of the ports for fast tests.
 
 pub mod chunk;
+pub mod clock;
 pub mod error;
 pub mod events;
 pub mod generator;

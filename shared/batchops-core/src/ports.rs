@@ -107,10 +107,7 @@ impl ChunkLease {
     }
 }
 
-/// The time now in Unix milliseconds, as leases count it.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::clock::now_ms;
 
 /// Outcome of [`JobStore::start_chunk`].
 #[derive(Debug, PartialEq, Eq)]

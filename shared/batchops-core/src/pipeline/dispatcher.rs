@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::transition_from;
+use super::{now_ms, transition_from};
 use crate::job::{Job, JobId, JobStatus};
-use crate::ports::{now_ms, Backlog, JobStore, Queue, Waiting};
+use crate::ports::{Backlog, JobStore, Queue, Waiting};
 use crate::{Error, Result};
 
 pub struct Dispatcher {

@@ -12,14 +12,13 @@ use tracing::{info, warn};
 
 use super::dispatcher::Dispatcher;
 use super::limiter::{observe, Flow, Limiters};
-use super::{fail_job, finalize_if_done, ports_for, request_finalize, Settings, Shutdown};
+use super::{fail_job, finalize_if_done, now_ms, ports_for, request_finalize, Settings, Shutdown};
 use crate::chunk::{decode_rows, is_blank, ChunkBody, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
 use crate::ports::{
-    now_ms, read_all, ChunkLease, ChunkRecord, JobPorts, JobStore, LeaseOutcome, Queue, RecordOutcome, RoleAccess,
-    Waiting,
+    read_all, ChunkLease, ChunkRecord, JobPorts, JobStore, LeaseOutcome, Queue, RecordOutcome, RoleAccess, Waiting,
 };
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, RetryPolicy, TaskFailure};
@@ -247,7 +246,7 @@ impl Executor {
     /// lease it renews the chunk's claim.
     async fn watch(&self, id: &JobId, lease: &ChunkLease, run: &ChunkRun<'_>) {
         let renew_every = self.settings.lease / 3;
-        let mut renewed = Instant::now();
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.settings.job_check.min(renew_every)).await;
             match self.store.get(id).await {
@@ -263,7 +262,7 @@ impl Executor {
                 let renewal =
                     ChunkLease { until_ms: now_ms() + self.settings.lease.as_millis() as u64, ..lease.clone() };
                 match self.store.renew_chunk(id, &renewal).await {
-                    Ok(true) => renewed = Instant::now(),
+                    Ok(true) => renewed = tokio::time::Instant::now(),
                     Ok(false) => run.stop.set(Stop::LeaseLost),
                     Err(e) => warn!(job_id = %id, chunk = lease.index, error = %e, "could not renew the chunk's claim"),
                 }

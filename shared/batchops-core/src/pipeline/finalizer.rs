@@ -8,10 +8,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::consolidate::{PartWriter, ReportSource};
-use super::{now, role_failure, transition, transition_from, Settings};
+use super::{now, now_ms, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobStatus};
-use crate::ports::{now_ms, JobStore, ObjectStore, Queue, RoleAccess, StorageError};
+use crate::ports::{JobStore, ObjectStore, Queue, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};

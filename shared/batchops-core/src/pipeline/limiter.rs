@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use super::now_ms;
 use crate::job::{Job, JobId};
-use crate::ports::{now_ms, JobStore};
+use crate::ports::JobStore;
 use crate::retry::Outcome;
 use crate::Result;
 
@@ -114,7 +116,7 @@ impl Aimd {
                 }
             };
             if let Some(start) = start {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
+                tokio::time::sleep_until(start).await;
                 return Slot(self);
             }
             notified.await;
@@ -276,7 +278,7 @@ impl Limiters {
                 let fresh = *at > *last && *last != 0;
                 let first = *last == 0;
                 *last = (*last).max(*at);
-                fresh || (first && crate::ports::now_ms().saturating_sub(*at) < 10_000)
+                fresh || (first && now_ms().saturating_sub(*at) < 10_000)
             };
             if fresh {
                 self.for_bucket(job, bucket, max).on_throttle(false);
@@ -354,7 +356,9 @@ pub(super) fn observe(aimd: &Aimd, outcome: Outcome) -> Outcome {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // A paused clock jumps over the cooldowns exactly, so their edges are checked to the
+    // millisecond.
+    #[tokio::test(start_paused = true)]
     async fn the_limit_halves_on_throttling_and_grows_back_one_at_a_time() {
         let a = Aimd::new(64);
         assert_eq!(a.limit(), 64);
@@ -367,7 +371,11 @@ mod tests {
             a.on_success();
         }
         assert_eq!(a.limit(), 32, "no growth within a cooldown of the last change, however many successes");
-        tokio::time::sleep(DECREASE_COOLDOWN).await;
+        tokio::time::sleep(DECREASE_COOLDOWN - Duration::from_millis(1)).await;
+        a.on_success();
+        a.on_throttle(false);
+        assert_eq!(a.limit(), 32, "neither growth nor a decrease a millisecond early");
+        tokio::time::sleep(Duration::from_millis(1)).await;
         a.on_success();
         a.on_success();
         assert_eq!(a.limit(), 33, "then one more per cooldown");
@@ -377,7 +385,7 @@ mod tests {
         assert!(!a.take_unpublished(), "a throttle heard from another process is not passed on");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn at_one_request_in_flight_throttling_spaces_the_requests_out() {
         let a = Aimd::new(2);
         a.on_throttle(true);
@@ -424,7 +432,7 @@ mod tests {
         assert_eq!(gap, MAX_GAP);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn no_more_requests_than_the_limit_are_in_flight() {
         let a = Arc::new(Aimd::new(4));
         a.on_throttle(true);
@@ -449,14 +457,16 @@ mod tests {
         assert_eq!(lock(&peak).1, 2, "the halved limit of 4");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_pace_of_200_per_second_takes_about_a_quarter_second_for_50() {
         let p = Pace::new(200.0);
         let start = Instant::now();
         for _ in 0..50 {
             p.take().await;
         }
+        // Virtual time: what the pace waited, not what the machine took.
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took >= Duration::from_millis(250), "never faster than the rate: {took:?}");
+        assert!(took < Duration::from_millis(300), "nor much slower: {took:?}");
     }
 }

@@ -83,9 +83,7 @@ impl Default for Settings {
     }
 }
 
-pub(crate) fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
+pub(crate) use crate::clock::{now, now_ms};
 
 /// Set when the process stops: running chunks start no more tasks and are handed back.
 #[derive(Clone, Debug, Default)]

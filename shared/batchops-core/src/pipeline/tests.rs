@@ -16,7 +16,7 @@ use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemo
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
-use crate::ports::{now_ms, JobFilter, OperationRunner};
+use crate::ports::{JobFilter, OperationRunner};
 use crate::retry::{Outcome, TaskFailure};
 
 /// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
@@ -451,11 +451,13 @@ async fn cancelling_stops_work_and_reports_what_ran() {
 }
 
 /// A job of `n` plain objects in one chunk whose tasks take 5 ms each, four at a time, and
-/// whose running chunks read their job every 10 ms.
+/// whose running chunks read their job every 7 ms. Its tests run on a paused clock, so what
+/// has run by when is decided by virtual time, not by how loaded the machine is; they act
+/// at instants when no task ends and no check is due, so the order is never a tie.
 async fn slow_world(n: usize) -> (World, JobId, ChunkMessage) {
     let mut w = World::new(n as u64, Duration::from_secs(60));
     w.settings.task_concurrency = 4;
-    w.settings.job_check = Duration::from_millis(10);
+    w.settings.job_check = Duration::from_millis(7);
     *w.runner.delay.lock().unwrap() = Duration::from_millis(5);
     let body: String = (0..n).map(|i| format!("src,obj{i}\n")).collect();
     let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
@@ -464,13 +466,13 @@ async fn slow_world(n: usize) -> (World, JobId, ChunkMessage) {
     (w, id, msg)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_chunk_running_when_its_job_is_cancelled_records_the_tasks_it_ran() {
-    // GIVEN a chunk of 200 tasks running
+    // GIVEN a chunk of 200 tasks running for 62 ms
     let (w, id, msg) = slow_world(200).await;
     let executor = w.executor();
     let running = tokio::spawn(async move { executor.handle(&msg).await });
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(62)).await;
     // WHEN the job is cancelled meanwhile
     w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
     // THEN the finalizer waits for the chunk in flight instead of ending the job without it
@@ -479,7 +481,8 @@ async fn a_chunk_running_when_its_job_is_cancelled_records_the_tasks_it_ran() {
     assert_eq!(w.store.get(&id).await.unwrap().status, JobStatus::Cancelling);
     // ... the chunk stops starting tasks and records those that ran
     let Ok(Disposition::Recorded { succeeded, failed: 0 }) = running.await.unwrap() else { panic!("not recorded") };
-    assert!(succeeded > 0 && succeeded < 200, "{succeeded} of 200 tasks ran");
+    // ... those started before its next job check (at 63 ms) saw the cancel: 13 rounds of four
+    assert_eq!(succeeded, 13 * 4, "{succeeded} of 200 tasks ran");
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Cancelled);
@@ -489,7 +492,7 @@ async fn a_chunk_running_when_its_job_is_cancelled_records_the_tasks_it_ran() {
     assert_eq!(w.runner.total_calls() as u64, succeeded);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_claim_of_a_worker_that_died_lapses_and_the_job_ends() {
     // GIVEN a cancelled job whose one chunk was claimed by a worker that died
     let (w, id, msg) = slow_world(10).await;
@@ -500,7 +503,10 @@ async fn the_claim_of_a_worker_that_died_lapses_and_the_job_ends() {
     let early = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await;
     let Err(Error::NotYet { retry_after, .. }) = early else { panic!("{early:?}") };
     assert!(retry_after <= Duration::from_millis(800), "back soon after the claim lapses: {retry_after:?}");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let still = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await;
+    assert!(matches!(still, Err(Error::NotYet { .. })), "the claim holds until 300 ms: {still:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let job = w.finalizer().handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
     // THEN the job ends, and the dead worker can no longer record
     assert_eq!(job.status, JobStatus::Cancelled);
@@ -509,7 +515,7 @@ async fn the_claim_of_a_worker_that_died_lapses_and_the_job_ends() {
     assert_eq!(w.store.get(&id).await.unwrap().progress.tasks_run(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stopping_worker_hands_its_chunk_back_and_the_next_runs_it_whole() {
     // GIVEN a chunk of 100 tasks running in a worker that is asked to stop
     let (w, id, msg) = slow_world(100).await;
@@ -517,11 +523,13 @@ async fn a_stopping_worker_hands_its_chunk_back_and_the_next_runs_it_whole() {
     let shutdown = stopping.shutdown.clone();
     let m = msg.clone();
     let running = tokio::spawn(async move { stopping.handle(&m).await });
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::sleep(Duration::from_millis(42)).await;
     shutdown.begin();
     // THEN it hands the chunk back at once, unrecorded, and releases its claim
     let handed = running.await.unwrap();
     assert!(matches!(handed, Err(Error::NotYet { retry_after: Duration::ZERO, .. })), "{handed:?}");
+    let ran_first = w.runner.total_calls();
+    assert_eq!(ran_first, 9 * 4, "the rounds started before it was asked to stop, no more");
     assert!(!w.store.chunk_recorded(&id, msg.index).await.unwrap());
     assert!(w.store.chunk_leases(&id).await.unwrap().is_empty());
     // ... and the next delivery runs it from its start: one row per line
@@ -530,6 +538,7 @@ async fn a_stopping_worker_hands_its_chunk_back_and_the_next_runs_it_whole() {
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(w.report_rows(&job).len(), 100);
+    assert_eq!(w.runner.total_calls(), ran_first + 100, "the first run's tasks are run again, not recorded");
 }
 
 #[tokio::test]
