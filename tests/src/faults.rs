@@ -1,8 +1,10 @@
 //! A fault-injecting HTTP proxy between batchops and the emulator: it answers a fraction of
 //! requests with S3's `503 SlowDown`, a `500 InternalError`, DynamoDB's throttling, or a
-//! connection cut mid-answer; adds latency; throttles above a fixed request rate; or refuses
-//! everything for a while (an outage). It counts what it forwarded, so a test can compare a
-//! job's report with the requests that really reached the store.
+//! connection cut mid-answer; forwards a fraction and then cuts the connection, so a write
+//! applies and its answer is lost; adds latency; throttles above a fixed request rate; or
+//! refuses everything for a while (an outage). It counts what it forwarded, and when, and what
+//! it injected, by kind, so a test can compare a job's report with the requests that really
+//! reached the store and know that the faults it asked for happened.
 //!
 //! Point one service at it with `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_DYNAMODB` /
 //! `AWS_ENDPOINT_URL_SQS` (or all with `AWS_ENDPOINT_URL`).
@@ -43,12 +45,27 @@ pub struct Faults {
     pub error500: f64,
     /// The connection is cut: a 200 whose body ends before its announced length.
     pub reset: f64,
+    /// Forwarded (the store applies the request), then answered like `reset`: the client cannot
+    /// tell a write that applied from one that did not.
+    pub lost: f64,
     /// Added before each request in scope is forwarded.
     pub latency: Duration,
     /// Requests in scope above this rate (per second, one second's burst) get `503 SlowDown`.
     pub rate_limit: Option<f64>,
     /// Until then, every request in scope is answered `503 ServiceUnavailable`.
     pub outage_until: Option<Instant>,
+}
+
+/// A fault the proxy injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// S3's `SlowDown` or DynamoDB's throttling, drawn or for the rate limit.
+    SlowDown,
+    Error500,
+    Reset,
+    Outage,
+    /// Forwarded, then the connection cut instead of the answer.
+    Lost,
 }
 
 /// What the proxy saw.
@@ -58,7 +75,13 @@ pub struct Stats {
     pub succeeded: Mutex<HashMap<(String, String), u64>>,
     /// Requests in scope forwarded whatever the answer, by method and path.
     pub forwarded: Mutex<HashMap<(String, String), u64>>,
+    /// When each request in scope was let through to the store; under a rate limit, the
+    /// instant it took its token, so no span of them holds more than the rate over the span
+    /// plus the burst.
+    forwarded_at: Mutex<Vec<Instant>>,
     pub injected: AtomicU64,
+    /// By kind (`Injected as usize`).
+    injected_by_kind: [AtomicU64; 5],
     pub total: AtomicU64,
 }
 
@@ -80,6 +103,36 @@ impl Stats {
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
     }
+
+    pub fn injected_of(&self, kind: Injected) -> u64 {
+        self.injected_by_kind[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// When the requests in scope forwarded between `from` and `to` were let through, in order.
+    pub fn forwarded_at(&self, from: Instant, to: Instant) -> Vec<Instant> {
+        let mut at: Vec<Instant> =
+            self.forwarded_at.lock().unwrap().iter().copied().filter(|t| (from..=to).contains(t)).collect();
+        at.sort();
+        at
+    }
+
+    fn note(&self, kind: Injected) {
+        self.injected.fetch_add(1, Ordering::Relaxed);
+        self.injected_by_kind[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The most instants of `at` (in order) within any span of `window`.
+pub fn most_within(at: &[Instant], window: Duration) -> usize {
+    let mut first = 0;
+    let mut most = 0;
+    for (last, t) in at.iter().enumerate() {
+        while t.duration_since(at[first]) > window {
+            first += 1;
+        }
+        most = most.max(last + 1 - first);
+    }
+    most
 }
 
 struct Shared {
@@ -144,38 +197,36 @@ fn in_scope(scope: Scope, method: &Method, path: &str, query: &str, headers: &He
     }
 }
 
-enum Injected {
-    SlowDown,
-    Error500,
-    Reset,
-    Outage,
-}
-
-/// Draws the fault for one request in scope (none: `None`).
-fn draw(shared: &Shared, f: &Faults) -> Option<Injected> {
-    if f.outage_until.is_some_and(|t| Instant::now() < t) {
-        return Some(Injected::Outage);
+/// Draws the fault for one request in scope (none: `None`), and says when the request was
+/// let through: under a rate limit, read under the bucket's lock (see `Stats::forwarded_at`).
+fn draw(shared: &Shared, f: &Faults) -> (Instant, Option<Injected>) {
+    let mut now = Instant::now();
+    if f.outage_until.is_some_and(|t| now < t) {
+        return (now, Some(Injected::Outage));
     }
     if let Some(rate) = f.rate_limit {
         let mut b = shared.bucket.lock().unwrap();
-        let now = Instant::now();
+        now = Instant::now();
         b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate.max(1.0));
         b.1 = now;
         if b.0 < 1.0 {
-            return Some(Injected::SlowDown);
+            return (now, Some(Injected::SlowDown));
         }
         b.0 -= 1.0;
     }
     let x: f64 = rand::random();
-    if x < f.slowdown {
+    let injected = if x < f.slowdown {
         Some(Injected::SlowDown)
     } else if x < f.slowdown + f.error500 {
         Some(Injected::Error500)
     } else if x < f.slowdown + f.error500 + f.reset {
         Some(Injected::Reset)
+    } else if x < f.slowdown + f.error500 + f.reset + f.lost {
+        Some(Injected::Lost)
     } else {
         None
-    }
+    };
+    (now, injected)
 }
 
 fn answer(injected: Injected, dynamodb: bool) -> Response {
@@ -203,7 +254,7 @@ fn answer(injected: Injected, dynamodb: bool) -> Response {
             xml(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error.")
         }
         Injected::Outage => xml(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "injected outage"),
-        Injected::Reset => Response::builder()
+        Injected::Reset | Injected::Lost => Response::builder()
             .status(StatusCode::OK)
             .header("content-length", "4096")
             .body(Body::from_stream(futures::stream::once(async {
@@ -222,14 +273,21 @@ async fn proxy(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let scoped = in_scope(faults.scope, &parts.method, &path, &query, &parts.headers);
     let dynamodb =
         parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("DynamoDB_"));
+    let mut lost = false;
     if scoped {
         if !faults.latency.is_zero() {
             tokio::time::sleep(faults.latency).await;
         }
-        if let Some(injected) = draw(&shared, &faults) {
-            shared.stats.injected.fetch_add(1, Ordering::Relaxed);
-            return answer(injected, dynamodb);
+        let (at, injected) = draw(&shared, &faults);
+        match injected {
+            Some(Injected::Lost) => lost = true,
+            Some(injected) => {
+                shared.stats.note(injected);
+                return answer(injected, dynamodb);
+            }
+            None => {}
         }
+        shared.stats.forwarded_at.lock().unwrap().push(at);
     }
     let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
@@ -250,20 +308,26 @@ async fn proxy(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if scoped {
         *shared.stats.forwarded.lock().unwrap().entry(key.clone()).or_default() += 1;
     }
-    let answer = match forward.send().await {
-        Ok(a) => a,
+    let reply = match forward.send().await {
+        Ok(r) => r,
         Err(e) => return Response::builder().status(502).body(Body::from(e.to_string())).unwrap(),
     };
-    let status = answer.status();
+    let status = reply.status();
     if scoped && status.is_success() {
         *shared.stats.succeeded.lock().unwrap().entry(key).or_default() += 1;
     }
+    if lost {
+        // The store has done what was asked and answered; the client never learns what.
+        let _ = reply.bytes().await;
+        shared.stats.note(Injected::Lost);
+        return answer(Injected::Lost, dynamodb);
+    }
     let mut out = Response::builder().status(status);
-    for (name, value) in answer.headers() {
+    for (name, value) in reply.headers() {
         if name != "transfer-encoding" && name != "content-length" {
             out = out.header(name, value);
         }
     }
-    let bytes = answer.bytes().await.unwrap_or_default();
+    let bytes = reply.bytes().await.unwrap_or_default();
     out.body(Body::from(bytes)).unwrap()
 }
