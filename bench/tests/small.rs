@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use batchops::client::ApiClient;
-use batchops_aws::{metering, Clients, OpsSettings};
+use batchops_aws::metering::{self, TallyKey};
+use batchops_aws::{Clients, OpsSettings};
 use batchops_bench::cost::{Bill, Model};
 use batchops_bench::harness::{self, job_spec, make_buckets, put_manifest, put_objects, run_job};
 use batchops_core::pipeline::Settings;
@@ -51,12 +52,7 @@ async fn a_copy_job_is_counted_priced_and_its_report_checked() -> Result<()> {
             .sum::<u64>()
     };
     assert_eq!(count("task", "s3", "CopyObject"), 40, "{tallies:?}");
-    let copies = tallies
-        .iter()
-        .find(|((c, _, o), _)| *c == "task" && o == "CopyObject")
-        .map(|(_, t)| t.clone())
-        .unwrap_or_default();
-    assert!(copies.latency > Duration::ZERO, "each request's time is added up: {copies:?}");
+    assert_eq!(count("orchestration", "s3", "CopyObject"), 0, "copies are the operation's own: {tallies:?}");
     assert!(count("orchestration", "s3", "GetObject") >= 1, "the manifest is read: {tallies:?}");
     assert!(count("orchestration", "s3", "PutObject") >= 5, "4 chunks' results and manifest.json: {tallies:?}");
     assert!(count("orchestration", "sqs", "SendMessage") + count("orchestration", "sqs", "SendMessageBatch") >= 1);
@@ -77,18 +73,41 @@ async fn a_copy_job_is_counted_priced_and_its_report_checked() -> Result<()> {
     assert_eq!(bill.s3_requests_per_task("task"), 1.0);
     assert!((bill.total("task") - 5.0).abs() < 1e-9, "CopyObject is $5 per million: {}", bill.render("copy"));
     assert!(bill.total("orchestration") > 0.0);
+    // `make cost`'s table: per 1,000 tasks, one copy each and 4 executor invocations of 40 tasks.
+    let table = bill.render("copy");
+    assert!(table.contains("| task | S3 | CopyObject (PUT) | 1000.000 | 5.00000 |"), "{table}");
+    assert!(
+        table.contains("| orchestration | Lambda | TaskExecutorFunction requests | 100.000 | 0.02000 |"),
+        "{table}"
+    );
 
     let (files, bytes) = harness::check_report(&clients.s3, &rep, &ended.id, &keys).await?;
     assert_eq!(files, 4, "one file per chunk (all succeeded)");
-    assert!(bytes > 0);
+    let stored = clients.s3.head_object().bucket(&rep).key(format!("job-{}/manifest.json", ended.id)).send().await?;
+    assert_eq!(Some(bytes as i64), stored.content_length(), "the size of manifest.json as stored");
     // A key listed that the report lacks is caught.
     let mut more = keys.clone();
     more.push("never-copied".into());
     assert!(harness::check_report(&clients.s3, &rep, &ended.id, &more).await.is_err());
 
-    let (secs, _) = harness::bare_loop(&clients, &src, &bare, &keys, 8).await?;
-    assert!(secs > 0.0);
+    // The bare loop is the yardstick of `make bench`: the same request per key as the job's
+    // tasks, through the same client, and no other.
+    let before = metering::tallies();
+    harness::bare_loop(&clients, &src, &bare, &keys, 8).await?;
+    let made: Vec<(TallyKey, u64)> = metering::tallies()
+        .into_iter()
+        .map(|(k, t)| {
+            let n = t.requests - before.get(&k).map_or(0, |b| b.requests);
+            (k, n)
+        })
+        .filter(|((class, ..), n)| *class == "task" && *n > 0)
+        .collect();
+    assert_eq!(made, [(("task", "S3".to_string(), "CopyObject".to_string()), 40)]);
     let copied = clients.s3.list_objects_v2().bucket(&bare).send().await?;
-    assert_eq!(copied.key_count(), Some(40));
+    let mut copied: Vec<&str> = copied.contents().iter().filter_map(|o| o.key()).collect();
+    copied.sort_unstable();
+    let mut expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(copied, expected, "each key copied under its own name");
     Ok(())
 }

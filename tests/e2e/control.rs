@@ -310,6 +310,28 @@ fn new_schedule<'a>(
     }
 }
 
+/// A CreateJob request running `op` over the objects of `src` modified after `created_after`.
+fn generator_spec(description: &str, op: Value, src: &str, created_after: &str, rep: &str) -> Value {
+    json!({
+        "AccountId": "123456789012", "Priority": 10, "Description": description,
+        "RoleArn": "arn:aws:iam::123456789012:role/batchops-tests",
+        "Operation": op,
+        "ManifestGenerator": {"S3JobManifestGenerator": {"SourceBucket": format!("arn:aws:s3:::{src}"),
+            "EnableManifestOutput": false, "Filter": {"CreatedAfter": created_after}}},
+        "Report": {"Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
+                   "Enabled": true, "Prefix": "reports", "ReportScope": "AllTasks"}
+    })
+}
+
+/// Where DescribeJob shows a generator's CreatedAfter, resolved when it was given relative.
+const CREATED_AFTER: &str = "/ManifestGenerator/S3JobManifestGenerator/Filter/CreatedAfter";
+
+/// A time DescribeJob shows (ISO 8601).
+fn shown_time(job: &Value, pointer: &str) -> Result<time::OffsetDateTime> {
+    let text = job.pointer(pointer).and_then(Value::as_str).with_context(|| format!("{pointer} of {job}"))?;
+    Ok(time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_delivered_twice() -> Result<()> {
     let sys = System::start(Settings::default(), 2).await?;
@@ -317,21 +339,31 @@ async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_deliv
     for i in 0..5 {
         sys.put(&src, &format!("old/{i}"), "before the window").await?;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The store stamps objects in whole seconds: two seconds on, the new objects are at least
+    // two of its seconds after the old ones, room for a window that opens between them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     for i in 0..3 {
         sys.put(&src, &format!("new/{i}"), "inside the window").await?;
     }
+    // The window opens just after the old objects as the store lists them (the generator keeps
+    // what is listed after it), counted back from a firing time chosen here: it resolves to
+    // the same instant however long any step takes.
+    let listed = sys.clients.s3.list_objects_v2().bucket(&src).send().await?;
+    let stamps = |prefix: &'static str| {
+        listed
+            .contents()
+            .iter()
+            .filter(move |o| o.key().is_some_and(|k| k.starts_with(prefix)))
+            .filter_map(|o| time::OffsetDateTime::from_unix_timestamp_nanos(o.last_modified()?.as_nanos()).ok())
+    };
+    let (old, new) = (stamps("old/").max().context("old/ listed")?, stamps("new/").min().context("new/ listed")?);
+    let opens = old.replace_nanosecond(0)? + time::Duration::SECOND;
+    assert!(opens < new, "the store stamped new/ ({new}) after the window opens ({opens})");
+    let at = time::OffsetDateTime::now_utc().replace_nanosecond(0)? + time::Duration::seconds(4);
+    let back = (at - opens).whole_seconds();
     let description = format!("nightly {}", sys.prefix);
-    let spec = json!({
-        "AccountId": "123456789012", "Priority": 10, "Description": description,
-        "RoleArn": "arn:aws:iam::123456789012:role/batchops-tests",
-        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}},
-        "ManifestGenerator": {"S3JobManifestGenerator": {"SourceBucket": format!("arn:aws:s3:::{src}"),
-            "EnableManifestOutput": false, "Filter": {"CreatedAfter": "-PT6S"}}},
-        "Report": {"Bucket": format!("arn:aws:s3:::{rep}"), "Format": "Report_CSV_20180820",
-                   "Enabled": true, "Prefix": "reports", "ReportScope": "AllTasks"}
-    });
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+    let spec = generator_spec(&description, op, &src, &format!("-PT{back}S"), &rep);
     let at = at.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))?;
     let scheduler = aws_sdk_scheduler::Client::new(&sys.clients.sdk);
     let expression = format!("at({at})");
@@ -346,19 +378,17 @@ async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_deliv
     let job = sys.wait_for(&jobs[0], &["Complete", "Failed"], LONG).await?;
     assert_eq!(job["Status"], "Complete", "{job}");
     assert_eq!(job["ProgressSummary"]["TotalNumberOfTasks"], 3, "only the objects inside the window: {job}");
-    let after =
-        job["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"]["CreatedAfter"].as_str().unwrap_or_default();
-    let expected = time::PrimitiveDateTime::parse(
-        &at,
-        &time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-    )?
-    .assume_utc()
-        - time::Duration::seconds(6);
-    assert_eq!(after, batchops_core::job::iso8601(expected), "DescribeJob shows the resolved time");
+    assert_eq!(
+        shown_time(&job, CREATED_AFTER)?,
+        opens,
+        "DescribeJob shows the window resolved from the firing's time: {job}"
+    );
     for i in 0..3 {
         assert_eq!(sys.get(&dst, &format!("new/{i}")).await?, b"inside the window");
     }
-    assert!(sys.get(&dst, "old/0").await.is_err(), "outside the window");
+    for i in 0..5 {
+        assert!(sys.get(&dst, &format!("old/{i}")).await.is_err(), "old/{i} is outside the window");
+    }
     assert_eq!(jobs_described(&sys, &description).await?.len(), 1);
     sys.stop().await;
     Ok(())
@@ -367,21 +397,28 @@ async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_deliv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_schedule_fires_every_minute() -> Result<()> {
     let sys = System::start(Settings::default(), 1).await?;
-    let [man, rep] = sys.buckets(["man", "rep"]).await?;
-    let etag = sys.put(&man, "m.csv", format!("{man},nothing\n")).await?;
+    let [src, rep] = sys.buckets(["src", "rep"]).await?;
     let description = format!("every minute {}", sys.prefix);
-    let mut s = spec(json!({"S3DeleteObjectTagging": {}}), &man, "m.csv", &etag, &rep);
-    s["Description"] = json!(description);
-    s.as_object_mut().map(|o| o.remove("ClientRequestToken"));
+    // A relative window resolves from the firing's scheduled time (not from when the job was
+    // made), so each job's DescribeJob tells when its firing was due: an hour after CreatedAfter.
+    let spec = generator_spec(&description, json!({"S3DeleteObjectTagging": {}}), &src, "-PT1H", &rep);
     let scheduler = aws_sdk_scheduler::Client::new(&sys.clients.sdk);
-    let created = Instant::now();
-    batchops::schedules::create(&scheduler, &new_schedule(&sys, "minutely", "rate(1 minute)", s)).await?;
+    batchops::schedules::create(&scheduler, &new_schedule(&sys, "minutely", "rate(1 minute)", spec)).await?;
     let listed = batchops::schedules::list(&scheduler, &sys.prefix).await?;
     assert_eq!(listed[0]["ScheduleExpression"], "rate(1 minute)");
-    let jobs = until_jobs(&sys, &description, 2, Duration::from_secs(150)).await?;
-    assert_eq!(jobs.len(), 2);
-    assert!(created.elapsed() >= Duration::from_secs(110), "two firings a minute apart, not at once");
+    let jobs = until_jobs(&sys, &description, 2, LONG).await?;
     batchops::schedules::delete(&scheduler, &sys.prefix, "minutely").await?;
+    let mut due = Vec::new();
+    for id in &jobs {
+        let job = sys.api.describe_job(id).await?["Job"].clone();
+        let scheduled = shown_time(&job, CREATED_AFTER)? + time::Duration::HOUR;
+        // Fired when due, not before: not all at once.
+        assert!(shown_time(&job, "/CreationTime")? >= scheduled, "job {id} made before {scheduled}: {job}");
+        due.push(scheduled);
+    }
+    due.sort();
+    let gaps: Vec<i64> = due.windows(2).map(|w| (w[1] - w[0]).whole_seconds()).collect();
+    assert!(gaps.iter().all(|&g| g == 60), "one job per firing, firings a minute apart: {due:?}");
     sys.stop().await;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use batchops_core::manifest::encode_key;
 use batchops_core::pipeline::Settings;
@@ -393,7 +393,12 @@ async fn cancelling_a_running_job_stops_it_and_reports_what_ran() -> Result<()> 
     let mut handled = 0;
     let mut ran = 0;
     let mut quiet = 0;
+    let deadline = std::time::Instant::now() + LONG;
     while quiet < 3 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the chunk queue of job {id} not quiet after {LONG:?}: {handled} chunks received, {ran} run"
+        );
         let out = sys
             .clients
             .sqs

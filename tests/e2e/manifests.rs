@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use batchops_core::pipeline::Settings;
@@ -80,13 +80,16 @@ async fn an_inventory_of_100000_rows_with_a_tiny_budget_reports_each_row_once() 
     let manifest = put_inventory(&sys, &inv, &src, "Bucket, Key, Size", files, None).await?;
     // WHEN a delete job runs over it (the keys do not exist: DeleteObjects says Deleted)
     let id = sys.api.create_job(&inventory_spec(json!({"S3DeleteObject": {}}), manifest, &rep)).await?;
-    let mut saw_files = false;
+    // Polled here rather than with `wait_for`: the preparation progress is shown only while
+    // the job prepares. The suite's largest job: three times the others' bound.
+    let (mut saw_files, start, within) = (false, Instant::now(), LONG * 3);
     let job = loop {
         let job = sys.api.describe_job(&id).await?["Job"].clone();
         saw_files |= job["PreparationProgress"]["FilesTotal"] == 4;
         if ["Complete", "Failed"].contains(&job["Status"].as_str().unwrap_or_default()) {
             break job;
         }
+        ensure!(start.elapsed() < within, "job {id} not Complete or Failed after {within:?}: {job}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // THEN every row is reported exactly once

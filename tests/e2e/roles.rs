@@ -55,9 +55,14 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
     }
 }
 
+/// IAM's answers are fixtures that tests/scripts/test_iam_fixtures.py checks against botocore's
+/// IAM model: like botocore, the SDK skips elements it does not know, so a misspelt hand-written
+/// answer would read as one without the element and this test would still pass.
+const GET_ROLE_OPS_ADMIN: &str = include_str!("fixtures/iam/get-role-ops-admin.xml");
+
 /// Plays IAM for two requests: GetRole (the caller's role has the path `/ops/`) and
-/// SimulatePrincipalPolicy answering `decision`; returns the requests it was sent.
-async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::JoinHandle<Vec<String>>)> {
+/// SimulatePrincipalPolicy answering `simulated`; returns the requests it was sent.
+async fn iam_answering(simulated: &'static str) -> Result<(String, tokio::task::JoinHandle<Vec<String>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let served = tokio::spawn(async move {
@@ -65,20 +70,7 @@ async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::J
         while seen.len() < 2 {
             let (mut sock, _) = listener.accept().await.expect("accept");
             while let Some(req) = read_request(&mut sock).await {
-                let body = if req.contains("Action=GetRole") {
-                    "<GetRoleResponse><GetRoleResult><Role><Path>/ops/</Path><RoleName>ops-admin</RoleName>\
-                     <RoleId>AROA1</RoleId><Arn>arn:aws:iam::123456789012:role/ops/ops-admin</Arn>\
-                     <CreateDate>2026-01-01T00:00:00Z</CreateDate></Role></GetRoleResult></GetRoleResponse>"
-                        .to_string()
-                } else {
-                    format!(
-                        "<SimulatePrincipalPolicyResponse><SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>\
-                         <EvaluationResults><member><EvalActionName>iam:PassRole</EvalActionName>\
-                         <EvalResourceName>arn:aws:iam::123456789012:role/job</EvalResourceName>\
-                         <EvalDecision>{decision}</EvalDecision></member></EvaluationResults>\
-                         </SimulatePrincipalPolicyResult></SimulatePrincipalPolicyResponse>"
-                    )
-                };
+                let body = if req.contains("Action=GetRole") { GET_ROLE_OPS_ADMIN } else { simulated };
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
@@ -97,8 +89,12 @@ async fn iam_answering(decision: &'static str) -> Result<(String, tokio::task::J
 
 #[tokio::test]
 async fn pass_role_asks_iam_for_the_callers_role_and_reads_its_decision() -> Result<()> {
-    for (decision, expected) in [("allowed", true), ("implicitDeny", false), ("explicitDeny", false)] {
-        let (url, served) = iam_answering(decision).await?;
+    for (decision, simulated, expected) in [
+        ("allowed", include_str!("fixtures/iam/simulate-principal-policy-allowed.xml"), true),
+        ("implicitDeny", include_str!("fixtures/iam/simulate-principal-policy-implicit-deny.xml"), false),
+        ("explicitDeny", include_str!("fixtures/iam/simulate-principal-policy-explicit-deny.xml"), false),
+    ] {
+        let (url, served) = iam_answering(simulated).await?;
         // Set when loading, so that it wins over AWS_ENDPOINT_URL (moto, which has no IAM simulator).
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(url)

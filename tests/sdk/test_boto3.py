@@ -74,9 +74,9 @@ def test_errors_raise_the_modelled_exceptions(s3control, data, account):
         s3control.create_job(AccountId=account, ClientRequestToken="t", **dict(copy_job(data), RoleArn="arn:aws:iam::123456789012:user/me"))
     assert e.value.response["Error"]["Message"].startswith("RoleArn:"), e.value.response["Error"]
     token = str(uuid.uuid4())
-    s3control.create_job(AccountId=account, ClientRequestToken=token, **copy_job(data, ConfirmationRequired=True))
+    first = s3control.create_job(AccountId=account, ClientRequestToken=token, **copy_job(data, ConfirmationRequired=True))
     same = s3control.create_job(AccountId=account, ClientRequestToken=token, **copy_job(data, ConfirmationRequired=True))
-    assert same["JobId"], "the same request again is the same job"
+    assert first["JobId"] and same["JobId"] == first["JobId"], "the same request again is the same job"
     with pytest.raises(s3control.exceptions.IdempotencyException):
         s3control.create_job(AccountId=account, ClientRequestToken=token, **copy_job(data, Priority=11))
     with pytest.raises(s3control.exceptions.TooManyTagsException):
