@@ -136,6 +136,17 @@ impl Scene {
             .collect()
     }
 
+    /// Waits for the job to end, checks the invariant, and that it completed with every task
+    /// succeeded (the faults were all waited out); returns the report's rows.
+    async fn every_task_succeeded(&self, id: &str) -> Result<Vec<(String, String, String)>> {
+        let job = self.ended(id).await?;
+        let rows = self.invariant(&job).await?;
+        ensure!(job["Status"] == "Complete", "job {id} did not complete: {job}");
+        let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
+        ensure!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+        Ok(rows)
+    }
+
     /// The invariant every fault test ends with: the job ended; its report has at most one row
     /// per manifest line, each key once, every row one of the manifest's; the counters equal
     /// the rows. Returns the rows as (status, key, error code).
@@ -209,11 +220,7 @@ async fn with_20_percent_slowdown_and_some_500s_and_cut_connections_every_task_s
     let faults = Faults { scope: Scope::Tasks, slowdown: 0.2, error500: 0.02, reset: 0.02, ..Faults::default() };
     let scene = Scene::start(big(), faults, false, &[], 4).await?;
     let id = scene.copy_job(10).await?;
-    let job = scene.ended(&id).await?;
-    let rows = scene.invariant(&job).await?;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
-    assert!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+    let rows = scene.every_task_succeeded(&id).await?;
     assert_eq!(scene.copied().len(), scene.keys.len());
     assert!(scene.proxy.stats.injected() as usize > scene.keys.len() / 5, "faults were injected");
     eprintln!("20% SlowDown: {} tasks, {} faults injected, all succeeded", rows.len(), scene.proxy.stats.injected());
@@ -479,11 +486,7 @@ async fn a_job_rate_limit_holds_across_executors_and_can_change_while_it_runs() 
     let raising = Instant::now();
     assert_eq!(scene.job(&id).await?["MaxTasksPerSecond"], 15);
     scene.local.api.update_job_rate(&id, 1000).await?;
-    let job = scene.ended(&id).await?;
-    let rows = scene.invariant(&job).await?;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
-    assert!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+    scene.every_task_succeeded(&id).await?;
     let window = Duration::from_secs(4);
     let (at40, at15) = (scene.proxy.stats.forwarded_at(fast, changing), scene.proxy.stats.forwarded_at(slow, raising));
     let (busiest40, busiest15) = (most_within(&at40, window), most_within(&at15, window));
@@ -507,11 +510,7 @@ async fn against_a_store_that_throttles_above_a_fixed_rate_no_task_fails_and_the
     let scene = Scene::start(1200, faults, false, &[("BATCHOPS_CHUNK_SIZE", "100")], 4).await?;
     let created = Instant::now();
     let id = scene.copy_job(10).await?;
-    let job = scene.ended(&id).await?;
-    let rows = scene.invariant(&job).await?;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
-    assert!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+    scene.every_task_succeeded(&id).await?;
     assert_eq!(scene.copied().len(), scene.keys.len(), "every copy reached the store");
     // The store refuses a copy only when the job has used all of its rate: the job reached the
     // limit, and no task failed for it.
@@ -544,11 +543,7 @@ async fn with_answers_lost(scope: Scope, share: f64, n: usize, extra: &[(&str, &
     let scene = Scene::start(n, Faults { scope, ..Faults::default() }, all, extra, 4).await?;
     scene.proxy.set(Faults { scope, lost: share, ..Faults::default() });
     let id = scene.copy_job(10).await?;
-    let job = scene.ended(&id).await?;
-    let rows = scene.invariant(&job).await?;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let failed: Vec<_> = rows.iter().filter(|(s, _, _)| s != "succeeded").collect();
-    assert!(failed.is_empty(), "{} tasks failed, the first: {:?}", failed.len(), failed.first());
+    let rows = scene.every_task_succeeded(&id).await?;
     let lost = scene.proxy.stats.injected_of(Injected::Lost);
     assert!(lost > 0, "no answer was lost: nothing was tested");
     eprintln!(
