@@ -6,8 +6,8 @@ use batchops_aws::DynamoJobStore;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
-    now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobStore, LeaseOutcome, ObjectStore, PartRecord, Pass,
-    RecordOutcome, ResultFile,
+    now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobStore, LeaseOutcome, ObjectStore,
+    PartRecord, Pass, RecordOutcome, ResultFile, Waiting,
 };
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
@@ -181,6 +181,64 @@ async fn the_dynamodb_store_keeps_the_contract() -> Result<()> {
     let table = batchops_e2e::unique("contract");
     batchops_aws::resources::ensure_table(&clients, &table).await?;
     contract(&DynamoJobStore::new(clients.dynamodb.clone(), table)).await
+}
+
+/// The backlog the dispatcher releases chunks from: `peek` answers as many waiting chunks as
+/// asked for while that many wait, even when their bodies are far more than one 1 MB query
+/// page (inventory chunks are 80-160 KB each); a short answer means nothing more waits.
+async fn backlog_contract(backlog: &dyn Backlog) -> Result<()> {
+    let id = JobId::new_random();
+    let body = |i: u64| format!("{i:03}{}", "x".repeat(120 * 1024));
+    backlog.push(&id, (0..24).map(|index| Waiting { index, body: body(index) }).collect()).await?;
+    assert!(backlog.runnable().await?.contains(&(id.clone(), 1)));
+    let all = backlog.peek(&id, 24).await?;
+    assert_eq!(all.iter().map(|w| w.index).collect::<Vec<_>>(), (0..24).collect::<Vec<_>>(), "3 MB of bodies");
+    assert!(all.iter().all(|w| w.body == body(w.index)));
+    assert_eq!(backlog.peek(&id, 100).await?.len(), 24, "all that wait, no more");
+    assert_eq!(backlog.peek(&id, 5).await?.iter().map(|w| w.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    backlog.remove(&id, &(0..20).collect::<Vec<_>>()).await?;
+    assert_eq!(backlog.peek(&id, 24).await?.iter().map(|w| w.index).collect::<Vec<_>>(), [20, 21, 22, 23]);
+    // A push after the count was read keeps the mark; clearing with the current count removes it.
+    backlog.push(&id, vec![Waiting { index: 30, body: body(30) }]).await?;
+    backlog.unmark(&id, 1).await?;
+    assert!(backlog.runnable().await?.contains(&(id.clone(), 2)));
+    backlog.unmark(&id, 2).await?;
+    assert!(!backlog.runnable().await?.iter().any(|(j, _)| *j == id));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_backlogs_answer_every_waiting_chunk_asked_for() -> Result<()> {
+    backlog_contract(&InMemoryJobStore::default()).await?;
+    let clients = batchops_e2e::clients().await;
+    let table = batchops_e2e::unique("backlog");
+    batchops_aws::resources::ensure_table(&clients, &table).await?;
+    backlog_contract(&DynamoJobStore::new(clients.dynamodb.clone(), table)).await
+}
+
+/// Chunk messages of inventory jobs are 80-160 KB: ten of them are more than the 1 MiB that
+/// one SendMessageBatch may carry (moto refuses it as SQS does), so the queue sends them in
+/// as many batches as their bytes need, each message once.
+#[tokio::test]
+async fn the_sqs_queue_sends_messages_of_any_size_in_batches_sqs_takes() -> Result<()> {
+    use batchops_core::ports::Queue;
+    let clients = batchops_e2e::clients().await;
+    let url = clients.sqs.create_queue().queue_name(batchops_e2e::unique("big")).send().await?;
+    let url = url.queue_url().unwrap_or_default().to_string();
+    let queue = batchops_aws::SqsQueue::new(clients.sqs.clone(), &url);
+    let bodies: Vec<String> = (0..12).map(|i| format!("{i:02}{}", "m".repeat(160 * 1024))).collect();
+    queue.send(bodies.clone()).await?;
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let out = clients.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await?;
+        got.extend(out.messages().iter().filter_map(|m| m.body().map(String::from)));
+        if got.len() >= bodies.len() {
+            break;
+        }
+    }
+    got.sort();
+    assert_eq!(got, bodies, "each message once");
+    Ok(())
 }
 
 /// The object store's multipart upload, on moto and in memory alike: parts in order, an

@@ -235,15 +235,24 @@ impl DynamoJobStore {
     /// Every item of partition `pk` (whose sort key starts with `prefix`), page after page,
     /// read consistently.
     async fn query_all(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>> {
+        self.query_up_to(pk, prefix, None).await
+    }
+
+    /// The first `most` items of a partition (all with `None`), in key order. A page stops at
+    /// 1 MB whatever its Limit, so a short page is not the end: only a page without
+    /// `LastEvaluatedKey` is.
+    async fn query_up_to(&self, pk: String, prefix: Option<&str>, most: Option<usize>) -> Result<Vec<Item>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
+            let left = most.map(|m| m.saturating_sub(out.len()).clamp(1, 1000) as i32);
             let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(&pk))
                 .consistent_read(true)
+                .set_limit(left)
                 .set_exclusive_start_key(start.take());
             q = match prefix {
                 Some(p) => q
@@ -254,7 +263,8 @@ impl DynamoJobStore {
             let page = q.send().await.map_err(|e| backend("Query", e))?;
             out.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
-            if start.is_none() {
+            if start.is_none() || most.is_some_and(|m| out.len() >= m) {
+                out.truncate(most.unwrap_or(usize::MAX));
                 return Ok(out);
             }
         }
@@ -450,19 +460,10 @@ impl Backlog for DynamoJobStore {
     }
 
     async fn peek(&self, job: &JobId, n: usize) -> Result<Vec<Waiting>> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
-            .expression_attribute_values(":pk", s(job_pk(job)))
-            .expression_attribute_values(":q", s("Q#"))
-            .consistent_read(true)
-            .limit(n.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| backend("Query backlog", e))?;
-        page.items()
+        // Bodies of inventory chunks are 80-160 KB: a 1 MB page holds a handful, and the
+        // dispatcher reads a short answer as "nothing more waiting".
+        self.query_up_to(job_pk(job), Some("Q#"), Some(n.max(1)))
+            .await?
             .iter()
             .map(|item| {
                 let index = get_s(item, "sk")?.trim_start_matches("Q#").parse().unwrap_or(u64::MAX);
