@@ -1,4 +1,4 @@
-//! SQS queues: SendMessageBatch, ten messages per call.
+//! SQS queues: SendMessageBatch, up to ten messages and 1 MiB per call.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -24,6 +24,30 @@ impl SqsQueue {
     }
 }
 
+/// SendMessageBatch's limits: ten entries, and their bodies 1 MiB together (a batch over it is
+/// refused whole, `AWS.SimpleQueueService.BatchRequestTooLong`).
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// `bodies` cut into runs SendMessageBatch takes, in order: a run ends at ten bodies or before
+/// the body that would take it over 1 MiB (a body over 1 MiB alone goes alone, for SQS to
+/// refuse by name).
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == BATCH_ENTRIES || bytes + body.len() > BATCH_BYTES) {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn depth(&self) -> Result<u64> {
@@ -46,7 +70,7 @@ impl Queue for SqsQueue {
     }
 
     async fn send(&self, bodies: Vec<String>) -> Result<()> {
-        for batch in bodies.chunks(10) {
+        for batch in batches(&bodies) {
             // Entries SQS refuses in a batch are sent again, the others not.
             let pending = std::sync::Mutex::new(batch.iter().enumerate().collect::<Vec<(usize, &String)>>());
             let pending = &pending;
@@ -79,5 +103,32 @@ impl Queue for SqsQueue {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(bodies: &[String]) -> Vec<Vec<usize>> {
+        batches(bodies).iter().map(|b| b.iter().map(String::len).collect()).collect()
+    }
+
+    #[test]
+    fn batches_stop_at_ten_messages_or_one_mib() {
+        let small: Vec<String> = (0..23).map(|i| i.to_string()).collect();
+        assert_eq!(batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(), [10, 10, 3]);
+        // Ten inventory chunks of 160 KiB are 1.6 MiB: six fit, then four.
+        let big: Vec<String> = (0..10).map(|_| "x".repeat(160 * 1024)).collect();
+        assert_eq!(sizes(&big), [vec![160 * 1024; 6], vec![160 * 1024; 4]]);
+        assert!(batches(&big).iter().all(|b| b.iter().map(String::len).sum::<usize>() <= BATCH_BYTES));
+        // Exactly 1 MiB fits in one batch; a body over it goes alone.
+        let exact = vec!["a".repeat(BATCH_BYTES / 2), "b".repeat(BATCH_BYTES / 2), "c".into()];
+        assert_eq!(sizes(&exact), [vec![BATCH_BYTES / 2, BATCH_BYTES / 2], vec![1]]);
+        let over = vec!["d".into(), "e".repeat(BATCH_BYTES + 1), "f".into()];
+        assert_eq!(sizes(&over), [vec![1], vec![BATCH_BYTES + 1], vec![1]]);
+        assert!(batches(&[]).is_empty());
+        let all: Vec<&String> = batches(&big).into_iter().flatten().collect();
+        assert_eq!(all.len(), 10, "every body once, in order");
     }
 }
