@@ -167,6 +167,16 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
     store.put(&ended).await?;
     assert_eq!(store.record_chunk(&a.id, &chunk(9, 1, 0), "w1").await?, RecordOutcome::JobClosed(JobStatus::Cancelled));
     assert!(!store.chunk_recorded(&a.id, 9).await?);
+    assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 3)).await?, RecordOutcome::JobClosed(JobStatus::Cancelled));
+    // a confirmed job's cut goes on while a job of higher priority has it paused
+    let p = job(0);
+    assert_eq!(store.create(&p, "tok-p", "hp").await?, CreateOutcome::Created);
+    for (index, status) in [(0, JobStatus::Pausing), (1, JobStatus::Paused)] {
+        let mut paused = store.get(&p.id).await?;
+        paused.status = status;
+        store.put(&paused).await?;
+        assert_eq!(store.record_part(&p.id, &part(Pass::Cut, index)).await?, RecordOutcome::Recorded, "{status}");
+    }
     Ok(())
 }
 

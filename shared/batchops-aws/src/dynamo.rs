@@ -868,13 +868,16 @@ impl JobStore for DynamoJobStore {
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
             .update_expression(format!("ADD {p} :one, {t} :t, {c} :c"))
-            .condition_expression("#st IN (:p, :a)")
+            // Preparing, or running (a confirmed job is cut while Active, Pausing or Paused).
+            .condition_expression("#st IN (:p, :a, :pg, :pd)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":t", n(part.tasks))
             .expression_attribute_values(":c", n(part.chunks))
             .expression_attribute_values(":p", s(JobStatus::Preparing.as_str()))
             .expression_attribute_values(":a", s(JobStatus::Active.as_str()))
+            .expression_attribute_values(":pg", s(JobStatus::Pausing.as_str()))
+            .expression_attribute_values(":pd", s(JobStatus::Paused.as_str()))
             .build()
             .map_err(|e| Error::backend("Update", e))?;
         let sk = part_sk(part);

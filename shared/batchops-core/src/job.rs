@@ -100,6 +100,12 @@ impl JobStatus {
         matches!(self, JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed)
     }
 
+    /// Statuses of a job that has started running: Active, and paused for priority (Pausing,
+    /// Paused). A confirmed job is cut in these (a pause does not stop its cut).
+    pub fn is_running(self) -> bool {
+        matches!(self, JobStatus::Active | JobStatus::Pausing | JobStatus::Paused)
+    }
+
     /// Statuses in which chunks start (a Pausing job's chunks released before the pause
     /// still run; a Paused job's go back to its backlog).
     pub fn accepts_chunks(self) -> bool {
@@ -314,6 +320,12 @@ fn timestamp(t: OffsetDateTime) -> Value {
 }
 
 impl Job {
+    /// A job whose manifest is still being read: Preparing, or a confirmed job being cut (its
+    /// chunk total not known yet), which a job of higher priority may have paused meanwhile.
+    pub fn being_prepared(&self) -> bool {
+        self.status == JobStatus::Preparing || (self.status.is_running() && self.progress.total_chunks.is_none())
+    }
+
     /// The role every request of the job is made as (validation requires `RoleArn`; a job
     /// stored without one has an empty role, which no STS assumes).
     pub fn role_arn(&self) -> &str {

@@ -185,7 +185,7 @@ impl JobStore for InMemoryJobStore {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
         let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
-        if !matches!(job.status, JobStatus::Preparing | JobStatus::Active) {
+        if !(job.status == JobStatus::Preparing || job.status.is_running()) {
             return Ok(RecordOutcome::JobClosed(job.status));
         }
         let counts = match part.pass {

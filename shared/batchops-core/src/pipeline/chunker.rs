@@ -159,7 +159,9 @@ impl Chunker {
     async fn resume(&self, job: Job, deadline: Instant) -> Result<()> {
         let pass = match (job.status, job.progress.total_chunks) {
             (JobStatus::Preparing, None) if job.spec.confirmation_required == Some(true) => Pass::Count,
-            (JobStatus::Preparing, None) | (JobStatus::Active, None) => Pass::Cut,
+            (JobStatus::Preparing, None) => Pass::Cut,
+            // A confirmed job's cut, which goes on if a job of higher priority paused it.
+            (status, None) if status.is_running() => Pass::Cut,
             (status, _) => {
                 info!(job_id = %job.id, status = %status, "continuation for a job that is not being prepared");
                 return Ok(());
@@ -438,9 +440,11 @@ impl Chunker {
         match self.store.put(&job).await {
             Ok(_) => {}
             Err(Error::Conflict { .. }) => {
-                // Someone else wrote the job: go on only if it is still ours to prepare.
+                // Someone else wrote the job: go on only if it is still ours to prepare (the
+                // dispatcher pausing or resuming a confirmed job does not end its cut).
                 let mut fresh = self.store.get(&id).await?;
-                if fresh.status != status || fresh.checkpoint != from {
+                let same = fresh.status == status || (fresh.status.is_running() && status.is_running());
+                if !same || fresh.checkpoint != from {
                     info!(job_id = %id, status = %fresh.status, "preparation stopped: job changed");
                     return Ok(());
                 }
@@ -524,7 +528,7 @@ impl Chunker {
     async fn cut_confirmed(&self, id: &JobId, tasks: u64, chunks: u64) -> Result<()> {
         let mut counted = None;
         let set = modify(&*self.store, id, |j| {
-            if j.status != JobStatus::Active || j.progress.total_chunks.is_some() {
+            if !j.status.is_running() || j.progress.total_chunks.is_some() {
                 return false;
             }
             counted = j.progress.total_tasks;

@@ -202,9 +202,8 @@ impl Acting<'_> {
     /// Sends one `File` message per data file of the inventory (an empty one ends at once).
     pub(super) async fn fan_out(&self, id: &JobId, pass: Pass, inventory: InventoryManifest) -> Result<()> {
         let n = inventory.files.len() as u64;
-        let live = |s: JobStatus| matches!(s, JobStatus::Preparing | JobStatus::Active);
         let set = modify(&*self.store, id, |j| {
-            live(j.status) && {
+            j.being_prepared() && {
                 j.progress.parts_total = Some(n);
                 true
             }
@@ -282,10 +281,7 @@ impl Acting<'_> {
         let id = &job.id;
         let expected = match read.pass {
             Pass::Count => job.status == JobStatus::Preparing,
-            Pass::Cut => {
-                job.status == JobStatus::Preparing
-                    || (job.status == JobStatus::Active && job.progress.total_chunks.is_none())
-            }
+            Pass::Cut => job.being_prepared(),
         };
         if !expected {
             info!(job_id = %id, part = read.part, status = %job.status, "inventory file of a job no longer prepared: skipped");

@@ -415,6 +415,49 @@ async fn a_job_that_needs_confirmation_waits_in_suspended() {
     );
 }
 
+/// A confirmed job that a job of higher priority pauses while it is being cut (issue 22, hole
+/// 4: its continuation, its parts and the end of its cut were refused for a Pausing or Paused
+/// job, so it never learnt its chunk total and stayed Active forever). Returns the chunk total.
+async fn paused_while_cut(mut w: World, spec: Vec<u8>, tasks: usize) -> u64 {
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap();
+    // The executors are busy with the other job: nothing of this one is released.
+    w.depth = 0;
+    // The confirmation's Start: Active, the cut begun and to be continued.
+    assert!(w.step().await);
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.total_chunks), (JobStatus::Active, None));
+    assert!(!w.control.is_empty(), "the cut continues");
+    for (from, to) in [(JobStatus::Active, JobStatus::Pausing), (JobStatus::Pausing, JobStatus::Paused)] {
+        let paused = transition_from(&*w.store, &*w.events, &id, &[from], to, |_| {}).await;
+        assert!(paused.unwrap().is_ok());
+    }
+    w.drain_control_only().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Paused);
+    let chunks = job.progress.total_chunks.expect("cut whole while paused");
+    // The other job is done: this one resumes, runs and ends.
+    w.depth = 1_000_000;
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.history);
+    assert_eq!(w.report_rows(&job).len(), tasks);
+    chunks
+}
+
+#[tokio::test]
+async fn a_confirmed_job_paused_while_it_is_cut_still_learns_its_chunks_and_ends() {
+    // A zero budget: the cut continues itself after every piece it reads.
+    let w = World::new(4, Duration::ZERO);
+    let spec = w.spec(&manifest(53), json!({"ConfirmationRequired": true}));
+    assert_eq!(paused_while_cut(w, spec, 53).await, 14);
+    let w = World::new(4, Duration::ZERO);
+    let files = vec![gzip(&inventory_rows(0, 9)), gzip(&inventory_rows(1, 6))];
+    let spec = w.inventory_spec(INVENTORY_SCHEMA, &files, None, json!({"ConfirmationRequired": true}));
+    assert_eq!(paused_while_cut(w, spec, 15).await, 5, "chunks of 4 of 9 rows and of 6");
+}
+
 #[tokio::test]
 async fn a_wrong_manifest_etag_fails_the_job_with_a_reason() {
     let w = World::new(10, Duration::from_secs(60));
