@@ -72,7 +72,7 @@ pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &s
                 json!({ "Code": code, "Message": e.to_string() })
             }
         };
-        let body = serde_json::to_vec_pretty(&result).map_err(|e| Error::backend("result", e))?;
+        let body = serde_json::to_vec_pretty(&result).map_err(|e| Error::caused("result", e, false))?;
         objects.put(&bucket, &format!("{key}.result.json"), Bytes::from(body), "application/json").await?;
     }
     Ok(())

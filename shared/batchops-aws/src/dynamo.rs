@@ -99,7 +99,7 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| Error::backend("job table", format!("item without string attribute {name}")))
+        .ok_or_else(|| Error::permanent("job table", format!("item without string attribute {name}")))
 }
 
 fn get_n(item: &Item, name: &str) -> u64 {
@@ -138,7 +138,7 @@ impl DynamoJobStore {
 
     fn job_from_item(item: &Item) -> Result<Job> {
         let mut job: Job = serde_json::from_str(get_s(item, "body")?)
-            .map_err(|e| Error::backend("job table", format!("unreadable job body: {e}")))?;
+            .map_err(|e| Error::caused("job table: unreadable job body", e, false))?;
         job.version = get_n(item, "version");
         job.progress.succeeded = get_n(item, "succeeded");
         job.progress.failed = get_n(item, "failed");
@@ -307,14 +307,14 @@ impl DynamoJobStore {
     }
 
     fn body(job: &Job) -> Result<String> {
-        serde_json::to_string(job).map_err(|e| Error::backend("job body", e))
+        serde_json::to_string(job).map_err(|e| Error::caused("job body", e, false))
     }
 
     fn new_job_item(job: &Job) -> Result<Item> {
         let created = job
             .created
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::backend("created", e))?;
+            .map_err(|e| Error::caused("created", e, false))?;
         Ok(HashMap::from([
             ("pk".to_string(), s(job_pk(&job.id))),
             ("sk".to_string(), s("JOB")),
@@ -429,8 +429,10 @@ impl Backlog for DynamoJobStore {
                     ("sk".to_string(), s(queue_sk(w.index))),
                     ("body".to_string(), s(w.body)),
                 ]);
-                let put =
-                    PutRequest::builder().set_item(Some(item)).build().map_err(|e| Error::backend("PutRequest", e))?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| Error::caused("PutRequest", e, false))?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>>>()?;
@@ -481,7 +483,7 @@ impl Backlog for DynamoJobStore {
                 let delete = DeleteRequest::builder()
                     .set_key(Some(key))
                     .build()
-                    .map_err(|e| Error::backend("DeleteRequest", e))?;
+                    .map_err(|e| Error::caused("DeleteRequest", e, false))?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>>>()?;
@@ -551,7 +553,7 @@ impl JobStore for DynamoJobStore {
                         .set_item(Some(item))
                         .condition_expression("attribute_not_exists(pk)")
                         .build()
-                        .map_err(|e| Error::backend("Put", e))?,
+                        .map_err(|e| Error::caused("Put", e, false))?,
                 )
                 .build())
         };
@@ -578,7 +580,7 @@ impl JobStore for DynamoJobStore {
                     .await
                     .map_err(|e| backend("GetItem token", e))?;
                 let Some(item) = out.item() else {
-                    return Err(Error::backend("CreateJob", "transaction cancelled"));
+                    return Err(Error::transient("CreateJob", "transaction cancelled"));
                 };
                 if get_s(item, "hash")? == request_hash {
                     Ok(CreateOutcome::Existing(JobId::parse(get_s(item, "job_id")?)?))
@@ -660,7 +662,7 @@ impl JobStore for DynamoJobStore {
             Some(key) => {
                 let plain: HashMap<String, String> =
                     key.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k, v.clone()))).collect();
-                Some(serde_json::to_string(&plain).map_err(|e| Error::backend("nextToken", e))?)
+                Some(serde_json::to_string(&plain).map_err(|e| Error::caused("nextToken", e, false))?)
             }
         };
         Ok(JobPage { jobs, next_token })
@@ -692,7 +694,7 @@ impl JobStore for DynamoJobStore {
         drop(gate);
         match result {
             Ok(out) => Self::job_from_item(
-                out.attributes().ok_or_else(|| Error::backend("UpdateItem", "no attributes returned"))?,
+                out.attributes().ok_or_else(|| Error::permanent("UpdateItem", "no attributes returned"))?,
             ),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 Err(Error::Conflict { job_id: job.id.clone() })
@@ -702,7 +704,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
-        let record = serde_json::to_string(chunk).map_err(|e| Error::backend("chunk record", e))?;
+        let record = serde_json::to_string(chunk).map_err(|e| Error::caused("chunk record", e, false))?;
         let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(job_pk(id)))
@@ -711,7 +713,7 @@ impl JobStore for DynamoJobStore {
             .item("owner", s(owner))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| Error::backend("Put", e))?;
+            .map_err(|e| Error::caused("Put", e, false))?;
         // Counted until the job ends: a cancelled or failing job records the chunks that ran.
         let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| !st.is_terminal()).collect();
         let (condition, values) = Self::status_in(&live);
@@ -729,7 +731,7 @@ impl JobStore for DynamoJobStore {
                     .collect(),
             ))
             .build()
-            .map_err(|e| Error::backend("Update", e))?;
+            .map_err(|e| Error::caused("Update", e, false))?;
         let end_claim = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
@@ -738,7 +740,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_names("#o", "owner")
             .expression_attribute_values(":me", s(owner))
             .build()
-            .map_err(|e| Error::backend("Delete", e))?;
+            .map_err(|e| Error::caused("Delete", e, false))?;
         let sk = chunk_sk(chunk.index);
         self.record_once(id, put, update, &sk, |j| !j.status.is_terminal(), Some((end_claim, chunk.index, owner))).await
     }
@@ -754,7 +756,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(values.into_iter().collect()))
             .build()
-            .map_err(|e| Error::backend("ConditionCheck", e))?;
+            .map_err(|e| Error::caused("ConditionCheck", e, false))?;
         // Taken when free, lapsed, or already this delivery's.
         let claim = Put::builder()
             .table_name(&self.table)
@@ -765,7 +767,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":now", n(now_ms()))
             .expression_attribute_values(":me", s(&lease.owner))
             .build()
-            .map_err(|e| Error::backend("Put", e))?;
+            .map_err(|e| Error::caused("Put", e, false))?;
         let gate = self.gate().await;
         let result = self
             .client
@@ -861,7 +863,7 @@ impl JobStore for DynamoJobStore {
             .item("sk", s(part_sk(part)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| Error::backend("Put", e))?;
+            .map_err(|e| Error::caused("Put", e, false))?;
         let [p, t, c] = part_counters(part.pass);
         let update = Update::builder()
             .table_name(&self.table)
@@ -879,7 +881,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":pg", s(JobStatus::Pausing.as_str()))
             .expression_attribute_values(":pd", s(JobStatus::Paused.as_str()))
             .build()
-            .map_err(|e| Error::backend("Update", e))?;
+            .map_err(|e| Error::caused("Update", e, false))?;
         let sk = part_sk(part);
         self.record_once(id, put, update, &sk, |j| matches!(j.status, JobStatus::Preparing | JobStatus::Active), None)
             .await
@@ -894,7 +896,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool> {
-        let record = serde_json::to_string(segment).map_err(|e| Error::backend("segment record", e))?;
+        let record = serde_json::to_string(segment).map_err(|e| Error::caused("segment record", e, false))?;
         let gate = self.gate().await;
         let put = self
             .client
@@ -951,7 +953,7 @@ impl DynamoJobStore {
                     let record = get_s(item, "record")?;
                     out.push(
                         serde_json::from_str(record)
-                            .map_err(|e| Error::backend("stored record", format!("unreadable: {e}")))?,
+                            .map_err(|e| Error::caused("stored record: unreadable", e, false))?,
                     );
                 }
             }

@@ -4,7 +4,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use batchops_core::ports::StorageError;
-use batchops_core::retry::TaskFailure;
+use batchops_core::retry::{is_transient, TaskFailure};
 use batchops_core::Error;
 
 /// The status, code and message of any SDK error. Errors without a response (timeouts,
@@ -48,15 +48,6 @@ pub fn task<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<
     TaskFailure::classify(if status == 0 { 500 } else { status }, &code, message)
 }
 
-/// True for an answer worth trying again later: no answer at all, 5xx, or throttling.
-pub fn transient(status: u16, code: &str) -> bool {
-    status == 0
-        || status >= 500
-        || code.contains("Throttl")
-        || code == "ProvisionedThroughputExceededException"
-        || code == "RequestLimitExceeded"
-}
-
 /// A DynamoDB, SQS, STS or IAM failure; throttling and 5xx are transient (the message is
 /// redelivered).
 pub fn backend<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -66,7 +57,7 @@ pub fn backend<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'stat
     let (status, code, message) = parts(&e);
     Error::Backend {
         context: context.to_string(),
-        transient: transient(status, &code),
+        transient: is_transient(status, &code),
         message: format!("{code}: {message}"),
         source: Some(std::sync::Arc::new(e)),
     }

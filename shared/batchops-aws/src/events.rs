@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use batchops_core::events::{Events, JobEvent, DETAIL_TYPE, SOURCE};
+use batchops_core::retry::is_transient;
 use batchops_core::{Error, Result};
 
-use crate::errors::{backend, transient};
+use crate::errors::backend;
 
 pub struct EventBridgeEvents {
     client: aws_sdk_eventbridge::Client,
@@ -38,7 +39,7 @@ impl Events for EventBridgeEvents {
             return Err(Error::Backend {
                 context: format!("PutEvents to bus {}", self.bus),
                 message: format!("{code}: {message}"),
-                transient: transient(400, code) || code.contains("Internal"),
+                transient: is_transient(400, code),
                 source: None,
             });
         }

@@ -54,7 +54,7 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
     let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
     let attr =
         |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
-    let b = |e: aws_sdk_dynamodb::error::BuildError| Error::backend("CreateTable", e);
+    let b = |e: aws_sdk_dynamodb::error::BuildError| Error::caused("CreateTable", e, false);
     let gsi = GlobalSecondaryIndex::builder()
         .index_name("by-created")
         .key_schema(key("gsi1pk", KeyType::Hash).map_err(b)?)
@@ -91,7 +91,7 @@ pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -
         .send()
         .await
         .map_err(|e| backend("CreateQueue", e))?;
-    out.queue_url().map(String::from).ok_or_else(|| Error::backend("CreateQueue", "no queue URL"))
+    out.queue_url().map(String::from).ok_or_else(|| Error::permanent("CreateQueue", "no queue URL"))
 }
 
 pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
@@ -131,7 +131,7 @@ pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) 
         .map_err(|e| backend("GetQueueAttributes", e))?
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| Error::backend("GetQueueAttributes", "no QueueArn"))?;
+        .ok_or_else(|| Error::permanent("GetQueueAttributes", "no QueueArn"))?;
     let rule = QueueConfiguration::builder()
         .queue_arn(queue_arn)
         .events(Event::from("s3:ObjectCreated:*"))
@@ -156,7 +156,7 @@ pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) 
                 .build(),
         )
         .build()
-        .map_err(|e| Error::backend("QueueConfiguration", e))?;
+        .map_err(|e| Error::caused("QueueConfiguration", e, false))?;
     let notified = clients
         .s3
         .put_bucket_notification_configuration()

@@ -17,7 +17,7 @@ use batchops_core::retry::RetryPolicy;
 use batchops_core::Result;
 
 use crate::config::{Clients, DataClients};
-use crate::errors::{backend, parts, transient};
+use crate::errors::{backend, parts};
 use crate::ops::{OpsSettings, S3OperationRunner};
 use crate::s3::S3ObjectStore;
 
@@ -90,7 +90,7 @@ impl RoleAccess for StsRoles {
         // before they expire (the SDK's identity cache).
         if let Err(e) = self.sts.assume_role().role_arn(role_arn).role_session_name(&session).send().await {
             let (status, code, message) = parts(&e);
-            let transient = transient(status, &code);
+            let transient = batchops_core::retry::is_transient(status, &code);
             return Err(RoleError { role: role_arn.to_string(), code, message, transient });
         }
         let provider = AssumeRoleProvider::builder(role_arn).session_name(session).configure(&self.sdk).build().await;

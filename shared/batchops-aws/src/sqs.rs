@@ -85,7 +85,7 @@ impl Queue for SqsQueue {
                                 .id(i.to_string())
                                 .message_body(b.as_str())
                                 .build()
-                                .map_err(|e| Error::backend("SendMessageBatch entry", e))
+                                .map_err(|e| Error::caused("SendMessageBatch entry", e, false))
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let out = self

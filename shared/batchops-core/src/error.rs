@@ -54,9 +54,18 @@ impl Error {
         Error::InvalidField { field: field.into(), message: message.into() }
     }
 
-    /// A transient backend failure described by `message`.
-    pub fn backend(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
+    /// A backend failure that may pass (a race lost, retries used up on throttling): the
+    /// message is handed back and handled again.
+    pub fn transient(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
         Error::Backend { context: context.into(), message: message.to_string(), transient: true, source: None }
+    }
+
+    /// A backend failure that handling the message again cannot mend (an item or message
+    /// that cannot be read, a request that cannot be built): the job fails now with its
+    /// reason instead of the message going round until it is dead-lettered. With a cause,
+    /// use [`Error::caused`].
+    pub fn permanent(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Backend { context: context.into(), message: message.to_string(), transient: false, source: None }
     }
 
     /// A backend failure caused by `source` (kept, for logs and callers that look inside).

@@ -274,7 +274,7 @@ impl StorageError {
     /// True when trying again later may help: no answer at all, 5xx, or throttling (429,
     /// `SlowDown`). The one rule for every storage error that is not a task's.
     pub fn is_transient(&self) -> bool {
-        self.http_status == 0 || self.http_status >= 500 || self.http_status == 429 || self.code == "SlowDown"
+        crate::retry::is_transient(self.http_status, &self.code)
     }
 }
 

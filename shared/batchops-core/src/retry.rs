@@ -19,6 +19,40 @@ pub struct TaskFailure {
     pub class: FailureClass,
 }
 
+/// The one answer to "may trying again help?" for any AWS answer, by its HTTP status and error
+/// code: every retry of a task and every redelivery decision of the backends asks it. No
+/// answer at all (status 0: a timeout, a refused or cut connection), a 5xx, a 429, and the
+/// throttling and timeout codes of S3, DynamoDB, SQS, STS, IAM, Lambda and EventBridge are
+/// transient. Anything else (NoSuchKey, AccessDenied, ConditionalCheckFailedException,
+/// ValidationException ...) is permanent: the same request gets the same answer.
+pub fn is_transient(http_status: u16, code: &str) -> bool {
+    http_status == 0
+        || http_status >= 500
+        || http_status == 429
+        || code.contains("Throttl")
+        || matches!(
+            code,
+            "SlowDown"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+                | "RequestTimeTooSkewed"
+                | "InternalError"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "ProvisionedThroughputExceededException"
+                | "TransactionInProgressException"
+                | "OperationAborted"
+                | "PriorRequestNotComplete"
+                | "IDPCommunicationError"
+                | "NetworkError"
+                // An answer that could not be read (the connection cut while it came).
+                | "ResponseError"
+        )
+}
+
 impl TaskFailure {
     pub fn permanent(http_status: u16, code: &str, message: impl Into<String>) -> Self {
         TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Permanent }
@@ -28,24 +62,10 @@ impl TaskFailure {
         TaskFailure { http_status, error_code: code.into(), message: message.into(), class: FailureClass::Transient }
     }
 
-    /// Classifies an S3 error by its code and HTTP status: throttling, timeouts and 5xx are
-    /// transient; anything else (NoSuchKey, AccessDenied, InvalidRequest ...) is permanent.
+    /// Classifies an S3 or Lambda answer by [`is_transient`]: throttling, timeouts and 5xx are
+    /// retried; anything else (NoSuchKey, AccessDenied, InvalidRequest ...) is permanent.
     pub fn classify(http_status: u16, code: &str, message: impl Into<String>) -> Self {
-        let transient = http_status >= 500
-            || http_status == 429
-            || matches!(
-                code,
-                "SlowDown"
-                    | "Throttling"
-                    | "ThrottlingException"
-                    | "RequestTimeout"
-                    | "RequestTimeTooSkewed"
-                    | "InternalError"
-                    | "ServiceUnavailable"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "OperationAborted"
-            );
+        let transient = is_transient(http_status, code);
         let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
         TaskFailure { http_status, error_code: code.into(), message: message.into(), class }
     }
@@ -205,7 +225,7 @@ impl RetryPolicy {
                 tokio::time::sleep(self.delay(attempt)).await;
             }
         }
-        Err(crate::Error::backend(what.to_string(), format!("still refused after {} attempts", self.max_attempts)))
+        Err(crate::Error::transient(what.to_string(), format!("still refused after {} attempts", self.max_attempts)))
     }
 
     /// Runs a batch of `n` tasks with `f(indexes)` (one outcome per index, in order) and runs
@@ -244,6 +264,44 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_table_decides_for_tasks_storage_and_backends_alike() {
+        use crate::ports::StorageError;
+        let transient = [
+            (0, "NetworkError"),
+            (0, "RequestTimeout"),
+            (503, "SlowDown"),
+            (500, "InternalError"),
+            (429, "TooManyRequestsException"),
+            (400, "RequestTimeout"),
+            (400, "ThrottlingException"),
+            (400, "ProvisionedThroughputExceededException"),
+            (400, "RequestLimitExceeded"),
+            (403, "RequestTimeTooSkewed"),
+            (200, "ResponseError"),
+        ];
+        let permanent = [
+            (404, "NoSuchKey"),
+            (403, "AccessDenied"),
+            (400, "InvalidRequest"),
+            (400, "ConditionalCheckFailedException"),
+            (400, "ValidationException"),
+            (412, "PreconditionFailed"),
+        ];
+        for (cases, want) in [(&transient[..], true), (&permanent[..], false)] {
+            for &(status, code) in cases {
+                assert_eq!(is_transient(status, code), want, "{status} {code}");
+                let task = TaskFailure::classify(status, code, "");
+                assert_eq!(task.class == FailureClass::Transient, want, "a task's {status} {code}");
+                let storage = StorageError { http_status: status, code: code.into(), message: String::new() };
+                assert_eq!(storage.is_transient(), want, "a manifest read's {status} {code}");
+                assert_eq!(crate::Error::from(storage).is_transient(), want, "{status} {code} as an error");
+            }
+        }
+        assert!(crate::Error::transient("x", "raced").is_transient());
+        assert!(!crate::Error::permanent("x", "unreadable").is_transient());
+    }
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A policy without delays: `errors` attempts for errors, `throttles` for throttling.

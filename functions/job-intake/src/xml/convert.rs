@@ -49,7 +49,7 @@ fn children<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
 
 impl Decoder<'_> {
     fn shape(&self, name: &str) -> Result<&Shape, Error> {
-        self.model.shape(name).ok_or_else(|| Error::backend("S3 Control model", format!("no shape {name}")))
+        self.model.shape(name).ok_or_else(|| Error::permanent("S3 Control model", format!("no shape {name}")))
     }
 
     /// `node` read as `shape`; `path` names it in errors.

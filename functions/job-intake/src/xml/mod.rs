@@ -73,7 +73,7 @@ async fn json_request(model: &Model, root: &str, shape: &str, req: Request) -> R
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| Error::InvalidJson { message: format!("the request body is not UTF-8: {e}") })?;
     let json = convert::request_json(model, root, shape, text)?;
-    let body = serde_json::to_vec(&json).map_err(|e| Error::backend("request JSON", e))?;
+    let body = serde_json::to_vec(&json).map_err(|e| Error::caused("request JSON", e, false))?;
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Request::from_parts(parts, Body::from(body)))
@@ -86,7 +86,7 @@ async fn xml_response(model: &Model, output: Option<&str>, resp: Response, reque
     // The handlers' own answers, already bounded by what they hold.
     let json: Value = match to_bytes(body, usize::MAX).await {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        Err(e) => return error_response(&Error::backend("answer", e), request_id),
+        Err(e) => return error_response(&Error::permanent("answer", e), request_id),
     };
     let xml = if parts.status.is_success() {
         convert::response_xml(model, output.unwrap_or("Result"), &json)

@@ -73,7 +73,7 @@ pub(crate) async fn check_bucket(r: &S3OperationRunner, bucket: &str) -> batchop
             format!("The replication configuration of bucket {bucket} has no enabled rule"),
         ))),
         Err((status, code, message)) if status >= 500 || status == 0 => {
-            Err(batchops_core::Error::backend("GetBucketReplication", format!("{code}: {message}")))
+            Err(batchops_core::Error::transient("GetBucketReplication", format!("{code}: {message}")))
         }
         Err((_, code, message)) => {
             let reason = if code == "ReplicationConfigurationNotFoundError" {

@@ -293,14 +293,14 @@ impl Executor {
         msg: &ChunkMessage,
     ) -> Result<Option<Vec<ParsedLine>>> {
         let context = || format!("chunk {} of job {}", msg.index, job.id);
-        let unreadable = |e: String| Error::backend(context(), format!("unreadable message: {e}"));
+        let unreadable = |e: String| Error::permanent(context(), format!("unreadable message: {e}"));
         let (start, end) = match &msg.body {
             ChunkBody::Rows(packed) => return decode_rows(packed).map(Some).map_err(unreadable),
             ChunkBody::Lines(lines) => return lines.parse(msg.first_line).map(Some).map_err(unreadable),
             ChunkBody::Range { start, end } => (*start, *end),
         };
         let Some(m) = manifest else {
-            return Err(Error::backend(context(), "a byte range of a job without a manifest file"));
+            return Err(Error::permanent(context(), "a byte range of a job without a manifest file"));
         };
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
         let read = match ports.objects.read(&m.bucket, &m.key, version, start, Some(end), etag).await {
@@ -315,7 +315,8 @@ impl Executor {
         };
         if buf.len() as u64 != end - start {
             let expected = end - start;
-            return Err(Error::backend(
+            // A read cut short: its bytes may all come on another try.
+            return Err(Error::transient(
                 context(),
                 format!("read {} bytes of the manifest, expected {expected}", buf.len()),
             ));

@@ -368,7 +368,7 @@ impl Intake {
                 actual,
                 message: format!("the {what} of an ended job cannot change"),
             }),
-            (None, None) => Err(Error::backend(format!("job {id}"), "not changed")),
+            (None, None) => Err(Error::transient(format!("job {id}"), "not changed")),
         }
     }
 }

@@ -271,7 +271,7 @@ pub(crate) async fn ports_for(
 
 /// A queue message body: the message as JSON.
 pub(crate) fn encode<T: serde::Serialize>(msg: &T) -> Result<String> {
-    serde_json::to_string(msg).map_err(|e| Error::backend("queue message", e))
+    serde_json::to_string(msg).map_err(|e| Error::caused("queue message", e, false))
 }
 
 /// Sends one message.

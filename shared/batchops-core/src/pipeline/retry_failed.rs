@@ -39,7 +39,7 @@ impl Intake {
         ports.objects.put(&report.bucket, &key, body.into(), "text/csv").await?;
         let etag = ports.objects.head(&report.bucket, &key, None).await?.etag;
         let spec = retry_spec(&parent, &report.bucket, &key, &etag, rows, versioned)?;
-        let body = serde_json::to_vec(&spec).map_err(|e| Error::backend("retry spec", e))?;
+        let body = serde_json::to_vec(&spec).map_err(|e| Error::caused("retry spec", e, false))?;
         self.create_job(&body, caller).await
     }
 }

@@ -320,11 +320,11 @@ struct Unreachable;
 #[async_trait]
 impl crate::ports::Queue for Unreachable {
     async fn send(&self, _bodies: Vec<String>) -> crate::Result<()> {
-        Err(crate::Error::backend("SendMessageBatch", "connection refused"))
+        Err(crate::Error::transient("SendMessageBatch", "connection refused"))
     }
 
     async fn depth(&self) -> crate::Result<u64> {
-        Err(crate::Error::backend("GetQueueAttributes", "connection refused"))
+        Err(crate::Error::transient("GetQueueAttributes", "connection refused"))
     }
 }
 
@@ -932,6 +932,24 @@ async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.failure_reasons[0].failure_code, "ChunkFailed");
     assert!(job.failure_reasons[0].failure_reason.contains("from manifest line 1"), "{:?}", job.failure_reasons);
+}
+
+#[tokio::test]
+async fn an_unreadable_chunk_message_fails_its_job_at_its_first_delivery() {
+    // Delivering it again cannot mend it: the job fails now, naming it, instead of the message
+    // going round until it is dead-lettered.
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(15), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let mut msg = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
+    let garbage = serde_json::value::RawValue::from_string(r#"{"not": "rows"}"#.into()).unwrap();
+    msg.body = crate::chunk::ChunkBody::Rows(serde_json::from_str(garbage.get()).unwrap());
+    let first = w.executor().handle_attempt(&msg, 1).await.unwrap();
+    assert_eq!(first, Disposition::Skipped(JobStatus::Failing));
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.failure_reasons[0].failure_code.as_str()), (JobStatus::Failed, "ChunkFailed"));
+    assert!(job.failure_reasons[0].failure_reason.contains("unreadable message"), "{:?}", job.failure_reasons);
 }
 
 #[tokio::test]
