@@ -10,6 +10,8 @@ export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION ?= us-east-1
 export CARGO_TERM_COLOR ?= never
+# rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
+_toolchain := $(shell scripts/toolchain.sh)
 
 .PHONY: upgrade-tools test unit e2e chaos rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Checks that the workspace's rust-version (Cargo.toml) is at least what every locked
-dependency declares it needs, so the minimum the README states is one the lock can build with.
-(Clippy's incompatible_msrv lint checks the workspace's own uses of std against the same
-rust-version.) Exits 1 naming the dependencies that need more."""
+"""Checks the Rust versions agree: the toolchain running is the one rust-toolchain.toml names,
+it is not below the workspace's rust-version (Cargo.toml), and that rust-version is at least
+what every locked dependency declares it needs, so the minimum the README states is one the
+lock can build with. (Clippy's incompatible_msrv lint checks the workspace's own uses of std
+against the same rust-version.) Exits 1 saying which does not hold."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def version(text):
@@ -37,8 +42,14 @@ def main():
         names = ", ".join(f"{n} {pv} ({'.'.join(map(str, v))})" for v, n, pv in over[:10])
         print(f"check-msrv: rust-version {msrv} is below what locked dependencies need: {names}")
         return 1
+    with open(os.path.join(ROOT, "rust-toolchain.toml")) as f:
+        channel = re.search(r'^channel = "([0-9.]+)"$', f.read(), re.M).group(1)
+    running = subprocess.run(["rustc", "--version"], check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()[1]
+    if running != channel or version(channel) < version(msrv):
+        print(f"check-msrv: rustc {running} runs; rust-toolchain.toml names {channel}; rust-version is {msrv}")
+        return 1
     top = needs[0] if needs else None
-    print(f"check-msrv: rust-version {msrv}; the most any locked dependency needs: "
+    print(f"check-msrv: rustc {running} as rust-toolchain.toml says; rust-version {msrv}; the most any locked dependency needs: "
           + (f"{'.'.join(map(str, top[0]))} ({top[1]})" if top else "nothing"))
     return 0
 

@@ -36,4 +36,5 @@ for suite in rehearse console-test sdk-test; do
 done
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/scripts 2>&1 | tee .local/scripts-test.log
 add "tests/scripts" "$(count_pytest .local/scripts-test.log "${PIPESTATUS[0]}")"
+echo "make test: $((SECONDS / 60)) min $((SECONDS % 60)) s, build products in ${CARGO_TARGET_DIR:-target}"
 summary
