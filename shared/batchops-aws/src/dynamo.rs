@@ -865,26 +865,23 @@ impl JobStore for DynamoJobStore {
             .build()
             .map_err(|e| Error::caused("Put", e, false))?;
         let [p, t, c] = part_counters(part.pass);
+        let taking: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.takes_parts()).collect();
+        let (condition, statuses) = Self::status_in(&taking);
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
             .update_expression(format!("ADD {p} :one, {t} :t, {c} :c"))
-            // Preparing, or running (a confirmed job is cut while Active, Pausing or Paused).
-            .condition_expression("#st IN (:p, :a, :pg, :pd)")
+            .condition_expression(condition)
             .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(statuses.into_iter().collect()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":t", n(part.tasks))
             .expression_attribute_values(":c", n(part.chunks))
-            .expression_attribute_values(":p", s(JobStatus::Preparing.as_str()))
-            .expression_attribute_values(":a", s(JobStatus::Active.as_str()))
-            .expression_attribute_values(":pg", s(JobStatus::Pausing.as_str()))
-            .expression_attribute_values(":pd", s(JobStatus::Paused.as_str()))
             .build()
             .map_err(|e| Error::caused("Update", e, false))?;
         let sk = part_sk(part);
-        self.record_once(id, put, update, &sk, |j| matches!(j.status, JobStatus::Preparing | JobStatus::Active), None)
-            .await
+        self.record_once(id, put, update, &sk, |j| j.status.takes_parts(), None).await
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

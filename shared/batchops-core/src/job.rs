@@ -106,6 +106,12 @@ impl JobStatus {
         matches!(self, JobStatus::Active | JobStatus::Pausing | JobStatus::Paused)
     }
 
+    /// Statuses in which a manifest's parts (inventory files) are recorded: Preparing, and
+    /// running, since a confirmed job is cut while Active, Pausing or Paused.
+    pub fn takes_parts(self) -> bool {
+        self == JobStatus::Preparing || self.is_running()
+    }
+
     /// Statuses in which chunks start (a Pausing job's chunks released before the pause
     /// still run; a Paused job's go back to its backlog).
     pub fn accepts_chunks(self) -> bool {

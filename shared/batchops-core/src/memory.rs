@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{Job, JobId};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
     now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobPorts, JobStore,
@@ -36,9 +36,15 @@ struct StoreState {
     dispatch_lock: Option<(String, std::time::Instant)>,
 }
 
+/// Which job writes apply but answer [`Error::Conflict`], as a DynamoDB put whose answer was
+/// lost answers its SDK retry (tests of the hardest fault: did my write happen?).
+pub type LostAnswers = Box<dyn Fn(&Job) -> bool + Send + Sync>;
+
 #[derive(Default)]
 pub struct InMemoryJobStore {
     state: Mutex<StoreState>,
+    /// Set by tests: the puts whose answers are lost.
+    pub lose_put_answers: Mutex<Option<LostAnswers>>,
 }
 
 #[async_trait]
@@ -90,6 +96,10 @@ impl JobStore for InMemoryJobStore {
         next.progress.cut = stored.progress.cut.clone();
         next.throttled = stored.throttled.clone();
         *stored = next.clone();
+        drop(s);
+        if lock(&self.lose_put_answers).as_ref().is_some_and(|lost| lost(&next)) {
+            return Err(Error::Conflict { job_id: job.id.clone() });
+        }
         Ok(next)
     }
 
@@ -185,7 +195,7 @@ impl JobStore for InMemoryJobStore {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
         let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
-        if !(job.status == JobStatus::Preparing || job.status.is_running()) {
+        if !job.status.takes_parts() {
             return Ok(RecordOutcome::JobClosed(job.status));
         }
         let counts = match part.pass {

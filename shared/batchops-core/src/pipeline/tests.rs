@@ -279,6 +279,21 @@ async fn a_zero_time_budget_loses_and_repeats_no_row() {
 }
 
 #[tokio::test]
+async fn checkpoints_whose_answers_are_lost_still_lead_the_preparation_on() {
+    // Every continuation's checkpoint is written, and its answer lost: the retry meets the
+    // write it repeats. The chunker must know it for its own and go on, not stop as if another
+    // writer had changed the job.
+    let w = World::new(4, Duration::ZERO);
+    *w.store.lose_put_answers.lock().unwrap() =
+        Some(Box::new(|j| j.status == JobStatus::Preparing && j.checkpoint != crate::job::Checkpoint::default()));
+    let id = w.intake().create_job(&w.spec(&manifest(53), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.total_chunks), (JobStatus::Complete, Some(14)), "{:?}", job.history);
+    assert_eq!(w.report_rows(&job).len(), 53);
+}
+
+#[tokio::test]
 async fn a_redelivered_chunk_is_recorded_once() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
