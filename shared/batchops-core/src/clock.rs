@@ -1,5 +1,8 @@
-//! The one clock of the domain: every "now" the pipeline, the ports' claims and the in-memory
-//! store read comes from here, so a test on tokio's paused clock moves them all together.
+//! The clock of the pipeline and of the claims the stores compare (chunk leases, the
+//! dispatcher's and finalizer's checks of them): their "now" comes from here, so a test on
+//! tokio's paused clock moves them together. (Times shown to people, S3's LastModified in the
+//! in-memory store and the API's elapsed times, read the system clock: in a running process
+//! the two are the same.)
 
 use std::time::Duration;
 
@@ -13,12 +16,18 @@ use time::OffsetDateTime;
 /// is the system clock; under a paused runtime (tests) it moves only when tokio's time is
 /// advanced, so a claim lapses when virtual time says so, not when a loaded machine does.
 fn unix_now() -> Duration {
-    let real = std::time::Instant::now();
+    // Tokio's clock read between two reads of the real one: in a running process it falls
+    // between them and the offset is exactly zero, however the thread is scheduled.
+    let before = std::time::Instant::now();
     let tokio = tokio::time::Instant::now().into_std();
+    let after = std::time::Instant::now();
     let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let whole_ms = |d: Duration| Duration::from_millis(d.as_millis() as u64);
-    (system + whole_ms(tokio.saturating_duration_since(real)))
-        .saturating_sub(whole_ms(real.saturating_duration_since(tokio)))
+    if tokio > after {
+        system + whole_ms(tokio - after)
+    } else {
+        system.saturating_sub(whole_ms(before.saturating_duration_since(tokio)))
+    }
 }
 
 /// Now, as a timestamp (job records, reports, generator windows).
