@@ -73,13 +73,10 @@ async fn a_copy_job_is_counted_priced_and_its_report_checked() -> Result<()> {
     assert_eq!(bill.s3_requests_per_task("task"), 1.0);
     assert!((bill.total("task") - 5.0).abs() < 1e-9, "CopyObject is $5 per million: {}", bill.render("copy"));
     assert!(bill.total("orchestration") > 0.0);
-    // `make cost`'s table: per 1,000 tasks, one copy each and 4 executor invocations of 40 tasks.
+    // `make cost`'s table: per 1,000 tasks, one copy each. (Its executor invocations depend on
+    // how chunks were delivered, and are not checked here.)
     let table = bill.render("copy");
     assert!(table.contains("| task | S3 | CopyObject (PUT) | 1000.000 | 5.00000 |"), "{table}");
-    assert!(
-        table.contains("| orchestration | Lambda | TaskExecutorFunction requests | 100.000 | 0.02000 |"),
-        "{table}"
-    );
 
     let (files, bytes) = harness::check_report(&clients.s3, &rep, &ended.id, &keys).await?;
     assert_eq!(files, 4, "one file per chunk (all succeeded)");

@@ -64,9 +64,12 @@ pub enum Injected {
     Error500,
     Reset,
     Outage,
-    /// Forwarded, then the connection cut instead of the answer.
+    /// Forwarded, then the connection cut instead of the answer. (Keep it last: see KINDS.)
     Lost,
 }
+
+/// How many kinds of [`Injected`] there are.
+const KINDS: usize = Injected::Lost as usize + 1;
 
 /// What the proxy saw.
 #[derive(Debug, Default)]
@@ -81,7 +84,7 @@ pub struct Stats {
     forwarded_at: Mutex<Vec<Instant>>,
     pub injected: AtomicU64,
     /// By kind (`Injected as usize`).
-    injected_by_kind: [AtomicU64; 5],
+    injected_by_kind: [AtomicU64; KINDS],
     pub total: AtomicU64,
 }
 
