@@ -124,8 +124,20 @@ pub async fn transition(
     let reason_before = job.status_update_reason.clone();
     change(&mut job);
     let reason = change_reason(&job, to, reason_before.as_deref());
-    job.record_status(crate::job::StatusChange { status: to, at: now, reason });
-    let stored = store.put(&job).await?;
+    let written = crate::job::StatusChange { status: to, at: now, reason };
+    job.record_status(written.clone());
+    let stored = match store.put(&job).await {
+        Ok(stored) => stored,
+        // A write applied with its answer lost meets itself when tried again: the job as read
+        // back holds this very change (its instant, to the nanosecond, is this call's). It is
+        // ours, and so are the steps after it: taking it for another writer's left the job
+        // Completing with no one to finish it.
+        Err(Error::Conflict { .. }) => match store.get(&job.id).await? {
+            fresh if fresh.history.contains(&written) => fresh,
+            _ => return Err(Error::Conflict { job_id: job.id.clone() }),
+        },
+        Err(e) => return Err(e),
+    };
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
     crate::events::announce(events, &stored, Some(from)).await;
     Ok(stored)

@@ -294,6 +294,25 @@ async fn checkpoints_whose_answers_are_lost_still_lead_the_preparation_on() {
 }
 
 #[tokio::test]
+async fn a_status_change_whose_answer_is_lost_is_still_followed_through() {
+    // The finalizer's Active -> Completing is written and its answer lost (seen on DynamoDB
+    // through the fault proxy: the job stayed Completing, its 400 tasks all done).
+    let w = World::new(10, Duration::from_secs(60));
+    let once = std::sync::atomic::AtomicBool::new(true);
+    *w.store.lose_put_answers.lock().unwrap() = Some(Box::new(move |j| {
+        j.status == JobStatus::Completing && once.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }));
+    let id = w.intake().create_job(&w.spec(&manifest(25), json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.history);
+    assert_eq!(w.report_rows(&job).len(), 25);
+    let announced: Vec<JobStatus> =
+        w.events.all().iter().filter(|e| e.job_id == id.as_str()).map(|e| e.status).collect();
+    assert!(announced.contains(&JobStatus::Completing), "its event too: {announced:?}");
+}
+
+#[tokio::test]
 async fn a_redelivered_chunk_is_recorded_once() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
