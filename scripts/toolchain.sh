@@ -6,10 +6,12 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 want=$(sed -n 's/^channel = "\(.*\)"$/\1/p' "$here/rust-toolchain.toml")
+toolchains="${RUSTUP_HOME:-$HOME/.rustup}/toolchains"
+# Run by every make and every script: the usual case (already there) costs no rustc call.
+[ -z "$want" ] || compgen -G "$toolchains/$want-*" > /dev/null && exit 0
 command -v rustup > /dev/null || exit 0
 host=$(rustc +stable -vV 2> /dev/null | sed -n 's/^host: //p')
-toolchains="${RUSTUP_HOME:-$HOME/.rustup}/toolchains"
-[ -z "$want" ] || [ -z "$host" ] || [ -e "$toolchains/$want-$host" ] && exit 0
+[ -z "$host" ] && exit 0
 have=$(rustc +stable --version 2> /dev/null | awk '{print $2}')
 if [ "$have" = "$want" ] && [ -d "$toolchains/stable-$host" ]; then
   ln -s "$toolchains/stable-$host" "$toolchains/$want-$host" && echo "toolchain $want: linked to stable ($have)" >&2

@@ -13,7 +13,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use batchops_core::job::JobId;
 use batchops_core::ports::{JobPorts, PassRoleCheck, RoleAccess, RoleError};
-use batchops_core::retry::RetryPolicy;
+use batchops_core::retry::{is_transient, RetryPolicy};
 use batchops_core::Result;
 
 use crate::config::{Clients, DataClients};
@@ -90,7 +90,7 @@ impl RoleAccess for StsRoles {
         // before they expire (the SDK's identity cache).
         if let Err(e) = self.sts.assume_role().role_arn(role_arn).role_session_name(&session).send().await {
             let (status, code, message) = parts(&e);
-            let transient = batchops_core::retry::is_transient(status, &code);
+            let transient = is_transient(status, &code);
             return Err(RoleError { role: role_arn.to_string(), code, message, transient });
         }
         let provider = AssumeRoleProvider::builder(role_arn).session_name(session).configure(&self.sdk).build().await;

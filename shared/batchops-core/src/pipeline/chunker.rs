@@ -444,16 +444,15 @@ impl Chunker {
                 // dispatcher pausing or resuming a confirmed job does not end its cut).
                 let mut fresh = self.store.get(&id).await?;
                 let same = fresh.status == status || (fresh.status.is_running() && status.is_running());
-                // Our own write, applied with its answer lost (the retry then met it): done.
-                let ours = same && fresh.checkpoint == checkpoint;
-                if !ours {
-                    if !same || fresh.checkpoint != from {
-                        info!(job_id = %id, status = %fresh.status, "preparation stopped: job changed");
-                        return Ok(());
-                    }
+                if same && fresh.checkpoint == checkpoint {
+                    // Our own write, applied with its answer lost (the retry then met it).
+                } else if same && fresh.checkpoint == from {
                     fresh.checkpoint = checkpoint.clone();
                     fresh.progress.tasks_prepared = fresh.progress.tasks_prepared.max(checkpoint.tasks);
                     self.store.put(&fresh).await?;
+                } else {
+                    info!(job_id = %id, status = %fresh.status, "preparation stopped: job changed");
+                    return Ok(());
                 }
             }
             Err(e) => return Err(e),
