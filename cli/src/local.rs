@@ -112,7 +112,7 @@ where
 }
 
 /// How often jobs left unconfirmed are looked for (hourly, as deployed).
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the dispatcher runs a round on its own.
 const DISPATCH_EVERY: Duration = Duration::from_secs(1);
@@ -155,7 +155,7 @@ async fn serve_api(
 
 /// The timers the deployed stack runs on a schedule: a dispatcher round every second (besides
 /// the rounds after every chunk pushed or run, so a round that failed, or a job that lost its
-/// turn, waits no longer) and the hourly sweep.
+/// turn, waits no longer), the sweep (`BATCHOPS_SWEEP_SECS`) and the hourly expiry.
 fn spawn_timers(
     tasks: &mut JoinSet<()>,
     stop: &watch::Receiver<bool>,
@@ -166,9 +166,14 @@ fn spawn_timers(
         let dispatcher = dispatcher.clone();
         async move { dispatcher.dispatch().await.map(|_| ()) }
     }));
-    tasks.spawn(every(SWEEP_EVERY, "sweep", stop.clone(), move || {
+    let sweeping = chunker.clone();
+    tasks.spawn(every(chunker.settings.sweep_every, "sweep", stop.clone(), move || {
+        let chunker = sweeping.clone();
+        async move { chunker.sweep().await.map(|_| ()) }
+    }));
+    tasks.spawn(every(EXPIRE_EVERY, "expiry", stop.clone(), move || {
         let chunker = chunker.clone();
-        async move { chunker.sweep().await }
+        async move { chunker.expire().await }
     }));
 }
 

@@ -7,7 +7,7 @@ use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobStore, LeaseOutcome, ObjectStore,
-    PartRecord, Pass, RecordOutcome, ResultFile, Waiting,
+    PartRecord, Pass, RecordOutcome, ResultFile, Sighting, Waiting,
 };
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
@@ -177,6 +177,15 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
         store.put(&paused).await?;
         assert_eq!(store.record_part(&p.id, &part(Pass::Cut, index)).await?, RecordOutcome::Recorded, "{status}");
     }
+    // the sweep's sighting of a job: none at first, then what was last put, job by job
+    assert_eq!(store.sighting(&p.id).await?, None);
+    let seen = Sighting { fingerprint: u64::MAX >> 1, since_ms: now_ms(), nudges: 0 };
+    store.put_sighting(&p.id, &seen).await?;
+    let nudged = Sighting { nudges: 1, ..seen.clone() };
+    store.put_sighting(&p.id, &nudged).await?;
+    assert_eq!(store.sighting(&p.id).await?, Some(nudged));
+    assert_eq!(store.sighting(&a.id).await?, None);
+    assert_eq!(store.get(&p.id).await?.status, JobStatus::Paused, "the job itself is untouched");
     Ok(())
 }
 

@@ -68,7 +68,7 @@ where
 /// Reads the pipeline tunables (`BATCHOPS_CHUNK_SIZE`, `BATCHOPS_TASK_CONCURRENCY`,
 /// `BATCHOPS_MAX_ATTEMPTS`, `BATCHOPS_TIME_BUDGET_SECS`, `BATCHOPS_ACCOUNT_ID`, `AWS_REGION`,
 /// `BATCHOPS_MAX_TASKS`, `BATCHOPS_MAX_LINE_BYTES`, `BATCHOPS_LEASE_SECS`, `BATCHOPS_JOB_CHECK_MS`,
-/// `BATCHOPS_THROTTLE_ATTEMPTS`).
+/// `BATCHOPS_THROTTLE_ATTEMPTS`, `BATCHOPS_SWEEP_SECS`, `BATCHOPS_STALL_SECS`).
 pub fn settings_from_env() -> Result<Settings, ConfigError> {
     let d = Settings::default();
     let chunk_size: u64 = parse_var("BATCHOPS_CHUNK_SIZE", d.chunk_size)?;
@@ -96,6 +96,8 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
         lease: Duration::from_secs(parse_var("BATCHOPS_LEASE_SECS", d.lease.as_secs())?.max(3)),
         job_check: Duration::from_millis(parse_var("BATCHOPS_JOB_CHECK_MS", d.job_check.as_millis() as u64)?.max(100)),
         report_segments: parse_var("BATCHOPS_REPORT_SEGMENTS", d.report_segments)?.clamp(1, MAX_SEGMENTS),
+        sweep_every: Duration::from_secs(parse_var("BATCHOPS_SWEEP_SECS", d.sweep_every.as_secs())?.max(1)),
+        stall: Duration::from_secs(parse_var("BATCHOPS_STALL_SECS", d.stall.as_secs())?.max(1)),
     })
 }
 

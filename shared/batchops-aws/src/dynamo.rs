@@ -9,6 +9,7 @@
 //! | runnable job | `RUNNABLE` | `<id>` | `pushes` (count of backlog pushes): jobs with chunks waiting |
 //! | dispatcher lock | `DISPATCH` | `LOCK` | `holder`, `until` (Unix ms) |
 //! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
+//! | sweep's sighting | `JOB#<id>` | `SWEEP` | `fingerprint`, `since` (Unix ms), `nudges`: what the sweep last saw of the job, `ttl` |
 //! | request token | `TOKEN#<account>#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
 //! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first. Job writes are conditional
@@ -25,7 +26,7 @@ use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobStore, LeaseOutcome, PartRecord,
-    Pass, RecordOutcome, SegmentRecord, Waiting,
+    Pass, RecordOutcome, SegmentRecord, Sighting, Waiting,
 };
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
@@ -882,6 +883,44 @@ impl JobStore for DynamoJobStore {
             .map_err(|e| Error::caused("Update", e, false))?;
         let sk = part_sk(part);
         self.record_once(id, put, update, &sk, |j| j.status.takes_parts(), None).await
+    }
+
+    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("SWEEP"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        Ok(out.item().map(|item| Sighting {
+            fingerprint: get_n(item, "fingerprint"),
+            since_ms: get_n(item, "since"),
+            nudges: get_n(item, "nudges") as u32,
+        }))
+    }
+
+    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()> {
+        // Kept as long as an ended job: the sweep no longer looks at it, and it goes with it.
+        let ttl = now_ms() as i64 / 1000 + RETENTION_SECS;
+        let gate = self.gate().await;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(id)))
+            .item("sk", s("SWEEP"))
+            .item("fingerprint", n(sighting.fingerprint))
+            .item("since", n(sighting.since_ms))
+            .item("nudges", n(sighting.nudges))
+            .item("ttl", n(ttl))
+            .send()
+            .await;
+        drop(gate);
+        result.map(|_| ()).map_err(|e| backend("PutItem sighting", e))
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

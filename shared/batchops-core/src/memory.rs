@@ -13,7 +13,8 @@ use crate::ops::replicate_object::ReplicationRule;
 use crate::ports::{
     now_ms, Backlog, ByteStream, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobPorts, JobStore,
     LeaseOutcome, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, OperationRunner, PartRecord, Pass,
-    PassRoleCheck, PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, StorageError, Waiting,
+    PassRoleCheck, PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, Sighting, StorageError,
+    Waiting,
 };
 use crate::{Error, Result};
 
@@ -34,6 +35,7 @@ struct StoreState {
     backlog: HashMap<JobId, BTreeMap<u64, String>>,
     runnable: BTreeMap<JobId, u64>,
     dispatch_lock: Option<(String, std::time::Instant)>,
+    sightings: HashMap<JobId, Sighting>,
 }
 
 /// Which job writes apply but answer [`Error::Conflict`], as a DynamoDB put whose answer was
@@ -207,6 +209,15 @@ impl JobStore for InMemoryJobStore {
         counts.chunks += part.chunks;
         s.parts.entry(id.clone()).or_default().insert(key);
         Ok(RecordOutcome::Recorded)
+    }
+
+    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>> {
+        Ok(lock(&self.state).sightings.get(id).cloned())
+    }
+
+    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()> {
+        lock(&self.state).sightings.insert(id.clone(), sighting.clone());
+        Ok(())
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

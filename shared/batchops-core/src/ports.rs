@@ -149,6 +149,18 @@ pub struct PartRecord {
     pub chunks: u64,
 }
 
+/// What the sweep last saw of a job (see [`crate::pipeline::sweep`]): a job that looks the
+/// same for too long is stalled, whatever message was meant to move it on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sighting {
+    /// A digest of the job's status, version and counters.
+    pub fingerprint: u64,
+    /// Unix ms since which the job has looked like this (or since the sweep last acted on it).
+    pub since_ms: u64,
+    /// Steps the sweep took for the job while it looked like this.
+    pub nudges: u32,
+}
+
 /// Where job records live.
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -186,6 +198,10 @@ pub trait JobStore: Send + Sync {
     /// Records a part of the manifest as read and adds its counts to the job's counters of
     /// that pass, atomically and at most once, while the job is being prepared or cut.
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
+    /// What the sweep last saw of the job; `None` before its first look.
+    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>>;
+    /// Keeps what the sweep saw (one sweep runs at a time: a plain write).
+    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()>;
     /// Up to `limit` recorded chunks with an index above `after`, in index order: the
     /// finalizer reads a job's chunks page by page.
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;

@@ -90,10 +90,29 @@ pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> 
 }
 
 impl Chunker {
-    /// Handles one control message. `deadline` is when this invocation must have handed its
-    /// work on. An `Err` means the message should be delivered again.
+    /// The timer's sweep: every job that has not ended is looked at, and a stalled one moved
+    /// on ([`super::sweep`]).
+    pub async fn sweep(&self) -> Result<super::sweep::Swept> {
+        let sweeper = super::sweep::Sweeper {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            backlog: self.dispatcher.backlog.clone(),
+            control: self.control.clone(),
+            finalize: self.finalize.clone(),
+            finalizer: super::Finalizer {
+                store: self.store.clone(),
+                events: self.events.clone(),
+                roles: self.roles.clone(),
+                finalize: self.finalize.clone(),
+                settings: self.settings.clone(),
+            },
+            bounds: super::sweep::Bounds::for_settings(&self.settings),
+        };
+        sweeper.sweep().await
+    }
+
     /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail.
-    pub async fn sweep(&self) -> Result<()> {
+    pub async fn expire(&self) -> Result<()> {
         let failed = super::expire_suspended(&*self.store, &*self.events, &*self.finalize, super::now()).await?;
         if failed > 0 {
             info!(failed, "unconfirmed jobs failed after 30 days in Suspended");
@@ -101,6 +120,8 @@ impl Chunker {
         Ok(())
     }
 
+    /// Handles one control message. `deadline` is when this invocation must have handed its
+    /// work on. An `Err` means the message should be delivered again.
     pub async fn handle(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
         let job_id = msg.job_id().cloned();
         match (self.handle_message(msg, deadline).await, job_id) {
@@ -132,13 +153,14 @@ impl Chunker {
             }
             ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
             ControlMessage::Dispatch => {
-                self.dispatcher.dispatch().await?;
-                // The sweep reads the job list: once an hour (the timer fires every minute),
-                // which is precise enough for a 30-day limit.
+                // A failed round does not keep the sweep from running: it is the guarantee.
+                let round = self.dispatcher.dispatch().await;
+                self.sweep().await?;
+                // Expiry reads the Suspended jobs: once an hour is precise enough for 30 days.
                 if super::now().minute() == 0 {
-                    self.sweep().await?;
+                    self.expire().await?;
                 }
-                Ok(())
+                round.map(|_| ())
             }
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
@@ -194,6 +216,13 @@ impl Chunker {
                 // continuation was sent: go on from the checkpoint.
                 Err(job) if job.status == JobStatus::Preparing && job.progress.total_chunks.is_none() => {
                     return self.resume(job, deadline).await;
+                }
+                // The sweep's Prepare for a confirmed job whose cut stalled: go on with the cut
+                // (from its checkpoint, or every inventory file again; a file read before is
+                // recorded once and its chunks run once).
+                Err(job) if job.status.is_running() && job.progress.total_chunks.is_none() => {
+                    let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+                    return acting.started(job, deadline).await;
                 }
                 Err(job) => {
                     info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");

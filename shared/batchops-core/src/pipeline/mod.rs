@@ -14,6 +14,7 @@ mod listing;
 mod parts;
 pub mod report_links;
 pub mod retry_failed;
+pub mod sweep;
 
 use std::time::Duration;
 
@@ -61,6 +62,11 @@ pub struct Settings {
     /// A job of more recorded chunks than this reports in this many merged segments (one
     /// result file per status each) instead of each chunk's files.
     pub report_segments: u64,
+    /// How often the sweep runs (the deployed stack's timer fires every minute).
+    pub sweep_every: Duration,
+    /// How long a job waiting for one message may look the same before the sweep steps in;
+    /// a job being prepared or running chunks gets the time budget on top.
+    pub stall: Duration,
 }
 
 impl Default for Settings {
@@ -79,6 +85,8 @@ impl Default for Settings {
             lease: Duration::from_secs(60),
             job_check: Duration::from_secs(2),
             report_segments: consolidate::MAX_SEGMENTS,
+            sweep_every: Duration::from_secs(60),
+            stall: Duration::from_secs(5 * 60),
         }
     }
 }

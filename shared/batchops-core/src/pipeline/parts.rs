@@ -409,7 +409,9 @@ impl Acting<'_> {
     /// Records a file read; the last file of the pass finishes it.
     async fn file_read(&self, id: &JobId, record: PartRecord) -> Result<()> {
         match self.store.record_part(id, &record).await? {
-            RecordOutcome::Recorded => {}
+            // Read again (the sweep's Prepare, a redelivery): the pass may still need its end,
+            // if the delivery that recorded the last file died before it.
+            RecordOutcome::Recorded | RecordOutcome::AlreadyRecorded => {}
             other => {
                 info!(job_id = %id, part = record.part, outcome = ?other, "inventory file already recorded or job closed");
                 return Ok(());

@@ -1746,3 +1746,5 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
     let unreported = w.intake().failures(quiet.as_str(), 10).await.unwrap_err();
     assert!(unreported.to_string().contains("has no report"), "{unreported}");
 }
+
+mod sweep;
