@@ -7,7 +7,7 @@ use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobStore, LeaseOutcome, ObjectStore,
-    PartRecord, Pass, RecordOutcome, ResultFile, Sighting, Waiting,
+    PartRecord, Pass, RecordOutcome, ResultFile, Sighting, Waiting, SPLIT_BASE,
 };
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
@@ -44,7 +44,7 @@ async fn run(store: &dyn JobStore, id: &JobId, c: ChunkRecord, owner: &str) -> R
     Ok(store.record_chunk(id, &c, owner).await?)
 }
 
-async fn contract(store: &dyn JobStore) -> Result<()> {
+async fn contract<S: JobStore + Backlog>(store: &S) -> Result<()> {
     // create is idempotent on the token
     let a = job(0);
     assert_eq!(store.create(&a, "tok-a", "h1").await?, CreateOutcome::Created);
@@ -177,6 +177,30 @@ async fn contract(store: &dyn JobStore) -> Result<()> {
         store.put(&paused).await?;
         assert_eq!(store.record_part(&p.id, &part(Pass::Cut, index)).await?, RecordOutcome::Recorded, "{status}");
     }
+    // a chunk that ran part of its tasks hands the rest on, atomically: into the backlog,
+    // marked runnable, counted as a chunk to run; fresh indexes are never given twice
+    let h = job(0);
+    assert_eq!(store.create(&h, "tok-h", "hh").await?, CreateOutcome::Created);
+    let mut active = store.get(&h.id).await?;
+    active.status = JobStatus::Active;
+    store.put(&active).await?;
+    let first = store.allocate_chunks(&h.id, 1).await?;
+    let second = store.allocate_chunks(&h.id, 2).await?;
+    assert!(first >= SPLIT_BASE && second == first + 1, "{first} {second}");
+    assert_eq!(store.start_chunk(&h.id, &lease(0, "w1", 60)).await?, LeaseOutcome::Started);
+    let rest =
+        vec![Waiting { index: second, body: "rest-a".into() }, Waiting { index: second + 1, body: "rest-b".into() }];
+    assert_eq!(store.record_handing_on(&h.id, &chunk(0, 5, 0), "w1", &rest).await?, RecordOutcome::Recorded);
+    let mut counted = store.get(&h.id).await?;
+    assert_eq!((counted.progress.chunks_done, counted.progress.chunks_split, counted.progress.succeeded), (1, 2, 5));
+    counted.progress.total_chunks = Some(1);
+    assert!(!counted.progress.all_chunks_done(), "the chunks handed on are still to run");
+    let backlog: &dyn Backlog = store;
+    assert_eq!(backlog.peek(&h.id, 10).await?, rest);
+    assert!(backlog.runnable().await?.iter().any(|(j, _)| *j == h.id));
+    // tried again (its answer lost): recorded once, handed on once
+    assert_eq!(store.record_handing_on(&h.id, &chunk(0, 5, 0), "w1", &rest).await?, RecordOutcome::Recorded);
+    assert_eq!(store.get(&h.id).await?.progress.chunks_split, 2);
     // the sweep's sighting of a job: none at first, then what was last put, job by job
     assert_eq!(store.sighting(&p.id).await?, None);
     let seen = Sighting { fingerprint: u64::MAX >> 1, since_ms: now_ms(), nudges: 0 };

@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
+//! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `chunks_split` (chunks handed on), `split_seq` (their indexes given out), `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
 //! | chunk done | `JOB#<id>` | `CHUNK#<index, 20 digits>` | `record` (JSON: counts and result files) |
 //! | chunk running | `JOB#<id>` | `RUN#<index, 20 digits>` | `owner` (the delivery), `until` (Unix ms): a claim renewed by the executor's heartbeat, ended when the chunk is recorded |
 //! | chunk waiting | `JOB#<id>` | `Q#<index, 20 digits>` | `body` (the chunk message): the job's backlog, released by the dispatcher |
@@ -26,7 +26,7 @@ use batchops_core::job::PartCounts;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
     now_ms, Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobStore, LeaseOutcome, PartRecord,
-    Pass, RecordOutcome, SegmentRecord, Sighting, Waiting,
+    Pass, RecordOutcome, SegmentRecord, Sighting, Waiting, SPLIT_BASE,
 };
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
@@ -103,6 +103,11 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::permanent("job table", format!("item without string attribute {name}")))
 }
 
+/// A record's first two writes: its marker item and its job's counters.
+fn marker_and_counters(put: Put, update: Update) -> Vec<TransactWriteItem> {
+    vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()]
+}
+
 fn get_n(item: &Item, name: &str) -> u64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
@@ -144,6 +149,7 @@ impl DynamoJobStore {
         job.progress.succeeded = get_n(item, "succeeded");
         job.progress.failed = get_n(item, "failed");
         job.progress.chunks_done = get_n(item, "chunks_done");
+        job.progress.chunks_split = get_n(item, "chunks_split");
         let counts = |pass| {
             let [p, t, c] = part_counters(pass);
             PartCounts { parts: get_n(item, p), tasks: get_n(item, t), chunks: get_n(item, c) }
@@ -168,23 +174,20 @@ impl DynamoJobStore {
     async fn record_once(
         &self,
         id: &JobId,
-        put: Put,
-        update: Update,
+        // The marker's put, the counters' update, and what else is written with them (the
+        // chunks a record hands on, and their job's runnable mark).
+        writes: Vec<TransactWriteItem>,
         marker_sk: &str,
         open: impl Fn(&Job) -> bool,
         // The claim the record ends: its delete, the chunk's index and the claim's owner.
         lease: Option<(Delete, u64, &str)>,
     ) -> Result<RecordOutcome> {
-        let (open, lease, put, update) = (&open, &lease, &put, &update);
+        let (open, lease, writes) = (&open, &lease, &writes);
         // Transactions on one job item conflict when recorded at the same moment: tried again.
         RetryPolicy::backend()
             .until(format!("record {marker_sk}: the transaction kept conflicting"), |_| async move {
                 let gate = self.gate().await;
-                let mut request = self
-                    .client
-                    .transact_write_items()
-                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                    .transact_items(TransactWriteItem::builder().update(update.clone()).build());
+                let mut request = self.client.transact_write_items().set_transact_items(Some(writes.clone()));
                 if let Some((delete, _, _)) = lease {
                     request = request.transact_items(TransactWriteItem::builder().delete(delete.clone()).build());
                 }
@@ -217,6 +220,35 @@ impl DynamoJobStore {
                 Ok(None)
             })
             .await
+    }
+
+    /// The transaction items that put chunks handed on into the job's backlog and mark it
+    /// runnable (none when nothing is handed on).
+    fn handed_on(&self, id: &JobId, rest: &[Waiting]) -> Result<Vec<TransactWriteItem>> {
+        if rest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut items = Vec::with_capacity(rest.len() + 1);
+        for w in rest {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(job_pk(id)))
+                .item("sk", s(queue_sk(w.index)))
+                .item("body", s(&w.body))
+                .build()
+                .map_err(|e| Error::caused("Put", e, false))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s("RUNNABLE"))
+            .key("sk", s(id.as_str()))
+            .update_expression("ADD pushes :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| Error::caused("Update", e, false))?;
+        items.push(TransactWriteItem::builder().update(mark).build());
+        Ok(items)
     }
 
     async fn lease(&self, id: &JobId, index: u64) -> Result<Option<ChunkLease>> {
@@ -704,7 +736,34 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
+    async fn allocate_chunks(&self, id: &JobId, count: u64) -> Result<u64> {
+        // Beside the job's body and its version, like the counters: no job write conflicts.
+        let gate = self.gate().await;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression("ADD split_seq :n")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":n", n(count))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        drop(gate);
+        let out = out.map_err(|e| backend("UpdateItem split_seq", e))?;
+        let next = out.attributes().map(|a| get_n(a, "split_seq")).unwrap_or(count);
+        Ok(SPLIT_BASE + next - count)
+    }
+
+    async fn record_handing_on(
+        &self,
+        id: &JobId,
+        chunk: &ChunkRecord,
+        owner: &str,
+        rest: &[Waiting],
+    ) -> Result<RecordOutcome> {
         let record = serde_json::to_string(chunk).map_err(|e| Error::caused("chunk record", e, false))?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -722,13 +781,18 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
-            .update_expression("ADD succeeded :ok, failed :ko, chunks_done :one")
+            .update_expression("ADD succeeded :ok, failed :ko, chunks_done :one, chunks_split :split")
             .condition_expression(condition)
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(
                 values
                     .into_iter()
-                    .chain([(":ok".into(), n(chunk.succeeded)), (":ko".into(), n(chunk.failed)), (":one".into(), n(1))])
+                    .chain([
+                        (":ok".into(), n(chunk.succeeded)),
+                        (":ko".into(), n(chunk.failed)),
+                        (":one".into(), n(1)),
+                        (":split".into(), n(rest.len())),
+                    ])
                     .collect(),
             ))
             .build()
@@ -743,7 +807,10 @@ impl JobStore for DynamoJobStore {
             .build()
             .map_err(|e| Error::caused("Delete", e, false))?;
         let sk = chunk_sk(chunk.index);
-        self.record_once(id, put, update, &sk, |j| !j.status.is_terminal(), Some((end_claim, chunk.index, owner))).await
+        let mut writes = marker_and_counters(put, update);
+        writes.extend(self.handed_on(id, rest)?);
+        let claim = Some((end_claim, chunk.index, owner));
+        self.record_once(id, writes, &sk, |j| !j.status.is_terminal(), claim).await
     }
 
     async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome> {
@@ -882,7 +949,7 @@ impl JobStore for DynamoJobStore {
             .build()
             .map_err(|e| Error::caused("Update", e, false))?;
         let sk = part_sk(part);
-        self.record_once(id, put, update, &sk, |j| j.status.takes_parts(), None).await
+        self.record_once(id, marker_and_counters(put, update), &sk, |j| j.status.takes_parts(), None).await
     }
 
     async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>> {

@@ -170,6 +170,10 @@ pub struct Progress {
     pub succeeded: u64,
     pub failed: u64,
     pub chunks_done: u64,
+    /// Chunks handed on by executors whose invocation was ending (the tasks a chunk had not
+    /// started, as a new chunk): to run besides the `total_chunks` cut.
+    #[serde(default)]
+    pub chunks_split: u64,
     /// Tasks the chunker has read so far (progress of preparation).
     pub tasks_prepared: u64,
     /// Parts (inventory files) of a manifest read in parallel; set when known.
@@ -197,9 +201,10 @@ impl Progress {
         self.succeeded + self.failed
     }
 
-    /// True once preparation finished and every chunk it cut has been recorded.
+    /// True once preparation finished and every chunk it cut, or an executor handed on, has
+    /// been recorded.
     pub fn all_chunks_done(&self) -> bool {
-        matches!(self.total_chunks, Some(n) if self.chunks_done >= n)
+        matches!(self.total_chunks, Some(n) if self.chunks_done >= n + self.chunks_split)
     }
 }
 

@@ -36,6 +36,8 @@ struct StoreState {
     runnable: BTreeMap<JobId, u64>,
     dispatch_lock: Option<(String, std::time::Instant)>,
     sightings: HashMap<JobId, Sighting>,
+    /// Chunk indexes given out for chunks handed on, by job.
+    allocated: HashMap<JobId, u64>,
 }
 
 /// Which job writes apply but answer [`Error::Conflict`], as a DynamoDB put whose answer was
@@ -94,6 +96,7 @@ impl JobStore for InMemoryJobStore {
         next.progress.succeeded = stored.progress.succeeded;
         next.progress.failed = stored.progress.failed;
         next.progress.chunks_done = stored.progress.chunks_done;
+        next.progress.chunks_split = stored.progress.chunks_split;
         next.progress.counted = stored.progress.counted.clone();
         next.progress.cut = stored.progress.cut.clone();
         next.throttled = stored.throttled.clone();
@@ -105,7 +108,13 @@ impl JobStore for InMemoryJobStore {
         Ok(next)
     }
 
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
+    async fn record_handing_on(
+        &self,
+        id: &JobId,
+        chunk: &ChunkRecord,
+        owner: &str,
+        rest: &[Waiting],
+    ) -> Result<RecordOutcome> {
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
             // Its owner trying again (the first answer lost) recorded it.
@@ -124,10 +133,23 @@ impl JobStore for InMemoryJobStore {
         job.progress.succeeded += chunk.succeeded;
         job.progress.failed += chunk.failed;
         job.progress.chunks_done += 1;
+        job.progress.chunks_split += rest.len() as u64;
+        if !rest.is_empty() {
+            let backlog = s.backlog.entry(id.clone()).or_default();
+            backlog.extend(rest.iter().map(|w| (w.index, w.body.clone())));
+            *s.runnable.entry(id.clone()).or_default() += 1;
+        }
         s.chunks.entry(id.clone()).or_default().insert(chunk.index, chunk.clone());
         s.recorders.insert((id.clone(), chunk.index), owner.to_string());
         s.leases.entry(id.clone()).or_default().remove(&chunk.index);
         Ok(RecordOutcome::Recorded)
+    }
+
+    async fn allocate_chunks(&self, id: &JobId, n: u64) -> Result<u64> {
+        let mut s = lock(&self.state);
+        let next = s.allocated.entry(id.clone()).or_default();
+        *next += n;
+        Ok(crate::ports::SPLIT_BASE + *next - n)
     }
 
     async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome> {

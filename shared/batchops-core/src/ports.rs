@@ -59,6 +59,9 @@ pub struct ResultFile {
     pub rows: u64,
 }
 
+/// Indexes of chunks handed on start here, far above any the chunker cuts.
+pub const SPLIT_BASE: u64 = 1 << 48;
+
 /// What the executor records, once, when a chunk is done.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkRecord {
@@ -178,7 +181,22 @@ pub trait JobStore: Send + Sync {
     /// Records a chunk as done, adds its counts to the job and ends the claim `owner` holds
     /// on it, atomically and at most once; only while the claim is held and the job has not
     /// ended (a cancelled or failing job still records the chunks that ran).
-    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome>;
+    async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
+        self.record_handing_on(id, chunk, owner, &[]).await
+    }
+    /// [`JobStore::record_chunk`] of a chunk that ran part of its tasks, in the same
+    /// transaction handing the rest on as new chunks (`rest`, indexes from
+    /// [`JobStore::allocate_chunks`]) into the job's backlog, counted in `chunks_split`: a
+    /// task is in the record or in the rest, never in both or neither.
+    async fn record_handing_on(
+        &self,
+        id: &JobId,
+        chunk: &ChunkRecord,
+        owner: &str,
+        rest: &[Waiting],
+    ) -> Result<RecordOutcome>;
+    /// `n` chunk indexes no chunk of the job has had, for chunks handed on; returns the first.
+    async fn allocate_chunks(&self, id: &JobId, n: u64) -> Result<u64>;
     /// Claims a chunk for one delivery, while the job starts chunks
     /// ([`JobStatus::accepts_chunks`]) and no other delivery holds a live claim on it.
     async fn start_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<LeaseOutcome>;

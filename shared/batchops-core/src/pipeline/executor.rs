@@ -53,6 +53,8 @@ enum Stop {
     /// recorded.
     LeaseLost,
     Shutdown,
+    /// The invocation is ending: the tasks not started are handed on as a new chunk.
+    HandOn,
 }
 
 /// The first reason a chunk stopped; read before each task starts.
@@ -76,6 +78,10 @@ struct ChunkRun<'a> {
     job_id: &'a JobId,
     part: Option<u64>,
     deadline: Instant,
+    /// When the chunk stops starting tasks, so that those running end and the chunk is
+    /// recorded within its invocation (after at least one task started: a chunk always moves).
+    hand_on: tokio::time::Instant,
+    started: std::sync::atomic::AtomicUsize,
     stop: &'a StopFlag,
     flow: &'a Flow<'a>,
     shutdown: &'a Shutdown,
@@ -95,15 +101,32 @@ impl ChunkRun<'_> {
     /// A task starts only while the chunk has not been stopped; one that does not start is
     /// not in the report (S3 reports the tasks that ran).
     fn stopped(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
         if self.shutdown.begun() {
             self.stop.set(Stop::Shutdown);
         }
-        self.stop.get().is_some()
+        if self.started.load(SeqCst) > 0 && tokio::time::Instant::now() >= self.hand_on {
+            self.stop.set(Stop::HandOn);
+        }
+        let stopped = self.stop.get().is_some();
+        if !stopped {
+            self.started.fetch_add(1, SeqCst);
+        }
+        stopped
+    }
+
+    /// Waits for the job's rate to let `n` tasks start, or for the hand-on time (a paced
+    /// chunk does not wait past its invocation for tasks it will not start).
+    async fn pace(&self, n: usize) {
+        tokio::select! {
+            _ = self.flow.pace(n) => {}
+            _ = tokio::time::sleep_until(self.hand_on) => {}
+        }
     }
 
     /// Runs task `i`: paced, under its bucket's limit, retried.
     async fn one(&self, retry: &RetryPolicy, i: usize, t: Task) -> Vec<(usize, Outcome)> {
-        self.flow.pace(1).await;
+        self.pace(1).await;
         if self.stopped() {
             return Vec::new();
         }
@@ -125,7 +148,7 @@ impl ChunkRun<'_> {
         idx: Vec<usize>,
         tasks: Vec<Task>,
     ) -> Vec<(usize, Outcome)> {
-        self.flow.pace(tasks.len()).await;
+        self.pace(tasks.len()).await;
         if self.stopped() {
             return Vec::new();
         }
@@ -179,6 +202,13 @@ fn rows(parsed: Vec<ParsedLine>, outcomes: Vec<Option<Outcome>>, whole: bool) ->
         .collect()
 }
 
+/// What a chunk's run leaves to record: the rows of the tasks that ran (and of bad lines),
+/// and the tasks it hands on unstarted, as new chunks.
+struct Ran {
+    rows: Vec<ResultRow>,
+    rest: Vec<Waiting>,
+}
+
 /// What became of a chunk message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Disposition {
@@ -212,8 +242,9 @@ pub fn task_id(job_id: &JobId, part: Option<u64>, line: u64) -> String {
 
 impl Executor {
     /// Runs the chunk's tasks (bad lines become failed rows) and returns the rows in
-    /// manifest order. Operations with a batch API get the tasks of one bucket together.
-    async fn run_tasks(&self, run: &ChunkRun<'_>, parsed: Vec<ParsedLine>) -> Vec<ResultRow> {
+    /// manifest order, and the tasks handed on unstarted. Operations with a batch API get the
+    /// tasks of one bucket together.
+    async fn run_tasks(&self, run: &ChunkRun<'_>, parsed: Vec<ParsedLine>) -> (Vec<ResultRow>, Vec<ManifestEntry>) {
         let retry = &self.settings.retry;
         let batch = run.op.batch_size();
         // S3 would refuse these keys; say why without asking it.
@@ -238,7 +269,42 @@ impl Executor {
         for (i, o) in done.into_iter().flatten() {
             outcomes[i] = Some(o);
         }
-        rows(parsed, outcomes, run.stop.get().is_none())
+        let rest = match run.stop.get() {
+            Some(Stop::HandOn) => parsed
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(p, o)| match (p, o) {
+                    (Ok(entry), None) => Some(entry.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        (rows(parsed, outcomes, run.stop.get().is_none()), rest)
+    }
+
+    /// The tasks a chunk did not start, as new chunks of rows (more than one only when their
+    /// rows are more than a message holds), with indexes of their own. Task IDs stay the same.
+    async fn hand_on(&self, msg: &ChunkMessage, rest: &[ManifestEntry]) -> Result<Vec<Waiting>> {
+        use std::borrow::Cow;
+        let mut batch = crate::chunk::RowBatch::new(u64::MAX);
+        let mut out = Vec::new();
+        for (i, e) in rest.iter().enumerate() {
+            let row = Ok(crate::manifest::RowRef {
+                line: e.line,
+                bucket: Cow::Borrowed(&e.target.bucket),
+                encoded_key: Cow::Borrowed(&e.encoded_key),
+                version_id: e.target.version_id.as_deref().map(Cow::Borrowed),
+                decoded: None,
+            });
+            if batch.push(&row) || i + 1 == rest.len() {
+                let index = self.store.allocate_chunks(&msg.job_id, 1).await?;
+                if let Some(body) = batch.take(&msg.job_id, index, msg.part) {
+                    out.push(Waiting { index, body });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs beside a chunk's tasks until they end: every `job_check` it reads the job (a
@@ -451,18 +517,21 @@ impl Executor {
         let stop = StopFlag::default();
         let flow = Flow::new(&self.limits, &job.id, self.settings.task_concurrency);
         flow.share(self.store.as_ref(), job).await?;
+        let budget = self.settings.time_budget;
         let run = ChunkRun {
             ports: &ports,
             op: &valid.operation,
             job_id: &job.id,
             part: msg.part,
-            deadline: Instant::now() + self.settings.time_budget,
+            deadline: Instant::now() + budget,
+            hand_on: tokio::time::Instant::now() + budget.mul_f64(HAND_ON_AT),
+            started: Default::default(),
             stop: &stop,
             flow: &flow,
             shutdown: &self.shutdown,
         };
-        let rows = tokio::select! {
-            rows = self.run_tasks(&run, parsed) => rows,
+        let (rows, rest) = tokio::select! {
+            ran = self.run_tasks(&run, parsed) => ran,
             _ = self.watch(&job.id, lease, &run) => unreachable!("the watch runs until the tasks end"),
         };
         match stop.get() {
@@ -476,7 +545,11 @@ impl Executor {
             }
             _ => {}
         }
-        self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, rows).await
+        let rest = self.hand_on(msg, &rest).await?;
+        if !rest.is_empty() {
+            info!(job_id = %job.id, chunk = msg.index, ran = rows.len(), handed_on = rest.len(), "invocation ending: the tasks not started are handed on");
+        }
+        self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, Ran { rows, rest }).await
     }
 
     /// Writes the chunk's result files and records it with its counts, once.
@@ -487,7 +560,7 @@ impl Executor {
         report: Option<&crate::spec::ReportTarget>,
         msg: &ChunkMessage,
         owner: &str,
-        rows: Vec<ResultRow>,
+        Ran { rows, rest }: Ran,
     ) -> Result<Disposition> {
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
@@ -510,7 +583,7 @@ impl Executor {
         }
         let record =
             ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
-        let outcome = self.store.record_chunk(&job.id, &record, owner).await?;
+        let outcome = self.store.record_handing_on(&job.id, &record, owner, &rest).await?;
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = report {
                 for f in &files {
@@ -537,6 +610,10 @@ impl Executor {
         Ok(Disposition::Recorded { succeeded, failed })
     }
 }
+
+/// The share of the time budget after which a chunk starts no more tasks: those running end
+/// (a long one by the budget itself) and the chunk is recorded before its invocation ends.
+const HAND_ON_AT: f64 = 0.9;
 
 /// S3's longest key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

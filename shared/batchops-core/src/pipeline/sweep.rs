@@ -276,29 +276,37 @@ impl Sweeper {
 
     /// Says which chunks never ran, for the failure reason.
     async fn lost_chunks(&self, job: &Job) -> Result<String> {
-        let total = job.progress.total_chunks.unwrap_or(0);
+        let p = &job.progress;
+        let (cut, total) = (p.total_chunks.unwrap_or(0), p.total_chunks.unwrap_or(0) + p.chunks_split);
+        // Gaps among the chunks cut; chunks handed on (indexes from SPLIT_BASE) are counted.
         let (mut missing, mut next, mut after) = (Vec::new(), 0u64, None);
         loop {
             let page = self.store.chunks_after(&job.id, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.index);
-            for c in &page {
+            for c in page.iter().filter(|c| c.index < cut) {
                 if c.index > next {
                     missing.push((next, c.index - 1));
                 }
                 next = c.index + 1;
             }
         }
-        if next < total {
-            missing.push((next, total - 1));
+        if next < cut {
+            missing.push((next, cut - 1));
         }
-        let count: u64 = missing.iter().map(|(a, b)| b - a + 1).sum();
-        let shown: Vec<String> =
+        let count = total.saturating_sub(p.chunks_done);
+        let mut shown: Vec<String> =
             missing.iter().take(5).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
-        let more = if missing.len() > 5 { ", ..." } else { "" };
+        if missing.len() > 5 {
+            shown.push("...".into());
+        }
+        let cut_missing: u64 = missing.iter().map(|(a, b)| b - a + 1).sum();
+        if count > cut_missing {
+            shown.push(format!("{} handed on by an executor", count - cut_missing));
+        }
         Ok(format!(
             "{count} of the job's {total} chunks never ran: their messages were lost or dead-lettered \
-             (chunks {}{more}); the report lists every task that ran",
+             (chunks {}); the report lists every task that ran",
             shown.join(", ")
         ))
     }

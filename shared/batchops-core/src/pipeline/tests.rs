@@ -1592,7 +1592,7 @@ async fn a_job_unconfirmed_for_30_days_fails_and_an_ended_job_is_gone_after_90()
     assert_eq!(old.status, JobStatus::Suspended);
     old.suspended = Some(ago(31));
     w.store.put(&old).await.unwrap();
-    w.chunker().sweep().await.unwrap();
+    w.chunker().expire().await.unwrap();
     w.drain().await;
     let failed = w.store.get(&waiting).await.unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
@@ -1747,4 +1747,5 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
     assert!(unreported.to_string().contains("has no report"), "{unreported}");
 }
 
+mod hand_on;
 mod sweep;

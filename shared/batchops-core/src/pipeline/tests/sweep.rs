@@ -49,7 +49,7 @@ impl World {
     }
 
     /// The job ended with report rows = counters = tasks the runner ran (each once).
-    async fn assert_exact(&self, id: &JobId) -> Job {
+    pub(super) async fn assert_exact(&self, id: &JobId) -> Job {
         let job = self.store.get(id).await.unwrap();
         assert!(job.status.is_terminal(), "{:?}", job.status);
         let rows = self.report_rows(&job);
