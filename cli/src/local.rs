@@ -262,7 +262,8 @@ async fn poll_queue(
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
                 let started = Instant::now();
-                let work = visibility.hold(&receipt, handle(m.body.unwrap_or_default(), attempt));
+                let body = m.body.unwrap_or_default();
+                let work = visibility.hold(&receipt, handle(body.clone(), attempt));
                 let abandoned = async {
                     let _ = stop.wait_for(|s| *s).await;
                     tokio::time::sleep(STOP_GRACE).await;
@@ -273,18 +274,19 @@ async fn poll_queue(
                 };
                 // Where Lambda would have been invoked (make cost prices it).
                 batchops_aws::metering::invoked(name, started.elapsed());
-                match result {
-                    Ok(()) => {
-                        if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
-                            warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
-                        }
-                    }
+                let done = match result {
+                    Ok(()) => true,
                     Err(e) => {
                         match e.retry_after() {
                             Some(_) => info!(queue = name, reason = %e, "message handed back"),
                             None => error!(queue = name, error = %e, "message failed; it will be delivered again"),
                         }
-                        visibility.set(&[receipt], visibility.after_failure(&e)).await;
+                        visibility.hand_back(&receipt, &body, &e).await
+                    }
+                };
+                if done {
+                    if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
+                        warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
                     }
                 }
             });

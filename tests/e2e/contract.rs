@@ -312,3 +312,54 @@ async fn the_object_stores_upload_in_parts() -> Result<()> {
     clients.s3.create_bucket().bucket(&bucket).send().await?;
     upload_contract(&batchops_aws::s3::S3ObjectStore::new(clients.s3.clone()), &bucket).await
 }
+
+/// Receives one message of `url`: its body, receipt and receive count.
+async fn receive_one(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<(String, String, u32)> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount;
+    for _ in 0..30 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(ApproximateReceiveCount)
+            .send()
+            .await?;
+        if let Some(m) = out.messages().first() {
+            let count = m.attributes().and_then(|a| a.get(&ApproximateReceiveCount)).and_then(|n| n.parse().ok());
+            return Ok((
+                m.body().unwrap_or_default().into(),
+                m.receipt_handle().unwrap_or_default().into(),
+                count.unwrap_or(0),
+            ));
+        }
+    }
+    anyhow::bail!("no message in {url}")
+}
+
+#[tokio::test]
+async fn a_message_handed_back_to_wait_comes_back_without_using_up_a_receive() -> Result<()> {
+    let clients = batchops_e2e::clients().await;
+    let url = clients.sqs.create_queue().queue_name(batchops_e2e::unique("wait")).send().await?;
+    let url = url.queue_url().unwrap_or_default().to_string();
+    clients.sqs.send_message().queue_url(&url).message_body("finalize me").send().await?;
+    let visibility = batchops_aws::Visibility::new(
+        clients.sqs.clone(),
+        &url,
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(1),
+    );
+    let wait = Error::NotYet { message: "chunks in flight".into(), retry_after: std::time::Duration::ZERO };
+    for _ in 0..6 {
+        // A wait, more often than the queue's maxReceiveCount: requeued, the original done with.
+        let (body, receipt, receives) = receive_one(&clients.sqs, &url).await?;
+        assert_eq!((body.as_str(), receives), ("finalize me", 1), "a wait uses no receive");
+        assert!(visibility.hand_back(&receipt, &body, &wait).await);
+        clients.sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await?;
+    }
+    // A failure is handed back as it was, and counts.
+    let (body, receipt, _) = receive_one(&clients.sqs, &url).await?;
+    assert!(!visibility.hand_back(&receipt, &body, &Error::transient("test", "throttled")).await);
+    let (_, _, receives) = receive_one(&clients.sqs, &url).await?;
+    assert_eq!(receives, 2);
+    Ok(())
+}

@@ -28,7 +28,7 @@ where
             // How many times SQS has delivered the message, this time included.
             let attempt = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
             let body = record.body.unwrap_or_default();
-            let result = handle(body, attempt).await;
+            let result = handle(body.clone(), attempt).await;
             let receipt = record.receipt_handle.unwrap_or_default();
             held.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| *r != receipt);
             if let Err(e) = result {
@@ -36,10 +36,14 @@ where
                     Some(_) => info!(message_id = %id, reason = %e, "message handed back"),
                     None => error!(message_id = %id, error = %e, "message failed; it will be delivered again"),
                 }
-                if let Some(v) = visibility {
-                    v.set(&[receipt], v.after_failure(&e)).await;
+                // A requeued message is done with: Lambda deletes it with the batch.
+                let requeued = match visibility {
+                    Some(v) => v.hand_back(&receipt, &body, &e).await,
+                    None => false,
+                };
+                if !requeued {
+                    response.add_failure(id);
                 }
-                response.add_failure(id);
             }
         }
         response

@@ -53,6 +53,35 @@ impl Visibility {
         }
     }
 
+    /// Hands a message back without using up one of its receives: a copy is sent, delayed
+    /// as asked (SQS delays at most 15 minutes), and the caller deletes the original. A
+    /// hand-back is a wait, not a failure: counted as receives, the waits of a finalizer for a
+    /// slow chunk sent its job's finalize message to the dead-letter queue. False when the copy
+    /// could not be sent: then hand the original back with [`Visibility::set`].
+    pub async fn requeue(&self, body: &str, after: Duration) -> bool {
+        let delay = after.as_secs_f64().ceil().min(900.0) as i32;
+        let sent = self.sqs.send_message().queue_url(&self.url).message_body(body).delay_seconds(delay).send().await;
+        match sent {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(queue = %self.url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "message not requeued; handed back");
+                false
+            }
+        }
+    }
+
+    /// Hands back a message whose handling answered `e`: requeued when the error asks to wait
+    /// (true: the original is done with), else made visible again after its delay.
+    pub async fn hand_back(&self, receipt: &str, body: &str, e: &Error) -> bool {
+        if let Some(after) = e.retry_after() {
+            if self.requeue(body, after).await {
+                return true;
+            }
+        }
+        self.set(&[receipt.to_string()], self.after_failure(e)).await;
+        false
+    }
+
     /// Extends the leases of the messages in `held` every third of the window, at once first,
     /// for as long as it is polled (run it beside the work with `select!`).
     pub async fn heartbeat(&self, held: &Mutex<Vec<String>>) {
