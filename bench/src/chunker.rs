@@ -340,7 +340,7 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
     let start = Instant::now();
     while let Some(body) = control.pop() {
         let msg: ControlMessage = serde_json::from_str(&body)?;
-        chunker.handle(msg, Instant::now() + Duration::from_secs(3600)).await?;
+        chunker.handle(msg, tokio::time::Instant::now() + Duration::from_secs(3600)).await?;
     }
     let elapsed = start.elapsed();
     let peak = ALLOC.peak_usage().saturating_sub(base);

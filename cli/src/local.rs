@@ -343,7 +343,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
             handler(move |body, _| {
                 let chunker = chunker.clone();
-                async move { manifest_chunker::handle_message(&chunker, &body, Instant::now() + budget).await }
+                async move { manifest_chunker::handle_message(&chunker, &body, tokio::time::Instant::now() + budget).await }
             }),
         ),
         (

@@ -3,7 +3,8 @@
 //! AWS and to the Lambda event.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::ControlMessage;

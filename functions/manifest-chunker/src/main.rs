@@ -1,6 +1,7 @@
 //! Lambda entry point of manifest-chunker (SQS control queue).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use batchops_aws::{init_tracing, lambda::sqs_batch, Clients, Config};

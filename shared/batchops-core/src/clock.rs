@@ -16,6 +16,11 @@ use time::OffsetDateTime;
 /// is the system clock; under a paused runtime (tests) it moves only when tokio's time is
 /// advanced, so a claim lapses when virtual time says so, not when a loaded machine does.
 fn unix_now() -> Duration {
+    if let Some(now) =
+        SIMULATED.with(|s| s.borrow().as_ref().map(|s| s.epoch + (tokio::time::Instant::now() - s.start)))
+    {
+        return now;
+    }
     // Tokio's clock read between two reads of the real one: in a running process it falls
     // between them and the offset is exactly zero, however the thread is scheduled.
     let before = std::time::Instant::now();
@@ -38,4 +43,60 @@ pub fn now() -> OffsetDateTime {
 /// Now in Unix milliseconds, as [`ChunkLease`](crate::ports::ChunkLease)s count it.
 pub fn now_ms() -> u64 {
     unix_now().as_millis() as u64
+}
+
+/// A simulation's clock and randomness (see `sim/`): wholly virtual, so one seed replays
+/// exactly. Set for the thread that runs the simulation (its runtime is single-threaded);
+/// never set in a running process.
+struct Simulated {
+    /// Unix time at `start`.
+    epoch: Duration,
+    start: tokio::time::Instant,
+    /// SplitMix64 state.
+    state: u64,
+}
+
+thread_local! {
+    static SIMULATED: std::cell::RefCell<Option<Simulated>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes this thread's clock start at `epoch` (Unix time) and move with tokio's paused clock
+/// only, and its random numbers come from `seed`. Call from inside the runtime.
+pub fn simulate(epoch: Duration, seed: u64) {
+    SIMULATED.with(|s| *s.borrow_mut() = Some(Simulated { epoch, start: tokio::time::Instant::now(), state: seed }));
+}
+
+/// Back to the system's clock and randomness.
+pub fn stop_simulating() {
+    SIMULATED.with(|s| *s.borrow_mut() = None);
+}
+
+/// A random number: the simulation's when simulating.
+pub fn random_u64() -> u64 {
+    let simulated = SIMULATED.with(|s| {
+        s.borrow_mut().as_mut().map(|s| {
+            // SplitMix64.
+            s.state = s.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    });
+    simulated.unwrap_or_else(rand::random)
+}
+
+/// A random number in `0..=max`.
+pub fn random_to(max: u64) -> u64 {
+    match max {
+        0 => 0,
+        u64::MAX => random_u64(),
+        m => random_u64() % (m + 1),
+    }
+}
+
+/// A version 4 UUID (job IDs, claim owners, lock holders): the simulation's when simulating.
+pub fn uuid() -> uuid::Uuid {
+    let bytes = ((random_u64() as u128) << 64 | random_u64() as u128).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }

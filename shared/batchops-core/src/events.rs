@@ -38,7 +38,7 @@ impl JobEvent {
             "jobArn": job.arn,
             "status": job.status,
             // S3's are 32 hex characters; unique per announcement.
-            "jobEventId": uuid::Uuid::new_v4().simple().to_string(),
+            "jobEventId": crate::clock::uuid().simple().to_string(),
             "failureCodes": job.failure_reasons.iter().map(|f| f.failure_code.clone()).collect::<Vec<_>>(),
             "statusChangeReason": job.status_update_reason.iter().collect::<Vec<_>>(),
             "previousStatus": previous,

@@ -14,7 +14,7 @@ pub struct JobId(String);
 
 impl JobId {
     pub fn new_random() -> Self {
-        JobId(uuid::Uuid::new_v4().to_string())
+        JobId(crate::clock::uuid().to_string())
     }
 
     /// Parses an ID from a URL or a message, refusing anything S3 would not accept.

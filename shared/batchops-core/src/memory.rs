@@ -456,7 +456,7 @@ impl ObjectStore for InMemoryObjectStore {
     }
 
     async fn start_upload(&self, _: &str, _: &str, _: &str) -> Result<String, StorageError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::clock::uuid().to_string();
         lock(&self.uploads).insert(id.clone(), BTreeMap::new());
         Ok(id)
     }

@@ -142,7 +142,7 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32) -> Duration {
         let cap = self.ceiling(attempt);
         let ms = cap.as_millis() as u64;
-        Duration::from_millis(if ms == 0 { 0 } else { rand::random_range(0..=ms) })
+        Duration::from_millis(if ms == 0 { 0 } else { crate::clock::random_to(ms) })
     }
 
     /// The upper bound of [`RetryPolicy::delay`] for `attempt`.

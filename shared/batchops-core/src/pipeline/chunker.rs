@@ -13,7 +13,7 @@
 //! the cut sets the number of chunks when it ends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use tracing::{info, warn};

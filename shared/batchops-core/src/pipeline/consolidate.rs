@@ -236,7 +236,7 @@ impl Finalizer {
     ) -> std::result::Result<Vec<ResultFile>, StorageError> {
         let mut out = Vec::new();
         // Unique per merge, so a duplicate merge never overwrites the recorded file.
-        let attempt = uuid::Uuid::new_v4().simple().to_string();
+        let attempt = crate::clock::uuid().simple().to_string();
         for status in ["succeeded", "failed"] {
             let parts: Vec<&ResultFile> = sources.iter().filter(|f| f.status == status).collect();
             if parts.is_empty() {

@@ -64,7 +64,7 @@ impl Dispatcher {
         if queued >= self.depth {
             return Ok(Round::default());
         }
-        let holder = uuid::Uuid::new_v4().to_string();
+        let holder = crate::clock::uuid().to_string();
         if !self.backlog.lock(&holder, Duration::from_secs(30)).await? {
             return Ok(Round::default());
         }

@@ -471,7 +471,7 @@ impl Executor {
         }
         let lease = ChunkLease {
             index: msg.index,
-            owner: uuid::Uuid::new_v4().to_string(),
+            owner: crate::clock::uuid().to_string(),
             until_ms: now_ms() + self.settings.lease.as_millis() as u64,
         };
         match self.store.start_chunk(&job.id, &lease).await? {

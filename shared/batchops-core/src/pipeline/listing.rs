@@ -10,7 +10,7 @@
 //! and a redelivered continuation cuts the same chunks again (not sent twice: `sent`).
 
 use std::io::Write;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;

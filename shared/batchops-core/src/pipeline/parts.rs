@@ -10,7 +10,7 @@
 //! [`JobStore::record_part`]: crate::ports::JobStore::record_part
 
 use std::io::Write;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
