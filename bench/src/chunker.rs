@@ -334,6 +334,7 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         }),
         finalize,
         settings,
+        dead_letters: Default::default(),
     };
     let base = ALLOC.current_usage();
     ALLOC.reset_peak_usage();

@@ -1,7 +1,8 @@
 //! `batchops local`: the whole system on one machine. It creates the table, queues and specs
 //! bucket (when missing), serves the HTTP API, and plays Lambda's event source mappings: it
 //! polls each queue and calls the same handler code the Lambda binaries run, deleting what
-//! succeeded and leaving failed messages to be delivered again.
+//! succeeded and leaving failed messages to be delivered again. As on AWS, a message received
+//! five times goes to its queue's dead-letter queue, which the sweep reads.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -309,6 +310,10 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         control_queue_url: created.control_queue_url.clone(),
         chunk_queue_url: created.chunk_queue_url.clone(),
         finalize_queue_url: created.finalize_queue_url.clone(),
+        // The sweep reads them, as the deployed chunker does.
+        chunk_dlq_url: Some(created.chunk_dlq_url.clone()),
+        control_dlq_url: Some(created.control_dlq_url.clone()),
+        finalize_dlq_url: Some(created.finalize_dlq_url.clone()),
         settings: opts.settings.clone(),
         ops: opts.ops.clone(),
         check_pass_role: opts.check_pass_role,

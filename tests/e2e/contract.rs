@@ -363,3 +363,91 @@ async fn a_message_handed_back_to_wait_comes_back_without_using_up_a_receive() -
     assert_eq!(receives, 2);
     Ok(())
 }
+
+/// The sweep's reader of a dead-letter queue on SQS: letters received, ten at most at a time
+/// and without waiting; a deleted letter is gone, one not deleted comes back.
+#[tokio::test]
+async fn the_sqs_dead_letters_are_received_and_deleted() -> Result<()> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use batchops_core::ports::{DeadLetters, Queue};
+    let clients = batchops_e2e::clients().await;
+    let out = clients
+        .sqs
+        .create_queue()
+        .queue_name(batchops_e2e::unique("dlq"))
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await?;
+    let url = out.queue_url().unwrap_or_default().to_string();
+    let bodies: Vec<String> = (0..12).map(|i| format!("letter {i:02}")).collect();
+    batchops_aws::SqsQueue::new(clients.sqs.clone(), &url).send(bodies.clone()).await?;
+    let dead = batchops_aws::SqsDeadLetters::new(clients.sqs.clone(), &url);
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let letters = dead.receive(100).await?;
+        assert!(letters.len() <= 10, "ten at most: {}", letters.len());
+        got.extend(letters);
+        if got.len() >= bodies.len() {
+            break;
+        }
+    }
+    let mut seen: Vec<String> = got.iter().map(|l| l.body.clone()).collect();
+    seen.sort();
+    assert_eq!(seen, bodies, "each letter once");
+    let kept = got.iter().find(|l| l.body == "letter 07").map(|l| l.receipt.clone()).unwrap_or_default();
+    for letter in got.iter().filter(|l| l.receipt != kept) {
+        dead.delete(&letter.receipt).await?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let again: Vec<String> = dead.receive(10).await?.into_iter().map(|l| l.body).collect();
+    assert_eq!(again, ["letter 07"], "the one not deleted comes back after the visibility timeout");
+    Ok(())
+}
+
+/// `batchops local`'s queues have the template's dead-letter queues: a control, chunk or
+/// finalize message received five times goes to `<queue>-dlq`, where the sweep reads it. (moto
+/// honours RedrivePolicy: it moves the message on the receive after the fifth.)
+#[tokio::test]
+async fn a_local_queue_moves_a_message_to_its_dead_letter_queue_after_five_receives() -> Result<()> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use batchops_aws::resources::{ensure_all, Names, MAX_RECEIVES};
+    use batchops_core::ports::DeadLetters;
+    let clients = batchops_e2e::clients().await;
+    let names = Names::with_prefix(&batchops_e2e::unique("dl"));
+    ensure_all(&clients, &names, 30).await?;
+    // Again, on queues that exist: the redrive policy is set on them as well.
+    let created = ensure_all(&clients, &names, 30).await?;
+    for (queue, dlq) in [
+        (&created.control_queue_url, &created.control_dlq_url),
+        (&created.chunk_queue_url, &created.chunk_dlq_url),
+        (&created.finalize_queue_url, &created.finalize_dlq_url),
+    ] {
+        assert!(dlq.ends_with("-dlq"), "{dlq}");
+        let attrs = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await?;
+        let policy = attrs.attributes().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy)).cloned();
+        let policy: serde_json::Value = serde_json::from_str(&policy.unwrap_or_default())?;
+        assert_eq!(policy["maxReceiveCount"].to_string().trim_matches('"'), MAX_RECEIVES.to_string(), "{queue}");
+        let dlq_arn = batchops_aws::resources::queue_arn(&clients, dlq).await?;
+        assert_eq!(policy["deadLetterTargetArn"], dlq_arn.as_str(), "{queue}");
+    }
+    let url = &created.chunk_queue_url;
+    clients.sqs.send_message().queue_url(url).message_body("a chunk that always fails").send().await?;
+    for n in 1..=MAX_RECEIVES {
+        let out =
+            clients.sqs.receive_message().queue_url(url).visibility_timeout(0).wait_time_seconds(1).send().await?;
+        assert_eq!(out.messages().len(), 1, "receive {n}");
+    }
+    let out = clients.sqs.receive_message().queue_url(url).wait_time_seconds(1).send().await?;
+    assert!(out.messages().is_empty(), "moved after {MAX_RECEIVES} receives");
+    let dead = batchops_aws::SqsDeadLetters::new(clients.sqs.clone(), &created.chunk_dlq_url);
+    let letters = dead.receive(10).await?;
+    assert_eq!(letters.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(), ["a chunk that always fails"]);
+    dead.delete(&letters[0].receipt).await?;
+    Ok(())
+}

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
+use batchops_aws::{Clients, Config, DynamoJobStore, SqsDeadLetters, SqsQueue};
 use batchops_core::chunk::ControlMessage;
+use batchops_core::pipeline::dead_letters::DeadLetterQueues;
 use batchops_core::pipeline::Chunker;
+use batchops_core::ports::DeadLetters;
 use batchops_core::{Error, Result};
 
 /// Builds the chunker from the configuration and clients.
@@ -21,6 +23,19 @@ pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
         dispatcher: config.dispatcher(clients),
         finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
         settings: config.settings.clone(),
+        dead_letters: dead_letters(config, clients),
+    }
+}
+
+/// The dead-letter queues the sweep reads: those configured (`BATCHOPS_*_DLQ_URL`).
+pub fn dead_letters(config: &Config, clients: &Clients) -> DeadLetterQueues {
+    let queue = |url: &Option<String>| {
+        url.as_ref().map(|u| Arc::new(SqsDeadLetters::new(clients.sqs.clone(), u)) as Arc<dyn DeadLetters>)
+    };
+    DeadLetterQueues {
+        chunks: queue(&config.chunk_dlq_url),
+        control: queue(&config.control_dlq_url),
+        finalize: queue(&config.finalize_dlq_url),
     }
 }
 

@@ -34,6 +34,12 @@ pub struct Config {
     pub control_queue_url: String,
     pub chunk_queue_url: String,
     pub finalize_queue_url: String,
+    /// The dead-letter queues of the chunk, control and finalize queues, read by the sweep
+    /// (`BATCHOPS_CHUNK_DLQ_URL`, `BATCHOPS_CONTROL_DLQ_URL`, `BATCHOPS_FINALIZE_DLQ_URL`; only
+    /// the manifest chunker, which sweeps, is given them).
+    pub chunk_dlq_url: Option<String>,
+    pub control_dlq_url: Option<String>,
+    pub finalize_dlq_url: Option<String>,
     pub settings: Settings,
     pub ops: OpsSettings,
     /// CreateJob requires `iam:PassRole` of the caller on the job's role
@@ -53,6 +59,11 @@ pub struct Config {
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name).map_err(|_| ConfigError::Missing { name })
+}
+
+/// An optional variable: `None` when unset or empty.
+fn optional_var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn parse_var<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
@@ -103,13 +114,17 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
 
 impl Config {
     /// Reads `BATCHOPS_TABLE`, `BATCHOPS_CONTROL_QUEUE_URL`, `BATCHOPS_CHUNK_QUEUE_URL`,
-    /// `BATCHOPS_FINALIZE_QUEUE_URL`, `BATCHOPS_CHECK_PASS_ROLE` and the tunables.
+    /// `BATCHOPS_FINALIZE_QUEUE_URL`, the dead-letter queues' `BATCHOPS_*_DLQ_URL` (optional),
+    /// `BATCHOPS_CHECK_PASS_ROLE` and the tunables.
     pub fn from_env() -> Result<Config, ConfigError> {
         Ok(Config {
             table: var("BATCHOPS_TABLE")?,
             control_queue_url: var("BATCHOPS_CONTROL_QUEUE_URL")?,
             chunk_queue_url: var("BATCHOPS_CHUNK_QUEUE_URL")?,
             finalize_queue_url: var("BATCHOPS_FINALIZE_QUEUE_URL")?,
+            chunk_dlq_url: optional_var("BATCHOPS_CHUNK_DLQ_URL"),
+            control_dlq_url: optional_var("BATCHOPS_CONTROL_DLQ_URL"),
+            finalize_dlq_url: optional_var("BATCHOPS_FINALIZE_DLQ_URL"),
             settings: settings_from_env()?,
             ops: ops_from_env()?,
             check_pass_role: parse_var("BATCHOPS_CHECK_PASS_ROLE", false)?,

@@ -24,5 +24,5 @@ pub use events::EventBridgeEvents;
 pub use ops::{OpsSettings, S3OperationRunner};
 pub use roles::{IamPassRole, StsRoles};
 pub use s3::S3ObjectStore;
-pub use sqs::SqsQueue;
+pub use sqs::{SqsDeadLetters, SqsQueue};
 pub use visibility::Visibility;

@@ -44,7 +44,14 @@ pub struct Created {
     pub chunk_queue_url: String,
     pub finalize_queue_url: String,
     pub specs_queue_url: String,
+    /// The dead-letter queues (`<queue>-dlq`) of the control, chunk and finalize queues.
+    pub control_dlq_url: String,
+    pub chunk_dlq_url: String,
+    pub finalize_dlq_url: String,
 }
+
+/// Receives of a message before SQS moves it to its dead-letter queue, as in the template.
+pub const MAX_RECEIVES: u32 = 5;
 
 pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
     let ddb = &clients.dynamodb;
@@ -94,6 +101,49 @@ pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -
     out.queue_url().map(String::from).ok_or_else(|| Error::permanent("CreateQueue", "no queue URL"))
 }
 
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
+    clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| backend("GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| Error::permanent("GetQueueAttributes", "no QueueArn"))
+}
+
+/// A queue and its dead-letter queue `<name>-dlq`, where SQS moves a message received
+/// [`MAX_RECEIVES`] times (the redrive policy is set apart from the creation, so a queue
+/// created before without one gets it too); returns both URLs.
+pub async fn ensure_queue_with_dlq(clients: &Clients, name: &str, visibility_secs: u32) -> Result<(String, String)> {
+    let url = ensure_queue(clients, name, visibility_secs).await?;
+    let dlq = clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(|e| backend("CreateQueue", e))?
+        .queue_url()
+        .map(String::from)
+        .ok_or_else(|| Error::permanent("CreateQueue", "no queue URL"))?;
+    let policy =
+        serde_json::json!({ "deadLetterTargetArn": queue_arn(clients, &dlq).await?, "maxReceiveCount": MAX_RECEIVES });
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| backend("SetQueueAttributes", e))?;
+    Ok((url, dlq))
+}
+
 pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
     if clients.s3.head_bucket().bucket(bucket).send().await.is_ok() {
         return Ok(());
@@ -114,24 +164,22 @@ pub async fn ensure_bucket(clients: &Clients, bucket: &str) -> Result<()> {
 /// timeout: how long a chunk whose handler failed waits before it is delivered again.
 pub async fn ensure_all(clients: &Clients, names: &Names, visibility_secs: u32) -> Result<Created> {
     ensure_table(clients, &names.table).await?;
+    let (control_queue_url, control_dlq_url) =
+        ensure_queue_with_dlq(clients, &names.control_queue, visibility_secs).await?;
+    let (chunk_queue_url, chunk_dlq_url) = ensure_queue_with_dlq(clients, &names.chunk_queue, visibility_secs).await?;
+    let (finalize_queue_url, finalize_dlq_url) =
+        ensure_queue_with_dlq(clients, &names.finalize_queue, visibility_secs).await?;
     let created = Created {
-        control_queue_url: ensure_queue(clients, &names.control_queue, visibility_secs).await?,
-        chunk_queue_url: ensure_queue(clients, &names.chunk_queue, visibility_secs).await?,
-        finalize_queue_url: ensure_queue(clients, &names.finalize_queue, visibility_secs).await?,
+        control_queue_url,
+        chunk_queue_url,
+        finalize_queue_url,
         specs_queue_url: ensure_queue(clients, &names.specs_queue, visibility_secs).await?,
+        control_dlq_url,
+        chunk_dlq_url,
+        finalize_dlq_url,
     };
     ensure_bucket(clients, &names.specs_bucket).await?;
-    let queue_arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&created.specs_queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| backend("GetQueueAttributes", e))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| Error::permanent("GetQueueAttributes", "no QueueArn"))?;
+    let queue_arn = queue_arn(clients, &created.specs_queue_url).await?;
     let rule = QueueConfiguration::builder()
         .queue_arn(queue_arn)
         .events(Event::from("s3:ObjectCreated:*"))

@@ -1,8 +1,9 @@
-//! SQS queues: SendMessageBatch, up to ten messages and 1 MiB per call.
+//! SQS queues: SendMessageBatch, up to ten messages and 1 MiB per call; dead-letter queues read
+//! by the sweep.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use batchops_core::ports::Queue;
+use batchops_core::ports::{DeadLetter, DeadLetters, Queue};
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
@@ -102,6 +103,59 @@ impl Queue for SqsQueue {
                 })
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// A dead-letter queue, read by the sweep: short polls (no wait), ten letters at most per
+/// ReceiveMessage. A letter received and not deleted shows again after the queue's visibility
+/// timeout (30 s unless set), before the next sweep.
+#[derive(Clone, Debug)]
+pub struct SqsDeadLetters {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        SqsDeadLetters { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn receive(&self, max: usize) -> Result<Vec<DeadLetter>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, BATCH_ENTRIES) as i32)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| backend("ReceiveMessage", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let receipt = m.receipt_handle()?.to_string();
+                Some(DeadLetter { body: m.body().unwrap_or_default().to_string(), receipt })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| backend("DeleteMessage", e))?;
         Ok(())
     }
 }

@@ -100,6 +100,9 @@ pub struct ChunkMessage {
     /// The part (inventory file) the rows come from; part of each task's ID.
     pub part: Option<u64>,
     pub body: ChunkBody,
+    /// Times the sweep sent the chunk again after it was dead-lettered
+    /// ([`crate::pipeline::dead_letters`]); 0 on the wire when absent.
+    pub redriven: u32,
 }
 
 impl ChunkMessage {
@@ -125,6 +128,23 @@ impl ChunkMessage {
             }
         }
         ChunkMessage::try_from(wire)
+    }
+
+    /// `body` (a message as [`ChunkMessage::decode`] reads it) counted as redriven once more,
+    /// written as it came: a header line keeps its lines after it, rows stay as written.
+    pub fn redriven_body(body: &str) -> Result<String, String> {
+        let (head, text) = match body.split_once('\n') {
+            Some((head, text)) => (head, Some(text)),
+            None => (body, None),
+        };
+        let mut wire: WireChunk = serde_json::from_str(head).map_err(|e| e.to_string())?;
+        wire.redriven += 1;
+        let mut out = serde_json::to_string(&wire).map_err(|e| e.to_string())?;
+        if let Some(text) = text {
+            out.push('\n');
+            out.push_str(text);
+        }
+        Ok(out)
     }
 }
 
@@ -333,6 +353,13 @@ struct WireChunk {
     rows: Option<Rows>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lines: Option<Box<Lines>>,
+    /// Absent (0) unless the sweep sent the chunk again: [`header`] never writes it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    redriven: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TryFrom<WireChunk> for ChunkMessage {
@@ -353,6 +380,7 @@ impl TryFrom<WireChunk> for ChunkMessage {
             tasks: w.tasks,
             part: w.part,
             body,
+            redriven: w.redriven,
         })
     }
 }
@@ -374,6 +402,7 @@ impl From<ChunkMessage> for WireChunk {
             part: m.part,
             rows,
             lines,
+            redriven: m.redriven,
         }
     }
 }
@@ -660,6 +689,7 @@ impl ChunkCutter {
             tasks: self.chunk_tasks,
             part: None,
             body: ChunkBody::Range { start: self.chunk_start, end: self.offset },
+            redriven: 0,
         };
         self.next_index += 1;
         self.chunk_start = self.offset;
@@ -941,6 +971,7 @@ mod tests {
             tasks: 2,
             part: None,
             body: ChunkBody::Range { start: 10, end: 40 },
+            redriven: 0,
         };
         let wire = serde_json::to_string(&range).unwrap();
         assert_eq!(wire, r#"{"job_id":"job-12345","index":3,"start":10,"end":40,"first_line":7,"tasks":2}"#);
@@ -959,5 +990,34 @@ mod tests {
         assert_eq!((carried.part, carried.range()), (Some(2), None));
         let backwards = r#"{"job_id":"job-12345","index":3,"start":40,"end":10,"first_line":7,"tasks":2}"#;
         assert!(serde_json::from_str::<ChunkMessage>(backwards).unwrap_err().to_string().contains("runs backwards"));
+    }
+
+    #[test]
+    fn a_redriven_chunk_keeps_its_body_and_counts_the_redrive() {
+        let fields = [ManifestField::Bucket, ManifestField::Key];
+        let layout = RowLayout::new(&fields);
+        let mut lines = LineBatch::new(10, "inventory file f", &fields);
+        lines.push(1, "\"b\",\"k1\"", &layout);
+        lines.push(2, "\"b\",\"k2\"", &layout);
+        let mut rows = RowBatch::new(10);
+        rows.push(&Ok(crate::manifest::RowRef {
+            line: 1,
+            bucket: "b".into(),
+            encoded_key: "k".into(),
+            version_id: None,
+            decoded: None,
+        }));
+        let range = r#"{"job_id":"job-12345","index":3,"start":10,"end":40,"first_line":7,"tasks":2}"#;
+        for body in [lines.take(&id(), 5, Some(1)).unwrap(), rows.take(&id(), 4, None).unwrap(), range.to_string()] {
+            let msg = ChunkMessage::decode(&body).unwrap();
+            assert_eq!(msg.redriven, 0, "a message written without the field: {body}");
+            let once = ChunkMessage::redriven_body(&body).unwrap();
+            let twice = ChunkMessage::redriven_body(&once).unwrap();
+            assert_eq!(ChunkMessage::decode(&once).unwrap(), ChunkMessage { redriven: 1, ..msg.clone() });
+            assert_eq!(ChunkMessage::decode(&twice).unwrap(), ChunkMessage { redriven: 2, ..msg });
+            // The lines stay after the header line, as written.
+            assert_eq!(twice.split_once('\n').map(|(_, t)| t), body.split_once('\n').map(|(_, t)| t));
+        }
+        assert!(ChunkMessage::redriven_body("not a chunk").is_err());
     }
 }

@@ -16,6 +16,7 @@ use crate::ports::{
     PassRoleCheck, PutOptions, Queue, RecordOutcome, RoleAccess, RoleError, SegmentRecord, Sighting, StorageError,
     Waiting,
 };
+use crate::ports::{DeadLetter, DeadLetters};
 use crate::{Error, Result};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -333,15 +334,22 @@ impl Backlog for InMemoryJobStore {
     }
 }
 
-/// A FIFO queue of message bodies.
+/// A FIFO queue of message bodies. Read as a dead-letter queue ([`DeadLetters`]), a letter
+/// received is in flight until deleted (receipts `r1`, `r2`, ...).
 #[derive(Default)]
 pub struct InMemoryQueue {
     messages: Mutex<VecDeque<String>>,
+    in_flight: Mutex<(u64, BTreeMap<String, String>)>,
 }
 
 impl InMemoryQueue {
     pub fn pop(&self) -> Option<String> {
         lock(&self.messages).pop_front()
+    }
+
+    /// Letters received and not deleted.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.in_flight).1.len()
     }
 
     pub fn len(&self) -> usize {
@@ -362,6 +370,27 @@ impl Queue for InMemoryQueue {
 
     async fn depth(&self) -> Result<u64> {
         Ok(self.len() as u64)
+    }
+}
+
+#[async_trait]
+impl DeadLetters for InMemoryQueue {
+    async fn receive(&self, max: usize) -> Result<Vec<DeadLetter>> {
+        let mut out = Vec::new();
+        let mut in_flight = lock(&self.in_flight);
+        while out.len() < max {
+            let Some(body) = self.pop() else { break };
+            in_flight.0 += 1;
+            let receipt = format!("r{}", in_flight.0);
+            in_flight.1.insert(receipt.clone(), body.clone());
+            out.push(DeadLetter { body, receipt });
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        lock(&self.in_flight).1.remove(receipt);
+        Ok(())
     }
 }
 

@@ -267,6 +267,24 @@ pub trait Queue: Send + Sync {
     async fn depth(&self) -> Result<u64>;
 }
 
+/// A message of a dead-letter queue: a message its consumer failed on every delivery (five,
+/// the queues' `maxReceiveCount`), and the receipt that deletes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    pub receipt: String,
+}
+
+/// A dead-letter queue, read by the sweep ([`crate::pipeline::dead_letters`]).
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `max` letters waiting, at once (no long poll); a letter received and not deleted
+    /// comes back later (after the queue's visibility timeout on SQS).
+    async fn receive(&self, max: usize) -> Result<Vec<DeadLetter>>;
+    /// Deletes a letter handled.
+    async fn delete(&self, receipt: &str) -> Result<()>;
+}
+
 /// A chunk waiting in its job's backlog: its index and its message body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waiting {

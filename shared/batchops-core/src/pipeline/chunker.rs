@@ -39,6 +39,8 @@ pub struct Chunker {
     pub dispatcher: Arc<Dispatcher>,
     pub finalize: Arc<dyn Queue>,
     pub settings: Settings,
+    /// Read by every sweep ([`super::dead_letters`]); `Default` where there are none.
+    pub dead_letters: super::dead_letters::DeadLetterQueues,
 }
 
 /// The chunker acting for one job: its object store and runner are the job's role's.
@@ -90,9 +92,11 @@ pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> 
 }
 
 impl Chunker {
-    /// The timer's sweep: every job that has not ended is looked at, and a stalled one moved
-    /// on ([`super::sweep`]).
+    /// The timer's sweep: the dead-letter queues are read ([`super::dead_letters`]), then every
+    /// job that has not ended is looked at, and a stalled one moved on ([`super::sweep`]).
     pub async fn sweep(&self) -> Result<super::sweep::Swept> {
+        // First: a chunk sent again makes its job busy before the sweep judges the job.
+        self.handle_dead_letters().await;
         let sweeper = super::sweep::Sweeper {
             store: self.store.clone(),
             events: self.events.clone(),

@@ -49,7 +49,7 @@ pub struct Round {
 }
 
 /// Statuses whose chunks may be released (they run, or wait their turn).
-fn releasable(status: JobStatus) -> bool {
+pub(super) fn releasable(status: JobStatus) -> bool {
     matches!(
         status,
         JobStatus::Preparing | JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused

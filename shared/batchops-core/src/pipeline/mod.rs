@@ -3,6 +3,7 @@
 
 pub mod chunker;
 pub mod consolidate;
+pub mod dead_letters;
 pub mod dispatcher;
 pub mod dry_run;
 pub mod executor;

@@ -130,6 +130,7 @@ impl World {
             dispatcher: self.dispatcher(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
+            dead_letters: Default::default(),
         }
     }
 
@@ -1748,5 +1749,6 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
     assert!(unreported.to_string().contains("has no report"), "{unreported}");
 }
 
+mod dead_letters;
 mod hand_on;
 mod sweep;
