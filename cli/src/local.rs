@@ -115,6 +115,10 @@ where
 /// How often jobs left unconfirmed are looked for (hourly, as deployed).
 const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The task executor's time budget, as the template sets it (`BATCHOPS_TIME_BUDGET_SECS` of
+/// TaskExecutorFunction, whose timeout is 300 s).
+const EXECUTOR_BUDGET: Duration = Duration::from_secs(270);
+
 /// How often the dispatcher runs a round on its own.
 const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -328,7 +332,11 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone()).await?;
 
     let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
-    let executor = Arc::new(task_executor::executor(&config, &clients));
+    // The executor's invocation as deployed (the template's 270 s budget of its 300 s
+    // timeout), whatever budget the chunker is given: it hands a chunk on at 90 % of it.
+    let executor_config =
+        Config { settings: Settings { time_budget: EXECUTOR_BUDGET, ..config.settings.clone() }, ..config.clone() };
+    let executor = Arc::new(task_executor::executor(&executor_config, &clients));
     let stopping = executor.shutdown.clone();
     let finalizer = Arc::new(report_finalizer::finalizer(&config, &clients));
     let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));

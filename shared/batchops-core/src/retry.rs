@@ -169,7 +169,17 @@ impl RetryPolicy {
     }
 
     /// Runs `f` until it succeeds, fails permanently, or runs out of attempts.
-    pub async fn run<F, Fut>(&self, mut f: F) -> Outcome
+    pub async fn run<F, Fut>(&self, f: F) -> Outcome
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Outcome>,
+    {
+        self.run_until(f, || false).await
+    }
+
+    /// [`RetryPolicy::run`], trying no more once `stop()` (the job was cancelled or failed):
+    /// the attempt in flight ends, and the task keeps its last outcome.
+    pub async fn run_until<F, Fut>(&self, mut f: F, stop: impl Fn() -> bool) -> Outcome
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Outcome>,
@@ -178,8 +188,11 @@ impl RetryPolicy {
         loop {
             let outcome = f().await;
             match &outcome {
-                Outcome::Failed(fail) if self.again(fail, &mut tries) => {
+                Outcome::Failed(fail) if !stop() && self.again(fail, &mut tries) => {
                     tokio::time::sleep(self.delay(tries.total())).await;
+                    if stop() {
+                        return outcome;
+                    }
                 }
                 _ => return outcome,
             }
@@ -228,9 +241,41 @@ impl RetryPolicy {
         Err(crate::Error::transient(what.to_string(), format!("still refused after {} attempts", self.max_attempts)))
     }
 
+    /// Runs `f` again while it fails with a transient error (throttling, an outage, an answer
+    /// lost), up to the policy's attempts with its backoff; then returns what it last gave.
+    /// For the steps that must not be redone from the start once work is done (recording a
+    /// chunk whose tasks ran).
+    pub async fn transient<T, E, F, Fut>(&self, mut f: F) -> Result<T, E>
+    where
+        E: Passing,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(e) if e.passing() && attempt < self.max_attempts => {
+                    tokio::time::sleep(self.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs a batch of `n` tasks with `f(indexes)` (one outcome per index, in order) and runs
     /// again only the tasks that failed transiently, until none is left or attempts run out.
-    pub async fn run_batch<F, Fut>(&self, n: usize, mut f: F) -> Vec<Outcome>
+    pub async fn run_batch<F, Fut>(&self, n: usize, f: F) -> Vec<Outcome>
+    where
+        F: FnMut(Vec<usize>) -> Fut,
+        Fut: std::future::Future<Output = Vec<Outcome>>,
+    {
+        self.run_batch_until(n, f, || false).await
+    }
+
+    /// [`RetryPolicy::run_batch`], trying no more once `stop()`: each task keeps its last
+    /// outcome.
+    pub async fn run_batch_until<F, Fut>(&self, n: usize, mut f: F, stop: impl Fn() -> bool) -> Vec<Outcome>
     where
         F: FnMut(Vec<usize>) -> Fut,
         Fut: std::future::Future<Output = Vec<Outcome>>,
@@ -244,7 +289,10 @@ impl RetryPolicy {
             let mut again = Vec::new();
             for (i, outcome) in pending.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Failed(fail) if self.again(&fail, &mut tries[*i]) => again.push(*i),
+                    Outcome::Failed(fail) if !stop() && self.again(&fail, &mut tries[*i]) => {
+                        results[*i] = Some(Outcome::Failed(fail));
+                        again.push(*i);
+                    }
                     other => results[*i] = Some(other),
                 }
             }
@@ -252,12 +300,33 @@ impl RetryPolicy {
             if !pending.is_empty() {
                 tokio::time::sleep(self.delay(round)).await;
                 round += 1;
+                if stop() {
+                    break;
+                }
             }
         }
         results
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Outcome::Failed(TaskFailure::permanent(500, "InternalError", "no outcome"))))
             .collect()
+    }
+}
+
+/// An error that trying again soon may mend (see [`RetryPolicy::transient`]).
+pub trait Passing {
+    fn passing(&self) -> bool;
+}
+
+impl Passing for crate::Error {
+    /// Transient, and not a hand-back (which asks for a later delivery, not a retry now).
+    fn passing(&self) -> bool {
+        self.is_transient() && self.retry_after().is_none()
+    }
+}
+
+impl Passing for crate::ports::StorageError {
+    fn passing(&self) -> bool {
+        self.is_transient()
     }
 }
 

@@ -81,7 +81,12 @@ struct ChunkRun<'a> {
     /// When the chunk stops starting tasks, so that those running end and the chunk is
     /// recorded within its invocation (after at least one task started: a chunk always moves).
     hand_on: tokio::time::Instant,
+    /// When the tasks still running are abandoned, so the chunk is recorded before its
+    /// invocation ends (the time budget).
+    cutoff: tokio::time::Instant,
     started: std::sync::atomic::AtomicUsize,
+    /// The tasks that started (by their index in the chunk).
+    running: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     stop: &'a StopFlag,
     flow: &'a Flow<'a>,
     shutdown: &'a Shutdown,
@@ -115,10 +120,25 @@ impl ChunkRun<'_> {
         stopped
     }
 
+    /// True once the job is cancelled or failing: tasks try no more (a cancelled job ends
+    /// within seconds, not after every throttled task's retries), keeping their last outcome.
+    fn job_closing(&self) -> bool {
+        matches!(self.stop.get(), Some(Stop::Job(status)) if closing(status))
+    }
+
+    /// Notes tasks as started: at the cutoff, those without an outcome are reported as cut off.
+    fn began(&self, idx: &[usize]) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).extend(idx);
+    }
+
     /// Waits for the job's rate to let `n` tasks start, or for the hand-on time (a paced
     /// chunk does not wait past its invocation for tasks it will not start).
     async fn pace(&self, n: usize) {
+        // Biased (polled in order), as every select of the pipeline: a run then depends on
+        // its inputs alone, and the simulation replays a seed exactly (tokio otherwise picks
+        // the first branch at random).
         tokio::select! {
+            biased;
             _ = self.flow.pace(n) => {}
             _ = tokio::time::sleep_until(self.hand_on) => {}
         }
@@ -130,13 +150,13 @@ impl ChunkRun<'_> {
         if self.stopped() {
             return Vec::new();
         }
+        self.began(&[i]);
         let (runner, op, aimd) = (&self.ports.runner, self.op, self.flow.aimd(&t.target.bucket));
-        let outcome = retry
-            .run(|| async {
-                let _slot = aimd.acquire().await;
-                observe(&aimd, runner.run(op, &t).await)
-            })
-            .await;
+        let attempt = || async {
+            let _slot = aimd.acquire().await;
+            observe(&aimd, runner.run(op, &t).await)
+        };
+        let outcome = retry.run_until(attempt, || self.job_closing()).await;
         vec![(i, outcome)]
     }
 
@@ -152,18 +172,23 @@ impl ChunkRun<'_> {
         if self.stopped() {
             return Vec::new();
         }
+        self.began(&idx);
         let (runner, op, aimd, tasks) = (&self.ports.runner, self.op, self.flow.aimd(&bucket), &tasks);
         let out = retry
-            .run_batch(tasks.len(), |pending| {
-                let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
-                let aimd = aimd.clone();
-                async move {
-                    let _slot = aimd.acquire().await;
-                    let out = runner.run_batch(op, &subset).await;
-                    out.into_iter().map(|o| observe(&aimd, o)).collect()
-                }
-                .boxed()
-            })
+            .run_batch_until(
+                tasks.len(),
+                |pending| {
+                    let subset: Vec<Task> = pending.iter().map(|i| tasks[*i].clone()).collect();
+                    let aimd = aimd.clone();
+                    async move {
+                        let _slot = aimd.acquire().await;
+                        let out = runner.run_batch(op, &subset).await;
+                        out.into_iter().map(|o| observe(&aimd, o)).collect()
+                    }
+                    .boxed()
+                },
+                || self.job_closing(),
+            )
             .await;
         idx.into_iter().zip(out).collect()
     }
@@ -265,9 +290,28 @@ impl Executor {
         };
         let concurrency = self.settings.task_concurrency.max(1);
         let width = if batch <= 1 { concurrency } else { concurrency.min(8) };
-        let done: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(runs).buffer_unordered(width).collect().await;
-        for (i, o) in done.into_iter().flatten() {
-            outcomes[i] = Some(o);
+        let mut running = futures::stream::iter(runs).buffer_unordered(width);
+        loop {
+            match tokio::time::timeout_at(run.cutoff, running.next()).await {
+                Ok(Some(done)) => done.into_iter().for_each(|(i, o)| outcomes[i] = Some(o)),
+                Ok(None) => break,
+                // The budget is spent: tasks still running (a huge copy, a slow Lambda target)
+                // are abandoned and reported as cut off: their outcome is unknown, and run again
+                // they would be cut off again. The tasks not started are handed on.
+                Err(_) => {
+                    run.stop.set(Stop::HandOn);
+                    break;
+                }
+            }
+        }
+        drop(running);
+        let began = std::mem::take(&mut *run.running.lock().unwrap_or_else(|e| e.into_inner()));
+        let cut_off: Vec<usize> = began.into_iter().filter(|i| outcomes[*i].is_none()).collect();
+        if !cut_off.is_empty() {
+            warn!(job_id = %run.job_id, tasks = cut_off.len(), "time budget spent: tasks still running are reported as cut off");
+        }
+        for i in cut_off {
+            outcomes[i] = Some(cut_off_outcome(self.settings.time_budget));
         }
         let rest = match run.stop.get() {
             Some(Stop::HandOn) => parsed
@@ -298,7 +342,8 @@ impl Executor {
                 decoded: None,
             });
             if batch.push(&row) || i + 1 == rest.len() {
-                let index = self.store.allocate_chunks(&msg.job_id, 1).await?;
+                let allocate = || self.store.allocate_chunks(&msg.job_id, 1);
+                let index = RetryPolicy::backend().transient(allocate).await?;
                 if let Some(body) = batch.take(&msg.job_id, index, msg.part) {
                     out.push(Waiting { index, body });
                 }
@@ -525,12 +570,15 @@ impl Executor {
             part: msg.part,
             deadline: Instant::now() + budget,
             hand_on: tokio::time::Instant::now() + budget.mul_f64(HAND_ON_AT),
+            cutoff: tokio::time::Instant::now() + budget,
             started: Default::default(),
+            running: Default::default(),
             stop: &stop,
             flow: &flow,
             shutdown: &self.shutdown,
         };
         let (rows, rest) = tokio::select! {
+            biased;
             ran = self.run_tasks(&run, parsed) => ran,
             _ = self.watch(&job.id, lease, &run) => unreachable!("the watch runs until the tasks end"),
         };
@@ -568,9 +616,14 @@ impl Executor {
             Some(target) => render_chunk(target, &job.id, msg.index, owner, &rows),
             None => Vec::new(),
         };
+        // The tasks ran: their record is tried again on a transient failure here, not redone
+        // from the start by a redelivery (which skips the chunk of a job that has closed since,
+        // and with it rows that ran).
+        let retry = RetryPolicy::backend();
         if let Some(target) = report {
             for f in &files {
-                match ports.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv").await {
+                let put = || ports.objects.put(&target.bucket, &f.file.key, Bytes::from(f.body.clone()), "text/csv");
+                match retry.transient(put).await {
                     Ok(()) => {}
                     Err(e) if e.is_transient() => return Err(e.into()),
                     Err(e) => {
@@ -583,7 +636,7 @@ impl Executor {
         }
         let record =
             ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
-        let outcome = self.store.record_handing_on(&job.id, &record, owner, &rest).await?;
+        let outcome = retry.transient(|| self.store.record_handing_on(&job.id, &record, owner, &rest)).await?;
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = report {
                 for f in &files {
@@ -614,6 +667,18 @@ impl Executor {
 /// The share of the time budget after which a chunk starts no more tasks: those running end
 /// (a long one by the budget itself) and the chunk is recorded before its invocation ends.
 const HAND_ON_AT: f64 = 0.9;
+
+/// The outcome of a task still running when its chunk's time budget was spent.
+fn cut_off_outcome(budget: Duration) -> Outcome {
+    Outcome::Failed(TaskFailure::permanent(
+        500,
+        "TaskTimedOut",
+        format!(
+            "The task did not finish within the executor's time budget ({} s) and was abandoned; it may have completed",
+            budget.as_secs()
+        ),
+    ))
+}
 
 /// S3's longest key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

@@ -234,7 +234,9 @@ impl Pace {
                 if *rate <= 0.0 {
                     Duration::from_millis(200)
                 } else {
-                    Duration::from_secs_f64(((1.0 - *tokens) / *rate).min(1.0))
+                    // At least a millisecond, the timer's tick: a shorter sleep can end on the
+                    // tick it started in, and then this loop spins without time passing.
+                    Duration::from_secs_f64(((1.0 - *tokens) / *rate).clamp(0.001, 1.0))
                 }
             };
             tokio::time::sleep(wait).await;

@@ -20,7 +20,8 @@ use crate::pipeline::intake::Caller;
 use crate::ports::{JobFilter, OperationRunner};
 use crate::retry::{Outcome, TaskFailure};
 
-/// Succeeds unless the key contains "missing" (404) or "flaky" (503 on the first try).
+/// Succeeds unless the key contains "missing" (404), "flaky" (503 on the first try) or
+/// "throttled" (503 SlowDown, always).
 /// Batches are recorded (bucket, size); buckets named `unlocked*` fail the Object Lock check.
 #[derive(Default)]
 struct FakeRunner {
@@ -65,7 +66,9 @@ impl OperationRunner for FakeRunner {
             *n += 1;
             *n
         };
-        if t.key.contains("missing") {
+        if t.key.contains("throttled") {
+            Outcome::Failed(TaskFailure::classify(503, "SlowDown", "Please reduce your request rate."))
+        } else if t.key.contains("missing") {
             Outcome::Failed(TaskFailure::classify(404, "NoSuchKey", "The specified key does not exist."))
         } else if t.key.contains("flaky") && n == 1 {
             Outcome::Failed(TaskFailure::classify(503, "SlowDown", "Please reduce your request rate."))
@@ -135,12 +138,18 @@ impl World {
     }
 
     fn executor(&self) -> Executor {
+        // A zero budget stresses the chunker's continuations; an executor's invocation has
+        // a real one (with none, every task it starts would be cut off at once).
+        let mut settings = self.settings.clone();
+        if settings.time_budget.is_zero() {
+            settings.time_budget = Duration::from_secs(60);
+        }
         Executor {
             store: self.store.clone(),
             events: self.events.clone(),
             roles: self.roles.clone(),
             finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
+            settings,
             shutdown: Default::default(),
             limits: Default::default(),
             dispatcher: self.dispatcher(),

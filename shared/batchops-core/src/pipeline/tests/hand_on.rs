@@ -26,11 +26,11 @@ async fn a_paced_chunk_slower_than_its_invocation_records_what_ran_and_hands_the
 
 #[tokio::test(start_paused = true)]
 async fn a_chunk_of_slow_tasks_hands_on_the_tasks_it_did_not_start() {
-    // 16 tasks of 2 s each, 4 at a time, in invocations of 5 s: the waves at 0, 2 and 4 s
-    // start before 4.5 s, the fourth is handed on.
-    let mut w = World::new(16, Duration::from_secs(5));
+    // 16 tasks of 1.9 s each, 4 at a time, in invocations of 6 s: the waves at 0, 1.9 and
+    // 3.8 s start before 5.4 s (90 %) and end before 6 s; the fourth is handed on.
+    let mut w = World::new(16, Duration::from_secs(6));
     w.settings.task_concurrency = 4;
-    *w.runner.delay.lock().unwrap() = Duration::from_secs(2);
+    *w.runner.delay.lock().unwrap() = Duration::from_millis(1900);
     let body: String = (0..16).map(|i| format!("src,obj{i}\n")).collect();
     let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
@@ -42,4 +42,52 @@ async fn a_chunk_of_slow_tasks_hands_on_the_tasks_it_did_not_start() {
     w.drain().await;
     let job = w.assert_exact(&id).await;
     assert_eq!((job.status, job.progress.tasks_run(), job.progress.chunks_done), (JobStatus::Complete, 16, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_still_running_when_the_budget_is_spent_are_reported_cut_off_and_the_chunk_ends() {
+    // Tasks of 100 s (a Lambda target slower than the executor's invocation), two at a time,
+    // a 20 s budget: each invocation abandons the two it started at the budget, reports them
+    // cut off, and hands the others on. Nothing runs into the invocation's timeout, and
+    // nothing runs again forever.
+    let mut w = World::new(4, Duration::from_secs(20));
+    w.settings.task_concurrency = 2;
+    *w.runner.delay.lock().unwrap() = Duration::from_secs(100);
+    let body: String = (0..4).map(|i| format!("src,obj{i}\n")).collect();
+    let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
+    let started = tokio::time::Instant::now();
+    w.drain().await;
+    assert!(started.elapsed() < Duration::from_secs(60), "two invocations of 20 s: {:?}", started.elapsed());
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, job.progress.failed, job.progress.chunks_split), (JobStatus::Complete, 4, 1));
+    let rows = w.report_rows(&job);
+    assert_eq!(rows.len(), 4, "one row per task, cut off or not");
+    assert!(rows.iter().all(|r| r.contains("TaskTimedOut") && r.contains("may have completed")), "{rows:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_job_ends_within_seconds_however_throttled_its_tasks_are() {
+    // Every task is throttled: with the real backoff each would try for about a minute. A
+    // cancel stops the retries: the attempts in flight end, each task keeps its last outcome.
+    let mut w = World::new(20, Duration::from_secs(60));
+    w.settings.task_concurrency = 4;
+    w.settings.job_check = Duration::from_millis(500);
+    w.settings.retry = crate::retry::RetryPolicy::default();
+    let body: String = (0..20).map(|i| format!("src,throttled-{i}\n")).collect();
+    let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let msg = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
+    let started = tokio::time::Instant::now();
+    let executor = w.executor();
+    let cancel = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
+    };
+    let (ran, ()) = tokio::join!(executor.handle(&msg), cancel);
+    assert!(started.elapsed() < Duration::from_secs(8), "ended {:?} after it started", started.elapsed());
+    let Disposition::Recorded { succeeded: 0, failed } = ran.unwrap() else { panic!("not recorded") };
+    assert!((1..20).contains(&failed), "the tasks started before the cancel: {failed}");
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!((job.status, w.report_rows(&job).len() as u64), (JobStatus::Cancelled, failed));
 }

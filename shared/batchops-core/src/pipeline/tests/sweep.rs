@@ -200,3 +200,25 @@ async fn a_job_all_of_whose_messages_are_lost_ends_within_the_liveness_bound() {
         assert_eq!((job.status, job.failure_reasons[0].failure_code.as_str()), (JobStatus::Failed, code), "{stage}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_left_ready_by_a_chunker_that_died_after_its_write_is_activated_by_the_sweep() {
+    // The chunker wrote Preparing -> Ready with the totals and died before Ready -> Active;
+    // its redelivered Continue finds a job no longer being prepared and does nothing.
+    let w = World::new(10, Duration::from_secs(60));
+    let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let mut ready = w.store.get(&id).await.unwrap();
+    ready.status = JobStatus::Ready;
+    w.store.put(&ready).await.unwrap();
+    let msg = ControlMessage::Continue { job_id: id.clone(), checkpoint: ready.checkpoint.clone() };
+    w.chunker().handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    while let Some(m) = w.chunks.pop() {
+        w.executor().handle(&ChunkMessage::decode(&m).unwrap()).await.unwrap();
+    }
+    assert_eq!(w.status(&id).await, JobStatus::Ready, "every chunk ran, and nothing moves it");
+    let steps = w.sweep_for(&id, bounds().quiet * 2).await;
+    assert_eq!(steps, vec![Step::Prepare]);
+    w.drain().await;
+    assert_eq!(w.assert_exact(&id).await.status, JobStatus::Complete);
+}
