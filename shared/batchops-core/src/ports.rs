@@ -59,8 +59,9 @@ pub struct ResultFile {
     pub rows: u64,
 }
 
-/// Indexes of chunks handed on start here, far above any the chunker cuts.
-pub const SPLIT_BASE: u64 = 1 << 48;
+/// Indexes of chunks handed on start here, far above any the chunker cuts (an inventory's
+/// are `part << 32 | n`).
+pub const SPLIT_BASE: u64 = 1 << 62;
 
 /// What the executor records, once, when a chunk is done.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

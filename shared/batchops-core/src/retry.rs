@@ -44,6 +44,7 @@ pub fn is_transient(http_status: u16, code: &str) -> bool {
                 | "RequestLimitExceeded"
                 | "ProvisionedThroughputExceededException"
                 | "TransactionInProgressException"
+                | "TransactionConflictException"
                 | "OperationAborted"
                 | "PriorRequestNotComplete"
                 | "IDPCommunicationError"

@@ -85,6 +85,8 @@ struct ChunkRun<'a> {
     /// invocation ends (the time budget).
     cutoff: tokio::time::Instant,
     started: std::sync::atomic::AtomicUsize,
+    /// The longest a task (or batch) of this chunk took so far, in ms.
+    longest_ms: std::sync::atomic::AtomicU64,
     /// The tasks that started (by their index in the chunk).
     running: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     stop: &'a StopFlag,
@@ -110,7 +112,11 @@ impl ChunkRun<'_> {
         if self.shutdown.begun() {
             self.stop.set(Stop::Shutdown);
         }
-        if self.started.load(SeqCst) > 0 && tokio::time::Instant::now() >= self.hand_on {
+        // Past the hand-on time, or too late for a task as long as the longest seen to end
+        // before the cutoff: no more tasks start (after the first: a chunk always moves).
+        let now = tokio::time::Instant::now();
+        let longest = Duration::from_millis(self.longest_ms.load(SeqCst));
+        if self.started.load(SeqCst) > 0 && (now >= self.hand_on || now + longest >= self.cutoff) {
             self.stop.set(Stop::HandOn);
         }
         let stopped = self.stop.get().is_some();
@@ -151,12 +157,14 @@ impl ChunkRun<'_> {
             return Vec::new();
         }
         self.began(&[i]);
+        let began = tokio::time::Instant::now();
         let (runner, op, aimd) = (&self.ports.runner, self.op, self.flow.aimd(&t.target.bucket));
         let attempt = || async {
             let _slot = aimd.acquire().await;
             observe(&aimd, runner.run(op, &t).await)
         };
         let outcome = retry.run_until(attempt, || self.job_closing()).await;
+        self.took(began);
         vec![(i, outcome)]
     }
 
@@ -173,6 +181,7 @@ impl ChunkRun<'_> {
             return Vec::new();
         }
         self.began(&idx);
+        let began = tokio::time::Instant::now();
         let (runner, op, aimd, tasks) = (&self.ports.runner, self.op, self.flow.aimd(&bucket), &tasks);
         let out = retry
             .run_batch_until(
@@ -190,7 +199,14 @@ impl ChunkRun<'_> {
                 || self.job_closing(),
             )
             .await;
+        self.took(began);
         idx.into_iter().zip(out).collect()
+    }
+
+    /// Notes how long a task (or batch) that began at `began` took.
+    fn took(&self, began: tokio::time::Instant) {
+        let ms = began.elapsed().as_millis() as u64;
+        self.longest_ms.fetch_max(ms, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -568,10 +584,12 @@ impl Executor {
             op: &valid.operation,
             job_id: &job.id,
             part: msg.part,
-            deadline: Instant::now() + budget,
+            // A long operation (a multipart copy) stops, and cleans up, before the cutoff.
+            deadline: Instant::now() + budget.saturating_sub(TASK_MARGIN.min(budget / 10)),
             hand_on: tokio::time::Instant::now() + budget.mul_f64(HAND_ON_AT),
             cutoff: tokio::time::Instant::now() + budget,
             started: Default::default(),
+            longest_ms: Default::default(),
             running: Default::default(),
             stop: &stop,
             flow: &flow,
@@ -667,6 +685,10 @@ impl Executor {
 /// The share of the time budget after which a chunk starts no more tasks: those running end
 /// (a long one by the budget itself) and the chunk is recorded before its invocation ends.
 const HAND_ON_AT: f64 = 0.9;
+
+/// How long before the cutoff a long operation is told to stop (it aborts its multipart
+/// upload and fails with its own reason, rather than being dropped mid-way).
+const TASK_MARGIN: Duration = Duration::from_secs(10);
 
 /// The outcome of a task still running when its chunk's time budget was spent.
 fn cut_off_outcome(budget: Duration) -> Outcome {

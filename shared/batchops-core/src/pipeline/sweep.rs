@@ -20,7 +20,7 @@ use super::{fail_job, now_ms, request_finalize, send_one, Finalizer, Settings};
 use crate::chunk::{ControlMessage, FinalizeMessage};
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::ports::{Backlog, JobFilter, JobStore, Queue, Sighting};
+use crate::ports::{Backlog, JobFilter, JobStore, Queue, Sighting, SPLIT_BASE};
 use crate::{Error, Result};
 
 /// How long a job may look the same before the sweep steps in.
@@ -141,7 +141,12 @@ impl Sweeper {
     }
 
     /// One job: notes how it looks, and steps in when it has looked the same too long.
-    async fn job(&self, job: Job, runnable: &HashSet<JobId>) -> Result<Option<Step>> {
+    async fn job(&self, listed: Job, runnable: &HashSet<JobId>) -> Result<Option<Step>> {
+        // As it is now: a page of the listing may be a while old when the sweep gets to it.
+        let job = self.store.get(&listed.id).await?;
+        if job.status.is_terminal() || job.status == JobStatus::Suspended {
+            return Ok(None);
+        }
         let now = now_ms();
         let (busy, remarked) = self.busy(&job, runnable, now).await?;
         let fingerprint = fingerprint(&job);
@@ -199,10 +204,13 @@ impl Sweeper {
         Ok((true, remark))
     }
 
-    /// How long the job may look the same.
+    /// How long the job may look the same: the quiet bound only for a job that waits for a
+    /// finalize request (every chunk run, or cancelled or failing); a job whose Prepare may
+    /// wait behind an inventory's file messages, one being prepared or running chunks, and one
+    /// whose report is merged in segments get the busy bound.
     fn bound(&self, job: &Job) -> Duration {
         let working = match job.status {
-            JobStatus::Preparing => true,
+            JobStatus::New | JobStatus::Preparing | JobStatus::Ready | JobStatus::Completing => true,
             s if s.is_running() => !job.progress.all_chunks_done(),
             _ => false,
         };
@@ -279,11 +287,13 @@ impl Sweeper {
         let p = &job.progress;
         let (cut, total) = (p.total_chunks.unwrap_or(0), p.total_chunks.unwrap_or(0) + p.chunks_split);
         // Gaps among the chunks cut; chunks handed on (indexes from SPLIT_BASE) are counted.
-        let (mut missing, mut next, mut after) = (Vec::new(), 0u64, None);
+        let (mut missing, mut next, mut after, mut numbered) = (Vec::new(), 0u64, None, true);
         loop {
             let page = self.store.chunks_after(&job.id, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.index);
+            // An inventory's chunks are numbered per file (`part << 32 | n`): no gaps to name.
+            numbered &= page.iter().all(|c| c.index < cut || c.index >= SPLIT_BASE);
             for c in page.iter().filter(|c| c.index < cut) {
                 if c.index > next {
                     missing.push((next, c.index - 1));
@@ -294,6 +304,9 @@ impl Sweeper {
         if next < cut {
             missing.push((next, cut - 1));
         }
+        if !numbered {
+            missing.clear();
+        }
         let count = total.saturating_sub(p.chunks_done);
         let mut shown: Vec<String> =
             missing.iter().take(5).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
@@ -302,7 +315,8 @@ impl Sweeper {
         }
         let cut_missing: u64 = missing.iter().map(|(a, b)| b - a + 1).sum();
         if count > cut_missing {
-            shown.push(format!("{} handed on by an executor", count - cut_missing));
+            let what = if numbered { "handed on by an executor" } else { "of its files or handed on" };
+            shown.push(format!("{} {what}", count - cut_missing));
         }
         Ok(format!(
             "{count} of the job's {total} chunks never ran: their messages were lost or dead-lettered \

@@ -65,10 +65,11 @@ async fn a_job_whose_prepare_message_is_lost_is_prepared_by_the_sweep() {
     let w = World::new(10, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(30), json!({})), Caller::Unknown).await.unwrap();
     w.lose_all();
-    let steps = w.sweep_for(&id, bounds().quiet / 2).await;
+    // A Prepare may wait behind an inventory's file messages: a New job gets the busy bound.
+    let steps = w.sweep_for(&id, bounds().busy / 2).await;
     assert!(steps.is_empty(), "a job is given its bound first: {steps:?}");
     assert_eq!(w.status(&id).await, JobStatus::New);
-    let steps = w.sweep_for(&id, bounds().quiet).await;
+    let steps = w.sweep_for(&id, bounds().busy).await;
     assert_eq!(steps, vec![Step::Prepare]);
     w.drain().await;
     let job = w.assert_exact(&id).await;
@@ -217,7 +218,7 @@ async fn a_job_left_ready_by_a_chunker_that_died_after_its_write_is_activated_by
         w.executor().handle(&ChunkMessage::decode(&m).unwrap()).await.unwrap();
     }
     assert_eq!(w.status(&id).await, JobStatus::Ready, "every chunk ran, and nothing moves it");
-    let steps = w.sweep_for(&id, bounds().quiet * 2).await;
+    let steps = w.sweep_for(&id, bounds().busy + bounds().period * 2).await;
     assert_eq!(steps, vec![Step::Prepare]);
     w.drain().await;
     assert_eq!(w.assert_exact(&id).await.status, JobStatus::Complete);
