@@ -135,6 +135,7 @@ pub async fn start_local(
             check_pass_role: false,
             assume_roles: false,
             schedule_group: None,
+            executor_budget: None,
         },
     )
     .await

@@ -42,6 +42,9 @@ pub struct LocalOptions {
     pub assume_roles: bool,
     /// The EventBridge Scheduler group whose schedules this fires (`None`: none).
     pub schedule_group: Option<String>,
+    /// The task executor's time budget: the template's (270 s of its 300 s timeout) unless
+    /// given, whatever `settings.time_budget` gives the chunker.
+    pub executor_budget: Option<Duration>,
 }
 
 impl Default for LocalOptions {
@@ -52,6 +55,7 @@ impl Default for LocalOptions {
             chunk_workers: 4,
             retry_delay_secs: 2,
             settings: Settings::default(),
+            executor_budget: None,
             ops: OpsSettings::default(),
             check_pass_role: false,
             assume_roles: true,
@@ -334,8 +338,8 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
     // The executor's invocation as deployed (the template's 270 s budget of its 300 s
     // timeout), whatever budget the chunker is given: it hands a chunk on at 90 % of it.
-    let executor_config =
-        Config { settings: Settings { time_budget: EXECUTOR_BUDGET, ..config.settings.clone() }, ..config.clone() };
+    let time_budget = opts.executor_budget.unwrap_or(EXECUTOR_BUDGET);
+    let executor_config = Config { settings: Settings { time_budget, ..config.settings.clone() }, ..config.clone() };
     let executor = Arc::new(task_executor::executor(&executor_config, &clients));
     let stopping = executor.shutdown.clone();
     let finalizer = Arc::new(report_finalizer::finalizer(&config, &clients));

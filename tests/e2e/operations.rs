@@ -475,7 +475,7 @@ async fn large_copies_go_multipart_and_keep_metadata_tags_storage_class_and_chec
 
     // Out of time: the copy fails with a reason and its upload is aborted.
     let ops = OpsSettings { multipart_threshold: 6 * MIB as u64, part_size: 5 * MIB as u64, ..OpsSettings::default() };
-    let sys = System::start_with(Settings { time_budget: Duration::ZERO, ..Settings::default() }, ops, 2).await?;
+    let sys = System::start_executing(Settings::default(), ops, 2, Some(Duration::ZERO)).await?;
     let [src, dst] = sys.buckets(["src", "dst"]).await?;
     sys.clients.s3.put_object().bucket(&src).key("big").body(ByteStream::from(big)).send().await?;
     let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});

@@ -55,6 +55,17 @@ impl System {
     /// Starts with the given operation tunables; `LambdaInvoke` goes to the Invoke API at
     /// `AWS_ENDPOINT_URL_LAMBDA` (`cargo lambda watch`, set by `make test`).
     pub async fn start_with(settings: Settings, ops: OpsSettings, chunk_workers: usize) -> Result<System> {
+        System::start_executing(settings, ops, chunk_workers, None).await
+    }
+
+    /// Starts with the executor's time budget given (the template's by default: a test's
+    /// budget is for the chunker's continuations).
+    pub async fn start_executing(
+        settings: Settings,
+        ops: OpsSettings,
+        chunk_workers: usize,
+        executor_budget: Option<Duration>,
+    ) -> Result<System> {
         let clients = clients().await;
         let prefix = unique("t");
         let handle = local::start(
@@ -70,6 +81,7 @@ impl System {
                 assume_roles: true,
                 // Each test's own group, so one test's schedules fire in its system only.
                 schedule_group: Some(prefix.clone()),
+                executor_budget,
             },
         )
         .await?;

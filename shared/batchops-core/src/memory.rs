@@ -50,6 +50,8 @@ pub struct InMemoryJobStore {
     state: Mutex<StoreState>,
     /// Set by tests: the puts whose answers are lost.
     pub lose_put_answers: Mutex<Option<LostAnswers>>,
+    /// Set by tests: how many of the next chunk records are throttled (not applied).
+    pub throttle_records: Mutex<u32>,
 }
 
 #[async_trait]
@@ -116,6 +118,13 @@ impl JobStore for InMemoryJobStore {
         owner: &str,
         rest: &[Waiting],
     ) -> Result<RecordOutcome> {
+        {
+            let mut throttled = lock(&self.throttle_records);
+            if *throttled > 0 {
+                *throttled -= 1;
+                return Err(Error::transient("TransactWriteItems", "ProvisionedThroughputExceededException"));
+            }
+        }
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
             // Its owner trying again (the first answer lost) recorded it.

@@ -584,10 +584,11 @@ impl Executor {
             op: &valid.operation,
             job_id: &job.id,
             part: msg.part,
-            // A long operation (a multipart copy) stops, and cleans up, before the cutoff.
-            deadline: Instant::now() + budget.saturating_sub(TASK_MARGIN.min(budget / 10)),
+            // A long operation (a multipart copy) stops at the budget and cleans up before the
+            // cutoff, a grace later.
+            deadline: Instant::now() + budget,
             hand_on: tokio::time::Instant::now() + budget.mul_f64(HAND_ON_AT),
-            cutoff: tokio::time::Instant::now() + budget,
+            cutoff: tokio::time::Instant::now() + budget + CUTOFF_GRACE.min(budget / 10).max(CUTOFF_MIN),
             started: Default::default(),
             longest_ms: Default::default(),
             running: Default::default(),
@@ -686,9 +687,12 @@ impl Executor {
 /// (a long one by the budget itself) and the chunk is recorded before its invocation ends.
 const HAND_ON_AT: f64 = 0.9;
 
-/// How long before the cutoff a long operation is told to stop (it aborts its multipart
-/// upload and fails with its own reason, rather than being dropped mid-way).
-const TASK_MARGIN: Duration = Duration::from_secs(10);
+/// How long after its deadline (the budget) a long operation may take to stop and clean up
+/// (abort its multipart upload, fail with its own reason) before the chunk abandons it: a
+/// tenth of the budget, 10 s at most (the template's 270 s budget leaves 30 s of Lambda's 300)
+/// and 1 s at least.
+const CUTOFF_GRACE: Duration = Duration::from_secs(10);
+const CUTOFF_MIN: Duration = Duration::from_secs(1);
 
 /// The outcome of a task still running when its chunk's time budget was spent.
 fn cut_off_outcome(budget: Duration) -> Outcome {

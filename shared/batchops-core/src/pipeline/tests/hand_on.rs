@@ -1,6 +1,7 @@
 //! A chunk never outlives its invocation: past its hand-on time it starts no more tasks,
 //! records those that ran and hands the rest on as a new chunk, so a paced or slow chunk ends
-//! with every task run once instead of being killed and run again from its start.
+//! with every task run once instead of being killed and run again from its start. Its end
+//! is quick and exact: a cancel stops the retries, a throttled record is tried again.
 
 use super::*;
 
@@ -90,4 +91,25 @@ async fn a_cancelled_job_ends_within_seconds_however_throttled_its_tasks_are() {
     w.drain().await;
     let job = w.store.get(&id).await.unwrap();
     assert_eq!((job.status, w.report_rows(&job).len() as u64), (JobStatus::Cancelled, failed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_throttled_after_the_tasks_ran_is_tried_again_and_a_cancelled_job_keeps_its_rows() {
+    // The chunk of a job cancelled while it runs records the tasks that ran; its record is
+    // throttled twice. Handed back, its redelivery would skip the chunk of a closed job and
+    // those rows would be lost; tried again in the same invocation, they are reported.
+    let (w, id, msg) = slow_world(200).await;
+    *w.store.throttle_records.lock().unwrap() = 2;
+    let executor = w.executor();
+    let running = tokio::spawn(async move { executor.handle(&msg).await });
+    tokio::time::sleep(Duration::from_millis(62)).await;
+    w.intake().update_job_status(id.as_str(), "Cancelled", None).await.unwrap();
+    let Ok(Disposition::Recorded { succeeded, failed: 0 }) = running.await.unwrap() else { panic!("not recorded") };
+    assert!(succeeded > 0);
+    assert_eq!(*w.store.throttle_records.lock().unwrap(), 0, "both throttles were met");
+    w.drain().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(w.report_rows(&job).len() as u64, succeeded);
+    assert_eq!(w.runner.total_calls() as u64, succeeded, "report rows = counters = tasks that ran");
 }
