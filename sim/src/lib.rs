@@ -15,6 +15,8 @@ pub mod world;
 
 use std::time::Duration;
 
+pub use world::EPOCH;
+
 /// Runs one seed on a fresh single-threaded runtime with a paused clock.
 pub fn run_seed(seed: u64, limits: &limits::Limits) -> anyhow::Result<world::Report> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;

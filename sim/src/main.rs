@@ -23,12 +23,22 @@ struct Args {
     trace: bool,
 }
 
+/// Log lines stamped with the simulation's time (seconds since the run began).
+struct Virtual;
+
+impl tracing_subscriber::fmt::time::FormatTime for Virtual {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let at = batchops_core::clock::now() - time::OffsetDateTime::UNIX_EPOCH;
+        write!(w, "{:>9.3}s", at.as_seconds_f64() - batchops_sim::EPOCH.as_secs_f64())
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let limits = Limits::from_template()?;
     if let Some(seed) = args.seed {
         if args.trace {
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").init();
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").with_timer(Virtual).init();
         }
         let r = run_seed(seed, &limits)?;
         for line in &r.trace {

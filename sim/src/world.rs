@@ -109,7 +109,8 @@ pub struct Report {
 /// How long the simulation lets the jobs run before it calls a job that has not ended hung.
 const HORIZON: Duration = Duration::from_secs(12 * 3600);
 
-const EPOCH: Duration = Duration::from_secs(1_800_000_000);
+/// The simulated Unix time at which every run begins.
+pub const EPOCH: Duration = Duration::from_secs(1_800_000_000);
 
 /// Runs one seed to its end (in virtual time) and checks it.
 pub async fn run(seed: u64, limits: &Limits) -> Report {

@@ -247,6 +247,9 @@ impl Chunker {
         .await?;
         let job = match started {
             Ok(job) => job,
+            // A redelivered Start whose first delivery died while it cut: go on with the cut
+            // (the sweep would, but only a stall bound later).
+            Err(job) if job.status.is_running() && job.progress.total_chunks.is_none() => job,
             Err(job) => {
                 info!(job_id = %id, status = %job.status, "start for a job that is not Ready");
                 return Ok(());

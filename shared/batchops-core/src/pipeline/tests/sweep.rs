@@ -223,3 +223,25 @@ async fn a_job_left_ready_by_a_chunker_that_died_after_its_write_is_activated_by
     w.drain().await;
     assert_eq!(w.assert_exact(&id).await.status, JobStatus::Complete);
 }
+
+#[tokio::test]
+async fn a_start_redelivered_after_its_first_delivery_died_mid_cut_goes_on_with_the_cut() {
+    // The simulation's seed 853: the chunker moved a confirmed job Ready -> Active, began its
+    // cut and crashed; the redelivered Start found it Active and did nothing, and the job
+    // waited for the sweep (78 simulated minutes instead of 22).
+    let w = World::new(10, Duration::from_secs(60));
+    let spec = w.spec(&manifest(30), json!({"ConfirmationRequired": true}));
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    w.drain().await;
+    w.intake().update_job_status(id.as_str(), "Ready", None).await.unwrap();
+    let start: ControlMessage = serde_json::from_str(&w.control.pop().unwrap()).unwrap();
+    let began = transition_from(&*w.store, &*w.events, &id, &[JobStatus::Ready], JobStatus::Active, |j| {
+        j.checkpoint = Default::default();
+        j.progress.total_chunks = None;
+    });
+    assert!(began.await.unwrap().is_ok(), "the first delivery's write");
+    w.chunker().handle(start, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    w.drain().await;
+    let job = w.assert_exact(&id).await;
+    assert_eq!((job.status, job.progress.tasks_run()), (JobStatus::Complete, 30));
+}
