@@ -87,6 +87,8 @@ struct ChunkRun<'a> {
     started: std::sync::atomic::AtomicUsize,
     /// The longest a task (or batch) of this chunk took so far, in ms.
     longest_ms: std::sync::atomic::AtomicU64,
+    /// Outcomes so far: succeeded, failed.
+    tally: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
     /// The tasks that started (by their index in the chunk).
     running: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     stop: &'a StopFlag,
@@ -165,6 +167,7 @@ impl ChunkRun<'_> {
         };
         let outcome = retry.run_until(attempt, || self.job_closing()).await;
         self.took(began);
+        self.count([&outcome]);
         vec![(i, outcome)]
     }
 
@@ -200,7 +203,22 @@ impl ChunkRun<'_> {
             )
             .await;
         self.took(began);
+        self.count(&out);
         idx.into_iter().zip(out).collect()
+    }
+
+    /// Counts outcomes as they come, for the failure threshold.
+    fn count<'o>(&self, outcomes: impl IntoIterator<Item = &'o Outcome>) {
+        for o in outcomes {
+            let counter = if matches!(o, Outcome::Succeeded { .. }) { &self.tally.0 } else { &self.tally.1 };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// The outcomes so far: (succeeded, failed).
+    fn tally(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.tally.0.load(SeqCst), self.tally.1.load(SeqCst))
     }
 
     /// Notes how long a task (or batch) that began at `began` took.
@@ -382,6 +400,7 @@ impl Executor {
                     if let Err(e) = self.share_flow(&job, run.flow).await {
                         warn!(job_id = %id, error = %e, "could not share the job's flow control");
                     }
+                    self.threshold_so_far(&job, run).await;
                 }
                 Err(e) => warn!(job_id = %id, error = %e, "could not read the job while its chunk runs"),
             }
@@ -393,6 +412,25 @@ impl Executor {
                     Ok(false) => run.stop.set(Stop::LeaseLost),
                     Err(e) => warn!(job_id = %id, chunk = lease.index, error = %e, "could not renew the chunk's claim"),
                 }
+            }
+        }
+    }
+
+    /// S3's failure threshold seen as tasks finish, not only when a chunk records: the job's
+    /// counters with the outcomes this chunk has so far. Crossed, the job fails and the chunk
+    /// records what ran.
+    async fn threshold_so_far(&self, job: &Job, run: &ChunkRun<'_>) {
+        let (ok, ko) = run.tally();
+        let (succeeded, failed) = (job.progress.succeeded + ok, job.progress.failed + ko);
+        if !over_failure_threshold(succeeded, failed) {
+            return;
+        }
+        let reason =
+            format!("More than 50% of the tasks run failed ({failed} of {}); the job was stopped", succeeded + failed);
+        match self.fail(&job.id, JobFailure::new("TaskFailureThresholdExceeded", reason)).await {
+            Ok(_) => run.stop.set(Stop::Job(JobStatus::Failing)),
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, "could not fail the job over the threshold; its next check will")
             }
         }
     }
@@ -591,6 +629,7 @@ impl Executor {
             cutoff: tokio::time::Instant::now() + budget + CUTOFF_GRACE.min(budget / 10).max(CUTOFF_MIN),
             started: Default::default(),
             longest_ms: Default::default(),
+            tally: Default::default(),
             running: Default::default(),
             stop: &stop,
             flow: &flow,

@@ -113,3 +113,23 @@ async fn a_record_throttled_after_the_tasks_ran_is_tried_again_and_a_cancelled_j
     assert_eq!(w.report_rows(&job).len() as u64, succeeded);
     assert_eq!(w.runner.total_calls() as u64, succeeded, "report rows = counters = tasks that ran");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_threshold_is_seen_as_tasks_finish_not_when_the_chunk_ends() {
+    // One chunk of 3,000 tasks that all fail: the job is failed once 1,000 have, at a job
+    // check, and the chunk records what ran by then instead of running all 3,000.
+    let mut w = World::new(3000, Duration::from_secs(600));
+    w.settings.job_check = Duration::from_millis(50);
+    *w.runner.delay.lock().unwrap() = Duration::from_millis(10);
+    let body: String = (0..3000).map(|i| format!("src,missing-{i}\n")).collect();
+    let id = w.intake().create_job(&w.spec(&body, json!({})), Caller::Unknown).await.unwrap();
+    w.drain().await;
+    let job = w.assert_exact(&id).await;
+    assert_eq!(
+        (job.status, job.failure_reasons[0].failure_code.as_str()),
+        (JobStatus::Failed, "TaskFailureThresholdExceeded")
+    );
+    let ran = job.progress.tasks_run();
+    assert!((1000..3000).contains(&ran), "stopped soon after the threshold: {ran} of 3000 ran");
+    assert_eq!(w.report_rows(&job).len() as u64, ran);
+}
