@@ -84,13 +84,12 @@ struct ChunkRun<'a> {
     /// When the tasks still running are abandoned, so the chunk is recorded before its
     /// invocation ends (the time budget).
     cutoff: tokio::time::Instant,
-    started: std::sync::atomic::AtomicUsize,
     /// The longest a task (or batch) of this chunk took so far, in ms.
     longest_ms: std::sync::atomic::AtomicU64,
     /// Outcomes so far: succeeded, failed.
     tally: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
     /// The tasks that started (by their index in the chunk).
-    running: std::sync::Mutex<std::collections::BTreeSet<usize>>,
+    begun: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     stop: &'a StopFlag,
     flow: &'a Flow<'a>,
     shutdown: &'a Shutdown,
@@ -118,14 +117,11 @@ impl ChunkRun<'_> {
         // before the cutoff: no more tasks start (after the first: a chunk always moves).
         let now = tokio::time::Instant::now();
         let longest = Duration::from_millis(self.longest_ms.load(SeqCst));
-        if self.started.load(SeqCst) > 0 && (now >= self.hand_on || now + longest >= self.cutoff) {
+        let any_begun = !self.begun.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        if any_begun && (now >= self.hand_on || now + longest >= self.cutoff) {
             self.stop.set(Stop::HandOn);
         }
-        let stopped = self.stop.get().is_some();
-        if !stopped {
-            self.started.fetch_add(1, SeqCst);
-        }
-        stopped
+        self.stop.get().is_some()
     }
 
     /// True once the job is cancelled or failing: tasks try no more (a cancelled job ends
@@ -136,7 +132,7 @@ impl ChunkRun<'_> {
 
     /// Notes tasks as started: at the cutoff, those without an outcome are reported as cut off.
     fn began(&self, idx: &[usize]) {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).extend(idx);
+        self.begun.lock().unwrap_or_else(|e| e.into_inner()).extend(idx);
     }
 
     /// Waits for the job's rate to let `n` tasks start, or for the hand-on time (a paced
@@ -339,7 +335,7 @@ impl Executor {
             }
         }
         drop(running);
-        let began = std::mem::take(&mut *run.running.lock().unwrap_or_else(|e| e.into_inner()));
+        let began = std::mem::take(&mut *run.begun.lock().unwrap_or_else(|e| e.into_inner()));
         let cut_off: Vec<usize> = began.into_iter().filter(|i| outcomes[*i].is_none()).collect();
         if !cut_off.is_empty() {
             warn!(job_id = %run.job_id, tasks = cut_off.len(), "time budget spent: tasks still running are reported as cut off");
@@ -627,10 +623,9 @@ impl Executor {
             deadline: Instant::now() + budget,
             hand_on: tokio::time::Instant::now() + budget.mul_f64(HAND_ON_AT),
             cutoff: tokio::time::Instant::now() + budget + CUTOFF_GRACE.min(budget / 10).max(CUTOFF_MIN),
-            started: Default::default(),
             longest_ms: Default::default(),
             tally: Default::default(),
-            running: Default::default(),
+            begun: Default::default(),
             stop: &stop,
             flow: &flow,
             shutdown: &self.shutdown,
