@@ -210,7 +210,9 @@ impl World {
             chunks: chunks.clone(),
             depth: depth_for(executors as u64),
         });
-        let settings = Settings { chunk_size: rng.between(10, 400), ..Settings::default() };
+        // Half the worlds report in a few segments, so merges meet the faults too.
+        let report_segments = if rng.chance(0.5) { rng.between(1, 8) } else { Settings::default().report_segments };
+        let settings = Settings { chunk_size: rng.between(10, 400), report_segments, ..Settings::default() };
         let executor_settings = Settings { time_budget: limits.executor_budget, ..settings.clone() };
         let chunker = Arc::new(Chunker {
             store: flaky.clone(),

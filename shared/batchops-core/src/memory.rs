@@ -23,6 +23,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// DynamoDB's largest item. The store refuses a record larger than that as DynamoDB does, so
+/// what would fail there fails in every test and simulation too.
+pub const ITEM_BYTES: usize = 400 * 1024;
+
+fn fits_an_item(what: &str, bytes: usize) -> Result<()> {
+    match bytes > ITEM_BYTES {
+        true => Err(Error::permanent(
+            what,
+            format!("ValidationException: Item size has exceeded the maximum allowed size ({bytes} bytes)"),
+        )),
+        false => Ok(()),
+    }
+}
+
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_string(value).map_or(0, |j| j.len())
+}
+
 #[derive(Default)]
 struct StoreState {
     jobs: HashMap<JobId, Job>,
@@ -124,6 +142,10 @@ impl JobStore for InMemoryJobStore {
                 *throttled -= 1;
                 return Err(Error::transient("TransactWriteItems", "ProvisionedThroughputExceededException"));
             }
+        }
+        fits_an_item("TransactWriteItems chunk", json_len(chunk))?;
+        for w in rest {
+            fits_an_item("TransactWriteItems backlog", w.body.len())?;
         }
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
@@ -264,6 +286,7 @@ impl JobStore for InMemoryJobStore {
     }
 
     async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool> {
+        fits_an_item("PutItem segment", json_len(segment))?;
         let mut s = lock(&self.state);
         let segments = s.segments.entry(id.clone()).or_default();
         if segments.contains_key(&segment.index) {

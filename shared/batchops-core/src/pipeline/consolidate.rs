@@ -1,23 +1,33 @@
 //! A consolidated report for a job of any size. Each chunk writes its own result files (one
 //! per status), so a billion tasks would leave two million files and a `manifest.json` of
 //! hundreds of MB. A job of more recorded chunks than `Settings::report_segments` (at most
-//! [`MAX_SEGMENTS`]) is reported instead in that many segments of consecutive chunks, each
-//! one file per status (so at most 1,000 result files and a `manifest.json` of about 200 KB):
+//! [`MAX_SEGMENTS`]) is reported instead in segments of consecutive chunks, each one file per
+//! status: that many segments (so at most 1,000 result files and a `manifest.json` of about
+//! 200 KB) until a segment would hold more than [`chunks_per_segment`] chunks, more beyond
+//! (a billion tasks: 2,000 segments). The cap keeps a merge well within one invocation and a
+//! segment recorded unmerged within one DynamoDB item:
 //!
 //! 1. the finalizer cuts the recorded chunks (frozen once the job is ending and no claim is
 //!    live) into segments and sends one merge message per segment not yet recorded, to its
-//!    own queue, so merges run in parallel on as many finalizers as the queue feeds;
-//! 2. a merge streams its chunks' files into one file per status (multipart in
-//!    [`REPORT_PART_BYTES`] parts: memory stays at one part), records the segment once
-//!    (a conditional write: a duplicate merge deletes what it wrote), deletes the chunk files
-//!    it merged, and the merge that finds every segment recorded asks for the finalizer again;
+//!    own queue, so merges run in parallel on as many finalizers as the queue feeds (and the
+//!    ten of one delivery side by side);
+//! 2. a merge streams its chunks' files, [`READ_AHEAD`] at a time, into one file per status
+//!    (multipart in [`REPORT_PART_BYTES`] parts: memory stays at one part), records the
+//!    segment once (a conditional write: a duplicate merge deletes what it wrote), deletes the
+//!    chunk files it merged, and the merge that finds every segment recorded asks for the
+//!    finalizer again;
 //! 3. the finalizer lists the segments' files in `manifest.json`.
+//!
+//! Merges that never get through (their messages lost, or dying each time) do not hold the
+//! job: when the sweep finds it unmoved after asking again, it records the segments still
+//! missing with their chunks' files unmerged ([`Finalizer::record_unmerged`]) and ends it.
 //!
 //! A merge that cannot read or write the report bucket (a job role allowed only PutObject,
 //! as S3's own reports need) records its segment with the chunk files as they are: the
 //! report is then not consolidated there, and every row is still in it exactly once.
 
 use bytes::Bytes;
+use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
@@ -31,9 +41,42 @@ use crate::ports::{JobStore, ObjectStore, ResultFile, SegmentRecord, StorageErro
 use crate::spec::ReportTarget;
 use crate::Result;
 
-/// A report has at most this many segments, each one result file per status (the default
-/// and the largest `Settings::report_segments`).
+/// A report has this many segments, each one result file per status (the default and the
+/// largest `Settings::report_segments`), unless a segment would hold more than
+/// [`chunks_per_segment`] chunks.
 pub const MAX_SEGMENTS: u64 = 500;
+
+/// The most chunks a segment holds: a merge reads their files (two each) and writes them out
+/// in well under a minute of one invocation's five.
+pub const MAX_CHUNKS_PER_SEGMENT: u64 = 500;
+
+/// Bytes a segment record may take: DynamoDB's item limit is 400 KB, with room for the keys.
+const RECORD_BUDGET: usize = 360 * 1024;
+
+/// Result files a merge reads ahead of the one it writes (hides each GET's first-byte wait).
+pub const READ_AHEAD: usize = 8;
+
+/// The most chunks one segment of a report to `target` holds: at most
+/// [`MAX_CHUNKS_PER_SEGMENT`], and few enough that the segment recorded unmerged (two of the
+/// widest result files per chunk listed) fits [`RECORD_BUDGET`] (a 512-character report
+/// prefix: about 280).
+pub fn chunks_per_segment(target: &ReportTarget, job: &JobId) -> u64 {
+    let widest = ResultFile {
+        key: format!("{}/results/{}.csv", target.job_folder(job), "f".repeat(40)),
+        status: "succeeded".into(),
+        md5: "f".repeat(32),
+        rows: u64::MAX,
+    };
+    // Serialized as the record is (the separating comma included).
+    let per_file = serde_json::to_string(&widest).map_or(2048, |j| j.len() + 1);
+    ((RECORD_BUDGET / (2 * per_file)) as u64).clamp(1, MAX_CHUNKS_PER_SEGMENT)
+}
+
+/// How many segments `count` chunks are cut into: `wanted`, or more when a segment would hold
+/// more than `per_segment` chunks.
+pub fn segment_count(count: u64, wanted: u64, per_segment: u64) -> u64 {
+    wanted.max(count.div_ceil(per_segment.max(1))).max(1)
+}
 
 /// One segment to merge: the recorded chunks `first..=last` (by index), segment `segment`
 /// of `of`.
@@ -122,22 +165,7 @@ impl Finalizer {
     /// Otherwise sends a merge for each segment not recorded (again, when this runs twice:
     /// a segment is recorded once however often it is merged).
     pub(super) async fn segments_ready(&self, job: &Job) -> Result<bool> {
-        if job.progress.chunks_done <= self.settings.report_segments || job.plan()?.report.is_none() {
-            return Ok(true);
-        }
-        let (mut indexes, mut after) = (Vec::new(), None);
-        loop {
-            let page = self.store.chunks_after(&job.id, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.index);
-            indexes.extend(page.iter().map(|c| c.index));
-        }
-        let count = indexes.len() as u64;
-        let recorded: std::collections::HashSet<u64> = self.store.segment_indexes(&job.id).await?.into_iter().collect();
-        let missing: Vec<Merge> = cut(indexes, count, self.settings.report_segments)
-            .into_iter()
-            .filter(|m| !recorded.contains(&m.segment))
-            .collect();
+        let missing = self.missing_segments(job).await?;
         if missing.is_empty() {
             return Ok(true);
         }
@@ -148,6 +176,43 @@ impl Finalizer {
             .collect::<Result<Vec<_>>>()?;
         self.finalize.send(bodies).await?;
         Ok(false)
+    }
+
+    /// The segments of the job's report not recorded yet (none when it needs none).
+    async fn missing_segments(&self, job: &Job) -> Result<Vec<Merge>> {
+        if job.progress.chunks_done <= self.settings.report_segments {
+            return Ok(Vec::new());
+        }
+        // No plan (never the case for a job intake accepted): the job ends without a report.
+        let Some(target) = job.plan().ok().and_then(|p| p.report.clone()) else { return Ok(Vec::new()) };
+        let (mut indexes, mut after) = (Vec::new(), None);
+        loop {
+            let page = self.store.chunks_after(&job.id, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.index);
+            indexes.extend(page.iter().map(|c| c.index));
+        }
+        let count = indexes.len() as u64;
+        let segments = segment_count(count, self.settings.report_segments, chunks_per_segment(&target, &job.id));
+        let recorded: std::collections::HashSet<u64> = self.store.segment_indexes(&job.id).await?.into_iter().collect();
+        Ok(cut(indexes, count, segments).into_iter().filter(|m| !recorded.contains(&m.segment)).collect())
+    }
+
+    /// Records every segment still missing with its chunks' files as they are (the sweep's
+    /// last resort when merges do not get through): the report is then not consolidated
+    /// there, and lists every row once. Returns how many it recorded.
+    pub(super) async fn record_unmerged(&self, job: &Job) -> Result<usize> {
+        let mut recorded = 0;
+        for m in self.missing_segments(job).await? {
+            let files = self.segment_sources(&job.id, &m).await?;
+            if self.store.record_segment(&job.id, &SegmentRecord { index: m.segment, files }).await? {
+                recorded += 1;
+            }
+        }
+        if recorded > 0 {
+            warn!(job_id = %job.id, segments = recorded, "report segments recorded unmerged: their merges did not get through");
+        }
+        Ok(recorded)
     }
 
     /// Merges one segment (see the module's documentation), then asks for the finalizer if
@@ -246,9 +311,14 @@ impl Finalizer {
             let key = format!("{}/results/{name}.csv", target.job_folder(&job.id));
             let mut w = PartWriter::new(objects, &target.bucket, &key, "text/csv");
             let written = async {
-                for f in &parts {
-                    let mut body = objects.read(&target.bucket, &f.key, None, 0, None, None).await?;
-                    while let Some(piece) = futures::StreamExt::next(&mut body).await {
+                // Collected first: a lazy map's closure in this future trips rustc's `Send`
+                // inference for higher-ranked lifetimes (rust-lang/rust#102211).
+                let opened: Vec<_> = parts.iter().map(|f| objects.read(&target.bucket, &f.key, None, 0, None, None)).collect();
+                // In order, with the next files' requests already on their way.
+                let mut bodies = futures::stream::iter(opened).buffered(READ_AHEAD);
+                while let Some(body) = bodies.next().await {
+                    let mut body = body?;
+                    while let Some(piece) = body.next().await {
                         w.write(&piece?).await?;
                     }
                 }
@@ -357,5 +427,35 @@ mod tests {
             assert!(merges.windows(2).all(|w| w[0].last < w[1].first && w[1].segment == w[0].segment + 1));
         }
         assert_eq!(cut(0..10, 10, 3).iter().map(|m| (m.first, m.last)).collect::<Vec<_>>(), [(0, 3), (4, 7), (8, 9)]);
+    }
+
+    #[test]
+    fn a_segment_of_a_huge_report_fits_one_dynamodb_item_unmerged_and_one_merge() {
+        use crate::spec::{ReportScope, ReportTarget};
+        let job = JobId::new_random();
+        for prefix in [None, Some("r".to_string()), Some("p".repeat(512))] {
+            let target = ReportTarget { bucket: "reports".into(), prefix: prefix.clone(), scope: ReportScope::AllTasks };
+            let per = chunks_per_segment(&target, &job);
+            // A billion tasks in chunks of a thousand, and one of 20 billion.
+            for count in [1_000_000u64, 20_000_000] {
+                let segments = segment_count(count, MAX_SEGMENTS, per);
+                let largest = count.div_ceil(segments);
+                assert!(largest <= MAX_CHUNKS_PER_SEGMENT, "{largest} chunks in a segment");
+                // The segment recorded unmerged: two of the widest files per chunk.
+                let file = ResultFile {
+                    key: format!("{}/results/{}.csv", target.job_folder(&job), "0".repeat(40)),
+                    status: "succeeded".into(),
+                    md5: "0".repeat(32),
+                    rows: u64::MAX,
+                };
+                let record = SegmentRecord { index: segments - 1, files: vec![file; 2 * largest as usize] };
+                let bytes = serde_json::to_string(&record).unwrap().len();
+                assert!(bytes < 400 * 1024, "{bytes} bytes, prefix of {:?} chars", prefix.as_ref().map(|p| p.len()));
+            }
+        }
+        // Small reports keep their few segments.
+        let target = ReportTarget { bucket: "b".into(), prefix: None, scope: ReportScope::AllTasks };
+        assert_eq!(segment_count(1_203, MAX_SEGMENTS, chunks_per_segment(&target, &job)), MAX_SEGMENTS);
+        assert_eq!(segment_count(1_000_000, MAX_SEGMENTS, chunks_per_segment(&target, &job)), 2_000);
     }
 }

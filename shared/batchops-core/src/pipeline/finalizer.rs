@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::consolidate::{PartWriter, ReportSource};
 use super::{now, now_ms, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
-use crate::job::{Job, JobFailure, JobStatus};
+use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::ports::{JobStore, ObjectStore, Queue, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
@@ -51,6 +51,18 @@ impl Finalizer {
             self.merge(&job, m).await?;
             return Ok(job);
         }
+        self.end(job, Merges::Wait).await
+    }
+
+    /// The sweep's last resort for a job that should end and has not: ends it as
+    /// [`Finalizer::handle`] does, but records the report segments still missing with their
+    /// chunks' files unmerged instead of waiting for merges that do not get through.
+    pub async fn end_unmerged(&self, id: &JobId) -> Result<Job> {
+        let job = self.store.get(id).await?;
+        self.end(job, Merges::RecordUnmerged).await
+    }
+
+    async fn end(&self, job: Job, merges: Merges) -> Result<Job> {
         let job = self.resume_if_done(job).await?;
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
@@ -75,6 +87,10 @@ impl Finalizer {
             }
         };
         self.wait_for_chunks(&job).await?;
+        if merges == Merges::RecordUnmerged {
+            // Only now: with no chunk in flight, the chunks (and so the segments) are final.
+            self.record_unmerged(&job).await?;
+        }
         if !self.segments_ready(&job).await? {
             // The last merge asks for the finalizer again.
             return Ok(job);
@@ -205,6 +221,15 @@ impl Finalizer {
         w.finish().await.map_err(Failed::Write)?;
         Ok(files)
     }
+}
+
+/// What ending a job does about report segments not merged yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Merges {
+    /// Asks for them, and ends the job when the last one is recorded.
+    Wait,
+    /// Records them unmerged and ends the job now.
+    RecordUnmerged,
 }
 
 const JSON: &str = "application/json";

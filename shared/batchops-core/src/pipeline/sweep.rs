@@ -17,7 +17,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::{fail_job, now_ms, request_finalize, send_one, Finalizer, Settings};
-use crate::chunk::{ControlMessage, FinalizeMessage};
+use crate::chunk::ControlMessage;
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::ports::{Backlog, JobFilter, JobStore, Queue, Sighting, SPLIT_BASE};
@@ -149,7 +149,14 @@ impl Sweeper {
         }
         let now = now_ms();
         let (busy, remarked) = self.busy(&job, runnable, now).await?;
-        let fingerprint = fingerprint(&job);
+        // An ending job's report segments are recorded beside it as their merges end.
+        let segments = match job.status {
+            JobStatus::Completing | JobStatus::Cancelling | JobStatus::Failing => {
+                self.store.segments_recorded(&job.id).await?
+            }
+            _ => 0,
+        };
+        let fingerprint = fingerprint(&job, segments);
         let seen = self.store.sighting(&job.id).await?;
         let mut sighting = match seen {
             Some(s) if s.fingerprint == fingerprint && !busy => s,
@@ -267,7 +274,7 @@ impl Sweeper {
             self.fail(id, JobFailure::new("ChunksLost", reason)).await?;
             return Ok(Step::Failed("ChunksLost"));
         }
-        match self.finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await {
+        match self.finalizer.end_unmerged(id).await {
             Ok(_) => Ok(Step::Finalized),
             // A chunk still in flight: the next sweep (or the chunk's own request) ends it.
             Err(e @ Error::NotYet { .. }) => {
@@ -326,15 +333,15 @@ impl Sweeper {
     }
 }
 
-/// A digest of what changes when a job moves: its status, its version (every write) and its
-/// counters (every chunk or part recorded).
-fn fingerprint(job: &Job) -> u64 {
+/// A digest of what changes when a job moves: its status, its version (every write), its
+/// counters (every chunk or part recorded) and its report segments recorded.
+fn fingerprint(job: &Job, segments: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     job.status.hash(&mut h);
     job.version.hash(&mut h);
     let p = &job.progress;
     (p.succeeded, p.failed, p.chunks_done, p.tasks_prepared, p.total_chunks).hash(&mut h);
-    (p.counted.parts, p.cut.parts).hash(&mut h);
+    (p.counted.parts, p.cut.parts, segments).hash(&mut h);
     // Stored as a DynamoDB number: kept within an i64 to be safe with every reader.
     h.finish() >> 1
 }

@@ -1370,6 +1370,58 @@ async fn a_report_whose_files_cannot_be_merged_lists_them_all_in_a_manifest_of_p
     assert_eq!(doc["Format"], "Report_CSV_20180820");
 }
 
+#[tokio::test]
+async fn unmerged_segments_of_a_report_under_the_longest_prefix_each_fit_one_dynamodb_item() {
+    // GIVEN a job reported under a 512-character prefix in one segment (as it would be), with
+    // 600 recorded chunks of two result files each that merges cannot read
+    let mut w = World::new(10, Duration::from_secs(60));
+    w.settings.report_segments = 1;
+    let prefix = "p".repeat(512);
+    let report = json!({"Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
+                                   "Prefix": prefix, "ReportScope": "AllTasks"}});
+    let id = w.intake().create_job(&w.spec(&manifest(1), report), Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    w.chunks.pop().expect("the job's one chunk");
+    for index in 0..600u64 {
+        let file = |status: &str| crate::ports::ResultFile {
+            key: format!("{prefix}/job-{id}/results/{:040}.csv", index * 2 + (status == "failed") as u64),
+            status: status.into(),
+            md5: "0".repeat(32),
+            rows: 1,
+        };
+        let record = crate::ports::ChunkRecord {
+            index,
+            succeeded: 1,
+            failed: 1,
+            files: vec![file("succeeded"), file("failed")],
+        };
+        let lease = crate::ports::ChunkLease { index, owner: "w".into(), until_ms: u64::MAX };
+        w.store.start_chunk(&id, &lease).await.unwrap();
+        assert_eq!(w.store.record_chunk(&id, &record, "w").await.unwrap(), crate::ports::RecordOutcome::Recorded);
+    }
+    modify(&*w.store, &id, |j| {
+        j.progress.total_chunks = Some(600);
+        true
+    })
+    .await
+    .unwrap();
+    // WHEN the finalizer ends it (its merges record their chunks' files unmerged)
+    let finalizer = w.finalizer();
+    finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
+    while let Some(m) = w.finalize.pop() {
+        finalizer.handle(&serde_json::from_str(&m).unwrap()).await.unwrap();
+    }
+    // THEN the segments were cut small enough for DynamoDB's 400 KB items (the store refuses
+    // larger ones as DynamoDB does), and the job ended listing every file
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    let segments = w.store.segments_recorded(&id).await.unwrap();
+    assert!(segments > 1, "600 chunks of the widest files cannot be one item");
+    let body = w.objects.get("reports", &format!("{prefix}/job-{id}/manifest.json")).unwrap();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["Results"].as_array().unwrap().len(), 1200);
+}
+
 const ROLE: &str = "arn:aws:iam::123456789012:role/batch";
 
 #[tokio::test]

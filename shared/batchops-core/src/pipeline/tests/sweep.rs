@@ -245,3 +245,77 @@ async fn a_start_redelivered_after_its_first_delivery_died_mid_cut_goes_on_with_
     let job = w.assert_exact(&id).await;
     assert_eq!((job.status, job.progress.tasks_run()), (JobStatus::Complete, 30));
 }
+
+impl World {
+    /// Plays the queues until they are empty, merges of report segments handled at most
+    /// `merges` times in all (the others lost); returns the merges handled.
+    async fn drain_merges_up_to(&self, mut merges: usize) -> usize {
+        let mut handled = 0;
+        loop {
+            match self.finalize.pop() {
+                Some(m) => {
+                    let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
+                    if msg.merge.is_some() && merges == 0 {
+                        continue;
+                    }
+                    if msg.merge.is_some() {
+                        (merges, handled) = (merges - 1, handled + 1);
+                    }
+                    self.finalizer().handle(&msg).await.unwrap();
+                }
+                None if !self.step().await => return handled,
+                None => {}
+            }
+        }
+    }
+
+    /// The result files `manifest.json` lists.
+    fn manifest_files(&self, id: &JobId) -> usize {
+        let body = self.objects.get("reports", &format!("r/job-{id}/manifest.json")).unwrap();
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        doc["Results"].as_array().unwrap().len()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_whose_merges_never_get_through_is_ended_by_the_sweep_with_its_chunk_files() {
+    // GIVEN a job of 40 one-task chunks reported in 3 segments, whose merge messages are all
+    // lost (as when each merge dies: at the receive limit they are dead-lettered and dropped)
+    let mut w = World::new(1, Duration::from_secs(60));
+    w.settings.report_segments = 3;
+    let id = w.intake().create_job(&w.spec(&manifest(40), json!({})), Caller::Unknown).await.unwrap();
+    assert_eq!(w.drain_merges_up_to(0).await, 0);
+    assert_eq!(w.status(&id).await, JobStatus::Completing);
+    // WHEN the sweep asks again (lost again), then acts
+    let steps = w.sweep_for(&id, bounds().busy + bounds().period * 2).await;
+    assert_eq!(w.drain_merges_up_to(0).await, 0);
+    let mut steps2 = w.sweep_for(&id, bounds().busy + bounds().period * 2).await;
+    steps2.retain(|s| *s != Step::Finalize);
+    assert_eq!((steps, steps2), (vec![Step::Finalize], vec![Step::Finalized]));
+    // THEN it ends, its segments listing their chunks' files unmerged: every row once
+    let job = w.assert_exact(&id).await;
+    assert_eq!((job.status, job.progress.tasks_run()), (JobStatus::Complete, 40));
+    assert_eq!(w.store.segments_recorded(&id).await.unwrap(), 3);
+    assert_eq!(w.manifest_files(&id), 40, "one file per one-task chunk");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_merged_slower_than_the_bound_is_moving_and_ends_merged() {
+    // GIVEN the same job, whose merges get through one per 15 s (a bound is 20 s)
+    let mut w = World::new(1, Duration::from_secs(60));
+    w.settings.report_segments = 3;
+    let id = w.intake().create_job(&w.spec(&manifest(40), json!({})), Caller::Unknown).await.unwrap();
+    let mut merged = w.drain_merges_up_to(0).await;
+    let mut steps = Vec::new();
+    while !w.status(&id).await.is_terminal() {
+        steps.extend(w.sweep_for(&id, Duration::from_secs(15)).await);
+        // The sweep's own finalize requests re-send the merges not recorded.
+        merged += w.drain_merges_up_to(1).await;
+        assert!(merged <= 6, "{steps:?}");
+    }
+    // THEN every segment recording counts as the job moving: it is never ended unmerged
+    assert!(!steps.contains(&Step::Finalized), "{steps:?}");
+    let job = w.assert_exact(&id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert!(w.manifest_files(&id) <= 6, "one file per status per segment: {}", w.manifest_files(&id));
+}
