@@ -123,6 +123,13 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 /// TaskExecutorFunction, whose timeout is 300 s).
 const EXECUTOR_BUDGET: Duration = Duration::from_secs(270);
 
+/// The chunker's timeout beyond its time budget (the template: 900 s, budget 780 s).
+const CHUNKER_MARGIN: Duration = Duration::from_secs(120);
+
+/// ReportFinalizerFunction's and SpecTriggerFunction's timeouts in the template.
+const FINALIZER_TIMEOUT: Duration = Duration::from_secs(300);
+const SPECS_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often the dispatcher runs a round on its own.
 const DISPATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -203,105 +210,127 @@ where
     }
 }
 
-/// Plays an SQS event source mapping: receive, handle with bounded concurrency under a
-/// message lease renewed by a heartbeat, delete on success, hand back on failure (after the
-/// delay the error asks for). On stop it receives no more, and messages not finished within
-/// [`STOP_GRACE`] are handed back at once (visibility 0), so a restart resumes them.
-async fn poll_queue(
+/// Plays an SQS event source mapping for one queue and one function: receive, handle with
+/// bounded concurrency under a message lease renewed by a heartbeat, delete on success, hand
+/// back on failure (after the delay the error asks for). A handler still running at the
+/// function's timeout is dropped as Lambda ends the invocation: its message is neither
+/// deleted nor handed back, and comes again when its lease runs out. On stop it receives no
+/// more, and messages not finished within [`STOP_GRACE`] are handed back at once
+/// (visibility 0), so a restart resumes them.
+#[derive(Clone)]
+struct Poller {
     name: &'static str,
     sqs: aws_sdk_sqs::Client,
     visibility: Visibility,
-    concurrency: usize,
     handle: Handler,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut running = JoinSet::new();
-    let url = visibility.url().to_string();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        while running.try_join_next().is_some() {}
-        let free = permits.available_permits().min(10);
-        if free == 0 {
-            tokio::select! {
-                _ = running.join_next() => {},
-                _ = shutdown.changed() => {},
+    /// The function's timeout in the template.
+    timeout: Duration,
+}
+
+impl Poller {
+    async fn run(self, concurrency: usize, mut shutdown: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let mut running = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
             }
-            continue;
+            while running.try_join_next().is_some() {}
+            let free = permits.available_permits().min(10);
+            if free == 0 {
+                tokio::select! {
+                    _ = running.join_next() => {},
+                    _ = shutdown.changed() => {},
+                }
+                continue;
+            }
+            let messages = self.receive(free).await;
+            if *shutdown.borrow() {
+                let receipts: Vec<String> = messages.into_iter().filter_map(|m| m.receipt_handle).collect();
+                self.visibility.set(&receipts, Duration::ZERO).await;
+                break;
+            }
+            for m in messages {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let (poller, stop) = (self.clone(), shutdown.clone());
+                running.spawn(async move {
+                    let _permit = permit;
+                    poller.deliver(m, stop).await;
+                });
+            }
         }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Up to `n` messages (none when the receive fails).
+    async fn receive(&self, n: usize) -> Vec<aws_sdk_sqs::types::Message> {
         // Not cancelled by a stop: messages SQS handed out must be handed back, not dropped
         // with the request (they would stay invisible for a whole window).
-        let received = sqs
+        let received = self
+            .sqs
             .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(free as i32)
+            .queue_url(self.visibility.url())
+            .max_number_of_messages(n as i32)
             .wait_time_seconds(1)
-            .visibility_timeout(visibility.window.as_secs() as i32)
+            .visibility_timeout(self.visibility.window.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await;
-        let messages = match received {
+        match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
-                warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                warn!(queue = self.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+                Vec::new()
             }
-        };
-        if *shutdown.borrow() {
-            let receipts: Vec<String> = messages.into_iter().filter_map(|m| m.receipt_handle).collect();
-            visibility.set(&receipts, Duration::ZERO).await;
-            break;
-        }
-        for m in messages {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let (sqs, url, handle, visibility) = (sqs.clone(), url.clone(), handle.clone(), visibility.clone());
-            let mut stop = shutdown.clone();
-            running.spawn(async move {
-                let _permit = permit;
-                let receipt = m.receipt_handle.unwrap_or_default();
-                let attempt = m
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                let started = Instant::now();
-                let body = m.body.unwrap_or_default();
-                let work = visibility.hold(&receipt, handle(body.clone(), attempt));
-                let abandoned = async {
-                    let _ = stop.wait_for(|s| *s).await;
-                    tokio::time::sleep(STOP_GRACE).await;
-                };
-                let result = tokio::select! {
-                    r = work => r,
-                    _ = abandoned => Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO }),
-                };
-                // Where Lambda would have been invoked (make cost prices it).
-                batchops_aws::metering::invoked(name, started.elapsed());
-                let done = match result {
-                    Ok(()) => true,
-                    Err(e) => {
-                        match e.retry_after() {
-                            Some(_) => info!(queue = name, reason = %e, "message handed back"),
-                            None => error!(queue = name, error = %e, "message failed; it will be delivered again"),
-                        }
-                        visibility.hand_back(&receipt, &body, &e).await
-                    }
-                };
-                if done {
-                    if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await {
-                        warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
-                    }
-                }
-            });
         }
     }
-    while running.join_next().await.is_some() {}
+
+    /// One invocation for one message.
+    async fn deliver(&self, m: aws_sdk_sqs::types::Message, mut stop: watch::Receiver<bool>) {
+        let receipt = m.receipt_handle.unwrap_or_default();
+        let attempt = m
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let started = Instant::now();
+        let body = m.body.unwrap_or_default();
+        let work = tokio::time::timeout(self.timeout, self.visibility.hold(&receipt, (self.handle)(body.clone(), attempt)));
+        let abandoned = async {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        let result = tokio::select! {
+            r = work => r,
+            _ = abandoned => Ok(Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO })),
+        };
+        // Where Lambda would have been invoked (make cost prices it).
+        batchops_aws::metering::invoked(self.name, started.elapsed());
+        let done = match result {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                match e.retry_after() {
+                    Some(_) => info!(queue = self.name, reason = %e, "message handed back"),
+                    None => error!(queue = self.name, error = %e, "message failed; it will be delivered again"),
+                }
+                self.visibility.hand_back(&receipt, &body, &e).await
+            }
+            Err(_) => {
+                error!(queue = self.name, timeout_secs = self.timeout.as_secs(), "the function timed out: its message comes again when its lease runs out");
+                false
+            }
+        };
+        if done {
+            let deleted = self.sqs.delete_message().queue_url(self.visibility.url()).receipt_handle(&receipt).send().await;
+            if let Err(e) = deleted {
+                warn!(queue = self.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
+            }
+        }
+    }
 }
 
 /// Creates what is missing and starts the API and the pollers.
@@ -352,12 +381,17 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         let fire = crate::schedules::fire_schedules(scheduler, group, intake.clone(), objects.clone(), rx.clone());
         tasks.spawn(fire);
     }
-    let pollers: Vec<(&'static str, String, usize, Handler)> = vec![
+    // The functions' timeouts in the template (the chunker and executor: their budgets and
+    // the margin the template leaves, so a test's shorter budget keeps its proportions).
+    let chunker_timeout = budget + CHUNKER_MARGIN;
+    let executor_timeout = time_budget + (time_budget / 9).max(Duration::from_secs(5));
+    let pollers: Vec<(&'static str, String, usize, Duration, Handler)> = vec![
         (
             "control",
             created.control_queue_url.clone(),
             // Inventory files are read in parallel, one control message each.
             std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            chunker_timeout,
             handler(move |body, _| {
                 let chunker = chunker.clone();
                 async move { manifest_chunker::handle_message(&chunker, &body, tokio::time::Instant::now() + budget).await }
@@ -367,6 +401,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             "chunks",
             created.chunk_queue_url.clone(),
             opts.chunk_workers,
+            executor_timeout,
             handler(move |body, attempt| {
                 let executor = executor.clone();
                 async move { task_executor::handle_message(&executor, &body, attempt).await.map(|_| ()) }
@@ -377,6 +412,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             created.finalize_queue_url.clone(),
             // A big report's segments are merged in parallel, one finalize message each.
             8,
+            FINALIZER_TIMEOUT,
             handler(move |body, _| {
                 let finalizer = finalizer.clone();
                 async move { report_finalizer::handle_message(&finalizer, &body).await }
@@ -386,22 +422,73 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             "specs",
             created.specs_queue_url.clone(),
             2,
+            SPECS_TIMEOUT,
             handler(move |body, _| {
                 let (intake, objects) = (intake.clone(), objects.clone());
                 async move { job_intake::s3_trigger::handle_message(&intake, &*objects, &body).await }
             }),
         ),
     ];
-    for (name, url, concurrency, h) in pollers {
+    for (name, url, concurrency, timeout, handle) in pollers {
         if name == "chunks" && opts.chunk_workers == 0 {
             // Tests drive the chunk queue themselves to deliver chunks as they choose.
             continue;
         }
         let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
         let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
-        tasks.spawn(poll_queue(name, clients.sqs.clone(), visibility, concurrency, h, rx.clone()));
+        let poller = Poller { name, sqs: clients.sqs.clone(), visibility, handle, timeout };
+        tasks.spawn(poller.run(concurrency, rx.clone()));
     }
     let api_url = format!("http://{addr}");
     info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
     Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    struct Dropped(Arc<AtomicUsize>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Against the emulator (`make test` runs one; AWS_ENDPOINT_URL points at it).
+    #[tokio::test]
+    async fn a_handler_past_its_functions_timeout_is_dropped_and_its_message_comes_again_after_its_lease() {
+        let clients = Clients::from_env().await;
+        let name = format!("poller-timeout-{}-{}", std::process::id(), batchops_core::clock::random_u64() % 1_000_000);
+        let url = clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+        clients.sqs.send_message().queue_url(&url).message_body("never ends").send().await.unwrap();
+        // GIVEN a function whose handler never ends, a timeout of 1 s and messages leased 2 s
+        let (attempts, dropped) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
+        let (seen, gone) = (attempts.clone(), dropped.clone());
+        let handle = handler(move |_, attempt| {
+            seen.lock().unwrap().push(attempt);
+            let guard = Dropped(gone.clone());
+            async move {
+                let _guard = guard;
+                std::future::pending::<batchops_core::Result<()>>().await
+            }
+        });
+        let visibility = Visibility::new(clients.sqs.clone(), &url, Duration::from_secs(2), Duration::from_secs(1));
+        let poller = Poller { name: "test", sqs: clients.sqs.clone(), visibility, handle, timeout: Duration::from_secs(1) };
+        let (stop, stopped) = watch::channel(false);
+        let run = tokio::spawn(poller.run(1, stopped));
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        // THEN each invocation was ended at the timeout, neither deleting nor handing back its
+        // message, which came again once its lease ran out (as on Lambda)
+        let attempts = attempts.lock().unwrap().clone();
+        assert_eq!(attempts[..2], [1, 2], "{attempts:?}");
+        assert_eq!(dropped.load(Ordering::SeqCst), attempts.len());
+        let _ = clients.sqs.delete_queue().queue_url(&url).send().await;
+    }
 }
