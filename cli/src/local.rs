@@ -299,7 +299,8 @@ impl Poller {
             .unwrap_or(1);
         let started = Instant::now();
         let body = m.body.unwrap_or_default();
-        let work = tokio::time::timeout(self.timeout, self.visibility.hold(&receipt, (self.handle)(body.clone(), attempt)));
+        let work =
+            tokio::time::timeout(self.timeout, self.visibility.hold(&receipt, (self.handle)(body.clone(), attempt)));
         let abandoned = async {
             let _ = stop.wait_for(|s| *s).await;
             tokio::time::sleep(STOP_GRACE).await;
@@ -320,12 +321,17 @@ impl Poller {
                 self.visibility.hand_back(&receipt, &body, &e).await
             }
             Err(_) => {
-                error!(queue = self.name, timeout_secs = self.timeout.as_secs(), "the function timed out: its message comes again when its lease runs out");
+                error!(
+                    queue = self.name,
+                    timeout_secs = self.timeout.as_secs(),
+                    "the function timed out: its message comes again when its lease runs out"
+                );
                 false
             }
         };
         if done {
-            let deleted = self.sqs.delete_message().queue_url(self.visibility.url()).receipt_handle(&receipt).send().await;
+            let deleted =
+                self.sqs.delete_message().queue_url(self.visibility.url()).receipt_handle(&receipt).send().await;
             if let Err(e) = deleted {
                 warn!(queue = self.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
             }
@@ -478,7 +484,8 @@ mod tests {
             }
         });
         let visibility = Visibility::new(clients.sqs.clone(), &url, Duration::from_secs(2), Duration::from_secs(1));
-        let poller = Poller { name: "test", sqs: clients.sqs.clone(), visibility, handle, timeout: Duration::from_secs(1) };
+        let poller =
+            Poller { name: "test", sqs: clients.sqs.clone(), visibility, handle, timeout: Duration::from_secs(1) };
         let (stop, stopped) = watch::channel(false);
         let run = tokio::spawn(poller.run(1, stopped));
         tokio::time::sleep(Duration::from_millis(5_500)).await;

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::future::join_all;
 use batchops_core::Result;
+use futures::future::join_all;
 use tracing::{error, info};
 
 use crate::Visibility;
@@ -40,7 +40,12 @@ where
 }
 
 /// Handles one record; returns its message id when SQS is to deliver it again.
-async fn one<F, Fut>(record: SqsMessage, visibility: Option<&Visibility>, held: &Mutex<Vec<String>>, handle: &F) -> Option<String>
+async fn one<F, Fut>(
+    record: SqsMessage,
+    visibility: Option<&Visibility>,
+    held: &Mutex<Vec<String>>,
+    handle: &F,
+) -> Option<String>
 where
     F: Fn(String, u32) -> Fut,
     Fut: Future<Output = Result<()>>,

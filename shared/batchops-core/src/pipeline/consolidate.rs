@@ -313,7 +313,8 @@ impl Finalizer {
             let written = async {
                 // Collected first: a lazy map's closure in this future trips rustc's `Send`
                 // inference for higher-ranked lifetimes (rust-lang/rust#102211).
-                let opened: Vec<_> = parts.iter().map(|f| objects.read(&target.bucket, &f.key, None, 0, None, None)).collect();
+                let opened: Vec<_> =
+                    parts.iter().map(|f| objects.read(&target.bucket, &f.key, None, 0, None, None)).collect();
                 // In order, with the next files' requests already on their way.
                 let mut bodies = futures::stream::iter(opened).buffered(READ_AHEAD);
                 while let Some(body) = bodies.next().await {
@@ -434,7 +435,8 @@ mod tests {
         use crate::spec::{ReportScope, ReportTarget};
         let job = JobId::new_random();
         for prefix in [None, Some("r".to_string()), Some("p".repeat(512))] {
-            let target = ReportTarget { bucket: "reports".into(), prefix: prefix.clone(), scope: ReportScope::AllTasks };
+            let target =
+                ReportTarget { bucket: "reports".into(), prefix: prefix.clone(), scope: ReportScope::AllTasks };
             let per = chunks_per_segment(&target, &job);
             // A billion tasks in chunks of a thousand, and one of 20 billion.
             for count in [1_000_000u64, 20_000_000] {

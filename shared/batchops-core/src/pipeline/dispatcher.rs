@@ -39,6 +39,24 @@ pub fn depth_for(capacity: u64) -> u64 {
     capacity + (capacity / 4).max(1)
 }
 
+/// How long a chunk of a paced job (`MaxTasksPerSecond`) should take at its share of the
+/// rate: well within the executor's invocation (270 s of 300), so it ends there instead of
+/// handing most of its tasks on.
+pub const PACED_CHUNK_SECS: f64 = 240.0;
+
+/// The most chunks of a paced job that run at once: as many as share its rate with each still
+/// ending within [`PACED_CHUNK_SECS`] (at least one). `None` for a job without a rate. Its
+/// chunks' size is the job's average once it is cut, the default chunk size before.
+pub fn paced_chunks(job: &Job) -> Option<usize> {
+    let rate = job.max_tasks_per_second? as f64;
+    let p = &job.progress;
+    let per_chunk = match (p.total_tasks, p.total_chunks) {
+        (Some(tasks), Some(chunks)) if chunks > 0 => (tasks as f64 / chunks as f64).max(1.0),
+        _ => super::Settings::default().chunk_size as f64,
+    };
+    Some(((rate * PACED_CHUNK_SECS / per_chunk).floor() as usize).max(1))
+}
+
 /// What one round did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Round {
@@ -134,17 +152,26 @@ impl Dispatcher {
         }
         let share = room.div_ceil(level.len()) + 1;
         let mut queues: Vec<(&Job, u64, VecDeque<Waiting>, bool)> = Vec::new();
+        let mut caps = Vec::new();
         for (job, pushes) in level {
-            let waiting = self.backlog.peek(&job.id, share).await?;
-            let more = waiting.len() >= share;
+            let cap = self.paced_room(job).await?;
+            let waiting = self.backlog.peek(&job.id, share.min(cap.max(1))).await?;
+            let more = waiting.len() >= share.min(cap.max(1));
+            caps.push(cap);
             queues.push((job, *pushes, waiting.into(), more));
         }
         let mut taken: Vec<Vec<Waiting>> = vec![Vec::new(); queues.len()];
         let mut room = room;
-        while room > 0 && queues.iter().any(|q| !q.2.is_empty()) {
+        let open = |i: usize, q: &(&Job, u64, VecDeque<Waiting>, bool), taken: &[Vec<Waiting>]| {
+            !q.2.is_empty() && taken[i].len() < caps[i]
+        };
+        while room > 0 && queues.iter().enumerate().any(|(i, q)| open(i, q, &taken)) {
             for (i, q) in queues.iter_mut().enumerate() {
                 if room == 0 {
                     break;
+                }
+                if !open(i, q, &taken) {
+                    continue;
                 }
                 if let Some(w) = q.2.pop_front() {
                     taken[i].push(w);
@@ -206,6 +233,16 @@ impl Dispatcher {
             i += level_jobs.len();
         }
         Ok(())
+    }
+
+    /// How many more of the job's chunks may run: for a paced job, [`paced_chunks`] less
+    /// those running (a released chunk not claimed yet is not seen: the executor defers a
+    /// chunk claimed beyond the cap); for any other, no limit.
+    async fn paced_room(&self, job: &Job) -> Result<usize> {
+        let Some(cap) = paced_chunks(job) else { return Ok(usize::MAX) };
+        let now = now_ms();
+        let running = self.store.chunk_leases(&job.id).await?.iter().filter(|l| l.live(now)).count();
+        Ok(cap.saturating_sub(running))
     }
 
     /// True while a chunk of the job runs.

@@ -580,7 +580,10 @@ impl Executor {
                 })
             }
         }
-        let result = self.run_claimed(&job, msg, &lease).await;
+        let result = match self.beyond_pace(&job, &lease).await? {
+            true => self.defer(msg).await,
+            false => self.run_claimed(&job, msg, &lease).await,
+        };
         if !matches!(result, Ok(Disposition::Recorded { .. })) {
             // Recording ends the claim; anything else gives the chunk back at once.
             if let Err(e) = self.store.release_chunk(&job.id, msg.index, &lease.owner).await {
@@ -590,11 +593,25 @@ impl Executor {
         result
     }
 
-    /// Puts a chunk of a Paused job back into its backlog.
+    /// True when this claim makes more chunks of a paced job run than its rate can keep busy
+    /// ([`super::dispatcher::paced_chunks`]): the dispatcher released it before it saw the
+    /// others start. Two claims at once may both step back; the next round releases again.
+    async fn beyond_pace(&self, job: &Job, lease: &ChunkLease) -> Result<bool> {
+        let Some(cap) = super::dispatcher::paced_chunks(job) else { return Ok(false) };
+        let now = now_ms();
+        let leases = self.store.chunk_leases(&job.id).await?;
+        let others = leases.iter().filter(|l| l.live(now) && l.owner != lease.owner).count();
+        if others >= cap {
+            info!(job_id = %job.id, chunk = lease.index, running = others, cap, "paced job: chunk back in its backlog");
+        }
+        Ok(others >= cap)
+    }
+
+    /// Puts a chunk of a Paused job (or one beyond a paced job's share) back into its backlog.
     async fn defer(&self, msg: &ChunkMessage) -> Result<Disposition> {
         let waiting = Waiting { index: msg.index, body: super::encode(msg)? };
         self.dispatcher.backlog.push(&msg.job_id, vec![waiting]).await?;
-        info!(job_id = %msg.job_id, chunk = msg.index, "chunk of a paused job back in its backlog");
+        info!(job_id = %msg.job_id, chunk = msg.index, "chunk back in its backlog");
         Ok(Disposition::Deferred)
     }
 

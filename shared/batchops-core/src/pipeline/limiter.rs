@@ -38,6 +38,37 @@ fn kept(share: f64) -> f64 {
 /// not how much.
 const HEARD_SHARE: f64 = 0.5;
 
+/// Answers after a cut awaited (no other cut made) before its share of throttles is compared
+/// with the share before it: [`JUDGED`] within [`JUDGE_WITHIN`], else [`FEWEST_JUDGED`]
+/// within [`JUDGE_SLOW_WITHIN`] (a slow request stream, down to one a second); fewer than
+/// that: cut as usual.
+const JUDGED: u32 = 50;
+const JUDGE_WITHIN: Duration = Duration::from_secs(2);
+const FEWEST_JUDGED: u32 = 10;
+const JUDGE_SLOW_WITHIN: Duration = Duration::from_secs(12);
+
+/// The largest share of throttles ever tolerated: a store refusing nearly everything is
+/// always cut for.
+const MOST_TOLERATED: f64 = 0.8;
+
+/// How long a share of throttles that cutting did not lower is tolerated (see
+/// [`Aimd::on_throttle`]) before a cut is tried again.
+const TOLERATE_FOR: Duration = Duration::from_secs(10);
+
+/// The share of throttles a cut to `kept(share)` of the rate leaves when the store throttles
+/// what exceeds its capacity (`share = 1 - capacity / rate`).
+fn after_cut(share: f64) -> f64 {
+    (1.0 - (1.0 - share) / kept(share)).max(0.0)
+}
+
+/// The most throttles of `n` answers tolerated once cutting did not lower `share`: a quarter
+/// more, or two standard deviations of a share of `n` answers when that is more (a handful
+/// of answers says little).
+fn tolerated(share: f64, n: u32) -> f64 {
+    let spread = 2.0 * (share * (1.0 - share) / f64::from(n.max(1))).sqrt();
+    share + (share * 0.25 + 0.02).max(spread)
+}
+
 /// The gap between requests once the limit is down to one in flight and throttling goes on.
 const MIN_GAP: Duration = Duration::from_millis(2);
 const MAX_GAP: Duration = Duration::from_secs(1);
@@ -59,6 +90,51 @@ struct AimdState {
     /// Responses and throttles since the last decrease.
     responses: u32,
     throttles: u32,
+    /// The last local decrease, whose next window shows whether it lowered the share.
+    probe: Option<Probe>,
+    /// A share of throttles cutting did not lower, tolerated without cutting until then.
+    tolerate: Option<(f64, Instant)>,
+    /// Since the last cut, a request found the limit reached (or waited for the gap): only
+    /// then did the cut change the rate, and can its answers tell anything.
+    bound: bool,
+}
+
+impl AimdState {
+    /// The share of throttles tolerated now, if any.
+    fn tolerated(&self, now: Instant) -> Option<f64> {
+        self.tolerate.filter(|(_, until)| now < *until).map(|(share, _)| share)
+    }
+
+    /// Whether `share` calls for a cut: always, unless a share is tolerated; then `None`
+    /// until enough answers came to tell, and only when it is beyond the tolerated share.
+    fn beyond_tolerance(&mut self, share: f64, now: Instant) -> Option<bool> {
+        let Some(t) = self.tolerated(now) else { return Some(true) };
+        let n = self.responses;
+        if n < FEWEST_JUDGED {
+            return None;
+        }
+        (self.responses, self.throttles, self.last_decrease) = (0, 0, Some(now));
+        Some(share > tolerated(t, n))
+    }
+}
+
+/// Whether `share` of `n` answers after the cut `p` is lower than the share before it: nearer
+/// what a rate-driven store would leave (`after_cut`) than the share before, or lower by more
+/// than chance (two standard deviations of the difference of the two shares).
+fn lowered(p: Probe, share: f64, n: u32) -> bool {
+    let variance = p.share * (1.0 - p.share) * (1.0 / f64::from(p.answers.max(1)) + 1.0 / f64::from(n.max(1)));
+    share <= (p.share + after_cut(p.share)) / 2.0 || share < p.share - 2.0 * variance.sqrt()
+}
+
+/// What a decrease left behind: the share that drove it, and the limit and gap before it.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    share: f64,
+    /// Answers the share was counted from.
+    answers: u32,
+    limit: f64,
+    gap: Duration,
+    at: Instant,
 }
 
 /// The adaptive limit on requests in flight for one job and bucket.
@@ -93,6 +169,9 @@ impl Aimd {
                 unpublished: false,
                 responses: 0,
                 throttles: 0,
+                probe: None,
+                tolerate: None,
+                bound: false,
             }),
             freed: Notify::new(),
             max,
@@ -110,8 +189,11 @@ impl Aimd {
                     let now = Instant::now();
                     let start = s.next.max(now);
                     s.next = start + s.gap;
+                    // The limit binds: this request takes its last place, or waits its turn.
+                    s.bound |= start > now || s.in_flight as f64 >= s.limit.floor().max(1.0);
                     Some(start)
                 } else {
+                    s.bound = true;
                     None
                 }
             };
@@ -124,8 +206,9 @@ impl Aimd {
     }
 
     /// A request succeeded: at most once per cooldown, one more request in flight, or with a
-    /// gap a request rate 5 % higher (and one more a second). Growth goes by time, not by
-    /// successes: a fast store answers many requests per cooldown.
+    /// gap a request rate 5 % higher (and one more a second; half higher while throttling
+    /// is tolerated). Growth goes by time, not by successes: a fast store
+    /// answers many requests per cooldown.
     pub fn on_success(&self) {
         let grew = {
             let mut s = lock(&self.state);
@@ -133,9 +216,17 @@ impl Aimd {
             if s.last_change.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
                 return;
             }
-            s.last_change = Some(Instant::now());
+            if s.probe.is_some() && s.throttles == 0 {
+                // A cooldown without throttles: the cut did what it should.
+                s.probe = None;
+            }
+            let now = Instant::now();
+            s.last_change = Some(now);
+            // While the store is known to shed requests whatever the rate, a gap closes fast
+            // (back from cuts made before that was known within seconds, not minutes).
+            let faster_by = if s.tolerated(now).is_some() { 1.5 } else { 1.05 };
             if !s.gap.is_zero() {
-                let faster = 1.0 / s.gap.as_secs_f64() * 1.05 + 1.0;
+                let faster = 1.0 / s.gap.as_secs_f64() * faster_by + 1.0;
                 s.gap = Duration::from_secs_f64(1.0 / faster);
                 if s.gap < MIN_GAP {
                     s.gap = Duration::ZERO;
@@ -153,7 +244,13 @@ impl Aimd {
 
     /// The service throttled a request (`local`) or another process said it did: once per
     /// cooldown the limit decreases by the share of responses throttled since the last
-    /// decrease (see [`kept`]).
+    /// decrease (see [`kept`]). A store that throttles what exceeds its capacity throttles a
+    /// smaller share after a cut; one that sheds a share of requests whatever the rate (as S3
+    /// does while it splits a partition) does not, and cutting for it only loses goodput. So
+    /// after a cut no other is made until enough answers came ([`JUDGED`]): when their share is
+    /// nearer what it was than what a cut leaves, the cut is undone and that share tolerated,
+    /// not cut for, for [`TOLERATE_FOR`] (throttles heard from other processes too); a share
+    /// above it (the rate matters again) is cut for as before.
     pub fn on_throttle(&self, local: bool) {
         let mut s = lock(&self.state);
         if local {
@@ -164,14 +261,56 @@ impl Aimd {
         if s.last_decrease.is_some_and(|t| t.elapsed() < DECREASE_COOLDOWN) {
             return;
         }
+        let now = Instant::now();
+        // Another process's throttle says the store is loaded, not that the rate matters.
+        if !local && (s.tolerated(now).is_some() || s.probe.is_some()) {
+            return;
+        }
         let share = match local {
             true => f64::from(s.throttles) / f64::from(s.responses.max(1)),
             false => HEARD_SHARE,
         };
+        let cut = match s.probe {
+            Some(p) => self.judge(&mut s, p, share, now),
+            None => s.beyond_tolerance(share, now),
+        };
+        if cut != Some(true) {
+            return;
+        }
+        let before = Probe { share, answers: s.responses, limit: s.limit, gap: s.gap, at: now };
         (s.responses, s.throttles) = (0, 0);
-        s.last_change = Some(Instant::now());
+        (s.last_change, s.last_decrease) = (Some(now), Some(now));
         (s.limit, s.gap) = decrease(s.limit, s.gap, share);
-        s.last_decrease = Some(Instant::now());
+        // Only a cut that changes the rate tells anything: a tenth fewer requests in flight
+        // (counted whole), or a tenth longer gap between them.
+        let fewer = s.limit.floor() <= (before.limit.floor() * 0.9).floor();
+        let slower = !before.gap.is_zero() && s.gap >= before.gap.mul_f64(1.1);
+        s.probe = (local && share <= MOST_TOLERATED && (fewer || slower)).then_some(before);
+        s.bound = false;
+    }
+
+    /// What the answers since the cut `p` say: `None` while too few came to tell, `Some(false)`
+    /// when the share did not fall as a rate-driven store's would (the cut is undone and the
+    /// share tolerated from now), `Some(true)` when it did (or too few came in the time).
+    fn judge(&self, s: &mut AimdState, p: Probe, share: f64, now: Instant) -> Option<bool> {
+        let waited = now.duration_since(p.at);
+        let n = s.responses;
+        if (n < JUDGED && waited < JUDGE_WITHIN) || (n < FEWEST_JUDGED && waited < JUDGE_SLOW_WITHIN) {
+            return None;
+        }
+        s.probe = None;
+        // Nearer the share before the cut than the share a rate-driven store would leave; a
+        // cut that never bound (the requests are fewer than it: retries waiting out their
+        // backoff set the pace) tells nothing.
+        if n < FEWEST_JUDGED || !s.bound || lowered(p, share, n) {
+            return Some(true);
+        }
+        (s.limit, s.gap) = (s.limit.max(p.limit), s.gap.min(p.gap));
+        s.tolerate = Some((share, now + TOLERATE_FOR));
+        (s.responses, s.throttles) = (0, 0);
+        (s.last_change, s.last_decrease) = (Some(now), Some(now));
+        self.freed.notify_waiters();
+        Some(false)
     }
 
     /// True once after this process was throttled: time to tell the others.
@@ -432,6 +571,177 @@ mod tests {
         let (limit, gap) = settle(1.0);
         assert_eq!(limit, 1.0);
         assert_eq!(gap, MAX_GAP);
+    }
+
+    /// Plays `workers` request loops through `a` for `span` against a store answering in
+    /// `LATENCY` on average, which throttles a request when `throttled(in flight, a random draw)` says
+    /// so; returns (successes, throttles).
+    async fn drive(a: Arc<Aimd>, workers: u64, span: Duration, throttled: fn(usize, f64) -> bool) -> (u64, u64) {
+        const LATENCY: Duration = Duration::from_millis(20);
+        let in_flight = Arc::new(Mutex::new(0usize));
+        let counts = Arc::new(Mutex::new((0u64, 0u64)));
+        let end = Instant::now() + span;
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (a, in_flight, counts) = (a.clone(), in_flight.clone(), counts.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seed = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                while Instant::now() < end {
+                    let slot = a.acquire().await;
+                    let now_in_flight = {
+                        let mut n = lock(&in_flight);
+                        *n += 1;
+                        *n
+                    };
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let draw = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                    // 10-30 ms: answers that all come at one instant would make the store's
+                    // count of requests in flight depend on the order they are handled in.
+                    let jitter = (seed & 0xFFFF) as f64 / 65_536.0;
+                    tokio::time::sleep(LATENCY.mul_f64(0.5 + jitter)).await;
+                    *lock(&in_flight) -= 1;
+                    drop(slot);
+                    let mut c = lock(&counts);
+                    match throttled(now_in_flight, draw) {
+                        true => (c.1 += 1, a.on_throttle(true)),
+                        false => (c.0 += 1, a.on_success()),
+                    };
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let c = *lock(&counts);
+        c
+    }
+
+    /// Plays `workers` tasks through `a` for `span` against a store that takes `rate`
+    /// requests a second (a token bucket holding `burst`): a refusal comes back at once and
+    /// its task waits its retry backoff (full jitter, 100 ms doubling to 5 s) before it tries
+    /// again; an accepted request takes 20-60 ms. Returns (successes, throttles).
+    async fn drive_rate(a: Arc<Aimd>, workers: u64, span: Duration, rate: f64, burst: f64) -> (u64, u64) {
+        let tokens = Arc::new(Mutex::new((burst, Instant::now())));
+        let counts = Arc::new(Mutex::new((0u64, 0u64)));
+        let end = Instant::now() + span;
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (a, tokens, counts) = (a.clone(), tokens.clone(), counts.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seed = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut draw = move || {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64
+                };
+                let mut refused = 0u32;
+                while Instant::now() < end {
+                    let slot = a.acquire().await;
+                    let accepted = {
+                        let mut t = lock(&tokens);
+                        let now = Instant::now();
+                        t.0 = (t.0 + now.duration_since(t.1).as_secs_f64() * rate).min(burst);
+                        t.1 = now;
+                        let ok = t.0 >= 1.0;
+                        if ok {
+                            t.0 -= 1.0;
+                        }
+                        ok
+                    };
+                    let took = if accepted {
+                        Duration::from_millis(20).mul_f64(1.0 + 2.0 * draw())
+                    } else {
+                        Duration::from_millis(2)
+                    };
+                    tokio::time::sleep(took).await;
+                    drop(slot);
+                    if accepted {
+                        lock(&counts).0 += 1;
+                        a.on_success();
+                        refused = 0;
+                        continue;
+                    }
+                    lock(&counts).1 += 1;
+                    a.on_throttle(true);
+                    refused += 1;
+                    let ceiling =
+                        Duration::from_millis(100).saturating_mul(1 << refused.min(6)).min(Duration::from_secs(5));
+                    tokio::time::sleep(ceiling.mul_f64(draw())).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let c = *lock(&counts);
+        c
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_takes_a_fixed_rate_is_used_at_that_rate() {
+        // GIVEN stores that take 400 and 60 requests a second, and 256 tasks that would send
+        // far more
+        for (rate, burst) in [(400.0, 40.0), (60.0, 60.0)] {
+            let a = Arc::new(Aimd::new(64));
+            let (ok, throttled) = drive_rate(a.clone(), 256, Duration::from_secs(60), rate, burst).await;
+            let share = throttled as f64 / (ok + throttled) as f64;
+            eprintln!(
+                "rate {rate}/s: {ok} successes of {} possible, {throttled} throttles ({share:.3}), limit {}",
+                rate * 60.0,
+                a.limit()
+            );
+            // THEN the rate is used
+            assert!(ok as f64 >= 0.9 * rate * 60.0, "{ok} successes, {throttled} throttles ({share:.3})");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_that_does_not_follow_the_rate_keeps_the_goodput_the_store_gives() {
+        // GIVEN a store that throttles 60 % of requests at random, whatever the rate (as S3
+        // does while it splits a partition), 64 requests allowed in flight, 20 ms each
+        let a = Arc::new(Aimd::new(64));
+        let (ok, throttled) = drive(a.clone(), 64, Duration::from_secs(30), |_, draw| draw < 0.6).await;
+        // THEN the limiter keeps near all 64 in flight: at least 80 % of the 40 % of 3,200
+        // requests a second the store lets through (cutting for it settled near 3 in flight:
+        // about 5 %)
+        let best = 0.4 * 64.0 * 30.0 / 0.020;
+        eprintln!("random 60 %: {ok} successes of {best} possible, {throttled} throttles");
+        assert!(ok as f64 >= 0.8 * best, "{ok} successes of {best} possible, {throttled} throttles");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_cut_down_to_a_gap_by_throttling_that_does_not_follow_the_rate_comes_back() {
+        // GIVEN a limit driven down to one request in flight, spaced out (throttles heard
+        // from other processes), before the store is seen to shed 60 % whatever the rate
+        let a = Arc::new(Aimd::new(64));
+        for _ in 0..24 {
+            a.on_throttle(false);
+            tokio::time::sleep(DECREASE_COOLDOWN).await;
+        }
+        assert!(a.limit() == 1 && !a.gap().is_zero(), "{} {:?}", a.limit(), a.gap());
+        // WHEN its own requests meet that store for a minute
+        let (ok, _) = drive(a.clone(), 64, Duration::from_secs(60), |_, draw| draw < 0.6).await;
+        // THEN it finds its way back to most of the goodput the store gives
+        let best = 0.4 * 64.0 * 60.0 / 0.020;
+        eprintln!("back from a gap: {ok} successes of {best} possible, limit {}", a.limit());
+        assert!(ok as f64 >= 0.5 * best, "{ok} successes of {best} possible, limit {}", a.limit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_that_follows_the_rate_is_still_cut_for() {
+        // GIVEN a store that takes 16 requests at once and throttles any beyond
+        let a = Arc::new(Aimd::new(64));
+        let (ok, throttled) = drive(a.clone(), 64, Duration::from_secs(30), |n, _| n > 16).await;
+        // THEN the limiter stays near 16: most of the store's capacity used, few throttles
+        let best = 16.0 * 30.0 / 0.020;
+        let share = throttled as f64 / (ok + throttled) as f64;
+        eprintln!("capacity 16: {ok} successes of {best} possible, {throttled} throttles, limit {}", a.limit());
+        assert!(ok as f64 >= 0.6 * best, "{ok} successes of {best} possible");
+        assert!(share < 0.25, "{throttled} throttles of {} responses", ok + throttled);
+        assert!(a.limit() <= 24, "limit {}", a.limit());
     }
 
     #[tokio::test(start_paused = true)]

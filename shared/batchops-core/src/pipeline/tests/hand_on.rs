@@ -4,6 +4,7 @@
 //! is quick and exact: a cancel stops the retries, a throttled record is tried again.
 
 use super::*;
+use crate::ports::Backlog;
 
 #[tokio::test(start_paused = true)]
 async fn a_paced_chunk_slower_than_its_invocation_records_what_ran_and_hands_the_rest_on() {
@@ -132,4 +133,39 @@ async fn the_failure_threshold_is_seen_as_tasks_finish_not_when_the_chunk_ends()
     let ran = job.progress.tasks_run();
     assert!((1000..3000).contains(&ran), "stopped soon after the threshold: {ran} of 3000 ran");
     assert_eq!(w.report_rows(&job).len() as u64, ran);
+}
+
+#[tokio::test]
+async fn a_paced_job_runs_no_more_chunks_than_its_rate_keeps_busy_within_an_invocation() {
+    use crate::pipeline::dispatcher::paced_chunks;
+    // GIVEN a job of ten 100-task chunks paced at 1 task a second: a chunk at that rate takes
+    // 100 s, so two share it within an invocation (240 s each)
+    let w = World::new(100, Duration::from_secs(60));
+    let spec = w.spec(&manifest(1000), json!({"MaxTasksPerSecond": 1}));
+    let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    w.drain_control_only().await;
+    let job = w.store.get(&id).await.unwrap();
+    assert_eq!(paced_chunks(&job), Some(2));
+    // THEN the dispatcher released one while the job was cut (its chunks' size unknown: the
+    // default 1,000 tasks assumed); once it runs, a round releases a second, and with two
+    // running none: not all ten (each would have paced at 0.1 task/s and handed most of its
+    // tasks on at the end of its invocation)
+    assert_eq!(w.chunks.len(), 1);
+    for index in [0, 1] {
+        let lease = crate::ports::ChunkLease { index, owner: format!("w{index}"), until_ms: u64::MAX };
+        w.store.start_chunk(&id, &lease).await.unwrap();
+        w.dispatcher().dispatch().await.unwrap();
+    }
+    assert_eq!(w.chunks.len(), 2);
+    // WHEN a chunk released before the others started is claimed beyond the cap
+    let extra = w.store.peek(&id, 1).await.unwrap().remove(0);
+    let msg = ChunkMessage::decode(&extra.body).unwrap();
+    w.store.remove(&id, &[extra.index]).await.unwrap();
+    // THEN it goes back to the backlog unrun, its claim released
+    let outcome = w.executor().handle(&msg).await.unwrap();
+    assert_eq!(outcome, crate::pipeline::executor::Disposition::Deferred);
+    assert_eq!(w.store.peek(&id, 100).await.unwrap().iter().filter(|c| c.index == msg.index).count(), 1);
+    assert!(w.runner.calls.lock().unwrap().is_empty(), "no task ran");
+    let live = w.store.chunk_leases(&id).await.unwrap().len();
+    assert_eq!(live, 2, "only the two running chunks hold claims");
 }
