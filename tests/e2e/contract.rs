@@ -150,14 +150,15 @@ async fn contract<S: JobStore + Backlog>(store: &S) -> Result<()> {
     assert_eq!(rest.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
     // ... and by account: full pages of that account's jobs, the others skipped
     let ids_of = |page: &batchops_core::ports::JobPage| page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
-    let mine = JobFilter { statuses: &[], account: Some("000000000000") };
+    let mine = JobFilter { statuses: &[], account: Some("000000000000"), open: false };
     let first = store.list(&mine, 1, None).await?;
     assert_eq!(ids_of(&first), vec![c.id.clone()]);
     let second = store.list(&mine, 1, first.next_token.as_deref()).await?;
     assert_eq!(ids_of(&second), vec![a.id.clone()], "b, of another account, is skipped");
-    let theirs = store.list(&JobFilter { statuses: &[], account: Some("111122223333") }, 5, None).await?;
+    let theirs = store.list(&JobFilter { statuses: &[], account: Some("111122223333"), open: false }, 5, None).await?;
     assert_eq!((ids_of(&theirs), theirs.next_token), (vec![b.id.clone()], None));
-    let cancelling = store.list(&JobFilter { statuses: &[JobStatus::Cancelling], account: None }, 10, None).await?;
+    let cancelling =
+        store.list(&JobFilter { statuses: &[JobStatus::Cancelling], account: None, open: false }, 10, None).await?;
     assert_eq!(cancelling.jobs.len(), 1);
     assert_eq!(cancelling.jobs[0].progress.succeeded, 14);
     assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 2)).await?, RecordOutcome::JobClosed(JobStatus::Cancelling));
@@ -168,6 +169,14 @@ async fn contract<S: JobStore + Backlog>(store: &S) -> Result<()> {
     assert_eq!(store.record_chunk(&a.id, &chunk(9, 1, 0), "w1").await?, RecordOutcome::JobClosed(JobStatus::Cancelled));
     assert!(!store.chunk_recorded(&a.id, 9).await?);
     assert_eq!(store.record_part(&a.id, &part(Pass::Cut, 3)).await?, RecordOutcome::JobClosed(JobStatus::Cancelled));
+    // the open jobs: those that have not ended, newest first (DynamoDB: the sparse index the
+    // sweep reads, which a job leaves when it ends)
+    let open = JobFilter { open: true, ..JobFilter::default() };
+    assert_eq!(ids_of(&store.list(&open, 10, None).await?), vec![c.id.clone(), b.id.clone()], "a ended");
+    let mut c_ended = store.get(&c.id).await?;
+    c_ended.status = JobStatus::Failed;
+    store.put(&c_ended).await?;
+    assert_eq!(ids_of(&store.list(&open, 10, None).await?), vec![b.id.clone()]);
     // a confirmed job's cut goes on while a job of higher priority has it paused
     let p = job(0);
     assert_eq!(store.create(&p, "tok-p", "hp").await?, CreateOutcome::Created);
@@ -224,6 +233,49 @@ async fn the_dynamodb_store_keeps_the_contract() -> Result<()> {
     let table = batchops_e2e::unique("contract");
     batchops_aws::resources::ensure_table(&clients, &table).await?;
     contract(&DynamoJobStore::new(clients.dynamodb.clone(), table)).await
+}
+
+#[tokio::test]
+async fn a_table_made_before_the_open_jobs_index_gets_it_and_its_open_jobs_are_listed() -> Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType,
+    };
+    let clients = batchops_e2e::clients().await;
+    let table = batchops_e2e::unique("older");
+    // GIVEN the table as batchops made it before: the by-created index alone
+    let key = |n: &str, k: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(k).build().unwrap();
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let by_created = GlobalSecondaryIndex::builder()
+        .index_name("by-created")
+        .key_schema(key("gsi1pk", KeyType::Hash))
+        .key_schema(key("gsi1sk", KeyType::Range))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()?;
+    let ddb = &clients.dynamodb;
+    let mut create = ddb.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest);
+    create = create.key_schema(key("pk", KeyType::Hash)).key_schema(key("sk", KeyType::Range));
+    for a in ["pk", "sk", "gsi1pk", "gsi1sk"] {
+        create = create.attribute_definitions(attr(a));
+    }
+    create.global_secondary_indexes(by_created).send().await?;
+    // WHEN batchops starts on it
+    batchops_aws::resources::ensure_table(&clients, &table).await?;
+    // THEN it has the open-jobs index, and the jobs written from now on are listed there
+    let described = ddb.describe_table().table_name(&table).send().await?;
+    let names: Vec<String> = described
+        .table()
+        .map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(String::from)).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"open-jobs".to_string()), "{names:?}");
+    let store = DynamoJobStore::new(clients.dynamodb.clone(), table);
+    let j = job(0);
+    store.create(&j, "tok", "h").await?;
+    let open = store.list(&JobFilter { open: true, ..JobFilter::default() }, 10, None).await?;
+    assert_eq!(open.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![j.id.clone()]);
+    Ok(())
 }
 
 /// The backlog the dispatcher releases chunks from: `peek` answers as many waiting chunks as

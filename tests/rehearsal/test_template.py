@@ -8,6 +8,7 @@ import stack
 
 TABLE = {"Fn::GetAtt": ["JobsTable", "Arn"]}
 INDEX = {"Fn::Sub": "${JobsTable.Arn}/index/by-created"}
+OPEN_INDEX = {"Fn::Sub": "${JobsTable.Arn}/index/open-jobs"}
 
 # The JobStore methods each function's code calls (shared/batchops-core/src/pipeline) and the
 # DynamoDB requests behind them (shared/batchops-aws/src/dynamo.rs): create = a transaction of
@@ -27,10 +28,11 @@ DYNAMODB = {
     "ScheduledJobFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
     # get, put (progress, checkpoints, statuses), record_part; the dispatcher: push / remove =
     # BatchWriteItem, runnable / peek / chunk_leases = Query, the runnable mark = UpdateItem
-    # and DeleteItem, its lock = PutItem and DeleteItem; the timer's sweep: list (Suspended)
+    # and DeleteItem, its lock = PutItem and DeleteItem; the timer's sweep: list (Suspended;
+    # every job hourly) and list of the open jobs (the sparse index, every minute)
     "ManifestChunkerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE],
                                 "dynamodb:UpdateItem": [TABLE], "dynamodb:BatchWriteItem": [TABLE],
-                                "dynamodb:Query": [TABLE, INDEX], "dynamodb:DeleteItem": [TABLE]},
+                                "dynamodb:Query": [TABLE, INDEX, OPEN_INDEX], "dynamodb:DeleteItem": [TABLE]},
     # get, chunk_recorded, start/renew/release_chunk, chunk_leases (rate), record_chunk,
     # note_throttle, put (failing a job)
     "TaskExecutorFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE],

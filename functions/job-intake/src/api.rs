@@ -222,7 +222,7 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery
         None => None,
         Some(m) => Some(m.parse::<usize>().map_err(|_| Error::field("maxResults", format!("'{m}' is not 0-1000")))?),
     };
-    let filter = JobFilter { statuses: &statuses, account: account.0.as_deref() };
+    let filter = JobFilter { statuses: &statuses, account: account.0.as_deref(), open: false };
     let page = intake.list_jobs(&filter, max, one(&q, "nextToken").as_deref()).await?;
     let now = OffsetDateTime::now_utc();
     let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();

@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `chunks_split` (chunks handed on), `split_seq` (their indexes given out), `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `ttl` once ended |
+//! | job | `JOB#<id>` | `JOB` | `status`, `version`, `body` (the job as JSON, counters aside), `succeeded`, `failed`, `chunks_done`, `chunks_split` (chunks handed on), `split_seq` (their indexes given out), `gsi1pk` = `JOB`, `gsi1sk` = `<created>#<id>`, `open` = `OPEN` until it ends, `ttl` once ended |
 //! | chunk done | `JOB#<id>` | `CHUNK#<index, 20 digits>` | `record` (JSON: counts and result files) |
 //! | chunk running | `JOB#<id>` | `RUN#<index, 20 digits>` | `owner` (the delivery), `until` (Unix ms): a claim renewed by the executor's heartbeat, ended when the chunk is recorded |
 //! | chunk waiting | `JOB#<id>` | `Q#<index, 20 digits>` | `body` (the chunk message): the job's backlog, released by the dispatcher |
@@ -12,7 +12,8 @@
 //! | sweep's sighting | `JOB#<id>` | `SWEEP` | `fingerprint`, `since` (Unix ms), `nudges`: what the sweep last saw of the job, `ttl` |
 //! | request token | `TOKEN#<account>#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
-//! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first. Job writes are conditional
+//! GSI `by-created` (`gsi1pk`, `gsi1sk`) lists jobs newest first; the sparse GSI `open-jobs`
+//! (`open`, `gsi1sk`) the jobs that have not ended. Job writes are conditional
 //! on `version`; counters change only by [`JobStore::record_chunk`], one transaction per chunk
 //! (the chunk item's `attribute_not_exists` makes a redelivered chunk count once).
 
@@ -34,6 +35,13 @@ use batchops_core::{Error, Result};
 use crate::errors::backend;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+/// The sparse index of the jobs that have not ended: a job item holds `open` (sorted by
+/// `gsi1sk`, newest first as `by-created`) until it ends, so the sweep's minutely walk reads
+/// only those, however many jobs ended before.
+pub const OPEN_INDEX: &str = "open-jobs";
+const OPEN: &str = "open";
+const OPEN_VALUE: &str = "OPEN";
 
 /// Attributes of the job item named `throttle:<bucket>` hold when an executor was last
 /// throttled on that bucket (Unix ms).
@@ -353,6 +361,7 @@ impl DynamoJobStore {
             ("sk".to_string(), s("JOB")),
             ("gsi1pk".to_string(), s("JOB")),
             ("gsi1sk".to_string(), s(format!("{created}#{}", job.id))),
+            (OPEN.to_string(), s(OPEN_VALUE)),
             ("status".to_string(), s(job.status.as_str())),
             ("version".to_string(), n(0)),
             ("body".to_string(), s(Self::body(job)?)),
@@ -657,13 +666,18 @@ impl JobStore for DynamoJobStore {
             if jobs.len() >= max {
                 break;
             }
+            let (index, key, value) = match filter.open {
+                true => (OPEN_INDEX, OPEN, OPEN_VALUE),
+                false => ("by-created", "gsi1pk", "JOB"),
+            };
             let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("by-created")
-                .key_condition_expression("gsi1pk = :j")
-                .expression_attribute_values(":j", s("JOB"))
+                .index_name(index)
+                .key_condition_expression("#k = :j")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":j", s(value))
                 .scan_index_forward(false)
                 .limit((max - jobs.len()) as i32)
                 .set_exclusive_start_key(start.take());
@@ -721,6 +735,15 @@ impl JobStore for DynamoJobStore {
             req = req
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
+        }
+        // In the open-jobs index while it has not ended, and out of it once it has.
+        req = req.expression_attribute_names("#open", OPEN);
+        match job.status.is_terminal() {
+            true => update.push_str(" REMOVE #open"),
+            false => {
+                update.push_str(", #open = :open");
+                req = req.expression_attribute_values(":open", s(OPEN_VALUE));
+            }
         }
         let gate = self.gate().await;
         let result = req.update_expression(update).send().await;

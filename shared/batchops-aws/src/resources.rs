@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use batchops_core::{Error, Result};
 
 use crate::config::Clients;
+use crate::dynamo::OPEN_INDEX;
 use crate::errors::backend;
 
 /// Names of the resources of one batchops installation.
@@ -55,14 +56,16 @@ pub const MAX_RECEIVES: u32 = 5;
 
 pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
     let ddb = &clients.dynamodb;
-    if ddb.describe_table().table_name(table).send().await.is_ok() {
-        return Ok(());
+    if let Ok(out) = ddb.describe_table().table_name(table).send().await {
+        let indexes = out.table().map(|t| t.global_secondary_indexes()).unwrap_or_default();
+        if indexes.iter().any(|i| i.index_name() == Some(OPEN_INDEX)) {
+            return Ok(());
+        }
+        // A table made by an older batchops: the sweep needs the open-jobs index.
+        return add_open_index(clients, table).await;
     }
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-    let attr =
-        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     let b = |e: aws_sdk_dynamodb::error::BuildError| Error::caused("CreateTable", e, false);
-    let gsi = GlobalSecondaryIndex::builder()
+    let by_created = GlobalSecondaryIndex::builder()
         .index_name("by-created")
         .key_schema(key("gsi1pk", KeyType::Hash).map_err(b)?)
         .key_schema(key("gsi1sk", KeyType::Range).map_err(b)?)
@@ -79,7 +82,9 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
         .attribute_definitions(attr("sk").map_err(b)?)
         .attribute_definitions(attr("gsi1pk").map_err(b)?)
         .attribute_definitions(attr("gsi1sk").map_err(b)?)
-        .global_secondary_indexes(gsi)
+        .attribute_definitions(attr("open").map_err(b)?)
+        .global_secondary_indexes(by_created)
+        .global_secondary_indexes(open_index().map_err(b)?)
         .send()
         .await;
     match result {
@@ -87,6 +92,48 @@ pub async fn ensure_table(clients: &Clients, table: &str) -> Result<()> {
         Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
         Err(e) => Err(backend("CreateTable", e)),
     }
+}
+
+fn key(name: &str, kind: KeyType) -> std::result::Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build()
+}
+
+fn attr(name: &str) -> std::result::Result<AttributeDefinition, aws_sdk_dynamodb::error::BuildError> {
+    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+}
+
+/// The sparse index of jobs that have not ended ([`OPEN_INDEX`]).
+fn open_index() -> std::result::Result<GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(OPEN_INDEX)
+        .key_schema(key("open", KeyType::Hash)?)
+        .key_schema(key("gsi1sk", KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+}
+
+async fn add_open_index(clients: &Clients, table: &str) -> Result<()> {
+    let b = |e: aws_sdk_dynamodb::error::BuildError| Error::caused("UpdateTable", e, false);
+    let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+        .index_name(OPEN_INDEX)
+        .key_schema(key("open", KeyType::Hash).map_err(b)?)
+        .key_schema(key("gsi1sk", KeyType::Range).map_err(b)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(b)?;
+    clients
+        .dynamodb
+        .update_table()
+        .table_name(table)
+        .attribute_definitions(attr("open").map_err(b)?)
+        .attribute_definitions(attr("gsi1sk").map_err(b)?)
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder().create(create).build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| backend("UpdateTable", e))
 }
 
 pub async fn ensure_queue(clients: &Clients, name: &str, visibility_secs: u32) -> Result<String> {

@@ -33,12 +33,18 @@ pub struct JobFilter<'a> {
     pub statuses: &'a [JobStatus],
     /// Only the jobs of this account (S3 Control requests name theirs), when given.
     pub account: Option<&'a str>,
+    /// Only jobs that have not ended, read where only those are (DynamoDB: the sparse
+    /// `open-jobs` index, whose cost does not grow with the jobs that ended). A job last
+    /// written before that index existed is not there until its next write: the sweep reads
+    /// every job once an hour for those.
+    pub open: bool,
 }
 
 impl JobFilter<'_> {
     pub fn matches(&self, job: &Job) -> bool {
         (self.statuses.is_empty() || self.statuses.contains(&job.status))
             && self.account.is_none_or(|a| job.account() == a)
+            && !(self.open && job.status.is_terminal())
     }
 }
 

@@ -97,7 +97,11 @@ impl Chunker {
     pub async fn sweep(&self) -> Result<super::sweep::Swept> {
         // First: a chunk sent again makes its job busy before the sweep judges the job.
         self.handle_dead_letters().await;
-        let sweeper = super::sweep::Sweeper {
+        self.sweeper().sweep().await
+    }
+
+    fn sweeper(&self) -> super::sweep::Sweeper {
+        super::sweep::Sweeper {
             store: self.store.clone(),
             events: self.events.clone(),
             backlog: self.dispatcher.backlog.clone(),
@@ -111,17 +115,17 @@ impl Chunker {
                 settings: self.settings.clone(),
             },
             bounds: super::sweep::Bounds::for_settings(&self.settings),
-        };
-        sweeper.sweep().await
+        }
     }
 
-    /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail.
+    /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail, and the sweep
+    /// looks at every job once, those last written before the open-jobs index existed too.
     pub async fn expire(&self) -> Result<()> {
         let failed = super::expire_suspended(&*self.store, &*self.events, &*self.finalize, super::now()).await?;
         if failed > 0 {
             info!(failed, "unconfirmed jobs failed after 30 days in Suspended");
         }
-        Ok(())
+        self.sweeper().sweep_every_job().await.map(|_| ())
     }
 
     /// Handles one control message. `deadline` is when this invocation must have handed its

@@ -250,8 +250,9 @@ pub async fn expire_suspended(
     let mut failed = 0;
     let mut token: Option<String> = None;
     loop {
-        let page =
-            store.list(&JobFilter { statuses: &[JobStatus::Suspended], account: None }, 1000, token.as_deref()).await?;
+        let page = store
+            .list(&JobFilter { statuses: &[JobStatus::Suspended], account: None, open: false }, 1000, token.as_deref())
+            .await?;
         for job in &page.jobs {
             if job.suspended.is_some_and(|t| now - t > crate::job::CONFIRMATION_WINDOW) {
                 let reason = "The job was not confirmed within 30 days of being suspended";

@@ -112,14 +112,25 @@ const SWEPT: [JobStatus; 9] = [
 ];
 
 impl Sweeper {
-    /// Looks at every job that has not ended, once. A job the sweep cannot handle now (a
-    /// store error) is left for the next sweep; the others are still looked at.
+    /// Looks at every job that has not ended, once (from where only those are listed). A job
+    /// the sweep cannot handle now (a store error) is left for the next sweep; the others are
+    /// still looked at.
     pub async fn sweep(&self) -> Result<Swept> {
+        self.walk(true).await
+    }
+
+    /// [`Sweeper::sweep`] reading every job (hourly): a job last written before the open-jobs
+    /// index existed is not listed there.
+    pub async fn sweep_every_job(&self) -> Result<Swept> {
+        self.walk(false).await
+    }
+
+    async fn walk(&self, open: bool) -> Result<Swept> {
         let runnable: HashSet<JobId> = self.backlog.runnable().await?.into_iter().map(|(id, _)| id).collect();
         let mut swept = Swept::default();
         let mut token: Option<String> = None;
         loop {
-            let filter = JobFilter { statuses: &SWEPT, account: None };
+            let filter = JobFilter { statuses: &SWEPT, account: None, open };
             let page = self.store.list(&filter, 1000, token.as_deref()).await?;
             for job in page.jobs {
                 swept.seen += 1;

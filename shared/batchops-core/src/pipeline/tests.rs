@@ -828,7 +828,7 @@ async fn list_pages_and_filters_by_status() {
     assert!(page2.next_token.is_none());
     assert_eq!(
         w.intake()
-            .list_jobs(&JobFilter { statuses: &[JobStatus::New], account: None }, None, None)
+            .list_jobs(&JobFilter { statuses: &[JobStatus::New], account: None, open: false }, None, None)
             .await
             .unwrap()
             .jobs
@@ -837,7 +837,7 @@ async fn list_pages_and_filters_by_status() {
     );
     assert_eq!(
         w.intake()
-            .list_jobs(&JobFilter { statuses: &[JobStatus::Active], account: None }, None, None)
+            .list_jobs(&JobFilter { statuses: &[JobStatus::Active], account: None, open: false }, None, None)
             .await
             .unwrap()
             .jobs
