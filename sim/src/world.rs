@@ -81,6 +81,8 @@ struct Plan {
     rate: Option<u64>,
     cancel: Option<Duration>,
     reprioritize: Option<Duration>,
+    /// The manifest is an S3 Inventory report of this many files (else a CSV manifest).
+    inventory_files: Option<u64>,
 }
 
 /// What a run found.
@@ -355,6 +357,7 @@ fn scenario(rng: &Rng) -> Vec<Plan> {
                 rate: rng.chance(0.2).then(|| rng.between(2, 80)),
                 cancel: later(0.15),
                 reprioritize: later(0.2),
+                inventory_files: rng.chance(0.3).then(|| rng.between(1, 4)),
             }
         })
         .collect()
@@ -371,16 +374,12 @@ struct Parts {
 async fn drive(plan: Plan, parts: Parts, rng: Rng, jobs: Arc<Mutex<Vec<(Plan, JobId)>>>) {
     let Parts { intake, store, objects } = parts;
     tokio::time::sleep(plan.at).await;
-    let key = format!("{}.csv", plan.name);
-    let manifest: String = plan.keys.iter().map(|k| format!("data,{k}\n")).collect();
-    let etag = objects.insert("manifests", &key, manifest.into_bytes());
     let mut spec = json!({
         "ClientRequestToken": plan.name,
         "Priority": plan.priority,
         "RoleArn": "arn:aws:iam::123456789012:role/batch",
         "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}},
+        "Manifest": manifest(&plan, &objects),
         "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
                    "Prefix": "r", "ReportScope": "AllTasks"}
     });
@@ -427,6 +426,46 @@ async fn drive(plan: Plan, parts: Parts, rng: Rng, jobs: Arc<Mutex<Vec<(Plan, Jo
             _ => intake.update_job_priority(id, &rng.between(1, 9).to_string()).await.map(|_| ()),
         };
     }
+}
+
+/// Writes the plan's manifest to the manifests bucket: a CSV manifest, or an S3 Inventory
+/// report (`manifest.json` and its gzip CSV files, the keys dealt among them); returns the
+/// spec's `Manifest`.
+fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> serde_json::Value {
+    let Some(count) = plan.inventory_files else {
+        let key = format!("{}.csv", plan.name);
+        let manifest: String = plan.keys.iter().map(|k| format!("data,{k}\n")).collect();
+        let etag = objects.insert("manifests", &key, manifest.into_bytes());
+        return json!({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                      "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}});
+    };
+    use md5::{Digest, Md5};
+    use std::io::Write;
+    let files: Vec<serde_json::Value> = (0..count)
+        .map(|f| {
+            let rows: String = plan
+                .keys
+                .iter()
+                .skip(f as usize)
+                .step_by(count as usize)
+                .map(|k| format!("\"data\",\"{k}\"\n"))
+                .collect();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(rows.as_bytes()).expect("gzip into memory");
+            let body = gz.finish().expect("gzip into memory");
+            let key = format!("{}/data/{f}.csv.gz", plan.name);
+            let md5 = hex::encode(Md5::digest(&body));
+            let size = body.len();
+            objects.insert("manifests", &key, body);
+            json!({"key": key, "size": size, "MD5checksum": md5})
+        })
+        .collect();
+    let doc = json!({"sourceBucket": "data", "destinationBucket": "arn:aws:s3:::manifests", "version": "2016-11-30",
+        "creationTimestamp": "1514944800000", "fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": files});
+    let key = format!("{}/manifest.json", plan.name);
+    let etag = objects.insert("manifests", &key, doc.to_string().into_bytes());
+    json!({"Spec": {"Format": "S3InventoryReport_CSV_20161130"},
+           "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}})
 }
 
 /// Confirms a job once it waits for confirmation (checking every 10 s for up to an hour).
@@ -571,10 +610,11 @@ fn history(plan: &Plan, job: &Job) -> String {
         })
         .collect();
     format!(
-        "{} {}: {} tasks, priority {}, confirm {:?}, rate {:?}, cancel {:?}; {} ran {} ok {} failed, {} chunks (+{} handed on); {}",
+        "{} {}: {} tasks{}, priority {}, confirm {:?}, rate {:?}, cancel {:?}; {} ran {} ok {} failed, {} chunks (+{} handed on); {}",
         plan.name,
         job.id,
         plan.keys.len(),
+        plan.inventory_files.map(|n| format!(" (an inventory of {n} files)")).unwrap_or_default(),
         plan.priority,
         plan.confirm,
         plan.rate,
