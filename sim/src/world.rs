@@ -39,12 +39,35 @@ struct Run {
     at: time::OffsetDateTime,
 }
 
-/// S3 answering the operation: a latency, SlowDown now and then, 404 for missing keys, and
-/// tasks that take minutes (keys named `slow`). Every start is noted.
+/// S3 answering the operation: a latency, SlowDown now and then and above a request rate per
+/// prefix (S3 takes 3,500 writes a second per prefix and sheds the rest; here a world's rate,
+/// 50-3,500, over a job's first key segment), 404 for missing keys, and tasks that take
+/// minutes (keys named `slow`). Every start is noted.
 struct SimS3 {
     rng: Rng,
     slowdown: f64,
+    prefix_rate: f64,
+    /// Per prefix: the requests it may still take now (a tenth of a second's at most), and when.
+    buckets: Mutex<std::collections::HashMap<String, (f64, tokio::time::Instant)>>,
     runs: Mutex<Vec<Run>>,
+}
+
+impl SimS3 {
+    /// True when the key's prefix has used its rate.
+    fn over_rate(&self, key: &str) -> bool {
+        let prefix = key.split('/').next().unwrap_or_default().to_string();
+        let now = tokio::time::Instant::now();
+        let burst = (self.prefix_rate / 10.0).max(1.0);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = buckets.entry(prefix).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.prefix_rate).min(burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return true;
+        }
+        *tokens -= 1.0;
+        false
+    }
 }
 
 #[async_trait]
@@ -62,7 +85,7 @@ impl OperationRunner for SimS3 {
         tokio::time::sleep(latency).await;
         if key.contains("missing") {
             Outcome::Failed(TaskFailure::classify(404, "NoSuchKey", "The specified key does not exist."))
-        } else if self.rng.chance(self.slowdown) {
+        } else if self.over_rate(&key) || self.rng.chance(self.slowdown) {
             Outcome::Failed(TaskFailure::classify(503, "SlowDown", "Please reduce your request rate."))
         } else {
             Outcome::Succeeded { message: "Successful".into() }
@@ -196,8 +219,13 @@ impl World {
         };
         let flaky = Arc::new(FlakyStore::new(store.clone(), rng.clone(), throttled, lost));
         let objects = Arc::new(InMemoryObjectStore::default());
-        let s3 =
-            Arc::new(SimS3 { rng: rng.clone(), slowdown: rng.between(0, 150) as f64 / 1000.0, runs: Mutex::default() });
+        let s3 = Arc::new(SimS3 {
+            rng: rng.clone(),
+            slowdown: rng.between(0, 150) as f64 / 1000.0,
+            prefix_rate: rng.between(50, 3_500) as f64,
+            buckets: Mutex::default(),
+            runs: Mutex::default(),
+        });
         let roles = Arc::new(InMemoryRoles::new(objects.clone(), s3.clone()));
         let events = Arc::new(NoEvents);
         let control = SimQueue::new("control", limits.control_receives, faults, rng.clone());

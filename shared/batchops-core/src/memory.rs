@@ -27,6 +27,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// what would fail there fails in every test and simulation too.
 pub const ITEM_BYTES: usize = 400 * 1024;
 
+/// DynamoDB's largest transaction (TransactWriteItems).
+pub const TRANSACTION_ITEMS: usize = 100;
+pub const TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+
 fn fits_an_item(what: &str, bytes: usize) -> Result<()> {
     match bytes > ITEM_BYTES {
         true => Err(Error::permanent(
@@ -146,6 +150,14 @@ impl JobStore for InMemoryJobStore {
         fits_an_item("TransactWriteItems chunk", json_len(chunk))?;
         for w in rest {
             fits_an_item("TransactWriteItems backlog", w.body.len())?;
+        }
+        // The chunk, the counters, the claim, the runnable mark and the chunks handed on.
+        let (items, bytes) = (4 + rest.len(), json_len(chunk) + rest.iter().map(|w| w.body.len()).sum::<usize>());
+        if items > TRANSACTION_ITEMS || bytes > TRANSACTION_BYTES {
+            return Err(Error::permanent(
+                "TransactWriteItems",
+                format!("ValidationException: a transaction of {items} items, {bytes} bytes exceeds DynamoDB's limits"),
+            ));
         }
         let mut s = lock(&self.state);
         if s.chunks.get(id).is_some_and(|c| c.contains_key(&chunk.index)) {
