@@ -104,8 +104,17 @@ struct Plan {
     rate: Option<u64>,
     cancel: Option<Duration>,
     reprioritize: Option<Duration>,
-    /// The manifest is an S3 Inventory report of this many files (else a CSV manifest).
-    inventory_files: Option<u64>,
+    manifest: ManifestKind,
+}
+
+/// Where a job's tasks come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ManifestKind {
+    Csv,
+    /// An S3 Inventory report of this many files.
+    Inventory(u64),
+    /// A `ManifestGenerator` listing the job's keys (their objects put in the bucket first).
+    Generator,
 }
 
 /// What a run found.
@@ -385,7 +394,11 @@ fn scenario(rng: &Rng) -> Vec<Plan> {
                 rate: rng.chance(0.2).then(|| rng.between(2, 80)),
                 cancel: later(0.15),
                 reprioritize: later(0.2),
-                inventory_files: rng.chance(0.3).then(|| rng.between(1, 4)),
+                manifest: match rng.between(0, 9) {
+                    0..=2 => ManifestKind::Inventory(rng.between(1, 4)),
+                    3..=4 => ManifestKind::Generator,
+                    _ => ManifestKind::Csv,
+                },
             }
         })
         .collect()
@@ -407,10 +420,11 @@ async fn drive(plan: Plan, parts: Parts, rng: Rng, jobs: Arc<Mutex<Vec<(Plan, Jo
         "Priority": plan.priority,
         "RoleArn": "arn:aws:iam::123456789012:role/batch",
         "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
-        "Manifest": manifest(&plan, &objects),
         "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
                    "Prefix": "r", "ReportScope": "AllTasks"}
     });
+    let (member, value) = manifest(&plan, &objects);
+    spec[member] = value;
     if plan.confirm.is_some() {
         spec["ConfirmationRequired"] = json!(true);
     }
@@ -456,16 +470,30 @@ async fn drive(plan: Plan, parts: Parts, rng: Rng, jobs: Arc<Mutex<Vec<(Plan, Jo
     }
 }
 
-/// Writes the plan's manifest to the manifests bucket: a CSV manifest, or an S3 Inventory
-/// report (`manifest.json` and its gzip CSV files, the keys dealt among them); returns the
-/// spec's `Manifest`.
-fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> serde_json::Value {
-    let Some(count) = plan.inventory_files else {
-        let key = format!("{}.csv", plan.name);
-        let manifest: String = plan.keys.iter().map(|k| format!("data,{k}\n")).collect();
-        let etag = objects.insert("manifests", &key, manifest.into_bytes());
-        return json!({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                      "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}});
+/// Writes where the plan's tasks come from: a CSV manifest, an S3 Inventory report
+/// (`manifest.json` and its gzip CSV files, the keys dealt among them), or the objects a
+/// generator lists; returns the spec's member for it (`Manifest` or `ManifestGenerator`).
+fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> (&'static str, serde_json::Value) {
+    let count = match plan.manifest {
+        ManifestKind::Csv => {
+            let key = format!("{}.csv", plan.name);
+            let manifest: String = plan.keys.iter().map(|k| format!("data,{k}\n")).collect();
+            let etag = objects.insert("manifests", &key, manifest.into_bytes());
+            let value = json!({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                               "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}});
+            return ("Manifest", value);
+        }
+        ManifestKind::Generator => {
+            for k in &plan.keys {
+                objects.insert("data", k, b"x".to_vec());
+            }
+            // Every key of a job starts with its own `j<n>/`.
+            let prefix = plan.keys.first().and_then(|k| k.split('/').next()).unwrap_or("none");
+            let value = json!({"S3JobManifestGenerator": {"SourceBucket": "arn:aws:s3:::data",
+                "EnableManifestOutput": false, "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": [format!("{prefix}/")]}}}});
+            return ("ManifestGenerator", value);
+        }
+        ManifestKind::Inventory(count) => count,
     };
     use md5::{Digest, Md5};
     use std::io::Write;
@@ -492,8 +520,9 @@ fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> serde_json::Value {
         "creationTimestamp": "1514944800000", "fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": files});
     let key = format!("{}/manifest.json", plan.name);
     let etag = objects.insert("manifests", &key, doc.to_string().into_bytes());
-    json!({"Spec": {"Format": "S3InventoryReport_CSV_20161130"},
-           "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}})
+    let value = json!({"Spec": {"Format": "S3InventoryReport_CSV_20161130"},
+                       "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}});
+    ("Manifest", value)
 }
 
 /// Confirms a job once it waits for confirmation (checking every 10 s for up to an hour).
@@ -642,7 +671,11 @@ fn history(plan: &Plan, job: &Job) -> String {
         plan.name,
         job.id,
         plan.keys.len(),
-        plan.inventory_files.map(|n| format!(" (an inventory of {n} files)")).unwrap_or_default(),
+        match plan.manifest {
+            ManifestKind::Csv => String::new(),
+            ManifestKind::Inventory(n) => format!(" (an inventory of {n} files)"),
+            ManifestKind::Generator => " (listed by a generator)".to_string(),
+        },
         plan.priority,
         plan.confirm,
         plan.rate,
