@@ -119,7 +119,7 @@ impl JobStore for FlakyStore {
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {
         read!(self, "Query claims", self.inner.chunk_leases(id))
     }
-    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool> {
         write!(self, "DeleteItem claim", self.inner.reap_chunk(id, lease))
     }
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

@@ -99,7 +99,9 @@ async fn contract<S: JobStore + Backlog>(store: &S) -> Result<()> {
     // ... and a lapsed claim reaped (the finalizer's) can no longer be recorded
     let stale = lease(8, "w2", -1);
     assert!(store.renew_chunk(&a.id, &stale).await?);
-    store.reap_chunk(&a.id, &stale).await?;
+    // a claim renewed since it was read is not reaped, and says so
+    assert!(!store.reap_chunk(&a.id, &lease(8, "w2", -5)).await?);
+    assert!(store.reap_chunk(&a.id, &stale).await?);
     assert!(store.chunk_leases(&a.id).await?.is_empty());
     assert_eq!(store.record_chunk(&a.id, &chunk(8, 1, 0), "w2").await?, RecordOutcome::LeaseLost);
     assert!(!store.chunk_recorded(&a.id, 8).await?);

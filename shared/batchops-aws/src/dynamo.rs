@@ -38,7 +38,8 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 /// The sparse index of the jobs that have not ended: a job item holds `open` (sorted by
 /// `gsi1sk`, newest first as `by-created`) until it ends, so the sweep's minutely walk reads
-/// only those, however many jobs ended before.
+/// only those, however many jobs ended before. It holds their keys alone: a chunk's counters
+/// written to the job item do not write to the index too.
 pub const OPEN_INDEX: &str = "open-jobs";
 const OPEN: &str = "open";
 const OPEN_VALUE: &str = "OPEN";
@@ -318,7 +319,7 @@ impl DynamoJobStore {
         index: u64,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.delete_if(job_pk(id), run_sk(index), condition, values).await
     }
 
@@ -436,7 +437,7 @@ impl DynamoJobStore {
         sk: String,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let names: HashMap<String, String> = [("#o", "owner"), ("#u", "until")]
             .into_iter()
             .filter(|(name, _)| condition.contains(name))
@@ -455,7 +456,7 @@ impl DynamoJobStore {
             .send()
             .await;
         drop(gate);
-        conditional(result, "DeleteItem").map(|_| ())
+        conditional(result, "DeleteItem")
     }
 }
 
@@ -533,7 +534,7 @@ impl Backlog for DynamoJobStore {
     }
 
     async fn unmark(&self, job: &JobId, pushes: u64) -> Result<()> {
-        self.delete_if("RUNNABLE".into(), job.to_string(), "pushes = :n", vec![(":n", n(pushes))]).await
+        self.delete_if("RUNNABLE".into(), job.to_string(), "pushes = :n", vec![(":n", n(pushes))]).await.map(|_| ())
     }
 
     async fn lock(&self, holder: &str, hold: std::time::Duration) -> Result<bool> {
@@ -558,7 +559,7 @@ impl Backlog for DynamoJobStore {
     }
 
     async fn unlock(&self, holder: &str) -> Result<()> {
-        self.delete_if("DISPATCH".into(), "LOCK".into(), "holder = :me", vec![(":me", s(holder))]).await
+        self.delete_if("DISPATCH".into(), "LOCK".into(), "holder = :me", vec![(":me", s(holder))]).await.map(|_| ())
     }
 }
 
@@ -681,7 +682,8 @@ impl JobStore for DynamoJobStore {
                 .scan_index_forward(false)
                 .limit((max - jobs.len()) as i32)
                 .set_exclusive_start_key(start.take());
-            if !statuses.is_empty() {
+            // The open-jobs index holds keys alone: its jobs are read whole and matched below.
+            if !statuses.is_empty() && !filter.open {
                 let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
                 q = q
                     .filter_expression(format!("#st IN ({})", names.join(", ")))
@@ -694,7 +696,15 @@ impl JobStore for DynamoJobStore {
             for item in out.items() {
                 // The account is in the job's ARN, inside its body: matched here, not by the
                 // query (a filter expression reads, and is billed for, the same items).
-                let job = Self::job_from_item(item)?;
+                let job = match filter.open {
+                    false => Self::job_from_item(item)?,
+                    true => match self.get(&JobId::parse(get_s(item, "pk")?.trim_start_matches("JOB#"))?).await {
+                        Ok(job) => job,
+                        // Gone since the index was read (its retention ended).
+                        Err(Error::JobNotFound { .. }) => continue,
+                        Err(e) => return Err(e),
+                    },
+                };
                 if filter.matches(&job) {
                     jobs.push(job);
                 }
@@ -904,7 +914,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
-        self.delete_claim(id, index, "#o = :me", vec![(":me", s(owner))]).await
+        self.delete_claim(id, index, "#o = :me", vec![(":me", s(owner))]).await.map(|_| ())
     }
 
     async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()> {
@@ -942,7 +952,7 @@ impl JobStore for DynamoJobStore {
             .collect()
     }
 
-    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool> {
         let values = vec![(":me", s(&lease.owner)), (":until", n(lease.until_ms))];
         self.delete_claim(id, lease.index, "#o = :me AND #u = :until", values).await
     }
@@ -1040,6 +1050,37 @@ impl JobStore for DynamoJobStore {
 
     async fn segments_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<SegmentRecord>> {
         self.records_after(id, "SEG#", after.map(segment_sk), limit).await
+    }
+
+    async fn segment_indexes(&self, id: &JobId) -> Result<Vec<u64>> {
+        // The keys alone: a segment recorded unmerged lists up to a thousand files.
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :seg)")
+                .expression_attribute_values(":pk", s(job_pk(id)))
+                .expression_attribute_values(":seg", s("SEG#"))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query segments", e))?;
+            for item in page.items() {
+                let sk = get_s(item, "sk")?;
+                let index =
+                    sk.trim_start_matches("SEG#").parse().map_err(|e| Error::caused("segment key", e, false))?;
+                out.push(index);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 }
 

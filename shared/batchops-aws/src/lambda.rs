@@ -56,8 +56,10 @@ where
     let body = record.body.unwrap_or_default();
     let result = handle(body.clone(), attempt).await;
     let receipt = record.receipt_handle.unwrap_or_default();
-    held.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| *r != receipt);
+    // A record done with stays leased until the batch returns and Lambda deletes it: a lease
+    // that lapsed while the others run would deliver it again.
     let e = result.err()?;
+    held.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| *r != receipt);
     match e.retry_after() {
         Some(_) => info!(message_id = %id, reason = %e, "message handed back"),
         None => error!(message_id = %id, error = %e, "message failed; it will be delivered again"),

@@ -108,7 +108,7 @@ fn open_index() -> std::result::Result<GlobalSecondaryIndex, aws_sdk_dynamodb::e
         .index_name(OPEN_INDEX)
         .key_schema(key("open", KeyType::Hash)?)
         .key_schema(key("gsi1sk", KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
         .build()
 }
 
@@ -118,7 +118,7 @@ async fn add_open_index(clients: &Clients, table: &str) -> Result<()> {
         .index_name(OPEN_INDEX)
         .key_schema(key("open", KeyType::Hash).map_err(b)?)
         .key_schema(key("gsi1sk", KeyType::Range).map_err(b)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
         .build()
         .map_err(b)?;
     clients

@@ -246,14 +246,14 @@ impl JobStore for InMemoryJobStore {
         Ok(lock(&self.state).leases.get(id).map(|l| l.values().cloned().collect()).unwrap_or_default())
     }
 
-    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()> {
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool> {
         let mut s = lock(&self.state);
-        if let Some(leases) = s.leases.get_mut(id) {
-            if leases.get(&lease.index) == Some(lease) {
-                leases.remove(&lease.index);
-            }
+        let Some(leases) = s.leases.get_mut(id) else { return Ok(false) };
+        if leases.get(&lease.index) != Some(lease) {
+            return Ok(false);
         }
-        Ok(())
+        leases.remove(&lease.index);
+        Ok(true)
     }
 
     async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {

@@ -217,8 +217,9 @@ pub trait JobStore: Send + Sync {
     /// Every claim on the job's chunks, live or lapsed.
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>>;
     /// Removes a lapsed claim (if it is still exactly `lease`), so its late worker can no
-    /// longer record the chunk once the report is being written.
-    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<()>;
+    /// longer record the chunk once the report is being written. False when it was not
+    /// (renewed by its worker, released, or ended by the chunk's record).
+    async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool>;
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool>;
     /// Records a part of the manifest as read and adds its counts to the job's counters of
     /// that pass, atomically and at most once, while the job is being prepared or cut.
@@ -240,7 +241,8 @@ pub trait JobStore: Send + Sync {
     async fn segment_indexes(&self, id: &JobId) -> Result<Vec<u64>> {
         let (mut out, mut after) = (Vec::new(), None);
         loop {
-            let page = self.segments_after(id, after, 1000).await?;
+            // A few at a time: a segment recorded unmerged lists up to a thousand files.
+            let page = self.segments_after(id, after, 10).await?;
             let Some(last) = page.last() else { return Ok(out) };
             after = Some(last.index);
             out.extend(page.iter().map(|s| s.index));

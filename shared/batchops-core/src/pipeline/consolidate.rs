@@ -53,13 +53,17 @@ pub const MAX_CHUNKS_PER_SEGMENT: u64 = 500;
 /// Bytes a segment record may take: DynamoDB's item limit is 400 KB, with room for the keys.
 const RECORD_BUDGET: usize = 360 * 1024;
 
-/// Result files a merge reads ahead of the one it writes (hides each GET's first-byte wait).
+/// Result files a merge asks for ahead of the one it writes (their requests start as each
+/// body before them ends, so most first-byte waits overlap).
 pub const READ_AHEAD: usize = 8;
+
+/// How long one call records segments unmerged.
+const UNMERGED_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The most chunks one segment of a report to `target` holds: at most
 /// [`MAX_CHUNKS_PER_SEGMENT`], and few enough that the segment recorded unmerged (two of the
 /// widest result files per chunk listed) fits [`RECORD_BUDGET`] (a 512-character report
-/// prefix: about 280).
+/// prefix: about 260).
 pub fn chunks_per_segment(target: &ReportTarget, job: &JobId) -> u64 {
     let widest = ResultFile {
         key: format!("{}/results/{}.csv", target.job_folder(job), "f".repeat(40)),
@@ -113,6 +117,15 @@ pub enum ReportSource {
 }
 
 impl ReportSource {
+    /// Records read at a time: a chunk lists two files; a segment recorded unmerged up to a
+    /// thousand (some 360 KB), so a page of those stays a few MB.
+    pub fn page(self) -> usize {
+        match self {
+            ReportSource::Chunks => 1000,
+            ReportSource::Segments => 10,
+        }
+    }
+
     /// Read once per listing, so the pages of one listing come from one source.
     pub async fn of(store: &dyn JobStore, id: &JobId) -> Result<ReportSource> {
         Ok(match store.segments_after(id, None, 1).await?.is_empty() {
@@ -146,7 +159,7 @@ pub async fn report_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<Result
     let source = ReportSource::of(store, id).await?;
     let (mut out, mut after) = (Vec::new(), None);
     loop {
-        let page = source.files_after(store, id, after, 1000).await?;
+        let page = source.files_after(store, id, after, source.page()).await?;
         let Some((last, _)) = page.last() else { return Ok(out) };
         after = Some(*last);
         out.extend(page.into_iter().flat_map(|(_, files)| files));
@@ -198,12 +211,19 @@ impl Finalizer {
         Ok(cut(indexes, count, segments).into_iter().filter(|m| !recorded.contains(&m.segment)).collect())
     }
 
-    /// Records every segment still missing with its chunks' files as they are (the sweep's
+    /// Records the segments still missing with their chunks' files as they are (the sweep's
     /// last resort when merges do not get through): the report is then not consolidated
-    /// there, and lists every row once. Returns how many it recorded.
+    /// there, and lists every row once. At most [`UNMERGED_BUDGET`] of work per call (a huge
+    /// job's segments are many items of up to 360 KB on one partition): the recorded segments
+    /// count as the job moving, and the sweep comes back for the rest. Returns how many it
+    /// recorded.
     pub(super) async fn record_unmerged(&self, job: &Job) -> Result<usize> {
+        let until = tokio::time::Instant::now() + UNMERGED_BUDGET;
         let mut recorded = 0;
         for m in self.missing_segments(job).await? {
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
             let files = self.segment_sources(&job.id, &m).await?;
             if self.store.record_segment(&job.id, &SegmentRecord { index: m.segment, files }).await? {
                 recorded += 1;

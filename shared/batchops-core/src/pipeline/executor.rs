@@ -580,9 +580,11 @@ impl Executor {
                 })
             }
         }
-        let result = match self.beyond_pace(&job, &lease).await? {
-            true => self.defer(msg).await,
-            false => self.run_claimed(&job, msg, &lease).await,
+        // An error here too gives the claim back below.
+        let result = match self.beyond_pace(&job, &lease).await {
+            Ok(true) => self.defer(msg).await,
+            Ok(false) => self.run_claimed(&job, msg, &lease).await,
+            Err(e) => Err(e),
         };
         if !matches!(result, Ok(Disposition::Recorded { .. })) {
             // Recording ends the claim; anything else gives the chunk back at once.

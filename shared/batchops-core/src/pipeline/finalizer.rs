@@ -132,8 +132,11 @@ impl Finalizer {
             if lease.live(now) {
                 live += 1;
                 last = last.max(lease.until_ms);
-            } else {
-                self.store.reap_chunk(&job.id, &lease).await?;
+            } else if !self.store.reap_chunk(&job.id, &lease).await? {
+                // Changed since it was read (renewed by a worker that came back, or ended by
+                // the chunk's record): looked at again on the next delivery.
+                live += 1;
+                last = last.max(now + self.settings.job_check.as_millis() as u64);
             }
         }
         if live == 0 {
@@ -201,7 +204,8 @@ impl Finalizer {
         let mut out = manifest_head(now());
         let written = async {
             loop {
-                let page = source.files_after(&*self.store, &job.id, after, PAGE).await.map_err(Failed::Store)?;
+                let page =
+                    source.files_after(&*self.store, &job.id, after, source.page()).await.map_err(Failed::Store)?;
                 let Some((last, _)) = page.last() else { break };
                 after = Some(*last);
                 for f in page.iter().flat_map(|(_, files)| files) {
@@ -233,9 +237,6 @@ enum Merges {
 }
 
 const JSON: &str = "application/json";
-
-/// Chunk or segment records read at a time.
-const PAGE: usize = 1000;
 
 /// Bytes of `manifest.json` per part when it is uploaded in parts (S3's minimum is 5 MiB).
 pub const REPORT_PART_BYTES: usize = 8 * 1024 * 1024;

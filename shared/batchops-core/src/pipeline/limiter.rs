@@ -270,6 +270,7 @@ impl Aimd {
             true => f64::from(s.throttles) / f64::from(s.responses.max(1)),
             false => HEARD_SHARE,
         };
+        let answers = s.responses;
         let cut = match s.probe {
             Some(p) => self.judge(&mut s, p, share, now),
             None => s.beyond_tolerance(share, now),
@@ -277,7 +278,7 @@ impl Aimd {
         if cut != Some(true) {
             return;
         }
-        let before = Probe { share, answers: s.responses, limit: s.limit, gap: s.gap, at: now };
+        let before = Probe { share, answers, limit: s.limit, gap: s.gap, at: now };
         (s.responses, s.throttles) = (0, 0);
         (s.last_change, s.last_decrease) = (Some(now), Some(now));
         (s.limit, s.gap) = decrease(s.limit, s.gap, share);
