@@ -151,7 +151,8 @@ class Rehearsal:
             )
             self.runtime.start(binary, env, lambdas.PROCESSES.get(logical, 1))
             for m in lam.list_event_source_mappings(FunctionName=self.res[logical])["EventSourceMappings"]:
-                esm = lambdas.EventSourceMapping(self.runtime, binary, m, creds, lambdas.PROCESSES.get(logical, 1))
+                processes = lambdas.PROCESSES.get(logical, 1)
+                esm = lambdas.EventSourceMapping(self.runtime, binary, m, creds, processes, timeout=conf["Timeout"])
                 esm.start()
                 self.mappings.append(esm)
         # The LambdaInvoke jobs' function, under the same runtime.

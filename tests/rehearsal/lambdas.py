@@ -6,8 +6,10 @@ What AWS does that this driver does not (besides MOTO_GAPS in stack.py):
 - one process per concurrent invocation is started up front (2 executors, 1 of the others):
   MaximumConcurrency is honoured up to that number, and there is no scaling, no cold start and
   no freeze between invocations;
-- cargo lambda watch gives every invocation the same deadline (the longest function Timeout of
-  the stack) instead of each function's own Timeout;
+- an invocation still running at its function's Timeout is ended by restarting every process
+  of that function (Lambda ends that one environment), and its batch comes back after its
+  messages' visibility, as on AWS (cargo lambda watch itself gives every invocation the longest
+  Timeout of the stack);
 - MaximumBatchingWindowInSeconds is honoured, but a batch is never split by payload size;
 - the API proxy checks the SigV4 signature against the keys the rehearsal issued, not the
   caller's IAM policy for execute-api:Invoke; it answers on loopback over HTTP (the stack's
@@ -55,6 +57,10 @@ def target_dir():
     return os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
 
+class FunctionTimeout(Exception):
+    """An invocation ran past its function's Timeout."""
+
+
 class Runtime:
     """cargo lambda watch serving the Runtime API and the Invoke API for prebuilt binaries."""
 
@@ -63,6 +69,9 @@ class Runtime:
         self.url = f"http://127.0.0.1:{port}"
         self.procs = []
         self.watch = None
+        # binary -> (env, count, its processes): what a restart starts again.
+        self.functions = {}
+        self.restarting = threading.Lock()
 
     def launch(self, timeout):
         """Starts cargo lambda watch; `timeout` (seconds) is every invocation's deadline."""
@@ -83,6 +92,7 @@ class Runtime:
 
     def start(self, binary, env, count=1):
         """Starts `count` processes of `binary`, each polling the Runtime API for invocations."""
+        given = env
         env = dict(
             env,
             AWS_LAMBDA_RUNTIME_API=f"{self.url}/.rt/{binary}",
@@ -91,21 +101,42 @@ class Runtime:
             PATH=os.environ["PATH"],
         )
         env.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        procs = []
         for i in range(count):
-            log = open(os.path.join(self.logs, f"{binary}-{i}.log"), "w")
+            log = open(os.path.join(self.logs, f"{binary}-{i}.log"), "a")
             p = subprocess.Popen([os.path.join(target_dir(), "debug", binary)], env=env, stdout=log, stderr=log)
-            self.procs.append(p)
+            procs.append(p)
+        self.procs.extend(procs)
+        self.functions[binary] = (given, count, procs)
 
-    def invoke(self, binary, payload):
-        """The Invoke API (RequestResponse): (status, parsed body)."""
+    def restart(self, binary):
+        """Ends every process of `binary` (an invocation ran past its Timeout) and starts them
+        again: their other invocations fail too, and their batches come back, as after a crash."""
+        with self.restarting:
+            env, count, procs = self.functions[binary]
+            for p in procs:
+                p.kill()
+                p.wait(timeout=10)
+                self.procs.remove(p)
+            self.start(binary, env, count)
+
+    def invoke(self, binary, payload, timeout=900):
+        """The Invoke API (RequestResponse): (status, parsed body); FunctionTimeout when no
+        answer came within `timeout` seconds."""
         req = urllib.request.Request(
             f"{self.url}/2015-03-31/functions/{binary}/invocations", data=json.dumps(payload).encode(), method="POST"
         )
         try:
-            with urllib.request.urlopen(req, timeout=900) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
+        except (socket.timeout, TimeoutError) as e:
+            raise FunctionTimeout(f"{binary}: no answer within {timeout} s") from e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (socket.timeout, TimeoutError)):
+                raise FunctionTimeout(f"{binary}: no answer within {timeout} s") from e
+            raise
 
     def stop(self):
         for p in self.procs:
@@ -125,11 +156,15 @@ class EventSourceMapping(threading.Thread):
     window), one invocation per batch, at most MaximumConcurrency at once; with
     ReportBatchItemFailures, the records not listed as failed are deleted; failed records stay
     and come back after the queue's visibility timeout (the DLQ after maxReceiveCount is SQS's
-    own redrive). The poller acts as the function's role, as Lambda's does."""
+    own redrive, at the queue's maxReceiveCount). An invocation still running at the function's
+    `timeout` (seconds) ends its function's processes (see Runtime.restart) and its batch comes
+    back. The poller acts as the function's role, as Lambda's does."""
 
-    def __init__(self, runtime, binary, mapping, creds, concurrency):
+    def __init__(self, runtime, binary, mapping, creds, concurrency, timeout=900):
         super().__init__(daemon=True)
         self.runtime, self.binary, self.mapping = runtime, binary, mapping
+        self.timeout = timeout
+        self.timeouts = 0
         self.sqs = client("sqs", creds)
         arn = mapping["EventSourceArn"]
         account, name = arn.split(":")[4], arn.split(":")[5]
@@ -195,7 +230,14 @@ class EventSourceMapping(threading.Thread):
 
     def deliver(self, messages):
         try:
-            status, out = self.runtime.invoke(self.binary, self.event(messages))
+            try:
+                status, out = self.runtime.invoke(self.binary, self.event(messages), timeout=self.timeout)
+            except FunctionTimeout as e:
+                # Lambda ends the invocation: nothing is deleted, the batch comes back.
+                self.timeouts += 1
+                self.note(f"invocation ran past the function's Timeout ({self.timeout} s): {e}")
+                self.runtime.restart(self.binary)
+                return
             self.invocations += 1
             if status != 200:
                 self.note(f"invocation answered {status}: {out!r:.500}")
