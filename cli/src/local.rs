@@ -318,7 +318,7 @@ impl Poller {
                     Some(_) => info!(queue = self.name, reason = %e, "message handed back"),
                     None => error!(queue = self.name, error = %e, "message failed; it will be delivered again"),
                 }
-                self.visibility.hand_back(&receipt, &body, &e).await
+                self.visibility.hand_back(&receipt, &body, &e, attempt).await
             }
             Err(_) => {
                 error!(

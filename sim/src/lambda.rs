@@ -47,7 +47,8 @@ pub struct Invocations {
     pub count: AtomicU64,
 }
 
-/// How long a failed message waits before it comes back (the glue's retry delay).
+/// How long a failed message waits before it comes back the first time (the glue's retry
+/// delay; doubled with each delivery, as the glue does).
 const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// How often an idle event source mapping polls.
@@ -107,7 +108,13 @@ impl Function {
                     self.queue.put(m.body, after.min(Duration::from_secs(900)));
                     self.queue.delete(m.id);
                 }
-                None => self.queue.release(m.id, if e.is_transient() { RETRY_DELAY } else { Duration::ZERO }),
+                None => {
+                    let after = match e.is_transient() {
+                        true => batchops_core::retry::redelivery_delay(RETRY_DELAY, m.receives),
+                        false => Duration::ZERO,
+                    };
+                    self.queue.release(m.id, after)
+                }
             },
         }
     }

@@ -407,12 +407,12 @@ async fn a_message_handed_back_to_wait_comes_back_without_using_up_a_receive() -
         // A wait, more often than the queue's maxReceiveCount: requeued, the original done with.
         let (body, receipt, receives) = receive_one(&clients.sqs, &url).await?;
         assert_eq!((body.as_str(), receives), ("finalize me", 1), "a wait uses no receive");
-        assert!(visibility.hand_back(&receipt, &body, &wait).await);
+        assert!(visibility.hand_back(&receipt, &body, &wait, receives).await);
         clients.sqs.delete_message().queue_url(&url).receipt_handle(&receipt).send().await?;
     }
     // A failure is handed back as it was, and counts.
-    let (body, receipt, _) = receive_one(&clients.sqs, &url).await?;
-    assert!(!visibility.hand_back(&receipt, &body, &Error::transient("test", "throttled")).await);
+    let (body, receipt, receives) = receive_one(&clients.sqs, &url).await?;
+    assert!(!visibility.hand_back(&receipt, &body, &Error::transient("test", "throttled"), receives).await);
     let (_, _, receives) = receive_one(&clients.sqs, &url).await?;
     assert_eq!(receives, 2);
     Ok(())

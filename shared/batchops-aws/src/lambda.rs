@@ -66,7 +66,7 @@ where
     }
     // A requeued message is done with: Lambda deletes it with the batch.
     let requeued = match visibility {
-        Some(v) => v.hand_back(&receipt, &body, &e).await,
+        Some(v) => v.hand_back(&receipt, &body, &e, attempt).await,
         None => false,
     };
     (!requeued).then_some(id)

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use batchops_core::retry::redelivery_delay;
 use batchops_core::Error;
 use tracing::warn;
 
@@ -72,13 +73,13 @@ impl Visibility {
 
     /// Hands back a message whose handling answered `e`: requeued when the error asks to wait
     /// (true: the original is done with), else made visible again after its delay.
-    pub async fn hand_back(&self, receipt: &str, body: &str, e: &Error) -> bool {
+    pub async fn hand_back(&self, receipt: &str, body: &str, e: &Error, attempt: u32) -> bool {
         if let Some(after) = e.retry_after() {
             if self.requeue(body, after).await {
                 return true;
             }
         }
-        self.set(&[receipt.to_string()], self.after_failure(e)).await;
+        self.set(&[receipt.to_string()], self.after_failure(e, attempt)).await;
         false
     }
 
@@ -103,13 +104,14 @@ impl Visibility {
         }
     }
 
-    /// When a message that failed with `e` should come back: as the error asks (a chunk
-    /// handed back, a finalizer waiting), after the retry delay when transient, at once when
-    /// permanent (it is headed for the dead-letter queue, where it can be inspected).
-    pub fn after_failure(&self, e: &Error) -> Duration {
+    /// When a message whose delivery number `attempt` failed with `e` should come back: as
+    /// the error asks (a chunk handed back, a finalizer waiting), after the retry delay doubled
+    /// with each delivery when transient ([`redelivery_delay`]), at once when permanent (it is
+    /// headed for the dead-letter queue, where it can be inspected).
+    pub fn after_failure(&self, e: &Error, attempt: u32) -> Duration {
         match e.retry_after() {
             Some(after) => after,
-            None if e.is_transient() => self.retry_delay,
+            None if e.is_transient() => redelivery_delay(self.retry_delay, attempt),
             None => Duration::ZERO,
         }
     }

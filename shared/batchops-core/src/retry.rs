@@ -137,6 +137,18 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest a message that failed waits before it is delivered again.
+pub const MAX_REDELIVERY_DELAY: Duration = Duration::from_secs(300);
+
+/// How long a message whose delivery number `attempt` failed on a transient error waits
+/// before it comes again: `base`, doubled with each delivery, at most
+/// [`MAX_REDELIVERY_DELAY`]. A queue's five receives then span minutes (with a 5 s base,
+/// 75 s of waits before the fifth), so a throttling burst of a minute does not send the
+/// message to its dead-letter queue.
+pub fn redelivery_delay(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_REDELIVERY_DELAY)
+}
+
 impl RetryPolicy {
     /// The delay before attempt `attempt + 1` (attempt counts from 1): a random duration in
     /// `[0, min(max_delay, base_delay * 2^(attempt-1))]`.
@@ -334,6 +346,15 @@ impl Passing for crate::ports::StorageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_message_waits_twice_as_long_with_each_delivery_up_to_five_minutes() {
+        let base = Duration::from_secs(5);
+        let delays: Vec<u64> = (1..=8).map(|a| redelivery_delay(base, a).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(redelivery_delay(base, 0), base, "a first delivery counted as 0");
+        assert_eq!(redelivery_delay(base, u32::MAX), MAX_REDELIVERY_DELAY);
+    }
 
     #[test]
     fn one_table_decides_for_tasks_storage_and_backends_alike() {
