@@ -574,6 +574,14 @@ mod tests {
         assert_eq!(gap, MAX_GAP);
     }
 
+    /// The next draw in [0, 1) of a task's own random sequence (xorshift64).
+    fn xorshift(seed: &mut u64) -> f64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        (*seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Plays `workers` request loops through `a` for `span` against a store answering in
     /// `LATENCY` on average, which throttles a request when `throttled(in flight, a random draw)` says
     /// so; returns (successes, throttles).
@@ -594,10 +602,7 @@ mod tests {
                         *n += 1;
                         *n
                     };
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    let draw = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                    let draw = xorshift(&mut seed);
                     // 10-30 ms: answers that all come at one instant would make the store's
                     // count of requests in flight depend on the order they are handled in.
                     let jitter = (seed & 0xFFFF) as f64 / 65_536.0;
@@ -632,12 +637,7 @@ mod tests {
             let (a, tokens, counts) = (a.clone(), tokens.clone(), counts.clone());
             tasks.push(tokio::spawn(async move {
                 let mut seed = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                let mut draw = move || {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed >> 11) as f64 / (1u64 << 53) as f64
-                };
+                let mut draw = move || xorshift(&mut seed);
                 let mut refused = 0u32;
                 while Instant::now() < end {
                     let slot = a.acquire().await;

@@ -351,6 +351,40 @@ async fn a_redelivered_chunk_is_recorded_once() {
 }
 
 impl World {
+    /// Records `count` chunks of one success and one failure each, whose result files (named
+    /// by `key(index, status)`) the report bucket does not hold, sets them as the job's
+    /// chunks, and has the finalizer end the job, its merge messages handled as they come.
+    async fn end_with_recorded_chunks(&self, id: &JobId, count: u64, key: impl Fn(u64, &str) -> String) {
+        for index in 0..count {
+            let file = |status: &str| crate::ports::ResultFile {
+                key: key(index, status),
+                status: status.into(),
+                md5: "0".repeat(32),
+                rows: 1,
+            };
+            let record = crate::ports::ChunkRecord {
+                index,
+                succeeded: 1,
+                failed: 1,
+                files: vec![file("succeeded"), file("failed")],
+            };
+            let lease = crate::ports::ChunkLease { index, owner: "w".into(), until_ms: u64::MAX };
+            self.store.start_chunk(id, &lease).await.unwrap();
+            assert_eq!(self.store.record_chunk(id, &record, "w").await.unwrap(), crate::ports::RecordOutcome::Recorded);
+        }
+        modify(&*self.store, id, |j| {
+            j.progress.total_chunks = Some(count);
+            true
+        })
+        .await
+        .unwrap();
+        let finalizer = self.finalizer();
+        finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
+        while let Some(m) = self.finalize.pop() {
+            finalizer.handle(&serde_json::from_str(&m).unwrap()).await.unwrap();
+        }
+    }
+
     async fn drain_control_only(&self) {
         let chunker = self.chunker();
         while let Some(m) = self.control.pop() {
@@ -1328,35 +1362,9 @@ async fn a_report_whose_files_cannot_be_merged_lists_them_all_in_a_manifest_of_p
     w.drain_control_only().await;
     w.chunks.pop().expect("the job's one chunk");
     let long = "k".repeat(300);
-    for index in 0..=12_000u64 {
-        let file = |status: &str| crate::ports::ResultFile {
-            key: format!("r/job-{id}/results/{index:040}-{status}-{long}.csv"),
-            status: status.into(),
-            md5: "0".repeat(32),
-            rows: 1,
-        };
-        let record = crate::ports::ChunkRecord {
-            index,
-            succeeded: 1,
-            failed: 1,
-            files: vec![file("succeeded"), file("failed")],
-        };
-        let lease = crate::ports::ChunkLease { index, owner: "w".into(), until_ms: u64::MAX };
-        w.store.start_chunk(&id, &lease).await.unwrap();
-        assert_eq!(w.store.record_chunk(&id, &record, "w").await.unwrap(), crate::ports::RecordOutcome::Recorded);
-    }
-    modify(&*w.store, &id, |j| {
-        j.progress.total_chunks = Some(12_001);
-        true
-    })
-    .await
-    .unwrap();
+    let key = |index: u64, status: &str| format!("r/job-{id}/results/{index:040}-{status}-{long}.csv");
     // WHEN the finalizer ends it (its merges run, and record their chunks' files unmerged)
-    let finalizer = w.finalizer();
-    finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
-    while let Some(m) = w.finalize.pop() {
-        finalizer.handle(&serde_json::from_str(&m).unwrap()).await.unwrap();
-    }
+    w.end_with_recorded_chunks(&id, 12_001, key).await;
     let job = w.store.get(&id).await.unwrap();
     // THEN the manifest (written in parts: it is larger than one) lists every file in order
     assert_eq!(job.status, JobStatus::Complete);
@@ -1382,35 +1390,11 @@ async fn unmerged_segments_of_a_report_under_the_longest_prefix_each_fit_one_dyn
     let id = w.intake().create_job(&w.spec(&manifest(1), report), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
     w.chunks.pop().expect("the job's one chunk");
-    for index in 0..600u64 {
-        let file = |status: &str| crate::ports::ResultFile {
-            key: format!("{prefix}/job-{id}/results/{:040}.csv", index * 2 + (status == "failed") as u64),
-            status: status.into(),
-            md5: "0".repeat(32),
-            rows: 1,
-        };
-        let record = crate::ports::ChunkRecord {
-            index,
-            succeeded: 1,
-            failed: 1,
-            files: vec![file("succeeded"), file("failed")],
-        };
-        let lease = crate::ports::ChunkLease { index, owner: "w".into(), until_ms: u64::MAX };
-        w.store.start_chunk(&id, &lease).await.unwrap();
-        assert_eq!(w.store.record_chunk(&id, &record, "w").await.unwrap(), crate::ports::RecordOutcome::Recorded);
-    }
-    modify(&*w.store, &id, |j| {
-        j.progress.total_chunks = Some(600);
-        true
-    })
-    .await
-    .unwrap();
+    let key = |index: u64, status: &str| {
+        format!("{prefix}/job-{id}/results/{:040}.csv", index * 2 + (status == "failed") as u64)
+    };
     // WHEN the finalizer ends it (its merges record their chunks' files unmerged)
-    let finalizer = w.finalizer();
-    finalizer.handle(&FinalizeMessage { job_id: id.clone(), merge: None }).await.unwrap();
-    while let Some(m) = w.finalize.pop() {
-        finalizer.handle(&serde_json::from_str(&m).unwrap()).await.unwrap();
-    }
+    w.end_with_recorded_chunks(&id, 600, key).await;
     // THEN the segments were cut small enough for DynamoDB's 400 KB items (the store refuses
     // larger ones as DynamoDB does), and the job ended listing every file
     let job = w.store.get(&id).await.unwrap();
