@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod console;
+pub mod http;
 pub mod local;
 pub mod schedules;

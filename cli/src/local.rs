@@ -141,7 +141,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Serves the HTTP API until the stop; returns where it listens.
 async fn serve_api(
     tasks: &mut JoinSet<()>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     opts: &LocalOptions,
     clients: &Clients,
     intake: Arc<batchops_core::pipeline::Intake>,
@@ -159,12 +159,7 @@ async fn serve_api(
         app = app.layer(axum::Extension(job_intake::api::LocalCaller(me)));
     }
     tasks.spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            error!(error = %e, "API server stopped");
-        }
+        crate::http::serve(listener, app, stop).await;
     });
     Ok(addr)
 }

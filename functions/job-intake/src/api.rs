@@ -98,6 +98,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
         })
         .layer(axum::middleware::from_fn(crate::xml::protocol))
+        .layer(axum::middleware::from_fn(whole_body))
         .with_state(intake)
 }
 
@@ -130,6 +131,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Account {
     }
 }
 
+/// The route's `{id}` as sent; one that is not UTF-8 once decoded (`%FF`) is refused in the
+/// API's error shape, not axum's plain text.
+struct JobPath(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|e| Error::field("JobId", e.body_text()))?;
+        Ok(JobPath(id))
+    }
+}
+
 /// The route's `{id}`, a job of the account the request names (any job when it names none):
 /// another account's job is not found, as in S3.
 struct OwnedJob(String);
@@ -138,8 +153,7 @@ impl FromRequestParts<Arc<Intake>> for OwnedJob {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, intake: &Arc<Intake>) -> Result<Self, ApiError> {
-        let Path(id) =
-            Path::<String>::from_request_parts(parts, intake).await.map_err(|e| Error::field("id", e.body_text()))?;
+        let JobPath(id) = JobPath::from_request_parts(parts, intake).await?;
         let account = Account::from_headers(&parts.headers)?;
         if account.0.is_some() {
             intake.job_in(&id, account.scope()).await?;
@@ -164,7 +178,29 @@ fn caller(ext: &Extensions) -> Option<&str> {
 
 /// Largest request body the API reads (a CreateJob request is a few KiB; S3 Control's own
 /// limit is not published). Bodies also nest at most 128 levels (serde_json's limit).
-pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+pub const MAX_REQUEST_BYTES: usize = batchops_core::spec::MAX_SPEC_BYTES;
+
+/// How long a request's body may take to arrive once its head has (a slow client holds a
+/// connection and a task as long as it takes; API Gateway buffers bodies before Lambda sees them).
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The layer outside every other: reads the request's whole body, at most
+/// [`MAX_REQUEST_BYTES`] within [`BODY_DEADLINE`], before anything parses it, answering 413 or
+/// 408 in the request's protocol otherwise.
+async fn whole_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_REQUEST_BYTES)).await;
+    let error = match read {
+        Ok(Ok(bytes)) => return next.run(axum::extract::Request::from_parts(parts, bytes.into())).await,
+        Ok(Err(_)) => Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES },
+        Err(_) => Error::TooSlow { what: "the request body".into(), seconds: BODY_DEADLINE.as_secs() },
+    };
+    if crate::xml::speaks_xml(&parts.headers) {
+        crate::xml::error_response(&error, &uuid::Uuid::new_v4().simple().to_string())
+    } else {
+        ApiError(error).into_response()
+    }
+}
 
 async fn create_job(
     State(intake): State<Arc<Intake>>,
@@ -201,11 +237,11 @@ type BodyResult = Result<Bytes, axum::extract::rejection::BytesRejection>;
 fn read_body(body: BodyResult) -> Result<Bytes, Error> {
     body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES },
-        _ => Error::InvalidJson { message: r.body_text() },
+        _ => Error::invalid_json(r.body_text()),
     })
 }
 
-async fn describe_job(State(intake): State<Arc<Intake>>, Path(id): Path<String>, account: Account) -> ApiResult {
+async fn describe_job(State(intake): State<Arc<Intake>>, JobPath(id): JobPath, account: Account) -> ApiResult {
     let job = intake.job_in(&id, account.scope()).await?;
     Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
 }
@@ -214,9 +250,12 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery
     let q = query_params(raw);
     let mut statuses = Vec::new();
     for s in q.get("jobStatuses").into_iter().flatten() {
-        statuses.push(
-            JobStatus::parse(s).ok_or_else(|| Error::field("jobStatuses", format!("'{s}' is not a job status")))?,
-        );
+        let status =
+            JobStatus::parse(s).ok_or_else(|| Error::field("jobStatuses", format!("'{s}' is not a job status")))?;
+        // Once each: a status repeated a hundred times made a filter DynamoDB refuses.
+        if !statuses.contains(&status) {
+            statuses.push(status);
+        }
     }
     let max = match one(&q, "maxResults") {
         None => None,
@@ -463,11 +502,14 @@ pub(crate) mod tests {
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &huge).await;
         assert_eq!((status, body["Code"].as_str()), (413, Some("RequestEntityTooLarge")), "{body}");
         assert!(body["Message"].as_str().unwrap().contains(&MAX_REQUEST_BYTES.to_string()), "{body}");
-        // ... and so is one nested deeper than 128 levels
-        let deep = format!("{{\"Operation\": {}{}}}", "[".repeat(200), "]".repeat(200));
+        // ... and so is one nested deeper than 32 levels, before anything builds a value of it
+        let deep = format!("{{\"Operation\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let (status, body) = call(&app, "POST", "/v20180820/jobs", &deep).await;
         assert_eq!((status, body["Code"].as_str()), (400, Some("BadRequestException")), "{body}");
-        assert!(body["Message"].as_str().unwrap().contains("recursion limit"), "{body}");
+        assert!(
+            body["Message"].as_str().unwrap().contains("nests deeper than 32 objects and arrays at line 1 column 46"),
+            "{body}"
+        );
         let (_, body) = call(&app, "POST", "/v20180820/jobs", SPEC).await;
         let id = body["JobId"].as_str().unwrap();
         let (status, body) =

@@ -2,9 +2,10 @@
 //! SQS -> this handler) creates a job, and the outcome is written next to the spec as
 //! `<key>.result.json`: `{"JobId": ...}` or `{"Code": ..., "Message": ...}`.
 
+use batchops_core::pipeline::intake::read_spec;
 use batchops_core::pipeline::intake::Caller;
 use batchops_core::pipeline::Intake;
-use batchops_core::ports::{read_all, ObjectStore};
+use batchops_core::ports::ObjectStore;
 use batchops_core::{Error, Result};
 use bytes::Bytes;
 use serde_json::json;
@@ -57,9 +58,18 @@ fn with_upload_token(spec: &[u8], bucket: &str, key: &str, etag: &str) -> Vec<u8
 /// Creates a job from each uploaded spec of the message and writes its result file.
 pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &str) -> Result<()> {
     for (bucket, key) in uploaded_objects(body)? {
-        let spec = read_all(objects.read(&bucket, &key, None, 0, None, None).await?).await?;
-        let spec = with_upload_token(&spec, &bucket, &key, &objects.head(&bucket, &key, None).await?.etag);
-        let result = match intake.create_job(&spec, Caller::SpecUpload).await {
+        let created = match read_spec(objects, &bucket, &key, "SpecObject").await {
+            Ok(spec) => match objects.head(&bucket, &key, None).await {
+                Ok(head) => {
+                    intake.create_job(&with_upload_token(&spec, &bucket, &key, &head.etag), Caller::SpecUpload).await
+                }
+                Err(e) if e.is_transient() => return Err(e.into()),
+                // Deleted since it was read: its result says so instead of the message going round.
+                Err(e) => Err(Error::field("SpecObject", format!("cannot read s3://{bucket}/{key}: {}", e.code))),
+            },
+            Err(e) => Err(e),
+        };
+        let result = match created {
             Ok(id) => {
                 info!(bucket = %bucket, key = %key, job_id = %id, "job created from an uploaded spec");
                 json!({ "JobId": id })
@@ -127,6 +137,30 @@ mod tests {
                 .unwrap();
         assert_eq!(result["Code"], "BadRequestException");
         assert!(result["Message"].as_str().unwrap().starts_with("RoleArn:"), "{result}");
+
+        // AND a spec over 1 MiB is not read whole (the API's limit): its result says so
+        let result_of = |spec: Option<Vec<u8>>| {
+            let (objects, intake, body) = (&objects, &intake, &body);
+            async move {
+                match spec {
+                    Some(spec) => drop(objects.insert("batchops-specs", "jobs/tag reviewed!.json", spec)),
+                    None => drop(objects.remove("batchops-specs", "jobs/tag reviewed!.json")),
+                }
+                handle_message(intake, objects, body).await.unwrap();
+                let file = objects.get("batchops-specs", "jobs/tag reviewed!.json.result.json").unwrap();
+                serde_json::from_slice::<serde_json::Value>(&file).unwrap()
+            }
+        };
+        let result = result_of(Some(vec![b' '; (1 << 20) + 1])).await;
+        assert_eq!(result["Code"], "RequestEntityTooLarge", "{result}");
+        assert!(
+            result["Message"].as_str().unwrap().contains("s3://batchops-specs/jobs/tag reviewed!.json"),
+            "{result}"
+        );
+        // AND a spec deleted before its message is handled gets a result, not a dead letter
+        let result = result_of(None).await;
+        assert_eq!(result["Code"], "BadRequestException", "{result}");
+        assert!(result["Message"].as_str().unwrap().starts_with("SpecObject: cannot read"), "{result}");
     }
 
     #[test]

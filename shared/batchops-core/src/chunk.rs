@@ -257,6 +257,11 @@ impl LineBatch {
         self.text.push('\n');
     }
 
+    /// Whether no line of a chunk is taken yet.
+    pub fn is_empty(&self) -> bool {
+        self.tasks == 0
+    }
+
     /// A blank line: no task, but it keeps the numbering of the lines after it (none is
     /// written before a chunk's first task).
     pub fn blank(&mut self) {
@@ -591,10 +596,16 @@ pub struct FinalizeMessage {
     pub merge: Option<crate::pipeline::consolidate::Merge>,
 }
 
-/// A line that holds nothing (empty, or only `\r`) is not a task: it names no object.
+/// A line that holds nothing (empty, or only `\r`s) is not a task: it names no object. The
+/// cutter counts tasks by the same rule (a line `\r\r` was no task to it but a failed row to
+/// the executor, one row more than the counters).
 pub fn is_blank(line: &[u8]) -> bool {
-    line.is_empty() || line == b"\r"
+    line.iter().all(|b| *b == b'\r')
 }
+
+/// The most bytes of manifest a CSV chunk spans (tasks of the longest lines, or blank lines
+/// between them): what an executor reads at once.
+pub const MAX_CHUNK_BYTES: u64 = 64 << 20;
 
 /// Cuts a stream of manifest bytes into chunks of `chunk_size` tasks, from a checkpoint.
 /// Memory stays bounded by the longest line, whatever the manifest's size.
@@ -614,6 +625,7 @@ pub struct ChunkCutter {
     chunk_tasks: u64,
     next_index: u64,
     tasks: u64,
+    max_bytes: u64,
 }
 
 impl ChunkCutter {
@@ -631,7 +643,13 @@ impl ChunkCutter {
             chunk_tasks: 0,
             next_index: from.next_chunk,
             tasks: from.tasks,
+            max_bytes: MAX_CHUNK_BYTES,
         }
+    }
+
+    /// The same, cutting chunks at `max_bytes` of manifest instead of [`MAX_CHUNK_BYTES`].
+    pub fn with_max_bytes(self, max_bytes: u64) -> Self {
+        ChunkCutter { max_bytes: max_bytes.max(1), ..self }
     }
 
     /// Feeds the next bytes; returns the chunks they complete.
@@ -676,7 +694,14 @@ impl ChunkCutter {
         self.line += 1;
         self.line_has_content = false;
         self.line_len = 0;
-        if self.chunk_tasks == self.chunk_size {
+        if self.chunk_tasks == 0 {
+            // Blank lines before a chunk's first task are in no chunk: the checkpoint moves
+            // past them, so a manifest of blank gigabytes still makes progress a hand-on keeps.
+            self.chunk_start = self.offset;
+            self.chunk_first_line = self.line;
+        } else if self.chunk_tasks == self.chunk_size || self.offset - self.chunk_start >= self.max_bytes {
+            // Blank lines between tasks are counted in bytes: an executor reads its chunk's
+            // range whole, so a range is cut at MAX_CHUNK_BYTES whatever its tasks.
             out.push(self.cut());
         }
     }
@@ -769,11 +794,32 @@ mod tests {
         let chunks = cut_all(b"b,a\n\nb,c\r\n\r\nb,d", 2, 4);
         assert_eq!(chunks.len(), 2);
         assert_eq!((chunks[0].tasks, chunks[0].first_line), (2, 1));
-        assert_eq!((chunks[1].tasks, chunks[1].first_line), (1, 4));
+        // Blank lines before a chunk's first task are in no chunk.
+        assert_eq!((chunks[1].tasks, chunks[1].first_line), (1, 5));
         assert_eq!(
             &b"b,a\n\nb,c\r\n\r\nb,d"[chunks[1].range().unwrap().0 as usize..chunks[1].range().unwrap().1 as usize],
-            b"\r\nb,d"
+            b"b,d"
         );
+        // A line of `\r`s is blank to the executor too (it was a task to neither count alike).
+        assert!(is_blank(b"\r\r\r") && !is_blank(b"\r \r"));
+    }
+
+    #[test]
+    fn blank_gigabytes_move_the_checkpoint_and_cut_chunks_by_bytes() {
+        // Blank lines only: no chunk, but the checkpoint moves past them (the hand-on's progress).
+        let mut c = ChunkCutter::new(id(), 10, &Checkpoint::default());
+        assert!(c.feed(&[b'\n'; 5000]).is_empty());
+        assert_eq!((c.checkpoint().offset, c.checkpoint().line), (5000, 5001));
+        // Between tasks, a chunk is cut at its byte bound whatever its tasks.
+        let mut data = b"b,a\n".to_vec();
+        data.extend([b'\n'; 3000]);
+        data.extend(b"b,c\nb,d\n");
+        let mut c = ChunkCutter::new(id(), 10, &Checkpoint::default()).with_max_bytes(1000);
+        let mut chunks = c.feed(&data);
+        chunks.extend(c.finish());
+        assert_eq!(chunks.iter().map(|c| (c.tasks, c.first_line)).collect::<Vec<_>>(), vec![(1, 1), (2, 3002)]);
+        assert_eq!(chunks[0].range(), Some((0, 1000)));
+        assert_eq!(chunks[1].range(), Some((3004, data.len() as u64)));
     }
 
     #[test]

@@ -10,11 +10,16 @@ pub enum Error {
     /// e.g. `Operation.S3PutObjectCopy.TargetResource`.
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
-    #[error("the request body is not valid JSON: {message}")]
-    InvalidJson { message: String },
+    /// A request body that cannot be read (not JSON, not XML, nested too deep); the message
+    /// says what and where.
+    #[error("{message}")]
+    InvalidBody { message: String },
     /// A request over a documented size limit (bytes).
     #[error("{what} is over the limit of {limit} bytes")]
     TooLarge { what: String, limit: usize },
+    /// A request whose body did not arrive within the API's deadline (seconds).
+    #[error("{what} did not arrive within {seconds} s")]
+    TooSlow { what: String, seconds: u64 },
     #[error("job {job_id} does not exist")]
     JobNotFound { job_id: JobId },
     /// A transition the state machine does not allow from the job's status.
@@ -54,6 +59,11 @@ impl Error {
         Error::InvalidField { field: field.into(), message: message.into() }
     }
 
+    /// A body that is not the JSON asked for.
+    pub fn invalid_json(message: impl std::fmt::Display) -> Self {
+        Error::InvalidBody { message: format!("the request body is not valid JSON: {message}") }
+    }
+
     /// A backend failure that may pass (a race lost, retries used up on throttling): the
     /// message is handed back and handled again.
     pub fn transient(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
@@ -85,8 +95,9 @@ impl Error {
     /// The S3 Control exception name and HTTP status the API answers with.
     pub fn code_and_status(&self) -> (&'static str, u16) {
         match self {
-            Error::InvalidField { .. } | Error::InvalidJson { .. } => ("BadRequestException", 400),
+            Error::InvalidField { .. } | Error::InvalidBody { .. } => ("BadRequestException", 400),
             Error::TooLarge { .. } => ("RequestEntityTooLarge", 413),
+            Error::TooSlow { .. } => ("RequestTimeout", 408),
             Error::JobNotFound { .. } => ("NotFoundException", 404),
             Error::StatusConflict { .. } => ("JobStatusException", 409),
             Error::Conflict { .. } => ("TooManyRequestsException", 429),

@@ -43,9 +43,19 @@ struct RawFile {
     md5: Option<String>,
 }
 
+/// The most columns a `fileSchema` may have (S3 Inventory has about 30 fields).
+pub const MAX_COLUMNS: usize = 64;
+/// The most data files an inventory may list (a control message each, sent at once).
+pub const MAX_FILES: usize = 100_000;
+
 /// The columns of `fileSchema` as manifest fields: Bucket, Key and VersionId are used, every
 /// other column is ignored. Bucket and Key must be there.
 pub fn fields_from_schema(schema: &str) -> Result<Vec<ManifestField>, String> {
+    // Every field travels in each chunk message of the inventory: their number is bounded.
+    let columns = schema.split(',').count();
+    if columns > MAX_COLUMNS {
+        return Err(format!("the inventory's fileSchema has {columns} columns; at most {MAX_COLUMNS} are read"));
+    }
     let fields: Vec<ManifestField> = schema
         .split(',')
         .map(|c| match c.trim() {
@@ -83,7 +93,17 @@ pub fn parse_manifest(json: &[u8], manifest_bucket: &str) -> Result<InventoryMan
         Some(arn) => arn.rsplit(':').next().unwrap_or(arn).to_string(),
         None => manifest_bucket.to_string(),
     };
+    let bucket_name = |b: &str| {
+        (3..=63).contains(&b.len())
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+    };
+    if !bucket_name(&bucket) {
+        return Err(format!("the inventory's destinationBucket '{bucket:.100}' is not a bucket name or ARN"));
+    }
     let files = raw.files.ok_or("the inventory manifest.json has no files")?;
+    if files.len() > MAX_FILES {
+        return Err(format!("the inventory manifest.json lists {} files; at most {MAX_FILES} are read", files.len()));
+    }
     let mut out = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
         let key = f.key.filter(|k| !k.is_empty()).ok_or(format!("files[{i}] of the inventory manifest has no key"))?;

@@ -458,6 +458,10 @@ impl InMemoryObjectStore {
         etag
     }
 
+    pub fn remove(&self, bucket: &str, key: &str) -> Option<Bytes> {
+        lock(&self.objects).remove(&(bucket.to_string(), key.to_string())).map(|(b, _)| b)
+    }
+
     pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
         lock(&self.objects).get(&(bucket.to_string(), key.to_string())).map(|(b, _)| b.clone())
     }

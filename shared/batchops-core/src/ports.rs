@@ -348,6 +348,21 @@ impl From<StorageError> for crate::Error {
 
 pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, StorageError>>;
 
+/// Reads a stream to its end, or `None` as soon as it holds more than `max` bytes (a store
+/// that ignores a Range request, an object larger than its reader allows).
+pub async fn read_at_most(mut stream: ByteStream, max: usize) -> Result<Option<Vec<u8>>, StorageError> {
+    use futures::StreamExt;
+    let mut buf = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        if buf.len() + piece.len() > max {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&piece);
+    }
+    Ok(Some(buf))
+}
+
 /// Reads a stream to its end; for bounded reads only (a chunk's range, a spec).
 pub async fn read_all(mut stream: ByteStream) -> Result<Vec<u8>, StorageError> {
     use futures::StreamExt;

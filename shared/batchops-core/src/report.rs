@@ -42,6 +42,25 @@ fn csv_field(out: &mut String, s: &str) {
     }
 }
 
+/// The longest `ResultMessage` a report row holds (bytes). A LambdaInvoke function may answer
+/// 6 MB, and a chunk holds its rows until its result files are written: a chunk of a thousand
+/// such answers would have held 6 GB.
+pub const MAX_RESULT_MESSAGE: usize = 4096;
+
+/// `message`, cut to [`MAX_RESULT_MESSAGE`] bytes (on a character boundary) and saying so.
+fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_RESULT_MESSAGE {
+        let all = message.len();
+        let mut end = MAX_RESULT_MESSAGE - 64;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(&format!("... ({all} bytes, cut to the first {end})"));
+    }
+    message
+}
+
 impl ResultRow {
     /// The row of a task that ran.
     pub fn task(entry: ManifestEntry, outcome: Outcome) -> ResultRow {
@@ -55,7 +74,7 @@ impl ResultRow {
                 succeeded: true,
                 http_status: 200,
                 error_code: String::new(),
-                message,
+                message: bounded_message(message),
             },
             Outcome::Failed(f) => ResultRow {
                 bucket,
@@ -64,7 +83,7 @@ impl ResultRow {
                 succeeded: false,
                 http_status: f.http_status,
                 error_code: f.error_code,
-                message: f.message,
+                message: bounded_message(f.message),
             },
         }
     }
@@ -78,7 +97,7 @@ impl ResultRow {
             succeeded: false,
             http_status: 400,
             error_code: "InvalidManifestContent".into(),
-            message: bad.reason,
+            message: bounded_message(bad.reason),
         }
     }
 

@@ -57,6 +57,9 @@ enum Days {
     Nth(u8, u8),
 }
 
+/// The longest rate: 100 years; a longer one would never fire.
+const MAX_RATE_SECS: i64 = 36_525 * 86_400;
+
 fn bad(expr: &str, why: impl std::fmt::Display) -> Error {
     Error::field("ScheduleExpression", format!("'{expr}': {why}"))
 }
@@ -78,7 +81,11 @@ impl Expression {
                 "day" | "days" => 86_400,
                 other => return Err(bad(expr, format!("'{other}' is not minute(s), hour(s) or day(s)"))),
             };
-            return Ok(Expression::Rate(n * secs));
+            // Checked: rate(4611686018427387904 minutes) wrapped to rate 0 and divided by it.
+            return match n.checked_mul(secs).filter(|s| *s <= MAX_RATE_SECS) {
+                Some(every) => Ok(Expression::Rate(every)),
+                None => Err(bad(expr, "a rate is at most 100 years (36,525 days)")),
+            };
         }
         if let Some(cron) = inner("cron(") {
             return Ok(Expression::Cron(Box::new(Cron::parse(expr, cron)?)));
@@ -95,7 +102,7 @@ impl Expression {
             Expression::Rate(secs) => {
                 let elapsed = after.as_second() - start.as_second();
                 let k = if elapsed < 0 { 1 } else { elapsed / secs + 1 };
-                Timestamp::from_second(start.as_second() + k * secs).ok()
+                Timestamp::from_second(start.as_second().checked_add(k.checked_mul(*secs)?)?).ok()
             }
             Expression::Cron(c) => c.next_after(after, tz),
         }
@@ -384,7 +391,12 @@ pub fn resolve_relative(
         + span.get_hours() as i64 * 3600
         + span.get_minutes() * 60
         + span.get_seconds();
-    Ok(Some(reference - time::Duration::seconds(secs)))
+    // Checked: -P700000W reached past year -9999 and `time` panicked; nothing in S3 is older
+    // than 1970, so a window reaching before it is refused rather than written as year -712.
+    match reference.checked_sub(time::Duration::seconds(secs)) {
+        Some(t) if t >= time::OffsetDateTime::UNIX_EPOCH => Ok(Some(t)),
+        _ => Err(Error::field(field, format!("'{text}' counts back before 1970"))),
+    }
 }
 
 #[cfg(test)]
@@ -496,6 +508,9 @@ mod tests {
             "2026-12-01T00:15:00Z"
         );
         assert_eq!(Expression::parse("rate(1 hour)").unwrap(), Expression::Rate(3600));
+        // The longest rate, from a start near the end of time: no firing, no overflow.
+        let longest = Expression::parse("rate(36525 days)").unwrap();
+        assert_eq!(longest.next_after(ts("9999-01-01T00:00:00Z"), &TimeZone::UTC, ts("9998-01-01T00:00:00Z")), None);
     }
 
     #[test]
@@ -509,6 +524,9 @@ mod tests {
             ("cron(0 2 ? * 2#6 *)", "# takes 1-5"),
             ("rate(0 minutes)", ">= 1"),
             ("rate(5 weeks)", "'weeks'"),
+            // It wrapped to rate 0 and next_after divided by it (issue 23).
+            ("rate(4611686018427387904 minutes)", "at most 100 years"),
+            ("rate(36526 days)", "at most 100 years"),
             ("at(tomorrow)", "yyyy-mm-dd"),
             ("every day", "at(...), rate(...) or cron(...)"),
         ] {
@@ -530,6 +548,11 @@ mod tests {
         assert!(resolve_relative("F", "P1D", t).unwrap_err().to_string().contains("counted back"));
         assert!(resolve_relative("F", "-P1M", t).unwrap_err().to_string().contains("no fixed length"));
         assert!(resolve_relative("F", "-Pfoo", t).unwrap_err().to_string().starts_with("F:"));
+        // Past year -9999 `time` panicked (issue 23); before 1970 is refused as well.
+        for far in ["-P700000W", "-P4400000D", "-P30000D", "-PT9999999999S"] {
+            let e = resolve_relative("F", far, t).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("counts back before 1970"), "{far}: {e}");
+        }
     }
 
     #[test]

@@ -196,22 +196,67 @@ pub fn parse(body: &[u8]) -> Result<JobSpec> {
     parse_json(body, "CreateJobRequest")
 }
 
+/// The largest spec read, from a request body, the specs bucket or a schedule's
+/// `SpecLocation` (a CreateJob request is a few KiB).
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
+/// Deepest nesting of objects and arrays a JSON body may have (a spec's deepest member,
+/// `ManifestGenerator...MatchAnyObjectEncryption[0].SSE-KMS.KmsKeyArn`, is 7 levels down).
+/// serde_json stops at 128, but a spec accepted 127 deep was stored one level deeper, inside
+/// its job, and that job could not be read back.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 /// Parses a JSON request body; type errors name the member, or `request` for the whole body.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], request: &str) -> Result<T> {
+    check_json_depth(body)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            Error::InvalidJson { message: inner.to_string() }
+            Error::invalid_json(inner)
         } else if path == "." {
             Error::field(request, inner.to_string())
         } else {
             Error::field(path, inner.to_string())
         }
     })?;
-    de.end().map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+    de.end().map_err(Error::invalid_json)?;
     Ok(value)
+}
+
+/// Refuses a body nesting objects and arrays deeper than [`MAX_JSON_DEPTH`], naming where; a
+/// loop over the bytes (strings skipped), before anything builds a value of it.
+fn check_json_depth(body: &[u8]) -> Result<()> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut line, mut line_start) = (1usize, 0usize);
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'\n' => (line, line_start) = (line + 1, i + 1),
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    let column = i - line_start + 1;
+                    return Err(Error::invalid_json(format!(
+                        "it nests deeper than {MAX_JSON_DEPTH} objects and arrays at line {line} column {column}"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
@@ -619,7 +664,26 @@ pub(crate) mod tests {
 
     #[test]
     fn broken_json_is_reported_as_such() {
-        assert!(matches!(parse(b"{\"Priority\": "), Err(Error::InvalidJson { .. })));
+        assert!(matches!(parse(b"{\"Priority\": "), Err(Error::InvalidBody { .. })));
+    }
+
+    #[test]
+    fn bodies_nesting_deeper_than_the_limit_are_refused_where_they_do() {
+        // An ignored member 126 levels deep was accepted and its job never read back (issue 23).
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let mut v = copy_spec();
+        v["ManifestEncryption"] = json!({"Ignored": "placeholder"});
+        let at = |n: usize| v.to_string().replace("\"placeholder\"", &nested(n));
+        let e = parse(at(30).as_bytes()).map(|_| ()).unwrap_err().to_string();
+        assert!(!e.contains("nests deeper"), "32 levels pass the depth check: {e}");
+        let e = parse(at(31).as_bytes()).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("nests deeper than 32 objects and arrays at line 1 column"), "{e}");
+        // Brackets inside strings (escaped quotes too) are text, not levels.
+        let mut v = copy_spec();
+        v["Description"] = json!(format!("\"{}", "[{".repeat(100)));
+        assert!(parse(v.to_string().as_bytes()).is_ok());
+        let e = parse(format!("{{\n \"A\": {}", nested(100_000)).as_bytes()).map(|_| ()).unwrap_err();
+        assert!(e.to_string().contains("at line 2 column"), "{e}");
     }
 }
 

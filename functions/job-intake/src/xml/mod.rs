@@ -71,7 +71,7 @@ async fn json_request(model: &Model, root: &str, shape: &str, req: Request) -> R
         .await
         .map_err(|_| Error::TooLarge { what: "the request body".into(), limit: MAX_REQUEST_BYTES })?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|e| Error::InvalidJson { message: format!("the request body is not UTF-8: {e}") })?;
+        .map_err(|e| Error::InvalidBody { message: format!("the request body is not UTF-8: {e}") })?;
     let json = convert::request_json(model, root, shape, text)?;
     let body = serde_json::to_vec(&json).map_err(|e| Error::caused("request JSON", e, false))?;
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -97,7 +97,7 @@ async fn xml_response(model: &Model, output: Option<&str>, resp: Response, reque
     xml_with(parts.status, xml, request_id)
 }
 
-fn error_response(e: &Error, request_id: &str) -> Response {
+pub(crate) fn error_response(e: &Error, request_id: &str) -> Response {
     let (code, status) = e.code_and_status();
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     xml_with(status, convert::error_xml(code, &e.to_string(), request_id), request_id)

@@ -90,6 +90,44 @@ fn bad_xml_is_refused_naming_the_member() {
 }
 
 #[test]
+fn nesting_beyond_the_limit_is_refused_before_it_is_parsed() {
+    // 4,000 levels (28 KB) overflowed the stack inside roxmltree and aborted `batchops local`
+    // (issue 23); the scan refuses them first, naming where. Run on a thread with a quarter of
+    // a tokio worker's stack, so that a recursion that came back would fail here too.
+    let run = |body: String| {
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                request_json(model(), "CreateJobRequest", "CreateJobRequest", &body).map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    let nested = |levels: usize, open: &str, close: &str| {
+        format!("<CreateJobRequest>{}{}</CreateJobRequest>", open.repeat(levels), close.repeat(levels))
+    };
+    for levels in [33, 4_000, 100_000] {
+        let e = run(nested(levels, "<a>", "</a>")).unwrap_err();
+        // The root at column 1, then 32 levels of `<a>` (3 bytes each): the 33rd starts at 115.
+        assert!(e.contains("nests deeper than 32 elements at line 1, column 115"), "{levels}: {e}");
+    }
+    let e = run(format!("<CreateJobRequest>\n{}", "<a x='>'\n>".repeat(50))).unwrap_err();
+    assert!(e.contains("nests deeper than 32 elements at line 34, column 2"), "a quoted > is no tag end: {e}");
+    // Levels that close themselves, comments, CDATA and processing instructions are no levels;
+    // 32 under the root pass the scan and meet the converter's own members check.
+    let flat =
+        format!("<CreateJobRequest>{}</CreateJobRequest>", "<a/><!--<b>--><![CDATA[<c>]]><?p <d>?>".repeat(5_000));
+    assert!(run(flat).unwrap_err().contains("a: is not a member"));
+    assert!(run(nested(32, "<a>", "</a>")).unwrap_err().contains("a: is not a member"));
+    // Attribute values may hold no `<`: each one counts, and a self-closing tag after it does not fool it.
+    let e = run(nested(40, "<a x='<b/>'>", "</a>")).unwrap_err();
+    assert!(e.contains("not XML") || e.contains("nests deeper"), "{e}");
+    let e = run("<!DOCTYPE x><CreateJobRequest/>".into()).unwrap_err();
+    assert!(e.contains("a declaration (DTD) at line 1, column 1"), "{e}");
+}
+
+#[test]
 fn operations_are_found_by_method_and_path_literals_first() {
     let m = model();
     let name = |method: &str, path: &str| m.operation_for(method, path).map(|o| o.name.as_str());

@@ -111,6 +111,9 @@ async fn digest(
 }
 
 /// The HEAD of one part (`partNumber`): its size, and the object's part count.
+/// The most parts a multipart object has (S3's limit).
+const MAX_PARTS: i32 = 10_000;
+
 async fn head_part(client: &aws_sdk_s3::Client, t: &TaskTarget, n: i32) -> Result<(u64, i32), TaskFailure> {
     let h = client
         .head_object()
@@ -140,13 +143,18 @@ async fn composite_of_parts(client: &aws_sdk_s3::Client, op: &ComputeChecksum, t
         return Ok(result_message(op, &value, etag.trim_matches('"')));
     }
     let (first_len, parts) = head_part(client, t, 1).await?;
+    if parts > MAX_PARTS {
+        // S3 stops at 10,000; a store answering more is not trusted with an allocation.
+        let message = format!("The object has {parts} parts; S3 allows at most {MAX_PARTS}");
+        return Err(TaskFailure::permanent(400, "InvalidPart", message));
+    }
     let mut digests = Vec::with_capacity(parts as usize);
     let mut offset = 0u64;
     for n in 1..=parts {
         let len = if n == 1 { first_len } else { head_part(client, t, n).await?.0 };
         let range = (parts > 1 && len > 0).then(|| (offset, offset + len - 1));
         digests.push(digest(client, t, &etag, op.algorithm, range).await?);
-        offset += len;
+        offset = offset.saturating_add(len);
     }
     if parts > 1 && offset != head.size {
         return Err(TaskFailure::permanent(

@@ -283,4 +283,28 @@ mod tests {
             o => panic!("{o:?}"),
         }
     }
+
+    #[test]
+    fn answers_of_megabytes_or_thousands_of_levels_make_rows_of_at_most_4_kib() {
+        use crate::report::{ResultRow, MAX_RESULT_MESSAGE};
+        let row = |o: Outcome| {
+            let target = crate::ops::TaskTarget { bucket: "b".into(), key: "k".into(), version_id: None };
+            let entry = crate::manifest::ManifestEntry { line: 1, target, encoded_key: "k".into() };
+            ResultRow::task(entry, o).message
+        };
+        let huge = "é".repeat(3 << 20); // 6 MB, two bytes a character: cut on a boundary
+        let ok = json!({"results": [{"taskId": "t", "resultCode": "Succeeded", "resultString": huge}]}).to_string();
+        let error = format!("{{\"errorMessage\": \"{huge}\"}}");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        for (payload, function_error) in
+            [(ok.as_str(), None), (error.as_str(), Some("Unhandled")), (deep.as_str(), None)]
+        {
+            let message = row(outcome("t", payload.as_bytes(), function_error));
+            assert!(message.len() <= MAX_RESULT_MESSAGE, "{}", message.len());
+            assert!(
+                message.contains("bytes, cut to the first") || message.starts_with("Invalid JSON"),
+                "{message:.80}"
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::{now, request_finalize, send_one, transition_from, Settings};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{
-    read_all, CreateOutcome, JobFilter, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess,
+    read_at_most, CreateOutcome, JobFilter, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess,
 };
 use crate::schedule::Firing;
 use crate::spec::JobSpec;
@@ -88,8 +88,21 @@ async fn read_location(objects: &dyn ObjectStore, location: &str) -> Result<Vec<
         .and_then(|r| r.split_once('/'))
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| Error::field(field, format!("'{location}' is not s3://bucket/key")))?;
-    match objects.read(bucket, key, None, 0, None, None).await {
-        Ok(stream) => Ok(read_all(stream).await?),
+    read_spec(objects, bucket, key, field).await
+}
+
+/// Reads the spec object `s3://bucket/key`, at most [`spec::MAX_SPEC_BYTES`] of it (as the
+/// API reads a body); an object that cannot be read or is larger is an error naming `field`.
+pub async fn read_spec(objects: &dyn ObjectStore, bucket: &str, key: &str, field: &str) -> Result<Vec<u8>> {
+    let location = format!("s3://{bucket}/{key}");
+    let max = spec::MAX_SPEC_BYTES;
+    let read = match objects.read(bucket, key, None, 0, Some(max as u64 + 1), None).await {
+        Ok(stream) => read_at_most(stream, max).await,
+        Err(e) => Err(e),
+    };
+    match read {
+        Ok(Some(spec)) => Ok(spec),
+        Ok(None) => Err(Error::TooLarge { what: format!("the spec {location}"), limit: max }),
         Err(e) if e.is_transient() => Err(e.into()),
         Err(e) => Err(Error::field(field, format!("cannot read {location}: {} {}", e.code, e.message))),
     }
@@ -153,7 +166,7 @@ impl Intake {
     async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: OffsetDateTime) -> Result<JobId> {
         // The request as given decides idempotency: a retried create with a relative window
         // is the same request even though it resolves a moment later.
-        let canonical = serde_json::to_vec(&spec).map_err(|e| Error::InvalidJson { message: e.to_string() })?;
+        let canonical = serde_json::to_vec(&spec).map_err(Error::invalid_json)?;
         let hash = hex::encode(Sha1::digest(&canonical));
         if let Some(g) = spec.manifest_generator.as_mut() {
             crate::generator::resolve_windows(g, reference)?;

@@ -183,7 +183,9 @@ impl Acting<'_> {
                 ListRequest { bucket: &out.bucket, prefix: &prefix, token: token.as_deref(), ..Default::default() };
             let page = self.objects.list(&req).await?;
             for o in page.objects {
-                let name = o.key[prefix.len()..].trim_end_matches(".csv.gz").to_string();
+                // A store may answer keys outside the prefix (or cut inside a character).
+                let Some(name) = o.key.strip_prefix(prefix.as_str()) else { continue };
+                let name = name.trim_end_matches(".csv.gz").to_string();
                 let Some((index, md5)) = name.split_once('-') else { continue };
                 let Ok(index) = index.parse::<u64>() else { continue };
                 // Two files of one index: a listing that changed between two deliveries.

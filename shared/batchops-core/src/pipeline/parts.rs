@@ -376,19 +376,21 @@ impl Acting<'_> {
                     continue;
                 }
                 let text = block.filter(|_| range.end <= block_end).map(|t| &t[range.clone()]);
-                match cut.line(self, id, n, &buf[range], text) {
+                let filled = match cut.line(self, id, n, &buf[range], text) {
                     Err(failure) => return Ok(FileEnd::Failed(failure)),
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let out_of_time = Instant::now() >= deadline;
-                        if cut.pending.len() >= SEND_BATCH || out_of_time {
-                            self.send(id, &mut cut.pending).await?;
-                        }
-                        if out_of_time {
-                            let (tasks, next_chunk) = (cut.tasks, cut.next_chunk);
-                            let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: at.etag.clone() };
-                            return Ok(FileEnd::Paused(next));
-                        }
+                    Ok(filled) => filled,
+                };
+                // A checkpoint is exact where no chunk is begun: after one is cut, or on blank
+                // lines before a chunk's first task (a file of blank gigabytes pauses too).
+                if filled || cut.batch.is_empty() {
+                    let out_of_time = Instant::now() >= deadline;
+                    if cut.pending.len() >= SEND_BATCH || out_of_time {
+                        self.send(id, &mut cut.pending).await?;
+                    }
+                    if out_of_time {
+                        let (tasks, next_chunk) = (cut.tasks, cut.next_chunk);
+                        let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: at.etag.clone() };
+                        return Ok(FileEnd::Paused(next));
                     }
                 }
             }

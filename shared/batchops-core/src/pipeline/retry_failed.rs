@@ -47,36 +47,64 @@ impl Intake {
 /// What is kept of a result row: its first columns are a few KiB at most.
 const MAX_KEPT: usize = 16 * 1024;
 
+/// The largest manifest of failed rows a retry writes (about 600,000 rows): it is built in
+/// the intake's memory. Beyond it, a job over the failed result files themselves (each is a
+/// manifest) does the same.
+pub const MAX_RETRY_MANIFEST: usize = 64 << 20;
+
 /// The `Bucket,Key,VersionId` of every row of the failed result files, as manifest lines (the
 /// VersionId column only when a row has one), their count, and whether they have versions.
 async fn failed_rows(objects: &dyn ObjectStore, bucket: &str, files: &[ResultFile]) -> Result<(u64, bool, Vec<u8>)> {
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    let mut versioned = false;
-    // A row is a CSV record, not a line: its ResultMessage may hold quoted line breaks. Bucket
-    // names, encoded keys and version IDs hold no comma: the first columns end at commas (and
-    // are in what is kept of a record however long its message).
-    let mut take = |record: &[u8], _whole: bool| {
-        let mut columns = record.splitn(4, |b| *b == b',');
-        let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
-        let v = v.unwrap_or_default();
-        versioned |= !v.is_empty();
-        lines.push([b, b",", k, b",", v].concat());
+    let mut kept = Kept::default();
+    let too_many = || Error::TooLarge {
+        what: format!("the manifest of the failed rows ({} result files)", files.len()),
+        limit: MAX_RETRY_MANIFEST,
     };
     for f in files {
         let mut stream = objects.read(bucket, &f.key, None, 0, None, None).await?;
         let mut records = Records::new(MAX_KEPT);
         while let Some(piece) = stream.next().await {
-            records.feed(&piece?, &mut take);
+            records.feed(&piece?, &mut |record: &[u8], _: bool| kept.take(record));
+            if kept.bytes > MAX_RETRY_MANIFEST {
+                return Err(too_many());
+            }
         }
-        records.finish(&mut take);
+        records.finish(&mut |record: &[u8], _: bool| kept.take(record));
     }
-    let mut out = Vec::new();
-    for line in &lines {
-        let keep = if versioned { line.len() } else { line.len() - 1 };
+    if kept.bytes > MAX_RETRY_MANIFEST {
+        return Err(too_many());
+    }
+    let mut out = Vec::with_capacity(kept.bytes);
+    for line in &kept.lines {
+        let keep = if kept.versioned { line.len() } else { line.len() - 1 };
         out.extend_from_slice(&line[..keep]);
         out.push(b'\n');
     }
-    Ok((lines.len() as u64, versioned, out))
+    Ok((kept.lines.len() as u64, kept.versioned, out))
+}
+
+/// The manifest lines of the failed rows read so far.
+#[derive(Default)]
+struct Kept {
+    lines: Vec<Vec<u8>>,
+    versioned: bool,
+    bytes: usize,
+}
+
+impl Kept {
+    /// A row is a CSV record, not a line: its ResultMessage may hold quoted line breaks. Bucket
+    /// names, encoded keys and version IDs hold no comma: the first columns end at commas (and
+    /// are in what is kept of a record however long its message).
+    fn take(&mut self, record: &[u8]) {
+        let mut columns = record.splitn(4, |b| *b == b',');
+        let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
+        let v = v.unwrap_or_default();
+        self.versioned |= !v.is_empty();
+        self.bytes += b.len() + k.len() + v.len() + 3;
+        if self.bytes <= MAX_RETRY_MANIFEST {
+            self.lines.push([b, b",", k, b",", v].concat());
+        }
+    }
 }
 
 /// The parent's spec over the new manifest, named and tagged as its retry.

@@ -290,6 +290,33 @@ async fn a_zero_time_budget_loses_and_repeats_no_row() {
 }
 
 #[tokio::test]
+async fn blank_lines_by_the_thousand_hand_on_and_count_as_no_row() {
+    // GIVEN manifests mostly blank (`\n`, `\r\r\n`), before, between and after their rows, a
+    // CSV one and an inventory file, read with no time budget: before issue 23 a run of blank
+    // lines before a chunk's first task never paused (no chunk was cut), and `\r\r` was a
+    // failed row to the executor but no task to the chunker
+    let w = World::new(4, Duration::ZERO);
+    let blanks = "\n\r\r\n".repeat(500);
+    let csv = format!("{blanks}{}{blanks}{}{blanks}", manifest(6), manifest(3).replace("src,", "src,b-"));
+    let id = w.intake().create_job(&w.spec(&csv, json!({})), Caller::Unknown).await.unwrap();
+    let v = World::new(4, Duration::ZERO);
+    let inventory = format!("{blanks}{}{blanks}", inventory_rows(0, 5));
+    let spec = v.inventory_spec(INVENTORY_SCHEMA, &[gzip(&inventory)], None, json!({}));
+    let inv = v.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+    // WHEN they run
+    w.drain().await;
+    v.drain().await;
+    // THEN each completes with one row per line that names an object, and counters to match
+    for (w, id, tasks) in [(&w, id, 9), (&v, inv, 5)] {
+        let job = w.store.get(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+        assert_eq!(job.progress.total_tasks, Some(tasks));
+        assert_eq!(job.progress.succeeded + job.progress.failed, tasks);
+        assert_eq!(w.report_rows(&job).len() as u64, tasks);
+    }
+}
+
+#[tokio::test]
 async fn checkpoints_whose_answers_are_lost_still_lead_the_preparation_on() {
     // Every continuation's checkpoint is written, and its answer lost: the retry meets the
     // write it repeats. The chunker must know it for its own and go on, not stop as if another
