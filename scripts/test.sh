@@ -4,7 +4,8 @@
 # (scripts/sim.sh), cfn-lint and `sam validate
 # --lint` on the SAM template, then the rehearsal of the deployed stack (scripts/rehearse.sh), the
 # console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
-# Control's protocol (scripts/sdk-test.sh), and the tests of this summary's counting; ends with
+# Control's protocol (scripts/sdk-test.sh), hostile requests against batchops local
+# (scripts/hostile-test.sh), and the tests of this summary's counting; ends with
 # one line of all results (scripts/summary.sh: a suite or check that failed is never counted as
 # 0 failed) and fails if anything did.
 set -uo pipefail
@@ -35,7 +36,7 @@ add "make sim" "$(count_check "${PIPESTATUS[0]}")"
 .venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
   echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
 add "cfn-lint, sam validate" "$(count_check $?)"
-for suite in rehearse console-test sdk-test; do
+for suite in rehearse console-test sdk-test hostile-test; do
   scripts/$suite.sh 2>&1 | tee .local/$suite.log
   add "$suite" "$(count_pytest .local/$suite.log "${PIPESTATUS[0]}")"
 done

@@ -19,8 +19,9 @@ def free_port():
 
 
 @contextlib.contextmanager
-def batchops_local(name, log_dir, args=(), env=None):
-    """Yields the API's base URL; the server's output goes to <log_dir>/batchops-local.log."""
+def batchops_local(name, log_dir, args=(), env=None, with_process=False):
+    """Yields the API's base URL (and the process, with_process); the server's output goes to
+    <log_dir>/batchops-local.log."""
     binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "batchops")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -37,7 +38,7 @@ def batchops_local(name, log_dir, args=(), env=None):
             except OSError:
                 assert proc.poll() is None, open(log.name).read()
                 time.sleep(0.2)
-        yield base
+        yield (base, proc) if with_process else base
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -16,7 +17,10 @@ from botocore.credentials import Credentials
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "hostile"))
+
 import lambdas  # noqa: E402
+import rawhttp  # noqa: E402
 import stack  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -171,6 +175,18 @@ class Rehearsal:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+    def call_raw(self, method, path, body=b"", headers=None):
+        """A SigV4-signed call (as the operator) with the body and headers exactly as given,
+        over a bare socket: (status, headers, body), or None when the connection closed first."""
+        url = urllib.parse.urlsplit(self.api.url + path)
+        headers = {"Host": url.netloc, **(headers or {})}
+        req = AWSRequest(method=method, url=self.api.url + path, data=body, headers=headers)
+        creds = Credentials(self.operator["AccessKeyId"], self.operator["SecretAccessKey"])
+        SigV4Auth(creds, "execute-api", stack.REGION).add_auth(req)
+        signed = {k: v for k, v in req.headers.items()}
+        target = url.path + (f"?{url.query}" if url.query else "")
+        return rawhttp.request(url.hostname, url.port, method, target, signed, body)
 
     def wait(self, job_id, statuses, timeout=240):
         end = time.time() + timeout

@@ -18,6 +18,7 @@ What AWS does that this driver does not (besides MOTO_GAPS in stack.py):
 - logs go to files under the rehearsal's log folder, not CloudWatch.
 """
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -402,8 +403,9 @@ class ApiProxy:
                     "userAgent": h.headers.get("User-Agent"),
                 },
             },
-            "body": body.decode() if body else None,
-            "isBase64Encoded": False,
+            # A body that is not UTF-8 arrives base64-encoded, as API Gateway hands binary on.
+            "body": event_body(body),
+            "isBase64Encoded": event_body(body) is not None and utf8(body) is None,
         }
         status, out = self.runtime.invoke(self.binary, event)
         if status != 200 or not isinstance(out, dict):
@@ -417,6 +419,22 @@ class ApiProxy:
     def stop(self):
         self.server.shutdown()
         self.tls.shutdown()
+
+
+def utf8(body):
+    """`body` as text; None when it is not UTF-8."""
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def event_body(body):
+    """The event's `body`: None when empty, the text, or base64 when it is not UTF-8."""
+    if not body:
+        return None
+    text = utf8(body)
+    return text if text is not None else base64.b64encode(body).decode()
 
 
 def self_signed_localhost(ca_path):

@@ -97,6 +97,10 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .fallback(|| async {
             (StatusCode::NOT_FOUND, Json(json!({"Code": "NotFoundException", "Message": "no such route"})))
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            let message = format!("the route does not take {method}");
+            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"Code": "MethodNotAllowed", "Message": message})))
+        })
         .layer(axum::middleware::from_fn(crate::xml::protocol))
         .layer(axum::middleware::from_fn(whole_body))
         .with_state(intake)
@@ -111,6 +115,9 @@ struct Account(Option<String>);
 impl Account {
     fn from_headers(headers: &HeaderMap) -> Result<Account, Error> {
         let Some(value) = headers.get(ACCOUNT_HEADER) else { return Ok(Account(None)) };
+        if headers.get_all(ACCOUNT_HEADER).iter().nth(1).is_some() {
+            return Err(Error::field("AccountId", format!("{ACCOUNT_HEADER} is given more than once")));
+        }
         match value.to_str() {
             Ok(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Ok(Account(Some(a.to_string()))),
             _ => Err(Error::field("AccountId", format!("{ACCOUNT_HEADER} must be 12 digits"))),

@@ -205,7 +205,7 @@ pub fn manifest_tail() -> String {
 /// Cuts a result file into CSV records as it streams in: a record ends at a line break outside
 /// quotes (a ResultMessage may hold quoted line breaks). Each record is kept up to `max`
 /// bytes; a longer one is handed over cut there and marked as not whole.
-pub(crate) struct Records {
+pub struct Records {
     pending: Vec<u8>,
     quoted: bool,
     max: usize,
@@ -214,12 +214,12 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    pub(crate) fn new(max: usize) -> Self {
+    pub fn new(max: usize) -> Self {
         Records { pending: Vec::new(), quoted: false, max, overlong: false }
     }
 
     /// Hands each record `piece` completes to `record`, with whether it is whole.
-    pub(crate) fn feed(&mut self, piece: &[u8], mut record: impl FnMut(&[u8], bool)) {
+    pub fn feed(&mut self, piece: &[u8], mut record: impl FnMut(&[u8], bool)) {
         for &b in piece {
             match b {
                 b'"' => self.quoted = !self.quoted,
@@ -247,7 +247,7 @@ impl Records {
     }
 
     /// The last record, when the file does not end with a line break.
-    pub(crate) fn finish(mut self, mut record: impl FnMut(&[u8], bool)) {
+    pub fn finish(mut self, mut record: impl FnMut(&[u8], bool)) {
         self.emit(&mut record);
     }
 }

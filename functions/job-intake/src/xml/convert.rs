@@ -203,7 +203,8 @@ fn text(node: Node) -> String {
 }
 
 fn scalar(kind: ShapeType, text: &str, path: &str) -> Result<Value, Error> {
-    let bad = |what: &str| Error::field(path, format!("'{text}' is not {what}"));
+    // The value is quoted at most 100 characters long: an error does not echo a megabyte back.
+    let bad = |what: &str| Error::field(path, format!("'{text:.100}' is not {what}"));
     Ok(match kind {
         ShapeType::Boolean => match text.trim() {
             "true" => Value::Bool(true),

@@ -288,7 +288,10 @@ impl Acting<'_> {
         match &valid.source {
             Source::Csv(m) => {
                 let first = self.probe(m).await?;
-                if let Some(reason) = first.header {
+                // A retry's manifest is batchops' own: its first failed row may name a bucket
+                // no bucket has (that row failed for it), which is no header to refuse the job for.
+                let ours = job.tags.iter().any(|t| t.key == super::retry_failed::RETRY_OF_TAG);
+                if let Some(reason) = first.header.filter(|_| !ours) {
                     return self.fail(id, JobFailure::new("InvalidManifestContent", reason)).await;
                 }
                 if let (Some(check), Some(bucket)) = (valid.operation.bucket_check(), first.bucket) {
@@ -409,8 +412,10 @@ impl Acting<'_> {
                     self.send(&job.id, &mut pending).await?;
                 }
             }
-            // Hand on only after progress (a chunk cut), so that even a tiny budget moves on.
-            if Instant::now() >= deadline && cutter.checkpoint().offset > from.offset {
+            // Hand on only after progress (a chunk cut, or a megabyte of blank lines skipped),
+            // so that even a tiny budget moves on.
+            let moved = cutter.chunks_cut() > from.next_chunk || cutter.checkpoint().offset >= from.offset + BLANK_RUN;
+            if Instant::now() >= deadline && moved {
                 self.send(&job.id, &mut pending).await?;
                 return self.continue_later(job, from, cutter.checkpoint()).await;
             }
@@ -424,6 +429,9 @@ impl Acting<'_> {
         self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
     }
 }
+
+/// Bytes of blank lines the chunker skips before it may hand on without a chunk cut.
+const BLANK_RUN: u64 = 1 << 20;
 
 impl Chunker {
     pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {

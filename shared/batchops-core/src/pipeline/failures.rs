@@ -158,7 +158,7 @@ impl Tally {
 
 /// `Bucket,Key,VersionId,TaskStatus,HTTPStatusCode,ErrorCode,ResultMessage` (the report's
 /// physical column order) as its code, status and task; `None` when it is not such a row.
-fn parse_row(record: &[u8]) -> Option<(String, u16, FailedTask)> {
+pub fn parse_row(record: &[u8]) -> Option<(String, u16, FailedTask)> {
     let text = std::str::from_utf8(record).ok()?;
     let cols = split_csv(text).ok()?;
     let [bucket, key, version, _status, http, code, message] = <[_; 7]>::try_from(cols).ok()?;

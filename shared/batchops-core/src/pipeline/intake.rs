@@ -80,6 +80,9 @@ pub struct StatusUpdate {
     pub reason: Option<String>,
 }
 
+/// The largest spec a job stores (serialized): with its plan and counters it fits a DynamoDB item.
+pub const MAX_STORED_SPEC: usize = 128 * 1024;
+
 /// Reads a spec at `s3://bucket/key` (a schedule's `SpecLocation`).
 async fn read_location(objects: &dyn ObjectStore, location: &str) -> Result<Vec<u8>> {
     let field = "batchops.SpecLocation";
@@ -167,6 +170,11 @@ impl Intake {
         // The request as given decides idempotency: a retried create with a relative window
         // is the same request even though it resolves a moment later.
         let canonical = serde_json::to_vec(&spec).map_err(Error::invalid_json)?;
+        // A job item holds its spec twice (as given, and as its plan) in DynamoDB's 400 KB: a
+        // larger spec is refused here, not failed as a 500 by the store.
+        if canonical.len() > MAX_STORED_SPEC {
+            return Err(Error::TooLarge { what: "the job's spec (as stored)".into(), limit: MAX_STORED_SPEC });
+        }
         let hash = hex::encode(Sha1::digest(&canonical));
         if let Some(g) = spec.manifest_generator.as_mut() {
             crate::generator::resolve_windows(g, reference)?;

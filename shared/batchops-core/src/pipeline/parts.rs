@@ -158,6 +158,9 @@ impl<'a> Cut<'a> {
     }
 }
 
+/// Lines read before a run of blank lines may end an invocation that is out of time.
+const BLANK_RUN: u64 = 100_000;
+
 /// How the reading of a file ended.
 enum FileEnd {
     /// Every line read: the file's tasks and chunks.
@@ -381,8 +384,9 @@ impl Acting<'_> {
                     Ok(filled) => filled,
                 };
                 // A checkpoint is exact where no chunk is begun: after one is cut, or on blank
-                // lines before a chunk's first task (a file of blank gigabytes pauses too).
-                if filled || cut.batch.is_empty() {
+                // lines before a chunk's first task (a file of blank gigabytes pauses too, once
+                // BLANK_RUN lines of it are read: a tiny budget still moves on by that much).
+                if filled || (cut.batch.is_empty() && n >= at.line + BLANK_RUN) {
                     let out_of_time = Instant::now() >= deadline;
                     if cut.pending.len() >= SEND_BATCH || out_of_time {
                         self.send(id, &mut cut.pending).await?;

@@ -1,0 +1,266 @@
+//! The pipeline in memory, for the manifest targets: a job over a fuzzed manifest runs through
+//! the real intake, chunker, dispatcher, executor and finalizer (the in-memory ports of
+//! `batchops_core::memory`), and its end is checked against an independent count of the
+//! manifest's tasks: report rows = counters = tasks, and a retry of its failed tasks gets them all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use batchops_core::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
+use batchops_core::events::NoEvents;
+use batchops_core::job::{Job, JobId, JobStatus};
+use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
+use batchops_core::ops::{Operation, Task};
+use batchops_core::pipeline::dispatcher::Dispatcher;
+use batchops_core::pipeline::intake::Caller;
+use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings};
+use batchops_core::ports::OperationRunner;
+use batchops_core::retry::{Outcome, TaskFailure};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// Every task succeeds, but those whose key says `fail`.
+struct Runner;
+
+#[async_trait]
+impl OperationRunner for Runner {
+    async fn run(&self, _: &Operation, task: &Task) -> Outcome {
+        if task.target.key.contains("fail") {
+            Outcome::Failed(TaskFailure::permanent(400, "Refused", "the key says fail"))
+        } else {
+            Outcome::Succeeded { message: "Successful".into() }
+        }
+    }
+}
+
+/// Messages handled before a job that has not ended counts as one that never ends.
+const MAX_STEPS: usize = 100_000;
+
+pub struct World {
+    store: Arc<InMemoryJobStore>,
+    pub objects: Arc<InMemoryObjectStore>,
+    roles: Arc<InMemoryRoles>,
+    control: Arc<InMemoryQueue>,
+    chunks: Arc<InMemoryQueue>,
+    finalize: Arc<InMemoryQueue>,
+    settings: Settings,
+}
+
+impl World {
+    /// Chunks of `chunk_size` tasks; the chunker hands on after every piece when `no_budget`;
+    /// objects are read in pieces of `piece` bytes.
+    pub fn new(chunk_size: u64, no_budget: bool, piece: usize) -> World {
+        let mut objects = InMemoryObjectStore::default();
+        objects.piece_size = Some(piece.max(1));
+        let objects = Arc::new(objects);
+        let budget = if no_budget { Duration::ZERO } else { Duration::from_secs(60) };
+        let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
+        settings.retry.base_delay = Duration::from_millis(1);
+        World {
+            store: Arc::default(),
+            roles: Arc::new(InMemoryRoles::new(objects.clone(), Arc::new(Runner))),
+            objects,
+            control: Arc::default(),
+            chunks: Arc::default(),
+            finalize: Arc::default(),
+            settings,
+        }
+    }
+
+    fn dispatcher(&self) -> Arc<Dispatcher> {
+        let (store, events, chunks) = (self.store.clone(), Arc::new(NoEvents), self.chunks.clone());
+        Arc::new(Dispatcher { store: store.clone(), events, backlog: store, chunks, depth: 1_000_000 })
+    }
+
+    pub fn intake(&self) -> Intake {
+        Intake {
+            store: self.store.clone(),
+            events: Arc::new(NoEvents),
+            control: self.control.clone(),
+            finalize: self.finalize.clone(),
+            roles: self.roles.clone(),
+            pass_role: None,
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// A tagging job over `s3://manifests/<key>` of `format`, reporting every task.
+    pub fn spec(&self, key: &str, etag: &str, format: &str) -> Vec<u8> {
+        let mut spec = json!({
+            "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+            "Priority": 1,
+            "RoleArn": "arn:aws:iam::123456789012:role/batch",
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+            "Manifest": {"Spec": {"Format": format},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}},
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
+                       "Prefix": "r", "ReportScope": "AllTasks"}
+        });
+        if format.starts_with("S3BatchOperations") {
+            spec["Manifest"]["Spec"]["Fields"] = json!(["Bucket", "Key"]);
+        }
+        spec.to_string().into_bytes()
+    }
+
+    /// Handles messages until every queue is empty; an error if one fails for good or the
+    /// job never ends.
+    pub async fn drain(&self) -> Result<(), String> {
+        for _ in 0..MAX_STEPS {
+            let handled = if let Some(m) = self.control.pop() {
+                let msg: ControlMessage = serde_json::from_str(&m).map_err(|e| format!("control message: {e}"))?;
+                let r = self.chunker().handle(msg, Instant::now() + self.settings.time_budget).await;
+                self.again(&self.control, m, r).await?
+            } else if let Some(m) = self.chunks.pop() {
+                let msg = ChunkMessage::decode(&m)?;
+                let r = self.executor().handle(&msg).await.map(|_| ());
+                self.again(&self.chunks, m, r).await?
+            } else if let Some(m) = self.finalize.pop() {
+                let msg: FinalizeMessage = serde_json::from_str(&m).map_err(|e| format!("finalize message: {e}"))?;
+                let r = self.finalizer().handle(&msg).await.map(|_| ());
+                self.again(&self.finalize, m, r).await?
+            } else {
+                let round = self.dispatcher().dispatch().await.map_err(|e| format!("dispatcher: {e}"))?;
+                !round.released.is_empty()
+            };
+            if !handled && self.control.len() + self.chunks.len() + self.finalize.len() == 0 {
+                return Ok(());
+            }
+        }
+        Err(format!("the queues were not empty after {MAX_STEPS} messages"))
+    }
+
+    /// A message whose handler failed comes again when the failure may pass (SQS's
+    /// redelivery); a permanent failure of a handler is a bug: the job should fail instead.
+    async fn again(&self, queue: &InMemoryQueue, body: String, r: batchops_core::Result<()>) -> Result<bool, String> {
+        use batchops_core::ports::Queue;
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_transient() => {
+                queue.send(vec![body]).await.map_err(|e| e.to_string())?;
+                Ok(true)
+            }
+            Err(e) => Err(format!("a handler failed for good: {e}")),
+        }
+    }
+
+    fn chunker(&self) -> Chunker {
+        Chunker {
+            store: self.store.clone(),
+            events: Arc::new(NoEvents),
+            roles: self.roles.clone(),
+            control: self.control.clone(),
+            dispatcher: self.dispatcher(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+            dead_letters: Default::default(),
+        }
+    }
+
+    fn executor(&self) -> Executor {
+        let settings = Settings { time_budget: Duration::from_secs(60), ..self.settings.clone() };
+        Executor {
+            store: self.store.clone(),
+            events: Arc::new(NoEvents),
+            roles: self.roles.clone(),
+            finalize: self.finalize.clone(),
+            settings,
+            shutdown: Default::default(),
+            limits: Default::default(),
+            dispatcher: self.dispatcher(),
+        }
+    }
+
+    fn finalizer(&self) -> Finalizer {
+        Finalizer {
+            store: self.store.clone(),
+            events: Arc::new(NoEvents),
+            roles: self.roles.clone(),
+            finalize: self.finalize.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    pub async fn job(&self, id: &JobId) -> Result<Job, String> {
+        use batchops_core::ports::JobStore;
+        self.store.get(id).await.map_err(|e| e.to_string())
+    }
+
+    /// Every report row of a job, read back through its manifest.json (none without one: a
+    /// job of no task writes no report, and its counters say 0).
+    pub fn report_rows(&self, job: &Job) -> Result<Vec<String>, String> {
+        let folder = format!("r/job-{}", job.id);
+        let Some(manifest) = self.objects.get("reports", &format!("{folder}/manifest.json")) else {
+            return Ok(Vec::new());
+        };
+        let doc: Value = serde_json::from_slice(&manifest).map_err(|e| e.to_string())?;
+        let mut rows = Vec::new();
+        for f in doc["Results"].as_array().into_iter().flatten() {
+            let key = f["Key"].as_str().unwrap_or_default();
+            let body = self.objects.get("reports", key).ok_or_else(|| format!("report file {key} is missing"))?;
+            let mut records = Vec::new();
+            let mut reader = batchops_core::report::Records::new(usize::MAX);
+            reader.feed(&body, |r: &[u8], _| records.push(String::from_utf8_lossy(r).into_owned()));
+            reader.finish(|r: &[u8], _| records.push(String::from_utf8_lossy(r).into_owned()));
+            rows.extend(records);
+        }
+        Ok(rows)
+    }
+
+    /// Runs the job of `spec` to its end and checks it against `expected` tasks (None: the job
+    /// may fail, with a reason); then a retry of its failed tasks, which must get them all.
+    pub async fn run_and_check(&self, spec: &[u8], expected: Option<u64>) -> Result<(), String> {
+        let intake = self.intake();
+        let id = intake.create_job(spec, Caller::Unknown).await.map_err(|e| format!("CreateJob: {e}"))?;
+        self.drain().await?;
+        let job = self.job(&id).await?;
+        match job.status {
+            JobStatus::Complete => {}
+            JobStatus::Failed if !job.failure_reasons.is_empty() => return Ok(()),
+            other => return Err(format!("job ended {other:?}: {:?}", job.failure_reasons)),
+        }
+        let p = &job.progress;
+        let rows = self.report_rows(&job)?;
+        let counted = p.succeeded + p.failed;
+        if p.total_tasks != Some(counted) || rows.len() as u64 != counted || expected.is_some_and(|e| e != counted) {
+            return Err(format!(
+                "tasks {:?}, counters {counted} ({} succeeded), report rows {}, tasks in the manifest {expected:?}",
+                p.total_tasks,
+                p.succeeded,
+                rows.len()
+            ));
+        }
+        if let Some(bad) = rows.iter().find(|r| r.contains("InvalidManifestContent") && !names_a_line(r)) {
+            return Err(format!("a failed line's row names no line: {bad:.300}"));
+        }
+        if p.failed > 0 {
+            let retry = intake.retry_failed(id.as_str(), Caller::Unknown).await.map_err(|e| format!("retry: {e}"))?;
+            self.drain().await?;
+            let again = self.job(&retry).await?;
+            let got = again.progress.succeeded + again.progress.failed;
+            if again.status != JobStatus::Complete || got != p.failed {
+                let why = &again.failure_reasons;
+                return Err(format!(
+                    "the retry of {} failed tasks ended {:?} with {got}: {why:?}",
+                    p.failed, again.status
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn names_a_line(row: &str) -> bool {
+    row.contains("manifest line ") || row.contains(" line ")
+}
+
+/// Tasks of a manifest counted apart from the pipeline: its lines that are not blank (empty or
+/// only `\r`s), the last one without a line break too.
+pub fn count_tasks(manifest: &[u8]) -> u64 {
+    manifest.split(|b| *b == b'\n').filter(|l| !l.iter().all(|b| *b == b'\r')).count() as u64
+}
+
+/// The runtime the targets run on: one thread, time enabled (the chunker's budget).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
