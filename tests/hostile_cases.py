@@ -110,13 +110,14 @@ def cases():
              "X-Amz-Account-Id": "210987654321"}, says="more than once"),
         Case("an XML call without an account", "GET", jobs, headers={"Content-Type": "application/xml"},
              says="x-amz-account-id is required"),
+        # The parameters are checked before the job is looked for: job-00001 need not exist.
         Case("a status reason of 10 KB", "POST", jobs + "/job-00001/status?requestedJobStatus=Cancelled&statusUpdateReason="
-             + "r" * 10_000, headers=JSON, status={400, 404}, code={"BadRequestException", "NotFoundException"}),
-        Case("a priority of -1", "POST", jobs + "/job-00001/priority?priority=-1", headers=JSON, status={400, 404},
-             code={"BadRequestException", "NotFoundException"}),
+             + "r" * 10_000, headers=JSON, says="statusUpdateReason: length must be 1-256"),
+        Case("a priority of -1", "POST", jobs + "/job-00001/priority?priority=-1", headers=JSON,
+             says="priority: must be 0-2147483647"),
         Case("tagging of 10,000 tags", "PUT", jobs + "/job-00001/tagging",
              json.dumps({"Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(10_000)]}).encode(), JSON,
-             status={400, 404}, code={"TooManyTagsException", "BadRequestException", "NotFoundException"}),
+             code="TooManyTagsException", says="at most 50 tags"),
     ]
 
 

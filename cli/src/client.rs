@@ -135,7 +135,12 @@ impl ApiClient {
     pub fn new(base: impl Into<String>) -> Self {
         ApiClient {
             base: base.into().trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            // Idle connections go before `batchops local` closes them (after 10 s): a request
+            // on one it is closing would fail.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
             signer: None,
             account: None,
         }

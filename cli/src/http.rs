@@ -8,7 +8,9 @@
 //!   in at most [`MAX_HEAD_BYTES`] (hyper answers 431 beyond);
 //! - its body within the API's own deadline ([`job_intake::api::BODY_DEADLINE`], 408);
 //! - at most [`MAX_CONNECTIONS`] open at once: one more is closed as soon as it is accepted,
-//!   so the process's sockets and memory stay bounded whatever the clients do.
+//!   so the process's sockets and memory stay bounded whatever the clients do;
+//! - a connection lives at most [`MAX_CONNECTION_LIFE`], then ends after its request in hand
+//!   (or [`CLOSE_GRACE`] later): a client that never reads its answers holds a slot no longer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read (request line and headers); hyper answers 431 beyond it.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The longest a connection is served; clients open another.
+pub const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(300);
 /// How long connections still open at a stop may finish their requests.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -66,9 +70,15 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
             builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
-            let served = tokio::select! {
-                served = conn.as_mut() => served,
-                _ = stopped(&mut stop) => {
+            let ended = tokio::select! {
+                served = conn.as_mut() => Some(served),
+                _ = stopped(&mut stop) => None,
+                _ = tokio::time::sleep(MAX_CONNECTION_LIFE) => None,
+            };
+            // A stop, or the connection's time is up: it ends after the request in hand.
+            let served = match ended {
+                Some(served) => served,
+                None => {
                     conn.as_mut().graceful_shutdown();
                     tokio::time::timeout(CLOSE_GRACE, conn).await.unwrap_or(Ok(()))
                 }
@@ -78,6 +88,8 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
             }
         });
     }
+    // No more connections are taken while those open finish.
+    drop(listener);
     let _ = tokio::time::timeout(CLOSE_GRACE, async { while connections.join_next().await.is_some() {} }).await;
 }
 

@@ -242,8 +242,10 @@ fn api(input: &[u8]) -> Result<(), String> {
 // ---- specs bucket and scheduler ----
 
 fn spec_upload(input: &[u8]) -> Result<(), String> {
-    let _ = job_intake::s3_trigger::uploaded_objects(&String::from_utf8_lossy(input));
-    Ok(())
+    match job_intake::s3_trigger::uploaded_objects(&String::from_utf8_lossy(input)) {
+        Err(e) if e.to_string().trim().is_empty() => Err("an error that says nothing".into()),
+        _ => Ok(()),
+    }
 }
 
 fn schedule_inputs() -> BoxedStrategy<Vec<u8>> {
@@ -549,13 +551,16 @@ fn queue_inputs() -> BoxedStrategy<Vec<u8>> {
 
 fn queue_message(input: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(input);
-    if let Ok(msg) = ChunkMessage::decode(&text) {
-        let _ = msg.range();
-        match &msg.body {
-            ChunkBody::Lines(lines) => drop(lines.parse(msg.first_line)),
-            ChunkBody::Rows(rows) => drop(decode_rows(rows)),
-            ChunkBody::Range { .. } => {}
-        }
+    let parsed = match ChunkMessage::decode(&text) {
+        Ok(msg) => match &msg.body {
+            ChunkBody::Lines(lines) => lines.parse(msg.first_line).map(drop),
+            ChunkBody::Rows(rows) => decode_rows(rows).map(drop),
+            ChunkBody::Range { .. } => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    if parsed.as_ref().is_err_and(|e| e.trim().is_empty()) {
+        return Err("a message refused with an error that says nothing".into());
     }
     let _ = ChunkMessage::redriven_body(&text);
     let _ = serde_json::from_str::<ControlMessage>(&text);

@@ -214,9 +214,12 @@ impl World {
         let id = intake.create_job(spec, Caller::Unknown).await.map_err(|e| format!("CreateJob: {e}"))?;
         self.drain().await?;
         let job = self.job(&id).await?;
+        // A manifest with no line over the limit fails only as a header row would (its first
+        // line naming no bucket); any other may fail, with a reason.
+        let allowed = |reason: &str| expected.is_none() || reason.contains("no header row");
         match job.status {
             JobStatus::Complete => {}
-            JobStatus::Failed if !job.failure_reasons.is_empty() => return Ok(()),
+            JobStatus::Failed if job.failure_reasons.iter().any(|f| allowed(&f.failure_reason)) => return Ok(()),
             other => return Err(format!("job ended {other:?}: {:?}", job.failure_reasons)),
         }
         let p = &job.progress;

@@ -44,14 +44,16 @@ def test_a_hostile_request_gets_a_4xx_and_the_process_lives(local, case):
 
 def test_heads_too_large_get_431(local):
     host, port, _ = local
-    for headers in ({"X-Big": "x" * (1 << 20)}, {f"X-H{i}": "v" for i in range(200)}):
+    # 200 headers are sent whole: the answer is a 431. A 1 MB header may be cut off by the
+    # close that follows the 431 before the client has sent it all, then read as a reset.
+    for headers, strict in (({f"X-H{i}": "v" for i in range(200)}, True), ({"X-Big": "x" * (1 << 20)}, False)):
         with connect(host, port) as s:
             try:
                 s.sendall(head("GET", "/v20180820/jobs", headers))
+                answer = read_answer(s)
             except (BrokenPipeError, ConnectionResetError):
-                pass
-            answer = read_answer(s)
-        assert answer is None or answer[0] == 431, answer
+                answer = None
+        assert (answer is None and not strict) or (answer and answer[0] == 431), answer
     alive(local)
 
 

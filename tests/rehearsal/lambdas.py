@@ -298,6 +298,9 @@ class ApiProxy:
             def do_DELETE(self):
                 proxy.handle(self)
 
+            def do_PATCH(self):
+                proxy.handle(self)
+
             def log_message(self, *args):
                 pass
 

@@ -31,6 +31,10 @@ def test_a_hostile_request_through_api_gateway_gets_the_same_4xx(rehearsal, case
         pytest.skip(why)
     answer = rehearsal.call_raw(case.method, case.path, case.body, case.headers)
     assert answer is not None, f"{case.name}: the connection closed without an answer"
-    check(case, *answer)
+    if case.method not in ("GET", "POST", "PUT", "DELETE"):
+        # API Gateway answers a method the API does not declare itself, before any function.
+        assert answer[0] == 403 and b"Missing Authentication Token" in answer[2], answer
+    else:
+        check(case, *answer)
     status, out = rehearsal.call("GET", "/v20180820/jobs?maxResults=1")
     assert status == 200, out

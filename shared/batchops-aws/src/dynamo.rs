@@ -77,6 +77,21 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The query's start from a token this API gave: the keys of a job in the index read
+/// (any other map made DynamoDB refuse the query, a 500 for the caller's mistake).
+fn start_key(token: &str, open: bool) -> Result<HashMap<String, String>> {
+    let bad = || Error::field("nextToken", "is not a token this API gave");
+    let keys: HashMap<String, String> = serde_json::from_str(token).map_err(|_| bad())?;
+    let (index_key, value) = if open { (OPEN, OPEN_VALUE) } else { ("gsi1pk", "JOB") };
+    let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = ["gsi1sk", "pk", "sk", index_key];
+    expected.sort_unstable();
+    let pk_ok = keys.get("pk").and_then(|pk| pk.strip_prefix("JOB#")).is_some_and(|id| JobId::parse(id).is_ok());
+    let is_job = keys.get("sk").is_some_and(|sk| sk == "JOB") && keys.get(index_key).is_some_and(|v| v == value);
+    (names == expected && pk_ok && is_job && keys["gsi1sk"].len() <= 128).then_some(keys).ok_or_else(bad)
+}
+
 fn job_pk(id: &JobId) -> String {
     format!("JOB#{id}")
 }
@@ -653,23 +668,6 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn list(&self, filter: &JobFilter<'_>, max: usize, next_token: Option<&str>) -> Result<JobPage> {
-        /// The query's start from a token this API gave: the keys of a job in the index read
-        /// (any other map made DynamoDB refuse the query, a 500 for the caller's mistake).
-        fn start_key(token: &str, open: bool) -> Result<HashMap<String, String>> {
-            let bad = || Error::field("nextToken", "is not a token this API gave");
-            let keys: HashMap<String, String> = serde_json::from_str(token).map_err(|_| bad())?;
-            let (index_key, value) = if open { (OPEN, OPEN_VALUE) } else { ("gsi1pk", "JOB") };
-            let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
-            names.sort_unstable();
-            let mut expected = ["gsi1sk", "pk", "sk", index_key];
-            expected.sort_unstable();
-            let pk_ok =
-                keys.get("pk").and_then(|pk| pk.strip_prefix("JOB#")).is_some_and(|id| JobId::parse(id).is_ok());
-            let is_job =
-                keys.get("sk").is_some_and(|sk| sk == "JOB") && keys.get(index_key).is_some_and(|v| v == value);
-            (names == expected && pk_ok && is_job && keys["gsi1sk"].len() <= 128).then_some(keys).ok_or_else(bad)
-        }
-
         let statuses = filter.statuses;
         let mut start: Option<Item> = match next_token {
             None => None,

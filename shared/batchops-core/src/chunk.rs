@@ -263,11 +263,13 @@ impl LineBatch {
     }
 
     /// A blank line: no task, but it keeps the numbering of the lines after it (none is
-    /// written before a chunk's first task).
-    pub fn blank(&mut self) {
+    /// written before a chunk's first task); true when the batch is full (blank lines between
+    /// tasks count in bytes, so a chunk message stays within SQS's size however many there are).
+    pub fn blank(&mut self) -> bool {
         if self.tasks > 0 {
             self.line_break();
         }
+        self.tasks > 0 && self.full()
     }
 
     /// A line of UTF-8 text; true when the batch is full.
@@ -891,11 +893,11 @@ mod tests {
         let layout = RowLayout::new(&fields);
         let mut batch = LineBatch::new(100, origin, &fields);
         // WHEN the chunker hands them over (a blank line first: not written), from line 4
-        batch.blank();
+        assert!(!batch.blank());
         for (i, l) in lines.iter().enumerate() {
             let n = 4 + i as u64;
             match (l.is_empty(), std::str::from_utf8(l)) {
-                (true, _) => batch.blank(),
+                (true, _) => assert!(!batch.blank()),
                 (false, Ok(text)) => assert!(!batch.push(n, text, &layout)),
                 (false, Err(_)) => assert!(!batch.push_raw(n, l, &layout)),
             }
@@ -947,7 +949,7 @@ mod tests {
         let layout = RowLayout::new(&fields);
         let mut batch = LineBatch::new(3, "inventory file f", &fields);
         assert!(!batch.push(1, "\"b\",\"k1\"", &layout));
-        batch.blank();
+        assert!(!batch.blank());
         assert!(!batch.push(3, "\"b\",\"k2\"", &layout));
         assert!(batch.push(4, "\"b\",\"k3\"", &layout), "three tasks");
         let msg = ChunkMessage::decode(&batch.take(&id(), 0, None).unwrap()).unwrap();
@@ -956,6 +958,14 @@ mod tests {
         let mut big = LineBatch::new(1000, "inventory file f", &fields);
         let full: Vec<bool> = (0..4).map(|i| big.push(i + 1, &long, &layout)).collect();
         assert_eq!(full, [false, false, false, true], "160 KiB of text");
+        // Blank lines between tasks count too: 200,000 of them fill a batch (they filled a
+        // chunk message past SQS's 256 KiB, and a gigabyte of them the chunker's memory).
+        let mut blanks = LineBatch::new(1000, "inventory file f", &fields);
+        assert!(!blanks.push(1, "\"b\",\"k1\"", &layout));
+        let filled = (0..200_000).position(|_| blanks.blank()).expect("full by bytes");
+        assert!((150_000..170_000).contains(&filled), "{filled}");
+        let body = blanks.take(&id(), 0, None).unwrap();
+        assert!(body.len() < 200 * 1024, "{}", body.len());
     }
 
     #[test]

@@ -93,10 +93,9 @@ pub fn parse_manifest(json: &[u8], manifest_bucket: &str) -> Result<InventoryMan
         Some(arn) => arn.rsplit(':').next().unwrap_or(arn).to_string(),
         None => manifest_bucket.to_string(),
     };
-    let bucket_name = |b: &str| {
-        (3..=63).contains(&b.len())
-            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-    };
+    // Capitals and `_` too: us-east-1's legacy bucket names have them.
+    let bucket_name =
+        |b: &str| (3..=255).contains(&b.len()) && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
     if !bucket_name(&bucket) {
         return Err(format!("the inventory's destinationBucket '{bucket:.100}' is not a bucket name or ARN"));
     }

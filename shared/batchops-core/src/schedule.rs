@@ -328,7 +328,8 @@ struct Envelope {
 impl Firing {
     /// Parses the input a schedule delivered.
     pub fn parse(input: &[u8]) -> Result<Firing> {
-        let e: Envelope = crate::spec::parse_json(input, "schedule input (expected {\"batchops\": {...}})")?;
+        let request = "schedule input (expected {\"batchops\": {...}})";
+        let e: Envelope = crate::spec::parse_json_within(input, request, crate::spec::MAX_JSON_DEPTH + 2)?;
         let f = e.batchops;
         if f.spec.is_some() == f.spec_location.is_some() {
             return Err(Error::field("batchops", "give exactly one of Spec or SpecLocation"));

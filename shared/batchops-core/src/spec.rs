@@ -208,7 +208,13 @@ pub const MAX_JSON_DEPTH: usize = 32;
 
 /// Parses a JSON request body; type errors name the member, or `request` for the whole body.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], request: &str) -> Result<T> {
-    check_json_depth(body)?;
+    parse_json_within(body, request, MAX_JSON_DEPTH)
+}
+
+/// [`parse_json`] of a body that holds a spec `envelope` levels down (a schedule's input:
+/// `{"batchops": {"Spec": ...}}`), so that a spec the API takes is taken there too.
+pub fn parse_json_within<T: serde::de::DeserializeOwned>(body: &[u8], request: &str, depth: usize) -> Result<T> {
+    check_json_depth(body, depth)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -225,9 +231,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], request: &str) ->
     Ok(value)
 }
 
-/// Refuses a body nesting objects and arrays deeper than [`MAX_JSON_DEPTH`], naming where; a
+/// Refuses a body nesting objects and arrays deeper than `max`, naming where; a
 /// loop over the bytes (strings skipped), before anything builds a value of it.
-fn check_json_depth(body: &[u8]) -> Result<()> {
+fn check_json_depth(body: &[u8], max: usize) -> Result<()> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     let (mut line, mut line_start) = (1usize, 0usize);
     for (i, &b) in body.iter().enumerate() {
@@ -245,10 +251,10 @@ fn check_json_depth(body: &[u8]) -> Result<()> {
             b'\n' => (line, line_start) = (line + 1, i + 1),
             b'{' | b'[' => {
                 depth += 1;
-                if depth > MAX_JSON_DEPTH {
+                if depth > max {
                     let column = i - line_start + 1;
                     return Err(Error::invalid_json(format!(
-                        "it nests deeper than {MAX_JSON_DEPTH} objects and arrays at line {line} column {column}"
+                        "it nests deeper than {max} objects and arrays at line {line} column {column}"
                     )));
                 }
             }

@@ -45,21 +45,15 @@ fn check_nesting(body: &str) -> Result<(), Error> {
     while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
         let at = i + off;
         let rest = &b[at..];
-        let skip = |open: usize, close: &[u8]| find(&rest[open..], close).map(|end| at + open + end + close.len());
-        i = if rest.starts_with(b"<!--") {
-            match skip(4, b"-->") {
+        // Comments, CDATA sections and processing instructions hold no level: skipped whole.
+        let skipped = [(&b"<!--"[..], &b"-->"[..]), (b"<![CDATA[", b"]]>"), (b"<?", b"?>")]
+            .into_iter()
+            .find(|(open, _)| rest.starts_with(open))
+            .map(|(open, close)| find(&rest[open.len()..], close).map(|end| at + open.len() + end + close.len()));
+        i = if let Some(next) = skipped {
+            match next {
                 Some(next) => next,
                 None => return Ok(()), // unterminated: roxmltree stops there
-            }
-        } else if rest.starts_with(b"<![CDATA[") {
-            match skip(9, b"]]>") {
-                Some(next) => next,
-                None => return Ok(()),
-            }
-        } else if rest.starts_with(b"<?") {
-            match skip(2, b"?>") {
-                Some(next) => next,
-                None => return Ok(()),
             }
         } else if rest.starts_with(b"<!") {
             return Err(Error::InvalidBody {

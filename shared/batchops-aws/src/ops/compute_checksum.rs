@@ -110,10 +110,10 @@ async fn digest(
     Ok(h.finalize())
 }
 
-/// The HEAD of one part (`partNumber`): its size, and the object's part count.
 /// The most parts a multipart object has (S3's limit).
 const MAX_PARTS: i32 = 10_000;
 
+/// The HEAD of one part (`partNumber`): its size, and the object's part count.
 async fn head_part(client: &aws_sdk_s3::Client, t: &TaskTarget, n: i32) -> Result<(u64, i32), TaskFailure> {
     let h = client
         .head_object()

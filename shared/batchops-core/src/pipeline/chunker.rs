@@ -385,6 +385,8 @@ impl Acting<'_> {
     }
 
     async fn csv_pass(&self, job: Job, m: ManifestRef, pass: Pass, deadline: Instant) -> Result<()> {
+        /// Bytes of blank lines the chunker skips before it may hand on without a chunk cut.
+        const BLANK_RUN_BYTES: u64 = 1 << 20;
         let from = job.checkpoint.clone();
         let mut stream =
             match self.objects.read(&m.bucket, &m.key, m.version_id.as_deref(), from.offset, None, Some(&m.etag)).await
@@ -414,7 +416,8 @@ impl Acting<'_> {
             }
             // Hand on only after progress (a chunk cut, or a megabyte of blank lines skipped),
             // so that even a tiny budget moves on.
-            let moved = cutter.chunks_cut() > from.next_chunk || cutter.checkpoint().offset >= from.offset + BLANK_RUN;
+            let moved =
+                cutter.chunks_cut() > from.next_chunk || cutter.checkpoint().offset >= from.offset + BLANK_RUN_BYTES;
             if Instant::now() >= deadline && moved {
                 self.send(&job.id, &mut pending).await?;
                 return self.continue_later(job, from, cutter.checkpoint()).await;
@@ -429,9 +432,6 @@ impl Acting<'_> {
         self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
     }
 }
-
-/// Bytes of blank lines the chunker skips before it may hand on without a chunk cut.
-const BLANK_RUN: u64 = 1 << 20;
 
 impl Chunker {
     pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {

@@ -129,8 +129,11 @@ impl<'a> Cut<'a> {
             return Err(failure);
         }
         if is_blank(raw) {
-            self.batch.blank();
-            return Ok(false);
+            let full = self.batch.blank();
+            if full {
+                self.chunk(id);
+            }
+            return Ok(full);
         }
         self.tasks += 1;
         if let Some(failure) = acting.over_task_limit(self.tasks) {
@@ -159,7 +162,7 @@ impl<'a> Cut<'a> {
 }
 
 /// Lines read before a run of blank lines may end an invocation that is out of time.
-const BLANK_RUN: u64 = 100_000;
+pub(super) const BLANK_RUN_LINES: u64 = 100_000;
 
 /// How the reading of a file ended.
 enum FileEnd {
@@ -383,19 +386,8 @@ impl Acting<'_> {
                     Err(failure) => return Ok(FileEnd::Failed(failure)),
                     Ok(filled) => filled,
                 };
-                // A checkpoint is exact where no chunk is begun: after one is cut, or on blank
-                // lines before a chunk's first task (a file of blank gigabytes pauses too, once
-                // BLANK_RUN lines of it are read: a tiny budget still moves on by that much).
-                if filled || (cut.batch.is_empty() && n >= at.line + BLANK_RUN) {
-                    let out_of_time = Instant::now() >= deadline;
-                    if cut.pending.len() >= SEND_BATCH || out_of_time {
-                        self.send(id, &mut cut.pending).await?;
-                    }
-                    if out_of_time {
-                        let (tasks, next_chunk) = (cut.tasks, cut.next_chunk);
-                        let next = FileCheckpoint { line: n + 1, next_chunk, tasks, etag: at.etag.clone() };
-                        return Ok(FileEnd::Paused(next));
-                    }
+                if let Some(paused) = self.after_line(id, &mut cut, n, filled, deadline).await? {
+                    return Ok(FileEnd::Paused(paused));
                 }
             }
             lines.compact(buf);
@@ -410,6 +402,31 @@ impl Acting<'_> {
         cut.chunk(id);
         self.send(id, &mut cut.pending).await?;
         Ok(FileEnd::Read { tasks: cut.tasks, chunks: cut.next_chunk })
+    }
+
+    /// After line `n`: sends the chunks cut when there are enough, and where a checkpoint is
+    /// exact and the time is up, the checkpoint to go on from. A checkpoint is exact where no
+    /// chunk is begun: after one is cut, or on blank lines before a chunk's first task (a file
+    /// of blank gigabytes pauses too, once BLANK_RUN_LINES of it are read: a tiny budget still
+    /// moves on by that much).
+    async fn after_line(
+        &self,
+        id: &JobId,
+        cut: &mut Cut<'_>,
+        n: u64,
+        filled: bool,
+        deadline: Instant,
+    ) -> Result<Option<FileCheckpoint>> {
+        let at = &cut.read.at;
+        if !(filled || (cut.batch.is_empty() && n >= at.line + BLANK_RUN_LINES)) {
+            return Ok(None);
+        }
+        let out_of_time = Instant::now() >= deadline;
+        if cut.pending.len() >= SEND_BATCH || out_of_time {
+            self.send(id, &mut cut.pending).await?;
+        }
+        let (tasks, next_chunk, etag) = (cut.tasks, cut.next_chunk, at.etag.clone());
+        Ok(out_of_time.then_some(FileCheckpoint { line: n + 1, next_chunk, tasks, etag }))
     }
 
     /// Records a file read; the last file of the pass finishes it.

@@ -65,30 +65,28 @@ async fn failed_rows(objects: &dyn ObjectStore, bucket: &str, files: &[ResultFil
         let mut records = Records::new(MAX_KEPT);
         while let Some(piece) = stream.next().await {
             records.feed(&piece?, &mut |record: &[u8], _: bool| kept.take(record));
-            if kept.bytes > MAX_RETRY_MANIFEST {
+            if kept.over {
                 return Err(too_many());
             }
         }
         records.finish(&mut |record: &[u8], _: bool| kept.take(record));
+        if kept.over {
+            return Err(too_many());
+        }
     }
-    if kept.bytes > MAX_RETRY_MANIFEST {
-        return Err(too_many());
-    }
-    let mut out = Vec::with_capacity(kept.bytes);
-    for line in &kept.lines {
-        let keep = if kept.versioned { line.len() } else { line.len() - 1 };
-        out.extend_from_slice(&line[..keep]);
-        out.push(b'\n');
-    }
-    Ok((kept.lines.len() as u64, kept.versioned, out))
+    Ok((kept.rows, kept.versioned, kept.manifest()))
 }
 
-/// The manifest lines of the failed rows read so far.
+/// The manifest lines of the failed rows read so far, in one buffer (a row's own allocation
+/// would cost more than a short row): `Bucket,Key,VersionId` each, the version column dropped
+/// at the end when no row has one.
 #[derive(Default)]
 struct Kept {
-    lines: Vec<Vec<u8>>,
+    lines: Vec<u8>,
+    rows: u64,
     versioned: bool,
-    bytes: usize,
+    /// The lines passed [`MAX_RETRY_MANIFEST`]: the rest is not kept.
+    over: bool,
 }
 
 impl Kept {
@@ -99,11 +97,33 @@ impl Kept {
         let mut columns = record.splitn(4, |b| *b == b',');
         let (b, k, v) = (columns.next().unwrap_or_default(), columns.next().unwrap_or_default(), columns.next());
         let v = v.unwrap_or_default();
-        self.versioned |= !v.is_empty();
-        self.bytes += b.len() + k.len() + v.len() + 3;
-        if self.bytes <= MAX_RETRY_MANIFEST {
-            self.lines.push([b, b",", k, b",", v].concat());
+        if self.over || self.lines.len() + b.len() + k.len() + v.len() + 3 > MAX_RETRY_MANIFEST {
+            self.over = true;
+            return;
         }
+        self.versioned |= !v.is_empty();
+        self.rows += 1;
+        for part in [b, b",", k, b",", v, b"\n"] {
+            self.lines.extend_from_slice(part);
+        }
+    }
+
+    /// The manifest: without the empty version column when no row has a version.
+    fn manifest(mut self) -> Vec<u8> {
+        if !self.versioned {
+            // Every line ends `,\n`: drop each comma, in place.
+            let mut w = 0;
+            for r in 0..self.lines.len() {
+                let c = self.lines[r];
+                if c == b',' && self.lines.get(r + 1) == Some(&b'\n') {
+                    continue;
+                }
+                self.lines[w] = c;
+                w += 1;
+            }
+            self.lines.truncate(w);
+        }
+        self.lines
     }
 }
 

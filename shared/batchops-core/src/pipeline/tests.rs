@@ -316,6 +316,50 @@ async fn blank_lines_by_the_thousand_hand_on_and_count_as_no_row() {
     }
 }
 
+impl World {
+    /// [`World::drain`], counting the control messages handled (preparations and hand-ons).
+    async fn drain_counting_control(&self) -> usize {
+        let mut control = 0;
+        loop {
+            if let Some(m) = self.control.pop() {
+                control += 1;
+                let msg: ControlMessage = serde_json::from_str(&m).unwrap();
+                self.chunker().handle(msg, Instant::now() + self.settings.time_budget).await.unwrap();
+            } else if !self.step().await {
+                return control;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tiny_budget_hands_on_within_runs_of_blank_lines_before_any_chunk() {
+    // GIVEN with no time budget and chunks of 10 tasks, a CSV manifest and an inventory file
+    // whose rows follow 3 MiB and 250,000 blank lines: before, a run of blank lines cut no
+    // chunk, so the chunker read it whole whatever its budget
+    let handed_on = |csv: bool, blank: usize| async move {
+        let w = World::new(10, Duration::ZERO);
+        let blanks = "\n".repeat(blank);
+        let spec = if csv {
+            w.spec(&format!("{blanks}{}", manifest(5)), json!({}))
+        } else {
+            w.inventory_spec(INVENTORY_SCHEMA, &[gzip(&format!("{blanks}{}", inventory_rows(0, 5)))], None, json!({}))
+        };
+        let id = w.intake().create_job(&spec, Caller::Unknown).await.unwrap();
+        let control = w.drain_counting_control().await;
+        let job = w.store.get(&id).await.unwrap();
+        assert_eq!((job.status, job.progress.total_tasks), (JobStatus::Complete, Some(5)));
+        assert_eq!(w.report_rows(&job).len(), 5);
+        control
+    };
+    // WHEN they run, and the same rows without the blank lines
+    let (csv, csv_alone) = (handed_on(true, 3 << 20).await, handed_on(true, 0).await);
+    let (inv, inv_alone) = (handed_on(false, 250_000).await, handed_on(false, 0).await);
+    // THEN the blank runs are read over several invocations: a megabyte, or 100,000 lines, each
+    assert!(csv >= csv_alone + 2, "{csv} control messages, {csv_alone} without the blank lines");
+    assert!(inv >= inv_alone + 2, "{inv} control messages, {inv_alone} without the blank lines");
+}
+
 #[tokio::test]
 async fn checkpoints_whose_answers_are_lost_still_lead_the_preparation_on() {
     // Every continuation's checkpoint is written, and its answer lost: the retry meets the
