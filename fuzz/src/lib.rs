@@ -132,15 +132,29 @@ pub fn replay(targets: &[Target]) -> (Vec<Failure>, usize) {
     (failures, ran)
 }
 
-/// The case being run, written before it runs: an abort (a stack overflow) leaves it behind,
-/// and the next run keeps it as a regression case.
+/// The case being run, written before it runs (`in-flight-<pid>` in its folder): an abort (a
+/// stack overflow) leaves it behind, and the next run keeps it as a regression case.
 pub struct InFlight {
     path: PathBuf,
 }
 
 impl InFlight {
-    pub fn new(path: PathBuf) -> InFlight {
-        InFlight { path }
+    /// This process's file in `dir`.
+    pub fn new(dir: &Path) -> InFlight {
+        InFlight { path: dir.join(format!("in-flight-{}", std::process::id())) }
+    }
+
+    /// The files runs that are no longer running left in `dir` (a run still going keeps its own).
+    pub fn left_by_dead_runs(dir: &Path) -> Vec<InFlight> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let pid = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("in-flight-"));
+                pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists())
+            })
+            .map(|path| InFlight { path })
+            .collect()
     }
 
     fn set(&self, target: &str, input: &[u8]) {

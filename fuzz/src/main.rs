@@ -1,7 +1,7 @@
 //! `make fuzz SECONDS=n [TARGET=name]`: every target in turn, in rounds of fresh seeds, until
 //! the time is spent; the kept regression cases first. A failure is shrunk, kept in
 //! `fuzz/regressions/<target>/` and ends the run (exit 1). A run that died (a stack overflow
-//! aborts the process) leaves its case in `.local/fuzz/in-flight`, kept at the next start.
+//! aborts the process) leaves its case in `.local/fuzz/in-flight-<pid>`, kept at the next start.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -50,12 +50,15 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     quiet_panics();
-    std::fs::create_dir_all(".local/fuzz")?;
-    let in_flight = InFlight::new(".local/fuzz/in-flight".into());
-    if let Some((target, input)) = in_flight.take() {
-        let path = keep(&target, &input)?;
-        println!("the last run died on a case of {target} ({} bytes): kept as {}", input.len(), path.display());
+    let dir = std::path::Path::new(".local/fuzz");
+    std::fs::create_dir_all(dir)?;
+    for left in InFlight::left_by_dead_runs(dir) {
+        if let Some((target, input)) = left.take() {
+            let path = keep(&target, &input)?;
+            println!("a run died on a case of {target} ({} bytes): kept as {}", input.len(), path.display());
+        }
     }
+    let in_flight = InFlight::new(dir);
     let (failures, ran) = replay(&all);
     println!("regression cases: {ran} replayed, {} failed", failures.len());
     if let Some(f) = failures.first() {
@@ -65,32 +68,39 @@ fn main() -> anyhow::Result<()> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs())
     });
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    // Each target gets an equal share of the time, not of the cases: a case of the API takes
+    // microseconds, one of a whole job a second.
+    let slice =
+        Duration::from_secs(args.seconds / all.len() as u64).clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut ran: BTreeMap<&str, (u64, Duration)> = BTreeMap::new();
-    let mut round = 0u64;
+    let mut batch = 0u64;
     'rounds: while Instant::now() < deadline {
         for t in &all {
+            let end = (Instant::now() + slice).min(deadline);
+            let cases = if t.short_cases < 100 { args.cases / 5 } else { args.cases }.max(1);
+            while Instant::now() < end {
+                let start = Instant::now();
+                let result = fuzz(t, cases, seed + batch, Some(&in_flight));
+                let entry = ran.entry(t.name).or_default();
+                entry.0 += u64::from(cases);
+                entry.1 += start.elapsed();
+                if let Err(f) = result {
+                    in_flight.clear();
+                    let path = keep(f.target, &f.input)?;
+                    anyhow::bail!("{} (seed {}): {}\nkept as {}", f.target, seed + batch, f.why, path.display());
+                }
+                batch += 1;
+            }
             if Instant::now() >= deadline {
                 break 'rounds;
             }
-            let start = Instant::now();
-            let cases = if t.short_cases < 100 { args.cases / 5 } else { args.cases }.max(1);
-            let result = fuzz(t, cases, seed + round, Some(&in_flight));
-            let entry = ran.entry(t.name).or_default();
-            entry.0 += u64::from(cases);
-            entry.1 += start.elapsed();
-            if let Err(f) = result {
-                in_flight.clear();
-                let path = keep(f.target, &f.input)?;
-                anyhow::bail!("{} (seed {}): {}\nkept as {}", f.target, seed + round, f.why, path.display());
-            }
         }
-        round += 1;
     }
     in_flight.clear();
     println!("{:16} {:>10} {:>9}", "target", "cases", "seconds");
     for (name, (cases, spent)) in &ran {
         println!("{name:16} {cases:>10} {:>9.1}", spent.as_secs_f64());
     }
-    println!("{round} rounds from seed {seed}, no failure");
+    println!("{batch} batches from seed {seed}, no failure");
     Ok(())
 }
