@@ -177,3 +177,23 @@ impl InFlight {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_left_by_a_dead_run_is_found_and_one_still_running_is_not() {
+        let dir = std::env::temp_dir().join(format!("batchops-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        InFlight::new(&dir).set("schedule", b"rate(1 minute)");
+        // No process has pid 4194305 (above Linux's pid_max).
+        InFlight { path: dir.join("in-flight-4194305") }.set("api", b"GET /");
+        let left = InFlight::left_by_dead_runs(&dir);
+        assert_eq!(left.len(), 1, "this run's own file is not taken");
+        assert_eq!(left[0].take(), Some(("api".to_string(), b"GET /".to_vec())));
+        assert!(InFlight::left_by_dead_runs(&dir).is_empty(), "taken once");
+        InFlight::new(&dir).clear();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
