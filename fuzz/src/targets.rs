@@ -8,6 +8,7 @@
 //! | `scheduler-input` | `Firing::parse` | EventBridge Scheduler's input |
 //! | `csv-manifest` | the chunker's cutter and the executor's reader, whole jobs | CSV manifests |
 //! | `inventory` | `parse_manifest`, the gzip data files, whole jobs | S3 Inventory reports |
+//! | `generator` | keys listed by a ManifestGenerator job, its written manifest read back | S3 listings |
 //! | `lambda-answer` | `lambda_invoke::outcome`, report rows | LambdaInvoke functions' answers |
 //! | `report-file` | `Records`, `failures::parse_row` | result files read back (retry-failed, failures) |
 //! | `queue-message` | chunk, control and finalize messages | SQS message bodies |
@@ -74,6 +75,14 @@ pub fn all() -> Vec<Target> {
             inputs: inventory_inputs,
             check: inventory,
             memory: |input| 96 * MIB + 64 * expanded_len(input).min(4 * MIB),
+            short_cases: 40,
+        },
+        Target {
+            name: "generator",
+            about: "keys a listing returns (ManifestGenerator jobs, their manifest written and read back)",
+            inputs: generator_inputs,
+            check: generator,
+            memory: |input| 64 * MIB + 64 * input.len(),
             short_cases: 40,
         },
         Target {
@@ -463,6 +472,45 @@ fn inventory(input: &[u8]) -> Result<(), String> {
     let spec = world.spec("manifest.json", &etag, "S3InventoryReport_CSV_20161130");
     let fails = corrupt || options & 0x10 != 0 || rows.split(|b| *b == b'\n').any(|l| l.len() > 64 * 1024);
     runtime().block_on(world.run_and_check(&spec, (!fails).then(|| count_tasks(&rows))))
+}
+
+/// Keys separated by NUL: what a bucket holds (and a listing returns) for a generator job.
+fn generator_inputs() -> BoxedStrategy<Vec<u8>> {
+    let key = prop_oneof![
+        4 => gen::tricky_text(16),
+        1 => Just("fail-me".to_string()), 1 => Just("a\nb,c\"d".to_string()), 1 => Just("x".repeat(1024)),
+        1 => Just("%41 +/".to_string()), 1 => Just("//".to_string()),
+    ];
+    (any::<bool>(), proptest::collection::vec(key, 0..60))
+        .prop_map(|(output, keys)| [vec![u8::from(output)], keys.join("\0").into_bytes()].concat())
+        .boxed()
+}
+
+/// Every key is listed, filtered by nothing, becomes one task (and, with manifest output, one
+/// row of the manifest written and read back): rows = counters = the keys.
+fn generator(input: &[u8]) -> Result<(), String> {
+    let (output, keys) = input.split_first().map_or((false, &b""[..]), |(o, k)| (o & 1 == 1, k));
+    let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(keys)
+        .split('\0')
+        .filter(|k| !k.is_empty() && k.len() <= 1024)
+        .map(String::from)
+        .collect();
+    let world = World::new(chunk_size(keys.len() as u8, keys.len() as u64), false, 65_536);
+    for k in &keys {
+        world.objects.insert("src", k, b"x".to_vec());
+    }
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&world.spec("unused", "unused", "S3BatchOperations_CSV_20180820"))
+            .map_err(|e| e.to_string())?;
+    let spec_obj = spec.as_object_mut().ok_or("a spec")?;
+    spec_obj.remove("Manifest");
+    let mut g = serde_json::json!({"SourceBucket": "arn:aws:s3:::src", "EnableManifestOutput": output});
+    if output {
+        g["ManifestOutputLocation"] = serde_json::json!({"Bucket": "arn:aws:s3:::gen", "ManifestPrefix": "out",
+            "ManifestFormat": "S3InventoryReport_CSV_20211130"});
+    }
+    spec_obj.insert("ManifestGenerator".into(), serde_json::json!({"S3JobManifestGenerator": g}));
+    runtime().block_on(world.run_and_check(spec.to_string().as_bytes(), Some(keys.len() as u64)))
 }
 
 // ---- answers, reports, messages ----
