@@ -285,7 +285,8 @@ fn schedule_inputs() -> BoxedStrategy<Vec<u8>> {
 }
 
 fn schedule(input: &[u8]) -> Result<(), String> {
-    use batchops_core::schedule::{resolve_relative, time_zone, Expression};
+    use batchops_core::generator::resolve_relative;
+    use batchops_core::schedule::{time_zone, Expression};
     let text = String::from_utf8_lossy(input);
     let mut parts = text.splitn(3, ' ');
     let a: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);

@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batchops_core::job::JobStatus;
+use batchops_core::pipeline::describe;
 use batchops_core::pipeline::failures::Failures;
 use batchops_core::pipeline::intake::{Caller, Scope};
 use batchops_core::pipeline::report_links::ReportLinks;
@@ -250,7 +251,7 @@ fn read_body(body: BodyResult) -> Result<Bytes, Error> {
 
 async fn describe_job(State(intake): State<Arc<Intake>>, JobPath(id): JobPath, account: Account) -> ApiResult {
     let job = intake.job_in(&id, account.scope()).await?;
-    Ok(Json(json!({ "Job": job.descriptor(OffsetDateTime::now_utc()) })))
+    Ok(Json(json!({ "Job": describe::descriptor(&job, OffsetDateTime::now_utc()) })))
 }
 
 async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery(raw): RawQuery) -> ApiResult {
@@ -271,7 +272,7 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery
     let filter = JobFilter { statuses: &statuses, account: account.0.as_deref(), open: false };
     let page = intake.list_jobs(&filter, max, one(&q, "nextToken").as_deref()).await?;
     let now = OffsetDateTime::now_utc();
-    let jobs: Vec<Value> = page.jobs.iter().map(|j| j.list_descriptor(now)).collect();
+    let jobs: Vec<Value> = page.jobs.iter().map(|j| describe::list_descriptor(j, now)).collect();
     let mut out = json!({ "Jobs": jobs });
     if let Some(t) = page.next_token {
         out["NextToken"] = json!(t);

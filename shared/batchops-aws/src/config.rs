@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use batchops_core::events::{Events, NoEvents};
-use batchops_core::pipeline::consolidate::MAX_SEGMENTS;
+use batchops_core::pipeline::finalizer::report::MAX_SEGMENTS;
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;

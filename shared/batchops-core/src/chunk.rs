@@ -589,13 +589,23 @@ pub fn decode_rows(packed: &Rows) -> Result<Vec<ParsedLine>, String> {
         .collect())
 }
 
+/// One segment to merge: the recorded chunks `first..=last` (by index), segment `segment`
+/// of `of`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merge {
+    pub segment: u64,
+    pub of: u64,
+    pub first: u64,
+    pub last: u64,
+}
+
 /// A message of the finalize queue, read by the report finalizer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalizeMessage {
     pub job_id: JobId,
     /// A segment of a big report to merge, instead of finalizing the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<crate::pipeline::consolidate::Merge>,
+    pub merge: Option<Merge>,
 }
 
 /// A line that holds nothing (empty, or only `\r`s) is not a task: it names no object. The

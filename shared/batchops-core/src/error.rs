@@ -1,6 +1,6 @@
 //! The one error type of the domain. Each variant maps to an S3 Control error code for the API.
 
-use crate::job::{JobId, JobStatus};
+use crate::ids::{BadJobId, JobId, JobStatus};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -52,6 +52,12 @@ pub enum Error {
     /// waiting for chunks in flight, a worker shutting down).
     #[error("{message}")]
     NotYet { message: String, retry_after: std::time::Duration },
+}
+
+impl From<BadJobId> for Error {
+    fn from(_: BadJobId) -> Self {
+        Error::field("JobId", BadJobId::RULE)
+    }
 }
 
 impl Error {
@@ -125,6 +131,41 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The one answer to "may trying again help?" for any AWS answer, by its HTTP status and error
+/// code: every retry of a task and every redelivery decision of the backends asks it. No
+/// answer at all (status 0: a timeout, a refused or cut connection), a 5xx, a 429, and the
+/// throttling and timeout codes of S3, DynamoDB, SQS, STS, IAM, Lambda and EventBridge are
+/// transient. Anything else (NoSuchKey, AccessDenied, ConditionalCheckFailedException,
+/// ValidationException ...) is permanent: the same request gets the same answer.
+pub fn is_transient(http_status: u16, code: &str) -> bool {
+    http_status == 0
+        || http_status >= 500
+        || http_status == 429
+        || code.contains("Throttl")
+        || matches!(
+            code,
+            "SlowDown"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+                | "RequestTimeTooSkewed"
+                | "InternalError"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "ProvisionedThroughputExceededException"
+                | "TransactionInProgressException"
+                | "TransactionConflictException"
+                | "OperationAborted"
+                | "PriorRequestNotComplete"
+                | "IDPCommunicationError"
+                | "NetworkError"
+                // An answer that could not be read (the connection cut while it came).
+                | "ResponseError"
+        )
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::ops::replicate_object::{rules_for, ReplicationRule};
-use crate::ports::{ListedObject, ObjectHead};
-use crate::spec::{check_len, parse_s3_arn, require, OutputEncryption};
+use crate::objects::{ListedObject, ObjectHead};
+use crate::fields::{check_len, parse_s3_arn, require, OutputEncryption};
 use crate::{Error, Result};
 
 /// The only format of generated manifests.
@@ -300,7 +300,7 @@ pub fn resolve_windows(generator: &mut Value, reference: OffsetDateTime) -> Resu
     for name in ["CreatedAfter", "CreatedBefore"] {
         let Some(v) = generator.pointer_mut(&format!("/S3JobManifestGenerator/Filter/{name}")) else { continue };
         let Some(text) = v.as_str() else { continue };
-        if let Some(t) = crate::schedule::resolve_relative(&format!("{ROOT}.Filter.{name}"), text, reference)? {
+        if let Some(t) = resolve_relative(&format!("{ROOT}.Filter.{name}"), text, reference)? {
             *v = Value::String(crate::job::iso8601(t));
         }
     }
@@ -414,6 +414,40 @@ fn encryption_matches(filter: &EncryptionFilter, head: Option<&ObjectHead>) -> b
         EncryptionFilter::DsseKms { key } => sse == Some("aws:kms:dsse") && key_ok(key),
         EncryptionFilter::SseC => h.sse_customer_algorithm.is_some(),
         EncryptionFilter::NotSse => sse.is_none() && h.sse_customer_algorithm.is_none(),
+    }
+}
+
+/// The time an ISO 8601 duration counted back from `reference` gives (`-P1D`, `-PT1H`,
+/// `-P1DT12H`, `-P2W`); `None` when `text` is not a relative time at all.
+pub fn resolve_relative(
+    field: &str,
+    text: &str,
+    reference: time::OffsetDateTime,
+) -> Result<Option<time::OffsetDateTime>> {
+    let Some(iso) = text.strip_prefix('-').filter(|t| t.starts_with('P')) else {
+        if text.starts_with('P') || text.starts_with("+P") {
+            return Err(Error::field(
+                field,
+                format!("'{text}' counts forward: a window is counted back, as -{}", text.trim_start_matches('+')),
+            ));
+        }
+        return Ok(None);
+    };
+    let span: jiff::Span =
+        iso.parse().map_err(|e| Error::field(field, format!("'{text}' is not an ISO 8601 duration: {e}")))?;
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(Error::field(field, format!("'{text}': years and months have no fixed length; use days (P30D)")));
+    }
+    let secs = span.get_weeks() as i64 * 604_800
+        + span.get_days() as i64 * 86_400
+        + span.get_hours() as i64 * 3600
+        + span.get_minutes() * 60
+        + span.get_seconds();
+    // Checked: -P700000W reached past year -9999 and `time` panicked; nothing in S3 is older
+    // than 1970, so a window reaching before it is refused rather than written as year -712.
+    match reference.checked_sub(time::Duration::seconds(secs)) {
+        Some(t) if t >= time::OffsetDateTime::UNIX_EPOCH => Ok(Some(t)),
+        _ => Err(Error::field(field, format!("'{text}' counts back before 1970"))),
     }
 }
 
@@ -555,5 +589,24 @@ mod tests {
         assert_eq!(out.encryption, Some(OutputEncryption::Kms("alias/k".into())));
         assert_eq!(out.folder(&crate::job::JobId::parse("job-1").unwrap()), "gen/job-job-1");
         assert_eq!(parse_timestamp("t", &json!(0)).unwrap(), OffsetDateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn relative_windows_count_back_from_the_reference() {
+        let t = time::macros::datetime!(2026-12-01 02:00 UTC);
+        let r = |s| resolve_relative("F", s, t).unwrap().unwrap();
+        assert_eq!(r("-P1D"), time::macros::datetime!(2026-11-30 02:00 UTC));
+        assert_eq!(r("-PT1H"), time::macros::datetime!(2026-12-01 01:00 UTC));
+        assert_eq!(r("-P1DT12H30M"), time::macros::datetime!(2026-11-29 13:30 UTC));
+        assert_eq!(r("-P2W"), time::macros::datetime!(2026-11-17 02:00 UTC));
+        assert_eq!(resolve_relative("F", "2026-01-01T00:00:00Z", t).unwrap(), None);
+        assert!(resolve_relative("F", "P1D", t).unwrap_err().to_string().contains("counted back"));
+        assert!(resolve_relative("F", "-P1M", t).unwrap_err().to_string().contains("no fixed length"));
+        assert!(resolve_relative("F", "-Pfoo", t).unwrap_err().to_string().starts_with("F:"));
+        // Past year -9999 `time` panicked (issue 23); before 1970 is refused as well.
+        for far in ["-P700000W", "-P4400000D", "-P30000D", "-PT9999999999S"] {
+            let e = resolve_relative("F", far, t).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("counts back before 1970"), "{far}: {e}");
+        }
     }
 }

@@ -8,12 +8,15 @@
 //!
 //! Layout:
 //! - [`spec`]: the S3 Control CreateJob request, as JSON, and its field-by-field validation.
+//! - [`ids`]: a job's id, its status and how times are written: the leaf everything names.
+//! - [`fields`]: checks of single fields (lengths, ARNs, tag sets) shared by spec, generator and ops.
 //! - [`job`]: the job record, its descriptor (DescribeJob/ListJobs shapes) and [`job::JobStatus`].
 //! - [`state`]: the one state machine every status change goes through.
 //! - [`manifest`]: CSV manifest rows (`S3BatchOperations_CSV_20180820`), URL-decoding of keys.
 //! - [`inventory`]: S3 Inventory reports as manifests (`manifest.json`, `fileSchema`, gzip CSV files).
 //! - [`generator`]: `ManifestGenerator`: listing filters and where a generated manifest goes.
 //! - [`chunk`]: queue messages and chunk planning over manifest byte ranges.
+//! - [`objects`]: what object storage answers (heads, listed objects, storage errors).
 //! - [`ops`]: the operations, one module each, from spec parameters to a validated request.
 //! - [`report`]: completion report rows, result files and `manifest.json`.
 //! - [`clock`]: the one "now" of the domain, on tokio's clock so tests can pause it.
@@ -27,11 +30,14 @@ pub mod chunk;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod generator;
+pub mod ids;
 pub mod inventory;
 pub mod job;
 pub mod manifest;
 pub mod memory;
+pub mod objects;
 pub mod ops;
 pub mod pipeline;
 pub mod ports;

@@ -13,8 +13,10 @@ use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::retry::Outcome;
-use crate::spec::OutputEncryption;
+use crate::fields::OutputEncryption;
 use crate::Result;
+
+pub use crate::objects::{ListPage, ListedObject, ObjectHead, StorageError};
 
 /// Outcome of [`JobStore::create`].
 #[derive(Debug, PartialEq)]
@@ -294,6 +296,14 @@ pub trait DeadLetters: Send + Sync {
     async fn delete(&self, receipt: &str) -> Result<()>;
 }
 
+/// The dead-letter queues of the three stages' queues; `None` where there is none to read.
+#[derive(Clone, Default)]
+pub struct DeadLetterQueues {
+    pub chunks: Option<Arc<dyn DeadLetters>>,
+    pub control: Option<Arc<dyn DeadLetters>>,
+    pub finalize: Option<Arc<dyn DeadLetters>>,
+}
+
 /// A chunk waiting in its job's backlog: its index and its message body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waiting {
@@ -322,30 +332,6 @@ pub trait Backlog: Send + Sync {
     async fn unlock(&self, holder: &str) -> Result<()>;
 }
 
-/// An object storage failure, with the HTTP status and error code S3 gave.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{code} ({http_status}): {message}")]
-pub struct StorageError {
-    pub http_status: u16,
-    pub code: String,
-    pub message: String,
-}
-
-impl StorageError {
-    /// True when trying again later may help: no answer at all, 5xx, or throttling (429,
-    /// `SlowDown`). The one rule for every storage error that is not a task's.
-    pub fn is_transient(&self) -> bool {
-        crate::retry::is_transient(self.http_status, &self.code)
-    }
-}
-
-impl From<StorageError> for crate::Error {
-    fn from(e: StorageError) -> Self {
-        let transient = e.is_transient();
-        crate::Error::caused("object storage", e, transient)
-    }
-}
-
 pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, StorageError>>;
 
 /// Reads a stream to its end, or `None` as soon as it holds more than `max` bytes (a store
@@ -371,41 +357,6 @@ pub async fn read_all(mut stream: ByteStream) -> Result<Vec<u8>, StorageError> {
         buf.extend_from_slice(&piece?);
     }
     Ok(buf)
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObjectHead {
-    /// Without the surrounding quotes.
-    pub etag: String,
-    pub size: u64,
-    /// `AES256`, `aws:kms` or `aws:kms:dsse`; `None` when not encrypted at rest.
-    pub server_side_encryption: Option<String>,
-    pub kms_key_id: Option<String>,
-    pub bucket_key_enabled: bool,
-    pub sse_customer_algorithm: Option<String>,
-    /// `COMPLETED`, `PENDING`, `FAILED` or `REPLICA`; `None` when not replicated.
-    pub replication_status: Option<String>,
-}
-
-/// One object (or version) of a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListedObject {
-    pub key: String,
-    /// Set when the bucket was listed by version.
-    pub version_id: Option<String>,
-    pub is_latest: bool,
-    pub is_delete_marker: bool,
-    pub size: u64,
-    pub last_modified: Option<time::OffsetDateTime>,
-    pub etag: String,
-    pub storage_class: String,
-}
-
-/// A page of a listing, and the token of the next one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ListPage {
-    pub objects: Vec<ListedObject>,
-    pub next: Option<String>,
 }
 
 /// How batchops writes an object it was asked to keep (a generated manifest).

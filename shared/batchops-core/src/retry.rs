@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::error::is_transient;
+
 /// Whether trying again may help. Maps 1:1 to S3 Batch Operations' `TemporaryFailure` /
 /// `PermanentFailure` result codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,41 +19,6 @@ pub struct TaskFailure {
     pub error_code: String,
     pub message: String,
     pub class: FailureClass,
-}
-
-/// The one answer to "may trying again help?" for any AWS answer, by its HTTP status and error
-/// code: every retry of a task and every redelivery decision of the backends asks it. No
-/// answer at all (status 0: a timeout, a refused or cut connection), a 5xx, a 429, and the
-/// throttling and timeout codes of S3, DynamoDB, SQS, STS, IAM, Lambda and EventBridge are
-/// transient. Anything else (NoSuchKey, AccessDenied, ConditionalCheckFailedException,
-/// ValidationException ...) is permanent: the same request gets the same answer.
-pub fn is_transient(http_status: u16, code: &str) -> bool {
-    http_status == 0
-        || http_status >= 500
-        || http_status == 429
-        || code.contains("Throttl")
-        || matches!(
-            code,
-            "SlowDown"
-                | "RequestTimeout"
-                | "RequestTimeoutException"
-                | "RequestTimeTooSkewed"
-                | "InternalError"
-                | "InternalFailure"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded"
-                | "ProvisionedThroughputExceededException"
-                | "TransactionInProgressException"
-                | "TransactionConflictException"
-                | "OperationAborted"
-                | "PriorRequestNotComplete"
-                | "IDPCommunicationError"
-                | "NetworkError"
-                // An answer that could not be read (the connection cut while it came).
-                | "ResponseError"
-        )
 }
 
 impl TaskFailure {
@@ -337,7 +304,7 @@ impl Passing for crate::Error {
     }
 }
 
-impl Passing for crate::ports::StorageError {
+impl Passing for crate::objects::StorageError {
     fn passing(&self) -> bool {
         self.is_transient()
     }

@@ -11,7 +11,7 @@
 
 use jiff::civil::{Date, DateTime, Weekday};
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ToSpan};
+use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -366,40 +366,6 @@ pub fn substitute(template: &str, schedule_arn: &str, scheduled_time: &str, exec
         .replace(PLACEHOLDERS[2], execution_id)
 }
 
-/// The time an ISO 8601 duration counted back from `reference` gives (`-P1D`, `-PT1H`,
-/// `-P1DT12H`, `-P2W`); `None` when `text` is not a relative time at all.
-pub fn resolve_relative(
-    field: &str,
-    text: &str,
-    reference: time::OffsetDateTime,
-) -> Result<Option<time::OffsetDateTime>> {
-    let Some(iso) = text.strip_prefix('-').filter(|t| t.starts_with('P')) else {
-        if text.starts_with('P') || text.starts_with("+P") {
-            return Err(Error::field(
-                field,
-                format!("'{text}' counts forward: a window is counted back, as -{}", text.trim_start_matches('+')),
-            ));
-        }
-        return Ok(None);
-    };
-    let span: Span =
-        iso.parse().map_err(|e| Error::field(field, format!("'{text}' is not an ISO 8601 duration: {e}")))?;
-    if span.get_years() != 0 || span.get_months() != 0 {
-        return Err(Error::field(field, format!("'{text}': years and months have no fixed length; use days (P30D)")));
-    }
-    let secs = span.get_weeks() as i64 * 604_800
-        + span.get_days() as i64 * 86_400
-        + span.get_hours() as i64 * 3600
-        + span.get_minutes() * 60
-        + span.get_seconds();
-    // Checked: -P700000W reached past year -9999 and `time` panicked; nothing in S3 is older
-    // than 1970, so a window reaching before it is refused rather than written as year -712.
-    match reference.checked_sub(time::Duration::seconds(secs)) {
-        Some(t) if t >= time::OffsetDateTime::UNIX_EPOCH => Ok(Some(t)),
-        _ => Err(Error::field(field, format!("'{text}' counts back before 1970"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,25 +501,6 @@ mod tests {
             assert!(e.contains(says), "{expr}: {e}");
         }
         assert!(time_zone(Some("Mars/Olympus")).unwrap_err().to_string().contains("not a time zone"));
-    }
-
-    #[test]
-    fn relative_windows_count_back_from_the_reference() {
-        let t = time::macros::datetime!(2026-12-01 02:00 UTC);
-        let r = |s| resolve_relative("F", s, t).unwrap().unwrap();
-        assert_eq!(r("-P1D"), time::macros::datetime!(2026-11-30 02:00 UTC));
-        assert_eq!(r("-PT1H"), time::macros::datetime!(2026-12-01 01:00 UTC));
-        assert_eq!(r("-P1DT12H30M"), time::macros::datetime!(2026-11-29 13:30 UTC));
-        assert_eq!(r("-P2W"), time::macros::datetime!(2026-11-17 02:00 UTC));
-        assert_eq!(resolve_relative("F", "2026-01-01T00:00:00Z", t).unwrap(), None);
-        assert!(resolve_relative("F", "P1D", t).unwrap_err().to_string().contains("counted back"));
-        assert!(resolve_relative("F", "-P1M", t).unwrap_err().to_string().contains("no fixed length"));
-        assert!(resolve_relative("F", "-Pfoo", t).unwrap_err().to_string().starts_with("F:"));
-        // Past year -9999 `time` panicked (issue 23); before 1970 is refused as well.
-        for far in ["-P700000W", "-P4400000D", "-P30000D", "-PT9999999999S"] {
-            let e = resolve_relative("F", far, t).map(|_| ()).unwrap_err().to_string();
-            assert!(e.contains("counts back before 1970"), "{far}: {e}");
-        }
     }
 
     #[test]

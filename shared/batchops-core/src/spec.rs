@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub(crate) use crate::fields::{check_len, require};
+pub use crate::fields::{check_tag_set, parse_s3_arn, OutputEncryption, S3Tag};
 use crate::ops::Operation;
 use crate::{Error, Result};
 
@@ -83,13 +85,6 @@ pub struct JobReport {
     pub expected_bucket_owner: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct S3Tag {
-    pub key: String,
-    pub value: String,
-}
-
 pub const CSV_FORMAT: &str = "S3BatchOperations_CSV_20180820";
 pub const INVENTORY_FORMAT: &str = "S3InventoryReport_CSV_20161130";
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
@@ -136,15 +131,6 @@ pub struct ManifestRef {
     pub version_id: Option<String>,
     pub etag: String,
     pub fields: Vec<ManifestField>,
-}
-
-/// Server-side encryption of objects batchops writes (generated manifests).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OutputEncryption {
-    /// SSE-S3 (AES256).
-    S3,
-    /// SSE-KMS with this key.
-    Kms(String),
 }
 
 /// Where a job's objects come from.
@@ -260,69 +246,6 @@ fn check_json_depth(body: &[u8], max: usize) -> Result<()> {
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
-    let n = s.chars().count();
-    if n < min || n > max {
-        return Err(Error::field(field, format!("length must be {min}-{max} characters, got {n}")));
-    }
-    Ok(())
-}
-
-pub(crate) fn require<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T> {
-    v.as_ref().ok_or_else(|| Error::field(field, "is required"))
-}
-
-/// Splits an S3 ARN (`arn:aws:s3:::bucket/key`) into bucket and key (the key may be empty).
-pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || parts[1].is_empty() || parts[2] != "s3" {
-        return Err(Error::field(field, format!("'{arn}' is not an S3 ARN (arn:aws:s3:::bucket)")));
-    }
-    let resource = parts[5];
-    let (bucket, key) = match resource.split_once('/') {
-        Some((b, k)) => (b, k),
-        None => (resource, ""),
-    };
-    if !valid_bucket_name(bucket) {
-        return Err(Error::field(field, format!("'{bucket}' is not a valid bucket name")));
-    }
-    Ok((bucket.to_string(), key.to_string()))
-}
-
-fn valid_bucket_name(b: &str) -> bool {
-    (3..=63).contains(&b.len())
-        && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-pub(crate) fn check_tag(field: &str, tag: &S3Tag) -> Result<()> {
-    check_len(&format!("{field}.Key"), &tag.key, 1, 128)?;
-    check_len(&format!("{field}.Value"), &tag.value, 0, 256)?;
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
-    if !tag.key.chars().all(allowed) {
-        return Err(Error::field(format!("{field}.Key"), "may hold only letters, digits, spaces and _.:/=+-@"));
-    }
-    if !tag.value.chars().all(allowed) {
-        return Err(Error::field(format!("{field}.Value"), "may hold only letters, digits, spaces and _.:/=+-@"));
-    }
-    Ok(())
-}
-
-pub fn check_tag_set(field: &str, tags: &[S3Tag], max: usize) -> Result<()> {
-    if tags.len() > max {
-        return Err(Error::field(field, format!("at most {max} tags, got {}", tags.len())));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, t) in tags.iter().enumerate() {
-        check_tag(&format!("{field}[{i}]"), t)?;
-        if !seen.insert(&t.key) {
-            return Err(Error::field(format!("{field}[{i}].Key"), format!("duplicate tag key '{}'", t.key)));
         }
     }
     Ok(())

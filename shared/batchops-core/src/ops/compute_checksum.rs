@@ -88,7 +88,7 @@ struct Params {
 
 impl ComputeChecksum {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let af = format!("{field}.ChecksumAlgorithm");
         let name = p.checksum_algorithm.ok_or_else(|| Error::field(&af, "is required"))?;
         let algorithm = match Algorithm::parse(&name) {

@@ -27,7 +27,7 @@ impl DeleteObject {
         if v.is_null() {
             return Ok(DeleteObject::default());
         }
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         Ok(DeleteObject { bypass_governance: p.bypass_governance_retention.unwrap_or(false) })
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::one_of;
+use crate::fields::one_of;
 use crate::{Error, Result};
 
 pub const PERMISSIONS: [&str; 5] = ["FULL_CONTROL", "READ", "WRITE", "READ_ACP", "WRITE_ACP"];

@@ -25,7 +25,7 @@ struct Params {
 
 impl InitiateRestore {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let expiration_days = match p.expiration_in_days {
             None | Some(0) => None,
             Some(d) if (1..=i32::MAX as i64).contains(&d) => Some(d as i32),

@@ -52,10 +52,10 @@ pub struct InvokeTask<'a> {
 
 impl LambdaInvoke {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let ff = format!("{field}.FunctionArn");
         let function_arn = p.function_arn.ok_or_else(|| Error::field(&ff, "is required"))?;
-        crate::spec::check_len(&ff, &function_arn, 1, 1024)?;
+        crate::fields::check_len(&ff, &function_arn, 1, 1024)?;
         if function_arn.starts_with("arn:") && !function_arn.contains(":lambda:") {
             return Err(Error::field(&ff, format!("'{function_arn}' is not a Lambda function ARN")));
         }
@@ -79,8 +79,8 @@ impl LambdaInvoke {
                 return Err(Error::field(&uf, format!("at most 10 entries, got {}", user_arguments.len())));
             }
             for (k, v) in &user_arguments {
-                crate::spec::check_len(&format!("{uf}.{k}"), k, 1, 64)?;
-                crate::spec::check_len(&format!("{uf}.{k}"), v, 0, 1024)?;
+                crate::fields::check_len(&format!("{uf}.{k}"), k, 1, 64)?;
+                crate::fields::check_len(&format!("{uf}.{k}"), v, 0, 1024)?;
             }
         }
         Ok(LambdaInvoke { function_arn, schema, user_arguments })

@@ -17,12 +17,11 @@ pub mod update_object_encryption;
 
 use std::time::Instant;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::{Error, Result};
 
+pub use crate::objects::TaskTarget;
 pub use compute_checksum::ComputeChecksum;
 pub use delete_object::DeleteObject;
 pub use initiate_restore::InitiateRestore;
@@ -33,14 +32,6 @@ pub use put_object_legal_hold::PutObjectLegalHold;
 pub use put_object_retention::PutObjectRetention;
 pub use put_object_tagging::{PutObjectTagging, TaggingMode};
 pub use update_object_encryption::UpdateObjectEncryption;
-
-/// The one object a task works on, with its key decoded exactly as S3 stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TaskTarget {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-}
 
 /// A task as an [`crate::ports::OperationRunner`] gets it.
 #[derive(Clone, Debug)]
@@ -172,54 +163,10 @@ impl Operation {
     }
 }
 
-/// Refuses, by name, a member S3's model has and batchops does not run yet (S3's newest:
-/// copying annotations, object-lock event holds): a job without it would do something else.
-pub(crate) fn not_supported(field: &str, member: &str, given: &Option<Value>) -> Result<()> {
-    match given {
-        None => Ok(()),
-        Some(_) => Err(Error::field(format!("{field}.{member}"), "is not supported by this version of batchops")),
-    }
-}
-
-/// Deserializes an operation's parameters; errors carry the full member path.
-pub(crate) fn params<T: DeserializeOwned>(field: &str, v: &Value) -> Result<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let full = if path == "." { field.to_string() } else { format!("{field}.{path}") };
-        Error::field(full, e.into_inner().to_string())
-    })
-}
-
-/// Reads a timestamp as the CLI accepts it: ISO 8601 text or epoch seconds.
-pub(crate) fn timestamp(field: &str, v: &Value) -> Result<OffsetDateTime> {
-    match v {
-        Value::Number(n) => {
-            let secs = n.as_f64().ok_or_else(|| Error::field(field, "is not a timestamp"))?;
-            OffsetDateTime::from_unix_timestamp(secs as i64).map_err(|e| Error::field(field, e.to_string()))
-        }
-        Value::String(s) => {
-            if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-                return Ok(t);
-            }
-            let date = time::Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]"))
-                .map_err(|_| Error::field(field, format!("'{s}' is not an ISO 8601 timestamp")))?;
-            Ok(date.midnight().assume_utc())
-        }
-        _ => Err(Error::field(field, "is not a timestamp")),
-    }
-}
-
-pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::field(field, format!("'{value}' is not one of {}", allowed.join(", "))))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::timestamp;
     use serde_json::json;
 
     #[test]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::grants::{self, Grant, GrantParam};
-use super::one_of;
+use crate::fields::one_of;
 use super::put_object_copy::CANNED_ACLS;
 use crate::{Error, Result};
 
@@ -47,7 +47,7 @@ struct OwnerParam {
 
 impl PutObjectAcl {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let pf = format!("{field}.AccessControlPolicy");
         let policy = p.access_control_policy.ok_or_else(|| Error::field(&pf, "is required"))?;
         match (policy.access_control_list, policy.canned_access_control_list) {

@@ -9,8 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::grants::{self, Grant, GrantParam};
-use super::{one_of, timestamp, TaskTarget};
-use crate::spec::{check_len, check_tag_set, parse_s3_arn, S3Tag};
+use crate::fields::{one_of, timestamp};
+use crate::objects::TaskTarget;
+use crate::fields::{check_len, check_tag_set, parse_s3_arn, S3Tag};
 use crate::{Error, Result};
 
 pub(crate) const CANNED_ACLS: [&str; 7] = [
@@ -115,10 +116,10 @@ struct MetadataParam {
 
 impl CopyObject {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
-        super::not_supported(field, "AnnotationDirective", &p.annotation_directive)?;
-        super::not_supported(field, "ObjectLockEventHold", &p.object_lock_event_hold)?;
-        super::not_supported(field, "ObjectLockEventHoldDuration", &p.object_lock_event_hold_duration)?;
+        let p: Params = crate::fields::params(field, v)?;
+        crate::fields::not_supported(field, "AnnotationDirective", &p.annotation_directive)?;
+        crate::fields::not_supported(field, "ObjectLockEventHold", &p.object_lock_event_hold)?;
+        crate::fields::not_supported(field, "ObjectLockEventHoldDuration", &p.object_lock_event_hold_duration)?;
         let f = |m: &str| format!("{field}.{m}");
         let target = p.target_resource.as_ref().ok_or_else(|| Error::field(f("TargetResource"), "is required"))?;
         check_len(&f("TargetResource"), target, 1, 128)?;

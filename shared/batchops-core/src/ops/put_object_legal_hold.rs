@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::one_of;
+use crate::fields::one_of;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,7 +28,7 @@ struct LegalHoldParam {
 
 impl PutObjectLegalHold {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let lf = format!("{field}.LegalHold");
         let status = p
             .legal_hold

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{one_of, timestamp};
+use crate::fields::{one_of, timestamp};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,11 +36,11 @@ struct RetentionParam {
 
 impl PutObjectRetention {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let rf = format!("{field}.Retention");
         let r = p.retention.ok_or_else(|| Error::field(&rf, "is required"))?;
-        super::not_supported(&rf, "EventHold", &r.event_hold)?;
-        super::not_supported(&rf, "EventHoldDuration", &r.event_hold_duration)?;
+        crate::fields::not_supported(&rf, "EventHold", &r.event_hold)?;
+        crate::fields::not_supported(&rf, "EventHoldDuration", &r.event_hold_duration)?;
         let mode = r.mode.ok_or_else(|| Error::field(format!("{rf}.Mode"), "is required"))?;
         one_of(&format!("{rf}.Mode"), &mode, &["COMPLIANCE", "GOVERNANCE"])?;
         let date = r.retain_until_date.ok_or_else(|| Error::field(format!("{rf}.RetainUntilDate"), "is required"))?;

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::spec::{check_tag_set, S3Tag};
+use crate::fields::{check_tag_set, S3Tag};
 use crate::{Error, Result};
 
 /// S3 allows at most 10 tags on an object; a larger set would fail every task.
@@ -36,7 +36,7 @@ struct Params {
 
 impl PutObjectTagging {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         check_tag_set(&format!("{field}.TagSet"), &p.tag_set, MAX_OBJECT_TAGS)?;
         let mode = match p.tagging_mode.as_deref() {
             None | Some("REPLACE") => TaggingMode::Replace,

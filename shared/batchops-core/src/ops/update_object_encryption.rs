@@ -54,7 +54,7 @@ fn valid_key_arn(arn: &str) -> bool {
 
 impl UpdateObjectEncryption {
     pub fn from_spec(field: &str, v: &Value) -> Result<Self> {
-        let p: Params = super::params(field, v)?;
+        let p: Params = crate::fields::params(field, v)?;
         let ef = format!("{field}.ObjectEncryption");
         let kms = p.object_encryption.ok_or_else(|| Error::field(&ef, "is required"))?.sse_kms.ok_or_else(|| {
             Error::field(format!("{ef}.SSEKMS"), "is required (SSE-KMS is the encryption this operation sets)")

@@ -13,7 +13,6 @@
 //! A letter that cannot be handled now (a store error) is left for the next sweep (SQS shows it
 //! again after the queue's visibility timeout); the others are still handled.
 
-use std::sync::Arc;
 
 use tracing::{info, warn};
 
@@ -24,13 +23,7 @@ use crate::job::JobFailure;
 use crate::ports::{DeadLetters, Waiting};
 use crate::{Error, Result};
 
-/// The dead-letter queues of the three stages' queues; `None` where there is none to read.
-#[derive(Clone, Default)]
-pub struct DeadLetterQueues {
-    pub chunks: Option<Arc<dyn DeadLetters>>,
-    pub control: Option<Arc<dyn DeadLetters>>,
-    pub finalize: Option<Arc<dyn DeadLetters>>,
-}
+pub use crate::ports::DeadLetterQueues;
 
 /// Letters read from one queue per sweep, at most: a flood is worked off over a few sweeps
 /// while the sweep itself still runs every minute.

@@ -472,7 +472,7 @@ impl Executor {
             Ok(buf) => buf,
             Err(e) if e.is_transient() => return Err(e.into()),
             // The manifest changed or vanished under the job: its tasks can no longer be known.
-            Err(e) => return self.fail(&job.id, super::chunker::read_failure(m, &e)).await.map(|_| None),
+            Err(e) => return self.fail(&job.id, super::stage::read_failure(m, &e)).await.map(|_| None),
         };
         if buf.len() as u64 != end - start {
             let expected = end - start;

@@ -10,7 +10,7 @@
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::consolidate::failed_files;
+use super::finalizer::report::failed_files;
 use super::intake::Intake;
 use crate::job::JobId;
 use crate::manifest::split_csv;

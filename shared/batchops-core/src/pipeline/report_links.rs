@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::consolidate::report_files;
+use super::finalizer::report::report_files;
 use super::intake::Intake;
 use crate::job::JobId;
 use crate::Result;

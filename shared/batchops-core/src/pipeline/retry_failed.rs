@@ -3,7 +3,7 @@
 //! (`Bucket,Key,VersionId`, keys encoded as in CSV manifests) become the new job's manifest,
 //! written beside the report.
 
-use super::consolidate::failed_files;
+use super::finalizer::report::failed_files;
 use super::intake::{Caller, Intake};
 use crate::job::{Job, JobId};
 use futures::StreamExt;

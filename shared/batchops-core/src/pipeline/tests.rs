@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::events::RecordedEvents;
-use crate::job::JobFailure;
+use crate::job::{Job, JobFailure, JobId, JobStatus};
+use crate::Error;
+use crate::ports::{JobStore, Queue};
 use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
@@ -558,7 +560,7 @@ async fn a_job_that_needs_confirmation_waits_in_suspended() {
         ]
     );
     assert!(job.history.windows(2).all(|w| w[0].at <= w[1].at));
-    let described = job.descriptor(time::OffsetDateTime::now_utc());
+    let described = super::describe::descriptor(&job, time::OffsetDateTime::now_utc());
     assert_eq!(
         described["StatusHistory"][3],
         json!({"Status": "Ready", "Time": described["StatusHistory"][3]["Time"], "Reason": "go"})
@@ -1345,14 +1347,14 @@ async fn a_generator_lists_filters_and_writes_its_manifest_whatever_the_budget()
     assert_eq!(rows.len(), expected.len());
     assert!(rows.contains(&"src,logs/00002+a.log,,succeeded,200,,Successful".to_string()), "{:?}", &rows[..2]);
     // AND the generated manifest lists the same objects, and DescribeJob says where it is
-    let d = job.descriptor(time::OffsetDateTime::now_utc());
+    let d = super::describe::descriptor(&job, time::OffsetDateTime::now_utc());
     let loc = &d["GeneratedManifestDescriptor"];
     assert_eq!(loc["Format"], "S3InventoryReport_CSV_20211130");
     assert_eq!(loc["Location"]["ObjectArn"], format!("arn:aws:s3:::gen/out/job-{id}/manifest.json"));
     let m =
         crate::inventory::parse_manifest(&w.objects.get("gen", &format!("out/job-{id}/manifest.json")).unwrap(), "gen")
             .unwrap();
-    assert!(m.files.len() >= 2, "one data file per {} chunks", super::listing::FILE_CHUNKS);
+    assert!(m.files.len() >= 2, "one data file per {} chunks", super::chunker::listing::FILE_CHUNKS);
     let mut listed = 0;
     for f in &m.files {
         let body = w.objects.get("gen", &f.key).unwrap();
@@ -1398,7 +1400,7 @@ async fn a_confirmed_generator_job_runs_on_what_it_listed_before_confirmation() 
     assert_eq!(rows.len(), 12);
     assert!(!rows.iter().any(|r| r.contains("added-later")));
     assert!(
-        job.descriptor(time::OffsetDateTime::now_utc()).get("GeneratedManifestDescriptor").is_none(),
+        super::describe::descriptor(&job, time::OffsetDateTime::now_utc()).get("GeneratedManifestDescriptor").is_none(),
         "not asked for"
     );
 }
@@ -1441,7 +1443,7 @@ async fn a_report_whose_files_cannot_be_merged_lists_them_all_in_a_manifest_of_p
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(w.store.segments_recorded(&id).await.unwrap(), 481, "12,001 chunks in segments of 25");
     let body = w.objects.get("reports", &format!("r/job-{id}/manifest.json")).unwrap();
-    assert!(body.len() > super::finalizer::REPORT_PART_BYTES, "{} bytes", body.len());
+    assert!(body.len() > super::finalizer::report::REPORT_PART_BYTES, "{} bytes", body.len());
     let doc: Value = serde_json::from_slice(&body).unwrap();
     let results = doc["Results"].as_array().unwrap();
     assert_eq!(results.len(), 24_002);
@@ -1644,7 +1646,7 @@ async fn a_dry_run_reads_each_object_runs_no_operation_and_reports_what_would_ha
         "{rows:?}"
     );
     assert!(rows.contains(&"src,gone,,failed,404,NoSuchKey,The specified key does not exist.".to_string()), "{rows:?}");
-    let d = job.descriptor(time::OffsetDateTime::now_utc());
+    let d = super::describe::descriptor(&job, time::OffsetDateTime::now_utc());
     assert_eq!(d["DryRun"], true);
     assert_eq!(d["DryRunEstimate"]["TasksThatWouldRun"], 2);
     assert_eq!(d["DryRunEstimate"]["RequestsOfTheRealRun"], json!({"PutObjectTagging": 2}));
@@ -1671,7 +1673,7 @@ async fn a_schedule_firing_creates_one_job_however_often_it_is_delivered() {
     let next = crate::schedule::Firing::parse(input("2026-12-02T02:00:00Z").as_bytes()).unwrap();
     assert_ne!(w.intake().create_scheduled(&next, &*w.objects).await.unwrap(), id, "the next firing");
     // The windows were counted back from the scheduled time, and DescribeJob shows them.
-    let d = w.store.get(&id).await.unwrap().descriptor(time::OffsetDateTime::now_utc());
+    let d = super::describe::descriptor(&w.store.get(&id).await.unwrap(), time::OffsetDateTime::now_utc());
     let filter = &d["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"];
     assert_eq!(filter["CreatedAfter"], "2026-11-30T02:00:00.000Z");
     assert_eq!(filter["CreatedBefore"], "2026-12-01T01:00:00.000Z");
@@ -1792,7 +1794,7 @@ async fn drain_merging(w: &World, times: usize) {
 
 #[tokio::test]
 async fn a_job_of_many_chunks_reports_in_at_most_a_thousand_files_with_every_row_once() {
-    use crate::pipeline::consolidate::MAX_SEGMENTS;
+    use crate::pipeline::finalizer::report::MAX_SEGMENTS;
     // 1,203 chunks of one task: 401 segments of 3 chunks.
     let w = World::new(1, Duration::from_secs(60));
     let id = w.intake().create_job(&w.spec(&manifest(1203), json!({})), Caller::Unknown).await.unwrap();
@@ -1852,7 +1854,7 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
 
     // Every result file, and the manifest of the ended job, with a link.
     let links = w.intake().report_links(id.as_str()).await.unwrap();
-    assert_eq!(links.files.len(), crate::pipeline::consolidate::report_files(&*w.store, &id).await.unwrap().len());
+    assert_eq!(links.files.len(), crate::pipeline::finalizer::report::report_files(&*w.store, &id).await.unwrap().len());
     assert_eq!(links.files.iter().map(|f| f.rows.unwrap()).sum::<u64>(), 41, "every row in some file");
     assert!(links.files.iter().all(|f| f.url == format!("memory://reports/{}", f.key)), "{links:?}");
     assert_eq!(links.manifest.unwrap().key, format!("r/job-{id}/manifest.json"));

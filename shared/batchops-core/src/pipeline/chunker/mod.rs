@@ -3,8 +3,8 @@
 //! a continuation, so no manifest is too large for one invocation.
 //!
 //! Three sources: a CSV manifest is streamed and cut into byte ranges (here); the data files
-//! of an S3 Inventory are read in parallel, one control message per file ([`super::parts`]);
-//! a `ManifestGenerator` lists its bucket page by page ([`super::listing`]).
+//! of an S3 Inventory are read in parallel, one control message per file ([`inventory`]);
+//! a `ManifestGenerator` lists its bucket page by page ([`listing`]).
 //!
 //! Jobs without `ConfirmationRequired` are cut while they prepare (Preparing), and the
 //! executors start on the first chunks at once; at the end of the manifest the job gets its
@@ -12,96 +12,40 @@
 //! (Preparing -> Suspended); once confirmed (Ready) a `Start` message cuts them (Active), and
 //! the cut sets the number of chunks when it ends.
 
-use std::sync::Arc;
+mod acting;
+mod inventory;
+pub(crate) mod listing;
+
 use tokio::time::Instant;
 
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::dispatcher::Dispatcher;
-use super::{encode, fail_job, finalize_if_done, modify, ports_for, send_one, transition_from, Settings};
-use crate::chunk::{ChunkCutter, ChunkMessage, ControlMessage};
+use crate::pipeline::stage::{fail_job, ports_for, read_failure, transition_from};
+use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
-use crate::ports::{read_all, JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, StorageError, Waiting};
+use crate::ports::{read_all, Pass, Waiting};
 use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
 
-pub struct Chunker {
-    pub store: Arc<dyn JobStore>,
-    /// Where status changes are announced.
-    pub events: Arc<dyn crate::events::Events>,
-    /// Every request made for a job (manifest reads, listings, bucket checks, generated
-    /// manifests) acts as the job's role.
-    pub roles: Arc<dyn RoleAccess>,
-    pub control: Arc<dyn Queue>,
-    /// Cut chunks go to their job's backlog; the dispatcher releases them by priority.
-    pub dispatcher: Arc<Dispatcher>,
-    pub finalize: Arc<dyn Queue>,
-    pub settings: Settings,
-    /// Read by every sweep ([`super::dead_letters`]); `Default` where there are none.
-    pub dead_letters: super::dead_letters::DeadLetterQueues,
-}
-
-/// The chunker acting for one job: its object store and runner are the job's role's.
-pub(super) struct Acting<'a> {
-    chunker: &'a Chunker,
-    pub(super) objects: Arc<dyn ObjectStore>,
-    /// Checks what the operation needs of the manifest's bucket (Object Lock, replication).
-    pub(super) runner: Arc<dyn OperationRunner>,
-}
-
-impl std::ops::Deref for Acting<'_> {
-    type Target = Chunker;
-
-    fn deref(&self) -> &Chunker {
-        self.chunker
-    }
-}
+pub use acting::Chunker;
+use acting::{waiting, Acting, SEND_BATCH};
 
 /// How much of the manifest's start is read to find the bucket its tasks are in.
 const FIRST_BUCKET_PROBE: u64 = 64 * 1024;
 
-/// A cut chunk as its backlog keeps it.
-fn waiting(msg: &ChunkMessage) -> Result<Waiting> {
-    Ok(Waiting { index: msg.index, body: encode(msg)? })
-}
-
-/// Chunks pushed into the backlog at a time (DynamoDB's BatchWriteItem takes up to 25; 10
-/// keeps the chunker's memory low when messages carry their rows, about 92 KB each).
-pub(super) const SEND_BATCH: usize = 10;
-
-/// The job failure for a manifest that cannot be read (or changed under the job).
-pub(crate) fn read_failure(manifest: &ManifestRef, e: &StorageError) -> JobFailure {
-    object_read_failure(&manifest.bucket, &manifest.key, e)
-}
-
-/// The job failure for a manifest object (or inventory file) that cannot be read.
-pub(crate) fn object_read_failure(bucket: &str, key: &str, e: &StorageError) -> JobFailure {
-    let what = format!("s3://{bucket}/{key}");
-    if e.http_status == 412 {
-        JobFailure::new(
-            "ManifestChanged",
-            format!("The manifest {what} changed while the job was prepared (ETag no longer matches)"),
-        )
-    } else if e.http_status == 403 {
-        JobFailure::new("ManifestReadFailed", format!("Reading the manifest is forbidden: {} ({what})", e.code))
-    } else {
-        JobFailure::new("ManifestReadFailed", format!("Reading the manifest {what} failed: {} {}", e.code, e.message))
-    }
-}
-
 impl Chunker {
-    /// The timer's sweep: the dead-letter queues are read ([`super::dead_letters`]), then every
-    /// job that has not ended is looked at, and a stalled one moved on ([`super::sweep`]).
-    pub async fn sweep(&self) -> Result<super::sweep::Swept> {
+    /// The timer's sweep: the dead-letter queues are read ([`crate::pipeline::dead_letters`]), then every
+    /// job that has not ended is looked at, and a stalled one moved on ([`crate::pipeline::sweep`]).
+    pub async fn sweep(&self) -> Result<crate::pipeline::sweep::Swept> {
         // First: a chunk sent again makes its job busy before the sweep judges the job.
         self.handle_dead_letters().await;
         self.sweeper().sweep().await
     }
 
-    fn sweeper(&self) -> super::sweep::Sweeper {
-        super::sweep::Sweeper {
+    fn sweeper(&self) -> crate::pipeline::sweep::Sweeper {
+        crate::pipeline::sweep::Sweeper {
             store: self.store.clone(),
             events: self.events.clone(),
             backlog: self.dispatcher.backlog.clone(),
@@ -114,14 +58,14 @@ impl Chunker {
                 finalize: self.finalize.clone(),
                 settings: self.settings.clone(),
             },
-            bounds: super::sweep::Bounds::for_settings(&self.settings),
+            bounds: crate::pipeline::sweep::Bounds::for_settings(&self.settings),
         }
     }
 
     /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail, and the sweep
     /// looks at every job once, those last written before the open-jobs index existed too.
     pub async fn expire(&self) -> Result<()> {
-        let failed = super::expire_suspended(&*self.store, &*self.events, &*self.finalize, super::now()).await?;
+        let failed = crate::pipeline::stage::expire_suspended(&*self.store, &*self.events, &*self.finalize, crate::pipeline::stage::now()).await?;
         if failed > 0 {
             info!(failed, "unconfirmed jobs failed after 30 days in Suspended");
         }
@@ -165,7 +109,7 @@ impl Chunker {
                 let round = self.dispatcher.dispatch().await;
                 self.sweep().await?;
                 // Expiry reads the Suspended jobs: once an hour is precise enough for 30 days.
-                if super::now().minute() == 0 {
+                if crate::pipeline::stage::now().minute() == 0 {
                     self.expire().await?;
                 }
                 round.map(|_| ())
@@ -173,7 +117,7 @@ impl Chunker {
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
                 let job = self.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
-                acting.file(job, super::parts::FileRead { pass, part, file, fields, at }, deadline).await
+                acting.file(job, inventory::FileRead { pass, part, file, fields, at }, deadline).await
             }
         }
     }
@@ -279,10 +223,10 @@ impl Acting<'_> {
                         "The manifest ETag {} does not match the ETag {} of s3://{}/{}",
                         m.etag, head.etag, m.bucket, m.key
                     );
-                    return self.fail(id, JobFailure::new("ManifestETagMismatch", reason)).await;
+                    return self.chunker.fail(id, JobFailure::new("ManifestETagMismatch", reason)).await;
                 }
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.fail(id, read_failure(m, &e)).await,
+                Err(e) => return self.chunker.fail(id, read_failure(m, &e)).await,
             }
         }
         match &valid.source {
@@ -290,13 +234,13 @@ impl Acting<'_> {
                 let first = self.probe(m).await?;
                 // A retry's manifest is batchops' own: its first failed row may name a bucket
                 // no bucket has (that row failed for it), which is no header to refuse the job for.
-                let ours = job.tags.iter().any(|t| t.key == super::retry_failed::RETRY_OF_TAG);
+                let ours = job.tags.iter().any(|t| t.key == crate::pipeline::retry_failed::RETRY_OF_TAG);
                 if let Some(reason) = first.header.filter(|_| !ours) {
-                    return self.fail(id, JobFailure::new("InvalidManifestContent", reason)).await;
+                    return self.chunker.fail(id, JobFailure::new("InvalidManifestContent", reason)).await;
                 }
                 if let (Some(check), Some(bucket)) = (valid.operation.bucket_check(), first.bucket) {
                     if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
-                        return self.fail(id, failure).await;
+                        return self.chunker.fail(id, failure).await;
                     }
                 }
                 self.pass(job, pass, deadline).await
@@ -306,7 +250,7 @@ impl Acting<'_> {
                 let bucket = inventory.source_bucket.clone();
                 if let (Some(check), Some(bucket)) = (valid.operation.bucket_check(), bucket) {
                     if let Some(failure) = self.runner.check_bucket(check, &bucket).await? {
-                        return self.fail(id, failure).await;
+                        return self.chunker.fail(id, failure).await;
                     }
                 }
                 self.fan_out(id, pass, inventory).await
@@ -314,7 +258,7 @@ impl Acting<'_> {
             Source::Generator(g) => {
                 if let Some(check) = valid.operation.bucket_check() {
                     if let Some(failure) = self.runner.check_bucket(check, &g.source_bucket).await? {
-                        return self.fail(id, failure).await;
+                        return self.chunker.fail(id, failure).await;
                     }
                 }
                 self.pass(job, pass, deadline).await
@@ -393,25 +337,25 @@ impl Acting<'_> {
             {
                 Ok(s) => s,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
+                Err(e) => return self.chunker.fail(&job.id, read_failure(&m, &e)).await,
             };
-        let mut cutter = ChunkCutter::new(job.id.clone(), self.settings.chunk_size, &from);
+        let mut cutter = ChunkCutter::new(job.id.clone(), self.chunker.settings.chunk_size, &from);
         let mut pending: Vec<Waiting> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {
                 Ok(p) => p,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.fail(&job.id, read_failure(&m, &e)).await,
+                Err(e) => return self.chunker.fail(&job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
-            let too_long = || self.over_line_limit(cutter.line_len(), || format!("manifest line {}", cutter.line()));
-            if let Some(failure) = self.over_task_limit(cutter.tasks()).or_else(too_long) {
-                return self.fail(&job.id, failure).await;
+            let too_long = || self.chunker.over_line_limit(cutter.line_len(), || format!("manifest line {}", cutter.line()));
+            if let Some(failure) = self.chunker.over_task_limit(cutter.tasks()).or_else(too_long) {
+                return self.chunker.fail(&job.id, failure).await;
             }
             if pass == Pass::Cut {
                 pending.extend(cut.iter().map(waiting).collect::<Result<Vec<_>>>()?);
                 if pending.len() >= SEND_BATCH {
-                    self.send(&job.id, &mut pending).await?;
+                    self.chunker.send(&job.id, &mut pending).await?;
                 }
             }
             // Hand on only after progress (a chunk cut, or a megabyte of blank lines skipped),
@@ -419,8 +363,8 @@ impl Acting<'_> {
             let moved =
                 cutter.chunks_cut() > from.next_chunk || cutter.checkpoint().offset >= from.offset + BLANK_RUN_BYTES;
             if Instant::now() >= deadline && moved {
-                self.send(&job.id, &mut pending).await?;
-                return self.continue_later(job, from, cutter.checkpoint()).await;
+                self.chunker.send(&job.id, &mut pending).await?;
+                return self.chunker.continue_later(job, from, cutter.checkpoint()).await;
             }
         }
         if let Some(last) = cutter.finish() {
@@ -428,183 +372,8 @@ impl Acting<'_> {
                 pending.push(waiting(&last)?);
             }
         }
-        self.send(&job.id, &mut pending).await?;
-        self.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
-    }
-}
-
-impl Chunker {
-    pub(super) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
-        fail_job(&*self.store, &*self.events, &*self.finalize, id, failure).await
-    }
-
-    /// The job failure when a manifest holds more tasks than allowed.
-    #[inline]
-    pub(super) fn over_task_limit(&self, tasks: u64) -> Option<JobFailure> {
-        let max = self.settings.max_tasks;
-        (tasks > max).then(|| {
-            JobFailure::new(
-                "ManifestTooLarge",
-                format!("The manifest holds more than {max} tasks, the limit (BATCHOPS_MAX_TASKS)"),
-            )
-        })
-    }
-
-    /// The job failure when a manifest line (named by `line`) is longer than allowed.
-    #[inline]
-    pub(super) fn over_line_limit(&self, len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
-        let max = self.settings.max_line_bytes;
-        (len > max).then(|| {
-            JobFailure::new(
-                "InvalidManifestContent",
-                format!("{} is longer than {max} bytes (BATCHOPS_MAX_LINE_BYTES): not a manifest line", line()),
-            )
-        })
-    }
-
-    /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
-    async fn activate(&self, id: &JobId) -> Result<()> {
-        if let Ok(active) =
-            transition_from(&*self.store, &*self.events, id, &[JobStatus::Ready], JobStatus::Active, |_| {}).await?
-        {
-            finalize_if_done(&*self.finalize, &active).await?;
-        }
-        Ok(())
-    }
-
-    /// Pushes the chunks waiting in `pending` into the job's backlog, and lets the dispatcher
-    /// release what the executors have room for.
-    pub(super) async fn send(&self, job: &JobId, pending: &mut Vec<Waiting>) -> Result<()> {
-        self.dispatcher.push(job, std::mem::take(pending)).await
-    }
-
-    /// Records the checkpoint (conditionally: a duplicate invocation that lost the race stops
-    /// here) and sends the continuation.
-    pub(super) async fn continue_later(&self, mut job: Job, from: Checkpoint, checkpoint: Checkpoint) -> Result<()> {
-        let id = job.id.clone();
-        let status = job.status;
-        job.progress.tasks_prepared = job.progress.tasks_prepared.max(checkpoint.tasks);
-        job.checkpoint = checkpoint.clone();
-        match self.store.put(&job).await {
-            Ok(_) => {}
-            Err(Error::Conflict { .. }) => {
-                // Someone else wrote the job: go on only if it is still ours to prepare (the
-                // dispatcher pausing or resuming a confirmed job does not end its cut).
-                let mut fresh = self.store.get(&id).await?;
-                let same = fresh.status == status || (fresh.status.is_running() && status.is_running());
-                if same && fresh.checkpoint == checkpoint {
-                    // Our own write, applied with its answer lost (the retry then met it).
-                } else if same && fresh.checkpoint == from {
-                    fresh.checkpoint = checkpoint.clone();
-                    fresh.progress.tasks_prepared = fresh.progress.tasks_prepared.max(checkpoint.tasks);
-                    self.store.put(&fresh).await?;
-                } else {
-                    info!(job_id = %id, status = %fresh.status, "preparation stopped: job changed");
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        info!(job_id = %id, offset = checkpoint.offset, tasks = checkpoint.tasks, "time budget used: continuing");
-        send_one(&*self.control, &ControlMessage::Continue { job_id: id, checkpoint }).await
-    }
-
-    /// The end of a pass over the whole manifest, with its totals. `change` is applied with
-    /// them (the generated manifest's location).
-    pub(super) async fn finish(
-        &self,
-        id: &JobId,
-        pass: Pass,
-        tasks: u64,
-        chunks: u64,
-        change: impl Fn(&mut Job),
-    ) -> Result<()> {
-        let set_totals = |j: &mut Job| {
-            j.progress.total_tasks = Some(tasks);
-            j.progress.total_chunks = Some(chunks);
-            j.progress.tasks_prepared = tasks;
-            if tasks == 0 {
-                j.status_update_reason = Some("The manifest holds no tasks: nothing to run".into());
-            }
-            change(j);
-        };
-        let status = self.store.get(id).await?.status;
-        match (pass, status) {
-            (Pass::Count, _) => {
-                let cause = "The job requires confirmation: run update-job-status --requested-job-status Ready";
-                match transition_from(
-                    &*self.store,
-                    &*self.events,
-                    id,
-                    &[JobStatus::Preparing],
-                    JobStatus::Suspended,
-                    |j| {
-                        set_totals(j);
-                        j.checkpoint = Checkpoint::default();
-                        j.suspended_cause = Some(cause.into());
-                    },
-                )
-                .await?
-                {
-                    Ok(_) => info!(job_id = %id, tasks, "job prepared, waiting for confirmation"),
-                    Err(j) => {
-                        warn!(job_id = %id, status = %j.status, "job changed while it was counted")
-                    }
-                }
-                Ok(())
-            }
-            (Pass::Cut, JobStatus::Preparing) => {
-                let ready = transition_from(
-                    &*self.store,
-                    &*self.events,
-                    id,
-                    &[JobStatus::Preparing],
-                    JobStatus::Ready,
-                    set_totals,
-                )
-                .await?;
-                if ready.is_err() {
-                    return Ok(());
-                }
-                self.activate(id).await?;
-                info!(job_id = %id, tasks, chunks, "job prepared and active");
-                Ok(())
-            }
-            (Pass::Cut, _) => self.cut_confirmed(id, tasks, chunks).await,
-        }
-    }
-
-    /// The end of the cutting pass of a confirmed job: its tasks were counted before the
-    /// confirmation, and must still be as many.
-    async fn cut_confirmed(&self, id: &JobId, tasks: u64, chunks: u64) -> Result<()> {
-        let mut counted = None;
-        let set = modify(&*self.store, id, |j| {
-            if !j.status.is_running() || j.progress.total_chunks.is_some() {
-                return false;
-            }
-            counted = j.progress.total_tasks;
-            if j.progress.total_tasks == Some(tasks) {
-                j.progress.total_chunks = Some(chunks);
-                true
-            } else {
-                false
-            }
-        })
-        .await?;
-        match set {
-            Some(fresh) => {
-                finalize_if_done(&*self.finalize, &fresh).await?;
-                Ok(())
-            }
-            None if counted.is_some_and(|c| c != tasks) => {
-                let reason = format!(
-                    "The manifest held {tasks} tasks when it was cut but {} when it was counted",
-                    counted.unwrap_or(0)
-                );
-                self.fail(id, JobFailure::new("ManifestChanged", reason)).await
-            }
-            None => Ok(()),
-        }
+        self.chunker.send(&job.id, &mut pending).await?;
+        self.chunker.finish(&job.id, pass, cutter.tasks(), cutter.chunks_cut(), |_| {}).await
     }
 }
 

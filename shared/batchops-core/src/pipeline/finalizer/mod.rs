@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::consolidate::{PartWriter, ReportSource};
-use super::{now, now_ms, role_failure, transition, transition_from, Settings};
+mod merge;
+pub mod report;
+
+use report::{PartWriter, ReportSource};
+use super::stage::{now, now_ms, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::ports::{JobStore, ObjectStore, Queue, RoleAccess, StorageError};
@@ -238,8 +241,6 @@ enum Merges {
 
 const JSON: &str = "application/json";
 
-/// Bytes of `manifest.json` per part when it is uploaded in parts (S3's minimum is 5 MiB).
-pub const REPORT_PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why the manifest was not written: the job store, or the report bucket.
 enum Failed {

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::{object_read_failure, read_failure, Acting, SEND_BATCH};
-use super::{encode, modify};
+use super::acting::{Acting, SEND_BATCH};
+use crate::pipeline::stage::{encode, modify, object_read_failure, read_failure};
 use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, LineBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
@@ -74,7 +74,7 @@ impl Lines {
 }
 
 /// One data file of an inventory to read, from where: what a `ControlMessage::File` names.
-pub(super) struct FileRead {
+pub(crate) struct FileRead {
     pub pass: Pass,
     pub part: u64,
     pub file: InventoryFile,
@@ -125,7 +125,7 @@ impl<'a> Cut<'a> {
         raw: &[u8],
         text: Option<&str>,
     ) -> std::result::Result<bool, JobFailure> {
-        if let Some(failure) = acting.over_line_limit(raw.len() as u64, || format!("{} line {n}", self.origin)) {
+        if let Some(failure) = acting.chunker.over_line_limit(raw.len() as u64, || format!("{} line {n}", self.origin)) {
             return Err(failure);
         }
         if is_blank(raw) {
@@ -136,7 +136,7 @@ impl<'a> Cut<'a> {
             return Ok(full);
         }
         self.tasks += 1;
-        if let Some(failure) = acting.over_task_limit(self.tasks) {
+        if let Some(failure) = acting.chunker.over_task_limit(self.tasks) {
             return Err(failure);
         }
         let full = match text {
@@ -162,7 +162,7 @@ impl<'a> Cut<'a> {
 }
 
 /// Lines read before a run of blank lines may end an invocation that is out of time.
-pub(super) const BLANK_RUN_LINES: u64 = 100_000;
+pub(crate) const BLANK_RUN_LINES: u64 = 100_000;
 
 /// How the reading of a file ended.
 enum FileEnd {
@@ -176,7 +176,7 @@ enum FileEnd {
 
 impl Acting<'_> {
     /// Reads and checks an inventory's `manifest.json`; `None` when it failed the job.
-    pub(super) async fn read_inventory(&self, id: &JobId, m: &ManifestRef) -> Result<Option<InventoryManifest>> {
+    pub(crate) async fn read_inventory(&self, id: &JobId, m: &ManifestRef) -> Result<Option<InventoryManifest>> {
         let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
         let read = match self.objects.read(&m.bucket, &m.key, version, 0, Some(MAX_INVENTORY_MANIFEST + 1), etag).await
         {
@@ -187,28 +187,28 @@ impl Acting<'_> {
             Ok(json) => json,
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
-                self.fail(id, read_failure(m, &e)).await?;
+                self.chunker.fail(id, read_failure(m, &e)).await?;
                 return Ok(None);
             }
         };
         if json.len() as u64 > MAX_INVENTORY_MANIFEST {
             let reason = format!("The inventory manifest s3://{}/{} is larger than 64 MiB", m.bucket, m.key);
-            self.fail(id, JobFailure::new("ManifestTooLarge", reason)).await?;
+            self.chunker.fail(id, JobFailure::new("ManifestTooLarge", reason)).await?;
             return Ok(None);
         }
         match parse_manifest(&json, &m.bucket) {
             Ok(inv) => Ok(Some(inv)),
             Err(reason) => {
-                self.fail(id, invalid(format!("{reason} (s3://{}/{})", m.bucket, m.key))).await?;
+                self.chunker.fail(id, invalid(format!("{reason} (s3://{}/{})", m.bucket, m.key))).await?;
                 Ok(None)
             }
         }
     }
 
     /// Sends one `File` message per data file of the inventory (an empty one ends at once).
-    pub(super) async fn fan_out(&self, id: &JobId, pass: Pass, inventory: InventoryManifest) -> Result<()> {
+    pub(crate) async fn fan_out(&self, id: &JobId, pass: Pass, inventory: InventoryManifest) -> Result<()> {
         let n = inventory.files.len() as u64;
-        let set = modify(&*self.store, id, |j| {
+        let set = modify(&*self.chunker.store, id, |j| {
             j.being_prepared() && {
                 j.progress.parts_total = Some(n);
                 true
@@ -221,7 +221,7 @@ impl Acting<'_> {
         }
         if n == 0 {
             info!(job_id = %id, "the inventory has no data files: no tasks");
-            return self.finish(id, pass, 0, 0, |_| {}).await;
+            return self.chunker.finish(id, pass, 0, 0, |_| {}).await;
         }
         let messages: Vec<String> = inventory
             .files
@@ -239,7 +239,7 @@ impl Acting<'_> {
             })
             .collect::<Result<_>>()?;
         for batch in messages.chunks(SEND_BATCH) {
-            self.control.send(batch.to_vec()).await?;
+            self.chunker.control.send(batch.to_vec()).await?;
         }
         info!(job_id = %id, files = n, "inventory files sent to the chunkers");
         Ok(())
@@ -283,7 +283,7 @@ impl Acting<'_> {
     }
 
     /// Reads one data file from where `read` says and cuts its chunks.
-    pub(super) async fn file(&self, job: Job, mut read: FileRead, deadline: Instant) -> Result<()> {
+    pub(crate) async fn file(&self, job: Job, mut read: FileRead, deadline: Instant) -> Result<()> {
         let id = &job.id;
         let expected = match read.pass {
             Pass::Count => job.status == JobStatus::Preparing,
@@ -302,19 +302,19 @@ impl Acting<'_> {
                     read.at.line = 1;
                     e
                 }
-                Err(failure) => return self.fail(id, failure).await,
+                Err(failure) => return self.chunker.fail(id, failure).await,
             },
         };
         let stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
             Ok(s) => s,
             Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => return self.fail(id, object_read_failure(&file.bucket, &file.key, &e)).await,
+            Err(e) => return self.chunker.fail(id, object_read_failure(&file.bucket, &file.key, &e)).await,
         };
         match self.cut_file(id, &read, stream, deadline).await? {
-            FileEnd::Failed(failure) => self.fail(id, failure).await,
+            FileEnd::Failed(failure) => self.chunker.fail(id, failure).await,
             FileEnd::Paused(at) => {
                 info!(job_id = %id, part = read.part, line = at.line, "time budget used: the file continues");
-                self.control.send(vec![encode(&read.continued(id, at))?]).await
+                self.chunker.control.send(vec![encode(&read.continued(id, at))?]).await
             }
             FileEnd::Read { tasks, chunks } => {
                 self.file_read(id, PartRecord { pass: read.pass, part: read.part, tasks, chunks }).await
@@ -335,7 +335,7 @@ impl Acting<'_> {
         let origin = format!("inventory file {}", file.key);
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
         let mut lines = Lines { consumed: 0, next: 1, breaks: ByteFinder::new(b'\n') };
-        let mut cut = Cut::new(read, &origin, self.settings.chunk_size);
+        let mut cut = Cut::new(read, &origin, self.chunker.settings.chunk_size);
         let mut ended = false;
         let bad_gzip = |e: std::io::Error| {
             FileEnd::Failed(invalid(format!(
@@ -393,14 +393,14 @@ impl Acting<'_> {
             lines.compact(buf);
             if !buf.is_empty() {
                 if let Some(failure) =
-                    self.over_line_limit(buf.len() as u64, || format!("{origin} line {}", lines.next))
+                    self.chunker.over_line_limit(buf.len() as u64, || format!("{origin} line {}", lines.next))
                 {
                     return Ok(FileEnd::Failed(failure));
                 }
             }
         }
         cut.chunk(id);
-        self.send(id, &mut cut.pending).await?;
+        self.chunker.send(id, &mut cut.pending).await?;
         Ok(FileEnd::Read { tasks: cut.tasks, chunks: cut.next_chunk })
     }
 
@@ -423,7 +423,7 @@ impl Acting<'_> {
         }
         let out_of_time = Instant::now() >= deadline;
         if cut.pending.len() >= SEND_BATCH || out_of_time {
-            self.send(id, &mut cut.pending).await?;
+            self.chunker.send(id, &mut cut.pending).await?;
         }
         let (tasks, next_chunk, etag) = (cut.tasks, cut.next_chunk, at.etag.clone());
         Ok(out_of_time.then_some(FileCheckpoint { line: n + 1, next_chunk, tasks, etag }))
@@ -431,7 +431,7 @@ impl Acting<'_> {
 
     /// Records a file read; the last file of the pass finishes it.
     async fn file_read(&self, id: &JobId, record: PartRecord) -> Result<()> {
-        match self.store.record_part(id, &record).await? {
+        match self.chunker.store.record_part(id, &record).await? {
             // Read again (the sweep's Prepare, a redelivery): the pass may still need its end,
             // if the delivery that recorded the last file died before it.
             RecordOutcome::Recorded | RecordOutcome::AlreadyRecorded => {}
@@ -440,18 +440,18 @@ impl Acting<'_> {
                 return Ok(());
             }
         }
-        let job = self.store.get(id).await?;
+        let job = self.chunker.store.get(id).await?;
         let counts = match record.pass {
             Pass::Count => &job.progress.counted,
             Pass::Cut => &job.progress.cut,
         };
         info!(job_id = %id, part = record.part, tasks = record.tasks, files_done = counts.parts, "inventory file read");
-        if let Some(failure) = self.over_task_limit(counts.tasks) {
-            return self.fail(id, failure).await;
+        if let Some(failure) = self.chunker.over_task_limit(counts.tasks) {
+            return self.chunker.fail(id, failure).await;
         }
         if Some(counts.parts) == job.progress.parts_total {
             let (tasks, chunks) = (counts.tasks, counts.chunks);
-            return self.finish(id, record.pass, tasks, chunks, |_| {}).await;
+            return self.chunker.finish(id, record.pass, tasks, chunks, |_| {}).await;
         }
         Ok(())
     }

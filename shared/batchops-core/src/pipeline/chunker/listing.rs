@@ -17,7 +17,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::info;
 
-use super::chunker::Acting;
+use super::acting::Acting;
 use std::borrow::Cow;
 
 use crate::chunk::RowBatch;
@@ -206,7 +206,7 @@ impl Acting<'_> {
         files.sort_by_key(|(i, _)| *i);
         let files: Vec<InventoryFile> = files.into_iter().map(|(_, f)| f).collect();
         let schema = if versioned { SCHEMA_VERSIONED } else { SCHEMA };
-        let json = manifest_json(&g.source_bucket, &out.bucket, schema, &files, super::now(), "2021-11-30");
+        let json = manifest_json(&g.source_bucket, &out.bucket, schema, &files, crate::pipeline::stage::now(), "2021-11-30");
         let key = format!("{}/manifest.json", out.folder);
         let opts = out.put_options();
         let checksum = hex::encode(Md5::digest(json.as_bytes()));
@@ -218,7 +218,7 @@ impl Acting<'_> {
     }
 
     /// Lists the source bucket from the job's checkpoint and cuts (or counts) its chunks.
-    pub(super) async fn list_pass(
+    pub(crate) async fn list_pass(
         &self,
         job: Job,
         op: &Operation,
@@ -232,13 +232,13 @@ impl Acting<'_> {
         let versioned = match self.objects.versioned(bucket).await {
             Ok(v) => v,
             Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the versioning of", &e)).await,
+            Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Reading the versioning of", &e)).await,
         };
         let rules = if g.filter.eligible_for_replication {
             match self.objects.replication_rules(bucket).await {
                 Ok(r) => r,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await,
+                Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await,
             }
         } else {
             Vec::new()
@@ -250,7 +250,7 @@ impl Acting<'_> {
         let prefixes = g.filter.list_prefixes();
         let from = job.checkpoint.clone();
         let mut pos = from.clone();
-        let mut batch = RowBatch::new(self.settings.chunk_size);
+        let mut batch = RowBatch::new(self.chunker.settings.chunk_size);
         let mut data = DataFile::new();
         let mut pending: Vec<Waiting> = Vec::new();
         while (pos.prefix as usize) < prefixes.len() {
@@ -264,7 +264,7 @@ impl Acting<'_> {
             let page = match self.objects.list(&req).await {
                 Ok(p) => p,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.fail(&id, generation_failed(bucket, "Listing", &e)).await,
+                Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Listing", &e)).await,
             };
             // The page's objects are decided together (HEAD and tag requests, DECIDE_AT_ONCE
             // at a time), then taken in listing order.
@@ -276,12 +276,12 @@ impl Acting<'_> {
                 pos.listed += 1;
                 match decision? {
                     Decision::Skip => continue,
-                    Decision::Fail(f) => return self.fail(&id, f).await,
+                    Decision::Fail(f) => return self.chunker.fail(&id, f).await,
                     Decision::Include => {}
                 }
                 pos.tasks += 1;
-                if let Some(f) = self.over_task_limit(pos.tasks) {
-                    return self.fail(&id, f).await;
+                if let Some(f) = self.chunker.over_task_limit(pos.tasks) {
+                    return self.chunker.fail(&id, f).await;
                 }
                 let encoded_key = encode_key(&o.key);
                 if out.is_some() {
@@ -302,8 +302,8 @@ impl Acting<'_> {
                 pos.next_chunk += 1;
                 if pass == Pass::Cut && index >= from.sent {
                     pending.push(Waiting { index, body: msg });
-                    if pending.len() >= super::chunker::SEND_BATCH {
-                        self.send(&id, &mut pending).await?;
+                    if pending.len() >= super::acting::SEND_BATCH {
+                        self.chunker.send(&id, &mut pending).await?;
                     }
                 }
                 if !pos.next_chunk.is_multiple_of(unit) {
@@ -314,13 +314,13 @@ impl Acting<'_> {
                     pos.files += 1;
                 }
                 if Instant::now() >= deadline {
-                    self.send(&id, &mut pending).await?;
+                    self.chunker.send(&id, &mut pending).await?;
                     let at = crate::job::Checkpoint {
                         offset: i as u64 + 1,
                         sent: from.sent.max(pos.next_chunk),
                         ..pos.clone()
                     };
-                    return self.continue_later(job, from, at).await;
+                    return self.chunker.continue_later(job, from, at).await;
                 }
             }
             pos.offset = 0;
@@ -334,9 +334,9 @@ impl Acting<'_> {
             // A listing that matches little must hand on too: between pages, when nothing
             // listed is waiting in a chunk or a data file.
             if Instant::now() >= deadline && batch.is_empty() && data.rows == 0 && pos.listed > from.listed {
-                self.send(&id, &mut pending).await?;
+                self.chunker.send(&id, &mut pending).await?;
                 let at = crate::job::Checkpoint { sent: from.sent.max(pos.next_chunk), ..pos.clone() };
-                return self.continue_later(job, from, at).await;
+                return self.chunker.continue_later(job, from, at).await;
             }
         }
         let index = pos.next_chunk;
@@ -346,7 +346,7 @@ impl Acting<'_> {
                 pending.push(Waiting { index, body: msg });
             }
         }
-        self.send(&id, &mut pending).await?;
+        self.chunker.send(&id, &mut pending).await?;
         let generated = match &out {
             Some(out) => {
                 if data.rows > 0 {
@@ -360,7 +360,7 @@ impl Acting<'_> {
         if tasks == 0 {
             info!(job_id = %id, listed, "the manifest generator matched no object");
         }
-        self.finish(&id, pass, tasks, pos.next_chunk, |j| {
+        self.chunker.finish(&id, pass, tasks, pos.next_chunk, |j| {
             j.generated_manifest = generated.clone();
             j.checkpoint.listed = listed;
             if tasks == 0 {
