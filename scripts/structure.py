@@ -136,6 +136,8 @@ def crate_files(crate):
             rel = os.path.relpath(path, src)
             if rel.startswith("bin" + os.sep) or is_test_file(rel.replace(os.sep, "/")):
                 continue
+            if rel == "main.rs" and os.path.exists(os.path.join(src, "lib.rs")):
+                continue  # a binary beside a library is a crate of its own, a user of the library
             files[tuple(module_path(src, path))] = rel.replace(os.sep, "/")
     return files
 

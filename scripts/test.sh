@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: cargo fmt --check, clippy -D warnings and the MSRV check, every test of the
 # workspace against moto (started here unless one already runs), the deterministic simulation
-# (scripts/sim.sh), cfn-lint and `sam validate
-# --lint` on the SAM template, then the rehearsal of the deployed stack (scripts/rehearse.sh), the
+# (scripts/sim.sh), cfn-lint and `sam validate --lint` on the SAM template, the book's links and
+# mdbook build (make docs), then the rehearsal of the deployed stack (scripts/rehearse.sh), the
 # console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
 # Control's protocol (scripts/sdk-test.sh), hostile requests against batchops local
 # (scripts/hostile-test.sh), and the tests of this summary's counting; ends with
@@ -36,6 +36,15 @@ add "make sim" "$(count_check "${PIPESTATUS[0]}")"
 .venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
   echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
 add "cfn-lint, sam validate" "$(count_check $?)"
+# The shape of the code: no circle of imports between the files of any crate (a file that
+# names another through `use` or a path), and the functions over 80 lines listed.
+python3 scripts/structure.py cycles && python3 scripts/structure.py functions
+add "import circles (structure.py)" "$(count_check $?)"
+# The book (make docs): every relative link and #anchor of README.md and docs/src resolves and
+# every chapter is in SUMMARY.md, then mdbook builds it (into .local/book).
+python3 scripts/check-docs.py && .venv/bin/mdbook build docs &&
+  echo "docs: links resolve, mdbook build docs is clean"
+add "docs (links, mdbook build)" "$(count_check $?)"
 for suite in rehearse console-test sdk-test hostile-test; do
   scripts/$suite.sh 2>&1 | tee .local/$suite.log
   add "$suite" "$(count_pytest .local/$suite.log "${PIPESTATUS[0]}")"

@@ -22,6 +22,7 @@
 //! account in `x-amz-account-id` (every S3 Control request does) sees and changes only that
 //! account's jobs, and creates jobs for it; one without sees every account's jobs.
 
+pub use crate::request::{ACCOUNT_HEADER, MAX_REQUEST_BYTES};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -107,8 +108,6 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .with_state(intake)
 }
 
-/// The header S3 Control requests name their account in.
-pub const ACCOUNT_HEADER: &str = "x-amz-account-id";
 
 /// The account the request names in `x-amz-account-id` (12 digits), if it names one.
 struct Account(Option<String>);
@@ -184,9 +183,6 @@ fn caller(ext: &Extensions) -> Option<&str> {
     }
 }
 
-/// Largest request body the API reads (a CreateJob request is a few KiB; S3 Control's own
-/// limit is not published). Bodies also nest at most 128 levels (serde_json's limit).
-pub const MAX_REQUEST_BYTES: usize = batchops_core::spec::MAX_SPEC_BYTES;
 
 /// How long a request's body may take to arrive once its head has (a slow client holds a
 /// connection and a task as long as it takes; API Gateway buffers bodies before Lambda sees them).

@@ -3,6 +3,7 @@
 //! spec uploaded under `jobs/` into a job.
 
 pub mod api;
+pub mod request;
 pub mod s3_trigger;
 pub mod schedule;
 pub mod xml;

@@ -142,7 +142,7 @@ impl DynamoJobStore {
     }
 
     /// The store the functions use: serialized when the clients point at an emulator.
-    pub fn from_clients(clients: &crate::Clients, table: impl Into<String>) -> Self {
+    pub fn from_clients(clients: &crate::clients::Clients, table: impl Into<String>) -> Self {
         Self::new(clients.dynamodb.clone(), table).serialized_on_emulators(clients.custom_endpoint)
     }
 

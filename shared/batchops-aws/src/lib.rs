@@ -5,6 +5,7 @@
 //! `AWS_ENDPOINT_URL*` variables; when an endpoint is set, S3 uses path-style addressing, so
 //! the same code runs against AWS, moto server or any S3-compatible store.
 
+pub mod clients;
 pub mod config;
 pub mod dynamo;
 pub mod errors;
@@ -18,7 +19,8 @@ pub mod s3;
 pub mod sqs;
 pub mod visibility;
 
-pub use config::{init_tracing, Clients, Config, DataClients};
+pub use clients::{Clients, DataClients};
+pub use config::{init_tracing, Config};
 pub use dynamo::DynamoJobStore;
 pub use events::EventBridgeEvents;
 pub use ops::{OpsSettings, S3OperationRunner};

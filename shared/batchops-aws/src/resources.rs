@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use batchops_core::{Error, Result};
 
-use crate::config::Clients;
+use crate::clients::Clients;
 use crate::dynamo::OPEN_INDEX;
 use crate::errors::backend;
 

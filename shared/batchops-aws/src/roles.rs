@@ -16,7 +16,7 @@ use batchops_core::ports::{JobPorts, PassRoleCheck, RoleAccess, RoleError};
 use batchops_core::retry::{is_transient, RetryPolicy};
 use batchops_core::Result;
 
-use crate::config::{Clients, DataClients};
+use crate::clients::{Clients, DataClients};
 use crate::errors::{backend, parts};
 use crate::ops::{OpsSettings, S3OperationRunner};
 use crate::s3::S3ObjectStore;

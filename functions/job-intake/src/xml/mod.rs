@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use batchops_core::Error;
 use serde_json::Value;
 
-use crate::api::{ACCOUNT_HEADER, MAX_REQUEST_BYTES};
+use crate::request::{ACCOUNT_HEADER, MAX_REQUEST_BYTES};
 use model::Model;
 
 /// Whether a request speaks S3 Control's XML rather than the JSON API.

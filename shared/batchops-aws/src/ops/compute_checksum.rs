@@ -13,7 +13,7 @@ use batchops_core::retry::TaskFailure;
 use bytes::Bytes;
 
 use super::put_object_copy::head_source;
-use super::TaskResult;
+use super::runner::TaskResult;
 use crate::errors::task;
 
 /// The checksums S3 stores with an object, as a HEAD or a GET with checksum mode returns them.

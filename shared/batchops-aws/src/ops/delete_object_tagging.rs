@@ -2,7 +2,7 @@
 
 use batchops_core::ops::TaskTarget;
 
-use super::TaskResult;
+use super::runner::TaskResult;
 use crate::errors::task;
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, t: &TaskTarget) -> TaskResult {

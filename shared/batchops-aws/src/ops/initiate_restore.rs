@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
 use batchops_core::ops::{InitiateRestore, TaskTarget};
 use batchops_core::retry::TaskFailure;
 
-use super::TaskResult;
+use super::runner::TaskResult;
 use crate::errors::task;
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &InitiateRestore, t: &TaskTarget) -> TaskResult {

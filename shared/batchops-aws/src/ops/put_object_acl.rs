@@ -5,7 +5,7 @@
 use aws_sdk_s3::types::ObjectCannedAcl;
 use batchops_core::ops::{PutObjectAcl, TaskTarget};
 
-use super::{GrantHeaders, TaskResult};
+use super::runner::{GrantHeaders, TaskResult};
 use crate::errors::task;
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &PutObjectAcl, t: &TaskTarget) -> TaskResult {

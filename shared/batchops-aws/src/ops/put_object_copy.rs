@@ -19,7 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::{GrantHeaders, S3OperationRunner, TaskResult, SINGLE_COPY_LIMIT};
+use super::runner::{GrantHeaders, S3OperationRunner, TaskResult, SINGLE_COPY_LIMIT};
 use crate::errors::task;
 
 /// Characters left as they are in `x-amz-copy-source`: unreserved ones and the `/` separators.
@@ -277,7 +277,7 @@ async fn multipart(
     let h = &head.head;
     let tags = match &op.new_tagging {
         Some(tags) => tags.clone(),
-        None => super::object_tags(&r.s3, t).await?,
+        None => super::runner::object_tags(&r.s3, t).await?,
     };
     let mut req = r.s3.create_multipart_upload().bucket(&op.target_bucket).key(target_key);
     if op.new_metadata.is_none() {

@@ -3,7 +3,7 @@
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
 use batchops_core::ops::{PutObjectLegalHold, TaskTarget};
 
-use super::TaskResult;
+use super::runner::TaskResult;
 use crate::errors::task;
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &PutObjectLegalHold, t: &TaskTarget) -> TaskResult {

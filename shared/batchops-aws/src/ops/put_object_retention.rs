@@ -6,7 +6,7 @@ use batchops_core::job::JobFailure;
 use batchops_core::ops::{PutObjectRetention, TaskTarget};
 
 use super::put_object_copy::dt;
-use super::TaskResult;
+use super::runner::TaskResult;
 use crate::errors::{backend, parts, task};
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &PutObjectRetention, t: &TaskTarget) -> TaskResult {

@@ -4,7 +4,7 @@
 use batchops_core::ops::{PutObjectTagging, TaggingMode, TaskTarget};
 use batchops_core::retry::TaskFailure;
 
-use super::{object_tags, tagging, TaskResult};
+use super::runner::{object_tags, tagging, TaskResult};
 use crate::errors::task;
 
 pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &PutObjectTagging, t: &TaskTarget) -> TaskResult {

@@ -12,7 +12,7 @@ use batchops_core::ops::{CopyObject, Task};
 use batchops_core::retry::TaskFailure;
 
 use super::put_object_copy::copy;
-use super::{object_tags, S3OperationRunner, TaskResult};
+use super::runner::{object_tags, S3OperationRunner, TaskResult};
 use crate::errors::parts;
 
 fn bucket_of(arn: &str) -> String {

@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{Permission, Type};
 use batchops_core::ops::{CopyObject, Task, UpdateObjectEncryption};
 
 use super::put_object_copy::copy;
-use super::{GrantHeaders, S3OperationRunner, TaskResult};
+use super::runner::{GrantHeaders, S3OperationRunner, TaskResult};
 use crate::errors::task;
 
 pub(crate) async fn run(r: &S3OperationRunner, op: &UpdateObjectEncryption, job_task: &Task) -> TaskResult {
