@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use batchops_aws::driver::{handle_record, Delivery};
 use batchops_aws::resources::{ensure_all, Created, Names};
 use batchops_aws::{Clients, Config, OpsSettings, S3ObjectStore, Visibility};
 use batchops_core::pipeline::Settings;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Options of the local runtime.
 #[derive(Clone, Debug)]
@@ -104,16 +105,15 @@ impl LocalHandle {
     }
 }
 
-/// A message handler: the body and the delivery's attempt number (1 for the first).
-type Handler =
-    Arc<dyn Fn(String, u32) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
+/// A message handler: one delivery of one message (its body and attempt number).
+type Handler = Arc<dyn Fn(Delivery) -> Pin<Box<dyn Future<Output = batchops_core::Result<()>> + Send>> + Send + Sync>;
 
 fn handler<F, Fut>(f: F) -> Handler
 where
-    F: Fn(String, u32) -> Fut + Send + Sync + 'static,
+    F: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = batchops_core::Result<()>> + Send + 'static,
 {
-    Arc::new(move |body, attempt| Box::pin(f(body, attempt)))
+    Arc::new(move |delivery| Box::pin(f(delivery)))
 }
 
 /// How often jobs left unconfirmed are looked for (hourly, as deployed).
@@ -214,7 +214,10 @@ where
 /// (visibility 0), so a restart resumes them.
 #[derive(Clone)]
 struct Poller {
+    /// The queue, as `make cost` prices its invocations.
     name: &'static str,
+    /// The Lambda function the poller plays, as the message spans name it.
+    function: &'static str,
     sqs: aws_sdk_sqs::Client,
     visibility: Visibility,
     handle: Handler,
@@ -283,50 +286,36 @@ impl Poller {
         }
     }
 
-    /// One invocation for one message.
+    /// One invocation for one message, settled by the same driver Lambda's runs through
+    /// ([`handle_record`]); deleted when done with.
     async fn deliver(&self, m: aws_sdk_sqs::types::Message, mut stop: watch::Receiver<bool>) {
-        let receipt = m.receipt_handle.unwrap_or_default();
-        let attempt = m
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
         let started = Instant::now();
-        let body = m.body.unwrap_or_default();
-        let work =
-            tokio::time::timeout(self.timeout, self.visibility.hold(&receipt, (self.handle)(body.clone(), attempt)));
+        let delivery = Delivery::from_sqs(m, tokio::time::Instant::now() + self.timeout);
+        let work = tokio::time::timeout(
+            self.timeout,
+            self.visibility.hold(&delivery.receipt, (self.handle)(delivery.clone())),
+        );
         let abandoned = async {
             let _ = stop.wait_for(|s| *s).await;
             tokio::time::sleep(STOP_GRACE).await;
         };
-        let result = tokio::select! {
-            r = work => r,
-            _ = abandoned => Ok(Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO })),
+        let run = async {
+            let result = tokio::select! {
+                r = work => r.ok(),
+                _ = abandoned => Some(Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO })),
+            };
+            // Where Lambda would have been invoked (make cost prices it).
+            batchops_aws::metering::invoked(self.name, started.elapsed());
+            result
         };
-        // Where Lambda would have been invoked (make cost prices it).
-        batchops_aws::metering::invoked(self.name, started.elapsed());
-        let done = match result {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                match e.retry_after() {
-                    Some(_) => info!(queue = self.name, reason = %e, "message handed back"),
-                    None => error!(queue = self.name, error = %e, "message failed; it will be delivered again"),
-                }
-                self.visibility.hand_back(&receipt, &body, &e, attempt).await
-            }
-            Err(_) => {
-                error!(
-                    queue = self.name,
-                    timeout_secs = self.timeout.as_secs(),
-                    "the function timed out: its message comes again when its lease runs out"
-                );
-                false
-            }
-        };
-        if done {
-            let deleted =
-                self.sqs.delete_message().queue_url(self.visibility.url()).receipt_handle(&receipt).send().await;
+        if handle_record(self.function, &delivery, Some(&self.visibility), run, || {}).await {
+            let deleted = self
+                .sqs
+                .delete_message()
+                .queue_url(self.visibility.url())
+                .receipt_handle(&delivery.receipt)
+                .send()
+                .await;
             if let Err(e) = deleted {
                 warn!(queue = self.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; the message will come again");
             }
@@ -386,58 +375,64 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     // the margin the template leaves, so a test's shorter budget keeps its proportions).
     let chunker_timeout = budget + CHUNKER_MARGIN;
     let executor_timeout = time_budget + (time_budget / 9).max(Duration::from_secs(5));
-    let pollers: Vec<(&'static str, String, usize, Duration, Handler)> = vec![
+    let pollers: Vec<(&'static str, &'static str, String, usize, Duration, Handler)> = vec![
         (
             "control",
+            "manifest-chunker",
             created.control_queue_url.clone(),
             // Inventory files are read in parallel, one control message each.
             std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
             chunker_timeout,
-            handler(move |body, _| {
+            handler(move |m| {
                 let chunker = chunker.clone();
-                async move { manifest_chunker::handle_message(&chunker, &body, tokio::time::Instant::now() + budget).await }
+                async move {
+                    manifest_chunker::handle_message(&chunker, &m.body, tokio::time::Instant::now() + budget).await
+                }
             }),
         ),
         (
             "chunks",
+            "task-executor",
             created.chunk_queue_url.clone(),
             opts.chunk_workers,
             executor_timeout,
-            handler(move |body, attempt| {
+            handler(move |m| {
                 let executor = executor.clone();
-                async move { task_executor::handle_message(&executor, &body, attempt).await.map(|_| ()) }
+                async move { task_executor::handle_message(&executor, &m.body, m.attempt).await.map(|_| ()) }
             }),
         ),
         (
             "finalize",
+            "report-finalizer",
             created.finalize_queue_url.clone(),
             // A big report's segments are merged in parallel, one finalize message each.
             8,
             FINALIZER_TIMEOUT,
-            handler(move |body, _| {
+            handler(move |m| {
                 let finalizer = finalizer.clone();
-                async move { report_finalizer::handle_message(&finalizer, &body).await }
+                async move { report_finalizer::handle_message(&finalizer, &m.body).await }
             }),
         ),
         (
             "specs",
+            "spec-trigger",
             created.specs_queue_url.clone(),
             2,
             SPECS_TIMEOUT,
-            handler(move |body, _| {
+            handler(move |m| {
                 let (intake, objects) = (intake.clone(), objects.clone());
-                async move { job_intake::s3_trigger::handle_message(&intake, &*objects, &body).await }
+                async move { job_intake::s3_trigger::handle_message(&intake, &*objects, &m.body).await }
             }),
         ),
     ];
-    for (name, url, concurrency, timeout, handle) in pollers {
+    for (name, function, url, concurrency, timeout, handle) in pollers {
         if name == "chunks" && opts.chunk_workers == 0 {
             // Tests drive the chunk queue themselves to deliver chunks as they choose.
             continue;
         }
         let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
         let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
-        let poller = Poller { name, sqs: clients.sqs.clone(), visibility, handle, timeout };
+        let poller = Poller { name, function, sqs: clients.sqs.clone(), visibility, handle, timeout };
         tasks.spawn(poller.run(concurrency, rx.clone()));
     }
     let api_url = format!("http://{addr}");
@@ -470,8 +465,8 @@ mod tests {
         // GIVEN a function whose handler never ends, a timeout of 1 s and messages leased 2 s
         let (attempts, dropped) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
         let (seen, gone) = (attempts.clone(), dropped.clone());
-        let handle = handler(move |_, attempt| {
-            seen.lock().unwrap().push(attempt);
+        let handle = handler(move |m| {
+            seen.lock().unwrap().push(m.attempt);
             let guard = Dropped(gone.clone());
             async move {
                 let _guard = guard;
@@ -479,8 +474,14 @@ mod tests {
             }
         });
         let visibility = Visibility::new(clients.sqs.clone(), &url, Duration::from_secs(2), Duration::from_secs(1));
-        let poller =
-            Poller { name: "test", sqs: clients.sqs.clone(), visibility, handle, timeout: Duration::from_secs(1) };
+        let poller = Poller {
+            name: "test",
+            function: "test",
+            sqs: clients.sqs.clone(),
+            visibility,
+            handle,
+            timeout: Duration::from_secs(1),
+        };
         let (stop, stopped) = watch::channel(false);
         let run = tokio::spawn(poller.run(1, stopped));
         tokio::time::sleep(Duration::from_millis(5_500)).await;

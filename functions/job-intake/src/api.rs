@@ -108,7 +108,6 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .with_state(intake)
 }
 
-
 /// The account the request names in `x-amz-account-id` (12 digits), if it names one.
 struct Account(Option<String>);
 
@@ -182,7 +181,6 @@ fn caller(ext: &Extensions) -> Option<&str> {
         _ => ext.get::<LocalCaller>().map(|c| c.0.as_str()),
     }
 }
-
 
 /// How long a request's body may take to arrive once its head has (a slow client holds a
 /// connection and a task as long as it takes; API Gateway buffers bodies before Lambda sees them).

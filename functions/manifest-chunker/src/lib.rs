@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use batchops_aws::driver::note_message;
 use batchops_aws::{Clients, Config, DynamoJobStore, SqsDeadLetters, SqsQueue};
 use batchops_core::chunk::ControlMessage;
 use batchops_core::pipeline::dead_letters::DeadLetterQueues;
@@ -43,6 +44,7 @@ pub fn dead_letters(config: &Config, clients: &Clients) -> DeadLetterQueues {
 pub async fn handle_message(chunker: &Chunker, body: &str, deadline: Instant) -> Result<()> {
     let msg: ControlMessage =
         serde_json::from_str(body).map_err(|e| Error::field("control message", format!("unreadable: {e}")))?;
+    note_message(msg.job_id(), None);
     chunker.handle(msg, deadline).await
 }
 

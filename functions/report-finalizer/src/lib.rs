@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use batchops_aws::driver::note_message;
 use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::pipeline::Finalizer;
@@ -21,5 +22,6 @@ pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
 pub async fn handle_message(finalizer: &Finalizer, body: &str) -> Result<()> {
     let msg: FinalizeMessage =
         serde_json::from_str(body).map_err(|e| Error::field("finalize message", format!("unreadable: {e}")))?;
+    note_message(Some(&msg.job_id), None);
     finalizer.handle(&msg).await.map(|_| ())
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use batchops_aws::driver::note_message;
 use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
 use batchops_core::chunk::ChunkMessage;
 use batchops_core::pipeline::executor::Disposition;
@@ -25,6 +26,7 @@ pub fn executor(config: &Config, clients: &Clients) -> Executor {
 /// Handles one chunk message; `attempt` is how many times it has been delivered.
 pub async fn handle_message(executor: &Executor, body: &str, attempt: u32) -> Result<Disposition> {
     let msg = ChunkMessage::decode(body).map_err(|e| Error::field("chunk message", format!("unreadable: {e}")))?;
+    note_message(Some(&msg.job_id), Some(msg.index));
     executor.handle_attempt(&msg, attempt).await
 }
 
@@ -32,7 +34,7 @@ pub async fn handle_message(executor: &Executor, body: &str, attempt: u32) -> Re
 mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
-    use batchops_aws::lambda::sqs_batch;
+    use batchops_aws::driver::sqs_batch;
     use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
     use batchops_core::ops::{Operation, Task};
     use batchops_core::pipeline::dispatcher::Dispatcher;
@@ -72,9 +74,10 @@ mod tests {
             dispatcher: Arc::new(dispatcher),
         };
         // WHEN the handler runs the batch
-        let response = sqs_batch(event, None, |body, attempt| {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
+        let response = sqs_batch("task-executor", event, deadline, None, |m| {
             let executor = &executor;
-            async move { handle_message(executor, &body, attempt).await.map(|_| ()) }
+            async move { handle_message(executor, &m.body, m.attempt).await.map(|_| ()) }
         })
         .await;
         // THEN the chunk of an unknown job is dropped, and only the unreadable message fails

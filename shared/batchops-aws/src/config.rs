@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use batchops_core::events::{Events, NoEvents};
-use batchops_core::pipeline::finalizer::report::MAX_SEGMENTS;
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
+use batchops_core::pipeline::finalizer::report::MAX_SEGMENTS;
 use batchops_core::pipeline::Settings;
 use batchops_core::retry::RetryPolicy;
 
-use crate::ops::OpsSettings;
 use crate::clients::Clients;
+use crate::ops::OpsSettings;
 use crate::roles::{OwnCredentials, StsRoles};
 use batchops_core::ports::RoleAccess;
 use std::sync::Arc;
@@ -195,15 +195,36 @@ pub fn ops_from_env() -> Result<OpsSettings, ConfigError> {
     Ok(ops)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); no ANSI colours in Lambda.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): one JSON object a line on Lambda
+/// ([`json_logs`]), readable text elsewhere.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(!in_lambda)
+    if std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() {
+        let _ = tracing::subscriber::set_global_default(json_logs(filter, std::io::stderr));
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// Logs as the functions write them on Lambda: one JSON object a line, with the fields of the
+/// span the line was written in under `span` (a message's `function`, `message_id`,
+/// `attempt`, `job_id`, `chunk`: see [`crate::driver`]), which CloudWatch Logs Insights
+/// queries as `span.job_id`.
+pub fn json_logs<W>(filter: tracing_subscriber::EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
 }

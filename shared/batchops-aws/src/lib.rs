@@ -7,10 +7,10 @@
 
 pub mod clients;
 pub mod config;
+pub mod driver;
 pub mod dynamo;
 pub mod errors;
 pub mod events;
-pub mod lambda;
 pub mod metering;
 pub mod ops;
 pub mod resources;

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::ops::replicate_object::{rules_for, ReplicationRule};
-use crate::objects::{ListedObject, ObjectHead};
 use crate::fields::{check_len, parse_s3_arn, require, OutputEncryption};
+use crate::objects::{ListedObject, ObjectHead};
+use crate::ops::replicate_object::{rules_for, ReplicationRule};
 use crate::{Error, Result};
 
 /// The only format of generated manifests.

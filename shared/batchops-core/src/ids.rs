@@ -147,4 +147,3 @@ pub fn iso8601(t: OffsetDateTime) -> String {
         t.millisecond()
     )
 }
-

@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::fields::OutputEncryption;
 use crate::job::JobFailure;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ops::replicate_object::ReplicationRule;
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::retry::Outcome;
-use crate::fields::OutputEncryption;
 use crate::Result;
 
 pub use crate::objects::{ListPage, ListedObject, ObjectHead, StorageError};

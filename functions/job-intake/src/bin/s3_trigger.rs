@@ -1,25 +1,18 @@
 //! Lambda entry point of job-intake's S3 trigger (specs bucket notification -> SQS).
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use batchops_aws::lambda::sqs_batch;
-use job_intake::{intake_from_env, s3_trigger::handle_message};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use batchops_aws::driver::serve;
+use batchops_aws::S3ObjectStore;
+use job_intake::{intake, s3_trigger::handle_message};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    let (intake, objects) = intake_from_env().await?;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let (intake, objects) = (&intake, &objects);
-        async move {
-            Ok::<SqsBatchResponse, Error>(
-                sqs_batch(
-                    event.payload,
-                    None,
-                    |body, _attempt| async move { handle_message(intake, objects, &body).await },
-                )
-                .await,
-            )
-        }
-    }))
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let build =
+        |config: &_, clients: &batchops_aws::Clients| (intake(config, clients), S3ObjectStore::new(clients.s3.clone()));
+    serve(
+        "spec-trigger",
+        None,
+        build,
+        |(intake, objects), m| async move { handle_message(intake, objects, &m.body).await },
+    )
     .await
 }

@@ -70,4 +70,3 @@ impl OperationRunner for S3OperationRunner {
         }
     }
 }
-

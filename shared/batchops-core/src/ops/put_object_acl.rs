@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::grants::{self, Grant, GrantParam};
-use crate::fields::one_of;
 use super::put_object_copy::CANNED_ACLS;
+use crate::fields::one_of;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -9,9 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::grants::{self, Grant, GrantParam};
+use crate::fields::{check_len, check_tag_set, parse_s3_arn, S3Tag};
 use crate::fields::{one_of, timestamp};
 use crate::objects::TaskTarget;
-use crate::fields::{check_len, check_tag_set, parse_s3_arn, S3Tag};
 use crate::{Error, Result};
 
 pub(crate) const CANNED_ACLS: [&str; 7] = [

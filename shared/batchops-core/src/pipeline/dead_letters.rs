@@ -13,7 +13,6 @@
 //! A letter that cannot be handled now (a store error) is left for the next sweep (SQS shows it
 //! again after the queue's visibility timeout); the others are still handled.
 
-
 use tracing::{info, warn};
 
 use super::dispatcher::releasable;

@@ -54,10 +54,7 @@ pub fn descriptor(job: &Job, now: OffsetDateTime) -> Value {
     d.insert("ProgressSummary".into(), progress_summary(job, now));
     if let Some(plan) = job.plan().ok().filter(|p| p.dry_run) {
         d.insert("DryRun".into(), json!(true));
-        d.insert(
-            "DryRunEstimate".into(),
-            super::dry_run::estimate(&plan.operation, job.progress.succeeded),
-        );
+        d.insert("DryRunEstimate".into(), super::dry_run::estimate(&plan.operation, job.progress.succeeded));
     }
     if let Some(r) = &job.status_update_reason {
         d.insert("StatusUpdateReason".into(), json!(r));

@@ -10,9 +10,9 @@ use tracing::info;
 use crate::chunk::FinalizeMessage;
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
+use crate::objects::StorageError;
 use crate::ports::{JobFilter, JobPorts, JobStore, Queue, RoleAccess, RoleError};
 use crate::retry::RetryPolicy;
-use crate::objects::StorageError;
 use crate::spec::ManifestRef;
 use crate::{state, Error, Result};
 

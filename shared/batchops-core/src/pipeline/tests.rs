@@ -13,14 +13,14 @@ use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::events::RecordedEvents;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::Error;
-use crate::ports::{JobStore, Queue};
 use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
 use crate::ports::{JobFilter, OperationRunner};
+use crate::ports::{JobStore, Queue};
 use crate::retry::{Outcome, TaskFailure};
+use crate::Error;
 
 /// Succeeds unless the key contains "missing" (404), "flaky" (503 on the first try) or
 /// "throttled" (503 SlowDown, always).
@@ -1854,7 +1854,10 @@ async fn failures_count_every_failed_row_of_the_report_per_code_with_the_first_r
 
     // Every result file, and the manifest of the ended job, with a link.
     let links = w.intake().report_links(id.as_str()).await.unwrap();
-    assert_eq!(links.files.len(), crate::pipeline::finalizer::report::report_files(&*w.store, &id).await.unwrap().len());
+    assert_eq!(
+        links.files.len(),
+        crate::pipeline::finalizer::report::report_files(&*w.store, &id).await.unwrap().len()
+    );
     assert_eq!(links.files.iter().map(|f| f.rows.unwrap()).sum::<u64>(), 41, "every row in some file");
     assert!(links.files.iter().all(|f| f.url == format!("memory://reports/{}", f.key)), "{links:?}");
     assert_eq!(links.manifest.unwrap().key, format!("r/job-{id}/manifest.json"));

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::pipeline::dispatcher::Dispatcher;
-use crate::pipeline::stage::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
 use crate::chunk::{ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
+use crate::pipeline::dispatcher::Dispatcher;
+use crate::pipeline::stage::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
 use crate::ports::{JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, Waiting};
 use crate::{Error, Result};
 

@@ -17,11 +17,11 @@ use md5::{Digest, Md5};
 use tracing::info;
 
 use super::acting::{Acting, SEND_BATCH};
-use crate::pipeline::stage::{encode, modify, object_read_failure, read_failure};
 use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, LineBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{ByteFinder, RowLayout};
+use crate::pipeline::stage::{encode, modify, object_read_failure, read_failure};
 use crate::ports::{read_all, ByteStream, PartRecord, Pass, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
@@ -125,7 +125,8 @@ impl<'a> Cut<'a> {
         raw: &[u8],
         text: Option<&str>,
     ) -> std::result::Result<bool, JobFailure> {
-        if let Some(failure) = acting.chunker.over_line_limit(raw.len() as u64, || format!("{} line {n}", self.origin)) {
+        if let Some(failure) = acting.chunker.over_line_limit(raw.len() as u64, || format!("{} line {n}", self.origin))
+        {
             return Err(failure);
         }
         if is_blank(raw) {

@@ -206,7 +206,8 @@ impl Acting<'_> {
         files.sort_by_key(|(i, _)| *i);
         let files: Vec<InventoryFile> = files.into_iter().map(|(_, f)| f).collect();
         let schema = if versioned { SCHEMA_VERSIONED } else { SCHEMA };
-        let json = manifest_json(&g.source_bucket, &out.bucket, schema, &files, crate::pipeline::stage::now(), "2021-11-30");
+        let json =
+            manifest_json(&g.source_bucket, &out.bucket, schema, &files, crate::pipeline::stage::now(), "2021-11-30");
         let key = format!("{}/manifest.json", out.folder);
         let opts = out.put_options();
         let checksum = hex::encode(Md5::digest(json.as_bytes()));
@@ -238,7 +239,9 @@ impl Acting<'_> {
             match self.objects.replication_rules(bucket).await {
                 Ok(r) => r,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await,
+                Err(e) => {
+                    return self.chunker.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await
+                }
             }
         } else {
             Vec::new()

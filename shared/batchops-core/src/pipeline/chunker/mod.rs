@@ -21,10 +21,10 @@ use tokio::time::Instant;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use crate::pipeline::stage::{fail_job, ports_for, read_failure, transition_from};
 use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
+use crate::pipeline::stage::{fail_job, ports_for, read_failure, transition_from};
 use crate::ports::{read_all, Pass, Waiting};
 use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
@@ -65,7 +65,13 @@ impl Chunker {
     /// The timer's hourly housekeeping: jobs unconfirmed for 30 days fail, and the sweep
     /// looks at every job once, those last written before the open-jobs index existed too.
     pub async fn expire(&self) -> Result<()> {
-        let failed = crate::pipeline::stage::expire_suspended(&*self.store, &*self.events, &*self.finalize, crate::pipeline::stage::now()).await?;
+        let failed = crate::pipeline::stage::expire_suspended(
+            &*self.store,
+            &*self.events,
+            &*self.finalize,
+            crate::pipeline::stage::now(),
+        )
+        .await?;
         if failed > 0 {
             info!(failed, "unconfirmed jobs failed after 30 days in Suspended");
         }
@@ -348,7 +354,8 @@ impl Acting<'_> {
                 Err(e) => return self.chunker.fail(&job.id, read_failure(&m, &e)).await,
             };
             let cut = cutter.feed(&piece);
-            let too_long = || self.chunker.over_line_limit(cutter.line_len(), || format!("manifest line {}", cutter.line()));
+            let too_long =
+                || self.chunker.over_line_limit(cutter.line_len(), || format!("manifest line {}", cutter.line()));
             if let Some(failure) = self.chunker.over_task_limit(cutter.tasks()).or_else(too_long) {
                 return self.chunker.fail(&job.id, failure).await;
             }

@@ -10,7 +10,6 @@ use tracing::{info, warn};
 mod merge;
 pub mod report;
 
-use report::{PartWriter, ReportSource};
 use super::stage::{now, now_ms, role_failure, transition, transition_from, Settings};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
@@ -18,6 +17,7 @@ use crate::ports::{JobStore, ObjectStore, Queue, RoleAccess, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};
+use report::{PartWriter, ReportSource};
 
 pub struct Finalizer {
     pub store: Arc<dyn JobStore>,
@@ -240,7 +240,6 @@ enum Merges {
 }
 
 const JSON: &str = "application/json";
-
 
 /// Why the manifest was not written: the job store, or the report bucket.
 enum Failed {
