@@ -332,7 +332,34 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let created = ensure_all(&clients, &names, window.as_secs() as u32)
         .await
         .context("cannot create the table, queues and bucket (is the endpoint in AWS_ENDPOINT_URL up?)")?;
-    let config = Config {
+    let config = local_config(&names, &created, &opts);
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let intake = Arc::new(job_intake::intake(&config, &clients));
+    let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone()).await?;
+    let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
+    spawn_timers(&mut tasks, &rx, config.dispatcher(&clients), chunker.clone());
+    let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
+    if let Some(group) = opts.schedule_group.clone() {
+        let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
+        let fire = crate::schedules::fire_schedules(scheduler, group, intake.clone(), objects.clone(), rx.clone());
+        tasks.spawn(fire);
+    }
+    let functions = Functions { intake, chunker, objects };
+    let (pollers, stopping) = pollers(&clients, &config, &created, &opts, functions);
+    for (poller, concurrency) in pollers {
+        tasks.spawn(poller.run(concurrency, rx.clone()));
+    }
+    let api_url = format!("http://{addr}");
+    info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
+    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })
+}
+
+/// The configuration the deployed functions read from their environment, for the table,
+/// queues and bucket `batchops local` made.
+fn local_config(names: &Names, created: &Created, opts: &LocalOptions) -> Config {
+    Config {
         table: names.table.clone(),
         control_queue_url: created.control_queue_url.clone(),
         chunk_queue_url: created.chunk_queue_url.clone(),
@@ -347,41 +374,55 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         assume_roles: opts.assume_roles,
         executor_capacity: opts.chunk_workers.max(1) as u64,
         event_bus: batchops_aws::config::event_bus_from_env(),
-    };
-    let (tx, rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
+    }
+}
 
-    let intake = Arc::new(job_intake::intake(&config, &clients));
-    let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone()).await?;
+/// The stages the API and the timers share with the pollers.
+struct Functions {
+    intake: Arc<batchops_core::pipeline::Intake>,
+    chunker: Arc<batchops_core::pipeline::Chunker>,
+    objects: Arc<S3ObjectStore>,
+}
 
-    let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
-    // The executor's invocation as deployed (the template's 270 s budget of its 300 s
-    // timeout), whatever budget the chunker is given: it hands a chunk on at 90 % of it.
+/// The executor's invocation as deployed (the template's 270 s budget of its 300 s timeout),
+/// whatever budget the chunker is given: it hands a chunk on at 90 % of it. With its timeout.
+fn executor(
+    clients: &Clients,
+    config: &Config,
+    opts: &LocalOptions,
+) -> (Arc<batchops_core::pipeline::Executor>, Duration) {
     let time_budget = opts.executor_budget.unwrap_or(EXECUTOR_BUDGET);
     let executor_config = Config { settings: Settings { time_budget, ..config.settings.clone() }, ..config.clone() };
-    let executor = Arc::new(task_executor::executor(&executor_config, &clients));
-    let stopping = executor.shutdown.clone();
-    let finalizer = Arc::new(report_finalizer::finalizer(&config, &clients));
-    let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));
-    let budget = opts.settings.time_budget;
+    let timeout = time_budget + (time_budget / 9).max(Duration::from_secs(5));
+    (Arc::new(task_executor::executor(&executor_config, clients)), timeout)
+}
 
-    spawn_timers(&mut tasks, &rx, config.dispatcher(&clients), chunker.clone());
-    if let Some(group) = opts.schedule_group.clone() {
-        let scheduler = aws_sdk_scheduler::Client::new(&clients.sdk);
-        let fire = crate::schedules::fire_schedules(scheduler, group, intake.clone(), objects.clone(), rx.clone());
-        tasks.spawn(fire);
-    }
-    // The functions' timeouts in the template (the chunker and executor: their budgets and
-    // the margin the template leaves, so a test's shorter budget keeps its proportions).
+/// One poller per queue, with how many of its messages are handled at once, as the
+/// template's event source mappings and function timeouts have it; and the executor's
+/// shutdown flag (a stop makes running chunks hand back).
+fn pollers(
+    clients: &Clients,
+    config: &Config,
+    created: &Created,
+    opts: &LocalOptions,
+    functions: Functions,
+) -> (Vec<(Poller, usize)>, batchops_core::pipeline::Shutdown) {
+    let Functions { intake, chunker, objects } = functions;
+    let budget = opts.settings.time_budget;
+    let (executor, executor_timeout) = executor(clients, config, opts);
+    let stopping = executor.shutdown.clone();
+    let finalizer = Arc::new(report_finalizer::finalizer(config, clients));
+    // The chunker's timeout in the template: its budget and the margin the template leaves,
+    // so a test's shorter budget keeps its proportions.
     let chunker_timeout = budget + CHUNKER_MARGIN;
-    let executor_timeout = time_budget + (time_budget / 9).max(Duration::from_secs(5));
-    let pollers: Vec<(&'static str, &'static str, String, usize, Duration, Handler)> = vec![
+    // Inventory files are read in parallel, one control message each.
+    let control_concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let specs: Vec<(&'static str, &'static str, &String, usize, Duration, Handler)> = vec![
         (
             "control",
             "manifest-chunker",
-            created.control_queue_url.clone(),
-            // Inventory files are read in parallel, one control message each.
-            std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            &created.control_queue_url,
+            control_concurrency,
             chunker_timeout,
             handler(move |m| {
                 let chunker = chunker.clone();
@@ -393,7 +434,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         (
             "chunks",
             "task-executor",
-            created.chunk_queue_url.clone(),
+            &created.chunk_queue_url,
             opts.chunk_workers,
             executor_timeout,
             handler(move |m| {
@@ -404,7 +445,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         (
             "finalize",
             "report-finalizer",
-            created.finalize_queue_url.clone(),
+            &created.finalize_queue_url,
             // A big report's segments are merged in parallel, one finalize message each.
             8,
             FINALIZER_TIMEOUT,
@@ -416,7 +457,7 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
         (
             "specs",
             "spec-trigger",
-            created.specs_queue_url.clone(),
+            &created.specs_queue_url,
             2,
             SPECS_TIMEOUT,
             handler(move |m| {
@@ -425,19 +466,17 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
             }),
         ),
     ];
-    for (name, function, url, concurrency, timeout, handle) in pollers {
-        if name == "chunks" && opts.chunk_workers == 0 {
-            // Tests drive the chunk queue themselves to deliver chunks as they choose.
-            continue;
-        }
-        let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
-        let visibility = Visibility::new(clients.sqs.clone(), url, window, retry);
-        let poller = Poller { name, function, sqs: clients.sqs.clone(), visibility, handle, timeout };
-        tasks.spawn(poller.run(concurrency, rx.clone()));
-    }
-    let api_url = format!("http://{addr}");
-    info!(api = %api_url, table = %names.table, specs_bucket = %names.specs_bucket, "batchops local is running");
-    Ok(LocalHandle { api_url, names, created, config, shutdown: tx, stopping, tasks })
+    let retry = Duration::from_secs(opts.retry_delay_secs.max(0) as u64);
+    let pollers = specs
+        .into_iter()
+        // Tests drive the chunk queue themselves to deliver chunks as they choose.
+        .filter(|(name, ..)| !(*name == "chunks" && opts.chunk_workers == 0))
+        .map(|(name, function, url, concurrency, timeout, handle)| {
+            let visibility = Visibility::new(clients.sqs.clone(), url, opts.settings.lease, retry);
+            (Poller { name, function, sqs: clients.sqs.clone(), visibility, handle, timeout }, concurrency)
+        })
+        .collect();
+    (pollers, stopping)
 }
 
 #[cfg(test)]

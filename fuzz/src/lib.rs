@@ -25,6 +25,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 static ALLOC: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 /// One parser of outside input and how to feed it.
+#[derive(Clone, Copy)]
 pub struct Target {
     pub name: &'static str,
     /// What is fed to what.

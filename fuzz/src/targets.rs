@@ -28,89 +28,92 @@ const MIB: usize = 1 << 20;
 
 /// Every target.
 pub fn all() -> Vec<Target> {
-    vec![
-        Target {
-            name: "api",
-            about: "HTTP requests to the API's router (XML and JSON bodies, query strings, ids, headers)",
-            inputs: api_inputs,
-            check: api,
-            memory: |input| 32 * MIB + 16 * input.len(),
-            short_cases: 300,
-        },
-        Target {
-            name: "spec-upload",
-            about: "S3 event notifications of the specs bucket, as SQS delivers them",
-            inputs: || prop_oneof![gen::bytes(256), gen::json_value().prop_map(|v| v.to_string().into_bytes())].boxed(),
-            check: spec_upload,
-            memory: |input| 4 * MIB + 16 * input.len(),
-            short_cases: 300,
-        },
-        Target {
-            name: "schedule",
-            about: "schedule expressions (at, rate, cron), time zones and relative windows",
-            inputs: schedule_inputs,
-            check: schedule,
-            memory: |_| 16 * MIB,
-            short_cases: 500,
-        },
-        Target {
-            name: "scheduler-input",
-            about: "EventBridge Scheduler's input to the schedule function",
-            inputs: scheduler_inputs,
-            check: scheduler_input,
-            memory: |input| 8 * MIB + 16 * input.len(),
-            short_cases: 300,
-        },
-        Target {
-            name: "csv-manifest",
-            about: "CSV manifests run as whole jobs (cutter, executor, report, retry of failures)",
-            inputs: csv_inputs,
-            check: csv_manifest,
-            memory: |input| 64 * MIB + 64 * expanded_len(input),
-            short_cases: 40,
-        },
-        Target {
-            name: "inventory",
-            about: "S3 Inventory manifest.json and gzip data files (bombs too) run as whole jobs",
-            inputs: inventory_inputs,
-            check: inventory,
-            memory: |input| 96 * MIB + 64 * expanded_len(input).min(4 * MIB),
-            short_cases: 40,
-        },
-        Target {
-            name: "generator",
-            about: "keys a listing returns (ManifestGenerator jobs, their manifest written and read back)",
-            inputs: generator_inputs,
-            check: generator,
-            memory: |input| 64 * MIB + 64 * input.len(),
-            short_cases: 40,
-        },
-        Target {
-            name: "lambda-answer",
-            about: "LambdaInvoke functions' answers, to report rows",
-            inputs: lambda_inputs,
-            check: lambda_answer,
-            memory: |input| 4 * MIB + 8 * input.len(),
-            short_cases: 300,
-        },
-        Target {
-            name: "report-file",
-            about: "result files read back by retry-failed and the failures route",
-            inputs: report_inputs,
-            check: report_file,
-            memory: |input| 4 * MIB + 8 * input.len(),
-            short_cases: 300,
-        },
-        Target {
-            name: "queue-message",
-            about: "SQS message bodies of the chunk, control and finalize queues",
-            inputs: queue_inputs,
-            check: queue_message,
-            memory: |input| 4 * MIB + 16 * input.len(),
-            short_cases: 300,
-        },
-    ]
+    ALL.to_vec()
 }
+
+/// The targets, as data.
+static ALL: &[Target] = &[
+    Target {
+        name: "api",
+        about: "HTTP requests to the API's router (XML and JSON bodies, query strings, ids, headers)",
+        inputs: api_inputs,
+        check: api,
+        memory: |input| 32 * MIB + 16 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "spec-upload",
+        about: "S3 event notifications of the specs bucket, as SQS delivers them",
+        inputs: || prop_oneof![gen::bytes(256), gen::json_value().prop_map(|v| v.to_string().into_bytes())].boxed(),
+        check: spec_upload,
+        memory: |input| 4 * MIB + 16 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "schedule",
+        about: "schedule expressions (at, rate, cron), time zones and relative windows",
+        inputs: schedule_inputs,
+        check: schedule,
+        memory: |_| 16 * MIB,
+        short_cases: 500,
+    },
+    Target {
+        name: "scheduler-input",
+        about: "EventBridge Scheduler's input to the schedule function",
+        inputs: scheduler_inputs,
+        check: scheduler_input,
+        memory: |input| 8 * MIB + 16 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "csv-manifest",
+        about: "CSV manifests run as whole jobs (cutter, executor, report, retry of failures)",
+        inputs: csv_inputs,
+        check: csv_manifest,
+        memory: |input| 64 * MIB + 64 * expanded_len(input),
+        short_cases: 40,
+    },
+    Target {
+        name: "inventory",
+        about: "S3 Inventory manifest.json and gzip data files (bombs too) run as whole jobs",
+        inputs: inventory_inputs,
+        check: inventory,
+        memory: |input| 96 * MIB + 64 * expanded_len(input).min(4 * MIB),
+        short_cases: 40,
+    },
+    Target {
+        name: "generator",
+        about: "keys a listing returns (ManifestGenerator jobs, their manifest written and read back)",
+        inputs: generator_inputs,
+        check: generator,
+        memory: |input| 64 * MIB + 64 * input.len(),
+        short_cases: 40,
+    },
+    Target {
+        name: "lambda-answer",
+        about: "LambdaInvoke functions' answers, to report rows",
+        inputs: lambda_inputs,
+        check: lambda_answer,
+        memory: |input| 4 * MIB + 8 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "report-file",
+        about: "result files read back by retry-failed and the failures route",
+        inputs: report_inputs,
+        check: report_file,
+        memory: |input| 4 * MIB + 8 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "queue-message",
+        about: "SQS message bodies of the chunk, control and finalize queues",
+        inputs: queue_inputs,
+        check: queue_message,
+        memory: |input| 4 * MIB + 16 * input.len(),
+        short_cases: 300,
+    },
+];
 
 // ---- api ----
 

@@ -42,7 +42,6 @@ use batchops_core::pipeline::Intake;
 use batchops_core::ports::JobFilter;
 use batchops_core::Error;
 use lambda_http::request::RequestContext;
-use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -71,10 +70,8 @@ type ApiResult = Result<Json<Value>, ApiError>;
 /// Query parameters, with repeated names kept (`jobStatuses` may repeat).
 fn query_params(raw: Option<String>) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-        out.entry(dec(k)).or_default().push(dec(v));
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     out
 }

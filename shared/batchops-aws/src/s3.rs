@@ -213,91 +213,11 @@ impl ObjectStore for S3ObjectStore {
 
     /// ListObjectsV2, or ListObjectVersions (the token is then `key-marker NUL version-id-marker`).
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
-        let time =
-            |t: Option<&DateTime>| t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok());
-        if !req.versions {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(req.bucket)
-                .prefix(req.prefix)
-                .set_continuation_token(req.token.map(String::from))
-                .set_expected_bucket_owner(req.expected_owner.map(String::from))
-                .send()
-                .await
-                .map_err(|e| storage(&e))?;
-            let objects = out
-                .contents()
-                .iter()
-                .map(|o| ListedObject {
-                    key: o.key().unwrap_or_default().to_string(),
-                    version_id: None,
-                    is_latest: true,
-                    is_delete_marker: false,
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified: time(o.last_modified()),
-                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                    storage_class: o
-                        .storage_class()
-                        .map(|c| c.as_str().to_string())
-                        .unwrap_or_else(|| "STANDARD".into()),
-                })
-                .collect();
-            let next = if out.is_truncated().unwrap_or(false) {
-                out.next_continuation_token().map(String::from)
-            } else {
-                None
-            };
-            return Ok(ListPage { objects, next });
-        }
-        let (key_marker, version_marker) = match req.token.and_then(|t| t.split_once('\0')) {
-            Some((k, v)) => (Some(k.to_string()), (!v.is_empty()).then(|| v.to_string())),
-            None => (req.token.map(String::from), None),
-        };
-        let out = self
-            .client
-            .list_object_versions()
-            .bucket(req.bucket)
-            .prefix(req.prefix)
-            .set_key_marker(key_marker)
-            .set_version_id_marker(version_marker)
-            .set_expected_bucket_owner(req.expected_owner.map(String::from))
-            .send()
-            .await
-            .map_err(|e| storage(&e))?;
-        let mut objects: Vec<ListedObject> = out
-            .versions()
-            .iter()
-            .map(|v| ListedObject {
-                key: v.key().unwrap_or_default().to_string(),
-                version_id: v.version_id().map(String::from),
-                is_latest: v.is_latest().unwrap_or(false),
-                is_delete_marker: false,
-                size: v.size().unwrap_or(0).max(0) as u64,
-                last_modified: time(v.last_modified()),
-                etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                storage_class: v.storage_class().map(|c| c.as_str().to_string()).unwrap_or_else(|| "STANDARD".into()),
-            })
-            .collect();
-        objects.extend(out.delete_markers().iter().map(|d| ListedObject {
-            key: d.key().unwrap_or_default().to_string(),
-            version_id: d.version_id().map(String::from),
-            is_latest: d.is_latest().unwrap_or(false),
-            is_delete_marker: true,
-            size: 0,
-            last_modified: time(d.last_modified()),
-            etag: String::new(),
-            storage_class: String::new(),
-        }));
-        // Versions and delete markers come in two lists; S3 orders them by key, newest first.
-        objects.sort_by(|a, b| a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)));
-        let next = if out.is_truncated().unwrap_or(false) {
-            let key = out.next_key_marker().unwrap_or_default();
-            Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default()))
+        if req.versions {
+            self.list_versions(req).await
         } else {
-            None
-        };
-        Ok(ListPage { objects, next })
+            self.list_objects(req).await
+        }
     }
 
     async fn versioned(&self, bucket: &str) -> Result<bool, StorageError> {
@@ -357,5 +277,95 @@ impl ObjectStore for S3ObjectStore {
         let request =
             self.client.get_object().bucket(bucket).key(key).presigned(config).await.map_err(|e| storage(&e))?;
         Ok(request.uri().to_string())
+    }
+}
+
+/// A listing's timestamp as the domain keeps it.
+fn listed_time(t: Option<&DateTime>) -> Option<time::OffsetDateTime> {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
+}
+
+/// A storage class as S3 names it; a listing leaves STANDARD out.
+fn class_name(class: Option<&str>) -> String {
+    class.unwrap_or("STANDARD").to_string()
+}
+
+impl S3ObjectStore {
+    async fn list_objects(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(req.bucket)
+            .prefix(req.prefix)
+            .set_continuation_token(req.token.map(String::from))
+            .set_expected_bucket_owner(req.expected_owner.map(String::from))
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .map(|o| ListedObject {
+                key: o.key().unwrap_or_default().to_string(),
+                version_id: None,
+                is_latest: true,
+                is_delete_marker: false,
+                size: o.size().unwrap_or(0).max(0) as u64,
+                last_modified: listed_time(o.last_modified()),
+                etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                storage_class: class_name(o.storage_class().map(|c| c.as_str())),
+            })
+            .collect();
+        let next =
+            if out.is_truncated().unwrap_or(false) { out.next_continuation_token().map(String::from) } else { None };
+        Ok(ListPage { objects, next })
+    }
+
+    async fn list_versions(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
+        let (key_marker, version_marker) = match req.token.and_then(|t| t.split_once('\0')) {
+            Some((k, v)) => (Some(k.to_string()), (!v.is_empty()).then(|| v.to_string())),
+            None => (req.token.map(String::from), None),
+        };
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(req.bucket)
+            .prefix(req.prefix)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .set_expected_bucket_owner(req.expected_owner.map(String::from))
+            .send()
+            .await
+            .map_err(|e| storage(&e))?;
+        let versions = out.versions().iter().map(|v| ListedObject {
+            key: v.key().unwrap_or_default().to_string(),
+            version_id: v.version_id().map(String::from),
+            is_latest: v.is_latest().unwrap_or(false),
+            is_delete_marker: false,
+            size: v.size().unwrap_or(0).max(0) as u64,
+            last_modified: listed_time(v.last_modified()),
+            etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+            storage_class: class_name(v.storage_class().map(|c| c.as_str())),
+        });
+        let markers = out.delete_markers().iter().map(|d| ListedObject {
+            key: d.key().unwrap_or_default().to_string(),
+            version_id: d.version_id().map(String::from),
+            is_latest: d.is_latest().unwrap_or(false),
+            is_delete_marker: true,
+            size: 0,
+            last_modified: listed_time(d.last_modified()),
+            etag: String::new(),
+            storage_class: String::new(),
+        });
+        let mut objects: Vec<ListedObject> = versions.chain(markers).collect();
+        // Versions and delete markers come in two lists; S3 orders them by key, newest first.
+        objects.sort_by(|a, b| a.key.cmp(&b.key).then(b.last_modified.cmp(&a.last_modified)));
+        let next = if out.is_truncated().unwrap_or(false) {
+            let key = out.next_key_marker().unwrap_or_default();
+            Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default()))
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
     }
 }
