@@ -13,7 +13,6 @@
 //! | `report-file` | `Records`, `failures::parse_row` | result files read back (retry-failed, failures) |
 //! | `queue-message` | chunk, control and finalize messages | SQS message bodies |
 
-use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use batchops_core::chunk::{decode_rows, ChunkBody, ChunkMessage, ControlMessage, FinalizeMessage};
@@ -438,11 +437,7 @@ fn inventory_inputs() -> BoxedStrategy<Vec<u8>> {
         .boxed()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let _ = gz.write_all(bytes);
-    gz.finish().unwrap_or_default()
-}
+use batchops_core::inventory::gzip;
 
 /// One inventory file of the expanded rows (a thousandfold bomb when they are blank), its
 /// manifest.json; options corrupt the gzip or the manifest.json.

@@ -496,7 +496,7 @@ fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> (&'static str, serde_
         ManifestKind::Inventory(count) => count,
     };
     use md5::{Digest, Md5};
-    use std::io::Write;
+
     let files: Vec<serde_json::Value> = (0..count)
         .map(|f| {
             let rows: String = plan
@@ -506,9 +506,7 @@ fn manifest(plan: &Plan, objects: &InMemoryObjectStore) -> (&'static str, serde_
                 .step_by(count as usize)
                 .map(|k| format!("\"data\",\"{k}\"\n"))
                 .collect();
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(rows.as_bytes()).expect("gzip into memory");
-            let body = gz.finish().expect("gzip into memory");
+            let body = batchops_core::inventory::gzip(rows.as_bytes());
             let key = format!("{}/data/{f}.csv.gz", plan.name);
             let md5 = hex::encode(Md5::digest(&body));
             let size = body.len();

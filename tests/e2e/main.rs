@@ -1,6 +1,9 @@
 //! End-to-end tests: the real pipeline (`batchops local` in-process: HTTP API, SQS pollers,
 //! the functions' handlers) against moto server, checked through the completion report.
 
+// Tests: a step that cannot be done fails the test.
+#![allow(clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -21,7 +24,7 @@ mod roles;
 mod s3control;
 
 mod futures_lite {
-    pub use tokio::task::JoinSet;
+    pub(crate) use tokio::task::JoinSet;
 }
 
 const LONG: Duration = Duration::from_secs(300);

@@ -3,7 +3,7 @@
 //! generated manifests.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -17,9 +17,7 @@ use serde_json::{json, Value};
 const LONG: Duration = Duration::from_secs(300);
 
 fn gzip(text: &str) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(text.as_bytes()).expect("gzip");
-    gz.finish().expect("gzip")
+    batchops_core::inventory::gzip(text.as_bytes())
 }
 
 fn gunzip(body: &[u8]) -> String {

@@ -187,12 +187,9 @@ fn one_of(field: &str, v: &Option<Vec<String>>, allowed: &[&str]) -> Result<Vec<
 
 /// Reads `{"SSE-KMS": {...}}` or `{"SSEKMS": {...}}` (the XML and the JSON spellings).
 fn single_member<'a>(field: &str, v: &'a Value) -> Result<(String, &'a Value)> {
-    match v {
-        Value::Object(m) if m.len() == 1 => {
-            let (k, inner) = m.iter().next().expect("one member");
-            Ok((k.replace('-', "").to_ascii_uppercase(), inner))
-        }
-        _ => Err(Error::field(field, "must have exactly one member")),
+    match v.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) {
+        Some((k, inner)) => Ok((k.replace('-', "").to_ascii_uppercase(), inner)),
+        None => Err(Error::field(field, "must have exactly one member")),
     }
 }
 

@@ -145,6 +145,17 @@ pub fn manifest_json(
     .to_string()
 }
 
+/// `bytes` gzipped, as an inventory's data files (and a generated manifest's) are written.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let written = gz.write_all(bytes).and_then(|()| gz.finish());
+    match written {
+        Ok(out) => out,
+        Err(e) => unreachable!("gzip into memory has no I/O to fail: {e}"),
+    }
+}
+
 /// Quotes a value the way S3 Inventory writes CSV fields.
 pub fn quoted(v: &str) -> String {
     format!("\"{}\"", v.replace('"', "\"\""))

@@ -455,7 +455,7 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    pub fn copy_spec() -> Value {
+    pub(crate) fn copy_spec() -> Value {
         json!({
             "AccountId": "123456789012",
             "ClientRequestToken": "tok-1",

@@ -115,7 +115,10 @@ impl Model {
         static MODEL: OnceLock<Model> = OnceLock::new();
         MODEL.get_or_init(|| {
             // Both files ship inside the binary and a unit test loads them: they parse.
-            Model::merge(S3CONTROL, BATCHOPS).expect("the embedded S3 Control model parses")
+            match Model::merge(S3CONTROL, BATCHOPS) {
+                Ok(model) => model,
+                Err(e) => unreachable!("the embedded S3 Control model parses (a unit test loads it): {e}"),
+            }
         })
     }
 

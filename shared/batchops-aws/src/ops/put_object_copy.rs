@@ -62,11 +62,11 @@ pub(crate) struct Copied {
 
 impl Copied {
     /// The report's ResultMessage: `{"Key","ETag","VersionId"}`, and `"Parts"` when multipart.
-    pub fn message(&self, key: &str) -> String {
+    pub(super) fn message(&self, key: &str) -> String {
         self.json(key).to_string()
     }
 
-    pub fn json(&self, key: &str) -> serde_json::Value {
+    pub(super) fn json(&self, key: &str) -> serde_json::Value {
         let mut msg = serde_json::json!({ "Key": key });
         if let Some(etag) = &self.etag {
             msg["ETag"] = serde_json::json!(etag.trim_matches('"'));

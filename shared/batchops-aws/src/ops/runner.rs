@@ -66,7 +66,7 @@ pub(crate) struct GrantHeaders {
 }
 
 impl GrantHeaders {
-    pub fn new<'a>(grants: impl Iterator<Item = (&'a str, String)>) -> GrantHeaders {
+    pub(super) fn new<'a>(grants: impl Iterator<Item = (&'a str, String)>) -> GrantHeaders {
         let mut h = GrantHeaders::default();
         for (permission, grantee) in grants {
             let slot = match permission {

@@ -1144,10 +1144,7 @@ fn gzip(text: &str) -> Vec<u8> {
 }
 
 fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
+    crate::inventory::gzip(bytes)
 }
 
 impl World {

@@ -35,7 +35,7 @@ use crate::Result;
 const DECIDE_AT_ONCE: usize = 32;
 
 /// Chunks per data file of a generated manifest.
-pub const FILE_CHUNKS: u64 = 100;
+pub(crate) const FILE_CHUNKS: u64 = 100;
 
 const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
 const SCHEMA_VERSIONED: &str =
@@ -99,14 +99,19 @@ impl DataFile {
         }
         cols.extend([quoted(&o.size.to_string()), quoted(&modified), quoted(&o.etag), quoted(&o.storage_class)]);
         let line = cols.join(",") + "\n";
-        self.gz.write_all(line.as_bytes()).expect("gzip to memory");
+        if let Err(e) = self.gz.write_all(line.as_bytes()) {
+            unreachable!("gzip into memory has no I/O to fail: {e}")
+        }
         self.rows += 1;
     }
 
     /// The compressed file, and a fresh one in its place.
     fn take(&mut self) -> Vec<u8> {
         let full = std::mem::replace(self, DataFile::new());
-        full.gz.finish().expect("gzip to memory")
+        match full.gz.finish() {
+            Ok(bytes) => bytes,
+            Err(e) => unreachable!("gzip into memory has no I/O to fail: {e}"),
+        }
     }
 }
 
@@ -301,7 +306,9 @@ impl Acting<'_> {
                     continue;
                 }
                 let index = pos.next_chunk;
-                let msg = batch.take(&id, index, None).expect("a full batch");
+                let Some(msg) = batch.take(&id, index, None) else {
+                    unreachable!("push answered that the batch is full, so it takes a chunk")
+                };
                 pos.next_chunk += 1;
                 if pass == Pass::Cut && index >= from.sent {
                     pending.push(Waiting { index, body: msg });

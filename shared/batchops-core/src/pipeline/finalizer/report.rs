@@ -188,7 +188,9 @@ impl<'a> PartWriter<'a> {
             true => {
                 async {
                     self.part().await?;
-                    let (id, parts) = self.upload.as_ref().expect("an upload was started");
+                    let Some((id, parts)) = self.upload.as_ref() else {
+                        unreachable!("part() starts the upload before it writes the first part")
+                    };
                     self.objects.complete_upload(self.bucket, self.key, id, parts).await
                 }
                 .await
