@@ -23,11 +23,11 @@ use std::borrow::Cow;
 use crate::chunk::RowBatch;
 use crate::generator::{Generator, GENERATED_FORMAT};
 use crate::inventory::{manifest_json, quoted, InventoryFile};
-use crate::job::{iso8601, GeneratedManifest, Job, JobFailure};
+use crate::job::{iso8601, Checkpoint, GeneratedManifest, Job, JobFailure, JobId};
 use crate::manifest::{encode_key, RowRef};
 use crate::ops::replicate_object::{needs_tags, ReplicationRule};
 use crate::ops::Operation;
-use crate::ports::{ListRequest, ListedObject, Pass, PutOptions, StorageError, Waiting};
+use crate::ports::{ListPage, ListRequest, ListedObject, Pass, PutOptions, StorageError, Waiting};
 use crate::spec::{OutputEncryption, ReportTarget};
 use crate::Result;
 
@@ -233,152 +233,232 @@ impl Acting<'_> {
         pass: Pass,
         deadline: Instant,
     ) -> Result<()> {
-        let id = job.id.clone();
         let bucket = g.source_bucket.as_str();
-        let versioned = match self.objects.versioned(bucket).await {
-            Ok(v) => v,
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Reading the versioning of", &e)).await,
-        };
-        let rules = if g.filter.eligible_for_replication {
-            match self.objects.replication_rules(bucket).await {
-                Ok(r) => r,
-                Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => {
-                    return self.chunker.fail(&id, generation_failed(bucket, "Reading the replication of", &e)).await
-                }
-            }
-        } else {
-            Vec::new()
+        let (versioned, rules) = match self.bucket_facts(g).await? {
+            Ok(facts) => facts,
+            Err(f) => return self.chunker.fail(&job.id, f).await,
         };
         // Batch Replication replicates every version; other operations act on the current one.
         let all_versions = versioned && op.name() == "S3ReplicateObject";
         let out = output(g, report, pass, &job);
-        let unit = if out.is_some() { FILE_CHUNKS } else { 1 };
+        let mut l = Listing::new(&job, bucket, pass, versioned, out, self.chunker.settings.chunk_size);
         let prefixes = g.filter.list_prefixes();
-        let from = job.checkpoint.clone();
-        let mut pos = from.clone();
-        let mut batch = RowBatch::new(self.chunker.settings.chunk_size);
-        let mut data = DataFile::new();
-        let mut pending: Vec<Waiting> = Vec::new();
-        while (pos.prefix as usize) < prefixes.len() {
+        while (l.pos.prefix as usize) < prefixes.len() {
             let req = ListRequest {
                 bucket,
-                prefix: &prefixes[pos.prefix as usize],
+                prefix: &prefixes[l.pos.prefix as usize],
                 versions: versioned,
-                token: pos.token.as_deref(),
+                token: l.pos.token.as_deref(),
                 expected_owner: g.expected_owner.as_deref(),
             };
             let page = match self.objects.list(&req).await {
                 Ok(p) => p,
                 Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.chunker.fail(&id, generation_failed(bucket, "Listing", &e)).await,
+                Err(e) => return self.chunker.fail(&l.id, generation_failed(bucket, "Listing", &e)).await,
             };
-            // The page's objects are decided together (HEAD and tag requests, DECIDE_AT_ONCE
-            // at a time), then taken in listing order.
-            let rest = page.objects.get(pos.offset as usize..).unwrap_or_default();
-            let deciding: Vec<_> = rest.iter().map(|o| self.decide(g, &rules, versioned, all_versions, o)).collect();
-            let decisions: Vec<Result<Decision>> =
-                futures::stream::iter(deciding).buffered(DECIDE_AT_ONCE).collect().await;
-            for ((i, o), decision) in page.objects.iter().enumerate().skip(pos.offset as usize).zip(decisions) {
-                pos.listed += 1;
-                match decision? {
-                    Decision::Skip => continue,
-                    Decision::Fail(f) => return self.chunker.fail(&id, f).await,
-                    Decision::Include => {}
-                }
-                pos.tasks += 1;
-                if let Some(f) = self.chunker.over_task_limit(pos.tasks) {
-                    return self.chunker.fail(&id, f).await;
-                }
-                let encoded_key = encode_key(&o.key);
-                if out.is_some() {
-                    data.push(bucket, &encoded_key, o, versioned);
-                }
-                let row = RowRef {
-                    line: pos.tasks,
-                    bucket: Cow::Borrowed(bucket),
-                    encoded_key: Cow::Owned(encoded_key),
-                    version_id: if versioned { o.version_id.as_deref().map(Cow::Borrowed) } else { None },
-                    decoded: None,
-                };
-                if !batch.push(&Ok(row)) {
-                    continue;
-                }
-                let index = pos.next_chunk;
-                let Some(msg) = batch.take(&id, index, None) else {
-                    unreachable!("push answered that the batch is full, so it takes a chunk")
-                };
-                pos.next_chunk += 1;
-                if pass == Pass::Cut && index >= from.sent {
-                    pending.push(Waiting { index, body: msg });
-                    if pending.len() >= super::acting::SEND_BATCH {
-                        self.chunker.send(&id, &mut pending).await?;
+            let mut step = self.take_page(&mut l, g, &rules, all_versions, &page, deadline).await?;
+            if let Step::Next = step {
+                l.pos.offset = 0;
+                match page.next {
+                    Some(t) => l.pos.token = Some(t),
+                    None => {
+                        l.pos.token = None;
+                        l.pos.prefix += 1;
                     }
                 }
-                if !pos.next_chunk.is_multiple_of(unit) {
-                    continue;
-                }
-                if let Some(out) = &out {
-                    self.write_data_file(out, pos.files, data.take()).await?;
-                    pos.files += 1;
-                }
-                if Instant::now() >= deadline {
-                    self.chunker.send(&id, &mut pending).await?;
-                    let at = crate::job::Checkpoint {
-                        offset: i as u64 + 1,
-                        sent: from.sent.max(pos.next_chunk),
-                        ..pos.clone()
-                    };
-                    return self.chunker.continue_later(job, from, at).await;
+                // A listing that matches little must hand on too: between pages, when nothing
+                // listed is waiting in a chunk or a data file.
+                if Instant::now() >= deadline && l.batch.is_empty() && l.data.rows == 0 && l.pos.listed > l.from.listed
+                {
+                    step = Step::HandOn(Checkpoint { sent: l.from.sent.max(l.pos.next_chunk), ..l.pos.clone() });
                 }
             }
-            pos.offset = 0;
-            match page.next {
-                Some(t) => pos.token = Some(t),
-                None => {
-                    pos.token = None;
-                    pos.prefix += 1;
+            match step {
+                Step::Next => {}
+                Step::Failed(f) => return self.chunker.fail(&l.id, f).await,
+                Step::HandOn(at) => {
+                    self.chunker.send(&l.id, &mut l.pending).await?;
+                    return self.chunker.continue_later(job, l.from, at).await;
                 }
-            }
-            // A listing that matches little must hand on too: between pages, when nothing
-            // listed is waiting in a chunk or a data file.
-            if Instant::now() >= deadline && batch.is_empty() && data.rows == 0 && pos.listed > from.listed {
-                self.chunker.send(&id, &mut pending).await?;
-                let at = crate::job::Checkpoint { sent: from.sent.max(pos.next_chunk), ..pos.clone() };
-                return self.chunker.continue_later(job, from, at).await;
             }
         }
-        let index = pos.next_chunk;
-        if let Some(msg) = batch.take(&id, index, None) {
-            pos.next_chunk += 1;
-            if pass == Pass::Cut && index >= from.sent {
-                pending.push(Waiting { index, body: msg });
+        self.end_listing(l, g).await
+    }
+
+    /// Whether the source bucket keeps versions, and its replication rules when the filter
+    /// asks for them; a bucket that cannot be read fails the job (`Ok(Err(failure))`).
+    async fn bucket_facts(
+        &self,
+        g: &Generator,
+    ) -> Result<std::result::Result<(bool, Vec<ReplicationRule>), JobFailure>> {
+        let bucket = g.source_bucket.as_str();
+        let versioned = match self.objects.versioned(bucket).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => return Ok(Err(generation_failed(bucket, "Reading the versioning of", &e))),
+        };
+        if !g.filter.eligible_for_replication {
+            return Ok(Ok((versioned, Vec::new())));
+        }
+        match self.objects.replication_rules(bucket).await {
+            Ok(rules) => Ok(Ok((versioned, rules))),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => Ok(Err(generation_failed(bucket, "Reading the replication of", &e))),
+        }
+    }
+
+    /// Takes one page's objects from the checkpoint's offset: they are decided together (HEAD
+    /// and tag requests, [`DECIDE_AT_ONCE`] at a time), then taken in listing order.
+    async fn take_page(
+        &self,
+        l: &mut Listing<'_>,
+        g: &Generator,
+        rules: &[ReplicationRule],
+        all_versions: bool,
+        page: &ListPage,
+        deadline: Instant,
+    ) -> Result<Step> {
+        let rest = page.objects.get(l.pos.offset as usize..).unwrap_or_default();
+        let deciding: Vec<_> = rest.iter().map(|o| self.decide(g, rules, l.versioned, all_versions, o)).collect();
+        let decisions: Vec<Result<Decision>> = futures::stream::iter(deciding).buffered(DECIDE_AT_ONCE).collect().await;
+        for ((i, o), decision) in page.objects.iter().enumerate().skip(l.pos.offset as usize).zip(decisions) {
+            l.pos.listed += 1;
+            match decision? {
+                Decision::Skip => continue,
+                Decision::Fail(f) => return Ok(Step::Failed(f)),
+                Decision::Include => {}
+            }
+            l.pos.tasks += 1;
+            if let Some(f) = self.chunker.over_task_limit(l.pos.tasks) {
+                return Ok(Step::Failed(f));
+            }
+            // Time is looked at where a unit of chunks (and its data file) is complete.
+            if self.take_object(l, o).await? && Instant::now() >= deadline {
+                let sent = l.from.sent.max(l.pos.next_chunk);
+                return Ok(Step::HandOn(Checkpoint { offset: i as u64 + 1, sent, ..l.pos.clone() }));
             }
         }
-        self.chunker.send(&id, &mut pending).await?;
-        let generated = match &out {
+        Ok(Step::Next)
+    }
+
+    /// Adds one object to the chunk being cut (and to the data file being written); true when
+    /// that completed a unit: [`FILE_CHUNKS`] chunks with a data file, or one chunk.
+    async fn take_object(&self, l: &mut Listing<'_>, o: &ListedObject) -> Result<bool> {
+        let encoded_key = encode_key(&o.key);
+        if l.out.is_some() {
+            l.data.push(l.bucket, &encoded_key, o, l.versioned);
+        }
+        let row = RowRef {
+            line: l.pos.tasks,
+            bucket: Cow::Borrowed(l.bucket),
+            encoded_key: Cow::Owned(encoded_key),
+            version_id: if l.versioned { o.version_id.as_deref().map(Cow::Borrowed) } else { None },
+            decoded: None,
+        };
+        if !l.batch.push(&Ok(row)) {
+            return Ok(false);
+        }
+        let index = l.pos.next_chunk;
+        let Some(msg) = l.batch.take(&l.id, index, None) else {
+            unreachable!("push answered that the batch is full, so it takes a chunk")
+        };
+        l.pos.next_chunk += 1;
+        if l.pass == Pass::Cut && index >= l.from.sent {
+            l.pending.push(Waiting { index, body: msg });
+            if l.pending.len() >= super::acting::SEND_BATCH {
+                self.chunker.send(&l.id, &mut l.pending).await?;
+            }
+        }
+        if !l.pos.next_chunk.is_multiple_of(l.unit) {
+            return Ok(false);
+        }
+        if let Some(out) = &l.out {
+            self.write_data_file(out, l.pos.files, l.data.take()).await?;
+            l.pos.files += 1;
+        }
+        Ok(true)
+    }
+
+    /// The listing's end: the last chunk and data file, the generated manifest, the pass's
+    /// totals on the job.
+    async fn end_listing(&self, mut l: Listing<'_>, g: &Generator) -> Result<()> {
+        let index = l.pos.next_chunk;
+        if let Some(msg) = l.batch.take(&l.id, index, None) {
+            l.pos.next_chunk += 1;
+            if l.pass == Pass::Cut && index >= l.from.sent {
+                l.pending.push(Waiting { index, body: msg });
+            }
+        }
+        self.chunker.send(&l.id, &mut l.pending).await?;
+        let generated = match &l.out {
             Some(out) => {
-                if data.rows > 0 {
-                    self.write_data_file(out, pos.files, data.take()).await?;
+                if l.data.rows > 0 {
+                    self.write_data_file(out, l.pos.files, l.data.take()).await?;
                 }
-                Some(self.write_manifest(out, g, versioned).await?)
+                Some(self.write_manifest(out, g, l.versioned).await?)
             }
             None => None,
         };
-        let (tasks, listed) = (pos.tasks, pos.listed);
+        let (tasks, listed, bucket) = (l.pos.tasks, l.pos.listed, l.bucket);
         if tasks == 0 {
-            info!(job_id = %id, listed, "the manifest generator matched no object");
+            info!(job_id = %l.id, listed, "the manifest generator matched no object");
         }
-        self.chunker.finish(&id, pass, tasks, pos.next_chunk, |j| {
-            j.generated_manifest = generated.clone();
-            j.checkpoint.listed = listed;
-            if tasks == 0 {
-                j.status_update_reason = Some(format!(
-                    "The manifest generator matched none of the {listed} objects listed in s3://{bucket}: no tasks to run"
-                ));
-            }
-        })
-        .await
+        self.chunker
+            .finish(&l.id, l.pass, tasks, l.pos.next_chunk, |j| {
+                j.generated_manifest = generated.clone();
+                j.checkpoint.listed = listed;
+                if tasks == 0 {
+                    j.status_update_reason = Some(format!(
+                        "The manifest generator matched none of the {listed} objects listed in s3://{bucket}: no tasks to run"
+                    ));
+                }
+            })
+            .await
     }
+}
+
+/// Where a listing pass is: its checkpoint then and now, the chunk being cut, the data file
+/// being written and the chunks waiting to be pushed.
+struct Listing<'a> {
+    id: JobId,
+    bucket: &'a str,
+    pass: Pass,
+    versioned: bool,
+    /// Where the generated manifest goes, when one is written.
+    out: Option<Output>,
+    /// Chunks per hand-on point: a data file's worth when one is written, else one.
+    unit: u64,
+    from: Checkpoint,
+    pos: Checkpoint,
+    batch: RowBatch,
+    data: DataFile,
+    pending: Vec<Waiting>,
+}
+
+impl<'a> Listing<'a> {
+    fn new(job: &Job, bucket: &'a str, pass: Pass, versioned: bool, out: Option<Output>, chunk_size: u64) -> Self {
+        Listing {
+            id: job.id.clone(),
+            bucket,
+            pass,
+            versioned,
+            unit: if out.is_some() { FILE_CHUNKS } else { 1 },
+            out,
+            from: job.checkpoint.clone(),
+            pos: job.checkpoint.clone(),
+            batch: RowBatch::new(chunk_size),
+            data: DataFile::new(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// What a page of the listing came to.
+enum Step {
+    /// On to the next page.
+    Next,
+    /// The job fails.
+    Failed(JobFailure),
+    /// Time is up: hand on from this checkpoint.
+    HandOn(Checkpoint),
 }
