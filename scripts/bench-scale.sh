@@ -14,7 +14,7 @@ if [ "${1:-}" != "--inner" ]; then
   if [ ! -x "$tools/bin/s3s-fs" ]; then
     cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$tools"
   fi
-  cargo build --release -p batchops -p batchops-bench --bin batchops --bin scale-bench
+  cargo build --release -p batchops -p batchops-bench --bin batchops --bin scale-bench --features batchops/metering
   exec scripts/with-moto.sh "$0" --inner "$@"
 fi
 shift

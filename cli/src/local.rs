@@ -305,7 +305,10 @@ impl Poller {
                 _ = abandoned => Some(Err(batchops_core::Error::NotYet { message: "stopping".into(), retry_after: Duration::ZERO })),
             };
             // Where Lambda would have been invoked (make cost prices it).
+            #[cfg(feature = "metering")]
             batchops_aws::metering::invoked(self.name, started.elapsed());
+            #[cfg(not(feature = "metering"))]
+            let _ = started;
             result
         };
         if handle_record(self.function, &delivery, Some(&self.visibility), run, || {}).await {

@@ -501,13 +501,20 @@ async fn run_local(args: LocalArgs) -> Result<()> {
         ..LocalOptions::default()
     };
     // Every AWS request counted, written out at the stop (make bench-scale reads it).
+    #[cfg(feature = "metering")]
     let meter_file = std::env::var_os("BATCHOPS_METER_FILE");
+    #[cfg(feature = "metering")]
     if meter_file.is_some() {
         batchops_aws::metering::enable();
+    }
+    #[cfg(not(feature = "metering"))]
+    if std::env::var_os("BATCHOPS_METER_FILE").is_some() {
+        anyhow::bail!("BATCHOPS_METER_FILE needs a build with `--features metering`");
     }
     let handle = local::start(clients, options).await?;
     println!("batchops local: API on {} (Ctrl-C stops)", handle.api_url);
     handle.run_until_ctrl_c().await;
+    #[cfg(feature = "metering")]
     if let Some(path) = meter_file {
         let counts = batchops_aws::metering::to_json().to_string();
         std::fs::write(&path, counts).with_context(|| format!("write {}", std::path::Path::new(&path).display()))?;

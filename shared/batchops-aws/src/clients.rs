@@ -3,7 +3,17 @@
 
 use aws_config::BehaviorVersion;
 
-use crate::metering::CountRequests;
+/// Counts the client's requests when built with the `metering` feature (`make cost`,
+/// `make bench-scale`); the functions as deployed carry no interceptor.
+macro_rules! metered {
+    ($builder:expr, $class:ident) => {{
+        #[cfg(feature = "metering")]
+        let builder = $builder.interceptor(crate::metering::CountRequests::$class);
+        #[cfg(not(feature = "metering"))]
+        let builder = $builder;
+        builder
+    }};
+}
 
 /// The AWS clients, built from one `SdkConfig`.
 #[derive(Clone, Debug)]
@@ -50,15 +60,15 @@ impl Clients {
             || std::env::var("AWS_ENDPOINT_URL").is_ok()
             || std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).interceptor(CountRequests::ORCHESTRATION).build()),
+            s3: aws_sdk_s3::Client::from_conf(metered!(s3_config(sdk), ORCHESTRATION).build()),
             sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+                metered!(aws_sdk_sqs::config::Builder::from(sdk), ORCHESTRATION).build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+                metered!(aws_sdk_dynamodb::config::Builder::from(sdk), ORCHESTRATION).build(),
             ),
             events: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(sdk).interceptor(CountRequests::ORCHESTRATION).build(),
+                metered!(aws_sdk_eventbridge::config::Builder::from(sdk), ORCHESTRATION).build(),
             ),
             sdk: sdk.clone(),
             custom_endpoint,
@@ -68,18 +78,17 @@ impl Clients {
     /// S3 and Lambda clients from `sdk` (a job role's configuration).
     pub fn data_clients(sdk: &aws_config::SdkConfig) -> DataClients {
         DataClients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk).interceptor(CountRequests::ORCHESTRATION).build()),
+            s3: aws_sdk_s3::Client::from_conf(metered!(s3_config(sdk), ORCHESTRATION).build()),
             s3_ops: aws_sdk_s3::Client::from_conf(
-                s3_config(sdk)
-                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-                    .interceptor(CountRequests::TASK)
-                    .build(),
+                metered!(s3_config(sdk).retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()), TASK).build(),
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(sdk)
-                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-                    .interceptor(CountRequests::TASK)
-                    .build(),
+                metered!(
+                    aws_sdk_lambda::config::Builder::from(sdk)
+                        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+                    TASK
+                )
+                .build(),
             ),
         }
     }
