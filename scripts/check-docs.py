@@ -184,6 +184,25 @@ def markdown_files(top):
     return out
 
 
+def route_problems(root, book):
+    """Every file the route of one task (docs/src/architecture.md, between its markers) names
+    exists: a move that forgets the book fails here."""
+    path = os.path.join(book, "architecture.md")
+    if not os.path.exists(path):
+        return []
+    text = open(path, encoding="utf-8").read()
+    begin, end = text.find("route-of-one-task: begin"), text.find("route-of-one-task: end")
+    if begin < 0 or end < 0:
+        return [("docs/src/architecture.md", 1, "the route-of-one-task markers are missing")]
+    out = []
+    first_line = text.count("\n", 0, begin) + 1
+    for i, line in enumerate(text[begin:end].splitlines()):
+        m = re.match(r"\d+\. `([^`]+)`", line.strip())
+        if m and not os.path.exists(os.path.join(root, m.group(1))):
+            out.append(("docs/src/architecture.md", first_line + i, f"the route names {m.group(1)}, which does not exist"))
+    return out
+
+
 def main():
     root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), ".."))
     book = os.path.join(root, "docs", "src")
@@ -195,6 +214,7 @@ def main():
             problems.append((os.path.relpath(path, root), line, message))
     if os.path.isdir(book):
         problems.extend(summary_problems(root, book))
+        problems.extend(route_problems(root, book))
     for name, line, message in problems:
         print(f"{name}:{line}: {message}")
     if problems:
