@@ -8,6 +8,14 @@
 //! last weekday), `#` (`2#1`: the first Monday), month names `JAN`-`DEC` and day names
 //! `SUN`-`SAT` (day-of-week 1 is Sunday).
 //! <https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html>
+//!
+//! Written here rather than taken from `croner` (4.0.3, checked against these tests in
+//! issue 24): croner evaluates AWS's dialect only through an adapter (a seconds field put in
+//! front, the year field and AWS's 1-7 day numbers turned on), treats `?` as `*` and takes
+//! years 1-5000, so the parser's checks (`?` in exactly one day field, years 1970-2199, errors
+//! that name the field) would stay ours; it puts a time that falls in a DST gap at the gap's
+//! end rather than shifting it by the gap as jiff does, fails on `L` alone in day-of-week,
+//! and brings nine crates. Only the ~50-line evaluator would go.
 
 use jiff::civil::{Date, DateTime, Weekday};
 use jiff::tz::TimeZone;
