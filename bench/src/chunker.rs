@@ -23,10 +23,10 @@ use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ops::{Operation, Task};
 use batchops_core::pipeline::dispatcher::Dispatcher;
 use batchops_core::pipeline::intake::Caller;
-use batchops_core::pipeline::{Chunker, Intake, Settings};
+use batchops_core::pipeline::{Chunker, Intake, Settings, StagePorts};
 use batchops_core::ports::{
-    Backlog, ByteStream, JobStore, ListPage, ListRequest, ObjectHead, ObjectStore, OperationRunner, PutOptions, Queue,
-    StorageError, Waiting,
+    Backlog, ByteStream, JobRecords, ListPage, ListRequest, ObjectHead, ObjectRef, ObjectStore, OperationRunner,
+    PutOptions, Queue, ReadOptions, StorageError, Waiting,
 };
 use batchops_core::retry::Outcome;
 use bytes::Bytes;
@@ -75,16 +75,9 @@ impl ObjectStore for FileStore {
         Ok(ObjectHead { etag, size, ..Default::default() })
     }
 
-    async fn read(
-        &self,
-        bucket: &str,
-        key: &str,
-        _: Option<&str>,
-        start: u64,
-        end: Option<u64>,
-        _: Option<&str>,
-    ) -> Result<ByteStream, StorageError> {
-        let mut file = std::fs::File::open(self.root.join(bucket).join(key)).map_err(err)?;
+    async fn read(&self, object: &ObjectRef<'_>, options: ReadOptions<'_>) -> Result<ByteStream, StorageError> {
+        let ReadOptions { start, end, .. } = options;
+        let mut file = std::fs::File::open(self.root.join(object.bucket).join(object.key)).map_err(err)?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(err)?;
         let mut left = end.map(|e| e.saturating_sub(start)).unwrap_or(u64::MAX);
         let stream = futures::stream::poll_fn(move |_| {
@@ -304,15 +297,14 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
     let finalize: Arc<InMemoryQueue> = Arc::default();
     let chunks: Arc<CountingQueue> = Arc::default();
     let settings = Settings { time_budget: Duration::from_secs(3600), ..Settings::default() };
-    let intake = Intake {
+    let ports = StagePorts {
         store: store.clone(),
         events: Arc::new(batchops_core::events::NoEvents),
-        control: control.clone(),
-        finalize: finalize.clone(),
         roles: Arc::new(batchops_core::memory::NoRoles),
-        pass_role: None,
-        settings: settings.clone(),
+        finalize,
+        settings,
     };
+    let intake = Intake { ports: ports.clone(), control: control.clone(), pass_role: None };
     let spec = json!({
         "ClientRequestToken": uuid::Uuid::new_v4().to_string(), "Priority": 1,
         "RoleArn": "arn:aws:iam::123456789012:role/bench",
@@ -320,10 +312,9 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
         "Manifest": manifest, "Report": {"Enabled": false}
     });
     let id = intake.create_job(spec.to_string().as_bytes(), Caller::Unknown).await?;
+    let roles = InMemoryRoles::new(Arc::new(FileStore { root: root.to_path_buf() }), Arc::new(NoRunner));
     let chunker = Chunker {
-        store: store.clone(),
-        events: Arc::new(batchops_core::events::NoEvents),
-        roles: Arc::new(InMemoryRoles::new(Arc::new(FileStore { root: root.to_path_buf() }), Arc::new(NoRunner))),
+        ports: StagePorts { roles: Arc::new(roles), ..ports },
         control: control.clone(),
         dispatcher: Arc::new(Dispatcher {
             store: store.clone(),
@@ -332,8 +323,6 @@ async fn run_chunker(root: &Path, manifest: serde_json::Value) -> Result<Run> {
             chunks: chunks.clone(),
             depth: 0,
         }),
-        finalize,
-        settings,
         dead_letters: Default::default(),
     };
     let base = ALLOC.current_usage();

@@ -178,7 +178,7 @@ fn spawn_timers(
         async move { dispatcher.dispatch().await.map(|_| ()) }
     }));
     let sweeping = chunker.clone();
-    tasks.spawn(every(chunker.settings.sweep_every, "sweep", stop.clone(), move || {
+    tasks.spawn(every(chunker.ports.settings.sweep_every, "sweep", stop.clone(), move || {
         let chunker = sweeping.clone();
         async move { chunker.sweep().await.map(|_| ()) }
     }));

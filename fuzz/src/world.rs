@@ -14,7 +14,7 @@ use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue
 use batchops_core::ops::{Operation, Task};
 use batchops_core::pipeline::dispatcher::Dispatcher;
 use batchops_core::pipeline::intake::Caller;
-use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings};
+use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings, StagePorts};
 use batchops_core::ports::OperationRunner;
 use batchops_core::retry::{Outcome, TaskFailure};
 use serde_json::{json, Value};
@@ -73,16 +73,19 @@ impl World {
         Arc::new(Dispatcher { store: store.clone(), events, backlog: store, chunks, depth: 1_000_000 })
     }
 
-    pub fn intake(&self) -> Intake {
-        Intake {
+    /// What every stage is wired with.
+    fn ports(&self) -> StagePorts {
+        StagePorts {
             store: self.store.clone(),
             events: Arc::new(NoEvents),
-            control: self.control.clone(),
-            finalize: self.finalize.clone(),
             roles: self.roles.clone(),
-            pass_role: None,
+            finalize: self.finalize.clone(),
             settings: self.settings.clone(),
         }
+    }
+
+    pub fn intake(&self) -> Intake {
+        Intake { ports: self.ports(), control: self.control.clone(), pass_role: None }
     }
 
     /// A tagging job over `s3://manifests/<key>` of `format`, reporting every task.
@@ -146,13 +149,9 @@ impl World {
 
     fn chunker(&self) -> Chunker {
         Chunker {
-            store: self.store.clone(),
-            events: Arc::new(NoEvents),
-            roles: self.roles.clone(),
+            ports: self.ports(),
             control: self.control.clone(),
             dispatcher: self.dispatcher(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
             dead_letters: Default::default(),
         }
     }
@@ -160,11 +159,7 @@ impl World {
     fn executor(&self) -> Executor {
         let settings = Settings { time_budget: Duration::from_secs(60), ..self.settings.clone() };
         Executor {
-            store: self.store.clone(),
-            events: Arc::new(NoEvents),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings,
+            ports: StagePorts { settings, ..self.ports() },
             shutdown: Default::default(),
             limits: Default::default(),
             dispatcher: self.dispatcher(),
@@ -172,17 +167,11 @@ impl World {
     }
 
     fn finalizer(&self) -> Finalizer {
-        Finalizer {
-            store: self.store.clone(),
-            events: Arc::new(NoEvents),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        }
+        Finalizer { ports: self.ports() }
     }
 
     pub async fn job(&self, id: &JobId) -> Result<Job, String> {
-        use batchops_core::ports::JobStore;
+        use batchops_core::ports::JobRecords;
         self.store.get(id).await.map_err(|e| e.to_string())
     }
 

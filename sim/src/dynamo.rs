@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use batchops_core::job::{Job, JobId};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
-    Backlog, ChunkLease, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobStore, LeaseOutcome, PartRecord,
-    RecordOutcome, SegmentRecord, Sighting, Waiting,
+    Backlog, ChunkLease, ChunkLedger, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobRecords, LeaseOutcome,
+    PartRecord, RecordOutcome, ReportLedger, SegmentRecord, Sighting, Waiting,
 };
 use batchops_core::{Error, Result};
 
@@ -72,7 +72,7 @@ macro_rules! write {
 }
 
 #[async_trait]
-impl JobStore for FlakyStore {
+impl JobRecords for FlakyStore {
     async fn create(&self, job: &Job, token: &str, request_hash: &str) -> Result<CreateOutcome> {
         self.inner.create(job, token, request_hash).await
     }
@@ -92,6 +92,19 @@ impl JobStore for FlakyStore {
             other => other,
         }
     }
+    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()> {
+        write!(self, "UpdateItem throttle", self.inner.note_throttle(id, bucket, at_ms))
+    }
+    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>> {
+        read!(self, "GetItem sighting", self.inner.sighting(id))
+    }
+    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()> {
+        write!(self, "PutItem sighting", self.inner.put_sighting(id, sighting))
+    }
+}
+
+#[async_trait]
+impl ChunkLedger for FlakyStore {
     async fn record_handing_on(
         &self,
         id: &JobId,
@@ -113,9 +126,6 @@ impl JobStore for FlakyStore {
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()> {
         write!(self, "DeleteItem claim", self.inner.release_chunk(id, index, owner))
     }
-    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()> {
-        write!(self, "UpdateItem throttle", self.inner.note_throttle(id, bucket, at_ms))
-    }
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>> {
         read!(self, "Query claims", self.inner.chunk_leases(id))
     }
@@ -125,18 +135,16 @@ impl JobStore for FlakyStore {
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {
         read!(self, "GetItem chunk", self.inner.chunk_recorded(id, index))
     }
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
-        write!(self, "TransactWriteItems part", self.inner.record_part(id, part))
-    }
-    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>> {
-        read!(self, "GetItem sighting", self.inner.sighting(id))
-    }
-    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()> {
-        write!(self, "PutItem sighting", self.inner.put_sighting(id, sighting))
-    }
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {
         read!(self, "Query chunks", self.inner.chunks_after(id, after, limit))
     }
+    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
+        write!(self, "TransactWriteItems part", self.inner.record_part(id, part))
+    }
+}
+
+#[async_trait]
+impl ReportLedger for FlakyStore {
     async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool> {
         write!(self, "PutItem segment", self.inner.record_segment(id, segment))
     }

@@ -18,8 +18,8 @@ use batchops_core::ops::{Operation, Task};
 use batchops_core::pipeline::dead_letters::DeadLetterQueues;
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::intake::Caller;
-use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings};
-use batchops_core::ports::{JobStore, OperationRunner};
+use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings, StagePorts};
+use batchops_core::ports::{JobRecords, OperationRunner};
 use batchops_core::retry::{Outcome, TaskFailure};
 use serde_json::json;
 use tokio::time::Instant;
@@ -253,14 +253,17 @@ impl World {
         let report_segments = if rng.chance(0.5) { rng.between(1, 8) } else { Settings::default().report_segments };
         let settings = Settings { chunk_size: rng.between(10, 400), report_segments, ..Settings::default() };
         let executor_settings = Settings { time_budget: limits.executor_budget, ..settings.clone() };
-        let chunker = Arc::new(Chunker {
+        let ports = StagePorts {
             store: flaky.clone(),
             events: events.clone(),
             roles: roles.clone(),
-            control: control.clone(),
-            dispatcher: dispatcher.clone(),
             finalize: finalize.clone(),
             settings: settings.clone(),
+        };
+        let chunker = Arc::new(Chunker {
+            ports: ports.clone(),
+            control: control.clone(),
+            dispatcher: dispatcher.clone(),
             dead_letters: DeadLetterQueues {
                 chunks: Some(chunks.clone()),
                 control: Some(control.clone()),
@@ -268,30 +271,17 @@ impl World {
             },
         });
         let executor = Arc::new(Executor {
-            store: flaky.clone(),
-            events: events.clone(),
-            roles: roles.clone(),
-            finalize: finalize.clone(),
-            settings: executor_settings,
+            ports: StagePorts { settings: executor_settings, ..ports.clone() },
             shutdown: Default::default(),
             limits: Default::default(),
             dispatcher: dispatcher.clone(),
         });
-        let finalizer = Arc::new(Finalizer {
-            store: flaky.clone(),
-            events: events.clone(),
-            roles: roles.clone(),
-            finalize: finalize.clone(),
-            settings: settings.clone(),
-        });
+        let finalizer = Arc::new(Finalizer { ports: ports.clone() });
+        // The intake's own calls go to the store directly (see `FlakyStore`).
         let intake = Arc::new(Intake {
-            store: store.clone(),
-            events,
+            ports: StagePorts { store: store.clone(), ..ports },
             control: control.clone(),
-            finalize: finalize.clone(),
-            roles,
             pass_role: None,
-            settings: settings.clone(),
         });
         let function = |name, queue: &Arc<SimQueue>, handler: Handler, timeout, concurrency| {
             Arc::new(Function {

@@ -352,7 +352,7 @@ pub(crate) mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use batchops_core::memory::{InMemoryJobStore, InMemoryQueue};
-    use batchops_core::pipeline::Settings;
+    use batchops_core::pipeline::{Settings, StagePorts};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
@@ -363,13 +363,15 @@ pub(crate) mod tests {
 
     fn app_checking(pass_role: Option<Arc<dyn batchops_core::ports::PassRoleCheck>>) -> Router {
         router(Arc::new(Intake {
-            store: Arc::new(InMemoryJobStore::default()),
-            events: Arc::new(batchops_core::events::NoEvents),
+            ports: StagePorts {
+                store: Arc::new(InMemoryJobStore::default()),
+                events: Arc::new(batchops_core::events::NoEvents),
+                roles: Arc::new(batchops_core::memory::NoRoles),
+                finalize: Arc::new(InMemoryQueue::default()),
+                settings: Settings::default(),
+            },
             control: Arc::new(InMemoryQueue::default()),
-            finalize: Arc::new(InMemoryQueue::default()),
-            roles: Arc::new(batchops_core::memory::NoRoles),
             pass_role,
-            settings: Settings::default(),
         }))
     }
 

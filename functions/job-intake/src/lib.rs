@@ -10,7 +10,7 @@ pub mod xml;
 
 use std::sync::Arc;
 
-use batchops_aws::{Clients, Config, DynamoJobStore, IamPassRole, S3ObjectStore, SqsQueue};
+use batchops_aws::{Clients, Config, IamPassRole, S3ObjectStore, SqsQueue};
 use batchops_core::pipeline::Intake;
 
 /// What the trigger and schedule binaries run with: intake from the environment, and the
@@ -24,14 +24,10 @@ pub async fn intake_from_env() -> Result<(Intake, S3ObjectStore), batchops_aws::
 
 pub fn intake(config: &Config, clients: &Clients) -> Intake {
     Intake {
-        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        events: config.events(clients),
+        ports: config.stage_ports(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
-        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
-        roles: config.roles(clients),
         pass_role: config
             .check_pass_role
             .then(|| Arc::new(IamPassRole::new(&clients.sdk)) as Arc<dyn batchops_core::ports::PassRoleCheck>),
-        settings: config.settings.clone(),
     }
 }

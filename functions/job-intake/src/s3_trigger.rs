@@ -93,7 +93,7 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
     use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
-    use batchops_core::pipeline::Settings;
+    use batchops_core::pipeline::{Settings, StagePorts};
     use std::sync::Arc;
 
     #[tokio::test]
@@ -112,13 +112,15 @@ mod tests {
             include_str!("../fixtures/create-job.json").as_bytes().to_vec(),
         );
         let intake = Intake {
-            store: Arc::new(InMemoryJobStore::default()),
-            events: Arc::new(batchops_core::events::NoEvents),
+            ports: StagePorts {
+                store: Arc::new(InMemoryJobStore::default()),
+                events: Arc::new(batchops_core::events::NoEvents),
+                roles: Arc::new(batchops_core::memory::NoRoles),
+                finalize: Arc::new(InMemoryQueue::default()),
+                settings: Settings::default(),
+            },
             control: Arc::new(InMemoryQueue::default()),
-            finalize: Arc::new(InMemoryQueue::default()),
-            roles: Arc::new(batchops_core::memory::NoRoles),
             pass_role: None,
-            settings: Settings::default(),
         };
         // WHEN the trigger handles it
         handle_message(&intake, &objects, &body).await.unwrap();

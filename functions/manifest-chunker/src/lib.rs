@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use batchops_aws::driver::note_message;
-use batchops_aws::{Clients, Config, DynamoJobStore, SqsDeadLetters, SqsQueue};
+use batchops_aws::{Clients, Config, SqsDeadLetters, SqsQueue};
 use batchops_core::chunk::ControlMessage;
 use batchops_core::pipeline::dead_letters::DeadLetterQueues;
 use batchops_core::pipeline::Chunker;
@@ -17,13 +17,9 @@ use batchops_core::{Error, Result};
 /// Builds the chunker from the configuration and clients.
 pub fn chunker(config: &Config, clients: &Clients) -> Chunker {
     Chunker {
-        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        events: config.events(clients),
-        roles: config.roles(clients),
+        ports: config.stage_ports(clients),
         control: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.control_queue_url)),
         dispatcher: config.dispatcher(clients),
-        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
-        settings: config.settings.clone(),
         dead_letters: dead_letters(config, clients),
     }
 }

@@ -1,22 +1,14 @@
 //! report-finalizer: writes the completion report and ends the job. The logic is
 //! `batchops_core::pipeline::Finalizer`; this crate wires it to AWS and to the Lambda event.
 
-use std::sync::Arc;
-
 use batchops_aws::driver::note_message;
-use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
+use batchops_aws::{Clients, Config};
 use batchops_core::chunk::FinalizeMessage;
 use batchops_core::pipeline::Finalizer;
 use batchops_core::{Error, Result};
 
 pub fn finalizer(config: &Config, clients: &Clients) -> Finalizer {
-    Finalizer {
-        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        events: config.events(clients),
-        roles: config.roles(clients),
-        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
-        settings: config.settings.clone(),
-    }
+    Finalizer { ports: config.stage_ports(clients) }
 }
 
 pub async fn handle_message(finalizer: &Finalizer, body: &str) -> Result<()> {

@@ -1,10 +1,8 @@
 //! task-executor: runs the tasks of one chunk message. The logic is
 //! `batchops_core::pipeline::Executor`; this crate wires it to AWS and to the Lambda event.
 
-use std::sync::Arc;
-
 use batchops_aws::driver::note_message;
-use batchops_aws::{Clients, Config, DynamoJobStore, SqsQueue};
+use batchops_aws::{Clients, Config};
 use batchops_core::chunk::ChunkMessage;
 use batchops_core::pipeline::executor::Disposition;
 use batchops_core::pipeline::Executor;
@@ -12,11 +10,7 @@ use batchops_core::{Error, Result};
 
 pub fn executor(config: &Config, clients: &Clients) -> Executor {
     Executor {
-        store: Arc::new(DynamoJobStore::from_clients(clients, &config.table)),
-        events: config.events(clients),
-        roles: config.roles(clients),
-        finalize: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.finalize_queue_url)),
-        settings: config.settings.clone(),
+        ports: config.stage_ports(clients),
         shutdown: Default::default(),
         limits: Default::default(),
         dispatcher: config.dispatcher(clients),
@@ -38,9 +32,10 @@ mod tests {
     use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
     use batchops_core::ops::{Operation, Task};
     use batchops_core::pipeline::dispatcher::Dispatcher;
-    use batchops_core::pipeline::Settings;
+    use batchops_core::pipeline::{Settings, StagePorts};
     use batchops_core::ports::OperationRunner;
     use batchops_core::retry::Outcome;
+    use std::sync::Arc;
 
     struct Never;
 
@@ -64,11 +59,13 @@ mod tests {
             depth: 10,
         };
         let executor = Executor {
-            store,
-            events: Arc::new(batchops_core::events::NoEvents),
-            roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
-            finalize: Arc::new(InMemoryQueue::default()),
-            settings: Settings::default(),
+            ports: StagePorts {
+                store,
+                events: Arc::new(batchops_core::events::NoEvents),
+                roles: Arc::new(InMemoryRoles::new(Arc::new(InMemoryObjectStore::default()), Arc::new(Never))),
+                finalize: Arc::new(InMemoryQueue::default()),
+                settings: Settings::default(),
+            },
             shutdown: Default::default(),
             limits: Default::default(),
             dispatcher: Arc::new(dispatcher),

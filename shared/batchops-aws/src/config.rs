@@ -6,7 +6,7 @@ use std::time::Duration;
 use batchops_core::events::{Events, NoEvents};
 use batchops_core::pipeline::dispatcher::{depth_for, Dispatcher};
 use batchops_core::pipeline::finalizer::report::MAX_SEGMENTS;
-use batchops_core::pipeline::Settings;
+use batchops_core::pipeline::{Settings, StagePorts};
 use batchops_core::retry::RetryPolicy;
 
 use crate::clients::Clients;
@@ -139,6 +139,18 @@ impl Config {
             return Arc::new(NoEvents);
         }
         Arc::new(crate::EventBridgeEvents::new(clients.events.clone(), &self.event_bus))
+    }
+
+    /// What every stage is wired with: this configuration's table, event bus, job roles,
+    /// finalize queue and settings.
+    pub fn stage_ports(&self, clients: &Clients) -> StagePorts {
+        StagePorts {
+            store: Arc::new(crate::DynamoJobStore::from_clients(clients, &self.table)),
+            events: self.events(clients),
+            roles: self.roles(clients),
+            finalize: Arc::new(crate::SqsQueue::new(clients.sqs.clone(), &self.finalize_queue_url)),
+            settings: self.settings.clone(),
+        }
     }
 
     /// The dispatcher over this configuration's table and chunk queue.

@@ -5,7 +5,8 @@ use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::ServerSideEncryption;
 use batchops_core::ops::replicate_object::ReplicationRule;
 use batchops_core::ports::{
-    ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectStore, PutOptions, StorageError,
+    ByteStream, ListPage, ListRequest, ListedObject, ObjectHead, ObjectRef, ObjectStore, PutOptions, ReadOptions,
+    StorageError,
 };
 use batchops_core::spec::OutputEncryption;
 use bytes::Bytes;
@@ -46,15 +47,8 @@ impl ObjectStore for S3ObjectStore {
         })
     }
 
-    async fn read(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        start: u64,
-        end: Option<u64>,
-        if_match: Option<&str>,
-    ) -> Result<ByteStream, StorageError> {
+    async fn read(&self, object: &ObjectRef<'_>, options: ReadOptions<'_>) -> Result<ByteStream, StorageError> {
+        let ReadOptions { start, end, if_match } = options;
         if end.is_some_and(|e| e <= start) {
             return Ok(Box::pin(futures::stream::empty()));
         }
@@ -66,9 +60,9 @@ impl ObjectStore for S3ObjectStore {
         let result = self
             .client
             .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(String::from))
+            .bucket(object.bucket)
+            .key(object.key)
+            .set_version_id(object.version_id.map(String::from))
             .set_range(range)
             .set_if_match(if_match.map(|e| format!("\"{e}\"")))
             .send()

@@ -70,7 +70,7 @@ pub struct Progress {
 }
 
 /// Counters of the parts of a manifest read so far in one pass. They change only by
-/// [`crate::ports::JobStore::record_part`].
+/// [`crate::ports::ChunkLedger::record_part`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartCounts {
     pub parts: u64,

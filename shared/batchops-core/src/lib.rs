@@ -25,9 +25,13 @@
 //! - [`schedule`]: schedule expressions (at, rate, AWS cron) and the firings job-intake gets.
 //! - [`pipeline`]: intake, chunker, executor and finalizer logic over the ports.
 //! - [`memory`]: in-memory implementations of the ports for fast tests.
+//! - `contract` (tests, and the `contract-tests` feature): one suite per port, run against
+//!   every backend.
 
 pub mod chunk;
 pub mod clock;
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 pub mod error;
 pub mod events;
 pub mod fields;

@@ -68,3 +68,27 @@ pub struct TaskTarget {
     pub key: String,
     pub version_id: Option<String>,
 }
+
+impl TaskTarget {
+    pub fn object(&self) -> ObjectRef<'_> {
+        ObjectRef { bucket: &self.bucket, key: &self.key, version_id: self.version_id.as_deref() }
+    }
+}
+
+/// The object a request names: its bucket, its key exactly as S3 stores it, and a version
+/// (the current one when `None`). Borrowed from whoever owns the names (a job's manifest,
+/// a task's target, a result file), as [`crate::ports::ListRequest`] is: a read copies none
+/// of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectRef<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+}
+
+impl<'a> ObjectRef<'a> {
+    /// The current version of `bucket`/`key`.
+    pub fn new(bucket: &'a str, key: &'a str) -> Self {
+        ObjectRef { bucket, key, version_id: None }
+    }
+}

@@ -16,9 +16,9 @@ use crate::ops::{BucketCheck, Operation, Task};
 use crate::retry::Outcome;
 use crate::Result;
 
-pub use crate::objects::{ListPage, ListedObject, ObjectHead, StorageError};
+pub use crate::objects::{ListPage, ListedObject, ObjectHead, ObjectRef, StorageError};
 
-/// Outcome of [`JobStore::create`].
+/// Outcome of [`JobRecords::create`].
 #[derive(Debug, PartialEq)]
 pub enum CreateOutcome {
     Created,
@@ -88,7 +88,7 @@ pub struct SegmentRecord {
     pub files: Vec<ResultFile>,
 }
 
-/// Outcome of [`JobStore::record_chunk`].
+/// Outcome of [`ChunkLedger::record_chunk`].
 #[derive(Debug, PartialEq)]
 pub enum RecordOutcome {
     Recorded,
@@ -121,7 +121,7 @@ impl ChunkLease {
 
 pub use crate::clock::now_ms;
 
-/// Outcome of [`JobStore::start_chunk`].
+/// Outcome of [`ChunkLedger::start_chunk`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum LeaseOutcome {
     Started,
@@ -173,9 +173,12 @@ pub struct Sighting {
     pub nudges: u32,
 }
 
-/// Where job records live.
+/// The job records themselves: one record per job, written whole and conditionally on its
+/// version, and the sweep's notes beside it. Intake and every status change
+/// ([`crate::pipeline::transition`]) need no more than this; the counters in a record are
+/// written by the ledgers ([`ChunkLedger`]), never here.
 #[async_trait]
-pub trait JobStore: Send + Sync {
+pub trait JobRecords: Send + Sync {
     /// Stores a new job unless `token` (the account's ClientRequestToken, `<account>#<token>`)
     /// was used before: CreateJob is idempotent.
     async fn create(&self, job: &Job, token: &str, request_hash: &str) -> Result<CreateOutcome>;
@@ -187,15 +190,31 @@ pub trait JobStore: Send + Sync {
     /// returns the job as stored, with its version bumped. `Error::Conflict` when
     /// another writer changed it first.
     async fn put(&self, job: &Job) -> Result<Job>;
+    /// Records that an executor of the job was throttled on `bucket` at `at_ms` (Unix ms), so
+    /// its other executors slow down too ([`Job::throttled`]). Beside the version: it
+    /// conflicts with no [`JobRecords::put`].
+    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()>;
+    /// What the sweep last saw of the job; `None` before its first look.
+    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>>;
+    /// Keeps what the sweep saw (one sweep runs at a time: a plain write).
+    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()>;
+}
+
+/// The ledger of a job's work: the claims on chunks running, and the records of chunks run
+/// and manifest parts read. Every record is written at most once and adds its counts to the
+/// job's counters in the same atomic write, so a message delivered twice counts once: the
+/// chunker and the executor write here, the finalizer and the sweep read it.
+#[async_trait]
+pub trait ChunkLedger: Send + Sync {
     /// Records a chunk as done, adds its counts to the job and ends the claim `owner` holds
     /// on it, atomically and at most once; only while the claim is held and the job has not
     /// ended (a cancelled or failing job still records the chunks that ran).
     async fn record_chunk(&self, id: &JobId, chunk: &ChunkRecord, owner: &str) -> Result<RecordOutcome> {
         self.record_handing_on(id, chunk, owner, &[]).await
     }
-    /// [`JobStore::record_chunk`] of a chunk that ran part of its tasks, in the same
+    /// [`ChunkLedger::record_chunk`] of a chunk that ran part of its tasks, in the same
     /// transaction handing the rest on as new chunks (`rest`, indexes from
-    /// [`JobStore::allocate_chunks`]) into the job's backlog, counted in `chunks_split`: a
+    /// [`ChunkLedger::allocate_chunks`]) into the job's backlog, counted in `chunks_split`: a
     /// task is in the record or in the rest, never in both or neither.
     async fn record_handing_on(
         &self,
@@ -213,9 +232,6 @@ pub trait JobStore: Send + Sync {
     async fn renew_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool>;
     /// Ends a claim without recording the chunk (the delivery gives the chunk back).
     async fn release_chunk(&self, id: &JobId, index: u64, owner: &str) -> Result<()>;
-    /// Records that an executor of the job was throttled on `bucket` at `at_ms` (Unix ms), so
-    /// its other executors slow down too ([`Job::throttled`]).
-    async fn note_throttle(&self, id: &JobId, bucket: &str, at_ms: u64) -> Result<()>;
     /// Every claim on the job's chunks, live or lapsed.
     async fn chunk_leases(&self, id: &JobId) -> Result<Vec<ChunkLease>>;
     /// Removes a lapsed claim (if it is still exactly `lease`), so its late worker can no
@@ -223,17 +239,32 @@ pub trait JobStore: Send + Sync {
     /// (renewed by its worker, released, or ended by the chunk's record).
     async fn reap_chunk(&self, id: &JobId, lease: &ChunkLease) -> Result<bool>;
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool>;
-    /// Records a part of the manifest as read and adds its counts to the job's counters of
-    /// that pass, atomically and at most once, while the job is being prepared or cut.
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
-    /// What the sweep last saw of the job; `None` before its first look.
-    async fn sighting(&self, id: &JobId) -> Result<Option<Sighting>>;
-    /// Keeps what the sweep saw (one sweep runs at a time: a plain write).
-    async fn put_sighting(&self, id: &JobId, sighting: &Sighting) -> Result<()>;
     /// Up to `limit` recorded chunks with an index above `after`, in index order: the
     /// finalizer reads a job's chunks page by page.
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;
+    /// Records a part of the manifest as read and adds its counts to the job's counters of
+    /// that pass, atomically and at most once, while the job is being prepared or cut.
+    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
 
+    /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).
+    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
+        let mut out: Vec<ChunkRecord> = Vec::new();
+        loop {
+            let page = self.chunks_after(id, out.last().map(|c| c.index), 1000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+}
+
+/// The consolidated segments of a big job's completion report: the finalizer's merges write
+/// them once each, and the report is read from them instead of from every chunk's files (see
+/// [`crate::pipeline::finalizer::report`]). Apart from [`ChunkLedger`] because only the
+/// finalizer (and the sweep, waiting for it) touches them.
+#[async_trait]
+pub trait ReportLedger: Send + Sync {
     /// Records a consolidated segment once: false when another merge recorded it first.
     async fn record_segment(&self, id: &JobId, segment: &SegmentRecord) -> Result<bool>;
     /// Up to `limit` recorded segments with an index above `after`, in index order.
@@ -255,19 +286,15 @@ pub trait JobStore: Send + Sync {
     async fn segments_recorded(&self, id: &JobId) -> Result<u64> {
         Ok(self.segment_indexes(id).await?.len() as u64)
     }
-
-    /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).
-    async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {
-        let mut out: Vec<ChunkRecord> = Vec::new();
-        loop {
-            let page = self.chunks_after(id, out.last().map(|c| c.index), 1000).await?;
-            if page.is_empty() {
-                return Ok(out);
-            }
-            out.extend(page);
-        }
-    }
 }
+
+/// Where job records live, whole: what the stages are wired with (one DynamoDB table in
+/// production, [`crate::memory::InMemoryJobStore`] in tests and `batchops local --in-memory`),
+/// and what a component holds when it reaches all three parts (the finalizer, the sweep). A
+/// function takes the narrowest part it uses; `&*store` upcasts an `Arc<dyn JobStore>` to it.
+pub trait JobStore: JobRecords + ChunkLedger + ReportLedger {}
+
+impl<T: JobRecords + ChunkLedger + ReportLedger + ?Sized> JobStore for T {}
 
 /// A message queue (SQS in production).
 #[async_trait]
@@ -367,6 +394,19 @@ pub struct PutOptions<'a> {
     pub expected_owner: Option<&'a str>,
 }
 
+/// Which bytes of an object a read streams, and on what condition: the whole object, as it
+/// is now, by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions<'a> {
+    /// The first byte.
+    pub start: u64,
+    /// The end, exclusive; `None` for the rest of the object.
+    pub end: Option<u64>,
+    /// Fails the read with 412 when the object's ETag is no longer this one (a manifest
+    /// changed under its job).
+    pub if_match: Option<&'a str>,
+}
+
 /// What to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListRequest<'a> {
@@ -382,17 +422,8 @@ pub struct ListRequest<'a> {
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectHead, StorageError>;
-    /// Streams bytes `start..end` (`end` exclusive, `None` for the rest). With `if_match`,
-    /// fails with 412 when the object's ETag changed.
-    async fn read(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        start: u64,
-        end: Option<u64>,
-        if_match: Option<&str>,
-    ) -> Result<ByteStream, StorageError>;
+    /// Streams the object's bytes that `options` names (all of them by default).
+    async fn read(&self, object: &ObjectRef<'_>, options: ReadOptions<'_>) -> Result<ByteStream, StorageError>;
     async fn put(&self, bucket: &str, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError>;
     /// Writes an object with the given options (generated manifests); returns its ETag.
     async fn put_with(

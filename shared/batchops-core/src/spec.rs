@@ -133,6 +133,13 @@ pub struct ManifestRef {
     pub fields: Vec<ManifestField>,
 }
 
+impl ManifestRef {
+    /// The manifest object, at the version the job names.
+    pub fn object(&self) -> crate::objects::ObjectRef<'_> {
+        crate::objects::ObjectRef { bucket: &self.bucket, key: &self.key, version_id: self.version_id.as_deref() }
+    }
+}
+
 /// Where a job's objects come from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {

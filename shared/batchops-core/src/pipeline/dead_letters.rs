@@ -138,7 +138,7 @@ impl Chunker {
             }
         };
         let (id, index) = (&msg.job_id, msg.index);
-        let job = match self.store.get(id).await {
+        let job = match self.ports.store.get(id).await {
             Ok(job) => job,
             Err(Error::JobNotFound { .. }) => {
                 warn!(job_id = %id, chunk = index, "a chunk of a job that is gone was dead-lettered: dropped");
@@ -152,7 +152,7 @@ impl Chunker {
             info!(job_id = %id, chunk = index, status = %job.status, "a chunk of a job that no longer runs chunks was dead-lettered: dropped");
             return Ok(Handled::Dropped);
         }
-        if self.store.chunk_recorded(id, index).await? {
+        if self.ports.store.chunk_recorded(id, index).await? {
             info!(job_id = %id, chunk = index, "a dead-lettered chunk had run (another delivery recorded it): dropped");
             return Ok(Handled::Dropped);
         }

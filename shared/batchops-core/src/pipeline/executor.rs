@@ -12,14 +12,12 @@ use tracing::{info, warn};
 
 use super::dispatcher::Dispatcher;
 use super::limiter::{observe, Flow, Limiters};
-use super::{fail_job, finalize_if_done, now_ms, ports_for, request_finalize, Settings, Shutdown};
+use super::{fail_job, finalize_if_done, now_ms, ports_for, request_finalize, Shutdown, StagePorts};
 use crate::chunk::{decode_rows, is_blank, ChunkBody, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
-use crate::ports::{
-    read_all, ChunkLease, ChunkRecord, JobPorts, JobStore, LeaseOutcome, Queue, RecordOutcome, RoleAccess, Waiting,
-};
+use crate::ports::{read_all, ChunkLease, ChunkRecord, JobPorts, LeaseOutcome, ReadOptions, RecordOutcome, Waiting};
 use crate::report::{render_chunk, ResultRow};
 use crate::retry::{Outcome, RetryPolicy, TaskFailure};
 use crate::spec::ManifestRef;
@@ -29,13 +27,8 @@ use crate::{Error, Result};
 pub const THRESHOLD_MIN_TASKS: u64 = 1000;
 
 pub struct Executor {
-    pub store: Arc<dyn JobStore>,
-    /// Where status changes are announced.
-    pub events: Arc<dyn crate::events::Events>,
     /// Every request of a job (range reads, tasks, result files) acts as the job's role.
-    pub roles: Arc<dyn RoleAccess>,
-    pub finalize: Arc<dyn Queue>,
-    pub settings: Settings,
+    pub ports: StagePorts,
     /// Set when the process is stopping: no new task starts, the chunk is handed back.
     pub shutdown: Shutdown,
     /// The adaptive request limits of the jobs running here, by bucket.
@@ -300,7 +293,7 @@ impl Executor {
     /// manifest order, and the tasks handed on unstarted. Operations with a batch API get the
     /// tasks of one bucket together.
     async fn run_tasks(&self, run: &ChunkRun<'_>, parsed: Vec<ParsedLine>) -> (Vec<ResultRow>, Vec<ManifestEntry>) {
-        let retry = &self.settings.retry;
+        let retry = &self.ports.settings.retry;
         let batch = run.op.batch_size();
         // S3 would refuse these keys; say why without asking it.
         let mut outcomes: Vec<Option<Outcome>> =
@@ -318,7 +311,7 @@ impl Executor {
                 })
                 .collect()
         };
-        let concurrency = self.settings.task_concurrency.max(1);
+        let concurrency = self.ports.settings.task_concurrency.max(1);
         let width = if batch <= 1 { concurrency } else { concurrency.min(8) };
         let mut running = futures::stream::iter(runs).buffer_unordered(width);
         loop {
@@ -341,7 +334,7 @@ impl Executor {
             warn!(job_id = %run.job_id, tasks = cut_off.len(), "time budget spent: tasks still running are reported as cut off");
         }
         for i in cut_off {
-            outcomes[i] = Some(cut_off_outcome(self.settings.time_budget));
+            outcomes[i] = Some(cut_off_outcome(self.ports.settings.time_budget));
         }
         let rest = match run.stop.get() {
             Some(Stop::HandOn) => parsed
@@ -372,7 +365,7 @@ impl Executor {
                 decoded: None,
             });
             if batch.push(&row) || i + 1 == rest.len() {
-                let allocate = || self.store.allocate_chunks(&msg.job_id, 1);
+                let allocate = || self.ports.store.allocate_chunks(&msg.job_id, 1);
                 let index = RetryPolicy::backend().transient(allocate).await?;
                 if let Some(body) = batch.take(&msg.job_id, index, msg.part) {
                     out.push(Waiting { index, body });
@@ -386,11 +379,11 @@ impl Executor {
     /// cancelled or failing job stops starting tasks within that time) and every third of the
     /// lease it renews the chunk's claim.
     async fn watch(&self, id: &JobId, lease: &ChunkLease, run: &ChunkRun<'_>) {
-        let renew_every = self.settings.lease / 3;
+        let renew_every = self.ports.settings.lease / 3;
         let mut renewed = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(self.settings.job_check.min(renew_every)).await;
-            match self.store.get(id).await {
+            tokio::time::sleep(self.ports.settings.job_check.min(renew_every)).await;
+            match self.ports.store.get(id).await {
                 Ok(job) if !job.status.accepts_chunks() => run.stop.set(Stop::Job(job.status)),
                 Ok(job) => {
                     if let Err(e) = self.share_flow(&job, run.flow).await {
@@ -402,8 +395,8 @@ impl Executor {
             }
             if renewed.elapsed() >= renew_every {
                 let renewal =
-                    ChunkLease { until_ms: now_ms() + self.settings.lease.as_millis() as u64, ..lease.clone() };
-                match self.store.renew_chunk(id, &renewal).await {
+                    ChunkLease { until_ms: now_ms() + self.ports.settings.lease.as_millis() as u64, ..lease.clone() };
+                match self.ports.store.renew_chunk(id, &renewal).await {
                     Ok(true) => renewed = tokio::time::Instant::now(),
                     Ok(false) => run.stop.set(Stop::LeaseLost),
                     Err(e) => warn!(job_id = %id, chunk = lease.index, error = %e, "could not renew the chunk's claim"),
@@ -436,11 +429,11 @@ impl Executor {
     async fn share_flow(&self, job: &Job, flow: &Flow<'_>) -> Result<()> {
         for bucket in self.limits.unpublished(&job.id) {
             let at = now_ms();
-            self.store.note_throttle(&job.id, &bucket, at).await?;
+            self.ports.store.note_throttle(&job.id, &bucket, at).await?;
             self.limits.published(&job.id, &bucket, at);
         }
         self.limits.hear(&job.id, &job.throttled, flow.max);
-        flow.share(self.store.as_ref(), job).await
+        flow.share(self.ports.store.as_ref(), job).await
     }
 
     /// The chunk's manifest lines, parsed: carried in the message, or read back from the
@@ -463,8 +456,8 @@ impl Executor {
         let Some(m) = manifest else {
             return Err(Error::permanent(context(), "a byte range of a job without a manifest file"));
         };
-        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let read = match ports.objects.read(&m.bucket, &m.key, version, start, Some(end), etag).await {
+        let options = ReadOptions { start, end: Some(end), if_match: Some(&m.etag) };
+        let read = match ports.objects.read(&m.object(), options).await {
             Ok(stream) => read_all(stream).await,
             Err(e) => Err(e),
         };
@@ -492,13 +485,13 @@ impl Executor {
 
     /// Fails the job; the chunk is skipped.
     async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<Disposition> {
-        fail_job(&*self.store, &*self.events, &*self.finalize, id, failure).await?;
+        fail_job(&*self.ports.store, &*self.ports.events, &*self.ports.finalize, id, failure).await?;
         Ok(Disposition::Skipped(JobStatus::Failing))
     }
 
     /// After a chunk is recorded: S3's failure threshold, or the finalizer once every chunk ran.
     async fn after_recorded(&self, id: &JobId) -> Result<()> {
-        let job = self.store.get(id).await?;
+        let job = self.ports.store.get(id).await?;
         let p = &job.progress;
         if job.status.accepts_chunks() && over_failure_threshold(p.succeeded, p.failed) {
             let reason = format!(
@@ -509,9 +502,9 @@ impl Executor {
             self.fail(&job.id, JobFailure::new("TaskFailureThresholdExceeded", reason)).await?;
         } else if matches!(job.status, JobStatus::Cancelling | JobStatus::Failing) {
             // The finalizer of a closing job waits for the chunks in flight; this may be the last.
-            request_finalize(&*self.finalize, &job.id).await?;
+            request_finalize(&*self.ports.finalize, &job.id).await?;
         } else {
-            finalize_if_done(&*self.finalize, &job).await?;
+            finalize_if_done(&*self.ports.finalize, &job).await?;
         }
         if job.progress.all_chunks_done() || closing(job.status) {
             // No more chunks of it will run here: its limiters can go.
@@ -529,7 +522,8 @@ impl Executor {
             // A chunk handed back has not failed; a permanent error fails at once, a transient
             // one on the last allowed delivery.
             Err(e)
-                if e.retry_after().is_none() && (!e.is_transient() || attempt >= self.settings.max_chunk_attempts) =>
+                if e.retry_after().is_none()
+                    && (!e.is_transient() || attempt >= self.ports.settings.max_chunk_attempts) =>
             {
                 let reason = format!(
                     "Chunk {} ({} tasks from manifest line {}) failed {attempt} times; last error: {e}",
@@ -542,7 +536,7 @@ impl Executor {
     }
 
     pub async fn handle(&self, msg: &ChunkMessage) -> Result<Disposition> {
-        let job = match self.store.get(&msg.job_id).await {
+        let job = match self.ports.store.get(&msg.job_id).await {
             Ok(j) => j,
             Err(Error::JobNotFound { .. }) => {
                 warn!(job_id = %msg.job_id, "chunk of a job that does not exist: dropped");
@@ -557,7 +551,7 @@ impl Executor {
             info!(job_id = %job.id, chunk = msg.index, status = %job.status, "chunk skipped");
             return Ok(Disposition::Skipped(job.status));
         }
-        if self.store.chunk_recorded(&job.id, msg.index).await? {
+        if self.ports.store.chunk_recorded(&job.id, msg.index).await? {
             info!(job_id = %job.id, chunk = msg.index, "chunk already recorded: duplicate delivery");
             // The delivery that recorded it may have failed before asking for the finalizer
             // (an SQS outage): the steps after recording are idempotent, so take them again.
@@ -567,9 +561,9 @@ impl Executor {
         let lease = ChunkLease {
             index: msg.index,
             owner: crate::clock::uuid().to_string(),
-            until_ms: now_ms() + self.settings.lease.as_millis() as u64,
+            until_ms: now_ms() + self.ports.settings.lease.as_millis() as u64,
         };
-        match self.store.start_chunk(&job.id, &lease).await? {
+        match self.ports.store.start_chunk(&job.id, &lease).await? {
             LeaseOutcome::Started => {}
             LeaseOutcome::JobClosed(JobStatus::Paused) => return self.defer(msg).await,
             LeaseOutcome::JobClosed(status) => return Ok(Disposition::Skipped(status)),
@@ -588,7 +582,7 @@ impl Executor {
         };
         if !matches!(result, Ok(Disposition::Recorded { .. })) {
             // Recording ends the claim; anything else gives the chunk back at once.
-            if let Err(e) = self.store.release_chunk(&job.id, msg.index, &lease.owner).await {
+            if let Err(e) = self.ports.store.release_chunk(&job.id, msg.index, &lease.owner).await {
                 warn!(job_id = %job.id, chunk = msg.index, error = %e, "could not release the chunk's claim");
             }
         }
@@ -601,7 +595,7 @@ impl Executor {
     async fn beyond_pace(&self, job: &Job, lease: &ChunkLease) -> Result<bool> {
         let Some(cap) = super::dispatcher::paced_chunks(job) else { return Ok(false) };
         let now = now_ms();
-        let leases = self.store.chunk_leases(&job.id).await?;
+        let leases = self.ports.store.chunk_leases(&job.id).await?;
         let others = leases.iter().filter(|l| l.live(now) && l.owner != lease.owner).count();
         if others >= cap {
             info!(job_id = %job.id, chunk = lease.index, running = others, cap, "paced job: chunk back in its backlog");
@@ -619,7 +613,9 @@ impl Executor {
 
     /// Runs a claimed chunk's tasks while watching its job, then records what ran.
     async fn run_claimed(&self, job: &Job, msg: &ChunkMessage, lease: &ChunkLease) -> Result<Disposition> {
-        let Some(ports) = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await? else {
+        let Some(ports) =
+            ports_for(&*self.ports.roles, &*self.ports.store, &*self.ports.events, &*self.ports.finalize, job).await?
+        else {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let valid = job.plan()?;
@@ -629,9 +625,9 @@ impl Executor {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let stop = StopFlag::default();
-        let flow = Flow::new(&self.limits, &job.id, self.settings.task_concurrency);
-        flow.share(self.store.as_ref(), job).await?;
-        let budget = self.settings.time_budget;
+        let flow = Flow::new(&self.limits, &job.id, self.ports.settings.task_concurrency);
+        flow.share(self.ports.store.as_ref(), job).await?;
+        let budget = self.ports.settings.time_budget;
         let run = ChunkRun {
             ports: &ports,
             op: &valid.operation,
@@ -708,7 +704,7 @@ impl Executor {
         }
         let record =
             ChunkRecord { index: msg.index, succeeded, failed, files: files.iter().map(|f| f.file.clone()).collect() };
-        let outcome = retry.transient(|| self.store.record_handing_on(&job.id, &record, owner, &rest)).await?;
+        let outcome = retry.transient(|| self.ports.store.record_handing_on(&job.id, &record, owner, &rest)).await?;
         if outcome != RecordOutcome::Recorded {
             if let Some(target) = report {
                 for f in &files {

@@ -14,7 +14,7 @@ use super::finalizer::report::failed_files;
 use super::intake::Intake;
 use crate::job::JobId;
 use crate::manifest::split_csv;
-use crate::ports::ObjectStore;
+use crate::ports::{ObjectRef, ObjectStore, ReadOptions};
 use crate::report::Records;
 use crate::{Error, Result};
 
@@ -72,10 +72,10 @@ impl Intake {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::field("limit", format!("{limit} is not 1-{MAX_LIMIT}")));
         }
-        let job = self.store.get(&JobId::parse(id)?).await?;
+        let job = self.ports.store.get(&JobId::parse(id)?).await?;
         let report = job.required_report()?;
-        let files = failed_files(&*self.store, &job.id).await?;
-        let ports = self.roles.assume(&job.id, job.role_arn()).await?;
+        let files = failed_files(&*self.ports.store, &job.id).await?;
+        let ports = self.ports.roles.assume(&job.id, job.role_arn()).await?;
         let mut tally = Tally::new(limit);
         let mut complete = true;
         for file in &files {
@@ -90,7 +90,7 @@ impl Intake {
 
 /// Streams one result file into `tally`, record by record; false when the byte budget ran out.
 async fn read_file(objects: &dyn ObjectStore, bucket: &str, key: &str, tally: &mut Tally) -> Result<bool> {
-    let mut stream = objects.read(bucket, key, None, 0, None, None).await?;
+    let mut stream = objects.read(&ObjectRef::new(bucket, key), ReadOptions::default()).await?;
     let mut records = Records::new(MAX_ROW_BYTES);
     while let Some(piece) = stream.next().await {
         let piece = piece?;

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use sha1::{Digest, Sha1};
 
-use super::{now, request_finalize, send_one, transition_from, Settings};
+use super::{now, request_finalize, send_one, transition_from, StagePorts};
 use crate::chunk::ControlMessage;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{
-    read_at_most, CreateOutcome, JobFilter, JobPage, JobStore, ObjectStore, PassRoleCheck, Queue, RoleAccess,
+    read_at_most, CreateOutcome, JobFilter, JobPage, ObjectRef, ObjectStore, PassRoleCheck, Queue, ReadOptions,
 };
 use crate::schedule::Firing;
 use crate::spec::JobSpec;
@@ -27,16 +27,11 @@ struct TaggingRequest {
 }
 
 pub struct Intake {
-    pub store: Arc<dyn JobStore>,
-    /// Where status changes are announced.
-    pub events: Arc<dyn crate::events::Events>,
-    pub control: Arc<dyn Queue>,
-    pub finalize: Arc<dyn Queue>,
     /// Job roles: retry-failed reads a report and writes a manifest as the job's role.
-    pub roles: Arc<dyn RoleAccess>,
+    pub ports: StagePorts,
+    pub control: Arc<dyn Queue>,
     /// When set, CreateJob requires `iam:PassRole` of the caller on the job's role, as S3 does.
     pub pass_role: Option<Arc<dyn PassRoleCheck>>,
-    pub settings: Settings,
 }
 
 /// Who asks for a job, for the `iam:PassRole` check.
@@ -99,7 +94,10 @@ async fn read_location(objects: &dyn ObjectStore, location: &str) -> Result<Vec<
 pub async fn read_spec(objects: &dyn ObjectStore, bucket: &str, key: &str, field: &str) -> Result<Vec<u8>> {
     let location = format!("s3://{bucket}/{key}");
     let max = spec::MAX_SPEC_BYTES;
-    let read = match objects.read(bucket, key, None, 0, Some(max as u64 + 1), None).await {
+    let read = match objects
+        .read(&ObjectRef::new(bucket, key), ReadOptions { end: Some(max as u64 + 1), ..Default::default() })
+        .await
+    {
         Ok(stream) => read_at_most(stream, max).await,
         // S3 answers a ranged read of an empty object 416: an empty spec, refused as such.
         Err(e) if e.http_status == 416 => Ok(Some(Vec::new())),
@@ -185,18 +183,18 @@ impl Intake {
         self.check_pass_role(caller, spec.role_arn.as_deref().unwrap_or_default()).await?;
         let token = spec.client_request_token.clone().unwrap_or_default();
         let id = JobId::new_random();
-        let account = spec.account_id.clone().unwrap_or_else(|| self.settings.account_id.clone());
-        let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.settings.region);
+        let account = spec.account_id.clone().unwrap_or_else(|| self.ports.settings.account_id.clone());
+        let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.ports.settings.region);
         let job = Job { plan: Some(plan), ..Job::new(id.clone(), spec, arn, now()) };
         // Tokens are the account's own, as in S3: two accounts may use the same one.
-        let id = match self.store.create(&job, &format!("{account}#{token}"), &hash).await? {
+        let id = match self.ports.store.create(&job, &format!("{account}#{token}"), &hash).await? {
             CreateOutcome::Created => {
-                crate::events::announce(&*self.events, &job, None).await;
+                crate::events::announce(&*self.ports.events, &job, None).await;
                 id
             }
             CreateOutcome::Existing(existing) => {
                 // A retry of a create whose Prepare message may never have been sent.
-                if self.store.get(&existing).await?.status != JobStatus::New {
+                if self.ports.store.get(&existing).await?.status != JobStatus::New {
                     return Ok(existing);
                 }
                 existing
@@ -231,7 +229,7 @@ impl Intake {
     /// DescribeJob within `scope`: another account's job is not found, as in S3. The routes
     /// that change a job ask it first.
     pub async fn job_in(&self, id: &str, scope: Scope<'_>) -> Result<Job> {
-        let job = self.store.get(&JobId::parse(id)?).await?;
+        let job = self.ports.store.get(&JobId::parse(id)?).await?;
         // Past its retention (awaiting the table's TTL) the job is gone, as in S3.
         if job.expired(now()) || scope.account().is_some_and(|a| a != job.account()) {
             return Err(Error::JobNotFound { job_id: job.id });
@@ -252,7 +250,7 @@ impl Intake {
         if let Some(t) = next_token {
             check_len("nextToken", t, 1, 1024)?;
         }
-        let mut page = self.store.list(filter, max, next_token).await?;
+        let mut page = self.ports.store.list(filter, max, next_token).await?;
         // DynamoDB's TTL deletes within days of the expiry, not at it.
         let now = now();
         page.jobs.retain(|j| !j.expired(now));
@@ -278,8 +276,8 @@ impl Intake {
         let job = match requested {
             "Ready" => {
                 match transition_from(
-                    &*self.store,
-                    &*self.events,
+                    &*self.ports.store,
+                    &*self.ports.events,
                     &id,
                     &[JobStatus::Suspended],
                     JobStatus::Ready,
@@ -296,11 +294,18 @@ impl Intake {
             }
             "Cancelled" => {
                 let live = crate::state::statuses_leading_to(JobStatus::Cancelling);
-                match transition_from(&*self.store, &*self.events, &id, &live, JobStatus::Cancelling, set_reason)
-                    .await?
+                match transition_from(
+                    &*self.ports.store,
+                    &*self.ports.events,
+                    &id,
+                    &live,
+                    JobStatus::Cancelling,
+                    set_reason,
+                )
+                .await?
                 {
                     Ok(job) => {
-                        request_finalize(&*self.finalize, &id).await?;
+                        request_finalize(&*self.ports.finalize, &id).await?;
                         job
                     }
                     Err(job) if job.status == JobStatus::Cancelling || job.status == JobStatus::Cancelled => job,
@@ -341,7 +346,7 @@ impl Intake {
 
     /// GetJobTagging.
     pub async fn get_job_tagging(&self, id: &str) -> Result<Vec<S3Tag>> {
-        Ok(self.store.get(&JobId::parse(id)?).await?.tags)
+        Ok(self.ports.store.get(&JobId::parse(id)?).await?.tags)
     }
 
     /// PutJobTagging: `{"Tags": [...]}` replaces the job's tags (any job, ended or not, as in
@@ -364,7 +369,7 @@ impl Intake {
     }
 
     async fn set_tags(&self, id: &JobId, tags: Vec<S3Tag>) -> Result<()> {
-        super::modify(&*self.store, id, |j| {
+        super::modify(&*self.ports.store, id, |j| {
             j.tags = tags.clone();
             true
         })
@@ -375,7 +380,7 @@ impl Intake {
     /// Applies `change` to a job that has not ended.
     async fn change_live_job(&self, id: &JobId, what: &str, change: impl Fn(&mut Job)) -> Result<Job> {
         let mut ended = None;
-        let changed = super::modify(&*self.store, id, |j| {
+        let changed = super::modify(&*self.ports.store, id, |j| {
             if j.status.is_terminal() {
                 ended = Some(j.status);
                 return false;

@@ -2,7 +2,7 @@
 //! bucket (additive increase; a decrease in proportion to the share of requests throttled,
 //! as DCTCP cuts its window by the share of packets marked), and a token bucket for a
 //! job's `MaxTasksPerSecond`. One process holds one limiter per (job, bucket); processes
-//! share throttling through the job record (see [`crate::ports::JobStore::note_throttle`]).
+//! share throttling through the job record (see [`crate::ports::JobRecords::note_throttle`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::now_ms;
 use crate::job::{Job, JobId};
-use crate::ports::JobStore;
+use crate::ports::ChunkLedger;
 use crate::retry::Outcome;
 use crate::Result;
 
@@ -472,7 +472,7 @@ impl<'a> Flow<'a> {
     }
 
     /// Takes this chunk's share of the job's rate: the rate over the chunks running now.
-    pub(super) async fn share(&self, store: &dyn JobStore, job: &Job) -> Result<()> {
+    pub(super) async fn share(&self, store: &dyn ChunkLedger, job: &Job) -> Result<()> {
         let Some(rate) = job.max_tasks_per_second else {
             self.limited.store(false, std::sync::atomic::Ordering::Relaxed);
             return Ok(());

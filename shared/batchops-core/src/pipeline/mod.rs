@@ -23,7 +23,7 @@ pub use intake::Intake;
 pub(crate) use stage::{encode, now, now_ms, ports_for, send_one};
 pub use stage::{
     expire_suspended, fail_job, finalize_if_done, modify, request_finalize, transition, transition_from, Settings,
-    Shutdown,
+    Shutdown, StagePorts,
 };
 
 #[cfg(test)]

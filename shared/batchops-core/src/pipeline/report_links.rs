@@ -45,16 +45,16 @@ pub struct ReportLink {
 impl Intake {
     /// The report files of job `id` so far, each with a presigned GET URL.
     pub async fn report_links(&self, id: &str) -> Result<ReportLinks> {
-        let job = self.store.get(&JobId::parse(id)?).await?;
+        let job = self.ports.store.get(&JobId::parse(id)?).await?;
         let report = job.required_report()?;
-        let ports = self.roles.assume(&job.id, job.role_arn()).await?;
+        let ports = self.ports.roles.assume(&job.id, job.role_arn()).await?;
         let sign = |key: String| {
             let objects = ports.objects.clone();
             let bucket = report.bucket.clone();
             async move { objects.presign_get(&bucket, &key, LINK_LIFETIME).await.map(|url| (key, url)) }
         };
         let mut files = Vec::new();
-        for f in report_files(&*self.store, &job.id).await? {
+        for f in report_files(&*self.ports.store, &job.id).await? {
             let (key, url) = sign(f.key).await?;
             files.push(ReportLink { key, task_execution_status: Some(f.status), rows: Some(f.rows), url });
         }

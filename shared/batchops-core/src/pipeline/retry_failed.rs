@@ -8,7 +8,7 @@ use super::intake::{Caller, Intake};
 use crate::job::{Job, JobId};
 use futures::StreamExt;
 
-use crate::ports::{ObjectStore, ResultFile};
+use crate::ports::{ObjectRef, ObjectStore, ReadOptions, ResultFile};
 use crate::report::Records;
 use crate::spec::{JobManifest, ManifestLocation, ManifestSpec, S3Tag, CSV_FORMAT};
 use crate::{Error, Result};
@@ -20,7 +20,7 @@ impl Intake {
     /// Creates the job that runs the failed tasks of job `id` again. Asking twice gives the
     /// same job (its ClientRequestToken is derived from the parent).
     pub async fn retry_failed(&self, id: &str, caller: Caller<'_>) -> Result<JobId> {
-        let parent = self.store.get(&JobId::parse(id)?).await?;
+        let parent = self.ports.store.get(&JobId::parse(id)?).await?;
         if !parent.status.is_terminal() {
             return Err(Error::StatusConflict {
                 job_id: parent.id.clone(),
@@ -29,11 +29,11 @@ impl Intake {
             });
         }
         let report = parent.required_report()?;
-        let failed = failed_files(&*self.store, &parent.id).await?;
+        let failed = failed_files(&*self.ports.store, &parent.id).await?;
         if failed.is_empty() {
             return Err(Error::field("JobId", format!("job {id} has no failed tasks to retry")));
         }
-        let ports = self.roles.assume(&parent.id, parent.role_arn()).await?;
+        let ports = self.ports.roles.assume(&parent.id, parent.role_arn()).await?;
         let (rows, versioned, body) = failed_rows(&*ports.objects, &report.bucket, &failed).await?;
         let key = format!("{}/retry-failed/manifest.csv", report.job_folder(&parent.id));
         ports.objects.put(&report.bucket, &key, body.into(), "text/csv").await?;
@@ -61,7 +61,7 @@ async fn failed_rows(objects: &dyn ObjectStore, bucket: &str, files: &[ResultFil
         limit: MAX_RETRY_MANIFEST,
     };
     for f in files {
-        let mut stream = objects.read(bucket, &f.key, None, 0, None, None).await?;
+        let mut stream = objects.read(&ObjectRef::new(bucket, &f.key), ReadOptions::default()).await?;
         let mut records = Records::new(MAX_KEPT);
         while let Some(piece) = stream.next().await {
             records.feed(&piece?, &mut |record: &[u8], _: bool| kept.take(record));

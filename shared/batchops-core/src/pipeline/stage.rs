@@ -1,7 +1,8 @@
-//! What every stage shares: the settings, the shutdown flag, status changes through the
-//! state machine, the job's role, and sending a queue message. Every stage's file depends on
-//! this one; it depends on none of them.
+//! What every stage shares: the ports and settings it is wired with ([`StagePorts`]), the
+//! shutdown flag, status changes through the state machine, the job's role, and sending a
+//! queue message. Every stage's file depends on this one; it depends on none of them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -11,7 +12,7 @@ use crate::chunk::FinalizeMessage;
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::objects::StorageError;
-use crate::ports::{JobFilter, JobPorts, JobStore, Queue, RoleAccess, RoleError};
+use crate::ports::{JobFilter, JobPorts, JobRecords, JobStore, Queue, RoleAccess, RoleError};
 use crate::retry::RetryPolicy;
 use crate::spec::ManifestRef;
 use crate::{state, Error, Result};
@@ -74,6 +75,26 @@ impl Default for Settings {
     }
 }
 
+/// What each of the four stages (intake, chunker, executor, finalizer) is wired with. Built
+/// once by a wiring (a function's `lib.rs`, `batchops local`, the simulation) and cloned into
+/// each stage; a stage adds what is its own beside it (the chunker's control queue, the
+/// executor's limits).
+#[derive(Clone)]
+pub struct StagePorts {
+    /// The whole store: between them the stages reach every part of it (intake's report views
+    /// read the ledgers too), and the functions they call take the part they use.
+    pub store: Arc<dyn JobStore>,
+    /// Where status changes are announced.
+    pub events: Arc<dyn Events>,
+    /// Every request made for a job (manifest reads, listings, tasks, result files, the
+    /// report) acts as the job's role.
+    pub roles: Arc<dyn RoleAccess>,
+    /// The finalizer's queue: a job ready to end is sent there, and so are the merges of a
+    /// big report's segments.
+    pub finalize: Arc<dyn Queue>,
+    pub settings: Settings,
+}
+
 pub(crate) use crate::clock::{now, now_ms};
 
 /// Set when the process stops: running chunks start no more tasks and are handed back.
@@ -93,7 +114,7 @@ impl Shutdown {
 /// Moves `job` to `to` through the state machine, applying `change`, with a conditional write;
 /// once written, the change is announced.
 pub async fn transition(
-    store: &dyn JobStore,
+    store: &dyn JobRecords,
     events: &dyn Events,
     mut job: Job,
     to: JobStatus,
@@ -151,7 +172,7 @@ fn change_reason(job: &Job, to: JobStatus, reason_before: Option<&str>) -> Optio
 /// writer (a progress update, a priority change) got in between. Returns the job as it was
 /// found when its status is not one of `from`.
 pub async fn transition_from(
-    store: &dyn JobStore,
+    store: &dyn JobRecords,
     events: &dyn Events,
     id: &JobId,
     from: &[JobStatus],
@@ -175,7 +196,7 @@ pub async fn transition_from(
 
 /// Re-reads the job and writes `change` to it (without changing its status), retrying when
 /// another writer got in between. `change` returns false to leave the job as it is.
-pub async fn modify(store: &dyn JobStore, id: &JobId, change: impl FnMut(&mut Job) -> bool) -> Result<Option<Job>> {
+pub async fn modify(store: &dyn JobRecords, id: &JobId, change: impl FnMut(&mut Job) -> bool) -> Result<Option<Job>> {
     // Called once per try, never across an await.
     let change = std::sync::Mutex::new(change);
     RetryPolicy::optimistic()
@@ -199,7 +220,7 @@ pub async fn modify(store: &dyn JobStore, id: &JobId, change: impl FnMut(&mut Jo
 
 /// Fails a job that has not ended: Failing with the reason, then the finalizer ends it.
 pub async fn fail_job(
-    store: &dyn JobStore,
+    store: &dyn JobRecords,
     events: &dyn Events,
     finalize: &dyn Queue,
     id: &JobId,
@@ -224,7 +245,7 @@ pub async fn fail_job(
 ///
 /// [`CONFIRMATION_WINDOW`]: crate::job::CONFIRMATION_WINDOW
 pub async fn expire_suspended(
-    store: &dyn JobStore,
+    store: &dyn JobRecords,
     events: &dyn Events,
     finalize: &dyn Queue,
     now: OffsetDateTime,
@@ -258,7 +279,7 @@ pub(crate) fn role_failure(e: &RoleError) -> JobFailure {
 /// a transient STS error is an `Err`, so the message is delivered again.
 pub(crate) async fn ports_for(
     access: &dyn RoleAccess,
-    store: &dyn JobStore,
+    store: &dyn JobRecords,
     events: &dyn Events,
     finalize: &dyn Queue,
     job: &Job,

@@ -17,8 +17,8 @@ use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemo
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
+use crate::ports::{ChunkLedger, JobRecords, Queue, ReportLedger};
 use crate::ports::{JobFilter, OperationRunner};
-use crate::ports::{JobStore, Queue};
 use crate::retry::{Outcome, TaskFailure};
 use crate::Error;
 
@@ -126,15 +126,22 @@ impl World {
         })
     }
 
-    fn chunker(&self) -> Chunker {
-        Chunker {
+    /// What every stage is wired with.
+    fn ports(&self) -> StagePorts {
+        StagePorts {
             store: self.store.clone(),
             events: self.events.clone(),
             roles: self.roles.clone(),
-            control: self.control.clone(),
-            dispatcher: self.dispatcher(),
             finalize: self.finalize.clone(),
             settings: self.settings.clone(),
+        }
+    }
+
+    fn chunker(&self) -> Chunker {
+        Chunker {
+            ports: self.ports(),
+            control: self.control.clone(),
+            dispatcher: self.dispatcher(),
             dead_letters: Default::default(),
         }
     }
@@ -147,11 +154,7 @@ impl World {
             settings.time_budget = Duration::from_secs(60);
         }
         Executor {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings,
+            ports: StagePorts { settings, ..self.ports() },
             shutdown: Default::default(),
             limits: Default::default(),
             dispatcher: self.dispatcher(),
@@ -159,25 +162,11 @@ impl World {
     }
 
     fn finalizer(&self) -> Finalizer {
-        Finalizer {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        }
+        Finalizer { ports: self.ports() }
     }
 
     fn intake(&self) -> Intake {
-        Intake {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            control: self.control.clone(),
-            finalize: self.finalize.clone(),
-            roles: self.roles.clone(),
-            pass_role: None,
-            settings: self.settings.clone(),
-        }
+        Intake { ports: self.ports(), control: self.control.clone(), pass_role: None }
     }
 
     fn spec(&self, manifest: &str, extra: Value) -> Vec<u8> {
@@ -489,7 +478,8 @@ async fn a_finalize_request_lost_after_the_last_chunk_is_made_up_by_the_chunks_r
     let last = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     w.executor().handle(&first).await.unwrap();
     // The last chunk is recorded, then the finalize queue cannot be reached: the delivery fails.
-    let cut_off = Executor { finalize: Arc::new(Unreachable), ..w.executor() };
+    let mut cut_off = w.executor();
+    cut_off.ports.finalize = Arc::new(Unreachable);
     let err = cut_off.handle(&last).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(w.store.get(&id).await.unwrap().progress.chunks_done, 2);
@@ -984,21 +974,17 @@ impl crate::ports::ObjectStore for BrokenRangeReads {
     }
     async fn read(
         &self,
-        b: &str,
-        k: &str,
-        v: Option<&str>,
-        start: u64,
-        end: Option<u64>,
-        m: Option<&str>,
+        object: &crate::ports::ObjectRef<'_>,
+        options: crate::ports::ReadOptions<'_>,
     ) -> Result<crate::ports::ByteStream, crate::ports::StorageError> {
-        if end.is_some() {
+        if options.end.is_some() {
             return Err(crate::ports::StorageError {
                 http_status: 503,
                 code: "SlowDown".into(),
                 message: "busy".into(),
             });
         }
-        self.0.read(b, k, v, start, end, m).await
+        self.0.read(object, options).await
     }
     async fn put(&self, b: &str, k: &str, body: bytes::Bytes, ct: &str) -> Result<(), crate::ports::StorageError> {
         self.0.put(b, k, body, ct).await
@@ -1072,7 +1058,8 @@ async fn a_chunk_that_keeps_failing_fails_its_job_instead_of_hanging() {
     let id = w.intake().create_job(&w.spec(&manifest(15), json!({})), Caller::Unknown).await.unwrap();
     w.drain_control_only().await;
     let broken = InMemoryRoles::new(Arc::new(BrokenRangeReads(w.objects.clone())), w.runner.clone());
-    let executor = Executor { roles: Arc::new(broken), ..w.executor() };
+    let mut executor = w.executor();
+    executor.ports.roles = Arc::new(broken);
     let msg = ChunkMessage::decode(&w.chunks.pop().unwrap()).unwrap();
     for attempt in 1..w.settings.max_chunk_attempts {
         assert!(executor.handle_attempt(&msg, attempt).await.is_err(), "attempt {attempt} is retried");

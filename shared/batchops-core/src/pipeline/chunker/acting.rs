@@ -10,22 +10,17 @@ use tracing::{info, warn};
 use crate::chunk::{ChunkMessage, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::pipeline::dispatcher::Dispatcher;
-use crate::pipeline::stage::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, Settings};
-use crate::ports::{JobStore, ObjectStore, OperationRunner, Pass, Queue, RoleAccess, Waiting};
+use crate::pipeline::stage::{encode, fail_job, finalize_if_done, modify, send_one, transition_from, StagePorts};
+use crate::ports::{ObjectStore, OperationRunner, Pass, Queue, Waiting};
 use crate::{Error, Result};
 
 pub struct Chunker {
-    pub store: Arc<dyn JobStore>,
-    /// Where status changes are announced.
-    pub events: Arc<dyn crate::events::Events>,
     /// Every request made for a job (manifest reads, listings, bucket checks, generated
     /// manifests) acts as the job's role.
-    pub roles: Arc<dyn RoleAccess>,
+    pub ports: StagePorts,
     pub control: Arc<dyn Queue>,
     /// Cut chunks go to their job's backlog; the dispatcher releases them by priority.
     pub dispatcher: Arc<Dispatcher>,
-    pub finalize: Arc<dyn Queue>,
-    pub settings: Settings,
     /// Read by every sweep ([`crate::pipeline::dead_letters`]); `Default` where there are none.
     pub dead_letters: crate::ports::DeadLetterQueues,
 }
@@ -49,13 +44,13 @@ pub(super) const SEND_BATCH: usize = 10;
 
 impl Chunker {
     pub(crate) async fn fail(&self, id: &JobId, failure: JobFailure) -> Result<()> {
-        fail_job(&*self.store, &*self.events, &*self.finalize, id, failure).await
+        fail_job(&*self.ports.store, &*self.ports.events, &*self.ports.finalize, id, failure).await
     }
 
     /// The job failure when a manifest holds more tasks than allowed.
     #[inline]
     pub(crate) fn over_task_limit(&self, tasks: u64) -> Option<JobFailure> {
-        let max = self.settings.max_tasks;
+        let max = self.ports.settings.max_tasks;
         (tasks > max).then(|| {
             JobFailure::new(
                 "ManifestTooLarge",
@@ -67,7 +62,7 @@ impl Chunker {
     /// The job failure when a manifest line (named by `line`) is longer than allowed.
     #[inline]
     pub(crate) fn over_line_limit(&self, len: u64, line: impl Fn() -> String) -> Option<JobFailure> {
-        let max = self.settings.max_line_bytes;
+        let max = self.ports.settings.max_line_bytes;
         (len > max).then(|| {
             JobFailure::new(
                 "InvalidManifestContent",
@@ -79,9 +74,10 @@ impl Chunker {
     /// Ready -> Active for a job whose chunks are all cut, and finalize it if they all ran.
     pub(super) async fn activate(&self, id: &JobId) -> Result<()> {
         if let Ok(active) =
-            transition_from(&*self.store, &*self.events, id, &[JobStatus::Ready], JobStatus::Active, |_| {}).await?
+            transition_from(&*self.ports.store, &*self.ports.events, id, &[JobStatus::Ready], JobStatus::Active, |_| {})
+                .await?
         {
-            finalize_if_done(&*self.finalize, &active).await?;
+            finalize_if_done(&*self.ports.finalize, &active).await?;
         }
         Ok(())
     }
@@ -99,19 +95,19 @@ impl Chunker {
         let status = job.status;
         job.progress.tasks_prepared = job.progress.tasks_prepared.max(checkpoint.tasks);
         job.checkpoint = checkpoint.clone();
-        match self.store.put(&job).await {
+        match self.ports.store.put(&job).await {
             Ok(_) => {}
             Err(Error::Conflict { .. }) => {
                 // Someone else wrote the job: go on only if it is still ours to prepare (the
                 // dispatcher pausing or resuming a confirmed job does not end its cut).
-                let mut fresh = self.store.get(&id).await?;
+                let mut fresh = self.ports.store.get(&id).await?;
                 let same = fresh.status == status || (fresh.status.is_running() && status.is_running());
                 if same && fresh.checkpoint == checkpoint {
                     // Our own write, applied with its answer lost (the retry then met it).
                 } else if same && fresh.checkpoint == from {
                     fresh.checkpoint = checkpoint.clone();
                     fresh.progress.tasks_prepared = fresh.progress.tasks_prepared.max(checkpoint.tasks);
-                    self.store.put(&fresh).await?;
+                    self.ports.store.put(&fresh).await?;
                 } else {
                     info!(job_id = %id, status = %fresh.status, "preparation stopped: job changed");
                     return Ok(());
@@ -142,13 +138,13 @@ impl Chunker {
             }
             change(j);
         };
-        let status = self.store.get(id).await?.status;
+        let status = self.ports.store.get(id).await?.status;
         match (pass, status) {
             (Pass::Count, _) => {
                 let cause = "The job requires confirmation: run update-job-status --requested-job-status Ready";
                 match transition_from(
-                    &*self.store,
-                    &*self.events,
+                    &*self.ports.store,
+                    &*self.ports.events,
                     id,
                     &[JobStatus::Preparing],
                     JobStatus::Suspended,
@@ -169,8 +165,8 @@ impl Chunker {
             }
             (Pass::Cut, JobStatus::Preparing) => {
                 let ready = transition_from(
-                    &*self.store,
-                    &*self.events,
+                    &*self.ports.store,
+                    &*self.ports.events,
                     id,
                     &[JobStatus::Preparing],
                     JobStatus::Ready,
@@ -192,7 +188,7 @@ impl Chunker {
     /// confirmation, and must still be as many.
     pub(super) async fn cut_confirmed(&self, id: &JobId, tasks: u64, chunks: u64) -> Result<()> {
         let mut counted = None;
-        let set = modify(&*self.store, id, |j| {
+        let set = modify(&*self.ports.store, id, |j| {
             if !j.status.is_running() || j.progress.total_chunks.is_some() {
                 return false;
             }
@@ -207,7 +203,7 @@ impl Chunker {
         .await?;
         match set {
             Some(fresh) => {
-                finalize_if_done(&*self.finalize, &fresh).await?;
+                finalize_if_done(&*self.ports.finalize, &fresh).await?;
                 Ok(())
             }
             None if counted.is_some_and(|c| c != tasks) => {

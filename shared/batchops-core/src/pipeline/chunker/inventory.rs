@@ -5,9 +5,9 @@
 //! cannot be entered in the middle, so the continuation decompresses from the file's start
 //! and skips the lines before it; chunk boundaries therefore never depend on where an
 //! invocation stopped). When a file is done its counts are recorded once
-//! ([`JobStore::record_part`]); the chunker that records the last file ends the pass.
+//! ([`ChunkLedger::record_part`]); the chunker that records the last file ends the pass.
 //!
-//! [`JobStore::record_part`]: crate::ports::JobStore::record_part
+//! [`ChunkLedger::record_part`]: crate::ports::ChunkLedger::record_part
 
 use std::io::Write;
 use tokio::time::Instant;
@@ -22,7 +22,7 @@ use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{ByteFinder, RowLayout};
 use crate::pipeline::stage::{encode, modify, object_read_failure, read_failure};
-use crate::ports::{read_all, ByteStream, PartRecord, Pass, RecordOutcome, Waiting};
+use crate::ports::{read_all, ByteStream, ObjectRef, PartRecord, Pass, ReadOptions, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
 
@@ -178,9 +178,9 @@ enum FileEnd {
 impl Acting<'_> {
     /// Reads and checks an inventory's `manifest.json`; `None` when it failed the job.
     pub(crate) async fn read_inventory(&self, id: &JobId, m: &ManifestRef) -> Result<Option<InventoryManifest>> {
-        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let read = match self.objects.read(&m.bucket, &m.key, version, 0, Some(MAX_INVENTORY_MANIFEST + 1), etag).await
-        {
+        let options =
+            ReadOptions { end: Some(MAX_INVENTORY_MANIFEST + 1), if_match: Some(&m.etag), ..Default::default() };
+        let read = match self.objects.read(&m.object(), options).await {
             Ok(stream) => read_all(stream).await,
             Err(e) => Err(e),
         };
@@ -209,7 +209,7 @@ impl Acting<'_> {
     /// Sends one `File` message per data file of the inventory (an empty one ends at once).
     pub(crate) async fn fan_out(&self, id: &JobId, pass: Pass, inventory: InventoryManifest) -> Result<()> {
         let n = inventory.files.len() as u64;
-        let set = modify(&*self.chunker.store, id, |j| {
+        let set = modify(&*self.chunker.ports.store, id, |j| {
             j.being_prepared() && {
                 j.progress.parts_total = Some(n);
                 true
@@ -266,7 +266,8 @@ impl Acting<'_> {
         if !head.etag.contains('-') && head.server_side_encryption.as_deref() != Some("aws:kms") {
             return Ok(if head.etag.eq_ignore_ascii_case(&file.md5) { Ok(head.etag) } else { mismatch(&head.etag) });
         }
-        let mut stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&head.etag)).await {
+        let options = ReadOptions { if_match: Some(&head.etag), ..Default::default() };
+        let mut stream = match self.objects.read(&ObjectRef::new(&file.bucket, &file.key), options).await {
             Ok(s) => s,
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return Ok(Err(object_read_failure(&file.bucket, &file.key, &e))),
@@ -306,7 +307,8 @@ impl Acting<'_> {
                 Err(failure) => return self.chunker.fail(id, failure).await,
             },
         };
-        let stream = match self.objects.read(&file.bucket, &file.key, None, 0, None, Some(&etag)).await {
+        let options = ReadOptions { if_match: Some(&etag), ..Default::default() };
+        let stream = match self.objects.read(&ObjectRef::new(&file.bucket, &file.key), options).await {
             Ok(s) => s,
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => return self.chunker.fail(id, object_read_failure(&file.bucket, &file.key, &e)).await,
@@ -336,7 +338,7 @@ impl Acting<'_> {
         let origin = format!("inventory file {}", file.key);
         let mut gunzip = flate2::write::MultiGzDecoder::new(Vec::with_capacity(256 * 1024));
         let mut lines = Lines { consumed: 0, next: 1, breaks: ByteFinder::new(b'\n') };
-        let mut cut = Cut::new(read, &origin, self.chunker.settings.chunk_size);
+        let mut cut = Cut::new(read, &origin, self.chunker.ports.settings.chunk_size);
         let mut ended = false;
         let bad_gzip = |e: std::io::Error| {
             FileEnd::Failed(invalid(format!(
@@ -432,7 +434,7 @@ impl Acting<'_> {
 
     /// Records a file read; the last file of the pass finishes it.
     async fn file_read(&self, id: &JobId, record: PartRecord) -> Result<()> {
-        match self.chunker.store.record_part(id, &record).await? {
+        match self.chunker.ports.store.record_part(id, &record).await? {
             // Read again (the sweep's Prepare, a redelivery): the pass may still need its end,
             // if the delivery that recorded the last file died before it.
             RecordOutcome::Recorded | RecordOutcome::AlreadyRecorded => {}
@@ -441,7 +443,7 @@ impl Acting<'_> {
                 return Ok(());
             }
         }
-        let job = self.chunker.store.get(id).await?;
+        let job = self.chunker.ports.store.get(id).await?;
         let counts = match record.pass {
             Pass::Count => &job.progress.counted,
             Pass::Cut => &job.progress.cut,

@@ -241,7 +241,7 @@ impl Acting<'_> {
         // Batch Replication replicates every version; other operations act on the current one.
         let all_versions = versioned && op.name() == "S3ReplicateObject";
         let out = output(g, report, pass, &job);
-        let mut l = Listing::new(&job, bucket, pass, versioned, out, self.chunker.settings.chunk_size);
+        let mut l = Listing::new(&job, bucket, pass, versioned, out, self.chunker.ports.settings.chunk_size);
         let prefixes = g.filter.list_prefixes();
         while (l.pos.prefix as usize) < prefixes.len() {
             let req = ListRequest {

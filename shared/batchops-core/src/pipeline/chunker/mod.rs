@@ -25,7 +25,7 @@ use crate::chunk::{ChunkCutter, ControlMessage};
 use crate::job::{Checkpoint, Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{header_row, lines, parse_line};
 use crate::pipeline::stage::{fail_job, ports_for, read_failure, transition_from};
-use crate::ports::{read_all, Pass, Waiting};
+use crate::ports::{read_all, Pass, ReadOptions, Waiting};
 use crate::spec::{ManifestRef, Source};
 use crate::{Error, Result};
 
@@ -46,19 +46,13 @@ impl Chunker {
 
     fn sweeper(&self) -> crate::pipeline::sweep::Sweeper {
         crate::pipeline::sweep::Sweeper {
-            store: self.store.clone(),
-            events: self.events.clone(),
+            store: self.ports.store.clone(),
+            events: self.ports.events.clone(),
             backlog: self.dispatcher.backlog.clone(),
             control: self.control.clone(),
-            finalize: self.finalize.clone(),
-            finalizer: super::Finalizer {
-                store: self.store.clone(),
-                events: self.events.clone(),
-                roles: self.roles.clone(),
-                finalize: self.finalize.clone(),
-                settings: self.settings.clone(),
-            },
-            bounds: crate::pipeline::sweep::Bounds::for_settings(&self.settings),
+            finalize: self.ports.finalize.clone(),
+            finalizer: super::Finalizer { ports: self.ports.clone() },
+            bounds: crate::pipeline::sweep::Bounds::for_settings(&self.ports.settings),
         }
     }
 
@@ -66,9 +60,9 @@ impl Chunker {
     /// looks at every job once, those last written before the open-jobs index existed too.
     pub async fn expire(&self) -> Result<()> {
         let failed = crate::pipeline::stage::expire_suspended(
-            &*self.store,
-            &*self.events,
-            &*self.finalize,
+            &*self.ports.store,
+            &*self.ports.events,
+            &*self.ports.finalize,
             crate::pipeline::stage::now(),
         )
         .await?;
@@ -87,18 +81,18 @@ impl Chunker {
             // waiting in Preparing while the message goes to the dead-letter queue.
             (Err(e), Some(id)) if !e.is_transient() && !matches!(e, Error::JobNotFound { .. }) => {
                 let failure = JobFailure::new("PreparationFailed", format!("Preparing the job failed: {e}"));
-                fail_job(&*self.store, &*self.events, &*self.finalize, &id, failure).await
+                fail_job(&*self.ports.store, &*self.ports.events, &*self.ports.finalize, &id, failure).await
             }
             (result, _) => result,
         }
     }
 
     async fn handle_message(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
-        let deadline = deadline.min(Instant::now() + self.settings.time_budget);
+        let deadline = deadline.min(Instant::now() + self.ports.settings.time_budget);
         match msg {
             ControlMessage::Prepare { job_id } => self.prepare(&job_id, deadline).await,
             ControlMessage::Continue { job_id, checkpoint } => {
-                let job = self.store.get(&job_id).await?;
+                let job = self.ports.store.get(&job_id).await?;
                 if job.checkpoint != checkpoint {
                     // A duplicate (its successor is on its way), or a continuation whose
                     // successor was never sent (the worker died, or the send failed, after the
@@ -121,7 +115,7 @@ impl Chunker {
                 round.map(|_| ())
             }
             ControlMessage::File { job_id, pass, part, file, fields, at } => {
-                let job = self.store.get(&job_id).await?;
+                let job = self.ports.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
                 acting.file(job, inventory::FileRead { pass, part, file, fields, at }, deadline).await
             }
@@ -131,7 +125,8 @@ impl Chunker {
     /// The chunker acting as the job's role; `None` when the role cannot be assumed (the job
     /// is failed).
     async fn acting(&self, job: &Job) -> Result<Option<Acting<'_>>> {
-        let ports = ports_for(&*self.roles, &*self.store, &*self.events, &*self.finalize, job).await?;
+        let ports =
+            ports_for(&*self.ports.roles, &*self.ports.store, &*self.ports.events, &*self.ports.finalize, job).await?;
         Ok(ports.map(|p| Acting { chunker: self, objects: p.objects, runner: p.runner }))
     }
 
@@ -152,41 +147,47 @@ impl Chunker {
     }
 
     async fn prepare(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let job =
-            match transition_from(&*self.store, &*self.events, id, &[JobStatus::New], JobStatus::Preparing, |_| {})
-                .await?
+        let job = match transition_from(
+            &*self.ports.store,
+            &*self.ports.events,
+            id,
+            &[JobStatus::New],
+            JobStatus::Preparing,
+            |_| {},
+        )
+        .await?
+        {
+            Ok(job) => job,
+            // A redelivered Prepare whose first attempt died before its first checkpoint (or,
+            // for an inventory, perhaps before every file was sent): start over. Chunks cut
+            // again keep their indexes and executors drop duplicates; an inventory file read
+            // twice is recorded once.
+            Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
+            // A redelivered Prepare whose first attempt died between Ready and Active.
+            Err(job)
+                if job.status == JobStatus::Ready
+                    && job.progress.total_chunks.is_some()
+                    && job.spec.confirmation_required != Some(true) =>
             {
-                Ok(job) => job,
-                // A redelivered Prepare whose first attempt died before its first checkpoint (or,
-                // for an inventory, perhaps before every file was sent): start over. Chunks cut
-                // again keep their indexes and executors drop duplicates; an inventory file read
-                // twice is recorded once.
-                Err(job) if job.status == JobStatus::Preparing && job.checkpoint == Checkpoint::default() => job,
-                // A redelivered Prepare whose first attempt died between Ready and Active.
-                Err(job)
-                    if job.status == JobStatus::Ready
-                        && job.progress.total_chunks.is_some()
-                        && job.spec.confirmation_required != Some(true) =>
-                {
-                    return self.activate(id).await;
-                }
-                // A redelivered Prepare whose first attempt died after a checkpoint, before its
-                // continuation was sent: go on from the checkpoint.
-                Err(job) if job.status == JobStatus::Preparing && job.progress.total_chunks.is_none() => {
-                    return self.resume(job, deadline).await;
-                }
-                // The sweep's Prepare for a confirmed job whose cut stalled: go on with the cut
-                // (from its checkpoint, or every inventory file again; a file read before is
-                // recorded once and its chunks run once).
-                Err(job) if job.status.is_running() && job.progress.total_chunks.is_none() => {
-                    let Some(acting) = self.acting(&job).await? else { return Ok(()) };
-                    return acting.started(job, deadline).await;
-                }
-                Err(job) => {
-                    info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");
-                    return Ok(());
-                }
-            };
+                return self.activate(id).await;
+            }
+            // A redelivered Prepare whose first attempt died after a checkpoint, before its
+            // continuation was sent: go on from the checkpoint.
+            Err(job) if job.status == JobStatus::Preparing && job.progress.total_chunks.is_none() => {
+                return self.resume(job, deadline).await;
+            }
+            // The sweep's Prepare for a confirmed job whose cut stalled: go on with the cut
+            // (from its checkpoint, or every inventory file again; a file read before is
+            // recorded once and its chunks run once).
+            Err(job) if job.status.is_running() && job.progress.total_chunks.is_none() => {
+                let Some(acting) = self.acting(&job).await? else { return Ok(()) };
+                return acting.started(job, deadline).await;
+            }
+            Err(job) => {
+                info!(job_id = %id, status = %job.status, "prepare for a job that is not New: already handled");
+                return Ok(());
+            }
+        };
         let Some(acting) = self.acting(&job).await? else { return Ok(()) };
         acting.prepared(job, deadline).await
     }
@@ -194,11 +195,12 @@ impl Chunker {
     /// A confirmed job: Ready -> Active, then cut it from the start (the number of chunks is
     /// set again when the cut ends).
     async fn start(&self, id: &JobId, deadline: Instant) -> Result<()> {
-        let started = transition_from(&*self.store, &*self.events, id, &[JobStatus::Ready], JobStatus::Active, |j| {
-            j.checkpoint = Checkpoint::default();
-            j.progress.total_chunks = None;
-        })
-        .await?;
+        let started =
+            transition_from(&*self.ports.store, &*self.ports.events, id, &[JobStatus::Ready], JobStatus::Active, |j| {
+                j.checkpoint = Checkpoint::default();
+                j.progress.total_chunks = None;
+            })
+            .await?;
         let job = match started {
             Ok(job) => job,
             // A redelivered Start whose first delivery died while it cut: go on with the cut
@@ -300,8 +302,8 @@ impl Acting<'_> {
     /// first 64 KiB (`None` when there is none: then each task fails on its own, with S3's
     /// error), and whether line 1 is a header row.
     async fn probe(&self, m: &ManifestRef) -> Result<Probe> {
-        let (version, etag) = (m.version_id.as_deref(), Some(m.etag.as_str()));
-        let buf = match self.objects.read(&m.bucket, &m.key, version, 0, Some(FIRST_BUCKET_PROBE), etag).await {
+        let options = ReadOptions { end: Some(FIRST_BUCKET_PROBE), if_match: Some(&m.etag), ..Default::default() };
+        let buf = match self.objects.read(&m.object(), options).await {
             Ok(stream) => read_all(stream).await?,
             // An empty manifest has no range to read.
             Err(e) if e.http_status == 416 => return Ok(Probe::default()),
@@ -338,14 +340,13 @@ impl Acting<'_> {
         /// Bytes of blank lines the chunker skips before it may hand on without a chunk cut.
         const BLANK_RUN_BYTES: u64 = 1 << 20;
         let from = job.checkpoint.clone();
-        let mut stream =
-            match self.objects.read(&m.bucket, &m.key, m.version_id.as_deref(), from.offset, None, Some(&m.etag)).await
-            {
-                Ok(s) => s,
-                Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return self.chunker.fail(&job.id, read_failure(&m, &e)).await,
-            };
-        let mut cutter = ChunkCutter::new(job.id.clone(), self.chunker.settings.chunk_size, &from);
+        let options = ReadOptions { start: from.offset, if_match: Some(&m.etag), ..Default::default() };
+        let mut stream = match self.objects.read(&m.object(), options).await {
+            Ok(s) => s,
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => return self.chunker.fail(&job.id, read_failure(&m, &e)).await,
+        };
+        let mut cutter = ChunkCutter::new(job.id.clone(), self.chunker.ports.settings.chunk_size, &from);
         let mut pending: Vec<Waiting> = Vec::new();
         while let Some(piece) = stream.next().await {
             let piece = match piece {

@@ -36,7 +36,7 @@ use super::Finalizer;
 use crate::chunk::{FinalizeMessage, Merge};
 use crate::job::{Job, JobId, JobStatus};
 use crate::pipeline::stage::{encode, request_finalize};
-use crate::ports::{ObjectStore, ResultFile, SegmentRecord, StorageError};
+use crate::ports::{ObjectRef, ObjectStore, ReadOptions, ResultFile, SegmentRecord, StorageError};
 use crate::spec::ReportTarget;
 use crate::Result;
 
@@ -54,27 +54,28 @@ impl Finalizer {
             .iter()
             .map(|m| encode(&FinalizeMessage { job_id: job.id.clone(), merge: Some(*m) }))
             .collect::<Result<Vec<_>>>()?;
-        self.finalize.send(bodies).await?;
+        self.ports.finalize.send(bodies).await?;
         Ok(false)
     }
 
     /// The segments of the job's report not recorded yet (none when it needs none).
     async fn missing_segments(&self, job: &Job) -> Result<Vec<Merge>> {
-        if job.progress.chunks_done <= self.settings.report_segments {
+        if job.progress.chunks_done <= self.ports.settings.report_segments {
             return Ok(Vec::new());
         }
         // No plan (never the case for a job intake accepted): the job ends without a report.
         let Some(target) = job.plan().ok().and_then(|p| p.report.clone()) else { return Ok(Vec::new()) };
         let (mut indexes, mut after) = (Vec::new(), None);
         loop {
-            let page = self.store.chunks_after(&job.id, after, 1000).await?;
+            let page = self.ports.store.chunks_after(&job.id, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.index);
             indexes.extend(page.iter().map(|c| c.index));
         }
         let count = indexes.len() as u64;
-        let segments = segment_count(count, self.settings.report_segments, chunks_per_segment(&target, &job.id));
-        let recorded: std::collections::HashSet<u64> = self.store.segment_indexes(&job.id).await?.into_iter().collect();
+        let segments = segment_count(count, self.ports.settings.report_segments, chunks_per_segment(&target, &job.id));
+        let recorded: std::collections::HashSet<u64> =
+            self.ports.store.segment_indexes(&job.id).await?.into_iter().collect();
         Ok(cut(indexes, count, segments).into_iter().filter(|m| !recorded.contains(&m.segment)).collect())
     }
 
@@ -92,7 +93,7 @@ impl Finalizer {
                 break;
             }
             let files = self.segment_sources(&job.id, &m).await?;
-            if self.store.record_segment(&job.id, &SegmentRecord { index: m.segment, files }).await? {
+            if self.ports.store.record_segment(&job.id, &SegmentRecord { index: m.segment, files }).await? {
                 recorded += 1;
             }
         }
@@ -112,8 +113,8 @@ impl Finalizer {
         if !self.segment_recorded(&job.id, m.segment).await? {
             self.merge_once(job, m).await?;
         }
-        if self.store.segments_recorded(&job.id).await? >= m.of {
-            request_finalize(&*self.finalize, &job.id).await?;
+        if self.ports.store.segments_recorded(&job.id).await? >= m.of {
+            request_finalize(&*self.ports.finalize, &job.id).await?;
         }
         Ok(())
     }
@@ -122,7 +123,7 @@ impl Finalizer {
     async fn merge_once(&self, job: &Job, m: &Merge) -> Result<()> {
         let Some(target) = job.plan()?.report.clone() else { return Ok(()) };
         let sources = self.segment_sources(&job.id, m).await?;
-        let ports = match self.roles.assume(&job.id, job.role_arn()).await {
+        let ports = match self.ports.roles.assume(&job.id, job.role_arn()).await {
             Ok(ports) => Some(ports),
             Err(e) if e.transient => return Err(e.into()),
             Err(_) => None,
@@ -142,7 +143,7 @@ impl Finalizer {
             }
         };
         let record = SegmentRecord { index: m.segment, files };
-        let written = self.store.record_segment(&job.id, &record).await?;
+        let written = self.ports.store.record_segment(&job.id, &record).await?;
         let (keep, drop) = if written { (&record.files, &sources) } else { (&sources, &record.files) };
         if let Some(ports) = &ports {
             // What no record lists: the merged chunk files, or a duplicate merge's output.
@@ -160,7 +161,7 @@ impl Finalizer {
         let mut sources = Vec::new();
         let mut after = m.first.checked_sub(1);
         loop {
-            let page = self.store.chunks_after(id, after, 1000).await?;
+            let page = self.ports.store.chunks_after(id, after, 1000).await?;
             let Some(last) = page.last() else { return Ok(sources) };
             after = Some(last.index);
             for c in page {
@@ -173,7 +174,7 @@ impl Finalizer {
     }
 
     async fn segment_recorded(&self, id: &JobId, segment: u64) -> Result<bool> {
-        let page = self.store.segments_after(id, segment.checked_sub(1), 1).await?;
+        let page = self.ports.store.segments_after(id, segment.checked_sub(1), 1).await?;
         Ok(page.first().is_some_and(|s| s.index == segment))
     }
 
@@ -200,8 +201,8 @@ impl Finalizer {
             let written = async {
                 // Collected first: a lazy map's closure in this future trips rustc's `Send`
                 // inference for higher-ranked lifetimes (rust-lang/rust#102211).
-                let opened: Vec<_> =
-                    parts.iter().map(|f| objects.read(&target.bucket, &f.key, None, 0, None, None)).collect();
+                let names: Vec<ObjectRef> = parts.iter().map(|f| ObjectRef::new(&target.bucket, &f.key)).collect();
+                let opened: Vec<_> = names.iter().map(|o| objects.read(o, ReadOptions::default())).collect();
                 // In order, with the next files' requests already on their way.
                 let mut bodies = futures::stream::iter(opened).buffered(READ_AHEAD);
                 while let Some(body) = bodies.next().await {

@@ -2,7 +2,6 @@
 //! chunks (read a page at a time, written in parts when large) and ends the job (Completing -> Complete, Failing -> Failed, Cancelling ->
 //! Cancelled). Safe to run twice: the manifest is rewritten from the same records.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -10,24 +9,19 @@ use tracing::{info, warn};
 mod merge;
 pub mod report;
 
-use super::stage::{now, now_ms, role_failure, transition, transition_from, Settings};
+use super::stage::{now, now_ms, role_failure, transition, transition_from, StagePorts};
 use crate::chunk::FinalizeMessage;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::ports::{JobStore, ObjectStore, Queue, RoleAccess, StorageError};
+use crate::ports::{ObjectStore, StorageError};
 use crate::report::{manifest_entry, manifest_head, manifest_tail};
 use crate::spec::ReportTarget;
 use crate::{Error, Result};
 use report::{PartWriter, ReportSource};
 
 pub struct Finalizer {
-    pub store: Arc<dyn JobStore>,
-    /// Where status changes are announced.
-    pub events: Arc<dyn crate::events::Events>,
-    /// The report is written as the job's role.
-    pub roles: Arc<dyn RoleAccess>,
-    /// The finalizer's own queue: merges of a big report's segments go there.
-    pub finalize: Arc<dyn Queue>,
-    pub settings: Settings,
+    /// The report is written as the job's role; `finalize` is the finalizer's own queue,
+    /// where the merges of a big report's segments go.
+    pub ports: StagePorts,
 }
 
 impl Finalizer {
@@ -41,7 +35,7 @@ impl Finalizer {
         }
         info!(job_id = %job.id, status = %job.status, "every chunk is done: the job resumes to end");
         let pausable = [JobStatus::Pausing, JobStatus::Paused];
-        Ok(transition_from(&*self.store, &*self.events, &job.id, &pausable, JobStatus::Active, |_| {})
+        Ok(transition_from(&*self.ports.store, &*self.ports.events, &job.id, &pausable, JobStatus::Active, |_| {})
             .await?
             .unwrap_or_else(|j| j))
     }
@@ -49,7 +43,7 @@ impl Finalizer {
     /// Returns the job as it is after this message (ended, or untouched when it is not
     /// ready to end).
     pub async fn handle(&self, msg: &FinalizeMessage) -> Result<Job> {
-        let job = self.store.get(&msg.job_id).await?;
+        let job = self.ports.store.get(&msg.job_id).await?;
         if let Some(m) = &msg.merge {
             self.merge(&job, m).await?;
             return Ok(job);
@@ -61,7 +55,7 @@ impl Finalizer {
     /// [`Finalizer::handle`] does, but records the report segments still missing with their
     /// chunks' files unmerged instead of waiting for merges that do not get through.
     pub async fn end_unmerged(&self, id: &JobId) -> Result<Job> {
-        let job = self.store.get(id).await?;
+        let job = self.ports.store.get(id).await?;
         self.end(job, Merges::RecordUnmerged).await
     }
 
@@ -70,8 +64,8 @@ impl Finalizer {
         let job = match job.status {
             JobStatus::Active if job.progress.all_chunks_done() => {
                 match transition_from(
-                    &*self.store,
-                    &*self.events,
+                    &*self.ports.store,
+                    &*self.ports.events,
                     &job.id,
                     &[JobStatus::Active],
                     JobStatus::Completing,
@@ -105,7 +99,7 @@ impl Finalizer {
             _ => JobStatus::Cancelled,
         };
         let from = job.status;
-        let done = transition_from(&*self.store, &*self.events, &job.id, &[from], end, |j| {
+        let done = transition_from(&*self.ports.store, &*self.ports.events, &job.id, &[from], end, |j| {
             if let Some(f) = &failure {
                 if !j.failure_reasons.contains(f) {
                     j.failure_reasons.push(f.clone());
@@ -118,7 +112,7 @@ impl Finalizer {
             // A job that started failing while its report was written fails.
             Err(j) if j.status == JobStatus::Failing => {
                 self.write_report(&j).await?;
-                transition(&*self.store, &*self.events, j, JobStatus::Failed, |_| {}).await
+                transition(&*self.ports.store, &*self.ports.events, j, JobStatus::Failed, |_| {}).await
             }
             Err(j) => Ok(j),
         }
@@ -131,15 +125,15 @@ impl Finalizer {
     async fn wait_for_chunks(&self, job: &Job) -> Result<()> {
         let now = now_ms();
         let (mut live, mut last) = (0u64, now);
-        for lease in self.store.chunk_leases(&job.id).await? {
+        for lease in self.ports.store.chunk_leases(&job.id).await? {
             if lease.live(now) {
                 live += 1;
                 last = last.max(lease.until_ms);
-            } else if !self.store.reap_chunk(&job.id, &lease).await? {
+            } else if !self.ports.store.reap_chunk(&job.id, &lease).await? {
                 // Changed since it was read (renewed by a worker that came back, or ended by
                 // the chunk's record): looked at again on the next delivery.
                 live += 1;
-                last = last.max(now + self.settings.job_check.as_millis() as u64);
+                last = last.max(now + self.ports.settings.job_check.as_millis() as u64);
             }
         }
         if live == 0 {
@@ -148,7 +142,7 @@ impl Finalizer {
         info!(job_id = %job.id, chunks = live, "waiting for the chunks in flight");
         Err(Error::NotYet {
             message: format!("job {} is {}: waiting for {live} chunks in flight", job.id, job.status),
-            retry_after: Duration::from_millis(last - now).min(self.settings.job_check * 5)
+            retry_after: Duration::from_millis(last - now).min(self.ports.settings.job_check * 5)
                 + Duration::from_millis(500),
         })
     }
@@ -169,7 +163,7 @@ impl Finalizer {
             return Ok(None);
         }
         let key = format!("{}/manifest.json", target.job_folder(&job.id));
-        let objects = match self.roles.assume(&job.id, job.role_arn()).await {
+        let objects = match self.ports.roles.assume(&job.id, job.role_arn()).await {
             Ok(ports) => ports.objects,
             Err(e) if e.transient => return Err(e.into()),
             // The job still ends; without its role there is no report.
@@ -201,14 +195,16 @@ impl Finalizer {
         target: &ReportTarget,
         key: &str,
     ) -> Result<u64, Failed> {
-        let source = ReportSource::of(&*self.store, &job.id).await.map_err(Failed::Store)?;
+        let source = ReportSource::of(&*self.ports.store, &job.id).await.map_err(Failed::Store)?;
         let mut w = PartWriter::new(objects, &target.bucket, key, JSON);
         let (mut after, mut files) = (None, 0u64);
         let mut out = manifest_head(now());
         let written = async {
             loop {
-                let page =
-                    source.files_after(&*self.store, &job.id, after, source.page()).await.map_err(Failed::Store)?;
+                let page = source
+                    .files_after(&*self.ports.store, &job.id, after, source.page())
+                    .await
+                    .map_err(Failed::Store)?;
                 let Some((last, _)) = page.last() else { break };
                 after = Some(*last);
                 for f in page.iter().flat_map(|(_, files)| files) {

@@ -8,7 +8,7 @@ use tracing::warn;
 
 use crate::chunk::Merge;
 use crate::job::JobId;
-use crate::ports::{JobStore, ObjectStore, ResultFile, StorageError};
+use crate::ports::{ChunkLedger, ObjectStore, ReportLedger, ResultFile, StorageError};
 use crate::spec::ReportTarget;
 use crate::Result;
 
@@ -91,7 +91,7 @@ impl ReportSource {
     }
 
     /// Read once per listing, so the pages of one listing come from one source.
-    pub async fn of(store: &dyn JobStore, id: &JobId) -> Result<ReportSource> {
+    pub async fn of(store: &(impl ReportLedger + ?Sized), id: &JobId) -> Result<ReportSource> {
         Ok(match store.segments_after(id, None, 1).await?.is_empty() {
             true => ReportSource::Chunks,
             false => ReportSource::Segments,
@@ -99,10 +99,11 @@ impl ReportSource {
     }
 
     /// The report's result files in order, a page at a time: `(index, files)` of the
-    /// records with an index above `after`.
+    /// records with an index above `after`. The store is any that keeps both ledgers (an
+    /// `&dyn JobStore` does).
     pub async fn files_after(
         self,
-        store: &dyn JobStore,
+        store: &(impl ChunkLedger + ReportLedger + ?Sized),
         id: &JobId,
         after: Option<u64>,
         limit: usize,
@@ -119,7 +120,7 @@ impl ReportSource {
 }
 
 /// Every result file of a job's report, in order (all in memory).
-pub async fn report_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<ResultFile>> {
+pub async fn report_files(store: &(impl ChunkLedger + ReportLedger + ?Sized), id: &JobId) -> Result<Vec<ResultFile>> {
     let source = ReportSource::of(store, id).await?;
     let (mut out, mut after) = (Vec::new(), None);
     loop {
@@ -132,7 +133,7 @@ pub async fn report_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<Result
 
 /// The job's result files of failed tasks that hold rows (what retry-failed and the failures
 /// view read).
-pub async fn failed_files(store: &dyn JobStore, id: &JobId) -> Result<Vec<ResultFile>> {
+pub async fn failed_files(store: &(impl ChunkLedger + ReportLedger + ?Sized), id: &JobId) -> Result<Vec<ResultFile>> {
     let files = report_files(store, id).await?;
     Ok(files.into_iter().filter(|f| f.status == "failed" && f.rows > 0).collect())
 }
