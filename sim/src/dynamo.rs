@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use batchops_core::job::{Job, JobId};
 use batchops_core::memory::InMemoryJobStore;
 use batchops_core::ports::{
-    Backlog, ChunkLease, ChunkLedger, ChunkRecord, CreateOutcome, JobFilter, JobPage, JobRecords, LeaseOutcome,
-    PartRecord, RecordOutcome, ReportLedger, SegmentRecord, Sighting, Waiting,
+    Backlog, ChunkLease, ChunkLedger, ChunkRecord, CreateOutcome, FileRecord, JobFilter, JobPage, JobRecords,
+    LeaseOutcome, RecordOutcome, ReportLedger, SegmentRecord, Sighting, Waiting,
 };
 use batchops_core::{Error, Result};
 
@@ -138,8 +138,8 @@ impl ChunkLedger for FlakyStore {
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>> {
         read!(self, "Query chunks", self.inner.chunks_after(id, after, limit))
     }
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
-        write!(self, "TransactWriteItems part", self.inner.record_part(id, part))
+    async fn record_file(&self, id: &JobId, part: &FileRecord) -> Result<RecordOutcome> {
+        write!(self, "TransactWriteItems part", self.inner.record_file(id, part))
     }
 }
 

@@ -51,8 +51,17 @@ pub enum ControlMessage {
     /// Run a dispatcher round (sent by a schedule, so chunks waiting are released even when
     /// nothing else happens).
     Dispatch,
-    /// Read one data file of an inventory (one part of the manifest), from `at`.
-    File { job_id: JobId, pass: Pass, part: u64, file: InventoryFile, fields: Vec<ManifestField>, at: FileCheckpoint },
+    /// Read one data file of an inventory (its `index` in `manifest.json`: `part` on the
+    /// wire, as messages in flight before the name changed carry it), from `at`.
+    File {
+        job_id: JobId,
+        pass: Pass,
+        #[serde(rename = "part")]
+        index: u64,
+        file: InventoryFile,
+        fields: Vec<ManifestField>,
+        at: FileCheckpoint,
+    },
 }
 
 impl ControlMessage {
@@ -80,10 +89,10 @@ pub struct FileCheckpoint {
     pub etag: Option<String>,
 }
 
-/// The index of chunk `n` of part `part`: parts are read in parallel, so each has its own
-/// range of indexes.
-pub fn part_chunk_index(part: u64, n: u64) -> u64 {
-    (part << 32) | (n & 0xffff_ffff)
+/// The index of chunk `n` of inventory file `file`: files are read in parallel, so each has
+/// its own range of indexes.
+pub fn file_chunk_index(file: u64, n: u64) -> u64 {
+    (file << 32) | (n & 0xffff_ffff)
 }
 
 /// A message of the chunk queue, read by the task executor. Read it with [`ChunkMessage::decode`]:
@@ -97,8 +106,8 @@ pub struct ChunkMessage {
     pub first_line: u64,
     /// Tasks (non-blank lines) in the chunk.
     pub tasks: u64,
-    /// The part (inventory file) the rows come from; part of each task's ID.
-    pub part: Option<u64>,
+    /// The inventory file the rows come from (its index; `part` on the wire); in each task's ID.
+    pub file: Option<u64>,
     pub body: ChunkBody,
     /// Times the sweep sent the chunk again after it was dead-lettered
     /// ([`crate::pipeline::dead_letters`]); 0 on the wire when absent.
@@ -385,7 +394,7 @@ impl TryFrom<WireChunk> for ChunkMessage {
             index: w.index,
             first_line: w.first_line,
             tasks: w.tasks,
-            part: w.part,
+            file: w.part,
             body,
             redriven: w.redriven,
         })
@@ -406,7 +415,7 @@ impl From<ChunkMessage> for WireChunk {
             end,
             first_line: m.first_line,
             tasks: m.tasks,
-            part: m.part,
+            part: m.file,
             rows,
             lines,
             redriven: m.redriven,
@@ -724,7 +733,7 @@ impl ChunkCutter {
             index: self.next_index,
             first_line: self.chunk_first_line,
             tasks: self.chunk_tasks,
-            part: None,
+            file: None,
             body: ChunkBody::Range { start: self.chunk_start, end: self.offset },
             redriven: 0,
         };
@@ -872,7 +881,7 @@ mod tests {
         assert!(!batch.push(&read(0)));
         assert!(!batch.push(&read(1)));
         assert!(batch.push(&read(2)), "full at the chunk size");
-        let msg = ChunkMessage::decode(&batch.take(&id(), part_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
+        let msg = ChunkMessage::decode(&batch.take(&id(), file_chunk_index(2, 5), Some(2)).unwrap()).unwrap();
         assert!(batch.is_empty() && batch.take(&id(), 0, None).is_none());
         assert_eq!((msg.index, msg.tasks, msg.first_line), ((2 << 32) | 5, 3, 1));
         let ChunkBody::Rows(rows) = &msg.body else { panic!("rows expected: {msg:?}") };
@@ -927,7 +936,7 @@ mod tests {
         assert!(carriable(text) && !carriable("a\u{1}") && !carriable("\u{FFFE}") && carriable("tab\tcr\r\u{FFFD}"));
         // AND it reads back as each whole line reads (the short one: it lacks the version)
         let msg = ChunkMessage::decode(&body).unwrap();
-        assert_eq!((msg.first_line, msg.tasks, msg.part), (4, 7, Some(1)));
+        assert_eq!((msg.first_line, msg.tasks, msg.file), (4, 7, Some(1)));
         let ChunkBody::Lines(carried) = &msg.body else { panic!("lines expected: {msg:?}") };
         let back = carried.parse(msg.first_line).unwrap();
         let expected: Vec<ParsedLine> = lines
@@ -1006,7 +1015,7 @@ mod tests {
         let body = batch.take(&id(), 0, None).unwrap();
         assert!(body.len() < 200 * 1024, "under SQS's 256 KiB: {}", body.len());
         let msg = ChunkMessage::decode(&body).unwrap();
-        assert_eq!((msg.tasks, msg.part), (n + 1, None));
+        assert_eq!((msg.tasks, msg.file), (n + 1, None));
         assert_eq!(serde_json::to_string(&msg).unwrap(), body, "serde writes the same body");
     }
 
@@ -1035,7 +1044,7 @@ mod tests {
             index: 3,
             first_line: 7,
             tasks: 2,
-            part: None,
+            file: None,
             body: ChunkBody::Range { start: 10, end: 40 },
             redriven: 0,
         };
@@ -1053,7 +1062,7 @@ mod tests {
         batch.push(&Ok(row));
         let carried = ChunkMessage::decode(&batch.take(&id, 4, Some(2)).unwrap()).unwrap();
         assert!(matches!(carried.body, ChunkBody::Rows(_)), "{carried:?}");
-        assert_eq!((carried.part, carried.range()), (Some(2), None));
+        assert_eq!((carried.file, carried.range()), (Some(2), None));
         let backwards = r#"{"job_id":"job-12345","index":3,"start":40,"end":10,"first_line":7,"tasks":2}"#;
         assert!(serde_json::from_str::<ChunkMessage>(backwards).unwrap_err().to_string().contains("runs backwards"));
     }
@@ -1085,5 +1094,15 @@ mod tests {
             assert_eq!(twice.split_once('\n').map(|(_, t)| t), body.split_once('\n').map(|(_, t)| t));
         }
         assert!(ChunkMessage::redriven_body("not a chunk").is_err());
+    }
+
+    #[test]
+    fn an_inventory_file_message_keeps_its_wire_name_for_messages_in_flight() {
+        let file = InventoryFile { bucket: "b".into(), key: "k.csv.gz".into(), size: 1, md5: "00".into() };
+        let at = FileCheckpoint::default();
+        let msg = ControlMessage::File { job_id: id(), pass: Pass::Cut, index: 4, file, fields: vec![], at };
+        let wire = serde_json::to_value(&msg).unwrap();
+        assert_eq!(wire["part"], 4, "{wire}");
+        assert_eq!(serde_json::from_value::<ControlMessage>(wire).unwrap(), msg);
     }
 }

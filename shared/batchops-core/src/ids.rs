@@ -114,9 +114,9 @@ impl JobStatus {
         matches!(self, JobStatus::Active | JobStatus::Pausing | JobStatus::Paused)
     }
 
-    /// Statuses in which a manifest's parts (inventory files) are recorded: Preparing, and
+    /// Statuses in which a manifest's inventory files are recorded as read: Preparing, and
     /// running, since a confirmed job is cut while Active, Pausing or Paused.
-    pub fn takes_parts(self) -> bool {
+    pub fn takes_files(self) -> bool {
         self == JobStatus::Preparing || self.is_running()
     }
 

@@ -58,22 +58,24 @@ pub struct Progress {
     pub chunks_split: u64,
     /// Tasks the chunker has read so far (progress of preparation).
     pub tasks_prepared: u64,
-    /// Parts (inventory files) of a manifest read in parallel; set when known.
+    /// Inventory files of a manifest, read in parallel; set when known.
+    #[serde(default, rename = "parts_total")]
+    pub files_total: Option<u64>,
+    /// Inventory files read by the counting pass (a job that waits for confirmation); counters.
     #[serde(default)]
-    pub parts_total: Option<u64>,
-    /// Parts read by the counting pass (a job that waits for confirmation); counters.
+    pub counted: FileCounts,
+    /// Inventory files read by the cutting pass; counters.
     #[serde(default)]
-    pub counted: PartCounts,
-    /// Parts read by the cutting pass; counters.
-    #[serde(default)]
-    pub cut: PartCounts,
+    pub cut: FileCounts,
 }
 
-/// Counters of the parts of a manifest read so far in one pass. They change only by
-/// [`crate::ports::ChunkLedger::record_part`].
+/// Counters of the inventory files of a manifest read so far in one pass. They change only by
+/// [`crate::ports::ChunkLedger::record_file`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartCounts {
-    pub parts: u64,
+pub struct FileCounts {
+    /// Inventory files read (stored as `parts`, as records written before the name changed).
+    #[serde(rename = "parts")]
+    pub files: u64,
     pub tasks: u64,
     pub chunks: u64,
 }
@@ -310,5 +312,16 @@ mod tests {
     fn failure_reasons_are_cut_at_256_characters() {
         let f = JobFailure::new("X", "a".repeat(400));
         assert_eq!(f.failure_reason.chars().count(), 256);
+    }
+
+    #[test]
+    fn inventory_file_counters_keep_the_names_records_were_stored_with() {
+        // Records written before "part" meant only a multipart part name the counters `parts`.
+        let mut p = Progress { files_total: Some(3), ..Progress::default() };
+        p.counted.files = 2;
+        let stored = serde_json::to_value(&p).unwrap();
+        assert_eq!((stored["parts_total"].as_u64(), stored["counted"]["parts"].as_u64()), (Some(3), Some(2)));
+        let read: Progress = serde_json::from_value(stored).unwrap();
+        assert_eq!((read.files_total, read.counted.files), (Some(3), 2));
     }
 }

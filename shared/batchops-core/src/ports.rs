@@ -152,11 +152,13 @@ impl Pass {
     }
 }
 
-/// What a chunker records, once, when it has read one part of a manifest.
+/// What a chunker records, once, when it has read one inventory file of a manifest ("part"
+/// is kept for multipart uploads: a file is a file).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartRecord {
+pub struct FileRecord {
     pub pass: Pass,
-    pub part: u64,
+    /// The file's index in the inventory's `manifest.json`.
+    pub file: u64,
     pub tasks: u64,
     pub chunks: u64,
 }
@@ -244,7 +246,7 @@ pub trait ChunkLedger: Send + Sync {
     async fn chunks_after(&self, id: &JobId, after: Option<u64>, limit: usize) -> Result<Vec<ChunkRecord>>;
     /// Records a part of the manifest as read and adds its counts to the job's counters of
     /// that pass, atomically and at most once, while the job is being prepared or cut.
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome>;
+    async fn record_file(&self, id: &JobId, part: &FileRecord) -> Result<RecordOutcome>;
 
     /// Every recorded chunk of a job, in index order (all in memory: for tests and small jobs).
     async fn chunks(&self, id: &JobId) -> Result<Vec<ChunkRecord>> {

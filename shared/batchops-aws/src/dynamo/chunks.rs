@@ -1,4 +1,4 @@
-//! [`ChunkLedger`] on DynamoDB: claims (`RUN#` items), chunk and part records (`CHUNK#`,
+//! [`ChunkLedger`] on DynamoDB: claims (`RUN#` items), chunk and inventory-file records (`CHUNK#`,
 //! `PART#`) each written in one transaction with the job's counters, and the indexes of chunks
 //! handed on (`split_seq`).
 
@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::ports::{
-    now_ms, ChunkLease, ChunkLedger, ChunkRecord, JobRecords, LeaseOutcome, PartRecord, RecordOutcome, Waiting,
+    now_ms, ChunkLease, ChunkLedger, ChunkRecord, FileRecord, JobRecords, LeaseOutcome, RecordOutcome, Waiting,
     SPLIT_BASE,
 };
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
 use super::{
-    cancellation_codes, chunk_sk, conditional, get_n, get_s, job_pk, n, part_counters, part_sk, queue_sk, run_sk, s,
+    cancellation_codes, chunk_sk, conditional, file_counters, file_sk, get_n, get_s, job_pk, n, queue_sk, run_sk, s,
     DynamoJobStore, Item,
 };
 use crate::errors::backend;
@@ -39,7 +39,7 @@ fn lease_from_item(index: u64, item: &Item) -> Result<ChunkLease> {
 }
 
 impl DynamoJobStore {
-    /// Puts a marker item (the chunk or part) and updates the job's counters in one
+    /// Puts a marker item (the chunk or the inventory file) and updates the job's counters in one
     /// transaction, at most once: the marker's `attribute_not_exists` makes a second try
     /// `AlreadyRecorded`, and the job's status condition makes it `JobClosed`. Transactions on
     /// the same job item conflict (TransactionConflict) when recorded at the same moment;
@@ -316,16 +316,16 @@ impl ChunkLedger for DynamoJobStore {
         self.delete_claim(id, lease.index, "#o = :me AND #u = :until", values).await
     }
 
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
+    async fn record_file(&self, id: &JobId, part: &FileRecord) -> Result<RecordOutcome> {
         let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(job_pk(id)))
-            .item("sk", s(part_sk(part)))
+            .item("sk", s(file_sk(part)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::caused("Put", e, false))?;
-        let [p, t, c] = part_counters(part.pass);
-        let taking: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.takes_parts()).collect();
+        let [p, t, c] = file_counters(part.pass);
+        let taking: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|st| st.takes_files()).collect();
         let (condition, statuses) = Self::status_in(&taking);
         let update = Update::builder()
             .table_name(&self.table)
@@ -340,8 +340,8 @@ impl ChunkLedger for DynamoJobStore {
             .expression_attribute_values(":c", n(part.chunks))
             .build()
             .map_err(|e| Error::caused("Update", e, false))?;
-        let sk = part_sk(part);
-        self.record_once(id, marker_and_counters(put, update), &sk, |j| j.status.takes_parts(), None).await
+        let sk = file_sk(part);
+        self.record_once(id, marker_and_counters(put, update), &sk, |j| j.status.takes_files(), None).await
     }
 
     async fn chunk_recorded(&self, id: &JobId, index: u64) -> Result<bool> {

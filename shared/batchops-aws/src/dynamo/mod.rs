@@ -8,7 +8,7 @@
 //! | chunk waiting | `JOB#<id>` | `Q#<index, 20 digits>` | `body` (the chunk message): the job's backlog, released by the dispatcher |
 //! | runnable job | `RUNNABLE` | `<id>` | `pushes` (count of backlog pushes): jobs with chunks waiting |
 //! | dispatcher lock | `DISPATCH` | `LOCK` | `holder`, `until` (Unix ms) |
-//! | part read | `JOB#<id>` | `PART#<pass>#<part, 12 digits>` | (an inventory file read by the chunker; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
+//! | inventory file read | `JOB#<id>` | `PART#<pass>#<file index, 12 digits>` | (an inventory file read by the chunker, keyed `PART#` as before the name changed; its counts went to the job's `<pass>_parts`, `<pass>_tasks`, `<pass>_chunks`) |
 //! | sweep's sighting | `JOB#<id>` | `SWEEP` | `fingerprint`, `since` (Unix ms), `nudges`: what the sweep last saw of the job, `ttl` |
 //! | request token | `TOKEN#<account>#<ClientRequestToken>` | `TOKEN` | `job_id`, `hash` (SHA-1 of the request) |
 //!
@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use batchops_core::job::{JobId, JobStatus};
-use batchops_core::ports::{PartRecord, Pass};
+use batchops_core::ports::{FileRecord, Pass};
 use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
@@ -104,12 +104,12 @@ fn run_sk(index: u64) -> String {
     format!("RUN#{index:020}")
 }
 
-fn part_sk(part: &PartRecord) -> String {
-    format!("PART#{}#{:012}", part.pass.as_str(), part.part)
+fn file_sk(part: &FileRecord) -> String {
+    format!("PART#{}#{:012}", part.pass.as_str(), part.file)
 }
 
 /// The counter attributes of one pass's parts.
-fn part_counters(pass: Pass) -> [&'static str; 3] {
+fn file_counters(pass: Pass) -> [&'static str; 3] {
     match pass {
         Pass::Count => ["count_parts", "count_tasks", "count_chunks"],
         Pass::Cut => ["cut_parts", "cut_tasks", "cut_chunks"],

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
-use batchops_core::job::{Job, JobId, JobStatus, PartCounts};
+use batchops_core::job::{FileCounts, Job, JobId, JobStatus};
 use batchops_core::ports::{now_ms, CreateOutcome, JobFilter, JobPage, JobRecords, Pass, Sighting};
 use batchops_core::{Error, Result};
 
 use super::{
-    cancellation_codes, get_n, get_s, job_pk, n, part_counters, s, DynamoJobStore, Item, OPEN, OPEN_INDEX, OPEN_VALUE,
+    cancellation_codes, file_counters, get_n, get_s, job_pk, n, s, DynamoJobStore, Item, OPEN, OPEN_INDEX, OPEN_VALUE,
     RETENTION_SECS, THROTTLE_PREFIX,
 };
 use crate::errors::backend;
@@ -40,8 +40,8 @@ impl DynamoJobStore {
         job.progress.chunks_done = get_n(item, "chunks_done");
         job.progress.chunks_split = get_n(item, "chunks_split");
         let counts = |pass| {
-            let [p, t, c] = part_counters(pass);
-            PartCounts { parts: get_n(item, p), tasks: get_n(item, t), chunks: get_n(item, c) }
+            let [p, t, c] = file_counters(pass);
+            FileCounts { files: get_n(item, p), tasks: get_n(item, t), chunks: get_n(item, c) }
         };
         job.progress.counted = counts(Pass::Count);
         job.progress.cut = counts(Pass::Cut);

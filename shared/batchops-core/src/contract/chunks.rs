@@ -6,7 +6,7 @@
 use super::fixtures::{chunk, files, lease, set_status, stored_job};
 use crate::job::{JobId, JobStatus};
 use crate::ports::{
-    now_ms, Backlog, ChunkLedger, ChunkRecord, JobRecords, LeaseOutcome, PartRecord, Pass, RecordOutcome, Waiting,
+    now_ms, Backlog, ChunkLedger, ChunkRecord, FileRecord, JobRecords, LeaseOutcome, Pass, RecordOutcome, Waiting,
     SPLIT_BASE,
 };
 use crate::Result;
@@ -174,24 +174,24 @@ async fn parts_are_recorded_once_per_pass_while_the_job_takes_them<S: JobRecords
     store: &S,
 ) -> Result<()> {
     let id = stored_job(store, JobStatus::Preparing).await?.id;
-    let part = |pass, part| PartRecord { pass, part, tasks: 10 + part, chunks: 1 };
-    assert_eq!(store.record_part(&id, &part(Pass::Count, 0)).await?, RecordOutcome::Recorded);
-    assert_eq!(store.record_part(&id, &part(Pass::Cut, 0)).await?, RecordOutcome::Recorded, "another pass");
-    assert_eq!(store.record_part(&id, &part(Pass::Cut, 0)).await?, RecordOutcome::AlreadyRecorded);
-    assert_eq!(store.record_part(&id, &part(Pass::Cut, 1)).await?, RecordOutcome::Recorded);
+    let part = |pass, file| FileRecord { pass, file, tasks: 10 + file, chunks: 1 };
+    assert_eq!(store.record_file(&id, &part(Pass::Count, 0)).await?, RecordOutcome::Recorded);
+    assert_eq!(store.record_file(&id, &part(Pass::Cut, 0)).await?, RecordOutcome::Recorded, "another pass");
+    assert_eq!(store.record_file(&id, &part(Pass::Cut, 0)).await?, RecordOutcome::AlreadyRecorded);
+    assert_eq!(store.record_file(&id, &part(Pass::Cut, 1)).await?, RecordOutcome::Recorded);
     let p = store.get(&id).await?.progress;
-    assert_eq!((p.cut.parts, p.cut.tasks, p.cut.chunks), (2, 21, 2));
-    assert_eq!((p.counted.parts, p.counted.tasks, p.counted.chunks), (1, 10, 1));
+    assert_eq!((p.cut.files, p.cut.tasks, p.cut.chunks), (2, 21, 2));
+    assert_eq!((p.counted.files, p.counted.tasks, p.counted.chunks), (1, 10, 1));
     // A confirmed job's cut goes on while a job of higher priority has it paused.
     for (index, status) in [(2, JobStatus::Pausing), (3, JobStatus::Paused)] {
         set_status(store, &id, status).await?;
-        assert_eq!(store.record_part(&id, &part(Pass::Cut, index)).await?, RecordOutcome::Recorded, "{status}");
+        assert_eq!(store.record_file(&id, &part(Pass::Cut, index)).await?, RecordOutcome::Recorded, "{status}");
     }
     for status in [JobStatus::Cancelling, JobStatus::Cancelled] {
         set_status(store, &id, status).await?;
-        assert_eq!(store.record_part(&id, &part(Pass::Cut, 9)).await?, RecordOutcome::JobClosed(status));
+        assert_eq!(store.record_file(&id, &part(Pass::Cut, 9)).await?, RecordOutcome::JobClosed(status));
     }
-    assert_eq!(store.get(&id).await?.progress.cut.parts, 4);
+    assert_eq!(store.get(&id).await?.progress.cut.files, 4);
     Ok(())
 }
 

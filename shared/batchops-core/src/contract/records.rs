@@ -97,11 +97,11 @@ async fn a_write_keeps_the_counters_and_throttles(store: &dyn JobRecords) -> Res
     let mut written = read.clone();
     written.progress.succeeded = 99;
     written.progress.chunks_done = 7;
-    written.progress.cut.parts = 3;
+    written.progress.cut.files = 3;
     written.priority = 9;
     let stored = store.put(&written).await?;
     let p = &stored.progress;
-    assert_eq!((p.succeeded, p.chunks_done, p.cut.parts, stored.priority), (0, 0, 0, 9));
+    assert_eq!((p.succeeded, p.chunks_done, p.cut.files, stored.priority), (0, 0, 0, 9));
     assert_eq!(stored.throttled, throttled, "the throttles noted are kept");
     assert_eq!(store.get(&read.id).await?.progress.succeeded, 0);
     let missing = store.note_throttle(&JobId::new_random(), "bucket-a", 1).await;

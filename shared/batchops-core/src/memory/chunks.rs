@@ -1,4 +1,4 @@
-//! [`ChunkLedger`] in memory: claims, chunk and part records, and the counters they add to,
+//! [`ChunkLedger`] in memory: claims, chunk and inventory-file records, and the counters they add to,
 //! changed together under the store's one lock as DynamoDB's transactions change them.
 
 use async_trait::async_trait;
@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::store::{fits_an_item, json_len, lock, InMemoryJobStore, TRANSACTION_BYTES, TRANSACTION_ITEMS};
 use crate::job::JobId;
 use crate::ports::{
-    now_ms, ChunkLease, ChunkLedger, ChunkRecord, LeaseOutcome, PartRecord, Pass, RecordOutcome, Waiting,
+    now_ms, ChunkLease, ChunkLedger, ChunkRecord, FileRecord, LeaseOutcome, Pass, RecordOutcome, Waiting,
 };
 use crate::{Error, Result};
 
@@ -139,24 +139,24 @@ impl ChunkLedger for InMemoryJobStore {
         Ok(chunks.range((from, std::ops::Bound::Unbounded)).take(limit).map(|(_, c)| c.clone()).collect())
     }
 
-    async fn record_part(&self, id: &JobId, part: &PartRecord) -> Result<RecordOutcome> {
+    async fn record_file(&self, id: &JobId, file: &FileRecord) -> Result<RecordOutcome> {
         let mut s = lock(&self.state);
-        let key = (part.pass.as_str(), part.part);
-        if s.parts.get(id).is_some_and(|p| p.contains(&key)) {
+        let key = (file.pass.as_str(), file.file);
+        if s.files_read.get(id).is_some_and(|p| p.contains(&key)) {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
         let job = s.jobs.get_mut(id).ok_or_else(|| Error::JobNotFound { job_id: id.clone() })?;
-        if !job.status.takes_parts() {
+        if !job.status.takes_files() {
             return Ok(RecordOutcome::JobClosed(job.status));
         }
-        let counts = match part.pass {
+        let counts = match file.pass {
             Pass::Count => &mut job.progress.counted,
             Pass::Cut => &mut job.progress.cut,
         };
-        counts.parts += 1;
-        counts.tasks += part.tasks;
-        counts.chunks += part.chunks;
-        s.parts.entry(id.clone()).or_default().insert(key);
+        counts.files += 1;
+        counts.tasks += file.tasks;
+        counts.chunks += file.chunks;
+        s.files_read.entry(id.clone()).or_default().insert(key);
         Ok(RecordOutcome::Recorded)
     }
 }

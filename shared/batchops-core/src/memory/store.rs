@@ -43,7 +43,7 @@ pub(super) struct StoreState {
     pub(super) segments: HashMap<JobId, BTreeMap<u64, SegmentRecord>>,
     /// The delivery that recorded each chunk.
     pub(super) recorders: HashMap<(JobId, u64), String>,
-    pub(super) parts: HashMap<JobId, HashSet<(&'static str, u64)>>,
+    pub(super) files_read: HashMap<JobId, HashSet<(&'static str, u64)>>,
     pub(super) leases: HashMap<JobId, BTreeMap<u64, ChunkLease>>,
     pub(super) backlog: HashMap<JobId, BTreeMap<u64, String>>,
     pub(super) runnable: BTreeMap<JobId, u64>,

@@ -162,7 +162,7 @@ impl Chunker {
             self.dispatcher.backlog.push(id, vec![Waiting { index, body }]).await?;
             return Ok(Handled::Redriven);
         }
-        let origin = match (&msg.body, msg.part) {
+        let origin = match (&msg.body, msg.file) {
             (ChunkBody::Lines(lines), _) => lines.origin.clone(),
             (_, Some(part)) => format!("part {part} of the manifest"),
             (_, None) => "the manifest".into(),

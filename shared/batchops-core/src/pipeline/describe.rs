@@ -106,10 +106,10 @@ pub fn descriptor(job: &Job, now: OffsetDateTime) -> Value {
 /// while the job prepares): tasks found, and the inventory files or listed objects so far.
 pub fn preparation(job: &Job) -> Value {
     let p = &job.progress;
-    let pass = if p.cut.parts > 0 || p.counted.parts == 0 { &p.cut } else { &p.counted };
+    let pass = if p.cut.files > 0 || p.counted.files == 0 { &p.cut } else { &p.counted };
     let mut v = json!({"TasksPrepared": p.tasks_prepared.max(pass.tasks).max(p.total_tasks.unwrap_or(0))});
-    if let Some(n) = p.parts_total {
-        v["FilesRead"] = json!(pass.parts);
+    if let Some(n) = p.files_total {
+        v["FilesRead"] = json!(pass.files);
         v["FilesTotal"] = json!(n);
     }
     if job.checkpoint.listed > 0 {

@@ -69,7 +69,7 @@ struct ChunkRun<'a> {
     ports: &'a JobPorts,
     op: &'a Operation,
     job_id: &'a JobId,
-    part: Option<u64>,
+    file: Option<u64>,
     deadline: Instant,
     /// When the chunk stops starting tasks, so that those running end and the chunk is
     /// recorded within its invocation (after at least one task started: a chunk always moves).
@@ -93,7 +93,7 @@ impl ChunkRun<'_> {
         Task {
             target: e.target.clone(),
             encoded_key: e.encoded_key.clone(),
-            id: task_id(self.job_id, self.part, e.line),
+            id: task_id(self.job_id, self.file, e.line),
             job_id: self.job_id.to_string(),
             deadline: self.deadline,
         }
@@ -278,10 +278,10 @@ pub fn over_failure_threshold(succeeded: u64, failed: u64) -> bool {
 }
 
 /// The task ID a Lambda function sees: opaque, unique within the job, the same on every
-/// delivery of the chunk. Rows of an inventory are numbered within their file (`part`).
-pub fn task_id(job_id: &JobId, part: Option<u64>, line: u64) -> String {
+/// delivery of the chunk. Rows of an inventory are numbered within their file (`file`).
+pub fn task_id(job_id: &JobId, file: Option<u64>, line: u64) -> String {
     use base64::Engine;
-    let plain = match part {
+    let plain = match file {
         Some(p) => format!("{job_id}:{p}:{line}"),
         None => format!("{job_id}:{line}"),
     };
@@ -367,7 +367,7 @@ impl Executor {
             if batch.push(&row) || i + 1 == rest.len() {
                 let allocate = || self.ports.store.allocate_chunks(&msg.job_id, 1);
                 let index = RetryPolicy::backend().transient(allocate).await?;
-                if let Some(body) = batch.take(&msg.job_id, index, msg.part) {
+                if let Some(body) = batch.take(&msg.job_id, index, msg.file) {
                     out.push(Waiting { index, body });
                 }
             }
@@ -632,7 +632,7 @@ impl Executor {
             ports: &ports,
             op: &valid.operation,
             job_id: &job.id,
-            part: msg.part,
+            file: msg.file,
             // A long operation (a multipart copy) stops at the budget and cleans up before the
             // cutoff, a grace later.
             deadline: Instant::now() + budget,

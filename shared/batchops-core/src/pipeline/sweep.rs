@@ -352,7 +352,7 @@ fn fingerprint(job: &Job, segments: u64) -> u64 {
     job.version.hash(&mut h);
     let p = &job.progress;
     (p.succeeded, p.failed, p.chunks_done, p.tasks_prepared, p.total_chunks).hash(&mut h);
-    (p.counted.parts, p.cut.parts, segments).hash(&mut h);
+    (p.counted.files, p.cut.files, segments).hash(&mut h);
     // Stored as a DynamoDB number: kept within an i64 to be safe with every reader.
     h.finish() >> 1
 }

@@ -1202,7 +1202,7 @@ async fn inventory_files_are_read_in_parallel_with_one_row_per_line_whatever_the
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
     assert_eq!(job.progress.total_tasks, Some(54));
-    assert_eq!(job.progress.parts_total, Some(4));
+    assert_eq!(job.progress.files_total, Some(4));
     assert_eq!((job.progress.succeeded, job.progress.failed), (51, 3));
     let rows = w.report_rows(&job);
     assert_eq!(rows.len(), 54);
@@ -1406,7 +1406,7 @@ async fn a_redelivered_inventory_prepare_reads_each_file_into_the_totals_once() 
     // THEN the files were sent twice, read twice, but counted and reported once
     let job = w.store.get(&id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!((job.progress.total_tasks, job.progress.cut.parts), (Some(17), 2));
+    assert_eq!((job.progress.total_tasks, job.progress.cut.files), (Some(17), 2));
     assert_eq!(w.report_rows(&job).len(), 17);
 }
 

@@ -5,9 +5,9 @@
 //! cannot be entered in the middle, so the continuation decompresses from the file's start
 //! and skips the lines before it; chunk boundaries therefore never depend on where an
 //! invocation stopped). When a file is done its counts are recorded once
-//! ([`ChunkLedger::record_part`]); the chunker that records the last file ends the pass.
+//! ([`ChunkLedger::record_file`]); the chunker that records the last file ends the pass.
 //!
-//! [`ChunkLedger::record_part`]: crate::ports::ChunkLedger::record_part
+//! [`ChunkLedger::record_file`]: crate::ports::ChunkLedger::record_file
 
 use std::io::Write;
 use tokio::time::Instant;
@@ -17,12 +17,12 @@ use md5::{Digest, Md5};
 use tracing::info;
 
 use super::acting::{Acting, SEND_BATCH};
-use crate::chunk::{is_blank, part_chunk_index, ControlMessage, FileCheckpoint, LineBatch};
+use crate::chunk::{file_chunk_index, is_blank, ControlMessage, FileCheckpoint, LineBatch};
 use crate::inventory::{parse_manifest, InventoryFile, InventoryManifest};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{ByteFinder, RowLayout};
 use crate::pipeline::stage::{encode, modify, object_read_failure, read_failure};
-use crate::ports::{read_all, ByteStream, ObjectRef, PartRecord, Pass, ReadOptions, RecordOutcome, Waiting};
+use crate::ports::{read_all, ByteStream, FileRecord, ObjectRef, Pass, ReadOptions, RecordOutcome, Waiting};
 use crate::spec::{ManifestField, ManifestRef};
 use crate::Result;
 
@@ -76,7 +76,8 @@ impl Lines {
 /// One data file of an inventory to read, from where: what a `ControlMessage::File` names.
 pub(crate) struct FileRead {
     pub pass: Pass,
-    pub part: u64,
+    /// The file's index in the inventory's `manifest.json`.
+    pub index: u64,
     pub file: InventoryFile,
     pub fields: Vec<ManifestField>,
     pub at: FileCheckpoint,
@@ -85,8 +86,8 @@ pub(crate) struct FileRead {
 impl FileRead {
     /// The message that goes on reading the file from `at`.
     fn continued(&self, job_id: &JobId, at: FileCheckpoint) -> ControlMessage {
-        let (pass, part, file, fields) = (self.pass, self.part, self.file.clone(), self.fields.clone());
-        ControlMessage::File { job_id: job_id.clone(), pass, part, file, fields, at }
+        let (pass, index, file, fields) = (self.pass, self.index, self.file.clone(), self.fields.clone());
+        ControlMessage::File { job_id: job_id.clone(), pass, index, file, fields, at }
     }
 }
 
@@ -152,8 +153,8 @@ impl<'a> Cut<'a> {
 
     /// Cuts the chunk of the lines taken so far, if any.
     fn chunk(&mut self, id: &JobId) {
-        let index = part_chunk_index(self.read.part, self.next_chunk);
-        if let Some(body) = self.batch.take(id, index, Some(self.read.part)) {
+        let index = file_chunk_index(self.read.index, self.next_chunk);
+        if let Some(body) = self.batch.take(id, index, Some(self.read.index)) {
             self.next_chunk += 1;
             if self.read.pass == Pass::Cut {
                 self.pending.push(Waiting { index, body });
@@ -211,7 +212,7 @@ impl Acting<'_> {
         let n = inventory.files.len() as u64;
         let set = modify(&*self.chunker.ports.store, id, |j| {
             j.being_prepared() && {
-                j.progress.parts_total = Some(n);
+                j.progress.files_total = Some(n);
                 true
             }
         })
@@ -228,11 +229,11 @@ impl Acting<'_> {
             .files
             .into_iter()
             .enumerate()
-            .map(|(part, file)| {
+            .map(|(index, file)| {
                 encode(&ControlMessage::File {
                     job_id: id.clone(),
                     pass,
-                    part: part as u64,
+                    index: index as u64,
                     file,
                     fields: inventory.fields.clone(),
                     at: FileCheckpoint::default(),
@@ -292,7 +293,7 @@ impl Acting<'_> {
             Pass::Cut => job.being_prepared(),
         };
         if !expected {
-            info!(job_id = %id, part = read.part, status = %job.status, "inventory file of a job no longer prepared: skipped");
+            info!(job_id = %id, file = read.index, status = %job.status, "inventory file of a job no longer prepared: skipped");
             return Ok(());
         }
         let file = &read.file;
@@ -316,11 +317,11 @@ impl Acting<'_> {
         match self.cut_file(id, &read, stream, deadline).await? {
             FileEnd::Failed(failure) => self.chunker.fail(id, failure).await,
             FileEnd::Paused(at) => {
-                info!(job_id = %id, part = read.part, line = at.line, "time budget used: the file continues");
+                info!(job_id = %id, file = read.index, line = at.line, "time budget used: the file continues");
                 self.chunker.control.send(vec![encode(&read.continued(id, at))?]).await
             }
             FileEnd::Read { tasks, chunks } => {
-                self.file_read(id, PartRecord { pass: read.pass, part: read.part, tasks, chunks }).await
+                self.file_read(id, FileRecord { pass: read.pass, file: read.index, tasks, chunks }).await
             }
         }
     }
@@ -433,13 +434,13 @@ impl Acting<'_> {
     }
 
     /// Records a file read; the last file of the pass finishes it.
-    async fn file_read(&self, id: &JobId, record: PartRecord) -> Result<()> {
-        match self.chunker.ports.store.record_part(id, &record).await? {
+    async fn file_read(&self, id: &JobId, record: FileRecord) -> Result<()> {
+        match self.chunker.ports.store.record_file(id, &record).await? {
             // Read again (the sweep's Prepare, a redelivery): the pass may still need its end,
             // if the delivery that recorded the last file died before it.
             RecordOutcome::Recorded | RecordOutcome::AlreadyRecorded => {}
             other => {
-                info!(job_id = %id, part = record.part, outcome = ?other, "inventory file already recorded or job closed");
+                info!(job_id = %id, file = record.file, outcome = ?other, "inventory file already recorded or job closed");
                 return Ok(());
             }
         }
@@ -448,11 +449,11 @@ impl Acting<'_> {
             Pass::Count => &job.progress.counted,
             Pass::Cut => &job.progress.cut,
         };
-        info!(job_id = %id, part = record.part, tasks = record.tasks, files_done = counts.parts, "inventory file read");
+        info!(job_id = %id, file = record.file, tasks = record.tasks, files_done = counts.files, "inventory file read");
         if let Some(failure) = self.chunker.over_task_limit(counts.tasks) {
             return self.chunker.fail(id, failure).await;
         }
-        if Some(counts.parts) == job.progress.parts_total {
+        if Some(counts.files) == job.progress.files_total {
             let (tasks, chunks) = (counts.tasks, counts.chunks);
             return self.chunker.finish(id, record.pass, tasks, chunks, |_| {}).await;
         }

@@ -114,10 +114,10 @@ impl Chunker {
                 }
                 round.map(|_| ())
             }
-            ControlMessage::File { job_id, pass, part, file, fields, at } => {
+            ControlMessage::File { job_id, pass, index, file, fields, at } => {
                 let job = self.ports.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
-                acting.file(job, inventory::FileRead { pass, part, file, fields, at }, deadline).await
+                acting.file(job, inventory::FileRead { pass, index, file, fields, at }, deadline).await
             }
         }
     }
