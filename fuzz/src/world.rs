@@ -7,18 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use batchops_core::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use batchops_core::events::NoEvents;
 use batchops_core::job::{Job, JobId, JobStatus};
-use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
+use batchops_core::memory::pipeline::Stepped;
+use batchops_core::memory::{InMemoryObjectStore, InMemoryPipeline, InMemoryQueue, InMemoryRoles};
 use batchops_core::ops::{Operation, Task};
-use batchops_core::pipeline::dispatcher::Dispatcher;
 use batchops_core::pipeline::intake::Caller;
-use batchops_core::pipeline::{Chunker, Executor, Finalizer, Intake, Settings, StagePorts};
+use batchops_core::pipeline::{Intake, Settings};
 use batchops_core::ports::OperationRunner;
 use batchops_core::retry::{Outcome, TaskFailure};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 /// Every task succeeds, but those whose key says `fail`.
 struct Runner;
@@ -37,14 +35,10 @@ impl OperationRunner for Runner {
 /// Messages handled before a job that has not ended counts as one that never ends.
 const MAX_STEPS: usize = 100_000;
 
+/// The in-memory pipeline a fuzzed job runs through.
 pub struct World {
-    store: Arc<InMemoryJobStore>,
+    pipeline: InMemoryPipeline,
     pub objects: Arc<InMemoryObjectStore>,
-    roles: Arc<InMemoryRoles>,
-    control: Arc<InMemoryQueue>,
-    chunks: Arc<InMemoryQueue>,
-    finalize: Arc<InMemoryQueue>,
-    settings: Settings,
 }
 
 impl World {
@@ -57,35 +51,22 @@ impl World {
         let budget = if no_budget { Duration::ZERO } else { Duration::from_secs(60) };
         let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
         settings.retry.base_delay = Duration::from_millis(1);
-        World {
+        let pipeline = InMemoryPipeline {
             store: Arc::default(),
             roles: Arc::new(InMemoryRoles::new(objects.clone(), Arc::new(Runner))),
-            objects,
+            objects: objects.clone(),
             control: Arc::default(),
             chunks: Arc::default(),
             finalize: Arc::default(),
-            settings,
-        }
-    }
-
-    fn dispatcher(&self) -> Arc<Dispatcher> {
-        let (store, events, chunks) = (self.store.clone(), Arc::new(NoEvents), self.chunks.clone());
-        Arc::new(Dispatcher { store: store.clone(), events, backlog: store, chunks, depth: 1_000_000 })
-    }
-
-    /// What every stage is wired with.
-    fn ports(&self) -> StagePorts {
-        StagePorts {
-            store: self.store.clone(),
             events: Arc::new(NoEvents),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        }
+            settings,
+            depth: 1_000_000,
+        };
+        World { pipeline, objects }
     }
 
     pub fn intake(&self) -> Intake {
-        Intake { ports: self.ports(), control: self.control.clone(), pass_role: None }
+        self.pipeline.intake()
     }
 
     /// A tagging job over `s3://manifests/<key>` of `format`, reporting every task.
@@ -109,24 +90,13 @@ impl World {
     /// Handles messages until every queue is empty; an error if one fails for good or the
     /// job never ends.
     pub async fn drain(&self) -> Result<(), String> {
+        let p = &self.pipeline;
         for _ in 0..MAX_STEPS {
-            let handled = if let Some(m) = self.control.pop() {
-                let msg: ControlMessage = serde_json::from_str(&m).map_err(|e| format!("control message: {e}"))?;
-                let r = self.chunker().handle(msg, Instant::now() + self.settings.time_budget).await;
-                self.again(&self.control, m, r).await?
-            } else if let Some(m) = self.chunks.pop() {
-                let msg = ChunkMessage::decode(&m)?;
-                let r = self.executor().handle(&msg).await.map(|_| ());
-                self.again(&self.chunks, m, r).await?
-            } else if let Some(m) = self.finalize.pop() {
-                let msg: FinalizeMessage = serde_json::from_str(&m).map_err(|e| format!("finalize message: {e}"))?;
-                let r = self.finalizer().handle(&msg).await.map(|_| ());
-                self.again(&self.finalize, m, r).await?
-            } else {
-                let round = self.dispatcher().dispatch().await.map_err(|e| format!("dispatcher: {e}"))?;
-                !round.released.is_empty()
+            let handled = match p.step(p.settings.time_budget).await.map_err(|e| e.to_string())? {
+                Stepped::Handled { stage, body, result } => self.again(p.queue(stage), body, result).await?,
+                Stepped::Dispatched(released) => released > 0,
             };
-            if !handled && self.control.len() + self.chunks.len() + self.finalize.len() == 0 {
+            if !handled && p.control.len() + p.chunks.len() + p.finalize.len() == 0 {
                 return Ok(());
             }
         }
@@ -147,32 +117,9 @@ impl World {
         }
     }
 
-    fn chunker(&self) -> Chunker {
-        Chunker {
-            ports: self.ports(),
-            control: self.control.clone(),
-            dispatcher: self.dispatcher(),
-            dead_letters: Default::default(),
-        }
-    }
-
-    fn executor(&self) -> Executor {
-        let settings = Settings { time_budget: Duration::from_secs(60), ..self.settings.clone() };
-        Executor {
-            ports: StagePorts { settings, ..self.ports() },
-            shutdown: Default::default(),
-            limits: Default::default(),
-            dispatcher: self.dispatcher(),
-        }
-    }
-
-    fn finalizer(&self) -> Finalizer {
-        Finalizer { ports: self.ports() }
-    }
-
     pub async fn job(&self, id: &JobId) -> Result<Job, String> {
         use batchops_core::ports::JobRecords;
-        self.store.get(id).await.map_err(|e| e.to_string())
+        self.pipeline.store.get(id).await.map_err(|e| e.to_string())
     }
 
     /// Every report row of a job, read back through its manifest.json (none without one: a

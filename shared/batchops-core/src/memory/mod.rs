@@ -4,11 +4,13 @@
 //! One file per port: the job store's parts ([`JobRecords`](crate::ports::JobRecords) in
 //! `records.rs`, [`ChunkLedger`](crate::ports::ChunkLedger) in `chunks.rs`,
 //! [`ReportLedger`](crate::ports::ReportLedger) in `report.rs`, [`Backlog`](crate::ports::Backlog)
-//! in `backlog.rs`) over the state in `store.rs`; queues, objects and roles beside them.
+//! in `backlog.rs`) over the state in `store.rs`; queues, objects and roles beside them; and
+//! [`pipeline`]: every stage wired over them, as the tests and the fuzz targets run jobs.
 
 mod backlog;
 mod chunks;
 mod objects;
+pub mod pipeline;
 mod queue;
 mod records;
 mod report;
@@ -16,6 +18,7 @@ mod roles;
 mod store;
 
 pub use objects::InMemoryObjectStore;
+pub use pipeline::InMemoryPipeline;
 pub use queue::InMemoryQueue;
 pub use roles::{InMemoryPassRole, InMemoryRoles, NoRoles};
 pub use store::{InMemoryJobStore, LostAnswers, ITEM_BYTES, TRANSACTION_BYTES, TRANSACTION_ITEMS};

@@ -14,7 +14,8 @@ use super::*;
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::events::RecordedEvents;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
-use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
+use crate::memory::pipeline::Stepped;
+use crate::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryPipeline, InMemoryQueue, InMemoryRoles};
 use crate::ops::{BucketCheck, Operation, Task};
 use crate::pipeline::executor::Disposition;
 use crate::pipeline::intake::Caller;
@@ -117,57 +118,39 @@ impl World {
         }
     }
 
-    fn dispatcher(&self) -> Arc<dispatcher::Dispatcher> {
-        Arc::new(dispatcher::Dispatcher {
+    /// The stages over this world's ports, wired as the functions wire them.
+    fn pipeline(&self) -> InMemoryPipeline {
+        InMemoryPipeline {
             store: self.store.clone(),
-            events: self.events.clone(),
-            backlog: self.store.clone(),
+            objects: self.objects.clone(),
+            roles: self.roles.clone(),
+            control: self.control.clone(),
             chunks: self.chunks.clone(),
+            finalize: self.finalize.clone(),
+            events: self.events.clone(),
+            settings: self.settings.clone(),
             depth: self.depth,
-        })
+        }
     }
 
-    /// What every stage is wired with.
-    fn ports(&self) -> StagePorts {
-        StagePorts {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            roles: self.roles.clone(),
-            finalize: self.finalize.clone(),
-            settings: self.settings.clone(),
-        }
+    fn dispatcher(&self) -> Arc<dispatcher::Dispatcher> {
+        self.pipeline().dispatcher()
     }
 
     fn chunker(&self) -> Chunker {
-        Chunker {
-            ports: self.ports(),
-            control: self.control.clone(),
-            dispatcher: self.dispatcher(),
-            dead_letters: Default::default(),
-        }
+        self.pipeline().chunker()
     }
 
     fn executor(&self) -> Executor {
-        // A zero budget stresses the chunker's continuations; an executor's invocation has
-        // a real one (with none, every task it starts would be cut off at once).
-        let mut settings = self.settings.clone();
-        if settings.time_budget.is_zero() {
-            settings.time_budget = Duration::from_secs(60);
-        }
-        Executor {
-            ports: StagePorts { settings, ..self.ports() },
-            shutdown: Default::default(),
-            limits: Default::default(),
-            dispatcher: self.dispatcher(),
-        }
+        self.pipeline().executor()
     }
 
     fn finalizer(&self) -> Finalizer {
-        Finalizer { ports: self.ports() }
+        self.pipeline().finalizer()
     }
 
     fn intake(&self) -> Intake {
-        Intake { ports: self.ports(), control: self.control.clone(), pass_role: None }
+        self.pipeline().intake()
     }
 
     fn spec(&self, manifest: &str, extra: Value) -> Vec<u8> {
@@ -201,19 +184,13 @@ impl World {
     /// Handles one message (control first, then chunks, then finalize), or runs a dispatcher
     /// round when the queues are empty; false when there was nothing to do.
     async fn step(&self) -> bool {
-        if let Some(m) = self.control.pop() {
-            let msg: ControlMessage = serde_json::from_str(&m).unwrap();
-            self.chunker().handle(msg, Instant::now() + Duration::from_secs(60)).await.unwrap();
-        } else if let Some(m) = self.chunks.pop() {
-            let msg = ChunkMessage::decode(&m).unwrap();
-            self.executor().handle(&msg).await.unwrap();
-        } else if let Some(m) = self.finalize.pop() {
-            let msg: FinalizeMessage = serde_json::from_str(&m).unwrap();
-            self.finalizer().handle(&msg).await.unwrap();
-        } else {
-            return !self.dispatcher().dispatch().await.unwrap().released.is_empty();
+        match self.pipeline().step(Duration::from_secs(60)).await.unwrap() {
+            Stepped::Handled { result, .. } => {
+                result.unwrap();
+                true
+            }
+            Stepped::Dispatched(released) => released > 0,
         }
-        true
     }
 
     /// Every report row of a job, read back through manifest.json.
