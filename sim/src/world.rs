@@ -211,30 +211,82 @@ struct World {
 }
 
 impl World {
-    fn build(rng: &Rng, limits: &Limits) -> World {
+    /// What SQS loses, duplicates and fails of the messages sent, and how often a function's
+    /// invocation crashes.
+    fn message_faults(rng: &Rng) -> (SendFaults, f64) {
         let faults = SendFaults {
             lost: if rng.chance(0.5) { 0.0 } else { rng.between(1, 30) as f64 / 1000.0 },
             duplicated: rng.between(0, 50) as f64 / 1000.0,
             failed: if rng.chance(0.5) { 0.0 } else { rng.between(1, 50) as f64 / 1000.0 },
         };
         let crash = if rng.chance(0.3) { 0.0 } else { rng.between(1, 150) as f64 / 1000.0 };
-        let store = Arc::new(InMemoryJobStore::default());
+        (faults, crash)
+    }
+
+    /// DynamoDB over `store`: throttling per attempt (up to 40%, bursts of a hot partition)
+    /// and answers lost after the write applied (up to 1%), in most worlds.
+    fn flaky_store(rng: &Rng, store: &Arc<InMemoryJobStore>) -> Arc<FlakyStore> {
         let (throttled, lost) = if rng.chance(0.3) {
             (0.0, 0.0)
         } else {
-            // Throttling per attempt (up to 40%, bursts of a hot partition); answers lost
-            // after the write applied (up to 1%).
             (rng.between(0, 400) as f64 / 1000.0, rng.between(0, 10) as f64 / 1000.0)
         };
-        let flaky = Arc::new(FlakyStore::new(store.clone(), rng.clone(), throttled, lost));
-        let objects = Arc::new(InMemoryObjectStore::default());
-        let s3 = Arc::new(SimS3 {
+        Arc::new(FlakyStore::new(store.clone(), rng.clone(), throttled, lost))
+    }
+
+    /// S3's answers to tasks: SlowDown, and a request rate per prefix.
+    fn s3(rng: &Rng) -> Arc<SimS3> {
+        Arc::new(SimS3 {
             rng: rng.clone(),
             slowdown: rng.between(0, 150) as f64 / 1000.0,
             prefix_rate: rng.between(50, 3_500) as f64,
             buckets: Mutex::default(),
             runs: Mutex::default(),
-        });
+        })
+    }
+
+    /// The four stages over `ports`, the executor with its own settings; the intake's own
+    /// calls go to the store directly (see `FlakyStore`). `queues`: control, chunks, finalize.
+    fn stages(
+        ports: StagePorts,
+        store: &Arc<InMemoryJobStore>,
+        queues: &[Arc<SimQueue>; 3],
+        dispatcher: Arc<Dispatcher>,
+        executor_settings: Settings,
+    ) -> Stages {
+        let [control, chunks, finalize] = queues;
+        let dead_letters = DeadLetterQueues {
+            chunks: Some(chunks.clone()),
+            control: Some(control.clone()),
+            finalize: Some(finalize.clone()),
+        };
+        let chunker =
+            Chunker { ports: ports.clone(), control: control.clone(), dispatcher: dispatcher.clone(), dead_letters };
+        let executor = Executor {
+            ports: StagePorts { settings: executor_settings, ..ports.clone() },
+            shutdown: Default::default(),
+            limits: Default::default(),
+            dispatcher,
+        };
+        Stages {
+            chunker: Arc::new(chunker),
+            executor: Arc::new(executor),
+            finalizer: Arc::new(Finalizer { ports: ports.clone() }),
+            intake: Arc::new(Intake {
+                ports: StagePorts { store: store.clone(), ..ports },
+                control: control.clone(),
+                pass_role: None,
+            }),
+        }
+    }
+
+    fn build(rng: &Rng, limits: &Limits) -> World {
+        // Drawn in this order, so a seed makes the same world as before.
+        let (faults, crash) = World::message_faults(rng);
+        let store = Arc::new(InMemoryJobStore::default());
+        let flaky = World::flaky_store(rng, &store);
+        let objects = Arc::new(InMemoryObjectStore::default());
+        let s3 = World::s3(rng);
         let roles = Arc::new(InMemoryRoles::new(objects.clone(), s3.clone()));
         let events = Arc::new(NoEvents);
         let control = SimQueue::new("control", limits.control_receives, faults, rng.clone());
@@ -260,29 +312,9 @@ impl World {
             finalize: finalize.clone(),
             settings: settings.clone(),
         };
-        let chunker = Arc::new(Chunker {
-            ports: ports.clone(),
-            control: control.clone(),
-            dispatcher: dispatcher.clone(),
-            dead_letters: DeadLetterQueues {
-                chunks: Some(chunks.clone()),
-                control: Some(control.clone()),
-                finalize: Some(finalize.clone()),
-            },
-        });
-        let executor = Arc::new(Executor {
-            ports: StagePorts { settings: executor_settings, ..ports.clone() },
-            shutdown: Default::default(),
-            limits: Default::default(),
-            dispatcher: dispatcher.clone(),
-        });
-        let finalizer = Arc::new(Finalizer { ports: ports.clone() });
-        // The intake's own calls go to the store directly (see `FlakyStore`).
-        let intake = Arc::new(Intake {
-            ports: StagePorts { store: store.clone(), ..ports },
-            control: control.clone(),
-            pass_role: None,
-        });
+        let queues = [control.clone(), chunks.clone(), finalize.clone()];
+        let Stages { chunker, executor, finalizer, intake } =
+            World::stages(ports, &store, &queues, dispatcher, executor_settings);
         let function = |name, queue: &Arc<SimQueue>, handler: Handler, timeout, concurrency| {
             Arc::new(Function {
                 name,
@@ -300,16 +332,7 @@ impl World {
             function("task-executor", &chunks, executor_handler(executor), limits.executor_timeout, executors),
             function("report-finalizer", &finalize, finalizer_handler(finalizer), limits.finalizer_timeout, 4),
         ];
-        World {
-            store,
-            objects,
-            s3,
-            intake,
-            control: control.clone(),
-            queues: vec![control, chunks, finalize],
-            functions,
-            invocations: Arc::default(),
-        }
+        World { store, objects, s3, intake, control, queues: queues.to_vec(), functions, invocations: Arc::default() }
     }
 }
 
@@ -675,4 +698,12 @@ fn history(plan: &Plan, job: &Job) -> String {
         job.progress.chunks_split,
         steps.join(" -> ")
     )
+}
+
+/// The stages of one world.
+struct Stages {
+    chunker: Arc<Chunker>,
+    executor: Arc<Executor>,
+    finalizer: Arc<Finalizer>,
+    intake: Arc<Intake>,
 }
