@@ -5,6 +5,7 @@ functions.
     scripts/structure.py cycles      # every circle of imports, per crate; exit 1 if any
     scripts/structure.py functions   # functions longer than --max lines (default 80), longest first
     scripts/structure.py check       # both, failing on a circle or on a function over --max
+    scripts/structure.py selftest    # the checks on a made-up crate: they find what is there
 
 A file depends on another file of its crate when it names a path in it (`use crate::a::b`,
 `super::x`, or `crate::a::f()` in the code). Test code (`#[cfg(test)]` items, `tests.rs`,
@@ -125,20 +126,29 @@ def is_test_file(rel):
     return "tests" in parts[:-1] or parts[-1] in ("tests.rs", "proptests.rs")
 
 
-def crate_files(crate):
+def rust_files(crate, include_tests=False):
+    """(path, path relative to src/) of every `.rs` file under the crate's src/, tests left
+    out unless asked for."""
     src = os.path.join(ROOT, crate, "src")
-    files = {}
     for dirpath, _, names in os.walk(src):
-        for name in names:
+        for name in sorted(names):
             if not name.endswith(".rs"):
                 continue
             path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, src)
-            if rel.startswith("bin" + os.sep) or is_test_file(rel.replace(os.sep, "/")):
-                continue
-            if rel == "main.rs" and os.path.exists(os.path.join(src, "lib.rs")):
-                continue  # a binary beside a library is a crate of its own, a user of the library
-            files[tuple(module_path(src, path))] = rel.replace(os.sep, "/")
+            rel = os.path.relpath(path, src).replace(os.sep, "/")
+            if include_tests or not is_test_file(rel):
+                yield path, rel
+
+
+def crate_files(crate):
+    src = os.path.join(ROOT, crate, "src")
+    files = {}
+    for path, rel in rust_files(crate):
+        if rel.startswith("bin/"):
+            continue
+        if rel == "main.rs" and os.path.exists(os.path.join(src, "lib.rs")):
+            continue  # a binary beside a library is a crate of its own, a user of the library
+        files[tuple(module_path(src, path))] = rel
     return files
 
 
@@ -285,37 +295,64 @@ FN_RE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|exter
 def functions(include_tests=False):
     out = []
     for crate in CRATES:
-        src = os.path.join(ROOT, crate, "src")
-        for dirpath, _, names in os.walk(src):
-            for name in names:
-                if not name.endswith(".rs"):
-                    continue
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, ROOT)
-                if not include_tests and is_test_file(os.path.relpath(path, src).replace(os.sep, "/")):
-                    continue
-                with open(path, encoding="utf-8") as f:
-                    text = strip_comments_and_strings(f.read())
-                if not include_tests:
-                    text = strip_test_items(text)
-                for m in FN_RE.finditer(text):
-                    brace = text.find("{", m.end())
-                    semi = text.find(";", m.end())
-                    if brace < 0 or (0 <= semi < brace):
-                        continue  # a declaration in a trait
-                    end = matching_brace(text, brace)
-                    first = text.count("\n", 0, m.start(1)) + 1
-                    last = text.count("\n", 0, end) + 1
-                    out.append((last - first + 1, f"{rel}:{first}", m.group(1)))
+        for path, _ in rust_files(crate, include_tests):
+            rel = os.path.relpath(path, ROOT)
+            with open(path, encoding="utf-8") as f:
+                text = strip_comments_and_strings(f.read())
+            if not include_tests:
+                text = strip_test_items(text)
+            for m in FN_RE.finditer(text):
+                brace = text.find("{", m.end())
+                semi = text.find(";", m.end())
+                if brace < 0 or (0 <= semi < brace):
+                    continue  # a declaration in a trait
+                end = matching_brace(text, brace)
+                first = text.count("\n", 0, m.start(1)) + 1
+                last = text.count("\n", 0, end) + 1
+                out.append((last - first + 1, f"{rel}:{first}", m.group(1)))
     out.sort(reverse=True)
     return out
 
 
+def selftest():
+    """A made-up crate with one circle (a <-> b, one of them through a parent's re-export, one
+    through a child named from its parent) and one long function: both are found, and nothing
+    else is (a test module's imports do not count)."""
+    import tempfile
+
+    global ROOT, CRATES
+    files = {
+        "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod p;\n",
+        "a.rs": "use crate::b::B;\npub struct A;\n",
+        "b.rs": "pub struct B;\npub fn f() { crate::p::g(); }\n",
+        "p/mod.rs": "mod child;\npub use child::g;\n",
+        "p/child.rs": "pub fn g() { let _ = crate::a::A; }\n",
+        "c.rs": "pub fn long() {\n" + "    let _ = 1;\n" * 90 + "}\n"
+        "#[cfg(test)]\nmod tests {\n    use crate::a::A;\n}\n",
+    }
+    with tempfile.TemporaryDirectory() as root:
+        for rel, text in files.items():
+            path = os.path.join(root, "k", "src", rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        ROOT, CRATES = root, ["k"]
+        modules, graph = import_graph("k")
+        circles = [sorted(modules[m] for m in comp) for comp in strongly_connected(graph)]
+        assert circles == [["a.rs", "b.rs", "p/child.rs"]], circles  # p/mod.rs only re-exports
+        long = [(n, name) for n, _, name in functions() if n > 80]
+        assert long == [(92, "long")], long
+    print("structure.py selftest: the circle and the long function are found, nothing else")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["cycles", "functions", "check"])
+    ap.add_argument("what", choices=["cycles", "functions", "check", "selftest"])
     ap.add_argument("--max", type=int, default=80)
     args = ap.parse_args()
+    if args.what == "selftest":
+        selftest()
+        return
     failed = False
     if args.what in ("cycles", "check"):
         n = cycles()

@@ -38,8 +38,8 @@ add "make sim" "$(count_check "${PIPESTATUS[0]}")"
 add "cfn-lint, sam validate" "$(count_check $?)"
 # The shape of the code: no circle of imports between the files of any crate (a file that
 # names another through `use` or a path), and the functions over 80 lines listed.
-python3 scripts/structure.py cycles && python3 scripts/structure.py functions
-add "import circles (structure.py)" "$(count_check $?)"
+python3 scripts/structure.py selftest && python3 scripts/structure.py check
+add "no import circles, no function over 80 lines (structure.py)" "$(count_check $?)"
 # The book (make docs): every relative link and #anchor of README.md and docs/src resolves and
 # every chapter is in SUMMARY.md, then mdbook builds it (into .local/book).
 python3 scripts/check-docs.py && .venv/bin/mdbook build docs &&

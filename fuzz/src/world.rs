@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use batchops_core::events::NoEvents;
 use batchops_core::job::{Job, JobId, JobStatus};
 use batchops_core::memory::pipeline::Stepped;
 use batchops_core::memory::{InMemoryObjectStore, InMemoryPipeline, InMemoryQueue, InMemoryRoles};
@@ -51,17 +50,8 @@ impl World {
         let budget = if no_budget { Duration::ZERO } else { Duration::from_secs(60) };
         let mut settings = Settings { chunk_size, time_budget: budget, ..Settings::default() };
         settings.retry.base_delay = Duration::from_millis(1);
-        let pipeline = InMemoryPipeline {
-            store: Arc::default(),
-            roles: Arc::new(InMemoryRoles::new(objects.clone(), Arc::new(Runner))),
-            objects: objects.clone(),
-            control: Arc::default(),
-            chunks: Arc::default(),
-            finalize: Arc::default(),
-            events: Arc::new(NoEvents),
-            settings,
-            depth: 1_000_000,
-        };
+        let roles = Arc::new(InMemoryRoles::new(objects.clone(), Arc::new(Runner)));
+        let pipeline = InMemoryPipeline::new(objects.clone(), roles, settings);
         World { pipeline, objects }
     }
 

@@ -351,8 +351,8 @@ pub(crate) mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
-    use batchops_core::memory::{InMemoryJobStore, InMemoryQueue};
-    use batchops_core::pipeline::{Settings, StagePorts};
+    use batchops_core::memory::{InMemoryPipeline, NoRoles};
+    use batchops_core::pipeline::Settings;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
@@ -362,17 +362,8 @@ pub(crate) mod tests {
     }
 
     fn app_checking(pass_role: Option<Arc<dyn batchops_core::ports::PassRoleCheck>>) -> Router {
-        router(Arc::new(Intake {
-            ports: StagePorts {
-                store: Arc::new(InMemoryJobStore::default()),
-                events: Arc::new(batchops_core::events::NoEvents),
-                roles: Arc::new(batchops_core::memory::NoRoles),
-                finalize: Arc::new(InMemoryQueue::default()),
-                settings: Settings::default(),
-            },
-            control: Arc::new(InMemoryQueue::default()),
-            pass_role,
-        }))
+        let memory = InMemoryPipeline::new(Arc::default(), Arc::new(NoRoles), Settings::default());
+        router(Arc::new(Intake { pass_role, ..memory.intake() }))
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (u16, Value) {

@@ -92,8 +92,8 @@ pub async fn handle_message(intake: &Intake, objects: &dyn ObjectStore, body: &s
 mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
-    use batchops_core::memory::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
-    use batchops_core::pipeline::{Settings, StagePorts};
+    use batchops_core::memory::{InMemoryObjectStore, InMemoryPipeline, NoRoles};
+    use batchops_core::pipeline::Settings;
     use std::sync::Arc;
 
     #[tokio::test]
@@ -111,17 +111,7 @@ mod tests {
             "jobs/tag reviewed!.json",
             include_str!("../fixtures/create-job.json").as_bytes().to_vec(),
         );
-        let intake = Intake {
-            ports: StagePorts {
-                store: Arc::new(InMemoryJobStore::default()),
-                events: Arc::new(batchops_core::events::NoEvents),
-                roles: Arc::new(batchops_core::memory::NoRoles),
-                finalize: Arc::new(InMemoryQueue::default()),
-                settings: Settings::default(),
-            },
-            control: Arc::new(InMemoryQueue::default()),
-            pass_role: None,
-        };
+        let intake = InMemoryPipeline::new(Arc::default(), Arc::new(NoRoles), Settings::default()).intake();
         // WHEN the trigger handles it
         handle_message(&intake, &objects, &body).await.unwrap();
         // THEN the result file names the new job, which exists

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue, InMemoryRoles};
+use super::{InMemoryJobStore, InMemoryObjectStore, InMemoryQueue};
 use crate::chunk::{ChunkMessage, ControlMessage, FinalizeMessage};
 use crate::events::Events;
+use crate::events::NoEvents;
 use crate::pipeline::dispatcher::Dispatcher;
 use crate::pipeline::{Chunker, Executor, Finalizer, Intake, Settings, StagePorts};
+use crate::ports::RoleAccess;
 use crate::{Error, Result};
 
 /// The stages over one set of in-memory ports. Cheap to build (every field is shared), so a
@@ -21,7 +23,7 @@ use crate::{Error, Result};
 pub struct InMemoryPipeline {
     pub store: Arc<InMemoryJobStore>,
     pub objects: Arc<InMemoryObjectStore>,
-    pub roles: Arc<InMemoryRoles>,
+    pub roles: Arc<dyn RoleAccess>,
     pub control: Arc<InMemoryQueue>,
     pub chunks: Arc<InMemoryQueue>,
     pub finalize: Arc<InMemoryQueue>,
@@ -50,6 +52,22 @@ pub enum Stepped {
 }
 
 impl InMemoryPipeline {
+    /// Every port in memory and empty, no status events, every chunk released at once; a job
+    /// acts through `roles` (its objects in `objects`).
+    pub fn new(objects: Arc<InMemoryObjectStore>, roles: Arc<dyn RoleAccess>, settings: Settings) -> Self {
+        InMemoryPipeline {
+            store: Arc::default(),
+            objects,
+            roles,
+            control: Arc::default(),
+            chunks: Arc::default(),
+            finalize: Arc::default(),
+            events: Arc::new(NoEvents),
+            settings,
+            depth: 1_000_000,
+        }
+    }
+
     pub fn dispatcher(&self) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             store: self.store.clone(),

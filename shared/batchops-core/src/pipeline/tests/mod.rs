@@ -123,7 +123,7 @@ impl World {
         InMemoryPipeline {
             store: self.store.clone(),
             objects: self.objects.clone(),
-            roles: self.roles.clone(),
+            roles: self.roles.clone() as Arc<dyn crate::ports::RoleAccess>,
             control: self.control.clone(),
             chunks: self.chunks.clone(),
             finalize: self.finalize.clone(),
