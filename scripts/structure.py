@@ -30,6 +30,8 @@ CRATES = [
     "sim",
     "fuzz",
     "bench",
+    "tests",
+    "examples/lambda",
 ]
 
 
@@ -153,8 +155,9 @@ def crate_files(crate):
 
 
 def expand_use_tree(tree):
-    """`a::{b, c::{d, e}}` -> ["a::b", "a::c::d", "a::c::e"]."""
-    tree = re.sub(r"\s+", "", tree)
+    """`a::{b, c::{d as e, f}}` -> ["a::b", "a::c::d as e", "a::c::f"]."""
+    tree = re.sub(r"\s+as\s+", "\0", tree)
+    tree = re.sub(r"\s+", "", tree).replace("\0", " as ")
     brace = tree.find("{")
     if brace < 0:
         return [tree]
@@ -177,12 +180,25 @@ def expand_use_tree(tree):
     return out
 
 
+def split_alias(use_path):
+    """`a::b as c` -> ("a::b", "c"); `a::b` -> ("a::b", "b")."""
+    path, _, alias = use_path.partition(" as ")
+    return path, alias or path.split("::")[-1]
+
+
 def paths_in(text):
-    out = []
+    """Every path a file names: its `use` trees (an alias or an imported module then names
+    paths too: `use crate::p; p::child::f()` is `crate::p::child::f`) and the paths in its code."""
+    out, names = [], {}
     for m in re.finditer(r"\buse\s+([^;]+);", text):
-        out.extend(expand_use_tree(m.group(1)))
+        for p in expand_use_tree(m.group(1)):
+            path, name = split_alias(p)
+            out.append(path)
+            if name not in ("*", "self"):
+                names[name] = path
     for m in re.finditer(r"(?<![\w:])(?:\w+)(?:::\w+)+", text):
-        out.append(m.group(0))
+        first, _, rest = m.group(0).partition("::")
+        out.append(names[first] + "::" + rest if first in names else m.group(0))
     return out
 
 
@@ -220,9 +236,9 @@ def reexports_of(modules, texts):
     for mod, text in texts.items():
         for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", text):
             for p in expand_use_tree(m.group(1)):
-                name = p.split(" as ")[-1].split("::")[-1] if " as " not in p else p.split("as")[-1]
+                path, name = split_alias(p)
                 if name != "*":
-                    out[(mod, name)] = p.split("as")[0] if " as " in p else p
+                    out[(mod, name)] = path
     return out
 
 
@@ -315,18 +331,23 @@ def functions(include_tests=False):
 
 
 def selftest():
-    """A made-up crate with one circle (a <-> b, one of them through a parent's re-export, one
-    through a child named from its parent) and one long function: both are found, and nothing
-    else is (a test module's imports do not count)."""
+    """A made-up crate with two circles (a -> b -> p/child.rs -> a, through a parent's
+    re-export; r <-> q/inner.rs, through an imported module) and one long function: they are
+    found, and nothing else is (an alias is no circle; a test module's imports do not count)."""
     import tempfile
 
     global ROOT, CRATES
     files = {
-        "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod p;\n",
+        "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod d;\npub mod e;\npub mod p;\npub mod q;\npub mod r;\n",
         "a.rs": "use crate::b::B;\npub struct A;\n",
         "b.rs": "pub struct B;\npub fn f() { crate::p::g(); }\n",
         "p/mod.rs": "mod child;\npub use child::g;\n",
         "p/child.rs": "pub fn g() { let _ = crate::a::A; }\n",
+        "d.rs": "use crate::e as e2;\npub fn f() { e2::g(); }\n",
+        "e.rs": "pub fn g() {}\n",
+        "q/mod.rs": "pub mod inner;\n",
+        "q/inner.rs": "pub fn h() { crate::r::i(); }\n",
+        "r.rs": "use crate::q;\npub fn i() {}\npub fn j() { q::inner::h(); }\n",
         "c.rs": "pub fn long() {\n" + "    let _ = 1;\n" * 90 + "}\n"
         "#[cfg(test)]\nmod tests {\n    use crate::a::A;\n}\n",
     }
@@ -339,10 +360,12 @@ def selftest():
         ROOT, CRATES = root, ["k"]
         modules, graph = import_graph("k")
         circles = [sorted(modules[m] for m in comp) for comp in strongly_connected(graph)]
-        assert circles == [["a.rs", "b.rs", "p/child.rs"]], circles  # p/mod.rs only re-exports
+        # p/mod.rs only re-exports; d names e through an alias (no circle); r and q/inner.rs
+        # name each other, r through the module it imported.
+        assert circles == [["a.rs", "b.rs", "p/child.rs"], ["q/inner.rs", "r.rs"]], circles
         long = [(n, name) for n, _, name in functions() if n > 80]
         assert long == [(92, "long")], long
-    print("structure.py selftest: the circle and the long function are found, nothing else")
+    print("structure.py selftest: the two circles and the long function are found, nothing else")
 
 
 def main():

@@ -17,6 +17,11 @@ cargo fmt --all --check && echo "cargo fmt --check: formatted"
 add "cargo fmt --check" "$(count_check $?)"
 cargo clippy --workspace --all-targets -- -D warnings && echo "cargo clippy -D warnings: clean"
 add "cargo clippy" "$(count_check $?)"
+# The functions and batchops as deployed: without the benchmarks' `metering` feature, which the
+# whole workspace's build unifies in (so its `cfg(not(feature = "metering"))` code is checked).
+cargo clippy -p job-intake -p manifest-chunker -p task-executor -p report-finalizer -p batchops -- -D warnings &&
+  echo "cargo clippy (deployed features): clean"
+add "cargo clippy (deployed features)" "$(count_check $?)"
 python3 scripts/check-msrv.py
 add "rust-version" "$(count_check $?)"
 # One build of every test and binary: the rehearsal, console and SDK tests use these binaries

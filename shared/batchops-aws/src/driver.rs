@@ -70,9 +70,10 @@ impl Delivery {
     }
 
     /// The span every log line of this message is written in; `job_id` and `chunk` are filled
-    /// in by the handler ([`note_message`]).
+    /// in by the handler ([`note_message`]). At the error level, so a filter of `warn` or
+    /// `error` (as `make cost` runs) keeps the fields on the lines it lets through.
     fn span(&self, function: &'static str) -> Span {
-        tracing::info_span!(
+        tracing::error_span!(
             "message",
             function,
             message_id = %self.message_id,

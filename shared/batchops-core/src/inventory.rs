@@ -145,7 +145,8 @@ pub fn manifest_json(
     .to_string()
 }
 
-/// `bytes` gzipped, as an inventory's data files (and a generated manifest's) are written.
+/// `bytes` gzipped at the fast level, as the tests and the simulation write inventory data files
+/// (a generated manifest's are written as they are listed, by `pipeline/chunker/listing.rs`).
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

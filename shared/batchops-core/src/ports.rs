@@ -291,7 +291,7 @@ pub trait ReportLedger: Send + Sync {
 }
 
 /// Where job records live, whole: what the stages are wired with (one DynamoDB table in
-/// production, [`crate::memory::InMemoryJobStore`] in tests and `batchops local --in-memory`),
+/// production, [`crate::memory::InMemoryJobStore`] in tests, the simulation and the fuzz targets),
 /// and what a component holds when it reaches all three parts (the finalizer, the sweep). A
 /// function takes the narrowest part it uses; `&*store` upcasts an `Arc<dyn JobStore>` to it.
 pub trait JobStore: JobRecords + ChunkLedger + ReportLedger {}
