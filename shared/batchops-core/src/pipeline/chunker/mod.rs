@@ -18,7 +18,8 @@ pub(crate) mod listing;
 
 use tokio::time::Instant;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tracing::{info, warn};
 
 use crate::chunk::{ChunkCutter, ControlMessage};
@@ -87,11 +88,16 @@ impl Chunker {
         }
     }
 
-    async fn handle_message(&self, msg: ControlMessage, deadline: Instant) -> Result<()> {
+    /// The work of one control message, boxed and made in a plain function: every kind's
+    /// future is large, and a debug build keeps room for each of them in the frame of an
+    /// `async fn` that awaits them in one `match`; under a job's deepest path (cut, activate,
+    /// a DynamoDB write) that frame took the poll chain past a 2 MiB thread stack. This
+    /// function's frame is gone before the work is polled.
+    fn handle_message(&self, msg: ControlMessage, deadline: Instant) -> BoxFuture<'_, Result<()>> {
         let deadline = deadline.min(Instant::now() + self.ports.settings.time_budget);
         match msg {
-            ControlMessage::Prepare { job_id } => self.prepare(&job_id, deadline).await,
-            ControlMessage::Continue { job_id, checkpoint } => {
+            ControlMessage::Prepare { job_id } => async move { self.prepare(&job_id, deadline).await }.boxed(),
+            ControlMessage::Continue { job_id, checkpoint } => async move {
                 let job = self.ports.store.get(&job_id).await?;
                 if job.checkpoint != checkpoint {
                     // A duplicate (its successor is on its way), or a continuation whose
@@ -103,8 +109,9 @@ impl Chunker {
                 }
                 self.resume(job, deadline).await
             }
-            ControlMessage::Start { job_id } => self.start(&job_id, deadline).await,
-            ControlMessage::Dispatch => {
+            .boxed(),
+            ControlMessage::Start { job_id } => async move { self.start(&job_id, deadline).await }.boxed(),
+            ControlMessage::Dispatch => async move {
                 // A failed round does not keep the sweep from running: it is the guarantee.
                 let round = self.dispatcher.dispatch().await;
                 self.sweep().await?;
@@ -114,11 +121,13 @@ impl Chunker {
                 }
                 round.map(|_| ())
             }
-            ControlMessage::File { job_id, pass, index, file, fields, at } => {
+            .boxed(),
+            ControlMessage::File { job_id, pass, index, file, fields, at } => async move {
                 let job = self.ports.store.get(&job_id).await?;
                 let Some(acting) = self.acting(&job).await? else { return Ok(()) };
                 acting.file(job, inventory::FileRead { pass, index, file, fields, at }, deadline).await
             }
+            .boxed(),
         }
     }
 
