@@ -156,8 +156,7 @@ async fn other_operations(
             .await?;
     }
     let replicated = make_replication(s3, src, replica).await?;
-    let until = time::OffsetDateTime::now_utc() + time::Duration::days(1);
-    let until = until.format(&time::format_description::well_known::Rfc3339)?;
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).to_string();
     let key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let (src, dst, locked, glacier) = (src.to_string(), dst.to_string(), locked.to_string(), glacier.to_string());
     let mut ops = vec![

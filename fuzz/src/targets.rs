@@ -308,8 +308,7 @@ fn schedule(input: &[u8]) -> Result<(), String> {
         Err(_) => {}
     }
     let _ = time_zone(Some(expr));
-    let reference =
-        time::OffsetDateTime::from_unix_timestamp(a % 253_402_207_200).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let reference = jiff::Timestamp::from_second(a % 253_402_207_200).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     match resolve_relative("Filter.CreatedAfter", expr, reference) {
         Err(e) if !e.to_string().starts_with("Filter.CreatedAfter: ") => Err(format!("names no field: {e}")),
         _ => Ok(()),

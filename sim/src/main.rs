@@ -28,8 +28,8 @@ struct Virtual;
 
 impl tracing_subscriber::fmt::time::FormatTime for Virtual {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        let at = batchops_core::clock::now() - time::OffsetDateTime::UNIX_EPOCH;
-        write!(w, "{:>9.3}s", at.as_seconds_f64() - batchops_sim::EPOCH.as_secs_f64())
+        let at = batchops_core::clock::now().duration_since(jiff::Timestamp::UNIX_EPOCH);
+        write!(w, "{:>9.3}s", at.as_secs_f64() - batchops_sim::EPOCH.as_secs_f64())
     }
 }
 

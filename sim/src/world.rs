@@ -36,7 +36,7 @@ struct Run {
     job: String,
     key: String,
     invocation: Option<u64>,
-    at: time::OffsetDateTime,
+    at: jiff::Timestamp,
 }
 
 /// S3 answering the operation: a latency, SlowDown now and then and above a request rate per
@@ -638,7 +638,7 @@ impl World {
             v.push(format!(
                 "{name}: {} ran {:?} after the job ended",
                 run.key,
-                Duration::try_from(run.at - ended).unwrap_or_default()
+                Duration::try_from(run.at.duration_since(ended)).unwrap_or_default()
             ));
         }
         if job.status == JobStatus::Complete && seen.len() != plan.keys.len() {
@@ -672,7 +672,7 @@ fn history(plan: &Plan, job: &Job) -> String {
             format!(
                 "{}@{}s{}",
                 c.status,
-                (c.at - job.created).whole_seconds(),
+                c.at.duration_since(job.created).as_secs(),
                 c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
             )
         })

@@ -10,7 +10,7 @@ use batchops_core::job::{Job, JobId};
 use batchops_core::ports::{JobFilter, JobRecords};
 use batchops_core::spec::JobSpec;
 use batchops_core::Error;
-use time::OffsetDateTime;
+use jiff::Timestamp;
 
 /// The store over a table of its own, serialized as the functions' stores are on an emulator
 /// (moto's conditional writes are not atomic): a race the contract runs is decided there by
@@ -53,7 +53,7 @@ async fn the_s3_object_store_keeps_the_contract() -> Result<()> {
 fn job() -> Job {
     let spec = JobSpec { priority: Some(3), description: Some("contract".into()), ..JobSpec::default() };
     let id = JobId::new_random();
-    Job::new(id.clone(), spec, format!("arn:aws:s3:us-east-1:000000000000:job/{id}"), OffsetDateTime::now_utc())
+    Job::new(id.clone(), spec, format!("arn:aws:s3:us-east-1:000000000000:job/{id}"), Timestamp::now())
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use batchops_core::pipeline::Settings;
 use batchops_e2e::{spec, System};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(300);
@@ -327,9 +328,9 @@ fn generator_spec(description: &str, op: Value, src: &str, created_after: &str, 
 const CREATED_AFTER: &str = "/ManifestGenerator/S3JobManifestGenerator/Filter/CreatedAfter";
 
 /// A time DescribeJob shows (ISO 8601).
-fn shown_time(job: &Value, pointer: &str) -> Result<time::OffsetDateTime> {
+fn shown_time(job: &Value, pointer: &str) -> Result<Timestamp> {
     let text = job.pointer(pointer).and_then(Value::as_str).with_context(|| format!("{pointer} of {job}"))?;
-    Ok(time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)?)
+    Ok(text.parse()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -354,17 +355,17 @@ async fn an_at_schedule_creates_one_job_over_its_relative_window_even_when_deliv
             .contents()
             .iter()
             .filter(move |o| o.key().is_some_and(|k| k.starts_with(prefix)))
-            .filter_map(|o| time::OffsetDateTime::from_unix_timestamp_nanos(o.last_modified()?.as_nanos()).ok())
+            .filter_map(|o| Timestamp::from_nanosecond(o.last_modified()?.as_nanos()).ok())
     };
     let (old, new) = (stamps("old/").max().context("old/ listed")?, stamps("new/").min().context("new/ listed")?);
-    let opens = old.replace_nanosecond(0)? + time::Duration::SECOND;
+    let opens = Timestamp::from_second(old.as_second())? + SignedDuration::from_secs(1);
     assert!(opens < new, "the store stamped new/ ({new}) after the window opens ({opens})");
-    let at = time::OffsetDateTime::now_utc().replace_nanosecond(0)? + time::Duration::seconds(4);
-    let back = (at - opens).whole_seconds();
+    let at = Timestamp::from_second(Timestamp::now().as_second())? + SignedDuration::from_secs(4);
+    let back = at.duration_since(opens).as_secs();
     let description = format!("nightly {}", sys.prefix);
     let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
     let spec = generator_spec(&description, op, &src, &format!("-PT{back}S"), &rep);
-    let at = at.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))?;
+    let at = at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
     let scheduler = aws_sdk_scheduler::Client::new(&sys.clients.sdk);
     let expression = format!("at({at})");
     batchops::schedules::create(&scheduler, &new_schedule(&sys, "once", &expression, spec)).await?;
@@ -411,13 +412,13 @@ async fn a_rate_schedule_fires_every_minute() -> Result<()> {
     let mut due = Vec::new();
     for id in &jobs {
         let job = sys.api.describe_job(id).await?["Job"].clone();
-        let scheduled = shown_time(&job, CREATED_AFTER)? + time::Duration::HOUR;
+        let scheduled = shown_time(&job, CREATED_AFTER)? + SignedDuration::from_hours(1);
         // Fired when due, not before: not all at once.
         assert!(shown_time(&job, "/CreationTime")? >= scheduled, "job {id} made before {scheduled}: {job}");
         due.push(scheduled);
     }
     due.sort();
-    let gaps: Vec<i64> = due.windows(2).map(|w| (w[1] - w[0]).whole_seconds()).collect();
+    let gaps: Vec<i64> = due.windows(2).map(|w| w[1].duration_since(w[0]).as_secs()).collect();
     assert!(gaps.iter().all(|&g| g == 60), "one job per firing, firings a minute apart: {due:?}");
     sys.stop().await;
     Ok(())

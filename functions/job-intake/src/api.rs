@@ -41,9 +41,9 @@ use batchops_core::pipeline::report_links::ReportLinks;
 use batchops_core::pipeline::Intake;
 use batchops_core::ports::JobFilter;
 use batchops_core::Error;
+use jiff::Timestamp;
 use lambda_http::request::RequestContext;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 /// An API error: the S3 Control exception name, its HTTP status and a message.
 pub struct ApiError(Error);
@@ -242,7 +242,7 @@ fn read_body(body: BodyResult) -> Result<Bytes, Error> {
 
 async fn describe_job(State(intake): State<Arc<Intake>>, JobPath(id): JobPath, account: Account) -> ApiResult {
     let job = intake.job_in(&id, account.scope()).await?;
-    Ok(Json(json!({ "Job": describe::descriptor(&job, OffsetDateTime::now_utc()) })))
+    Ok(Json(json!({ "Job": describe::descriptor(&job, Timestamp::now()) })))
 }
 
 async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery(raw): RawQuery) -> ApiResult {
@@ -262,7 +262,7 @@ async fn list_jobs(State(intake): State<Arc<Intake>>, account: Account, RawQuery
     };
     let filter = JobFilter { statuses: &statuses, account: account.0.as_deref(), open: false };
     let page = intake.list_jobs(&filter, max, one(&q, "nextToken").as_deref()).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = Timestamp::now();
     let jobs: Vec<Value> = page.jobs.iter().map(|j| describe::list_descriptor(j, now)).collect();
     let mut out = json!({ "Jobs": jobs });
     if let Some(t) = page.next_token {

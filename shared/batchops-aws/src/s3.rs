@@ -275,8 +275,8 @@ impl ObjectStore for S3ObjectStore {
 }
 
 /// A listing's timestamp as the domain keeps it.
-fn listed_time(t: Option<&DateTime>) -> Option<time::OffsetDateTime> {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
+fn listed_time(t: Option<&DateTime>) -> Option<jiff::Timestamp> {
+    t.and_then(|t| jiff::Timestamp::from_nanosecond(t.as_nanos()).ok())
 }
 
 /// A storage class as S3 names it; a listing leaves STANDARD out.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use jiff::Timestamp;
 
 /// The time since the Unix epoch: the system clock, shifted by the whole milliseconds tokio's
 /// clock stands away from the real one.
@@ -36,8 +36,8 @@ fn unix_now() -> Duration {
 }
 
 /// Now, as a timestamp (job records, reports, generator windows).
-pub fn now() -> OffsetDateTime {
-    OffsetDateTime::UNIX_EPOCH + unix_now()
+pub fn now() -> Timestamp {
+    Timestamp::UNIX_EPOCH + unix_now()
 }
 
 /// Now in Unix milliseconds, as [`ChunkLease`](crate::ports::ChunkLease)s count it.

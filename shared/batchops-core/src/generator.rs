@@ -13,11 +13,11 @@
 //! name the version that was listed: the current one, or every version for
 //! `S3ReplicateObject`). <https://docs.aws.amazon.com/AmazonS3/latest/API/API_control_S3ManifestOutputLocation.html>
 
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
-use crate::fields::{check_len, parse_s3_arn, require, OutputEncryption};
+use crate::fields::{check_len, parse_s3_arn, require, timestamp, OutputEncryption};
 use crate::objects::{ListedObject, ObjectHead};
 use crate::ops::replicate_object::{rules_for, ReplicationRule};
 use crate::{Error, Result};
@@ -112,8 +112,8 @@ pub enum EncryptionFilter {
 /// A validated `Filter`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
-    pub created_after: Option<OffsetDateTime>,
-    pub created_before: Option<OffsetDateTime>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
     pub prefixes: Vec<String>,
     pub suffixes: Vec<String>,
     pub substrings: Vec<String>,
@@ -142,29 +142,6 @@ fn account(field: &str, v: &Option<String>) -> Result<Option<String>> {
         }
     }
     Ok(v.clone())
-}
-
-/// A timestamp as the CLI and SDKs give it: RFC 3339, a date (`2023-09-01`, midnight UTC), or
-/// epoch seconds.
-pub fn parse_timestamp(field: &str, v: &Value) -> Result<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    let bad =
-        || Error::field(field, format!("{v} is not a timestamp (2023-09-01, 2023-09-01T12:00:00Z or epoch seconds)"));
-    match v {
-        Value::Number(n) => {
-            let secs = n.as_f64().ok_or_else(bad)?;
-            OffsetDateTime::from_unix_timestamp(secs.floor() as i64).map_err(|_| bad())
-        }
-        Value::String(s) => {
-            if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-                return Ok(t);
-            }
-            let date =
-                time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| bad())?;
-            Ok(date.midnight().assume_utc())
-        }
-        _ => Err(bad()),
-    }
 }
 
 fn strings(field: &str, v: &Option<Vec<String>>) -> Result<Vec<String>> {
@@ -293,7 +270,7 @@ fn size(field: &str, v: Option<i64>) -> Result<Option<u64>> {
 /// Replaces a filter's relative `CreatedAfter`/`CreatedBefore` (`"-P1D"`, batchops) by the
 /// absolute time it gives counted back from `reference` (a schedule's firing time, else the
 /// job's creation), so the job's spec, and DescribeJob, hold the time it ran with.
-pub fn resolve_windows(generator: &mut Value, reference: OffsetDateTime) -> Result<()> {
+pub fn resolve_windows(generator: &mut Value, reference: Timestamp) -> Result<()> {
     for name in ["CreatedAfter", "CreatedBefore"] {
         let Some(v) = generator.pointer_mut(&format!("/S3JobManifestGenerator/Filter/{name}")) else { continue };
         let Some(text) = v.as_str() else { continue };
@@ -306,8 +283,8 @@ pub fn resolve_windows(generator: &mut Value, reference: OffsetDateTime) -> Resu
 
 fn filter(f: &FilterJson) -> Result<Filter> {
     let at = format!("{ROOT}.Filter");
-    let time = |name: &str, v: &Option<Value>| -> Result<Option<OffsetDateTime>> {
-        v.as_ref().map(|v| parse_timestamp(&format!("{at}.{name}"), v)).transpose()
+    let time = |name: &str, v: &Option<Value>| -> Result<Option<Timestamp>> {
+        v.as_ref().map(|v| timestamp(&format!("{at}.{name}"), v)).transpose()
     };
     let k = f.key_name_constraint.as_ref();
     let kn = format!("{at}.KeyNameConstraint");
@@ -416,11 +393,7 @@ fn encryption_matches(filter: &EncryptionFilter, head: Option<&ObjectHead>) -> b
 
 /// The time an ISO 8601 duration counted back from `reference` gives (`-P1D`, `-PT1H`,
 /// `-P1DT12H`, `-P2W`); `None` when `text` is not a relative time at all.
-pub fn resolve_relative(
-    field: &str,
-    text: &str,
-    reference: time::OffsetDateTime,
-) -> Result<Option<time::OffsetDateTime>> {
+pub fn resolve_relative(field: &str, text: &str, reference: Timestamp) -> Result<Option<Timestamp>> {
     let Some(iso) = text.strip_prefix('-').filter(|t| t.starts_with('P')) else {
         if text.starts_with('P') || text.starts_with("+P") {
             return Err(Error::field(
@@ -440,10 +413,11 @@ pub fn resolve_relative(
         + span.get_hours() as i64 * 3600
         + span.get_minutes() * 60
         + span.get_seconds();
-    // Checked: -P700000W reached past year -9999 and `time` panicked; nothing in S3 is older
-    // than 1970, so a window reaching before it is refused rather than written as year -712.
-    match reference.checked_sub(time::Duration::seconds(secs)) {
-        Some(t) if t >= time::OffsetDateTime::UNIX_EPOCH => Ok(Some(t)),
+    // Checked: -P700000W reached past year -9999 and `time` panicked (issue 23); nothing in S3
+    // is older than 1970, so a window reaching before it is refused rather than written as
+    // year -712.
+    match reference.checked_sub(SignedDuration::from_secs(secs)) {
+        Ok(t) if t >= Timestamp::UNIX_EPOCH => Ok(Some(t)),
         _ => Err(Error::field(field, format!("'{text}' counts back before 1970"))),
     }
 }
@@ -475,7 +449,7 @@ mod tests {
             is_latest: true,
             is_delete_marker: false,
             size,
-            last_modified: Some(parse_timestamp("t", &json!(modified)).unwrap()),
+            last_modified: Some(modified.parse().unwrap()),
             etag: "e".into(),
             storage_class: class.into(),
         }
@@ -585,17 +559,18 @@ mod tests {
         let out = g.output.unwrap();
         assert_eq!(out.encryption, Some(OutputEncryption::Kms("alias/k".into())));
         assert_eq!(out.folder(&crate::job::JobId::parse("job-1").unwrap()), "gen/job-job-1");
-        assert_eq!(parse_timestamp("t", &json!(0)).unwrap(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(timestamp("t", &json!(0)).unwrap(), Timestamp::UNIX_EPOCH);
     }
 
     #[test]
     fn relative_windows_count_back_from_the_reference() {
-        let t = time::macros::datetime!(2026-12-01 02:00 UTC);
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let t = at("2026-12-01T02:00:00Z");
         let r = |s| resolve_relative("F", s, t).unwrap().unwrap();
-        assert_eq!(r("-P1D"), time::macros::datetime!(2026-11-30 02:00 UTC));
-        assert_eq!(r("-PT1H"), time::macros::datetime!(2026-12-01 01:00 UTC));
-        assert_eq!(r("-P1DT12H30M"), time::macros::datetime!(2026-11-29 13:30 UTC));
-        assert_eq!(r("-P2W"), time::macros::datetime!(2026-11-17 02:00 UTC));
+        assert_eq!(r("-P1D"), at("2026-11-30T02:00:00Z"));
+        assert_eq!(r("-PT1H"), at("2026-12-01T01:00:00Z"));
+        assert_eq!(r("-P1DT12H30M"), at("2026-11-29T13:30:00Z"));
+        assert_eq!(r("-P2W"), at("2026-11-17T02:00:00Z"));
         assert_eq!(resolve_relative("F", "2026-01-01T00:00:00Z", t).unwrap(), None);
         assert!(resolve_relative("F", "P1D", t).unwrap_err().to_string().contains("counted back"));
         assert!(resolve_relative("F", "-P1M", t).unwrap_err().to_string().contains("no fixed length"));

@@ -2,9 +2,10 @@
 //! uses nothing else of the crate but the clock, so the error type, the spec, the job record and
 //! the ports can all name a job without naming each other.
 
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use time::OffsetDateTime;
 
 /// A job ID: a UUID in practice; S3 allows 5-36 characters of `[a-zA-Z0-9\-_]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -133,17 +134,33 @@ impl fmt::Display for JobStatus {
     }
 }
 
-/// ISO 8601 with milliseconds, as S3 Control's JSON shapes (and S3's reports) write times.
-pub fn iso8601(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+/// ISO 8601 with milliseconds (cut, not rounded), as S3 Control's JSON shapes (and S3's
+/// reports) write times: `2026-12-01T10:00:00.500Z`, always three digits, always `Z`.
+pub fn iso8601(t: Timestamp) -> String {
+    let t = TimeZone::UTC.to_datetime(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
-        u8::from(t.month()),
+        t.month(),
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
         t.millisecond()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_writes_milliseconds_cut_and_z() {
+        let at = |s: &str| iso8601(s.parse().unwrap());
+        assert_eq!(iso8601(Timestamp::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at("2026-12-01T10:00:00.5Z"), "2026-12-01T10:00:00.500Z");
+        assert_eq!(at("2026-12-01T10:00:00.123999999Z"), "2026-12-01T10:00:00.123Z");
+        assert_eq!(at("2026-12-01T10:00:00+02:00"), "2026-12-01T08:00:00.000Z");
+        assert_eq!(at("0001-02-03T04:05:06.007Z"), "0001-02-03T04:05:06.007Z");
+    }
 }

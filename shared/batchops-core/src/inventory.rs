@@ -128,7 +128,7 @@ pub fn manifest_json(
     destination_bucket: &str,
     schema: &str,
     files: &[InventoryFile],
-    created: time::OffsetDateTime,
+    created: jiff::Timestamp,
     version: &str,
 ) -> String {
     let files: Vec<serde_json::Value> =
@@ -137,7 +137,7 @@ pub fn manifest_json(
         "sourceBucket": source_bucket,
         "destinationBucket": format!("arn:aws:s3:::{destination_bucket}"),
         "version": version,
-        "creationTimestamp": (created.unix_timestamp_nanos() / 1_000_000).to_string(),
+        "creationTimestamp": created.as_millisecond().to_string(),
         "fileFormat": "CSV",
         "fileSchema": schema,
         "files": files,
@@ -208,7 +208,7 @@ mod tests {
     fn written_manifests_read_back() {
         let files =
             vec![InventoryFile { bucket: "out".into(), key: "p/data/0.csv.gz".into(), size: 10, md5: "a".repeat(32) }];
-        let json = manifest_json("src", "out", "Bucket, Key", &files, time::OffsetDateTime::UNIX_EPOCH, "2021-11-30");
+        let json = manifest_json("src", "out", "Bucket, Key", &files, jiff::Timestamp::UNIX_EPOCH, "2021-11-30");
         let m = parse_manifest(json.as_bytes(), "elsewhere").unwrap();
         assert_eq!(m.files, files);
         assert_eq!(m.source_bucket.as_deref(), Some("src"));

@@ -1,8 +1,8 @@
 //! The job record as stored: its spec, status, progress, checkpoint and history. S3 Control's
 //! views of it (DescribeJob, ListJobs) are in [`crate::pipeline::describe`].
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::ids::{iso8601, BadJobId, JobId, JobStatus};
 use crate::spec::JobSpec;
@@ -14,8 +14,7 @@ pub const MAX_HISTORY: usize = 50;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     pub status: JobStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
     /// Why, when the change has a stated cause: the caller's reason, the failure codes, the
     /// cause of a suspension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,12 +136,13 @@ pub struct GeneratedManifest {
 }
 
 /// How long an ended job is kept (and listed) after it ends, as S3 does.
-pub const RETENTION: time::Duration = time::Duration::days(90);
+pub const RETENTION: SignedDuration = SignedDuration::from_hours(90 * 24);
 
 /// How long a job waits for confirmation in Suspended before it fails, as in S3.
-pub const CONFIRMATION_WINDOW: time::Duration = time::Duration::days(30);
+pub const CONFIRMATION_WINDOW: SignedDuration = SignedDuration::from_hours(30 * 24);
 
-/// A job as stored.
+/// A job as stored. Its times are RFC 3339 text (`2026-12-01T10:00:00.5Z`), as records have
+/// always been written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: JobId,
@@ -150,8 +150,9 @@ pub struct Job {
     /// The CreateJob request as given (relative windows resolved); DescribeJob answers from it.
     pub spec: JobSpec,
     /// The spec as intake validated it, typed: what every stage runs. `None` only in records
-    /// written before it was kept, which [`Job::plan`] validates from `spec` when read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// written before it was kept, or before its times were RFC 3339 text (see [`stored_plan`]),
+    /// which [`Job::plan`] validates from `spec` when read.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "stored_plan")]
     pub plan: Option<crate::spec::ValidJob>,
     pub arn: String,
     pub priority: i64,
@@ -162,17 +163,16 @@ pub struct Job {
     /// their backoff through it. Kept beside the job body, like the counters.
     #[serde(skip)]
     pub throttled: std::collections::BTreeMap<String, u64>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub terminated: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub suspended: Option<OffsetDateTime>,
+    pub created: Timestamp,
+    #[serde(default)]
+    pub terminated: Option<Timestamp>,
+    #[serde(default)]
+    pub suspended: Option<Timestamp>,
     #[serde(default)]
     pub suspended_cause: Option<String>,
     /// When the job first became Active, for `ElapsedTimeInActiveSeconds`.
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub active_since: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub active_since: Option<Timestamp>,
     #[serde(default)]
     pub status_update_reason: Option<String>,
     #[serde(default)]
@@ -195,6 +195,15 @@ pub struct Job {
     pub version: u64,
 }
 
+/// Reads a stored plan, or `None` for one this version cannot read: plans written with the
+/// `time` crate held their times as tuples (`[2026,335,10,0,0,500000000,2,0,0]`), which are
+/// not RFC 3339. The spec beside it is what the plan was validated from, so [`Job::plan`]
+/// validates it again rather than the job becoming unreadable.
+fn stored_plan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::spec::ValidJob>, D::Error> {
+    let stored = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(stored.and_then(|v| serde_json::from_value(v).ok()))
+}
+
 impl Job {
     /// A job whose manifest is still being read: Preparing, or a confirmed job being cut (its
     /// chunk total not known yet), which a job of higher priority may have paused meanwhile.
@@ -213,7 +222,7 @@ impl Job {
         self.arn.split(':').nth(4).unwrap_or_default()
     }
 
-    pub fn new(id: JobId, spec: JobSpec, arn: String, now: OffsetDateTime) -> Job {
+    pub fn new(id: JobId, spec: JobSpec, arn: String, now: Timestamp) -> Job {
         let spec_tags = spec.tags.clone().unwrap_or_default();
         Job {
             id,
@@ -267,8 +276,8 @@ impl Job {
 
     /// True once an ended job is past its retention: S3 no longer lists or describes it
     /// (the table's TTL deletes it some time after).
-    pub fn expired(&self, now: OffsetDateTime) -> bool {
-        self.terminated.is_some_and(|t| now - t > RETENTION)
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.terminated.is_some_and(|t| now.duration_since(t) > RETENTION)
     }
 
     pub fn tags(&self) -> &[crate::spec::S3Tag] {
@@ -282,10 +291,10 @@ mod tests {
 
     #[test]
     fn the_history_keeps_the_first_change_and_the_latest_ones() {
-        let mut job = Job::new(JobId::new_random(), JobSpec::default(), String::new(), OffsetDateTime::UNIX_EPOCH);
+        let mut job = Job::new(JobId::new_random(), JobSpec::default(), String::new(), Timestamp::UNIX_EPOCH);
         for i in 0..200 {
             let status = if i % 2 == 0 { JobStatus::Paused } else { JobStatus::Active };
-            job.record_status(StatusChange { status, at: OffsetDateTime::UNIX_EPOCH, reason: Some(i.to_string()) });
+            job.record_status(StatusChange { status, at: Timestamp::UNIX_EPOCH, reason: Some(i.to_string()) });
         }
         assert_eq!(job.history.len(), MAX_HISTORY);
         assert_eq!(job.history[0].status, JobStatus::New);
@@ -312,6 +321,88 @@ mod tests {
     fn failure_reasons_are_cut_at_256_characters() {
         let f = JobFailure::new("X", "a".repeat(400));
         assert_eq!(f.failure_reason.chars().count(), 256);
+    }
+
+    /// A job record as the version that used the `time` crate wrote it: its own times RFC 3339
+    /// (with a fraction, and an offset where one was given), its plan's times tuples of
+    /// `time`'s own (year, day of the year, hour, minute, second, nanosecond, offset h, m, s).
+    const STORED_WITH_TIME: &str = r#"{"id":"job-1","status":"Complete",
+        "spec":{"Operation":{"S3PutObjectCopy":{"MetadataDirective":"REPLACE",
+            "ModifiedSinceConstraint":"2026-12-01T10:00:00.5Z",
+            "NewObjectMetadata":{"HttpExpiresDate":"2026-12-01T12:00:00.12+02:00"},
+            "ObjectLockRetainUntilDate":1893456000,"TargetResource":"arn:aws:s3:::dst",
+            "UnModifiedSinceConstraint":"2030-01-01"}},
+          "Report":{"Enabled":false},"ClientRequestToken":"t-1",
+          "ManifestGenerator":{"S3JobManifestGenerator":{"EnableManifestOutput":false,
+            "Filter":{"CreatedAfter":"2023-09-01","CreatedBefore":"2026-12-01T10:00:00.5Z"},
+            "SourceBucket":"arn:aws:s3:::src"}},
+          "Priority":10,"RoleArn":"arn:aws:iam::000000000000:role/batch"},
+        "plan":{"operation":{"PutObjectCopy":{"target_bucket":"dst","target_key_prefix":null,
+            "new_metadata":{"cache_control":null,"content_disposition":null,"content_encoding":null,
+              "content_language":null,"content_type":null,"expires":[2026,335,12,0,0,120000000,2,0,0],
+              "user_metadata":{},"sse_algorithm":null},
+            "new_tagging":null,"storage_class":null,"canned_acl":null,"grants":[],"sse_kms_key_id":null,
+            "bucket_key_enabled":null,"checksum_algorithm":null,
+            "modified_since":[2026,335,10,0,0,500000000,0,0,0],"unmodified_since":[2030,1,0,0,0,0,0,0,0],
+            "redirect_location":null,"requester_pays":false,"object_lock_legal_hold":null,
+            "object_lock_mode":null,"object_lock_retain_until":[2030,1,0,0,0,0,0,0,0]}},
+          "source":{"Generator":{"source_bucket":"src","expected_owner":null,"output":null,
+            "filter":{"created_after":[2023,244,0,0,0,0,0,0,0],"created_before":[2026,335,10,0,0,500000000,0,0,0],
+              "prefixes":[],"suffixes":[],"substrings":[],"size_greater_than":null,"size_less_than":null,
+              "storage_classes":[],"replication_statuses":[],"eligible_for_replication":false,"encryption":[]}}},
+          "report":null,"dry_run":false},
+        "arn":"arn:aws:s3:us-east-1:000000000000:job/job-1","priority":10,
+        "created":"2026-12-01T10:00:00.5Z","terminated":"2026-12-01T12:30:00.25+02:00","suspended":null,
+        "suspended_cause":null,"active_since":"2026-12-01T10:00:01Z","status_update_reason":null,
+        "failure_reasons":[],
+        "progress":{"total_tasks":0,"total_chunks":0,"succeeded":0,"failed":0,"chunks_done":0,
+          "chunks_split":0,"tasks_prepared":0,"parts_total":null,"counted":{"parts":0,"tasks":0,"chunks":0},
+          "cut":{"parts":0,"tasks":0,"chunks":0}},
+        "checkpoint":{"offset":0,"line":0,"next_chunk":0,"tasks":0},"tags":[],
+        "history":[{"status":"New","at":"2026-12-01T10:00:00.5Z"},
+                   {"status":"Complete","at":"2026-12-01T12:30:00.25+02:00"}],
+        "version":4}"#;
+
+    #[test]
+    fn records_written_with_the_time_crate_are_read() {
+        let job: Job = serde_json::from_str(STORED_WITH_TIME).unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // The record's own times: RFC 3339 as before, fractions and offsets included.
+        assert_eq!(job.created, at("2026-12-01T10:00:00.500Z"));
+        assert_eq!(job.terminated, Some(at("2026-12-01T10:30:00.25Z")));
+        assert_eq!(job.active_since, Some(at("2026-12-01T10:00:01Z")));
+        assert_eq!(job.history[1].at, at("2026-12-01T10:30:00.25Z"));
+        assert_eq!(job.version, 4);
+        // The plan's tuples are not read: the plan is validated again from the spec beside
+        // it, which gives the plan the job was created with.
+        assert_eq!(job.plan, None);
+        let plan = job.plan().unwrap();
+        assert_eq!(*plan, job.spec.validate().unwrap());
+        let crate::ops::Operation::PutObjectCopy(copy) = &plan.operation else { panic!("{plan:?}") };
+        assert_eq!(copy.modified_since, Some(at("2026-12-01T10:00:00.5Z")));
+        assert_eq!(copy.unmodified_since, Some(at("2030-01-01T00:00:00Z")));
+        assert_eq!(copy.object_lock_retain_until, Some(at("2030-01-01T00:00:00Z")));
+        assert_eq!(copy.new_metadata.as_ref().and_then(|m| m.expires), Some(at("2026-12-01T10:00:00.12Z")));
+        let crate::spec::Source::Generator(g) = &plan.source else { panic!("{plan:?}") };
+        assert_eq!(g.filter.created_after, Some(at("2023-09-01T00:00:00Z")));
+        assert_eq!(g.filter.created_before, Some(at("2026-12-01T10:00:00.5Z")));
+    }
+
+    #[test]
+    fn a_record_keeps_its_times_as_rfc_3339_and_its_plan() {
+        let mut job: Job = serde_json::from_str(STORED_WITH_TIME).unwrap();
+        job.plan = Some(job.plan().unwrap().into_owned());
+        let stored = serde_json::to_value(&job).unwrap();
+        assert_eq!(stored["created"], "2026-12-01T10:00:00.5Z");
+        assert_eq!(stored["terminated"], "2026-12-01T10:30:00.25Z");
+        assert_eq!(stored["suspended"], serde_json::Value::Null);
+        assert_eq!(stored["history"][0]["at"], "2026-12-01T10:00:00.5Z");
+        let copy = &stored["plan"]["operation"]["PutObjectCopy"];
+        assert_eq!(copy["object_lock_retain_until"], "2030-01-01T00:00:00Z");
+        assert_eq!(stored["plan"]["source"]["Generator"]["filter"]["created_after"], "2023-09-01T00:00:00Z");
+        let read: Job = serde_json::from_value(stored).unwrap();
+        assert!(read.plan.is_some());
+        assert_eq!(read, job);
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct ListedObject {
     pub is_latest: bool,
     pub is_delete_marker: bool,
     pub size: u64,
-    pub last_modified: Option<time::OffsetDateTime>,
+    pub last_modified: Option<jiff::Timestamp>,
     pub etag: String,
     pub storage_class: String,
 }

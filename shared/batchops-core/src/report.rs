@@ -4,10 +4,10 @@
 //! `Bucket,Key,VersionId,TaskStatus,HTTPStatusCode,ErrorCode,ResultMessage`.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-examples-reports.html>
 
+use jiff::Timestamp;
 use md5::{Digest, Md5};
 use serde_json::json;
 use sha1::Sha1;
-use time::OffsetDateTime;
 
 use crate::job::JobId;
 use crate::manifest::{BadLine, ManifestEntry};
@@ -168,7 +168,7 @@ pub fn render_chunk(
 /// The report's `manifest.json`: one `Results[]` entry per result file, in S3's member
 /// order. Written in pieces ([`manifest_head`], [`manifest_entry`], [`MANIFEST_TAIL`]) so a
 /// job of any size streams it.
-pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: OffsetDateTime) -> String {
+pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: Timestamp) -> String {
     let mut out = manifest_head(created);
     for (i, f) in files.iter().enumerate() {
         manifest_entry(&mut out, target, f, i == 0);
@@ -178,7 +178,7 @@ pub fn render_manifest(target: &ReportTarget, files: &[ResultFile], created: Off
 }
 
 /// The start of `manifest.json`, up to the opening of `Results`.
-pub fn manifest_head(created: OffsetDateTime) -> String {
+pub fn manifest_head(created: Timestamp) -> String {
     let date = crate::job::iso8601(created);
     format!("{{\"Format\":\"{REPORT_FORMAT}\",\"ReportCreationDate\":\"{date}\",\"Results\":[")
 }
@@ -298,8 +298,7 @@ mod tests {
         let target = ReportTarget { bucket: "r".into(), prefix: None, scope: ReportScope::AllTasks };
         let f = ResultFile { key: "job-x/results/a.csv".into(), status: "failed".into(), md5: "00".into(), rows: 1 };
         let doc: serde_json::Value =
-            serde_json::from_str(&render_manifest(&target, std::slice::from_ref(&f), OffsetDateTime::UNIX_EPOCH))
-                .unwrap();
+            serde_json::from_str(&render_manifest(&target, std::slice::from_ref(&f), Timestamp::UNIX_EPOCH)).unwrap();
         assert_eq!(doc["Format"], "Report_CSV_20180820");
         assert_eq!(doc["ReportSchema"], REPORT_SCHEMA);
         assert_eq!(doc["ReportCreationDate"], "1970-01-01T00:00:00.000Z");
@@ -308,12 +307,12 @@ mod tests {
         let two: serde_json::Value = serde_json::from_str(&render_manifest(
             &target,
             &[f.clone(), ResultFile { key: "k2".into(), ..f.clone() }],
-            OffsetDateTime::UNIX_EPOCH,
+            Timestamp::UNIX_EPOCH,
         ))
         .unwrap();
         assert_eq!(two["Results"][1]["Key"], "k2");
         let empty: serde_json::Value =
-            serde_json::from_str(&render_manifest(&target, &[], OffsetDateTime::UNIX_EPOCH)).unwrap();
+            serde_json::from_str(&render_manifest(&target, &[], Timestamp::UNIX_EPOCH)).unwrap();
         assert_eq!(empty["Results"], serde_json::json!([]));
     }
 }

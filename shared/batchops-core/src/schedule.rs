@@ -346,10 +346,10 @@ impl Firing {
         Ok(f)
     }
 
-    pub fn time(&self) -> Result<time::OffsetDateTime> {
-        time::OffsetDateTime::parse(&self.scheduled_time, &time::format_description::well_known::Rfc3339).map_err(
-            |_| Error::field("batchops.ScheduledTime", format!("'{}' is not an ISO 8601 time", self.scheduled_time)),
-        )
+    pub fn time(&self) -> Result<Timestamp> {
+        crate::fields::rfc3339(&self.scheduled_time).ok_or_else(|| {
+            Error::field("batchops.ScheduledTime", format!("'{}' is not an ISO 8601 time", self.scheduled_time))
+        })
     }
 
     /// The job's ClientRequestToken: one job per schedule and scheduled time, however often
@@ -357,7 +357,7 @@ impl Firing {
     pub fn token(&self) -> String {
         use sha1::{Digest, Sha1};
         let digest =
-            Sha1::digest(format!("{}\n{}", self.schedule_arn, self.time().map(|t| t.unix_timestamp()).unwrap_or(0)));
+            Sha1::digest(format!("{}\n{}", self.schedule_arn, self.time().map(|t| t.as_second()).unwrap_or(0)));
         format!("schedule-{}", hex::encode(digest))
     }
 }

@@ -58,7 +58,7 @@ const OPEN_VALUE: &str = "OPEN";
 const THROTTLE_PREFIX: &str = "throttle:";
 
 /// Jobs are deleted this long after they end, as S3 deletes its jobs after 90 days.
-const RETENTION_SECS: i64 = batchops_core::job::RETENTION.whole_seconds();
+const RETENTION_SECS: i64 = batchops_core::job::RETENTION.as_secs();
 
 /// The job store and the backlog in one table: every part of
 /// [`JobStore`](batchops_core::ports::JobStore), and [`Backlog`](batchops_core::ports::Backlog).

@@ -60,15 +60,11 @@ impl DynamoJobStore {
     }
 
     fn new_job_item(job: &Job) -> Result<Item> {
-        let created = job
-            .created
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::caused("created", e, false))?;
         Ok(HashMap::from([
             ("pk".to_string(), s(job_pk(&job.id))),
             ("sk".to_string(), s("JOB")),
             ("gsi1pk".to_string(), s("JOB")),
-            ("gsi1sk".to_string(), s(format!("{created}#{}", job.id))),
+            ("gsi1sk".to_string(), s(created_key(job))),
             (OPEN.to_string(), s(OPEN_VALUE)),
             ("status".to_string(), s(job.status.as_str())),
             ("version".to_string(), n(0)),
@@ -78,6 +74,13 @@ impl DynamoJobStore {
             ("chunks_done".to_string(), n(0)),
         ]))
     }
+}
+
+/// The sort key of both job indexes: `<created>#<id>`, the creation time as RFC 3339 in UTC
+/// with the fraction's trailing zeros cut (`2026-12-01T10:00:00.5Z`), as jobs have always been
+/// keyed, so old and new jobs list in one order.
+fn created_key(job: &Job) -> String {
+    format!("{}#{}", job.created, job.id)
 }
 
 #[async_trait]
@@ -241,7 +244,7 @@ impl JobRecords for DynamoJobStore {
             update.push_str(", #ttl = :ttl");
             req = req
                 .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", n(t.unix_timestamp() + RETENTION_SECS));
+                .expression_attribute_values(":ttl", n(t.as_second() + RETENTION_SECS));
         }
         // In the open-jobs index while it has not ended, and out of it once it has.
         req = req.expression_attribute_names("#open", OPEN);
@@ -326,5 +329,27 @@ impl JobRecords for DynamoJobStore {
             .await;
         drop(gate);
         result.map(|_| ()).map_err(|e| backend("PutItem sighting", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_created_key_is_written_as_it_always_was() {
+        // As the `time` crate wrote it (RFC 3339, `Z`, no trailing zeros in the fraction):
+        // jobs keyed before and after list in one order.
+        for (created, key) in [
+            ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"),
+            ("2026-12-01T10:00:00.5Z", "2026-12-01T10:00:00.5Z"),
+            ("2026-12-01T10:00:00.120Z", "2026-12-01T10:00:00.12Z"),
+            ("2026-12-01T10:00:00.123456789Z", "2026-12-01T10:00:00.123456789Z"),
+            ("2026-12-01T10:00:00.000001Z", "2026-12-01T10:00:00.000001Z"),
+        ] {
+            let id = JobId::parse("job-1").unwrap();
+            let job = Job::new(id, Default::default(), String::new(), created.parse().unwrap());
+            assert_eq!(created_key(&job), format!("{key}#job-1"), "{created}");
+        }
     }
 }

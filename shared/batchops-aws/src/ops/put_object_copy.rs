@@ -15,8 +15,8 @@ use aws_smithy_types::DateTime;
 use batchops_core::ops::{CopyObject, Task, TaskTarget};
 use batchops_core::retry::{RetryPolicy, TaskFailure, Tries};
 use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use time::OffsetDateTime;
 use tracing::warn;
 
 use super::runner::{GrantHeaders, S3OperationRunner, TaskResult, SINGLE_COPY_LIMIT};
@@ -34,8 +34,8 @@ pub(crate) fn copy_source(t: &TaskTarget) -> String {
     s
 }
 
-pub(crate) fn dt(t: OffsetDateTime) -> DateTime {
-    DateTime::from_secs(t.unix_timestamp())
+pub(crate) fn dt(t: Timestamp) -> DateTime {
+    DateTime::from_secs(t.as_second())
 }
 
 /// The `x-amz-tagging` value: URL-encoded `key=value` pairs joined by `&`.

@@ -1,7 +1,7 @@
 //! What the contract suites build their cases from: jobs of accounts of their own, chunk
 //! records, claims.
 
-use time::OffsetDateTime;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{now_ms, ChunkLease, ChunkRecord, CreateOutcome, JobRecords, ResultFile};
@@ -17,7 +17,7 @@ pub(super) fn account() -> String {
 /// A new job of `account`, created `offset_secs` from now.
 pub(super) fn job(account: &str, offset_secs: i64) -> Job {
     let spec = JobSpec { priority: Some(3), description: Some("contract".into()), ..JobSpec::default() };
-    let created = OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
+    let created = Timestamp::now() + SignedDuration::from_secs(offset_secs);
     let id = JobId::new_random();
     Job::new(id.clone(), spec, format!("arn:aws:s3:us-east-1:{account}:job/{id}"), created)
 }

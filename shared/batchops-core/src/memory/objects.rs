@@ -18,7 +18,7 @@ use crate::ports::{
 /// were written. Buckets are unversioned and have no replication configuration.
 #[derive(Default)]
 pub struct InMemoryObjectStore {
-    objects: Mutex<HashMap<(String, String), (Bytes, time::OffsetDateTime)>>,
+    objects: Mutex<HashMap<(String, String), (Bytes, jiff::Timestamp)>>,
     /// Multipart uploads in progress: parts by upload ID.
     uploads: Mutex<HashMap<String, BTreeMap<i32, Bytes>>>,
     /// Bytes per piece when streaming, to exercise readers on small pieces.
@@ -155,7 +155,7 @@ impl ObjectStore for InMemoryObjectStore {
     /// Pages of 1,000 keys in key order; the token is the last key of the previous page.
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
         let objects = lock(&self.objects);
-        let mut keys: Vec<(&String, &(Bytes, time::OffsetDateTime))> = objects
+        let mut keys: Vec<(&String, &(Bytes, jiff::Timestamp))> = objects
             .iter()
             .filter(|((b, k), _)| {
                 b == req.bucket && k.starts_with(req.prefix) && req.token.is_none_or(|t| k.as_str() > t)

@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn timestamps_in_both_cli_forms() {
-        assert_eq!(timestamp("f", &json!(0)).unwrap().unix_timestamp(), 0);
-        assert_eq!(timestamp("f", &json!("2023-09-01")).unwrap().unix_timestamp(), 1693526400);
+        assert_eq!(timestamp("f", &json!(0)).unwrap().as_second(), 0);
+        assert_eq!(timestamp("f", &json!("2023-09-01")).unwrap().as_second(), 1693526400);
         assert!(timestamp("f", &json!("yesterday")).is_err());
     }
 }

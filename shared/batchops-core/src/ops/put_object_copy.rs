@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::grants::{self, Grant, GrantParam};
 use crate::fields::{check_len, check_tag_set, parse_s3_arn, S3Tag};
@@ -36,7 +36,7 @@ pub struct ObjectMetadata {
     pub content_encoding: Option<String>,
     pub content_language: Option<String>,
     pub content_type: Option<String>,
-    pub expires: Option<OffsetDateTime>,
+    pub expires: Option<Timestamp>,
     pub user_metadata: BTreeMap<String, String>,
     /// `AES256` or `aws:kms` as the SDK spells it.
     pub sse_algorithm: Option<String>,
@@ -57,13 +57,13 @@ pub struct CopyObject {
     pub sse_kms_key_id: Option<String>,
     pub bucket_key_enabled: Option<bool>,
     pub checksum_algorithm: Option<String>,
-    pub modified_since: Option<OffsetDateTime>,
-    pub unmodified_since: Option<OffsetDateTime>,
+    pub modified_since: Option<Timestamp>,
+    pub unmodified_since: Option<Timestamp>,
     pub redirect_location: Option<String>,
     pub requester_pays: bool,
     pub object_lock_legal_hold: Option<String>,
     pub object_lock_mode: Option<String>,
-    pub object_lock_retain_until: Option<OffsetDateTime>,
+    pub object_lock_retain_until: Option<Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +170,7 @@ impl CopyObject {
         if let Some(c) = &p.checksum_algorithm {
             one_of(&f("ChecksumAlgorithm"), c, &CHECKSUMS)?;
         }
-        let ts = |name: &str, v: &Option<Value>| -> Result<Option<OffsetDateTime>> {
+        let ts = |name: &str, v: &Option<Value>| -> Result<Option<Timestamp>> {
             v.as_ref().map(|v| timestamp(&f(name), v)).transpose()
         };
         Ok(CopyObject {
@@ -312,6 +312,19 @@ mod tests {
             (
                 json!({"TargetResource": "arn:aws:s3:::dst", "AccessControlGrants": [{"Permission": "READ"}]}),
                 "Operation.S3PutObjectCopy.AccessControlGrants[0].Grantee",
+            ),
+            // Past the latest time jiff holds (9999-12-30T22:00:00Z): a field error, not a panic.
+            (
+                json!({"TargetResource": "arn:aws:s3:::dst", "ObjectLockRetainUntilDate": "9999-12-31T23:59:59Z"}),
+                "Operation.S3PutObjectCopy.ObjectLockRetainUntilDate",
+            ),
+            (
+                json!({"TargetResource": "arn:aws:s3:::dst", "NewObjectMetadata": {"HttpExpiresDate": "9999-12-31"}}),
+                "Operation.S3PutObjectCopy.NewObjectMetadata.HttpExpiresDate",
+            ),
+            (
+                json!({"TargetResource": "arn:aws:s3:::dst", "UnModifiedSinceConstraint": "2026-12-01T10:00Z"}),
+                "Operation.S3PutObjectCopy.UnModifiedSinceConstraint",
             ),
         ];
         for (params, field) in cases {

@@ -2,9 +2,9 @@
 //! The bucket's Object Lock configuration is checked once per job before any task runs.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-retention-date.html>
 
+use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::fields::{one_of, timestamp};
 use crate::{Error, Result};
@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub struct PutObjectRetention {
     /// `COMPLIANCE` or `GOVERNANCE`.
     pub mode: String,
-    pub retain_until: OffsetDateTime,
+    pub retain_until: Timestamp,
     pub bypass_governance: bool,
 }
 
@@ -60,7 +60,10 @@ mod tests {
     fn retention_needs_a_mode_and_a_date() {
         let ok = json!({"Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": "2030-01-01T00:00:00Z"}, "BypassGovernanceRetention": true});
         let r = PutObjectRetention::from_spec(F, &ok).unwrap();
-        assert_eq!((r.mode.as_str(), r.bypass_governance, r.retain_until.year()), ("GOVERNANCE", true, 2030));
+        assert_eq!(
+            (r.mode.as_str(), r.bypass_governance, r.retain_until.to_string().as_str()),
+            ("GOVERNANCE", true, "2030-01-01T00:00:00Z")
+        );
         for (spec, prefix) in [
             (json!({}), "Operation.S3PutObjectRetention.Retention:"),
             (json!({"Retention": {"RetainUntilDate": "2030-01-01"}}), "Operation.S3PutObjectRetention.Retention.Mode:"),
@@ -72,6 +75,10 @@ mod tests {
             (
                 json!({"Retention": {"Mode": "COMPLIANCE", "RetainUntilDate": "soon"}}),
                 "Operation.S3PutObjectRetention.Retention.RetainUntilDate:",
+            ),
+            (
+                json!({"Retention": {"Mode": "COMPLIANCE", "RetainUntilDate": "9999-12-31T23:59:59Z"}}),
+                "Operation.S3PutObjectRetention.Retention.RetainUntilDate: \"9999-12-31T23:59:59Z\" is later than",
             ),
         ] {
             let err = PutObjectRetention::from_spec(F, &spec).unwrap_err().to_string();

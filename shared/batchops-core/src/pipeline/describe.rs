@@ -2,21 +2,21 @@
 //! `JobListDescriptor`. Here, beside the dry run it estimates from, rather than on the job record,
 //! so the record does not depend on the pipeline that reads it.
 
+use jiff::Timestamp;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::ids::{iso8601, JobStatus};
 use crate::job::Job;
 
-fn timestamp(t: OffsetDateTime) -> Value {
+fn timestamp(t: Timestamp) -> Value {
     Value::String(iso8601(t))
 }
 
-fn progress_summary(job: &Job, now: OffsetDateTime) -> Value {
+fn progress_summary(job: &Job, now: Timestamp) -> Value {
     let elapsed = match job.active_since {
         Some(start) => {
             let end = job.terminated.unwrap_or(now);
-            (end - start).whole_seconds().max(0)
+            end.duration_since(start).as_secs().max(0)
         }
         None => 0,
     };
@@ -31,7 +31,7 @@ fn progress_summary(job: &Job, now: OffsetDateTime) -> Value {
 }
 
 /// The `JobDescriptor` of DescribeJob.
-pub fn descriptor(job: &Job, now: OffsetDateTime) -> Value {
+pub fn descriptor(job: &Job, now: Timestamp) -> Value {
     let mut d = serde_json::Map::new();
     d.insert("JobId".into(), json!(job.id));
     d.insert("JobArn".into(), json!(job.arn));
@@ -119,7 +119,7 @@ pub fn preparation(job: &Job) -> Value {
 }
 
 /// The `JobListDescriptor` of ListJobs.
-pub fn list_descriptor(job: &Job, now: OffsetDateTime) -> Value {
+pub fn list_descriptor(job: &Job, now: Timestamp) -> Value {
     let mut d = serde_json::Map::new();
     d.insert("JobId".into(), json!(job.id));
     if let Some(desc) = &job.spec.description {

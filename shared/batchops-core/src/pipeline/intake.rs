@@ -14,7 +14,7 @@ use crate::schedule::Firing;
 use crate::spec::JobSpec;
 use crate::spec::{self, check_len, S3Tag};
 use crate::{Error, Result};
-use time::OffsetDateTime;
+use jiff::Timestamp;
 
 /// S3's limit of tags per job.
 pub const MAX_JOB_TAGS: usize = 50;
@@ -166,7 +166,7 @@ impl Intake {
     }
 
     /// Validates and stores a job; `reference` is the time relative windows count back from.
-    async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: OffsetDateTime) -> Result<JobId> {
+    async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: Timestamp) -> Result<JobId> {
         // The request as given decides idempotency: a retried create with a relative window
         // is the same request even though it resolves a moment later.
         let canonical = serde_json::to_vec(&spec).map_err(Error::invalid_json)?;

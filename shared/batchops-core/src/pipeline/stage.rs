@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use jiff::Timestamp;
 use tracing::info;
 
 use crate::chunk::FinalizeMessage;
@@ -248,7 +248,7 @@ pub async fn expire_suspended(
     store: &dyn JobRecords,
     events: &dyn Events,
     finalize: &dyn Queue,
-    now: OffsetDateTime,
+    now: Timestamp,
 ) -> Result<usize> {
     let mut failed = 0;
     let mut token: Option<String> = None;
@@ -257,7 +257,7 @@ pub async fn expire_suspended(
             .list(&JobFilter { statuses: &[JobStatus::Suspended], account: None, open: false }, 1000, token.as_deref())
             .await?;
         for job in &page.jobs {
-            if job.suspended.is_some_and(|t| now - t > crate::job::CONFIRMATION_WINDOW) {
+            if job.suspended.is_some_and(|t| now.duration_since(t) > crate::job::CONFIRMATION_WINDOW) {
                 let reason = "The job was not confirmed within 30 days of being suspended";
                 fail_job(store, events, finalize, &job.id, JobFailure::new("JobConfirmationExpired", reason)).await?;
                 failed += 1;

@@ -116,7 +116,7 @@ impl Chunker {
                 let round = self.dispatcher.dispatch().await;
                 self.sweep().await?;
                 // Expiry reads the Suspended jobs: once an hour is precise enough for 30 days.
-                if crate::pipeline::stage::now().minute() == 0 {
+                if jiff::tz::TimeZone::UTC.to_datetime(crate::pipeline::stage::now()).minute() == 0 {
                     self.expire().await?;
                 }
                 round.map(|_| ())

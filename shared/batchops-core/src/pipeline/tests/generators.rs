@@ -23,7 +23,7 @@ async fn a_generator_lists_filters_and_writes_its_manifest_whatever_the_budget()
     assert_eq!(rows.len(), expected.len());
     assert!(rows.contains(&"src,logs/00002+a.log,,succeeded,200,,Successful".to_string()), "{:?}", &rows[..2]);
     // AND the generated manifest lists the same objects, and DescribeJob says where it is
-    let d = crate::pipeline::describe::descriptor(&job, time::OffsetDateTime::now_utc());
+    let d = crate::pipeline::describe::descriptor(&job, jiff::Timestamp::now());
     let loc = &d["GeneratedManifestDescriptor"];
     assert_eq!(loc["Format"], "S3InventoryReport_CSV_20211130");
     assert_eq!(loc["Location"]["ObjectArn"], format!("arn:aws:s3:::gen/out/job-{id}/manifest.json"));
@@ -76,7 +76,7 @@ async fn a_confirmed_generator_job_runs_on_what_it_listed_before_confirmation() 
     assert_eq!(rows.len(), 12);
     assert!(!rows.iter().any(|r| r.contains("added-later")));
     assert!(
-        crate::pipeline::describe::descriptor(&job, time::OffsetDateTime::now_utc())
+        crate::pipeline::describe::descriptor(&job, jiff::Timestamp::now())
             .get("GeneratedManifestDescriptor")
             .is_none(),
         "not asked for"

@@ -41,7 +41,7 @@ async fn a_job_that_needs_confirmation_waits_in_suspended() {
         ]
     );
     assert!(job.history.windows(2).all(|w| w[0].at <= w[1].at));
-    let described = crate::pipeline::describe::descriptor(&job, time::OffsetDateTime::now_utc());
+    let described = crate::pipeline::describe::descriptor(&job, jiff::Timestamp::now());
     assert_eq!(
         described["StatusHistory"][3],
         json!({"Status": "Ready", "Time": described["StatusHistory"][3]["Time"], "Reason": "go"})
@@ -149,7 +149,7 @@ async fn a_dry_run_reads_each_object_runs_no_operation_and_reports_what_would_ha
         "{rows:?}"
     );
     assert!(rows.contains(&"src,gone,,failed,404,NoSuchKey,The specified key does not exist.".to_string()), "{rows:?}");
-    let d = crate::pipeline::describe::descriptor(&job, time::OffsetDateTime::now_utc());
+    let d = crate::pipeline::describe::descriptor(&job, jiff::Timestamp::now());
     assert_eq!(d["DryRun"], true);
     assert_eq!(d["DryRunEstimate"]["TasksThatWouldRun"], 2);
     assert_eq!(d["DryRunEstimate"]["RequestsOfTheRealRun"], json!({"PutObjectTagging": 2}));
@@ -176,7 +176,7 @@ async fn a_schedule_firing_creates_one_job_however_often_it_is_delivered() {
     let next = crate::schedule::Firing::parse(input("2026-12-02T02:00:00Z").as_bytes()).unwrap();
     assert_ne!(w.intake().create_scheduled(&next, &*w.objects).await.unwrap(), id, "the next firing");
     // The windows were counted back from the scheduled time, and DescribeJob shows them.
-    let d = crate::pipeline::describe::descriptor(&w.store.get(&id).await.unwrap(), time::OffsetDateTime::now_utc());
+    let d = crate::pipeline::describe::descriptor(&w.store.get(&id).await.unwrap(), jiff::Timestamp::now());
     let filter = &d["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"];
     assert_eq!(filter["CreatedAfter"], "2026-11-30T02:00:00.000Z");
     assert_eq!(filter["CreatedBefore"], "2026-12-01T01:00:00.000Z");
@@ -210,7 +210,7 @@ async fn a_job_unconfirmed_for_30_days_fails_and_an_ended_job_is_gone_after_90()
         .await
         .unwrap();
     w.drain().await;
-    let ago = |days| time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    let ago = |days: i64| jiff::Timestamp::now() - jiff::SignedDuration::from_hours(days * 24);
     let mut old = w.store.get(&waiting).await.unwrap();
     assert_eq!(old.status, JobStatus::Suspended);
     old.suspended = Some(ago(31));
