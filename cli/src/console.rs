@@ -17,7 +17,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
+use std::sync::Arc;
+
 use crate::client::ApiClient;
+use crate::health::HealthSource;
 
 const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/console.js");
@@ -65,9 +68,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// `batchops console`: the console on `listen` (loopback), its API calls forwarded to `api`
 /// (the deployed stack's, signed with the caller's credentials). Runs until Ctrl-C.
-pub async fn serve(listen: SocketAddr, api: ApiClient) -> Result<()> {
+/// With `health` (a stack's), the System page's view is read here, with the same credentials.
+pub async fn serve(listen: SocketAddr, api: ApiClient, health: Option<Arc<HealthSource>>) -> Result<()> {
     anyhow::ensure!(listen.ip().is_loopback(), "the console serves loopback only (it acts with your credentials)");
-    let app = routes().route("/v20180820/{*rest}", axum::routing::any(forward)).with_state(std::sync::Arc::new(api));
+    let mut app = routes().route("/v20180820/{*rest}", axum::routing::any(forward)).with_state(Arc::new(api));
+    if let Some(health) = health {
+        app = crate::health::routes(health).layer(axum::middleware::from_fn(browser_guard)).merge(app);
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("batchops console: http://{}/console/ (Ctrl-C stops it)", listener.local_addr()?);
     axum::serve(listener, app)

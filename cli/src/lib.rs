@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod console;
+pub mod health;
 pub mod http;
 pub mod local;
 pub mod schedules;

@@ -145,6 +145,7 @@ async fn serve_api(
     opts: &LocalOptions,
     clients: &Clients,
     intake: Arc<batchops_core::pipeline::Intake>,
+    health: crate::health::HealthSource,
 ) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -152,6 +153,8 @@ async fn serve_api(
     let addr = listener.local_addr()?;
     let mut app = job_intake::api::router(intake)
         .merge(crate::console::routes())
+        .merge(crate::health::routes(Arc::new(health)))
+        .merge(crate::health::metrics_route())
         .layer(axum::middleware::from_fn(crate::console::browser_guard));
     if opts.check_pass_role {
         let me = batchops_aws::roles::caller_arn(&clients.sdk).await.context("sts:GetCallerIdentity")?;
@@ -340,7 +343,10 @@ pub async fn start(clients: Clients, opts: LocalOptions) -> Result<LocalHandle> 
     let mut tasks = JoinSet::new();
 
     let intake = Arc::new(job_intake::intake(&config, &clients));
-    let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone()).await?;
+    // Scraped, never drained: a series per job would grow with every job.
+    batchops_core::metrics::global().forget_jobs();
+    let health = crate::health::HealthSource::local(&clients, &created, &names.table);
+    let addr = serve_api(&mut tasks, rx.clone(), &opts, &clients, intake.clone(), health).await?;
     let chunker = Arc::new(manifest_chunker::chunker(&config, &clients));
     spawn_timers(&mut tasks, &rx, config.dispatcher(&clients), chunker.clone());
     let objects = Arc::new(S3ObjectStore::new(clients.s3.clone()));

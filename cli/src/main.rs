@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use batchops::client::{is_loopback, stack_api_url, ApiClient, Signer};
+use batchops::health::HealthSource;
 use batchops::local::{self, LocalOptions};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use batchops_core::pipeline::health::SystemStatus;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -83,6 +85,17 @@ enum Command {
         /// Where the console listens (loopback only).
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
+    },
+    /// The system's health: queue depths and ages, dead letters (with the first one's job
+    /// and kind), jobs per status, jobs that stopped moving, alarms in ALARM (--stack). Exits
+    /// 0 when healthy, 1 when something needs a person, 2 when it could not tell.
+    Status {
+        /// An open job that has looked the same this many minutes is called stalled.
+        #[arg(long, default_value_t = batchops::health::STALLED_MINUTES)]
+        stalled_minutes: u64,
+        /// Print the view as JSON (what `GET /v20180820/system` answers).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -382,8 +395,50 @@ async fn main() -> Result<()> {
         Command::Local(args) => run_local(args).await,
         Command::Job(verb) => run_verb(&api.client().await?, verb).await,
         Command::Schedule(verb) => run_schedule(&api, verb).await,
-        Command::Console { listen } => batchops::console::serve(listen, api.client().await?).await,
+        Command::Console { listen } => {
+            let health = match &api.stack {
+                Some(stack) => {
+                    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                    Some(std::sync::Arc::new(HealthSource::for_stack(&sdk, stack).await?))
+                }
+                None => None,
+            };
+            batchops::console::serve(listen, api.client().await?, health).await
+        }
+        Command::Status { stalled_minutes, json } => {
+            let code = match system_status(&api, stalled_minutes).await {
+                Ok(status) if json => {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                    batchops::health::exit_code(&status)
+                }
+                Ok(status) => {
+                    print!("{}", batchops::health::render(&status));
+                    batchops::health::exit_code(&status)
+                }
+                Err(e) => {
+                    eprintln!("batchops status: could not check: {e:#}");
+                    2
+                }
+            };
+            std::process::exit(code);
+        }
     }
+}
+
+/// The health view: read from the stack's queues, table and alarms with --stack, else asked
+/// of the API (`batchops local` answers it).
+async fn system_status(api: &ApiArgs, stalled_minutes: u64) -> Result<SystemStatus> {
+    if let Some(stack) = &api.stack {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let source = HealthSource::for_stack(&sdk, stack).await?;
+        return source.check(Duration::from_secs(stalled_minutes * 60)).await;
+    }
+    let path = format!("/v20180820/system?stalledMinutes={stalled_minutes}");
+    let (status, body) = api.client().await?.forward("GET", &path, Vec::new()).await?;
+    if status != 200 {
+        bail!("{} answered {status}: {}", api.api_url, String::from_utf8_lossy(&body));
+    }
+    serde_json::from_slice(&body).context("the system view is not what this batchops reads")
 }
 
 /// An output of the deployed stack, or `local` without one (batchops local fires schedules

@@ -204,6 +204,7 @@ where
         let left = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
         let deadline = Instant::now() + left;
         let response = sqs_batch(function, event.payload, deadline, visibility.as_ref(), |d| handle(stage, d)).await;
+        crate::health::flush_metrics(function);
         Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
     }))
     .await

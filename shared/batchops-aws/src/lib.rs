@@ -11,6 +11,7 @@ pub mod driver;
 pub mod dynamo;
 pub mod errors;
 pub mod events;
+pub mod health;
 #[cfg(feature = "metering")]
 pub mod metering;
 pub mod ops;

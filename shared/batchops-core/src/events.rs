@@ -124,5 +124,6 @@ pub async fn announce(events: &dyn Events, job: &Job, previous: Option<JobStatus
         .await;
     if let Err(e) = sent {
         tracing::error!(job_id = %job.id, status = %job.status, error = %e, "status event not sent");
+        crate::metrics::count(crate::metrics::Metric::EventsNotDelivered, &[], Some(&job.id), 1);
     }
 }

@@ -22,6 +22,7 @@
 //! - [`clock`]: the one "now" of the domain, on tokio's clock so tests can pause it.
 //! - [`retry`]: outcome classes and the backoff policy for transient failures.
 //! - [`events`]: the status-change events every status write announces.
+//! - [`metrics`]: what the stages count, as CloudWatch EMF lines and Prometheus text.
 //! - [`schedule`]: schedule expressions (at, rate, AWS cron) and the firings job-intake gets.
 //! - [`pipeline`]: intake, chunker, executor and finalizer logic over the ports.
 //! - [`memory`]: in-memory implementations of the ports for fast tests.
@@ -41,6 +42,7 @@ pub mod inventory;
 pub mod job;
 pub mod manifest;
 pub mod memory;
+pub mod metrics;
 pub mod objects;
 pub mod ops;
 pub mod pipeline;

@@ -13,7 +13,9 @@ async fn main() -> Result<(), Error> {
         let (intake, objects) = (&intake, &objects);
         async move {
             let input = serde_json::to_vec(&event.payload)?;
-            match handle(intake, objects, &input).await {
+            let created = handle(intake, objects, &input).await;
+            batchops_aws::health::flush_metrics("job-intake-schedule");
+            match created {
                 Ok(id) => Ok::<Value, Error>(json!({ "JobId": id })),
                 Err(e) => {
                     tracing::error!(error = %e, transient = e.is_transient(), "scheduled job not created");

@@ -113,6 +113,7 @@ impl Chunker {
                             Handled::Failed => out.failed += 1,
                             Handled::Dropped => out.dropped += 1,
                         }
+                        crate::metrics::count(crate::metrics::Metric::DeadLettersHandled, &[kind.name()], None, 1);
                         // Handling it again is harmless: a chunk pushed again replaces itself,
                         // a job failed is failed once.
                         if let Err(e) = queue.delete(&letter.receipt).await {

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::{now_ms, transition_from};
 use crate::job::{Job, JobId, JobStatus};
+use crate::metrics::{self, Metric};
 use crate::ports::{Backlog, JobStore, Queue, Waiting};
 use crate::{Error, Result};
 
@@ -79,6 +80,7 @@ impl Dispatcher {
     /// queue-depth request then, no write: a chunker pushing a big job's chunks asks often).
     pub async fn dispatch(&self) -> Result<Round> {
         let queued = self.chunks.depth().await?;
+        metrics::gauge(Metric::ChunkQueueDepth, &[], queued as f64);
         if queued >= self.depth {
             return Ok(Round::default());
         }
@@ -132,6 +134,8 @@ impl Dispatcher {
             start = end;
         }
         self.pause_and_resume(&jobs, &left, &mut round).await?;
+        metrics::count(Metric::ChunksReleased, &[], None, round.released.values().sum::<usize>() as u64);
+        metrics::gauge(Metric::BacklogJobs, &[], left.values().filter(|waiting| **waiting).count() as f64);
         Ok(round)
     }
 

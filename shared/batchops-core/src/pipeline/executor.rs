@@ -19,6 +19,7 @@ use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
 use crate::ops::{Operation, Task};
 use crate::ports::{read_all, ChunkLease, ChunkRecord, JobPorts, LeaseOutcome, ReadOptions, RecordOutcome, Waiting};
 use crate::report::{render_chunk, ResultRow};
+use crate::metrics::{self, Metric};
 use crate::retry::{Outcome, RetryPolicy, TaskFailure};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};
@@ -152,10 +153,10 @@ impl ChunkRun<'_> {
         let (runner, op, aimd) = (&self.ports.runner, self.op, self.flow.aimd(&t.target.bucket));
         let attempt = || async {
             let _slot = aimd.acquire().await;
-            observe(&aimd, runner.run(op, &t).await)
+            observe(&aimd, self.answered(runner.run(op, &t).await))
         };
         let outcome = retry.run_until(attempt, || self.job_closing()).await;
-        self.took(began);
+        self.took(began, 1);
         self.count([&outcome]);
         vec![(i, outcome)]
     }
@@ -184,14 +185,14 @@ impl ChunkRun<'_> {
                     async move {
                         let _slot = aimd.acquire().await;
                         let out = runner.run_batch(op, &subset).await;
-                        out.into_iter().map(|o| observe(&aimd, o)).collect()
+                        out.into_iter().map(|o| observe(&aimd, self.answered(o))).collect()
                     }
                     .boxed()
                 },
                 || self.job_closing(),
             )
             .await;
-        self.took(began);
+        self.took(began, out.len());
         self.count(&out);
         idx.into_iter().zip(out).collect()
     }
@@ -210,10 +211,27 @@ impl ChunkRun<'_> {
         (self.tally.0.load(SeqCst), self.tally.1.load(SeqCst))
     }
 
-    /// Notes how long a task (or batch) that began at `began` took.
-    fn took(&self, began: tokio::time::Instant) {
+    /// Notes how long a task (or a batch of `tasks`) that began at `began` took.
+    fn took(&self, began: tokio::time::Instant, tasks: usize) {
         let ms = began.elapsed().as_millis() as u64;
         self.longest_ms.fetch_max(ms, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..tasks {
+            metrics::observe(Metric::TaskLatency, &[self.op.name()], Some(self.job_id), ms as f64);
+        }
+    }
+
+    /// Counts an attempt's throttling or server error (retried or not: what the service said).
+    fn answered(&self, outcome: Outcome) -> Outcome {
+        if let Outcome::Failed(f) = &outcome {
+            let seen = match f.is_throttle() {
+                true => Some(Metric::SlowDowns),
+                false => (f.http_status >= 500).then_some(Metric::ServerErrors),
+            };
+            if let Some(metric) = seen {
+                metrics::count(metric, &[self.op.name()], Some(self.job_id), 1);
+            }
+        }
+        outcome
     }
 }
 
@@ -613,6 +631,7 @@ impl Executor {
 
     /// Runs a claimed chunk's tasks while watching its job, then records what ran.
     async fn run_claimed(&self, job: &Job, msg: &ChunkMessage, lease: &ChunkLease) -> Result<Disposition> {
+        let claimed = tokio::time::Instant::now();
         let Some(ports) =
             ports_for(&*self.ports.roles, &*self.ports.store, &*self.ports.events, &*self.ports.finalize, job).await?
         else {
@@ -665,7 +684,17 @@ impl Executor {
         if !rest.is_empty() {
             info!(job_id = %job.id, chunk = msg.index, ran = rows.len(), handed_on = rest.len(), "invocation ending: the tasks not started are handed on");
         }
-        self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, Ran { rows, rest }).await
+        let recorded = self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, Ran { rows, rest }).await?;
+        if let Disposition::Recorded { succeeded, failed } = recorded {
+            // Counted once recorded, as the job's counters are: a chunk whose claim lapsed
+            // and that runs again counts once.
+            let (op, id) = (&[valid.operation.name()], Some(&job.id));
+            metrics::count(Metric::TasksSucceeded, op, id, succeeded);
+            metrics::count(Metric::TasksFailed, op, id, failed);
+            metrics::count(Metric::ChunksRun, op, id, 1);
+            metrics::observe(Metric::ChunkDuration, op, id, claimed.elapsed().as_millis() as f64);
+        }
+        Ok(recorded)
     }
 
     /// Writes the chunk's result files and records it with its counts, once.

@@ -9,6 +9,7 @@ pub mod dry_run;
 pub mod executor;
 pub mod failures;
 pub mod finalizer;
+pub mod health;
 pub mod intake;
 pub mod limiter;
 pub mod report_links;

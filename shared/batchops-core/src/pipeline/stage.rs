@@ -151,6 +151,7 @@ pub async fn transition(
         Err(e) => return Err(e),
     };
     info!(job_id = %stored.id, from = %from, to = %to, "job status changed");
+    crate::metrics::count(crate::metrics::Metric::JobTransitions, &[to.as_str()], Some(&stored.id), 1);
     crate::events::announce(events, &stored, Some(from)).await;
     Ok(stored)
 }

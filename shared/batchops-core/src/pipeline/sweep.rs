@@ -20,6 +20,7 @@ use super::{fail_job, now_ms, request_finalize, send_one, Finalizer, Settings};
 use crate::chunk::ControlMessage;
 use crate::events::Events;
 use crate::job::{Job, JobFailure, JobId, JobStatus};
+use crate::metrics::{self, Metric};
 use crate::ports::{Backlog, JobFilter, JobStore, Queue, Sighting, SPLIT_BASE};
 use crate::{Error, Result};
 
@@ -138,6 +139,11 @@ impl Sweeper {
                 match self.job(job, &runnable).await {
                     Ok(Some(step)) => {
                         info!(job_id = %id, step = ?step, "sweep");
+                        let metric = match step {
+                            Step::Failed(_) => Metric::JobsFailedBySweep,
+                            _ => Metric::JobsFoundStuck,
+                        };
+                        metrics::count(metric, &[], Some(&id), 1);
                         swept.steps.push((id, step));
                     }
                     Ok(None) => {}
