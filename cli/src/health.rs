@@ -153,10 +153,19 @@ pub fn render(status: &SystemStatus) -> String {
     let _ = writeln!(out, "\njobs open: {}", counts(&status.jobs.open));
     let capped = if status.jobs.ended_last_day_capped { " (the newest only)" } else { "" };
     let _ = writeln!(out, "jobs ended in the last day{capped}: {}", counts(&status.jobs.ended_last_day));
-    let _ = writeln!(out, "jobs with no progress for {} min or more: {}", status.stalled_after_minutes, status.jobs.stalled.len());
+    let _ = writeln!(
+        out,
+        "jobs with no progress for {} min or more: {}",
+        status.stalled_after_minutes,
+        status.jobs.stalled.len()
+    );
     for j in &status.jobs.stalled {
         let what = j.description.as_deref().unwrap_or("");
-        let _ = writeln!(out, "  {} {} idle {} min since {} {what}", j.job_id, j.status, j.idle_minutes, j.last_progress_at);
+        let _ = writeln!(
+            out,
+            "  {} {} idle {} min since {} {what}",
+            j.job_id, j.status, j.idle_minutes, j.last_progress_at
+        );
     }
     match &status.alarms {
         None => {

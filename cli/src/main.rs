@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use batchops::client::{is_loopback, stack_api_url, ApiClient, Signer};
 use batchops::health::HealthSource;
 use batchops::local::{self, LocalOptions};
+use batchops_core::pipeline::health::SystemStatus;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use batchops_core::pipeline::health::SystemStatus;
 use serde_json::Value;
 
 #[derive(Parser)]

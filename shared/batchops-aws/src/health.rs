@@ -72,7 +72,11 @@ impl WatchedQueue {
 /// What SQS counts in `queue`; for a dead-letter queue that holds messages, its first one too.
 pub async fn measure(sqs: &aws_sdk_sqs::Client, queue: &WatchedQueue) -> Result<QueueStatus> {
     use QueueAttributeName as A;
-    let names = [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible, A::ApproximateNumberOfMessagesDelayed];
+    let names = [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ];
     let out = sqs
         .get_queue_attributes()
         .queue_url(&queue.url)
@@ -159,7 +163,8 @@ mod cloudwatch {
     /// The alarms whose names start with `prefix` (a stack's are `<stack>-...`) in ALARM.
     pub async fn alarms_in_alarm(cw: &aws_sdk_cloudwatch::Client, prefix: &str) -> Result<Vec<AlarmStatus>> {
         let mut alarms = Vec::new();
-        let mut pages = cw.describe_alarms().alarm_name_prefix(prefix).state_value(StateValue::Alarm).into_paginator().send();
+        let mut pages =
+            cw.describe_alarms().alarm_name_prefix(prefix).state_value(StateValue::Alarm).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| backend("DescribeAlarms", e))?;
             for a in page.metric_alarms() {

@@ -109,7 +109,9 @@ mod tests {
             match d.kind {
                 super::super::Kind::Counter => registry.count(metric, &dims, Some(&a), 2),
                 super::super::Kind::Gauge => registry.gauge(metric, &dims, 7.0),
-                super::super::Kind::Histogram => (0..250).for_each(|i| registry.observe(metric, &dims, Some(&a), i as f64)),
+                super::super::Kind::Histogram => {
+                    (0..250).for_each(|i| registry.observe(metric, &dims, Some(&a), i as f64))
+                }
             }
         }
         registry.count(Metric::TasksSucceeded, &["S3PutObjectTagging"], Some(&b), 5);
@@ -128,7 +130,8 @@ mod tests {
         let lines = lines(everything().take(), "task-executor", 1_765_000_000_000);
         assert!(lines.len() >= 4, "{lines:?}");
         for (line, json) in lines.iter().zip(parsed(&lines)) {
-            let errors: Vec<String> = validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            let errors: Vec<String> =
+                validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
             assert!(errors.is_empty(), "{line}: {errors:?}");
             // What a schema cannot say: every dimension and every metric is a member of the line.
             let directive = &json["_aws"]["CloudWatchMetrics"][0];

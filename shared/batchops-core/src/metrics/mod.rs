@@ -89,16 +89,26 @@ impl Metric {
         use Kind::*;
         let (name, kind, unit, dimensions, help): (_, _, _, &'static [&'static str], _) = match self {
             Metric::TasksSucceeded => ("tasks_succeeded", Counter, "Count", OPERATION, "Tasks that succeeded."),
-            Metric::TasksFailed => ("tasks_failed", Counter, "Count", OPERATION, "Tasks that failed (after their retries)."),
+            Metric::TasksFailed => {
+                ("tasks_failed", Counter, "Count", OPERATION, "Tasks that failed (after their retries).")
+            }
             Metric::TaskLatency => {
                 ("task_latency_ms", Histogram, "Milliseconds", OPERATION, "Time of one task, its retries included.")
             }
-            Metric::SlowDowns => {
-                ("slow_downs", Counter, "Count", OPERATION, "Throttling answers (SlowDown, 503, 429) seen, retried or not.")
-            }
-            Metric::ServerErrors => {
-                ("server_errors", Counter, "Count", OPERATION, "5xx answers other than throttling seen, retried or not.")
-            }
+            Metric::SlowDowns => (
+                "slow_downs",
+                Counter,
+                "Count",
+                OPERATION,
+                "Throttling answers (SlowDown, 503, 429) seen, retried or not.",
+            ),
+            Metric::ServerErrors => (
+                "server_errors",
+                Counter,
+                "Count",
+                OPERATION,
+                "5xx answers other than throttling seen, retried or not.",
+            ),
             Metric::ChunksRun => ("chunks_run", Counter, "Count", OPERATION, "Chunks run and recorded."),
             Metric::ChunkDuration => {
                 ("chunk_duration_ms", Histogram, "Milliseconds", OPERATION, "Time from a chunk's claim to its record.")
@@ -109,9 +119,13 @@ impl Metric {
             Metric::ChunkQueueDepth => {
                 ("chunk_queue_depth", Gauge, "Count", &[], "Chunk messages queued, as the dispatcher last saw them.")
             }
-            Metric::BacklogJobs => {
-                ("backlog_jobs", Gauge, "Count", &[], "Jobs with chunks waiting in their backlog after the last dispatcher round.")
-            }
+            Metric::BacklogJobs => (
+                "backlog_jobs",
+                Gauge,
+                "Count",
+                &[],
+                "Jobs with chunks waiting in their backlog after the last dispatcher round.",
+            ),
             Metric::JobTransitions => {
                 ("job_transitions", Counter, "Count", &["status"], "Job status changes, by the status moved to.")
             }
@@ -285,7 +299,11 @@ mod tests {
         registry.observe(Metric::TaskLatency, &["S3PutObjectTagging"], Some(&job), 12.0);
         assert_eq!(registry.snapshot().len(), 2);
         let taken = registry.take();
-        let key = Key { metric: Metric::TasksSucceeded, dimensions: vec!["S3PutObjectTagging".into()], job: Some("job-1".into()) };
+        let key = Key {
+            metric: Metric::TasksSucceeded,
+            dimensions: vec!["S3PutObjectTagging".into()],
+            job: Some("job-1".into()),
+        };
         assert_eq!(taken[&key], Value::Counter(5.0));
         assert!(registry.snapshot().is_empty());
         registry.forget_jobs();

@@ -16,10 +16,10 @@ use super::{fail_job, finalize_if_done, now_ms, ports_for, request_finalize, Shu
 use crate::chunk::{decode_rows, is_blank, ChunkBody, ChunkMessage};
 use crate::job::{Job, JobFailure, JobId, JobStatus};
 use crate::manifest::{lines, parse_line, ManifestEntry, ParsedLine};
+use crate::metrics::{self, Metric};
 use crate::ops::{Operation, Task};
 use crate::ports::{read_all, ChunkLease, ChunkRecord, JobPorts, LeaseOutcome, ReadOptions, RecordOutcome, Waiting};
 use crate::report::{render_chunk, ResultRow};
-use crate::metrics::{self, Metric};
 use crate::retry::{Outcome, RetryPolicy, TaskFailure};
 use crate::spec::ManifestRef;
 use crate::{Error, Result};

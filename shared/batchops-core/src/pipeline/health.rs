@@ -182,7 +182,10 @@ fn iso8601_ms(ms: u64) -> String {
 pub fn dead_message(kind: &str, message_id: &str, body: &str, sent_at_ms: Option<u64>) -> DeadMessage {
     let (job_id, detail) = match kind {
         "chunk" => match ChunkMessage::decode(body) {
-            Ok(m) => (Some(m.job_id.to_string()), format!("chunk {} ({} tasks from line {})", m.index, m.tasks, m.first_line)),
+            Ok(m) => (
+                Some(m.job_id.to_string()),
+                format!("chunk {} ({} tasks from line {})", m.index, m.tasks, m.first_line),
+            ),
             Err(e) => (None, format!("unreadable chunk message: {e}")),
         },
         "control" => match serde_json::from_str::<ControlMessage>(body) {
@@ -299,7 +302,12 @@ mod tests {
     async fn a_job_that_looked_the_same_past_the_bound_is_stalled_and_needs_a_person() {
         let store = crate::memory::InMemoryJobStore::default();
         let stored = |id: &str, status: JobStatus| {
-            let mut job = Job::new(JobId::parse(id).unwrap(), JobSpec::default(), format!("arn:aws:s3:us-east-1:1:job/{id}"), jiff::Timestamp::now());
+            let mut job = Job::new(
+                JobId::parse(id).unwrap(),
+                JobSpec::default(),
+                format!("arn:aws:s3:us-east-1:1:job/{id}"),
+                jiff::Timestamp::now(),
+            );
             job.status = status;
             let store = &store;
             async move {
@@ -312,7 +320,10 @@ mod tests {
         stored("job-waiting", JobStatus::Suspended).await;
         let now = 10 * 3_600_000;
         store.put_sighting(&moving.id, &Sighting { fingerprint: 1, since_ms: now - 60_000, nudges: 0 }).await.unwrap();
-        store.put_sighting(&stuck.id, &Sighting { fingerprint: 1, since_ms: now - 45 * 60_000, nudges: 0 }).await.unwrap();
+        store
+            .put_sighting(&stuck.id, &Sighting { fingerprint: 1, since_ms: now - 45 * 60_000, nudges: 0 })
+            .await
+            .unwrap();
         let jobs = jobs_status(&store, Duration::from_secs(30 * 60), now).await.unwrap();
         assert_eq!(jobs.open.get("Active"), Some(&2));
         assert_eq!(jobs.open.get("Suspended"), Some(&1));
