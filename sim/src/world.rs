@@ -149,6 +149,8 @@ pub const EPOCH: Duration = Duration::from_secs(1_800_000_000);
 /// Runs one seed to its end (in virtual time) and checks it.
 pub async fn run(seed: u64, limits: &Limits) -> Report {
     batchops_core::clock::simulate(EPOCH, seed);
+    // The metrics of this run only (seeds run one after another; `check` compares them).
+    batchops_core::metrics::global().take();
     let rng = Rng::new(seed);
     let world = World::build(&rng, limits);
     let plans = scenario(&rng);
@@ -559,6 +561,7 @@ impl World {
         for run in &runs {
             by_job.entry(run.job.as_str()).or_default().push(run);
         }
+        let counted = tasks_counted();
         let mut digest = std::collections::hash_map::DefaultHasher::new();
         for (plan, id) in created {
             let job = match self.store.get(id).await {
@@ -578,6 +581,9 @@ impl World {
             (job.status.as_str(), job.progress.succeeded, job.progress.failed, job.history.len()).hash(&mut digest);
             let ran = by_job.get(id.as_str()).cloned().unwrap_or_default();
             self.check_job(plan, &job, &ran, &killed, &mut r);
+            let hit_by_kill = ran.iter().any(|run| run.invocation.is_some_and(|i| killed.contains(&i)));
+            let metrics = counted.get(id.as_str()).copied().unwrap_or_default();
+            check_metrics(plan, &job, metrics, hit_by_kill, &mut r.violations);
         }
         for q in &self.queues {
             r.dead_letters += q.dead_lettered();
@@ -660,6 +666,38 @@ impl World {
             }
         }
         keys
+    }
+}
+
+/// The tasks the metrics counted (succeeded, failed), by job, since the run began.
+fn tasks_counted() -> HashMap<String, (u64, u64)> {
+    use batchops_core::metrics::{global, Metric, Value};
+    let mut counted: HashMap<String, (u64, u64)> = HashMap::new();
+    for (key, value) in global().take() {
+        let (Some(job), Value::Counter(n)) = (key.job, value) else { continue };
+        let entry = counted.entry(job).or_default();
+        match key.metric {
+            Metric::TasksSucceeded => entry.0 += n as u64,
+            Metric::TasksFailed => entry.1 += n as u64,
+            _ => {}
+        }
+    }
+    counted
+}
+
+/// The metrics count the tasks the job's counters count: the same, unless an invocation that
+/// ran some was killed (between recording a chunk and counting it: fewer, never more).
+fn check_metrics(plan: &Plan, job: &Job, (succeeded, failed): (u64, u64), hit_by_kill: bool, v: &mut Vec<String>) {
+    let p = &job.progress;
+    let agree = match hit_by_kill {
+        false => (succeeded, failed) == (p.succeeded, p.failed),
+        true => succeeded <= p.succeeded && failed <= p.failed,
+    };
+    if !agree {
+        v.push(format!(
+            "{}: the metrics counted {succeeded} succeeded and {failed} failed tasks, the job {} and {}",
+            plan.name, p.succeeded, p.failed
+        ));
     }
 }
 

@@ -273,6 +273,9 @@ fn rows(parsed: Vec<ParsedLine>, outcomes: Vec<Option<Outcome>>, whole: bool) ->
 struct Ran {
     rows: Vec<ResultRow>,
     rest: Vec<Waiting>,
+    /// The operation's name and when the chunk was claimed, for the metrics.
+    operation: &'static str,
+    claimed: tokio::time::Instant,
 }
 
 /// What became of a chunk message.
@@ -684,17 +687,8 @@ impl Executor {
         if !rest.is_empty() {
             info!(job_id = %job.id, chunk = msg.index, ran = rows.len(), handed_on = rest.len(), "invocation ending: the tasks not started are handed on");
         }
-        let recorded = self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, Ran { rows, rest }).await?;
-        if let Disposition::Recorded { succeeded, failed } = recorded {
-            // Counted once recorded, as the job's counters are: a chunk whose claim lapsed
-            // and that runs again counts once.
-            let (op, id) = (&[valid.operation.name()], Some(&job.id));
-            metrics::count(Metric::TasksSucceeded, op, id, succeeded);
-            metrics::count(Metric::TasksFailed, op, id, failed);
-            metrics::count(Metric::ChunksRun, op, id, 1);
-            metrics::observe(Metric::ChunkDuration, op, id, claimed.elapsed().as_millis() as f64);
-        }
-        Ok(recorded)
+        let ran = Ran { rows, rest, operation: valid.operation.name(), claimed };
+        self.record(job, &ports, valid.report.as_ref(), msg, &lease.owner, ran).await
     }
 
     /// Writes the chunk's result files and records it with its counts, once.
@@ -705,7 +699,7 @@ impl Executor {
         report: Option<&crate::spec::ReportTarget>,
         msg: &ChunkMessage,
         owner: &str,
-        Ran { rows, rest }: Ran,
+        Ran { rows, rest, operation, claimed }: Ran,
     ) -> Result<Disposition> {
         let succeeded = rows.iter().filter(|r| r.succeeded).count() as u64;
         let failed = rows.len() as u64 - succeeded;
@@ -751,6 +745,13 @@ impl Executor {
                 _ => Disposition::Duplicate,
             });
         }
+        // Counted once recorded, as the job's counters are (a delivery that runs a chunk
+        // recorded already counts nothing), before anything after it can fail.
+        let (op, id) = (&[operation], Some(&job.id));
+        metrics::count(Metric::TasksSucceeded, op, id, succeeded);
+        metrics::count(Metric::TasksFailed, op, id, failed);
+        metrics::count(Metric::ChunksRun, op, id, 1);
+        metrics::observe(Metric::ChunkDuration, op, id, claimed.elapsed().as_millis() as f64);
         info!(job_id = %job.id, chunk = msg.index, succeeded, failed, "chunk recorded");
         self.after_recorded(&job.id).await?;
         // Room for the next chunk; a failed round is made up by the next one or the timer.
