@@ -167,7 +167,8 @@ mod cloudwatch {
             cw.describe_alarms().alarm_name_prefix(prefix).state_value(StateValue::Alarm).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| backend("DescribeAlarms", e))?;
-            for a in page.metric_alarms() {
+            // Filtered here too: a CloudWatch that ignores StateValue (moto) answers every alarm.
+            for a in page.metric_alarms().iter().filter(|a| a.state_value() == Some(&StateValue::Alarm)) {
                 alarms.push(AlarmStatus {
                     name: a.alarm_name().unwrap_or_default().to_string(),
                     state: a.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
