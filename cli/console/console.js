@@ -1,11 +1,12 @@
-// batchops console: the job list, a job's page and job creation, over the JSON API of the
-// server that serves this file (batchops local's own API, or `batchops console` forwarding to
-// a deployed stack). Hand-written, no dependencies, no build step.
+// batchops console: the job list, a job's page, job creation and the system's health, over the
+// JSON API of the server that serves this file (batchops local's own API, or `batchops console`
+// forwarding to a deployed stack). Hand-written, no dependencies, no build step.
 
 const STATUSES = ["New", "Preparing", "Suspended", "Ready", "Active", "Pausing", "Paused", "Completing", "Complete",
   "Cancelling", "Cancelled", "Failing", "Failed"];
 const ENDED = new Set(["Complete", "Cancelled", "Failed"]);
 const POLL_MS = 2000;
+const SYSTEM_POLL_MS = 5000; // the System page asks SQS and the table on every look: less often
 const PAGE_SIZES = [10, 20, 50, 100];
 
 const main = document.getElementById("main");
@@ -120,13 +121,13 @@ function stopPolling() {
   poller = null;
 }
 
-/** Runs `tick` now and every POLL_MS while this page is shown. */
-function poll(tick) {
+/** Runs `tick` now and every `every` ms while this page is shown. */
+function poll(tick, every = POLL_MS) {
   const mine = view;
   const run = async () => {
     if (mine !== view) return;
     try { await tick(); } catch (e) { /* shown by tick */ }
-    if (mine === view) poller = setTimeout(run, POLL_MS);
+    if (mine === view) poller = setTimeout(run, every);
   };
   run();
 }
@@ -452,6 +453,201 @@ async function failureSection(id) {
     out.OtherRows ? h("p", { class: "muted" }, `${out.OtherRows} more rows of other codes.`) : ""];
 }
 
+// ---- System -------------------------------------------------------------------------------
+
+/** What each queue carries, beside its name. */
+const QUEUE_ROLES = {
+  control: "job steps (prepare, start, dispatch)",
+  chunk: "chunks of tasks for the executors",
+  finalize: "reports and job endings",
+  specs: "specs dropped in the specs bucket",
+};
+
+function messages(n) {
+  return n === undefined || n === null ? "" : Number(n).toLocaleString();
+}
+
+/** Rebuilds `el` with `build()` (as `update` does) and gives the focus back to the link that
+ * had it: a table whose ages change on every refresh is rebuilt on every refresh. */
+function updateKeepingFocus(el, key, build) {
+  const had = el.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+  update(el, key, build);
+  if (had && !el.contains(document.activeElement)) {
+    [...el.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === had)?.focus();
+  }
+}
+
+function jobLink(jobId, text) {
+  return h("a", { href: `#/jobs/${enc(jobId)}` }, text || jobId);
+}
+
+async function systemPage(params) {
+  const asked = Number(params.get("stalledMinutes"));
+  const stalled = Number.isInteger(asked) && asked >= 1 ? asked : null;
+  const health = h("div", { id: "health", "aria-live": "polite" });
+  const checked = h("p", { id: "system-caption", class: "muted" }, "Checking…");
+  const problem = h("div", {});
+  const queues = h("div", { id: "queues" });
+  const open = h("div", { id: "jobs-open" });
+  const ended = h("div", { id: "jobs-ended" });
+  const stalledBox = h("div", { id: "stalled" });
+  const stalledHead = h("h2", { id: "stalled-h" }, "Stalled jobs");
+  const alarms = h("div", { id: "alarms" });
+  const minutes = h("input", { id: "stalled-minutes", class: "short", type: "number", min: 1, max: 100000, step: 1, required: true,
+    value: stalled ?? "", placeholder: "30", "aria-describedby": "stalled-help" });
+  const form = h("form", { onsubmit: (ev) => {
+    ev.preventDefault();
+    if (!minutes.reportValidity()) return;
+    location.hash = `#/system?stalledMinutes=${enc(minutes.value)}`;
+  } },
+    h("label", { for: "stalled-minutes" }, "Stalled after (minutes)"),
+    h("div", { class: "row" }, minutes, h("button", { type: "submit" }, "Apply")));
+  main.replaceChildren(h("h1", {}, "System"), checked, problem, health,
+    h("section", { class: "card", "aria-labelledby": "queues-h" }, h("h2", { id: "queues-h" }, "Queues"), queues),
+    h("section", { class: "card", "aria-labelledby": "per-status-h" }, h("h2", { id: "per-status-h" }, "Jobs per status"),
+      h("div", { class: "grid2" }, open, ended)),
+    h("section", { class: "card", "aria-labelledby": "stalled-h" }, stalledHead,
+      h("p", { id: "stalled-help", class: "muted" }, "Jobs expected to move by themselves (not suspended or paused) "
+        + "that have not changed for this long, or that the sweep had to step in for."),
+      form, stalledBox),
+    h("section", { class: "card", "aria-labelledby": "alarms-h" }, h("h2", { id: "alarms-h" }, "Alarms"), alarms));
+  await poll(async () => {
+    let out;
+    try {
+      out = await api("GET", `/v20180820/system${stalled ? `?stalledMinutes=${stalled}` : ""}`);
+      problem.replaceChildren();
+    } catch (e) {
+      problem.replaceChildren(notice(e));
+      checked.textContent = `The last check failed; the page tries again every ${SYSTEM_POLL_MS / 1000} seconds.`;
+      throw e;
+    }
+    checked.textContent = `Checked ${when(out.CheckedAt)}; updates every ${SYSTEM_POLL_MS / 1000} seconds.`;
+    const problems = out.Problems || [];
+    // The job IDs the problems name are links to the jobs' pages.
+    const named = [...(out.Queues || []).map((q) => q.FirstDead?.JobId), ...((out.Jobs || {}).Stalled || []).map((j) => j.JobId)];
+    const ids = [...new Set(named.filter(Boolean))];
+    updateKeepingFocus(health, JSON.stringify([out.Healthy, problems, ids]), () => [healthBanner(out.Healthy, problems, ids)]);
+    updateKeepingFocus(queues, JSON.stringify(out.Queues || []), () => [queueTable(out.Queues || [])]);
+    const jobs = out.Jobs || {};
+    update(open, JSON.stringify(jobs.Open || {}), () => statusTable("open", "Open", jobs.Open || {}, STATUSES.filter((s) => !ENDED.has(s))));
+    update(ended, JSON.stringify([jobs.EndedLastDay || {}, !!jobs.EndedLastDayCapped]), () => [
+      ...statusTable("ended", "Ended in the last day", jobs.EndedLastDay || {}, [...ENDED]),
+      jobs.EndedLastDayCapped ? h("p", { class: "muted" }, "Counted over the newest jobs only: more were created in the last day than one look reads.") : ""]);
+    const after = out.StalledAfterMinutes;
+    if (!minutes.value && document.activeElement !== minutes) minutes.value = after;
+    stalledHead.textContent = `Stalled jobs (${after} minutes without moving)`;
+    updateKeepingFocus(stalledBox, JSON.stringify([after, jobs.Stalled || []]), () => stalledTable(jobs.Stalled || [], after));
+    update(alarms, JSON.stringify(out.Alarms ?? null), () => alarmList(out.Alarms));
+  }, SYSTEM_POLL_MS);
+}
+
+/** `text` with each of `ids` in it made a link to that job's page. */
+function withJobLinks(text, ids) {
+  if (!ids.length) return [text];
+  const pattern = new RegExp(`(${ids.map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`);
+  return text.split(pattern).map((part, i) => (i % 2 ? jobLink(part) : part));
+}
+
+function healthBanner(healthy, problems, ids) {
+  if (healthy) {
+    return h("section", { class: "health healthy", "aria-labelledby": "health-h", "data-healthy": "true" },
+      h("h2", { id: "health-h" }, "✓ Healthy"), h("p", {}, "Nothing needs a person."));
+  }
+  return h("section", { class: "health attention", "aria-labelledby": "health-h", "data-healthy": "false" },
+    h("h2", { id: "health-h" }, "⚠ Needs attention"),
+    problems.length ? h("ul", {}, problems.map((p) => h("li", {}, withJobLinks(p, ids)))) : h("p", {}, "The system reports a problem it did not name."));
+}
+
+function queueTable(queues) {
+  if (!queues.length) return h("p", { class: "muted" }, "No queues reported.");
+  const rows = queues.flatMap((q) => {
+    const waiting = (q.Visible || 0) + (q.InFlight || 0) + (q.Delayed || 0);
+    const dead = q.DeadLetter && (waiting > 0 || q.FirstDead);
+    const what = q.DeadLetter ? `dead letters of the ${q.Name.replace(/-dlq$/, "")} queue` : QUEUE_ROLES[q.Name] || "";
+    const classes = [q.DeadLetter && "dlq", dead && "dead", q.FirstDead && "has-first-dead"].filter(Boolean);
+    const row = h("tr", { "data-queue": q.Name, class: classes.join(" ") || undefined },
+      h("th", { scope: "row" }, h("span", { class: "queue-name", title: q.Url }, q.Name),
+        dead ? [" ", h("span", { class: "status s-Failed" }, "needs attention")] : "",
+        what ? h("div", { class: "muted hide-narrow" }, h("small", {}, what)) : ""),
+      h("td", { class: "num" }, messages(q.Visible)),
+      h("td", { class: "num" }, messages(q.InFlight)),
+      h("td", { class: "num hide-narrow" }, messages(q.Delayed)),
+      h("td", { class: "num" }, q.OldestAgeSeconds === null || q.OldestAgeSeconds === undefined ? "—" : duration(q.OldestAgeSeconds)));
+    if (!q.FirstDead) return [row];
+    // The first dead message under its queue's row, across the table: it reads on a narrow window too.
+    return [row, h("tr", { class: "dead first-dead", "data-first-dead": q.Name },
+      h("td", { colspan: 5 }, firstDead(q.Name, q.FirstDead)))];
+  });
+  return h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "queues-h" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Queue"), h("th", { scope: "col", class: "num" }, "Available"),
+      h("th", { scope: "col", class: "num" }, "In flight"), h("th", { scope: "col", class: "num hide-narrow" }, "Delayed"),
+      h("th", { scope: "col", class: "num" }, "Oldest"))),
+    h("tbody", {}, rows)));
+}
+
+function firstDead(queue, d) {
+  const pair = (k, v, cls) => h("div", { class: cls }, h("dt", {}, k), h("dd", {}, v));
+  return h("dl", { class: "inline-facts", "aria-label": `The first dead message of ${queue}` },
+    h("div", { class: "lead" }, h("dt", {}, "First dead message"), h("dd", {}, d.Kind || "?")),
+    pair("Job", d.JobId ? jobLink(d.JobId) : h("span", { class: "muted" }, "none"), "dead-job"),
+    d.Detail ? pair("Detail", d.Detail, "dead-detail") : "",
+    pair("Sent", when(d.SentAt)),
+    d.MessageId ? pair("Message ID", h("span", { class: "muted" }, d.MessageId), "hide-narrow") : "");
+}
+
+/** Minutes as "42 min" or "3 h 5 min". */
+function minutesText(m) {
+  m = Math.floor(m || 0);
+  return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function statusTable(id, title, counted, order) {
+  const known = order.filter((s) => counted[s]);
+  const others = Object.keys(counted).filter((s) => counted[s] && !order.includes(s)).sort();
+  const shown = [...known, ...others];
+  const total = shown.reduce((n, s) => n + counted[s], 0);
+  return [h("h3", { id: `${id}-h` }, title),
+    h("table", { "aria-labelledby": `${id}-h`, class: "per-status", "data-jobs": id },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "Jobs"))),
+      h("tbody", {}, shown.length
+        ? shown.map((s) => h("tr", { "data-status": s },
+          h("th", { scope: "row" }, h("a", { href: pageLink(s, 20, []), "aria-label": `${s} jobs` }, statusBadge(s))),
+          h("td", { class: "num" }, counted[s].toLocaleString())))
+        : h("tr", {}, h("td", { colspan: 2, class: "muted" }, "None."))),
+      h("tfoot", {}, h("tr", {}, h("th", { scope: "row" }, "Total"), h("td", { class: "num" }, total.toLocaleString()))))];
+}
+
+function stalledTable(stalled, after) {
+  if (!stalled.length) return [h("p", { class: "muted" }, `No job has gone ${after} minutes without moving, and the sweep has stepped in for none.`)];
+  return [h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "stalled-h" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Job"), h("th", { scope: "col" }, "Status"),
+      h("th", { scope: "col", class: "num" }, "Idle for"), h("th", { scope: "col" }, "Last change"),
+      h("th", { scope: "col", class: "num" }, "Sweep stepped in"))),
+    h("tbody", {}, stalled.map((j) => h("tr", { "data-job": j.JobId },
+      h("td", {}, jobLink(j.JobId, j.Description || j.JobId), j.Description ? h("div", { class: "muted jobid" }, h("small", {}, j.JobId)) : ""),
+      h("td", {}, statusBadge(j.Status)),
+      h("td", { class: "num" }, minutesText(j.IdleMinutes)),
+      h("td", {}, when(j.LastProgressAt) || "never"),
+      h("td", { class: "num" }, j.Nudges ? `${j.Nudges} time${j.Nudges === 1 ? "" : "s"}` : "no"))))))];
+}
+
+function alarmList(alarms) {
+  if (alarms === null || alarms === undefined) {
+    return [h("p", { class: "muted", id: "alarms-none" }, "Not available in batchops local: alarms are CloudWatch's, on a deployed stack.")];
+  }
+  const firing = alarms.filter((a) => a.State === "ALARM");
+  const rest = alarms.length - firing.length;
+  const others = rest ? `${rest} other alarm${rest === 1 ? " is" : "s are"} not in ALARM.` : "";
+  if (!firing.length) return [h("p", { class: "muted" }, `No alarm is in ALARM. ${others}`.trim())];
+  return [h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "alarms-h" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Alarm"), h("th", { scope: "col" }, "State"),
+      h("th", { scope: "col" }, "Reason"), h("th", { scope: "col" }, "Since"))),
+    h("tbody", {}, firing.map((a) => h("tr", { class: "dead", "data-alarm": a.Name },
+      h("th", { scope: "row" }, a.Name), h("td", {}, h("span", { class: "status s-Failed" }, a.State)),
+      h("td", {}, a.Reason || ""), h("td", {}, when(a.Since))))))),
+    others ? h("p", { class: "muted" }, others) : ""];
+}
+
 // ---- Create -------------------------------------------------------------------------------
 
 async function createPage() {
@@ -573,6 +769,12 @@ async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
+  // The nav names the page shown (a job's page is under Jobs).
+  const section = path === "/create" || path === "/system" ? path : "/";
+  for (const a of document.querySelectorAll("header nav a")) {
+    if (a.getAttribute("href") === `#${section}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
   try {
     if (path.startsWith("/jobs/")) {
       const id = decodeURIComponent(path.slice("/jobs/".length));
@@ -581,6 +783,9 @@ async function route() {
     } else if (path === "/create") {
       document.title = "Create job · batchops";
       await createPage();
+    } else if (path === "/system") {
+      document.title = "System · batchops";
+      await systemPage(params);
     } else {
       document.title = "Jobs · batchops";
       await jobsPage(params);

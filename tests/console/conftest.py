@@ -21,11 +21,25 @@ SHOTS = os.path.join(ROOT, ".local", "console")
 
 
 @pytest.fixture(scope="session")
-def local():
+def local_process():
     # One chunk at a time: a rate-limited job's chunks then end one after another, and its
-    # bar moves while the page watches.
-    with batchops_local("console", SHOTS, ["--chunk-workers", "1"], {"BATCHOPS_CHUNK_SIZE": "10"}) as base:
-        yield base
+    # bar moves while the page watches. The sweep waits an hour: a letter the System page's
+    # test puts on a dead-letter queue stays there (the sweep would take it).
+    env = {"BATCHOPS_CHUNK_SIZE": "10", "BATCHOPS_SWEEP_SECS": "3600"}
+    with batchops_local("console", SHOTS, ["--chunk-workers", "1"], env, with_process=True) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def local(local_process):
+    return local_process[0]
+
+
+@pytest.fixture(scope="session")
+def prefix(local_process):
+    """The resource prefix `batchops local` was started with: its queues are `<prefix>-...`."""
+    args = local_process[1].args
+    return args[args.index("--prefix") + 1]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ import os
 import re
 import urllib.request
 
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -265,4 +267,82 @@ def test_a_running_job_shows_its_rate_and_time_left_and_its_bar_moves(browser, l
     wait(browser, 60).until(lambda d: done(d) > first, "the bar did not move")
     wait_status(browser, "Complete")
     assert "Time left" not in facts(browser)
+    no_script_errors(browser)
+
+
+def whole_page_shot(browser, name, width):
+    """A screenshot of the whole page at `width`: the window made as tall as the page."""
+    browser.set_window_size(width, 1000)
+    for _ in range(3):  # the page's height changes with its width, and the window's with both
+        inner = browser.execute_script("return window.innerHeight")
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        if height <= inner:
+            break
+        size = browser.get_window_size()
+        browser.set_window_size(width, size["height"] + height - inner)
+    browser.save_screenshot(os.path.join(SHOTS, name))
+
+
+def test_the_system_page_shows_a_dead_letter_its_job_and_the_jobs_per_status(browser, local, data, prefix):
+    import boto3
+    job_id = create(local, spec(data, "missing", Description="console: tagging, three keys missing",
+                                Operation={"S3PutObjectTagging": {"TagSet": [{"Key": "checked", "Value": "yes"}]}}))
+    def ended(_):
+        job = json.load(urllib.request.urlopen(f"{local}/v20180820/jobs/{job_id}", timeout=10))["Job"]
+        return job if job["Status"] in ("Complete", "Failed", "Cancelled") else None
+    job = WebDriverWait(None, LONG, poll_frequency=0.5).until(ended, "the job never ended")
+    assert job["Status"] == "Complete" and job["ProgressSummary"]["NumberOfTasksFailed"] == 3, job
+    # One of its chunks dead-lettered, as SQS moves a message received five times (the sweep,
+    # which would take it, waits an hour here: conftest).
+    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    dlq = [u for u in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []) if u.endswith(f"/{prefix}-chunks-dlq")]
+    assert len(dlq) == 1, dlq
+    sqs.send_message(QueueUrl=dlq[0], MessageBody=json.dumps(
+        {"job_id": job_id, "index": 0, "start": 0, "end": 10, "first_line": 1, "tasks": 10}))
+
+    browser.get(f"{local}/console/#/system")
+    wait(browser, 30).until(lambda d: attr(d, "#health > section", "data-healthy") == "false", "the banner never asked for attention")
+    assert text(browser, "#health h2").endswith("Needs attention"), text(browser, "#health")
+    assert texts(browser, "#health li"), "no problem is listed"
+    assert attr(browser, "header nav a[href='#/system']", "aria-current") == "page"
+    # The chunk dead-letter queue: one message, highlighted, its first one naming the job.
+    wait(browser, 30).until(lambda d: text(d, "tr[data-first-dead=chunk-dlq]"), "no first dead message shown")
+    cells = browser.execute_script(
+        "return [...document.querySelector('tr[data-queue=chunk-dlq]').cells].map(c => c.innerText.trim())")
+    assert cells[0].startswith("chunk-dlq") and "needs attention" in cells[0] and cells[1] == "1", cells
+    assert "dead" in attr(browser, "tr[data-queue=chunk-dlq]", "class").split()
+    dead = text(browser, "tr[data-first-dead=chunk-dlq]")
+    assert "chunk" in dead and job_id in dead, dead
+    assert attr(browser, "tr[data-first-dead=chunk-dlq] .dead-job a", "href") == f"#/jobs/{job_id}"
+    # The queues not dead-lettered into are not highlighted.
+    assert browser.execute_script("return [...document.querySelectorAll('tr.dead[data-queue]')].map(r => r.dataset.queue)") \
+        == ["chunk-dlq"]
+    # Jobs per status: the ended ones of the last day count this one with every other Complete job.
+    listed = json.load(urllib.request.urlopen(f"{local}/v20180820/jobs?jobStatuses=Complete&maxResults=1000", timeout=10))
+    complete = len(listed["Jobs"])
+    assert job_id in {j["JobId"] for j in listed["Jobs"]}
+    wait(browser, 30).until(lambda d: text(d, "[data-jobs=ended] tr[data-status=Complete] td") == str(complete),
+                            f"the Complete jobs of the last day are not {complete}")
+    assert text(browser, "#alarms p") == "Not available in batchops local: alarms are CloudWatch's, on a deployed stack."
+    whole_page_shot(browser, "system.png", 1280)
+    whole_page_shot(browser, "system-narrow.png", 420)
+    browser.set_window_size(1280, 1000)
+    # The page refreshes (every 5 seconds) and the job's link leads to its page, from the keyboard.
+    first = text(browser, "#system-caption")
+    wait(browser, 20).until(lambda d: text(d, "#system-caption") != first, "the page never refreshed")
+    # Focused and pressed without holding the element: a refresh rebuilds the table (its ages
+    # change), and gives the focus back to the same link.
+    browser.execute_script("document.querySelector('tr[data-first-dead=chunk-dlq] .dead-job a').focus()")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait(browser, 20).until(lambda d: d.current_url.endswith(f"#/jobs/{job_id}"))
+    wait_status(browser, "Complete")
+    # The bound of "stalled" is the page's to choose (stalledMinutes), and the API's answer says it.
+    browser.get(f"{local}/console/#/system")
+    field = wait(browser, 20).until(EC.element_to_be_clickable((By.ID, "stalled-minutes")))
+    wait(browser, 20).until(lambda d: d.execute_script("return document.getElementById('stalled-minutes').value") == "30")
+    field.click()  # focused, the field is left alone by the refresh: what is typed stays
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("5", Keys.ENTER)
+    wait(browser, 20).until(lambda d: d.current_url.endswith("#/system?stalledMinutes=5"))
+    wait(browser, 20).until(lambda d: text(d, "#stalled-h") == "Stalled jobs (5 minutes without moving)", text(browser, "#stalled-h"))
     no_script_errors(browser)
