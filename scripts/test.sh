@@ -5,7 +5,8 @@
 # mdbook build (make docs), then the rehearsal of the deployed stack (scripts/rehearse.sh), the
 # console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
 # Control's protocol (scripts/sdk-test.sh), hostile requests against batchops local
-# (scripts/hostile-test.sh), and the tests of this summary's counting; ends with
+# (scripts/hostile-test.sh), batchops local's /metrics and `batchops status` (scripts/operate-test.sh),
+# and the tests of this summary's counting; ends with
 # one line of all results (scripts/summary.sh: a suite or check that failed is never counted as
 # 0 failed) and fails if anything did.
 set -uo pipefail
