@@ -6,7 +6,7 @@ const STATUSES = ["New", "Preparing", "Suspended", "Ready", "Active", "Pausing",
   "Cancelling", "Cancelled", "Failing", "Failed"];
 const ENDED = new Set(["Complete", "Cancelled", "Failed"]);
 const POLL_MS = 2000;
-const SYSTEM_POLL_MS = 5000; // the System page asks SQS and the table on every look: less often
+const SYSTEM_POLL_MS = 15000; // the System page asks SQS and reads the table on every look: less often
 const PAGE_SIZES = [10, 20, 50, 100];
 
 const main = document.getElementById("main");
@@ -532,7 +532,7 @@ async function systemPage(params) {
     update(open, JSON.stringify(jobs.Open || {}), () => statusTable("open", "Open", jobs.Open || {}, STATUSES.filter((s) => !ENDED.has(s))));
     update(ended, JSON.stringify([jobs.EndedLastDay || {}, !!jobs.EndedLastDayCapped]), () => [
       ...statusTable("ended", "Ended in the last day", jobs.EndedLastDay || {}, [...ENDED]),
-      jobs.EndedLastDayCapped ? h("p", { class: "muted" }, "Counted over the newest jobs only: more were created in the last day than one look reads.") : ""]);
+      jobs.EndedLastDayCapped ? h("p", { class: "muted" }, "Counted over the newest 1,000 jobs only: more were created in the last two days than one look reads.") : ""]);
     const after = out.StalledAfterMinutes;
     if (!minutes.value && document.activeElement !== minutes) minutes.value = after;
     stalledHead.textContent = `Stalled jobs (${after} minutes without moving)`;

@@ -116,6 +116,15 @@ pub async fn stack_api_url(sdk: &SdkConfig, stack: &str) -> Result<String> {
 
 /// One output of a deployed batchops stack.
 pub async fn stack_output(sdk: &SdkConfig, stack: &str, key: &str) -> Result<String> {
+    let mut outputs = stack_outputs(sdk, stack).await?;
+    match outputs.remove(key) {
+        Some(v) => Ok(v),
+        None => bail!("the stack {stack} has no {key} output: is it a batchops stack?"),
+    }
+}
+
+/// Every output of the deployed stack, by key.
+pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<std::collections::HashMap<String, String>> {
     let out = aws_sdk_cloudformation::Client::new(sdk)
         .describe_stacks()
         .stack_name(stack)
@@ -124,10 +133,7 @@ pub async fn stack_output(sdk: &SdkConfig, stack: &str, key: &str) -> Result<Str
         .map_err(|e| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)))
         .with_context(|| format!("cannot describe the stack {stack}"))?;
     let outputs = out.stacks().first().map(|s| s.outputs()).unwrap_or_default();
-    match outputs.iter().find(|o| o.output_key() == Some(key)).and_then(|o| o.output_value()) {
-        Some(v) => Ok(v.to_string()),
-        None => bail!("the stack {stack} has no {key} output: is it a batchops stack?"),
-    }
+    Ok(outputs.iter().filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string()))).collect())
 }
 
 impl ApiClient {

@@ -73,7 +73,9 @@ pub async fn serve(listen: SocketAddr, api: ApiClient, health: Option<Arc<Health
     anyhow::ensure!(listen.ip().is_loopback(), "the console serves loopback only (it acts with your credentials)");
     let mut app = routes().route("/v20180820/{*rest}", axum::routing::any(forward)).with_state(Arc::new(api));
     if let Some(health) = health {
-        app = crate::health::routes(health).layer(axum::middleware::from_fn(browser_guard)).merge(app);
+        // Loopback names and the page's own origin, always, as `forward` checks: the view is
+        // read with your credentials, so no other site's page (nor a rebound name) may read it.
+        app = crate::health::routes(health).layer(axum::middleware::from_fn(console_guard)).merge(app);
     }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("batchops console: http://{}/console/ (Ctrl-C stops it)", listener.local_addr()?);
@@ -111,6 +113,14 @@ pub async fn browser_guard(request: axum::extract::Request, next: axum::middlewa
         }
     }
     next.run(request).await
+}
+
+/// `batchops console`'s guard over what it answers itself with your credentials.
+async fn console_guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match same_origin(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => (StatusCode::FORBIDDEN, why).into_response(),
+    }
 }
 
 /// One API call of the page, made again against the deployed API and answered as it answered.

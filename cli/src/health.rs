@@ -38,23 +38,37 @@ pub struct HealthSource {
     sqs: aws_sdk_sqs::Client,
     queues: Vec<WatchedQueue>,
     store: DynamoJobStore,
-    /// A deployed stack's CloudWatch, and its alarms' name prefix (`<stack>-`).
-    cloudwatch: Option<(aws_sdk_cloudwatch::Client, String)>,
+    cloudwatch: Option<StackAlarms>,
+}
+
+/// A deployed stack's CloudWatch, its alarms' name prefix (`<stack>-`) and their topic.
+struct StackAlarms {
+    client: aws_sdk_cloudwatch::Client,
+    prefix: String,
+    topic: String,
 }
 
 impl HealthSource {
     /// A deployed stack, from its outputs.
     pub async fn for_stack(sdk: &aws_config::SdkConfig, stack: &str) -> Result<HealthSource> {
-        let mut queues = Vec::new();
-        for (name, output) in STACK_QUEUES {
-            queues.push(WatchedQueue::new(name, crate::client::stack_output(sdk, stack, output).await?));
-        }
-        let table = crate::client::stack_output(sdk, stack, "JobsTable").await?;
+        let outputs = crate::client::stack_outputs(sdk, stack).await?;
+        let output = |key: &str| match outputs.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => {
+                Err(anyhow::anyhow!("the stack {stack} has no {key} output: is it a batchops stack of this version?"))
+            }
+        };
+        let queues =
+            STACK_QUEUES.iter().map(|(name, key)| Ok(WatchedQueue::new(name, output(key)?))).collect::<Result<_>>()?;
         Ok(HealthSource {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queues,
-            store: DynamoJobStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
-            cloudwatch: Some((aws_sdk_cloudwatch::Client::new(sdk), format!("{stack}-"))),
+            store: DynamoJobStore::new(aws_sdk_dynamodb::Client::new(sdk), output("JobsTable")?),
+            cloudwatch: Some(StackAlarms {
+                client: aws_sdk_cloudwatch::Client::new(sdk),
+                prefix: format!("{stack}-"),
+                topic: output("AlarmTopic")?,
+            }),
         })
     }
 
@@ -72,9 +86,9 @@ impl HealthSource {
     pub async fn check(&self, stalled_after: Duration) -> Result<SystemStatus> {
         let mut measured = measure_all(&self.sqs, &self.queues).await?;
         let alarms = match &self.cloudwatch {
-            Some((cw, prefix)) => {
-                oldest_ages(cw, &self.queues, &mut measured).await?;
-                Some(alarms_in_alarm(cw, prefix).await?)
+            Some(alarms) => {
+                oldest_ages(&alarms.client, &self.queues, &mut measured).await?;
+                Some(alarms_in_alarm(&alarms.client, &alarms.prefix, &alarms.topic).await?)
             }
             None => None,
         };
@@ -118,11 +132,7 @@ pub fn metrics_route<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// `batchops status`'s exit code: 0 healthy, 1 when something needs a person.
 pub fn exit_code(status: &SystemStatus) -> i32 {
-    if status.healthy {
-        0
-    } else {
-        1
-    }
+    i32::from(!status.healthy)
 }
 
 /// The view as text for a terminal.

@@ -327,9 +327,9 @@ def test_the_system_page_shows_a_dead_letter_its_job_and_the_jobs_per_status(bro
     whole_page_shot(browser, "system.png", 1280)
     whole_page_shot(browser, "system-narrow.png", 420)
     browser.set_window_size(1280, 1000)
-    # The page refreshes (every 5 seconds) and the job's link leads to its page, from the keyboard.
+    # The page refreshes (every 15 seconds) and the job's link leads to its page, from the keyboard.
     first = text(browser, "#system-caption")
-    wait(browser, 20).until(lambda d: text(d, "#system-caption") != first, "the page never refreshed")
+    wait(browser, 40).until(lambda d: text(d, "#system-caption") != first, "the page never refreshed")
     # Focused and pressed without holding the element: a refresh rebuilds the table (its ages
     # change), and gives the focus back to the same link.
     browser.execute_script("document.querySelector('tr[data-first-dead=chunk-dlq] .dead-job a').focus()")

@@ -390,7 +390,7 @@ def test_the_dashboard_shows_every_metric_batchops_writes_with_its_dimensions(da
     shown = set()
     for kind, r in rows(dashboard):
         if kind == "search":
-            m = re.fullmatch(r"""SEARCH\('\{batchops,(\w+)\} MetricName="(\w+)"', '(\w+)', (\d+)\)""", r)
+            m = re.fullmatch(r"""SEARCH\('\{"batchops",(\w+)\} MetricName="(\w+)"', '(\w+)', (\d+)\)""", r)
             assert m, r
             dims, name = m.group(1), m.group(2)
             assert defined[name] == [dims], r

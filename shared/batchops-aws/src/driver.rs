@@ -284,6 +284,9 @@ mod tests {
         let writer = lines.clone();
         let logs = crate::config::json_logs(tracing_subscriber::EnvFilter::new("info"), move || writer.clone());
         let _logging = tracing::subscriber::set_default(logs);
+        // A callsite first hit by a test of another thread, before this subscriber existed,
+        // may have cached "no one listens": asked again, now that this one does.
+        tracing::callsite::rebuild_interest_cache();
         let mut d = Delivery::from_lambda(SqsMessage::default(), Instant::now());
         d.message_id = "m-1".into();
         let run = async {

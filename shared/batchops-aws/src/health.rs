@@ -16,9 +16,17 @@ use crate::resources::Created;
 
 /// Prints what the process's metrics recorded since the last call as CloudWatch EMF lines on
 /// stdout, which Lambda sends to the function's log group, where CloudWatch makes metrics of
-/// them: a function calls it after every invocation.
+/// them: a function calls it after every invocation. Their namespace is
+/// `BATCHOPS_METRICS_NAMESPACE` (the template's `MetricsNamespace`), read once.
 pub fn flush_metrics(function: &str) {
-    let lines = batchops_core::metrics::emf::drain(function);
+    static NAMESPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let namespace = NAMESPACE.get_or_init(|| {
+        std::env::var("BATCHOPS_METRICS_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| batchops_core::metrics::emf::NAMESPACE.to_string())
+    });
+    let lines = batchops_core::metrics::emf::drain(namespace, function);
     let mut out = std::io::stdout().lock();
     for line in lines {
         let _ = writeln!(out, "{line}");
@@ -109,6 +117,8 @@ async fn first_dead(sqs: &aws_sdk_sqs::Client, queue: &WatchedQueue, status: &mu
         .queue_url(&queue.url)
         .max_number_of_messages(1)
         .visibility_timeout(0)
+        // A short poll samples some of SQS's servers and may miss the one message there.
+        .wait_time_seconds(1)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .send()
         .await
@@ -152,7 +162,7 @@ pub use self::cloudwatch::{alarms_in_alarm, oldest_ages};
 
 #[cfg(feature = "cloudwatch")]
 mod cloudwatch {
-    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, StateValue};
     use batchops_core::ids::iso8601;
     use batchops_core::pipeline::health::{AlarmStatus, QueueStatus};
     use batchops_core::Result;
@@ -160,15 +170,23 @@ mod cloudwatch {
     use super::WatchedQueue;
     use crate::errors::backend;
 
-    /// The alarms whose names start with `prefix` (a stack's are `<stack>-...`) in ALARM.
-    pub async fn alarms_in_alarm(cw: &aws_sdk_cloudwatch::Client, prefix: &str) -> Result<Vec<AlarmStatus>> {
+    /// The stack's alarms in ALARM: named `<stack>-...` (`prefix`) and notifying its `topic`
+    /// (so the alarms of a stack `prod-eu` are not `prod`'s).
+    pub async fn alarms_in_alarm(
+        cw: &aws_sdk_cloudwatch::Client,
+        prefix: &str,
+        topic: &str,
+    ) -> Result<Vec<AlarmStatus>> {
         let mut alarms = Vec::new();
         let mut pages =
             cw.describe_alarms().alarm_name_prefix(prefix).state_value(StateValue::Alarm).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| backend("DescribeAlarms", e))?;
             // Filtered here too: a CloudWatch that ignores StateValue (moto) answers every alarm.
-            for a in page.metric_alarms().iter().filter(|a| a.state_value() == Some(&StateValue::Alarm)) {
+            let ours = |a: &&MetricAlarm| {
+                a.state_value() == Some(&StateValue::Alarm) && a.alarm_actions().iter().any(|t| t == topic)
+            };
+            for a in page.metric_alarms().iter().filter(ours) {
                 alarms.push(AlarmStatus {
                     name: a.alarm_name().unwrap_or_default().to_string(),
                     state: a.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
@@ -184,8 +202,8 @@ mod cloudwatch {
     }
 
     /// Fills the work queues' oldest message ages from CloudWatch's `ApproximateAgeOfOldestMessage`
-    /// (the last 15 minutes' maximum; SQS itself has no such attribute, and reading a work
-    /// queue's messages would count as receives toward its dead-letter queue).
+    /// (the newest minute's maximum of the last 15 minutes; SQS itself has no such attribute,
+    /// and reading a work queue's messages would count as receives toward its dead-letter queue).
     pub async fn oldest_ages(
         cw: &aws_sdk_cloudwatch::Client,
         queues: &[WatchedQueue],

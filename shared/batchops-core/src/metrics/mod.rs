@@ -164,19 +164,41 @@ pub struct Key {
 pub enum Value {
     Counter(f64),
     Gauge(f64),
-    /// Observed values, rounded to two significant digits (so a long-running process keeps a
-    /// bounded map), with how often each was seen.
-    Histogram(BTreeMap<u64, u64>),
+    Histogram(Histogram),
 }
 
-/// Two significant digits: 7 -> 7, 1234 -> 1200, 56789 -> 57000.
+/// Observed values, each rounded up to three significant digits (so a long-running process
+/// keeps a bounded map, and a value is at most 1% high), with how often each was seen, and
+/// their exact sum.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    pub counts: BTreeMap<u64, u64>,
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn add(&mut self, value: f64, times: u64) {
+        *self.counts.entry(bin(value)).or_default() += times;
+        self.sum += value.max(0.0) * times as f64;
+    }
+
+    /// Merges another's values into this one.
+    pub fn merge(&mut self, other: &Histogram) {
+        other.counts.iter().for_each(|(v, n)| *self.counts.entry(*v).or_default() += n);
+        self.sum += other.sum;
+    }
+}
+
+/// Three significant digits, rounded up: 7.2 -> 8, 1234 -> 1240, 56789 -> 56800. Up, so a
+/// value counts in a Prometheus bucket (a bound of at most three digits) only if it is below
+/// the bound.
 fn bin(value: f64) -> u64 {
-    let v = value.max(0.0).round() as u64;
+    let v = value.max(0.0).ceil() as u64;
     let mut scale = 1;
-    while v / scale >= 100 {
+    while v / scale >= 1000 {
         scale *= 10;
     }
-    (v + scale / 2) / scale * scale
+    v.div_ceil(scale) * scale
 }
 
 /// The series recorded so far.
@@ -207,7 +229,7 @@ impl Registry {
         let value = series.entry(key).or_insert_with(|| match definition.kind {
             Kind::Counter => Value::Counter(0.0),
             Kind::Gauge => Value::Gauge(0.0),
-            Kind::Histogram => Value::Histogram(BTreeMap::new()),
+            Kind::Histogram => Value::Histogram(Histogram::default()),
         });
         change(value);
     }
@@ -223,9 +245,14 @@ impl Registry {
 
     /// Records one value of a histogram.
     pub fn observe(&self, metric: Metric, dimensions: &[&str], job: Option<&JobId>, value: f64) {
+        self.observe_n(metric, dimensions, job, value, 1);
+    }
+
+    /// Records a value of a histogram `times` times (the tasks of one batch request).
+    pub fn observe_n(&self, metric: Metric, dimensions: &[&str], job: Option<&JobId>, value: f64, times: u64) {
         self.with(metric, dimensions, job, |v| {
             if let Value::Histogram(h) = v {
-                *h.entry(bin(value)).or_default() += 1;
+                h.add(value, times);
             }
         });
     }
@@ -266,6 +293,11 @@ pub fn observe(metric: Metric, dimensions: &[&str], job: Option<&JobId>, value: 
     global().observe(metric, dimensions, job, value);
 }
 
+/// Records a value of a histogram of the process's registry `times` times.
+pub fn observe_n(metric: Metric, dimensions: &[&str], job: Option<&JobId>, value: f64, times: u64) {
+    global().observe_n(metric, dimensions, job, value, times);
+}
+
 /// Sets a gauge of the process's registry.
 pub fn gauge(metric: Metric, dimensions: &[&str], value: f64) {
     global().gauge(metric, dimensions, value);
@@ -276,8 +308,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_kept_to_two_significant_digits() {
-        assert_eq!([0.2, 7.0, 99.4, 100.0, 1234.0, 1250.0, 56789.0].map(bin), [0, 7, 99, 100, 1200, 1300, 57000]);
+    fn values_are_kept_to_three_significant_digits_rounded_up() {
+        assert_eq!([0.0, 0.2, 7.0, 999.4, 1000.0, 1234.0, 56789.0].map(bin), [0, 1, 7, 1000, 1000, 1240, 56800]);
+        let mut h = Histogram::default();
+        h.add(1040.5, 2);
+        assert_eq!((h.counts.get(&1050), h.sum), (Some(&2), 2081.0), "the sum is exact");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{Key, Kind, Metric, Value};
+use super::{Histogram, Key, Kind, Metric, Value};
 
 /// Histogram bucket bounds, in milliseconds: a fast tag to a multipart copy's minutes.
 pub const BUCKETS_MS: [u64; 14] = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000];
@@ -51,23 +51,21 @@ fn by_dimensions(series: &BTreeMap<Key, Value>, metric: Metric) -> BTreeMap<Vec<
             }
             (Some(Value::Counter(a)), Value::Counter(b)) => *a += b,
             (Some(Value::Gauge(a)), Value::Gauge(b)) => *a = *b,
-            (Some(Value::Histogram(a)), Value::Histogram(b)) => {
-                b.iter().for_each(|(v, n)| *a.entry(*v).or_default() += n);
-            }
+            (Some(Value::Histogram(a)), Value::Histogram(b)) => a.merge(b),
             _ => {}
         }
     }
     summed
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, values: &BTreeMap<u64, u64>) {
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let sep = if labels.is_empty() { "" } else { "," };
     for bound in BUCKETS_MS {
-        let below: u64 = values.range(..=bound).map(|(_, n)| n).sum();
+        let below: u64 = h.counts.range(..=bound).map(|(_, n)| n).sum();
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {below}");
     }
-    let count: u64 = values.values().sum();
-    let sum: u64 = values.iter().map(|(v, n)| v * n).sum();
+    let count: u64 = h.counts.values().sum();
+    let sum = h.sum;
     let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
     let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
     let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
@@ -99,7 +97,7 @@ mod tests {
         registry.count(Metric::TasksSucceeded, &["S3PutObjectTagging"], Some(&a), 3);
         registry.count(Metric::TasksSucceeded, &["S3PutObjectTagging"], Some(&b), 4);
         registry.count(Metric::JobTransitions, &["Complete"], Some(&a), 1);
-        for ms in [3.0, 40.0, 40.0, 700.0] {
+        for ms in [3.0, 40.0, 40.0, 700.25] {
             registry.observe(Metric::TaskLatency, &["S3PutObjectTagging"], Some(&a), ms);
         }
         let text = render(&registry.snapshot());
@@ -107,9 +105,13 @@ mod tests {
         assert!(text.contains("job_transitions{status=\"Complete\"} 1\n"));
         assert!(text.contains("task_latency_ms_bucket{operation=\"S3PutObjectTagging\",le=\"5\"} 1\n"));
         assert!(text.contains("task_latency_ms_bucket{operation=\"S3PutObjectTagging\",le=\"50\"} 3\n"));
+        assert!(
+            text.contains("task_latency_ms_bucket{operation=\"S3PutObjectTagging\",le=\"500\"} 3\n"),
+            "700.25 is over 500"
+        );
         assert!(text.contains("task_latency_ms_bucket{operation=\"S3PutObjectTagging\",le=\"+Inf\"} 4\n"));
         assert!(text.contains("task_latency_ms_count{operation=\"S3PutObjectTagging\"} 4\n"));
-        assert!(text.contains("task_latency_ms_sum{operation=\"S3PutObjectTagging\"} 783\n"));
+        assert!(text.contains("task_latency_ms_sum{operation=\"S3PutObjectTagging\"} 783.25\n"));
         assert!(text.contains("events_not_delivered 0\n"), "a counter without dimensions shows before it counts");
         assert!(!text.contains("job-a"), "no job id reaches Prometheus");
     }
@@ -132,7 +134,8 @@ mod tests {
             .filter(|l| l.starts_with("# TYPE "))
             .map(|l| l.split(' ').nth(2).unwrap_or_default().to_string())
             .collect();
-        let lines = super::super::emf::lines(registry.take(), "f", 1);
+        let writer = super::super::emf::Writer { namespace: "batchops", function: "f", timestamp_ms: 1 };
+        let lines = super::super::emf::lines(registry.take(), writer);
         let mut emitted = std::collections::BTreeSet::new();
         for line in &lines {
             let json: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -58,7 +58,7 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Chunk => "chunks",
+            Kind::Chunk => "chunk",
             Kind::Control => "control",
             Kind::Finalize => "finalize",
         }

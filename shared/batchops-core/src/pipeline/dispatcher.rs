@@ -133,9 +133,8 @@ impl Dispatcher {
             room = self.release_level(&jobs[start..end], room, &mut round, &mut left).await?;
             start = end;
         }
-        self.pause_and_resume(&jobs, &left, &mut round).await?;
-        metrics::count(Metric::ChunksReleased, &[], None, round.released.values().sum::<usize>() as u64);
         metrics::gauge(Metric::BacklogJobs, &[], left.values().filter(|waiting| **waiting).count() as f64);
+        self.pause_and_resume(&jobs, &left, &mut round).await?;
         Ok(round)
     }
 
@@ -186,6 +185,8 @@ impl Dispatcher {
         for ((job, pushes, rest, more), taken) in queues.into_iter().zip(taken) {
             if !taken.is_empty() {
                 self.chunks.send(taken.iter().map(|w| w.body.clone()).collect()).await?;
+                // Counted once sent, whatever fails after: they are on their way.
+                metrics::count(Metric::ChunksReleased, &[], Some(&job.id), taken.len() as u64);
                 let indexes: Vec<u64> = taken.iter().map(|w| w.index).collect();
                 self.backlog.remove(&job.id, &indexes).await?;
                 info!(job_id = %job.id, priority = job.priority, chunks = taken.len(), "chunks released");

@@ -153,7 +153,9 @@ impl ChunkRun<'_> {
         let (runner, op, aimd) = (&self.ports.runner, self.op, self.flow.aimd(&t.target.bucket));
         let attempt = || async {
             let _slot = aimd.acquire().await;
-            observe(&aimd, self.answered(runner.run(op, &t).await))
+            let outcome = runner.run(op, &t).await;
+            self.answered([&outcome]);
+            observe(&aimd, outcome)
         };
         let outcome = retry.run_until(attempt, || self.job_closing()).await;
         self.took(began, 1);
@@ -185,7 +187,8 @@ impl ChunkRun<'_> {
                     async move {
                         let _slot = aimd.acquire().await;
                         let out = runner.run_batch(op, &subset).await;
-                        out.into_iter().map(|o| observe(&aimd, self.answered(o))).collect()
+                        self.answered(&out);
+                        out.into_iter().map(|o| observe(&aimd, o)).collect()
                     }
                     .boxed()
                 },
@@ -215,23 +218,26 @@ impl ChunkRun<'_> {
     fn took(&self, began: tokio::time::Instant, tasks: usize) {
         let ms = began.elapsed().as_millis() as u64;
         self.longest_ms.fetch_max(ms, std::sync::atomic::Ordering::SeqCst);
-        for _ in 0..tasks {
-            metrics::observe(Metric::TaskLatency, &[self.op.name()], Some(self.job_id), ms as f64);
-        }
+        metrics::observe_n(Metric::TaskLatency, &[self.op.name()], Some(self.job_id), ms as f64, tasks as u64);
     }
 
-    /// Counts an attempt's throttling or server error (retried or not: what the service said).
-    fn answered(&self, outcome: Outcome) -> Outcome {
-        if let Outcome::Failed(f) = &outcome {
-            let seen = match f.is_throttle() {
-                true => Some(Metric::SlowDowns),
-                false => (f.http_status >= 500).then_some(Metric::ServerErrors),
-            };
-            if let Some(metric) = seen {
+    /// Counts a request's throttling or server error, retried or not (what the service said):
+    /// once per request, so a batch request's one SlowDown, given to each of its tasks, is one.
+    fn answered<'o>(&self, outcomes: impl IntoIterator<Item = &'o Outcome>) {
+        let (mut throttled, mut server) = (false, false);
+        for o in outcomes {
+            let Outcome::Failed(f) = o else { continue };
+            if f.is_throttle() {
+                throttled = true;
+            } else if f.http_status >= 500 {
+                server = true;
+            }
+        }
+        for (seen, metric) in [(throttled, Metric::SlowDowns), (server, Metric::ServerErrors)] {
+            if seen {
                 metrics::count(metric, &[self.op.name()], Some(self.job_id), 1);
             }
         }
-        outcome
     }
 }
 

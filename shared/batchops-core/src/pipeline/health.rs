@@ -17,9 +17,14 @@ use crate::job::JobStatus;
 use crate::ports::{JobFilter, JobRecords};
 use crate::Result;
 
-/// Jobs read for "ended in the last day", at most: the newest first, so a day of more jobs
-/// than this shows the newest ones' counts (and says so in `EndedLastDayCapped`).
-pub const RECENT_JOBS_READ: usize = 5_000;
+/// Jobs read for "ended in the last day", at most, newest first: the view is read every few
+/// seconds while the console shows it, so it reads no more than this (and says so in
+/// `EndedLastDayCapped`).
+pub const RECENT_JOBS_READ: usize = 1_000;
+
+/// How far back the jobs that may have ended in the last day were created: a job that ran
+/// longer than this before it ended is not counted.
+pub const RECENT_JOBS_CREATED: Duration = Duration::from_secs(2 * 86_400);
 
 /// The whole view.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,9 +76,10 @@ pub struct DeadMessage {
 pub struct JobsStatus {
     /// Jobs that have not ended, by status.
     pub open: BTreeMap<String, u64>,
-    /// Jobs that ended in the last 24 hours, by status.
+    /// Jobs created in the last two days that ended in the last 24 hours, by status.
     pub ended_last_day: BTreeMap<String, u64>,
-    /// True when more jobs were created in the last day than were read for `ended_last_day`.
+    /// True when more jobs were created in the last two days than [`RECENT_JOBS_READ`]: the
+    /// counts are the newest ones'.
     pub ended_last_day_capped: bool,
     pub stalled: Vec<StalledJob>,
 }
@@ -120,10 +126,12 @@ pub async fn jobs_status(store: &dyn JobRecords, stalled_after: Duration, now_ms
             if !expected_to_move(job.status) {
                 continue;
             }
-            let last_change = job.history.last().map(|c| c.at).unwrap_or(job.created);
+            // The sweep's sighting (since when the job has looked the same), unless a status
+            // change is newer (a sweep that has not run since).
+            let last_change = job.history.last().map(|c| c.at).unwrap_or(job.created).as_millisecond().max(0) as u64;
             let (since_ms, nudges) = match store.sighting(&job.id).await? {
-                Some(s) => (s.since_ms, s.nudges),
-                None => (last_change.as_millisecond().max(0) as u64, 0),
+                Some(s) if s.since_ms >= last_change => (s.since_ms, s.nudges),
+                Some(_) | None => (last_change, 0),
             };
             let idle = Duration::from_millis(now_ms.saturating_sub(since_ms));
             if idle >= stalled_after || nudges > 0 {
@@ -147,15 +155,15 @@ pub async fn jobs_status(store: &dyn JobRecords, stalled_after: Duration, now_ms
 }
 
 /// Counts the jobs that ended in the last day, reading the newest jobs first until they were
-/// created more than a week ago (a job runs for days at most) or [`RECENT_JOBS_READ`].
+/// created before [`RECENT_JOBS_CREATED`], or [`RECENT_JOBS_READ`] of them.
 async fn ended_last_day(store: &dyn JobRecords, now_ms: u64, status: &mut JobsStatus) -> Result<()> {
     let day_ago = now_ms.saturating_sub(86_400_000) as i64;
-    let week_ago = now_ms.saturating_sub(7 * 86_400_000) as i64;
+    let created_after = now_ms.saturating_sub(RECENT_JOBS_CREATED.as_millis() as u64) as i64;
     let (mut read, mut token) = (0, None::<String>);
     loop {
-        let page = store.list(&JobFilter::default(), 1000, token.as_deref()).await?;
+        let page = store.list(&JobFilter::default(), 100, token.as_deref()).await?;
         for job in page.jobs {
-            if job.created.as_millisecond() < week_ago {
+            if job.created.as_millisecond() < created_after {
                 return Ok(());
             }
             read += 1;
@@ -301,12 +309,14 @@ mod tests {
     #[tokio::test]
     async fn a_job_that_looked_the_same_past_the_bound_is_stalled_and_needs_a_person() {
         let store = crate::memory::InMemoryJobStore::default();
-        let stored = |id: &str, status: JobStatus| {
+        let now: u64 = 1_765_000_000_000;
+        let stored = |id: &str, status: JobStatus, created_ms: u64| {
+            let created = jiff::Timestamp::from_millisecond(created_ms as i64).unwrap();
             let mut job = Job::new(
                 JobId::parse(id).unwrap(),
                 JobSpec::default(),
                 format!("arn:aws:s3:us-east-1:1:job/{id}"),
-                jiff::Timestamp::now(),
+                created,
             );
             job.status = status;
             let store = &store;
@@ -315,20 +325,21 @@ mod tests {
                 job
             }
         };
-        let moving = stored("job-moving", JobStatus::Active).await;
-        let stuck = stored("job-stuck", JobStatus::Active).await;
-        stored("job-waiting", JobStatus::Suspended).await;
-        let now = 10 * 3_600_000;
-        store.put_sighting(&moving.id, &Sighting { fingerprint: 1, since_ms: now - 60_000, nudges: 0 }).await.unwrap();
-        store
-            .put_sighting(&stuck.id, &Sighting { fingerprint: 1, since_ms: now - 45 * 60_000, nudges: 0 })
-            .await
-            .unwrap();
+        let two_hours_ago = now - 2 * 3_600_000;
+        let moving = stored("job-moving", JobStatus::Active, two_hours_ago).await;
+        let stuck = stored("job-stuck", JobStatus::Active, two_hours_ago).await;
+        stored("job-waiting", JobStatus::Suspended, two_hours_ago).await;
+        // Created (its last change) after the sweep's sighting was taken: it moved since.
+        let moved = stored("job-moved", JobStatus::Active, now - 5 * 60_000).await;
+        let sighted = |since_ms: u64| Sighting { fingerprint: 1, since_ms, nudges: 0 };
+        store.put_sighting(&moving.id, &sighted(now - 60_000)).await.unwrap();
+        store.put_sighting(&stuck.id, &sighted(now - 45 * 60_000)).await.unwrap();
+        store.put_sighting(&moved.id, &sighted(now - 45 * 60_000)).await.unwrap();
         let jobs = jobs_status(&store, Duration::from_secs(30 * 60), now).await.unwrap();
-        assert_eq!(jobs.open.get("Active"), Some(&2));
+        assert_eq!(jobs.open.get("Active"), Some(&3));
         assert_eq!(jobs.open.get("Suspended"), Some(&1));
         let stalled: Vec<&str> = jobs.stalled.iter().map(|s| s.job_id.as_str()).collect();
-        assert_eq!(stalled, ["job-stuck"], "Suspended waits for a person by design; the moving job moves");
+        assert_eq!(stalled, ["job-stuck"], "Suspended waits for a person by design; the others moved");
         assert_eq!(jobs.stalled[0].idle_minutes, 45);
         let status = SystemStatus::assemble(Vec::new(), jobs, None, Duration::from_secs(1800), now);
         assert!(!status.healthy);
