@@ -1,7 +1,9 @@
 //! The copy benchmark of `make bench`: N small objects copied by a batchops job (the whole
 //! pipeline in this process: API, chunker, executors, finalizer; S3 on s3s-fs, SQS and
-//! DynamoDB on moto), then the same copies by `s5cmd run` against the same S3 server.
-//! Prints tasks per second and CPU seconds per 1,000 tasks for both. Then one large object
+//! DynamoDB on moto), the same copies by `s5cmd run` against the same S3 server, and by a
+//! bare loop of the executor's CopyObject calls: interleaved rounds (`--rounds`, each
+//! starting with the next copier), every run printed, then the median and the range of each
+//! and of the ratios per round. Then one large object
 //! copied by a batchops job (multipart) and by `s5cmd cp`, in MiB/s. Measures; asserts nothing.
 
 use std::time::{Duration, Instant};
@@ -44,10 +46,24 @@ struct Args {
     /// Parts copied at the same time by batchops.
     #[arg(long, default_value_t = 16)]
     part_concurrency: usize,
+    /// Rounds of the three copiers, interleaved (each round starts with the next one).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// The S3 endpoint s5cmd talks to (the same one as AWS_ENDPOINT_URL_S3).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     s3_endpoint: String,
 }
+
+/// One measured run: wall seconds and CPU seconds (of this process, or of s5cmd).
+#[derive(Clone, Copy)]
+struct Run {
+    secs: f64,
+    cpu: f64,
+}
+
+/// Who copies, in the order of the first round (each round starts one later, so none always
+/// runs first on a machine that warms up or gets busier).
+const COPIERS: [&str; 3] = ["batchops", "bare loop", "s5cmd"];
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -55,63 +71,106 @@ async fn main() -> Result<()> {
     let clients = Clients::from_env().await;
     let s3 = clients.s3.clone();
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let [src, dst, dst2, dst3, man, rep] = ["src", "dst", "s5", "bare", "man", "rep"].map(|b| format!("{b}-{run}"));
-    make_buckets(&s3, &[&src, &dst, &dst2, &dst3, &man, &rep]).await?;
+    let [src, man, rep] = ["src", "man", "rep"].map(|b| format!("{b}-{run}"));
+    make_buckets(&s3, &[&src, &man, &rep]).await?;
     let keys = harness::keys(args.objects);
     let t = Instant::now();
     put_objects(&s3, &src, &keys, &vec![b'x'; args.size], 64).await?;
     eprintln!("put {} objects of {} bytes in {:.1}s", args.objects, args.size, t.elapsed().as_secs_f64());
     let etag = put_manifest(&s3, &man, "m.csv", &src, &keys).await?;
-
-    // batchops
     let mut settings = batchops_aws::config::settings_from_env()?;
     settings.task_concurrency = args.task_concurrency;
     let ops = batchops_aws::config::ops_from_env()?;
     let handle =
         harness::start_local(&clients, format!("bench-{run}"), args.chunk_workers, settings.clone(), ops).await?;
     let api = ApiClient::new(&handle.api_url);
-    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
-    let ended = run_job(&api, &job_spec(run, op, &man, "m.csv", &etag, &rep), Duration::from_millis(20)).await?;
-    handle.stop().await;
-    let ok = ended.job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
-    if ended.job["Status"] != "Complete" || ok != args.objects as u64 {
-        bail!("the batchops job did not copy everything: {}", ended.job);
-    }
-
-    // The limit: the same CopyObjects from a bare loop, as many in flight as batchops runs.
     let in_flight = args.chunk_workers * args.task_concurrency;
-    let (bare_secs, bare_cpu) = harness::bare_loop(&clients, &src, &dst3, &keys, in_flight).await?;
-    let (s5_secs, s5_cpu) = s5cmd_copies(&args, run, &src, &dst2, &keys)?;
-
-    let n = args.objects as f64;
-    let (bo_rate, s5_rate, bare_rate) = (n / ended.secs, n / s5_secs, n / bare_secs);
     println!("copy of {} objects of {} bytes, S3 = s3s-fs at {}", args.objects, args.size, args.s3_endpoint);
     println!(
-        "bare loop: {bare_secs:>7.2} s  {bare_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (CopyObject, the executor's client, {in_flight} in flight)",
-        bare_cpu / n * 1000.0
+        "batchops: create to Complete with the report, chunk {} tasks, {} chunk workers x {} tasks; bare loop: CopyObject \
+         with the executor's client, {in_flight} in flight; s5cmd run --numworkers {}",
+        settings.chunk_size, args.chunk_workers, args.task_concurrency, args.s5cmd_workers
     );
-    println!(
-        "batchops:  {:>7.2} s  {bo_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (create to Complete with the report; chunk {} tasks, {} chunk workers x {} tasks)",
-        ended.secs,
-        ended.cpu / n * 1000.0,
-        settings.chunk_size,
-        args.chunk_workers,
-        args.task_concurrency
-    );
-    println!(
-        "s5cmd:     {s5_secs:>7.2} s  {s5_rate:>8.0} tasks/s  {:.3} CPU s per 1,000 tasks  (--numworkers {})",
-        s5_cpu / n * 1000.0,
-        args.s5cmd_workers
-    );
-    println!(
-        "batchops / bare loop: {:.2} of the limit; batchops / s5cmd: {:.2}x the throughput",
-        bo_rate / bare_rate,
-        bo_rate / s5_rate
-    );
+    let manifest = Manifest { bucket: &man, etag: &etag, report: &rep };
+    let mut runs: Vec<[Run; 3]> = Vec::new();
+    for round in 0..args.rounds {
+        let mut this = [Run { secs: 0.0, cpu: 0.0 }; 3];
+        for i in (0..3).map(|i| (i + round) % 3) {
+            let dst = format!("d{round}{i}-{run}");
+            make_buckets(&s3, &[&dst]).await?;
+            this[i] = match i {
+                0 => batchops_copies(&api, &format!("{run}-{round}"), &manifest, &dst, args.objects).await?,
+                1 => harness::bare_loop(&clients, &src, &dst, &keys, in_flight)
+                    .await
+                    .map(|(secs, cpu)| Run { secs, cpu })?,
+                _ => s5cmd_copies(&args, run, &src, &dst, &keys).map(|(secs, cpu)| Run { secs, cpu })?,
+            };
+        }
+        print_round(round, &this, args.objects as f64);
+        runs.push(this);
+    }
+    handle.stop().await;
+    print_spread(&runs, args.objects as f64);
     if args.large_mib > 0 {
+        let [dst, dst2] = ["dst", "s5"].map(|b| format!("{b}-{run}"));
+        make_buckets(&s3, &[&dst, &dst2]).await?;
         large_copy(&args, &clients, run, [&src, &dst, &dst2, &man, &rep]).await?;
     }
     Ok(())
+}
+
+/// Where a copy job's manifest is, and its report goes.
+struct Manifest<'a> {
+    bucket: &'a str,
+    etag: &'a str,
+    report: &'a str,
+}
+
+/// The copies by a batchops job: its run, after checking it copied every object.
+async fn batchops_copies(api: &ApiClient, token: &str, job: &Manifest<'_>, dst: &str, objects: usize) -> Result<Run> {
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+    let spec = job_spec(token, op, job.bucket, "m.csv", job.etag, job.report);
+    let ended = run_job(api, &spec, Duration::from_millis(20)).await?;
+    let ok = ended.job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64().unwrap_or(0);
+    if ended.job["Status"] != "Complete" || ok != objects as u64 {
+        bail!("the batchops job did not copy everything: {}", ended.job);
+    }
+    Ok(Run { secs: ended.secs, cpu: ended.cpu })
+}
+
+fn print_round(round: usize, runs: &[Run; 3], n: f64) {
+    let cells: Vec<String> = COPIERS
+        .iter()
+        .zip(runs)
+        .map(|(name, r)| format!("{name} {:.0}/s ({:.3} CPU s/1,000)", n / r.secs, r.cpu / n * 1000.0))
+        .collect();
+    let (bo, bare, s5) = (runs[0].secs, runs[1].secs, runs[2].secs);
+    println!(
+        "round {}: {}; batchops/bare {:.2}, batchops/s5cmd {:.2}x",
+        round + 1,
+        cells.join(", "),
+        bare / bo,
+        s5 / bo
+    );
+}
+
+/// The median, lowest and highest of each copier's tasks/s, and of the ratios per round (a
+/// ratio is of two runs of the same round, so a busy minute weighs on both).
+fn print_spread(runs: &[[Run; 3]], n: f64) {
+    let spread = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let median = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
+        (median, v[0], v[v.len() - 1])
+    };
+    println!("over {} interleaved rounds: median (lowest-highest)", runs.len());
+    for (i, name) in COPIERS.iter().enumerate() {
+        let (m, lo, hi) = spread(runs.iter().map(|r| n / r[i].secs).collect());
+        println!("  {name:<9} {m:>7.0} tasks/s ({lo:.0}-{hi:.0})");
+    }
+    let (m, lo, hi) = spread(runs.iter().map(|r| r[1].secs / r[0].secs).collect());
+    println!("  batchops / bare loop: {m:.2} of the limit ({lo:.2}-{hi:.2}; the worst round {lo:.2})");
+    let (m, lo, hi) = spread(runs.iter().map(|r| r[2].secs / r[0].secs).collect());
+    println!("  batchops / s5cmd:     {m:.2}x the throughput ({lo:.2}-{hi:.2})");
 }
 
 /// The same copies by `s5cmd run`: (wall seconds, its CPU seconds).
