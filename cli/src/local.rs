@@ -377,7 +377,8 @@ fn local_config(names: &Names, created: &Created, opts: &LocalOptions) -> Config
         chunk_dlq_url: Some(created.chunk_dlq_url.clone()),
         control_dlq_url: Some(created.control_dlq_url.clone()),
         finalize_dlq_url: Some(created.finalize_dlq_url.clone()),
-        settings: opts.settings.clone(),
+        // Its chunk workers share one limit per bucket, as one Lambda invocation's chunk has its own.
+        settings: Settings { chunks_per_process: opts.chunk_workers.max(1), ..opts.settings.clone() },
         ops: opts.ops.clone(),
         check_pass_role: opts.check_pass_role,
         assume_roles: opts.assume_roles,

@@ -92,6 +92,7 @@ pub fn settings_from_env() -> Result<Settings, ConfigError> {
     Ok(Settings {
         chunk_size,
         task_concurrency: parse_var("BATCHOPS_TASK_CONCURRENCY", d.task_concurrency)?,
+        chunks_per_process: d.chunks_per_process,
         retry: RetryPolicy {
             max_attempts: parse_var("BATCHOPS_MAX_ATTEMPTS", d.retry.max_attempts)?,
             throttle_attempts: parse_var("BATCHOPS_THROTTLE_ATTEMPTS", d.retry.throttle_attempts)?,

@@ -653,7 +653,10 @@ impl Executor {
             return Ok(Disposition::Skipped(JobStatus::Failing));
         };
         let stop = StopFlag::default();
-        let flow = Flow::new(&self.limits, &job.id, self.ports.settings.task_concurrency);
+        // The process's limit per bucket covers all the chunks it runs: with one chunk's cap,
+        // four chunk workers of `batchops local` ran a quarter of the requests they could.
+        let settings = &self.ports.settings;
+        let flow = Flow::new(&self.limits, &job.id, settings.task_concurrency * settings.chunks_per_process.max(1));
         flow.share(self.ports.store.as_ref(), job).await?;
         let budget = self.ports.settings.time_budget;
         let run = ChunkRun {

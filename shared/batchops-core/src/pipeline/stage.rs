@@ -24,6 +24,11 @@ pub struct Settings {
     pub chunk_size: u64,
     /// Tasks of one chunk run at the same time.
     pub task_concurrency: usize,
+    /// Chunks one process runs at the same time: 1 on Lambda (an invocation runs one chunk),
+    /// `batchops local`'s chunk workers there. The requests in flight to one bucket of a job
+    /// from this process are capped at `task_concurrency` times this, however the chunks share
+    /// them (see [`super::limiter::Limiters`]).
+    pub chunks_per_process: usize,
     pub retry: RetryPolicy,
     /// Deliveries of a chunk message before its job fails (keep it below the chunk queue's
     /// maxReceiveCount, so the job fails before the message goes to the dead-letter queue).
@@ -58,6 +63,7 @@ impl Default for Settings {
         Settings {
             chunk_size: 1000,
             task_concurrency: 64,
+            chunks_per_process: 1,
             retry: RetryPolicy::default(),
             max_chunk_attempts: 4,
             time_budget: Duration::from_secs(780),
