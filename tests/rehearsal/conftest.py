@@ -206,9 +206,8 @@ class Rehearsal:
         self.runtime.stop()
 
 
-@pytest.fixture
-def buckets(rehearsal):
-    """A source bucket holding KEYS, a destination and a report bucket, named for one test."""
+def make_buckets(rehearsal):
+    """A source bucket holding KEYS, a destination and a report bucket, freshly named."""
     tag = uuid.uuid4().hex[:8]
     names = {n: f"reh-{tag}-{n}" for n in ("src", "dst", "rep")}
     for b in names.values():
@@ -216,6 +215,12 @@ def buckets(rehearsal):
     for k in KEYS:
         rehearsal.s3.put_object(Bucket=names["src"], Key=k, Body=f"body of {k}".encode(), ContentType="text/plain")
     return names
+
+
+@pytest.fixture
+def buckets(rehearsal):
+    """The buckets of `make_buckets`, named for one test."""
+    return make_buckets(rehearsal)
 
 
 @pytest.fixture(scope="session")

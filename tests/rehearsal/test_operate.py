@@ -11,13 +11,12 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 import lambdas
 import stack
-from conftest import KEYS, STACK, PARAMETERS
+from conftest import KEYS, PARAMETERS, STACK, make_buckets
 from lambdas import target_dir
 from test_jobs import csv_manifest, create, spec
 
@@ -166,15 +165,8 @@ def tagged_job(rehearsal, operate_buckets):
 
 @pytest.fixture(scope="module")
 def operate_buckets(rehearsal):
-    """A source bucket holding KEYS, a destination and a report bucket (conftest's `buckets`,
-    once for the module)."""
-    tag = uuid.uuid4().hex[:8]
-    names = {n: f"reh-{tag}-{n}" for n in ("src", "dst", "rep")}
-    for b in names.values():
-        rehearsal.s3.create_bucket(Bucket=b)
-    for k in KEYS:
-        rehearsal.s3.put_object(Bucket=names["src"], Key=k, Body=f"body of {k}".encode(), ContentType="text/plain")
-    return names
+    """conftest's `buckets`, once for the module."""
+    return make_buckets(rehearsal)
 
 
 def function_output(rehearsal):

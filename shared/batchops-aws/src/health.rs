@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use batchops_core::pipeline::health::{dead_message, jobs_status, AlarmStatus, QueueStatus, SystemStatus};
 use batchops_core::ports::{now_ms, JobRecords};
 use batchops_core::Result;
@@ -79,27 +79,14 @@ impl WatchedQueue {
 
 /// What SQS counts in `queue`; for a dead-letter queue that holds messages, its first one too.
 pub async fn measure(sqs: &aws_sdk_sqs::Client, queue: &WatchedQueue) -> Result<QueueStatus> {
-    use QueueAttributeName as A;
-    let names = [
-        A::ApproximateNumberOfMessages,
-        A::ApproximateNumberOfMessagesNotVisible,
-        A::ApproximateNumberOfMessagesDelayed,
-    ];
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(&queue.url)
-        .set_attribute_names(Some(names.to_vec()))
-        .send()
-        .await
-        .map_err(|e| backend("GetQueueAttributes", e))?;
-    let count = |n: &A| out.attributes().and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let counts = crate::sqs::counts(sqs, &queue.url).await?;
     let mut status = QueueStatus {
         name: queue.name.clone(),
         url: queue.url.clone(),
         dead_letter: queue.dead_letter(),
-        visible: count(&names[0]),
-        in_flight: count(&names[1]),
-        delayed: count(&names[2]),
+        visible: counts.visible,
+        in_flight: counts.in_flight,
+        delayed: counts.delayed,
         ..QueueStatus::default()
     };
     if status.dead_letter && status.visible > 0 {

@@ -49,25 +49,43 @@ fn batches(bodies: &[String]) -> Vec<&[String]> {
     out
 }
 
+/// What SQS counts in a queue (approximately, as SQS says).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueCounts {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// The queue at `url`'s messages visible, in flight and delayed: one GetQueueAttributes.
+pub async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let names = [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ];
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .set_attribute_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(|e| backend("GetQueueAttributes", e))?;
+    let count = |n: &A| out.attributes().and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok(QueueCounts { visible: count(&names[0]), in_flight: count(&names[1]), delayed: count(&names[2]) })
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn depth(&self) -> Result<u64> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let names = [
-            A::ApproximateNumberOfMessages,
-            A::ApproximateNumberOfMessagesNotVisible,
-            A::ApproximateNumberOfMessagesDelayed,
-        ];
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .set_attribute_names(Some(names.to_vec()))
-            .send()
-            .await
-            .map_err(|e| backend("GetQueueAttributes", e))?;
-        let attrs = out.attributes();
-        Ok(names.iter().filter_map(|n| attrs.and_then(|a| a.get(n)).and_then(|v| v.parse::<u64>().ok())).sum())
+        Ok(counts(&self.client, &self.url).await?.total())
     }
 
     async fn send(&self, bodies: Vec<String>) -> Result<()> {

@@ -66,6 +66,17 @@ pub enum ControlMessage {
 
 impl ControlMessage {
     /// The job the message is about (none for a dispatcher round).
+    /// The step the message asks for, as logs and the health view name it.
+    pub fn step(&self) -> &'static str {
+        match self {
+            ControlMessage::Prepare { .. } => "prepare",
+            ControlMessage::Continue { .. } => "continue",
+            ControlMessage::Start { .. } => "start",
+            ControlMessage::Dispatch => "dispatch",
+            ControlMessage::File { .. } => "file",
+        }
+    }
+
     pub fn job_id(&self) -> Option<&JobId> {
         match self {
             ControlMessage::Prepare { job_id }

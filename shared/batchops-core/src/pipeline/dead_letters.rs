@@ -185,13 +185,7 @@ impl Chunker {
 fn control_letter(body: &str) -> Handled {
     match serde_json::from_str::<ControlMessage>(body) {
         Ok(msg) => {
-            let what = match &msg {
-                ControlMessage::Prepare { .. } => "prepare",
-                ControlMessage::Continue { .. } => "continue",
-                ControlMessage::Start { .. } => "start",
-                ControlMessage::Dispatch => "dispatch",
-                ControlMessage::File { .. } => "file",
-            };
+            let what = msg.step();
             match msg.job_id() {
                 Some(id) => warn!(
                     job_id = %id,

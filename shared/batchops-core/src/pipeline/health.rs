@@ -197,7 +197,7 @@ pub fn dead_message(kind: &str, message_id: &str, body: &str, sent_at_ms: Option
             Err(e) => (None, format!("unreadable chunk message: {e}")),
         },
         "control" => match serde_json::from_str::<ControlMessage>(body) {
-            Ok(m) => (m.job_id().map(|id| id.to_string()), control_step(&m).to_string()),
+            Ok(m) => (m.job_id().map(|id| id.to_string()), m.step().to_string()),
             Err(e) => (None, format!("unreadable control message: {e}")),
         },
         "finalize" => match serde_json::from_str::<FinalizeMessage>(body) {
@@ -215,16 +215,6 @@ pub fn dead_message(kind: &str, message_id: &str, body: &str, sent_at_ms: Option
         job_id,
         detail,
         sent_at: sent_at_ms.map(iso8601_ms),
-    }
-}
-
-fn control_step(m: &ControlMessage) -> &'static str {
-    match m {
-        ControlMessage::Prepare { .. } => "prepare",
-        ControlMessage::Continue { .. } => "continue preparing",
-        ControlMessage::Start { .. } => "start",
-        ControlMessage::Dispatch => "dispatcher round",
-        ControlMessage::File { .. } => "read an inventory file",
     }
 }
 
