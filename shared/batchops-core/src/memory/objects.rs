@@ -14,11 +14,14 @@ use crate::ports::{
     StorageError,
 };
 
-/// Objects by (bucket, key), with S3-style ETags (MD5 hex of the body) and the time they
-/// were written. Buckets are unversioned and have no replication configuration.
+/// An object: its body, when it was written, and its S3-style ETag (MD5 hex of the body,
+/// computed once: a range read of a big manifest must not hash all of it again).
+type Stored = (Bytes, jiff::Timestamp, String);
+
+/// Objects by (bucket, key). Buckets are unversioned and have no replication configuration.
 #[derive(Default)]
 pub struct InMemoryObjectStore {
-    objects: Mutex<HashMap<(String, String), (Bytes, jiff::Timestamp)>>,
+    objects: Mutex<HashMap<(String, String), Stored>>,
     /// Multipart uploads in progress: parts by upload ID.
     uploads: Mutex<HashMap<String, BTreeMap<i32, Bytes>>>,
     /// Bytes per piece when streaming, to exercise readers on small pieces.
@@ -29,16 +32,23 @@ impl InMemoryObjectStore {
     pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Bytes>) -> String {
         let body = body.into();
         let etag = hex::encode(Md5::digest(&body));
-        lock(&self.objects).insert((bucket.into(), key.into()), (body, crate::clock::now()));
+        lock(&self.objects).insert((bucket.into(), key.into()), (body, crate::clock::now(), etag.clone()));
         etag
     }
 
     pub fn remove(&self, bucket: &str, key: &str) -> Option<Bytes> {
-        lock(&self.objects).remove(&(bucket.to_string(), key.to_string())).map(|(b, _)| b)
+        lock(&self.objects).remove(&(bucket.to_string(), key.to_string())).map(|(b, _, _)| b)
     }
 
     pub fn get(&self, bucket: &str, key: &str) -> Option<Bytes> {
-        lock(&self.objects).get(&(bucket.to_string(), key.to_string())).map(|(b, _)| b.clone())
+        lock(&self.objects).get(&(bucket.to_string(), key.to_string())).map(|(b, _, _)| b.clone())
+    }
+
+    /// The object's body and ETag.
+    fn stored(&self, bucket: &str, key: &str) -> Result<(Bytes, String), StorageError> {
+        let objects = lock(&self.objects);
+        let (body, _, etag) = objects.get(&(bucket.to_string(), key.to_string())).ok_or_else(|| Self::not_found(key))?;
+        Ok((body.clone(), etag.clone()))
     }
 
     pub fn keys(&self, bucket: &str) -> Vec<String> {
@@ -56,15 +66,15 @@ impl InMemoryObjectStore {
 #[async_trait]
 impl ObjectStore for InMemoryObjectStore {
     async fn head(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<ObjectHead, StorageError> {
-        let body = self.get(bucket, key).ok_or_else(|| Self::not_found(key))?;
-        Ok(ObjectHead { etag: hex::encode(Md5::digest(&body)), size: body.len() as u64, ..Default::default() })
+        let (body, etag) = self.stored(bucket, key)?;
+        Ok(ObjectHead { etag, size: body.len() as u64, ..Default::default() })
     }
 
     async fn read(&self, object: &ObjectRef<'_>, options: ReadOptions<'_>) -> Result<ByteStream, StorageError> {
         let ReadOptions { start, end, if_match } = options;
-        let body = self.get(object.bucket, object.key).ok_or_else(|| Self::not_found(object.key))?;
+        let (body, stored_etag) = self.stored(object.bucket, object.key)?;
         if let Some(etag) = if_match {
-            if etag != hex::encode(Md5::digest(&body)) {
+            if etag != stored_etag {
                 return Err(StorageError {
                     http_status: 412,
                     code: "PreconditionFailed".into(),
@@ -155,7 +165,7 @@ impl ObjectStore for InMemoryObjectStore {
     /// Pages of 1,000 keys in key order; the token is the last key of the previous page.
     async fn list(&self, req: &ListRequest<'_>) -> Result<ListPage, StorageError> {
         let objects = lock(&self.objects);
-        let mut keys: Vec<(&String, &(Bytes, jiff::Timestamp))> = objects
+        let mut keys: Vec<(&String, &Stored)> = objects
             .iter()
             .filter(|((b, k), _)| {
                 b == req.bucket && k.starts_with(req.prefix) && req.token.is_none_or(|t| k.as_str() > t)
@@ -167,14 +177,14 @@ impl ObjectStore for InMemoryObjectStore {
         keys.truncate(1000);
         let listed: Vec<ListedObject> = keys
             .into_iter()
-            .map(|(k, (body, modified))| ListedObject {
+            .map(|(k, (body, modified, etag))| ListedObject {
                 key: k.clone(),
                 version_id: req.versions.then(|| "null".to_string()),
                 is_latest: true,
                 is_delete_marker: false,
                 size: body.len() as u64,
                 last_modified: Some(*modified),
-                etag: hex::encode(Md5::digest(body)),
+                etag: etag.clone(),
                 storage_class: "STANDARD".into(),
             })
             .collect();
