@@ -212,6 +212,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -277,16 +278,51 @@ mod tests {
         }
     }
 
+    thread_local! {
+        /// Where the log lines written on this thread go: the buffer of the test running on it
+        /// ([`capture_logs`]), or nowhere.
+        static CAPTURED: RefCell<Option<Lines>> = const { RefCell::new(None) };
+    }
+
+    /// A writer into this thread's captured lines (a line of a thread capturing none is dropped).
+    struct ThisThread;
+
+    impl std::io::Write for ThisThread {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            CAPTURED.with_borrow_mut(|captured| match captured {
+                Some(lines) => std::io::Write::write(lines, buf),
+                None => Ok(buf.len()),
+            })
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The functions' JSON logs written on this thread from now on. One global subscriber,
+    /// installed once, writes them, not a `set_default` one: while a scoped dispatcher is the only
+    /// one, tracing-core (0.1.36, `Rebuilder::JustOne`) caches a callsite's interest from the
+    /// default of whichever thread hits it first, so another test's thread reaching the driver's
+    /// `error!` first cached "never" and this thread lost the line (tokio-rs/tracing#3611). The
+    /// global default is every thread's, so any thread's first hit caches the right interest.
+    fn capture_logs() -> Lines {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let logs = crate::config::json_logs(tracing_subscriber::EnvFilter::new("info"), || ThisThread);
+            tracing::subscriber::set_global_default(logs).expect("the tests' only global subscriber");
+            // A callsite another thread registered while the global default was being set.
+            tracing::callsite::rebuild_interest_cache();
+        });
+        let lines = Lines::default();
+        CAPTURED.with_borrow_mut(|captured| *captured = Some(lines.clone()));
+        lines
+    }
+
     #[tokio::test]
     async fn every_log_line_of_a_message_carries_its_message_job_and_chunk() {
         // GIVEN the functions' JSON logs, and a chunk message whose handler logs, then fails
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let logs = crate::config::json_logs(tracing_subscriber::EnvFilter::new("info"), move || writer.clone());
-        let _logging = tracing::subscriber::set_default(logs);
-        // A callsite first hit by a test of another thread, before this subscriber existed,
-        // may have cached "no one listens": asked again, now that this one does.
-        tracing::callsite::rebuild_interest_cache();
+        let lines = capture_logs();
         let mut d = Delivery::from_lambda(SqsMessage::default(), Instant::now());
         d.message_id = "m-1".into();
         let run = async {
