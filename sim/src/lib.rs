@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod lambda;
 pub mod limits;
 pub mod rng;
+pub mod scale;
 pub mod sqs;
 pub mod world;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 const TEMPLATE: &str = include_str!("../../infra/template.yaml");
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     pub chunker_timeout: Duration,
     pub executor_timeout: Duration,
@@ -17,6 +17,11 @@ pub struct Limits {
     pub executor_concurrency: usize,
     /// The executor's `BATCHOPS_TIME_BUDGET_SECS`.
     pub executor_budget: Duration,
+    /// `TaskConcurrency`'s and `ChunkSize`'s defaults.
+    pub task_concurrency: usize,
+    pub chunk_size: u64,
+    /// The executor's `MemorySize`, in MB.
+    pub executor_mb: f64,
 }
 
 impl Limits {
@@ -34,6 +39,9 @@ impl Limits {
             finalize_receives: secs("FinalizeQueue", "maxReceiveCount")? as u32,
             executor_concurrency: secs("ExecutorMaxConcurrency", "Default")? as usize,
             executor_budget: Duration::from_secs(secs("TaskExecutorFunction", "BATCHOPS_TIME_BUDGET_SECS")?),
+            task_concurrency: secs("TaskConcurrency", "Default")? as usize,
+            chunk_size: secs("ChunkSize", "Default")?,
+            executor_mb: secs("TaskExecutorFunction", "MemorySize")? as f64,
         })
     }
 }
@@ -64,5 +72,7 @@ mod tests {
         assert_eq!(l.chunk_receives, 5);
         assert!(l.executor_budget < l.executor_timeout);
         assert!(l.executor_concurrency >= 2);
+        assert_eq!((l.task_concurrency, l.chunk_size), (128, 5000));
+        assert!(l.executor_mb >= 512.0);
     }
 }

@@ -52,6 +52,8 @@ pub struct SimQueue {
     max_receives: u32,
     faults: SendFaults,
     rng: Rng,
+    /// How long a SendMessage call takes, in ms (`make sim-scale`); instant in `make sim`.
+    send_latency: Option<(u64, u64)>,
 }
 
 /// A message as a consumer receives it.
@@ -64,7 +66,14 @@ pub struct Received {
 
 impl SimQueue {
     pub fn new(name: &'static str, max_receives: u32, faults: SendFaults, rng: Rng) -> Arc<SimQueue> {
-        Arc::new(SimQueue { name, state: Mutex::default(), max_receives, faults, rng })
+        Arc::new(SimQueue { name, state: Mutex::default(), max_receives, faults, rng, send_latency: None })
+    }
+
+    /// A queue without faults whose sends take SQS's latency (`make sim-scale`).
+    pub fn modelled(name: &'static str, max_receives: u32, rng: Rng, send_latency: (u64, u64)) -> Arc<SimQueue> {
+        let faults = SendFaults::default();
+        let state = Mutex::default();
+        Arc::new(SimQueue { name, state, max_receives, faults, rng, send_latency: Some(send_latency) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -177,6 +186,12 @@ impl DeadLetters for SimQueue {
 #[async_trait]
 impl Queue for SimQueue {
     async fn send(&self, bodies: Vec<String>) -> batchops_core::Result<()> {
+        if let Some((lo, hi)) = self.send_latency {
+            // One SendMessageBatch call per ten messages, made one after another.
+            for _ in 0..bodies.len().div_ceil(10) {
+                tokio::time::sleep(self.rng.millis(lo, hi)).await;
+            }
+        }
         for body in bodies {
             if self.rng.chance(self.faults.failed) {
                 return Err(batchops_core::Error::transient("SendMessage", "ServiceUnavailable (simulated)"));

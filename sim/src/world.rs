@@ -201,7 +201,7 @@ pub async fn run(seed: u64, limits: &Limits) -> Report {
 }
 
 /// Everything one run is made of.
-struct World {
+pub(crate) struct World {
     store: Arc<InMemoryJobStore>,
     objects: Arc<InMemoryObjectStore>,
     s3: Arc<SimS3>,
@@ -249,7 +249,7 @@ impl World {
 
     /// The four stages over `ports`, the executor with its own settings; the intake's own
     /// calls go to the store directly (see `FlakyStore`). `queues`: control, chunks, finalize.
-    fn stages(
+    pub(crate) fn stages(
         ports: StagePorts,
         store: &Arc<InMemoryJobStore>,
         queues: &[Arc<SimQueue>; 3],
@@ -326,6 +326,8 @@ impl World {
                 concurrency,
                 lease: settings.lease,
                 crash,
+                mapping: Default::default(),
+                running: Default::default(),
             })
         };
         let chunker_timeout = limits.chunker_timeout;
@@ -341,7 +343,7 @@ impl World {
 /// The margin the chunker function keeps before its deadline (as `manifest-chunker` does).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
-fn chunker_handler(chunker: Arc<Chunker>, timeout: Duration) -> Handler {
+pub(crate) fn chunker_handler(chunker: Arc<Chunker>, timeout: Duration) -> Handler {
     Arc::new(move |body, _| {
         let chunker = chunker.clone();
         Box::pin(async move {
@@ -352,7 +354,7 @@ fn chunker_handler(chunker: Arc<Chunker>, timeout: Duration) -> Handler {
     })
 }
 
-fn executor_handler(executor: Arc<Executor>) -> Handler {
+pub(crate) fn executor_handler(executor: Arc<Executor>) -> Handler {
     Arc::new(move |body, attempt| {
         let executor = executor.clone();
         Box::pin(async move {
@@ -363,7 +365,7 @@ fn executor_handler(executor: Arc<Executor>) -> Handler {
     })
 }
 
-fn finalizer_handler(finalizer: Arc<Finalizer>) -> Handler {
+pub(crate) fn finalizer_handler(finalizer: Arc<Finalizer>) -> Handler {
     Arc::new(move |body, _| {
         let finalizer = finalizer.clone();
         Box::pin(async move {
@@ -375,7 +377,7 @@ fn finalizer_handler(finalizer: Arc<Finalizer>) -> Handler {
 }
 
 /// The stack's schedule: a dispatcher round (and with it the sweep) every minute.
-async fn timer(control: Arc<SimQueue>) {
+pub(crate) async fn timer(control: Arc<SimQueue>) {
     let tick = serde_json::to_string(&ControlMessage::Dispatch).unwrap_or_default();
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -739,9 +741,9 @@ fn history(plan: &Plan, job: &Job) -> String {
 }
 
 /// The stages of one world.
-struct Stages {
-    chunker: Arc<Chunker>,
-    executor: Arc<Executor>,
-    finalizer: Arc<Finalizer>,
-    intake: Arc<Intake>,
+pub(crate) struct Stages {
+    pub(crate) chunker: Arc<Chunker>,
+    pub(crate) executor: Arc<Executor>,
+    pub(crate) finalizer: Arc<Finalizer>,
+    pub(crate) intake: Arc<Intake>,
 }
