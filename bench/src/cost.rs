@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::time::Duration;
 
 use batchops_aws::metering::{Invocations, Tally, TallyKey};
 
@@ -36,9 +35,17 @@ pub mod usd_per_million {
 /// S3 Batch Operations' charge per job.
 pub const BATCH_OPERATIONS_JOB: f64 = 0.25;
 
-/// An assumption, not a measurement: the latency of one small-object S3 request on AWS,
-/// which an executor waits through (`task_concurrency` at a time) and Lambda bills.
-pub const ASSUMED_S3_LATENCY: Duration = Duration::from_millis(30);
+/// The latency of a request on AWS, as `make sim-scale` models it from AWS's published
+/// figures (`batchops_sim::scale::aws`, each constant citing its source): the middle of each
+/// range. An executor waits through these, not through the emulator's.
+fn modelled_secs((lo, hi): (u64, u64)) -> f64 {
+    (lo + hi) as f64 / 2000.0
+}
+
+/// The executor's share of a vCPU at its memory (Lambda: one vCPU at 1,769 MB).
+fn vcpu_share(mb: u32) -> f64 {
+    (f64::from(mb) / batchops_sim::scale::aws::LAMBDA_MB_PER_VCPU).min(1.0)
+}
 
 /// The Lambda function that handles each of `batchops local`'s queues, and its template
 /// MemorySize in MB.
@@ -50,6 +57,31 @@ pub fn function_of(queue: &str) -> Option<(&'static str, u32)> {
         "specs" => Some(("SpecTriggerFunction", 512)),
         _ => None,
     }
+}
+
+/// The executor's billed seconds for the job on AWS: its tasks' requests at S3's modelled
+/// latency, `task_concurrency` at a time, or the CPU they need at the executor's share of a
+/// vCPU if that is longer (measured: all of `batchops local`'s CPU time, so more than the
+/// executor's), plus every orchestration request counted at its service's modelled latency,
+/// one after another (as if the executor made them all: it makes most).
+pub fn executor_secs(model: &Model, tallies: &BTreeMap<TallyKey, Tally>, mb: u32) -> f64 {
+    use batchops_sim::scale::aws::{DYNAMODB_ITEM_MS, S3_LATENCY_MS, SQS_MS};
+    let io = model.tasks as f64 / model.task_concurrency.max(1) as f64 * modelled_secs(S3_LATENCY_MS);
+    let cpu = model.cpu_secs / vcpu_share(mb);
+    let calls: f64 = tallies
+        .iter()
+        .filter(|((class, ..), _)| *class == "orchestration")
+        .map(|((_, service, _), t)| {
+            let each = match service.to_ascii_lowercase().as_str() {
+                "dynamodb" => modelled_secs(DYNAMODB_ITEM_MS),
+                "sqs" => modelled_secs(SQS_MS),
+                "s3" => modelled_secs(S3_LATENCY_MS),
+                _ => 0.0,
+            };
+            t.requests as f64 * each
+        })
+        .sum();
+    io.max(cpu) + calls
 }
 
 /// How S3 bills one request: (price class, dollars per million).
@@ -88,6 +120,9 @@ pub struct Model {
     pub tasks: u64,
     /// Tasks of one chunk run at a time (the executor's `BATCHOPS_TASK_CONCURRENCY`).
     pub task_concurrency: usize,
+    /// CPU seconds `batchops local` spent on the job (all of its stages: more than the
+    /// executor's own).
+    pub cpu_secs: f64,
 }
 
 impl Bill {
@@ -100,9 +135,7 @@ impl Bill {
         for ((class, service, op), t) in tallies {
             bill.add_requests(class, service, op, t);
         }
-        let task_wait: Duration =
-            tallies.iter().filter(|((class, ..), _)| *class == "task").map(|(_, t)| t.latency).sum();
-        bill.add_lambda(model, invocations, task_wait);
+        bill.add_lambda(model, invocations, tallies);
         bill
     }
 
@@ -161,19 +194,20 @@ impl Bill {
 
     /// Each message handled is one invocation (batch size 1 for chunks, as deployed; the
     /// others see little traffic) billed for its measured wall time at the function's memory.
-    /// The executor's time waiting for its tasks' requests is the emulator's, not AWS's: it is
-    /// taken out (`task_wait`, the tasks' request latencies added up, over `task_concurrency`
-    /// at a time) and the wait at AWS's latency ([`ASSUMED_S3_LATENCY`]) put in. Each
-    /// invocation adds one SQS receive by Lambda's poller (its delete is counted already:
-    /// batchops local makes it too).
-    fn add_lambda(&mut self, model: &Model, invocations: &BTreeMap<String, Invocations>, task_wait: Duration) {
-        let concurrency = model.task_concurrency.max(1) as f64;
+    /// The executor's wall time against the emulator is the emulator's latency, not AWS's: it
+    /// is billed instead as [`Bill::executor_secs`] models it. Each invocation adds one SQS
+    /// receive by Lambda's poller (its delete is counted already: batchops local makes it too).
+    fn add_lambda(
+        &mut self,
+        model: &Model,
+        invocations: &BTreeMap<String, Invocations>,
+        tallies: &BTreeMap<TallyKey, Tally>,
+    ) {
         for (queue, inv) in invocations {
             let Some((function, mb)) = function_of(queue) else { continue };
             let mut wall = inv.wall.as_secs_f64();
             if queue == "chunks" {
-                let own = (wall - task_wait.as_secs_f64() / concurrency).max(0.0);
-                wall = own + model.tasks as f64 / concurrency * ASSUMED_S3_LATENCY.as_secs_f64();
+                wall = executor_secs(model, tallies, mb);
             }
             let n = inv.count as f64;
             self.line("orchestration", "Lambda", format!("{function} requests"), n, usd_per_million::LAMBDA_REQUEST);
@@ -237,6 +271,8 @@ impl Bill {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn tally(requests: u64, write_units: f64, read_units: f64) -> Tally {
@@ -253,14 +289,16 @@ mod tests {
         tallies.insert(("orchestration", "SQS".to_string(), "SendMessage".to_string()), tally(3, 0.0, 0.0));
         let mut inv = BTreeMap::new();
         inv.insert("chunks".to_string(), Invocations { count: 1, wall: Duration::from_millis(500) });
-        let bill = Bill::new(&Model { tasks: 1000, task_concurrency: 100 }, &tallies, &inv);
+        let bill = Bill::new(&Model { tasks: 1000, task_concurrency: 100, cpu_secs: 0.1 }, &tallies, &inv);
         // 1,000 copies at $5 per million requests: $5 per million tasks.
         assert!((bill.total("task") - 5.0).abs() < 1e-9);
         assert_eq!(bill.s3_requests_per_task("task"), 1.0);
         assert!((bill.s3_requests_per_task("orchestration") - 0.008).abs() < 1e-9);
         // Orchestration: one GET (0.0004), 8 WRU (0.005), 3 sends (0.0012), one executor
-        // invocation (0.0002 + one receive 0.0004) of 0.5 s + 1,000/100 x 30 ms = 0.8 s at 1 GB.
-        let gbs = 0.8 * 13.3334;
+        // invocation (0.0002 + one receive 0.0004) billed for its tasks, 1,000/100 x 150 ms
+        // (longer than 0.1 CPU s at 1,024/1,769 of a vCPU), and its calls at their services'
+        // latencies: 8 S3 requests x 150 ms, 2 DynamoDB x 6 ms, 3 SQS x 25 ms; at 1 GB.
+        let gbs = (1.5 + 8.0 * 0.150 + 2.0 * 0.006 + 3.0 * 0.025) * 13.3334;
         let expected = (0.4 + 8.0 * 0.625 + 3.0 * 0.4 + 0.2 + 0.4 + gbs) / 1000.0;
         assert!((bill.total("orchestration") - expected).abs() < 1e-9, "{}", bill.render("t"));
         assert!(bill.render("t").contains("| task | S3 | CopyObject (PUT) | 1000.000 | 5.00000 |"));

@@ -1,4 +1,4 @@
-//! `make cost`: a copy job and a tagging job of `--tasks` tasks (10,000) run through
+//! `make cost`: a copy job and a tagging job of `--tasks` tasks (20,000) run through
 //! `batchops local` (every AWS service on the emulator), every request counted
 //! (`batchops_aws::metering`) and priced (`batchops_bench::cost`): dollars per million tasks
 //! for orchestration and for the operation, next to S3 Batch Operations. Then a small job of
@@ -18,16 +18,20 @@ use serde_json::{json, Value};
 
 #[derive(Parser)]
 struct Args {
-    /// Tasks of the copy and tagging jobs that are priced.
-    #[arg(long, default_value_t = 10_000)]
+    /// Tasks of the copy and tagging jobs that are priced (four chunks of the stack's size).
+    #[arg(long, default_value_t = 20_000)]
     tasks: usize,
     /// Tasks of each other operation's job (S3 requests per task).
     #[arg(long, default_value_t = 200)]
     op_tasks: usize,
     #[arg(long, default_value_t = 4)]
     chunk_workers: usize,
-    #[arg(long, default_value_t = 64)]
+    /// The stack's `TaskConcurrency` and `ChunkSize` defaults (infra/template.yaml): what a
+    /// deployed job's chunks cost.
+    #[arg(long, default_value_t = 128)]
     task_concurrency: usize,
+    #[arg(long, default_value_t = 5000)]
+    chunk_size: u64,
 }
 
 /// Everything one run shares: the system, its buckets, and the settings bills are made with.
@@ -64,7 +68,7 @@ impl Run {
         if ended.job["Status"] != "Complete" || ok != keys.len() as u64 {
             bail!("the {name} job did not succeed on every task: {}", ended.job);
         }
-        let model = Model { tasks: keys.len() as u64, task_concurrency: self.task_concurrency };
+        let model = Model { tasks: keys.len() as u64, task_concurrency: self.task_concurrency, cpu_secs: ended.cpu };
         Ok((Bill::new(&model, &tallies, &invocations), writes))
     }
 }
@@ -82,6 +86,7 @@ async fn main() -> Result<()> {
 
     let mut settings = batchops_aws::config::settings_from_env()?;
     settings.task_concurrency = args.task_concurrency;
+    settings.chunk_size = args.chunk_size;
     let handle =
         harness::start_local(&clients, format!("cost-{tag}"), args.chunk_workers, settings, OpsSettings::default())
             .await?;
@@ -99,10 +104,10 @@ async fn main() -> Result<()> {
     let tag_bill = run.priced("tagging", tags.clone(), &src, &keys).await?;
     print!("{}", copy_bill.render("S3PutObjectCopy"));
     print!("{}", tag_bill.render("S3PutObjectTagging"));
-    let chunks = args.tasks.div_ceil(settings_chunk_size()?) as f64;
+    let chunks = args.tasks.div_ceil(args.chunk_size as usize) as f64;
     println!(
         "\nDynamoDB writes of the copy job by kind of item (partition key / sort key), per chunk of {} tasks:\n",
-        settings_chunk_size()?
+        args.chunk_size
     );
     for (kind, n) in &writes {
         println!("  {kind:<24} {n:>8} writes  {:>8.2} per chunk", *n as f64 / chunks);
@@ -128,10 +133,6 @@ async fn main() -> Result<()> {
     }
     handle.stop().await;
     Ok(())
-}
-
-fn settings_chunk_size() -> Result<usize> {
-    Ok(batchops_aws::config::settings_from_env()?.chunk_size as usize)
 }
 
 /// The other operations' jobs: (name, operation, bucket of the objects) over `keys`, with

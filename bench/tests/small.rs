@@ -69,7 +69,7 @@ async fn a_copy_job_is_counted_priced_and_its_report_checked() -> Result<()> {
         "one executor invocation per chunk: {invocations:?}"
     );
 
-    let bill = Bill::new(&Model { tasks: 40, task_concurrency: 64 }, &tallies, &invocations);
+    let bill = Bill::new(&Model { tasks: 40, task_concurrency: 64, cpu_secs: 0.05 }, &tallies, &invocations);
     assert_eq!(bill.s3_requests_per_task("task"), 1.0);
     assert!((bill.total("task") - 5.0).abs() < 1e-9, "CopyObject is $5 per million: {}", bill.render("copy"));
     assert!(bill.total("orchestration") > 0.0);
