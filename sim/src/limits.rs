@@ -72,7 +72,7 @@ mod tests {
         assert_eq!(l.chunk_receives, 5);
         assert!(l.executor_budget < l.executor_timeout);
         assert!(l.executor_concurrency >= 2);
-        assert_eq!((l.task_concurrency, l.chunk_size), (128, 5000));
+        assert_eq!((l.task_concurrency, l.chunk_size), (128, 10_000));
         assert!(l.executor_mb >= 512.0);
     }
 }

@@ -209,6 +209,10 @@ impl Queue for SimQueue {
     }
 
     async fn depth(&self) -> batchops_core::Result<u64> {
+        if let Some((lo, hi)) = self.send_latency {
+            // GetQueueAttributes: one SQS request.
+            tokio::time::sleep(self.rng.millis(lo, hi)).await;
+        }
         Ok(self.len() as u64)
     }
 }

@@ -24,8 +24,9 @@ struct Args {
     /// ChunkSize (default: the template's).
     #[arg(long)]
     chunk_size: Option<u64>,
-    /// The executor's CPU time per task on one core, in microseconds: batchops' own in
-    /// `make bench` (0.262 CPU s per 1,000 copies, docs/src/benchmarks.md).
+    /// The executor's CPU time per task on one core, in microseconds: all of `batchops
+    /// local`'s CPU per copy in `make bench` (0.262 CPU s per 1,000, docs/src/benchmarks.md;
+    /// x86 over plain HTTP: an arm64 Lambda over TLS may need more).
     #[arg(long, default_value_t = 262)]
     cpu_us_per_task: u64,
     #[arg(long, default_value_t = 1)]

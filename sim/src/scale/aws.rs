@@ -17,7 +17,7 @@ use batchops_core::ports::{
     read_all, ByteStream, ListPage, ListRequest, ObjectHead, ObjectRef, ObjectStore, OperationRunner, PutOptions,
     ReadOptions,
 };
-use batchops_core::retry::{Outcome, TaskFailure};
+use batchops_core::retry::{Outcome, RetryPolicy, TaskFailure};
 use bytes::Bytes;
 use tokio::time::Instant;
 
@@ -36,6 +36,7 @@ pub const DYNAMODB_PARTITION_RCU: f64 = 3_000.0;
 /// rounds (prepare, commit: <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html>),
 /// so twice a write (our assumption; AWS publishes no figure).
 pub const DYNAMODB_ITEM_MS: (u64, u64) = (3, 9);
+/// A query page reads many items: up to 15 ms (our assumption, past "single-digit").
 pub const DYNAMODB_QUERY_MS: (u64, u64) = (5, 15);
 pub const DYNAMODB_TRANSACTION_MS: (u64, u64) = (8, 25);
 
@@ -52,12 +53,14 @@ pub const S3_LATENCY_MS: (u64, u64) = (100, 200);
 
 /// S3: "at least 3,500 PUT/COPY/POST/DELETE or 5,500 GET/HEAD requests per second per
 /// partitioned Amazon S3 prefix" (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html>);
-/// more gets 503 SlowDown.
+/// more gets 503 SlowDown. The model gives every first key segment a partition of its own from
+/// the start: a fresh or quiet bucket has fewer, and answers SlowDown while S3 splits them
+/// (minutes to an hour, reported, not published), so the model is optimistic there.
 pub const S3_PREFIX_WRITES: f64 = 3_500.0;
 
 /// S3: "one concurrent request for each 85–90 MB/s of desired network throughput" (the
 /// performance guidelines above, "Scale storage connections horizontally").
-pub const S3_CONNECTION_BYTES_PER_SEC: f64 = 85.0 * 1024.0 * 1024.0;
+pub const S3_CONNECTION_BYTES_PER_SEC: f64 = 85.0 * 1000.0 * 1000.0;
 
 /// SQS: "Typical latencies for SendMessage, ReceiveMessage, and DeleteMessage API requests
 /// are in the tens or low hundreds of milliseconds" (<https://aws.amazon.com/sqs/faqs/>).
@@ -98,25 +101,35 @@ pub enum Item {
 /// What one request touches: (item, write units, read units).
 type Touches = Vec<(Item, u64, u64)>;
 
-/// The capacity an item has used since the last look, and when it is next free.
+/// The capacity an item has used since the last look.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct Used {
     pub wcu: f64,
     pub rcu: f64,
-    /// Requests that had to wait for the item (DynamoDB would have throttled them).
+    /// Requests that waited their turn at the item: spaced by their units over its capacity
+    /// per second, with no burst (DynamoDB may have served some of them at once).
     pub throttled: u64,
+    /// Transactions cancelled for meeting another on the item (TransactionConflict), each
+    /// tried again after the adapter's backoff.
+    pub conflicts: u64,
 }
 
+#[derive(Clone, Copy)]
 struct Meter {
     write_free: Instant,
     read_free: Instant,
+    /// Until when a transaction writing the item is in progress.
+    transaction_until: Instant,
     used: Used,
 }
 
 /// DynamoDB in front of the in-memory store (through [`crate::dynamo::FlakyStore`]): each
-/// request takes its latency, and waits its turn at a hot item. A request beyond an item's
-/// capacity waits until the item has room: DynamoDB would refuse it and the SDK try again
-/// later, so this is the best case of a throttled request, never worse.
+/// request takes its latency, and waits its turn at a hot item: DynamoDB would refuse a
+/// request over the item's capacity and the SDK try it again later. A transaction that meets
+/// another transaction on the same item is cancelled (TransactionConflict) and tried again
+/// after the adapter's backoff (`RetryPolicy::backend`), as `record_once` and `start_chunk`
+/// do; a transaction holds the items it writes for its whole latency (our assumption: AWS
+/// publishes no figure, and the whole round trip is the longest it can be).
 pub struct Dynamo {
     rng: Rng,
     /// The job item's size in bytes (its body and counters), set once the job exists.
@@ -150,6 +163,8 @@ impl Dynamo {
                 (vec![(Item::Spread, WRITE_KB, 0)], item)
             }
             "GetItem sighting" | "GetItem chunk" => (vec![(Item::Spread, 0, 1)], item),
+            // A page of up to 32 KB of small items (our assumption; spread items are counted,
+            // never waited for).
             "Query claims" | "Query chunks" | "Query segments" | "Query backlog" | "Query jobs" => {
                 (vec![(Item::Spread, 0, 8)], query)
             }
@@ -162,36 +177,69 @@ impl Dynamo {
         }
     }
 
-    /// Serves one request: its turn at the items it touches, then its latency.
+    /// Serves one request: its turn at the items it touches, then its latency; a transaction
+    /// that conflicts comes back cancelled and is tried again after the adapter's backoff.
     pub async fn request(&self, what: &str) {
         let (touches, (lo, hi)) = self.touches(what);
-        let now = Instant::now();
-        let mut start = now;
-        {
-            let mut meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
-            for (item, wcu, rcu) in touches {
-                let m = meters.entry(item).or_insert(Meter { write_free: now, read_free: now, used: Used::default() });
-                m.used.wcu += wcu as f64;
-                m.used.rcu += rcu as f64;
-                if item == Item::Spread {
-                    continue;
+        let transaction = what.starts_with("TransactWriteItems");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let latency = self.rng.millis(lo, hi);
+            match self.turn(&touches, transaction, latency) {
+                Ok(start) => return tokio::time::sleep_until(start + latency).await,
+                Err(start) => {
+                    let backoff = RetryPolicy::backend().delay(attempt);
+                    tokio::time::sleep_until(start + latency + backoff).await;
                 }
-                let mut turn = now;
-                if wcu > 0 {
-                    turn = turn.max(m.write_free);
-                    m.write_free = turn + Duration::from_secs_f64(wcu as f64 / DYNAMODB_PARTITION_WCU);
-                }
-                if rcu > 0 {
-                    turn = turn.max(m.read_free);
-                    m.read_free = turn + Duration::from_secs_f64(rcu as f64 / DYNAMODB_PARTITION_RCU);
-                }
-                if turn > now {
-                    m.used.throttled += 1;
-                }
-                start = start.max(turn);
             }
         }
-        tokio::time::sleep_until(start + self.rng.millis(lo, hi)).await;
+    }
+
+    /// Takes the request's turn at the items it touches: `Ok(when it starts)`, or `Err(when
+    /// it starts)` for a transaction that meets another writing the same hot item (cancelled).
+    fn turn(&self, touches: &Touches, transaction: bool, latency: Duration) -> Result<Instant, Instant> {
+        let now = Instant::now();
+        let mut start = now;
+        let mut meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = Meter { write_free: now, read_free: now, transaction_until: now, used: Used::default() };
+        for &(item, wcu, rcu) in touches {
+            let m = meters.entry(item).or_insert(fresh);
+            m.used.wcu += wcu as f64;
+            m.used.rcu += rcu as f64;
+            if item == Item::Spread {
+                continue;
+            }
+            let mut turn = now;
+            if wcu > 0 {
+                turn = turn.max(m.write_free);
+                m.write_free = turn + Duration::from_secs_f64(wcu as f64 / DYNAMODB_PARTITION_WCU);
+            }
+            if rcu > 0 {
+                turn = turn.max(m.read_free);
+                m.read_free = turn + Duration::from_secs_f64(rcu as f64 / DYNAMODB_PARTITION_RCU);
+            }
+            if turn > now {
+                m.used.throttled += 1;
+            }
+            start = start.max(turn);
+        }
+        if !transaction {
+            return Ok(start);
+        }
+        let hot = |item: &Item| *item != Item::Spread;
+        let items: Vec<Item> = touches.iter().map(|t| t.0).filter(hot).collect();
+        let busy = items.iter().find(|i| meters.get(*i).is_some_and(|m| start < m.transaction_until));
+        if let Some(m) = busy.and_then(|i| meters.get_mut(i)) {
+            m.used.conflicts += 1;
+            return Err(start);
+        }
+        for item in items {
+            if let Some(m) = meters.get_mut(&item) {
+                m.transaction_until = start + latency;
+            }
+        }
+        Ok(start)
     }
 
     /// What each item used since the last call (and adds it to the totals).
@@ -206,6 +254,7 @@ impl Dynamo {
                 t.wcu += used.wcu;
                 t.rcu += used.rcu;
                 t.throttled += used.throttled;
+                t.conflicts += used.conflicts;
                 (*item, used)
             })
             .collect()
@@ -233,10 +282,37 @@ pub struct S3 {
     cpu: Mutex<HashMap<u64, Instant>>,
     /// CPU time one task needs of the executor's share of a vCPU.
     cpu_per_task: Duration,
-    /// Requests and SlowDowns since the last look, and the busiest prefix's count.
+    began: Instant,
+    /// Requests and SlowDowns since the last look.
     pub requests: AtomicU64,
     pub slowdowns: AtomicU64,
-    window: Mutex<HashMap<String, u64>>,
+    window: Mutex<PrefixWindow>,
+}
+
+/// Requests per prefix in each second of virtual time: a prefix of sorted keys is done in
+/// seconds, so its rate over a minute's sample would understate its peak.
+#[derive(Default)]
+struct PrefixWindow {
+    second: u64,
+    counts: HashMap<String, u64>,
+    /// The most one prefix took in one second since the last look.
+    peak: u64,
+    /// Prefixes written since the last look.
+    used: std::collections::HashSet<String>,
+}
+
+impl PrefixWindow {
+    fn note(&mut self, prefix: &str, second: u64) {
+        if second != self.second {
+            self.peak = self.peak.max(self.counts.values().copied().max().unwrap_or(0));
+            self.counts.clear();
+            self.second = second;
+        }
+        *self.counts.entry(prefix.to_string()).or_default() += 1;
+        if !self.used.contains(prefix) {
+            self.used.insert(prefix.to_string());
+        }
+    }
 }
 
 impl S3 {
@@ -248,6 +324,7 @@ impl S3 {
             prefixes: Mutex::default(),
             cpu: Mutex::default(),
             cpu_per_task: cpu_per_task.div_f64(share),
+            began: Instant::now(),
             requests: AtomicU64::new(0),
             slowdowns: AtomicU64::new(0),
             window: Mutex::default(),
@@ -281,12 +358,14 @@ impl S3 {
         tokio::time::sleep_until(done).await;
     }
 
-    /// The busiest prefix's requests since the last look, and how many prefixes were used.
+    /// The most requests one prefix took in one second since the last look, and how many
+    /// prefixes were written.
     pub fn take_window(&self) -> (u64, usize) {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        let busiest = w.values().copied().max().unwrap_or(0);
-        let used = w.len();
-        w.clear();
+        let busiest = w.peak.max(w.counts.values().copied().max().unwrap_or(0));
+        let used = w.used.len();
+        w.peak = 0;
+        w.used.clear();
         // Invocations that ended keep no CPU.
         let now = Instant::now();
         self.cpu.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, free| *free > now);
@@ -305,7 +384,8 @@ impl OperationRunner for S3 {
         self.compute().await;
         let prefix = prefix_of(&task.target.key);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        *self.window.lock().unwrap_or_else(|e| e.into_inner()).entry(prefix.to_string()).or_default() += 1;
+        let second = Instant::now().duration_since(self.began).as_secs();
+        self.window.lock().unwrap_or_else(|e| e.into_inner()).note(prefix, second);
         let (lo, hi) = S3_LATENCY_MS;
         tokio::time::sleep(self.rng.millis(lo, hi)).await;
         if self.over_rate(prefix) {

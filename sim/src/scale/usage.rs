@@ -31,6 +31,8 @@ pub struct Sample {
     pub job_item_rcu: f64,
     pub job_item_waits: u64,
     pub runnable_wcu: f64,
+    pub lock_wcu: f64,
+    pub job_item_conflicts: u64,
     pub chunk_queue: usize,
     pub manifest_reads: u64,
     pub task_concurrency: usize,
@@ -47,16 +49,17 @@ fn uses(s: &Sample, opts: &Options) -> Vec<(String, f64)> {
     let slots = (s.executors * s.task_concurrency) as f64;
     let slots_busy = if slots > 0.0 { s.requests_per_sec * slot_secs(opts) / slots } else { 0.0 };
     vec![
-        (format!("Lambda executors (ExecutorMaxConcurrency {})", s.executor_cap), s.executors as f64 / s.executor_cap as f64),
         (
-            format!("task slots of the running executors (TaskConcurrency {})", s.task_concurrency),
-            slots_busy,
+            format!("Lambda executors (ExecutorMaxConcurrency {})", s.executor_cap),
+            s.executors as f64 / s.executor_cap as f64,
         ),
+        (format!("task slots of the running executors (TaskConcurrency {})", s.task_concurrency), slots_busy),
         ("DynamoDB job item writes (1,000 WCU/s)".into(), s.job_item_wcu / aws::DYNAMODB_PARTITION_WCU),
         ("DynamoDB job item reads (3,000 RCU/s)".into(), s.job_item_rcu / aws::DYNAMODB_PARTITION_RCU),
         ("DynamoDB runnable-jobs item writes (1,000 WCU/s)".into(), s.runnable_wcu / aws::DYNAMODB_PARTITION_WCU),
+        ("DynamoDB dispatcher lock item writes (1,000 WCU/s)".into(), s.lock_wcu / aws::DYNAMODB_PARTITION_WCU),
         ("S3 busiest prefix (3,500 writes/s)".into(), s.busiest_prefix_per_sec / aws::S3_PREFIX_WRITES),
-        ("SQS chunk queue in flight (120,000)".into(), s.chunk_queue as f64 / aws::SQS_IN_FLIGHT),
+        ("SQS chunk queue messages (120,000 in flight)".into(), s.chunk_queue as f64 / aws::SQS_IN_FLIGHT),
         (
             format!("Lambda account concurrency ({})", aws::LAMBDA_ACCOUNT_CONCURRENCY),
             s.executors as f64 / aws::LAMBDA_ACCOUNT_CONCURRENCY as f64,
@@ -147,18 +150,23 @@ impl Summary {
         }
     }
 
-    /// The resource nearest its limit in the steady minutes, and how near.
+    /// The resource nearest its limit in the steady minutes, and how near. The executors are
+    /// at their cap whenever chunks wait, so they bind only when no limit that grows with the
+    /// rate (the first two entries are the executors and their task slots) is at 95% or more.
     pub fn binding(&self) -> (String, f64) {
-        let best = self.steady_use.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+        let by_use = |a: &&(String, f64, f64), b: &&(String, f64, f64)| a.1.total_cmp(&b.1);
+        let others = self.steady_use.iter().skip(2).max_by(by_use).filter(|(_, mean, _)| *mean >= 0.95);
+        let best = others.or_else(|| self.steady_use.iter().max_by(by_use));
         best.map(|(name, mean, _)| (name.clone(), *mean)).unwrap_or_default()
     }
 
-    /// How long `tasks` would take: the head, the tasks at the steady rate, and the tail
-    /// (the report's merges, which grow with the rows) scaled by size.
+    /// How long `tasks` would take: this run's duration, the tasks beyond its own at the
+    /// steady rate, and the tail (the report's merges, which grow with the rows) grown by size.
+    /// The ramp and the first chunks are in the duration once.
     pub fn projected(&self, tasks: u64) -> Duration {
         let scale = tasks as f64 / self.opts.tasks.max(1) as f64;
-        let run = tasks as f64 / self.steady_rate.max(1.0);
-        self.head + Duration::from_secs_f64(run) + self.tail.mul_f64(scale)
+        let more = tasks.saturating_sub(self.opts.tasks) as f64 / self.steady_rate.max(1.0);
+        self.duration + Duration::from_secs_f64(more) + self.tail.mul_f64((scale - 1.0).max(0.0))
     }
 
     /// The executor's Lambda compute: GB-seconds and dollars per million tasks.
@@ -175,8 +183,14 @@ impl Summary {
             out,
             "sim-scale: {} copy tasks over {} prefixes (keys sorted), chunks of {}, ExecutorMaxConcurrency {}, \
              TaskConcurrency {}, executor {} MB, CPU {:.0} us per task; seed {}",
-            o.tasks, o.prefixes, o.chunk_size, o.executors, o.task_concurrency, o.executor_mb,
-            o.cpu_per_task.as_secs_f64() * 1e6, o.seed
+            o.tasks,
+            o.prefixes,
+            o.chunk_size,
+            o.executors,
+            o.task_concurrency,
+            o.executor_mb,
+            o.cpu_per_task.as_secs_f64() * 1e6,
+            o.seed
         );
         let _ = writeln!(
             out,
@@ -203,7 +217,9 @@ impl Summary {
         let (name, u) = self.binding();
         let _ = writeln!(out, "binding limit: {name} at {:.0}%", u * 100.0);
         let _ = writeln!(out, "where each limit that grows with the rate would bind (steady rate over its use):");
-        for (name, mean, _) in self.steady_use.iter().skip(2).filter(|(_, mean, _)| *mean > 0.0) {
+        // The queue's depth and the executors' count are set, not driven by the rate.
+        let grows = |name: &str| name.starts_with("DynamoDB") || name.starts_with("S3");
+        for (name, mean, _) in self.steady_use.iter().filter(|(name, mean, _)| grows(name) && *mean > 0.0) {
             let _ = writeln!(out, "  {:>12.0} tasks/s  {name}", self.steady_rate / mean);
         }
         let (gb_s, usd) = self.executor_compute();
@@ -214,13 +230,18 @@ impl Summary {
         let job = self.dynamo.get(&Item::Job).copied().unwrap_or_default();
         let _ = writeln!(
             out,
-            "DynamoDB job item: {:.0} WCU and {:.0} RCU in all ({:.1} WCU per chunk); {} requests waited for it",
+            "DynamoDB job item: {:.0} WCU and {:.0} RCU in all ({:.1} WCU per chunk); {} requests waited their turn; \
+             {} transactions conflicted and were tried again",
             job.wcu,
             job.rcu,
             job.wcu * o.chunk_size as f64 / o.tasks.max(1) as f64,
-            job.throttled
+            job.throttled,
+            job.conflicts
         );
-        let _ = writeln!(out, "\nprojection (head + tasks at the steady rate + tail grown with the rows):");
+        let _ = writeln!(
+            out,
+            "\nprojection (this run, the tasks beyond at the steady rate, the tail grown with the rows):"
+        );
         for tasks in [o.tasks, 1_000_000_000, 20_000_000_000] {
             let _ = writeln!(out, "  {:>14} tasks: {}", thousands(tasks), hms(self.projected(tasks)));
         }
@@ -232,9 +253,9 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| time | status | tasks run | tasks/s | executors | task slots | job item WCU/s | RCU/s | busiest prefix/s | prefixes | SlowDowns | chunk queue |"
+            "| time | status | tasks run | tasks/s | executors | task slots | job item WCU/s | RCU/s | conflicts | busiest prefix/s | prefixes | SlowDowns | chunk queue |"
         );
-        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let every = self.samples.len().div_ceil(30).max(1);
         for (i, s) in self.samples.iter().enumerate() {
             if i % every != 0 && i + 1 != self.samples.len() {
@@ -243,7 +264,7 @@ impl Summary {
             let slots = uses(s, &self.opts)[1].1;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {} | {:.0}% | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {} | {:.0}% | {:.0} | {:.0} | {} | {:.0} | {} | {} | {} |",
                 hms(s.at),
                 s.status,
                 thousands(s.tasks),
@@ -252,6 +273,7 @@ impl Summary {
                 slots * 100.0,
                 s.job_item_wcu,
                 s.job_item_rcu,
+                s.job_item_conflicts,
                 s.busiest_prefix_per_sec,
                 s.prefixes,
                 s.slowdowns,
