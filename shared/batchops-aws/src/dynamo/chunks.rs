@@ -15,8 +15,8 @@ use batchops_core::retry::RetryPolicy;
 use batchops_core::{Error, Result};
 
 use super::{
-    cancellation_codes, chunk_sk, conditional, file_counters, file_sk, get_n, get_s, job_pk, n, queue_sk, run_sk, s,
-    DynamoJobStore, Item,
+    cancellation_codes, chunk_sk, conditional, file_counters, file_sk, get_n, get_s, job_pk, n, only_conflicts,
+    queue_sk, run_sk, s, DynamoJobStore, Item,
 };
 use crate::errors::backend;
 
@@ -252,15 +252,28 @@ impl ChunkLedger for DynamoJobStore {
             .expression_attribute_values(":me", s(&lease.owner))
             .build()
             .map_err(|e| Error::caused("Put", e, false))?;
-        let gate = self.gate().await;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().put(claim).build())
-            .send()
-            .await;
-        drop(gate);
+        // The claim's condition check reads the job item, which every chunk's record writes in
+        // a transaction too: two at the same moment cancel one (TransactionConflict). That one
+        // is tried again here; taken for a claim held elsewhere, its chunk would wait a whole
+        // redelivery (make sim-scale's model of 200 executors found it).
+        let (check, claim) = (&check, &claim);
+        let result = RetryPolicy::backend()
+            .until("TransactWriteItems claim: the transaction kept conflicting", |_| async move {
+                let gate = self.gate().await;
+                let result = self
+                    .client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().condition_check(check.clone()).build())
+                    .transact_items(TransactWriteItem::builder().put(claim.clone()).build())
+                    .send()
+                    .await;
+                drop(gate);
+                match &result {
+                    Err(e) if cancellation_codes(e).is_some_and(|codes| only_conflicts(&codes)) => Ok(None),
+                    _ => Ok(Some(result)),
+                }
+            })
+            .await?;
         match result {
             Ok(_) => Ok(LeaseOutcome::Started),
             Err(e) if cancellation_codes(&e).is_some() => {

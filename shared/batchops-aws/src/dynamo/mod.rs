@@ -345,6 +345,12 @@ where
 }
 
 /// True when a TransactWriteItems was cancelled; returns the cancellation codes per action.
+/// True when a transaction was cancelled only for meeting another on the same item (no
+/// condition of its own failed): the same request may go through when tried again.
+fn only_conflicts(codes: &[String]) -> bool {
+    codes.iter().any(|c| c == "TransactionConflict") && codes.iter().all(|c| c == "TransactionConflict" || c == "None")
+}
+
 fn cancellation_codes<E: std::fmt::Debug>(
     e: &aws_sdk_dynamodb::error::SdkError<
         aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
