@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 #[derive(Parser)]
 struct Args {
-    /// Tasks of the copy and tagging jobs that are priced (four chunks of the stack's size).
+    /// Tasks of the copy and tagging jobs that are priced (two chunks of the stack's size).
     #[arg(long, default_value_t = 20_000)]
     tasks: usize,
     /// Tasks of each other operation's job (S3 requests per task).
@@ -30,7 +30,7 @@ struct Args {
     /// deployed job's chunks cost.
     #[arg(long, default_value_t = 128)]
     task_concurrency: usize,
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 10_000)]
     chunk_size: u64,
 }
 

@@ -47,7 +47,8 @@ impl InMemoryObjectStore {
     /// The object's body and ETag.
     fn stored(&self, bucket: &str, key: &str) -> Result<(Bytes, String), StorageError> {
         let objects = lock(&self.objects);
-        let (body, _, etag) = objects.get(&(bucket.to_string(), key.to_string())).ok_or_else(|| Self::not_found(key))?;
+        let (body, _, etag) =
+            objects.get(&(bucket.to_string(), key.to_string())).ok_or_else(|| Self::not_found(key))?;
         Ok((body.clone(), etag.clone()))
     }
 
