@@ -38,14 +38,7 @@ pub const BATCH_OPERATIONS_JOB: f64 = 0.25;
 /// The latency of a request on AWS, as `make sim-scale` models it from AWS's published
 /// figures (`batchops_sim::scale::aws`, each constant citing its source): the middle of each
 /// range. An executor waits through these, not through the emulator's.
-fn modelled_secs((lo, hi): (u64, u64)) -> f64 {
-    (lo + hi) as f64 / 2000.0
-}
-
-/// The executor's share of a vCPU at its memory (Lambda: one vCPU at 1,769 MB).
-fn vcpu_share(mb: u32) -> f64 {
-    (f64::from(mb) / batchops_sim::scale::aws::LAMBDA_MB_PER_VCPU).min(1.0)
-}
+use batchops_sim::scale::aws::{mid_secs as modelled_secs, vcpu_share};
 
 /// The Lambda function that handles each of `batchops local`'s queues, and its template
 /// MemorySize in MB.
@@ -67,7 +60,7 @@ pub fn function_of(queue: &str) -> Option<(&'static str, u32)> {
 pub fn executor_secs(model: &Model, tallies: &BTreeMap<TallyKey, Tally>, mb: u32) -> f64 {
     use batchops_sim::scale::aws::{DYNAMODB_ITEM_MS, S3_LATENCY_MS, SQS_MS};
     let io = model.tasks as f64 / model.task_concurrency.max(1) as f64 * modelled_secs(S3_LATENCY_MS);
-    let cpu = model.cpu_secs / vcpu_share(mb);
+    let cpu = model.cpu_secs / vcpu_share(f64::from(mb));
     let calls: f64 = tallies
         .iter()
         .filter(|((class, ..), _)| *class == "orchestration")
@@ -195,7 +188,7 @@ impl Bill {
     /// Each message handled is one invocation (batch size 1 for chunks, as deployed; the
     /// others see little traffic) billed for its measured wall time at the function's memory.
     /// The executor's wall time against the emulator is the emulator's latency, not AWS's: it
-    /// is billed instead as [`Bill::executor_secs`] models it. Each invocation adds one SQS
+    /// is billed instead as [`executor_secs`] models it. Each invocation adds one SQS
     /// receive by Lambda's poller (its delete is counted already: batchops local makes it too).
     fn add_lambda(
         &mut self,

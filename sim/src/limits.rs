@@ -26,22 +26,22 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_template() -> anyhow::Result<Limits> {
-        let secs = |block: &str, key: &str| -> anyhow::Result<u64> {
+        let number = |block: &str, key: &str| -> anyhow::Result<u64> {
             let v = value_in(block, key).ok_or_else(|| anyhow::anyhow!("{block}: no {key} in infra/template.yaml"))?;
             Ok(v.trim_matches('"').parse()?)
         };
         Ok(Limits {
-            chunker_timeout: Duration::from_secs(secs("ManifestChunkerFunction", "Timeout")?),
-            executor_timeout: Duration::from_secs(secs("TaskExecutorFunction", "Timeout")?),
-            finalizer_timeout: Duration::from_secs(secs("ReportFinalizerFunction", "Timeout")?),
-            control_receives: secs("ControlQueue", "maxReceiveCount")? as u32,
-            chunk_receives: secs("ChunkQueue", "maxReceiveCount")? as u32,
-            finalize_receives: secs("FinalizeQueue", "maxReceiveCount")? as u32,
-            executor_concurrency: secs("ExecutorMaxConcurrency", "Default")? as usize,
-            executor_budget: Duration::from_secs(secs("TaskExecutorFunction", "BATCHOPS_TIME_BUDGET_SECS")?),
-            task_concurrency: secs("TaskConcurrency", "Default")? as usize,
-            chunk_size: secs("ChunkSize", "Default")?,
-            executor_mb: secs("TaskExecutorFunction", "MemorySize")? as f64,
+            chunker_timeout: Duration::from_secs(number("ManifestChunkerFunction", "Timeout")?),
+            executor_timeout: Duration::from_secs(number("TaskExecutorFunction", "Timeout")?),
+            finalizer_timeout: Duration::from_secs(number("ReportFinalizerFunction", "Timeout")?),
+            control_receives: number("ControlQueue", "maxReceiveCount")? as u32,
+            chunk_receives: number("ChunkQueue", "maxReceiveCount")? as u32,
+            finalize_receives: number("FinalizeQueue", "maxReceiveCount")? as u32,
+            executor_concurrency: number("ExecutorMaxConcurrency", "Default")? as usize,
+            executor_budget: Duration::from_secs(number("TaskExecutorFunction", "BATCHOPS_TIME_BUDGET_SECS")?),
+            task_concurrency: number("TaskConcurrency", "Default")? as usize,
+            chunk_size: number("ChunkSize", "Default")?,
+            executor_mb: number("TaskExecutorFunction", "MemorySize")? as f64,
         })
     }
 }

@@ -81,6 +81,16 @@ pub const LAMBDA_ACCOUNT_CONCURRENCY: usize = 1_000;
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>).
 pub const LAMBDA_MB_PER_VCPU: f64 = 1_769.0;
 
+/// The middle of a (lowest, highest) ms range, in seconds.
+pub fn mid_secs((lo, hi): (u64, u64)) -> f64 {
+    (lo + hi) as f64 / 2000.0
+}
+
+/// A function's share of a vCPU at its memory.
+pub fn vcpu_share(mb: f64) -> f64 {
+    (mb / LAMBDA_MB_PER_VCPU).min(1.0)
+}
+
 /// SQS: a standard queue holds about 120,000 messages in flight
 /// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html>).
 pub const SQS_IN_FLIGHT: f64 = 120_000.0;
@@ -318,7 +328,7 @@ impl PrefixWindow {
 impl S3 {
     /// `cpu_per_task`: measured on one core; `executor_mb`: the executor's memory.
     pub fn new(rng: Rng, cpu_per_task: Duration, executor_mb: f64) -> S3 {
-        let share = (executor_mb / LAMBDA_MB_PER_VCPU).min(1.0);
+        let share = vcpu_share(executor_mb);
         S3 {
             rng,
             prefixes: Mutex::default(),

@@ -76,8 +76,18 @@ pub fn run(opts: &Options, limits: &Limits) -> anyhow::Result<Summary> {
     rt.block_on(play(opts, limits))
 }
 
+/// Ends the simulated clock however the run ends (an error returns early).
+struct Simulating;
+
+impl Drop for Simulating {
+    fn drop(&mut self) {
+        batchops_core::clock::stop_simulating();
+    }
+}
+
 async fn play(opts: &Options, limits: &Limits) -> anyhow::Result<Summary> {
     batchops_core::clock::simulate(crate::EPOCH, opts.seed);
+    let _simulating = Simulating;
     batchops_core::metrics::global().take();
     let rng = Rng::new(opts.seed);
     let started = std::time::Instant::now();
@@ -102,10 +112,10 @@ async fn play(opts: &Options, limits: &Limits) -> anyhow::Result<Summary> {
         checked: check(&inner, &end, opts),
         busy: s.invocations.busy.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         dynamo: s.dynamo.totals(),
+        s3_requests: s.objects.counts.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         manifest_bytes,
         wall: started.elapsed(),
     };
-    batchops_core::clock::stop_simulating();
     Ok(Summary::new(opts, &end, samples, measured))
 }
 
@@ -113,7 +123,7 @@ async fn play(opts: &Options, limits: &Limits) -> anyhow::Result<Summary> {
 /// and when its first task and its last ran (to the second).
 async fn watch(s: &Scale, opts: &Options, id: &JobId, begin: Instant) -> anyhow::Result<(Job, Vec<Sample>, Marks)> {
     const TICK: Duration = Duration::from_secs(1);
-    let (mut samples, mut marks, mut last) = (Vec::new(), Marks::default(), (0u64, 0u64));
+    let (mut samples, mut marks, mut last) = (Vec::new(), Marks::default(), 0u64);
     let mut next_sample = begin + opts.sample;
     loop {
         tokio::time::sleep(TICK).await;
@@ -257,7 +267,7 @@ async fn create(s: &Scale, opts: &Options, etag: &str) -> anyhow::Result<JobId> 
 }
 
 /// One minute of the run, as the resources saw it.
-fn sample(s: &Scale, opts: &Options, job: &Job, begin: Instant, last: &mut (u64, u64)) -> Sample {
+fn sample(s: &Scale, opts: &Options, job: &Job, begin: Instant, last: &mut u64) -> Sample {
     use std::sync::atomic::Ordering::Relaxed;
     let done = job.progress.tasks_run();
     let requests = s.s3.requests.swap(0, Relaxed);
@@ -267,13 +277,11 @@ fn sample(s: &Scale, opts: &Options, job: &Job, begin: Instant, last: &mut (u64,
     let secs = opts.sample.as_secs_f64();
     let item = |i: aws::Item| used.get(&i).copied().unwrap_or_default();
     let (job_item, runnable, lock) = (item(aws::Item::Job), item(aws::Item::Runnable), item(aws::Item::Lock));
-    let s3_reads = s.objects.counts.lock().unwrap_or_else(|e| e.into_inner()).get("GetObject").copied().unwrap_or(0);
     let out = Sample {
         at: begin.elapsed(),
         status: job.status.to_string(),
         tasks: done,
-        prepared: job.progress.total_tasks.unwrap_or(job.progress.tasks_prepared),
-        tasks_per_sec: done.saturating_sub(last.0) as f64 / secs,
+        tasks_per_sec: done.saturating_sub(*last) as f64 / secs,
         executors: s.executor.running.load(Relaxed),
         executor_cap: opts.executors,
         requests_per_sec: requests as f64 / secs,
@@ -287,10 +295,9 @@ fn sample(s: &Scale, opts: &Options, job: &Job, begin: Instant, last: &mut (u64,
         lock_wcu: lock.wcu / secs,
         job_item_conflicts: job_item.conflicts,
         chunk_queue: s.chunks.len(),
-        manifest_reads: s3_reads.saturating_sub(last.1),
         task_concurrency: opts.task_concurrency,
     };
-    *last = (done, s3_reads);
+    *last = done;
     out
 }
 

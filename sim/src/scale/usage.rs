@@ -17,9 +17,8 @@ pub struct Sample {
     /// Since the job was created.
     pub at: Duration,
     pub status: String,
-    /// Tasks run so far, and read from the manifest so far.
+    /// Tasks run so far.
     pub tasks: u64,
-    pub prepared: u64,
     pub tasks_per_sec: f64,
     pub executors: usize,
     pub executor_cap: usize,
@@ -34,14 +33,12 @@ pub struct Sample {
     pub lock_wcu: f64,
     pub job_item_conflicts: u64,
     pub chunk_queue: usize,
-    pub manifest_reads: u64,
     pub task_concurrency: usize,
 }
 
 /// The mean S3 request time an executor's task slot is held for (Little's law).
 fn slot_secs(opts: &Options) -> f64 {
-    let (lo, hi) = aws::S3_LATENCY_MS;
-    (lo + hi) as f64 / 2000.0 + opts.cpu_per_task.as_secs_f64() * aws::LAMBDA_MB_PER_VCPU / opts.executor_mb
+    aws::mid_secs(aws::S3_LATENCY_MS) + opts.cpu_per_task.as_secs_f64() / aws::vcpu_share(opts.executor_mb)
 }
 
 /// Each modelled resource's use in one sample, as a fraction of its limit: (name, use).
@@ -84,6 +81,7 @@ pub struct Summary {
     pub tail: Duration,
     pub busy: BTreeMap<&'static str, Duration>,
     pub dynamo: HashMap<Item, Used>,
+    pub s3_requests: BTreeMap<&'static str, u64>,
     pub manifest_bytes: u64,
     pub wall: Duration,
 }
@@ -101,13 +99,15 @@ pub struct Measured {
     pub checked: Checked,
     pub busy: BTreeMap<&'static str, Duration>,
     pub dynamo: HashMap<Item, Used>,
+    /// The manifest's and the report's S3 requests, by name.
+    pub s3_requests: BTreeMap<&'static str, u64>,
     pub manifest_bytes: u64,
     pub wall: Duration,
 }
 
 impl Summary {
     pub fn new(opts: &Options, job: &Job, samples: Vec<Sample>, m: Measured) -> Summary {
-        let Measured { marks, checked, busy, dynamo, manifest_bytes, wall } = m;
+        let Measured { marks, checked, busy, dynamo, s3_requests, manifest_bytes, wall } = m;
         let ended = job.terminated.unwrap_or(job.created);
         let duration = Duration::try_from(ended - job.created).unwrap_or_default();
         let first = samples.iter().position(|s| s.tasks > 0).unwrap_or(0);
@@ -145,6 +145,7 @@ impl Summary {
             tail,
             busy,
             dynamo,
+            s3_requests,
             manifest_bytes,
             wall,
         }
