@@ -9,7 +9,37 @@ use std::time::Duration;
 use batchops_core::job::Job;
 
 use super::aws::{self, Item, Used};
-use super::{Checked, Options};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub tasks: u64,
+    /// Distinct first key segments (S3 partitions prefixes on them here); the manifest lists
+    /// the keys sorted, as S3 Inventory and listings do, so a prefix's keys are together.
+    pub prefixes: u64,
+    /// `ExecutorMaxConcurrency` (the template's default unless given).
+    pub executors: usize,
+    pub task_concurrency: usize,
+    pub chunk_size: u64,
+    /// The executor's CPU time per task on one core (measured by `make bench`).
+    pub cpu_per_task: Duration,
+    /// The executor's memory (its share of a vCPU follows).
+    pub executor_mb: f64,
+    pub seed: u64,
+    /// How often the resources are sampled.
+    pub sample: Duration,
+}
+
+/// The report against the manifest: every line once, by count and digest.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    pub rows: u64,
+    pub succeeded_rows: u64,
+    pub failed_rows: u64,
+    pub result_files: usize,
+    /// Empty when the report is exact.
+    pub problems: Vec<String>,
+}
 
 /// One minute of the run.
 #[derive(Clone, Debug)]
@@ -112,8 +142,9 @@ impl Summary {
         let duration = Duration::try_from(ended - job.created).unwrap_or_default();
         let first = samples.iter().position(|s| s.tasks > 0).unwrap_or(0);
         let last = samples.iter().position(|s| s.tasks >= opts.tasks).unwrap_or(samples.len().saturating_sub(1));
-        // The steady samples: past the first two of running and before the last.
-        let steady: Vec<&Sample> = match samples.get(first + 2..last) {
+        // The steady samples: past the first two of running, and before the one in which the
+        // executors ran down (the last before all tasks had run).
+        let steady: Vec<&Sample> = match samples.get(first + 2..last.saturating_sub(1)) {
             Some(s) if !s.is_empty() => s.iter().collect(),
             _ => samples.get(first..=last).map(|s| s.iter().collect()).unwrap_or_default(),
         };
