@@ -44,8 +44,10 @@ def test_create_job_and_watch_through_the_signed_api_of_the_stack(rehearsal, buc
     assert watched.returncode == 0, watched.stderr
     described = batchops(rehearsal, rehearsal.operator, "describe-job", "--job-id", job_id)
     job = json.loads(described.stdout)["Job"]
-    assert job["Status"] == "Complete" and job["ProgressSummary"]["NumberOfTasksSucceeded"] == len(KEYS)
-    rows = report(rehearsal, b, job_id)
+    rows = report(rehearsal, b, job_id) if job["Status"] == "Complete" else []
+    # A failure names the tasks' own failures (one run in seven failed 40 of 64 without saying why).
+    failed = [r for status, r in rows if status != "succeeded"][:5]
+    assert job["Status"] == "Complete" and job["ProgressSummary"]["NumberOfTasksSucceeded"] == len(KEYS), (job, failed)
     assert sorted(urllib.parse.unquote_plus(r[1]) for _, r in rows) == sorted(KEYS)
     assert all(tags(rehearsal, b["src"], k) == {"reviewed": "yes"} for k in KEYS)
     listed = batchops(rehearsal, rehearsal.operator, "list-jobs", "--job-statuses", "Complete")
