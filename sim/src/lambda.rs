@@ -39,6 +39,41 @@ pub struct Function {
     pub running: AtomicUsize,
 }
 
+/// What every function of one run shares: the lease its glue keeps, its chance of crashing,
+/// and its mappings' pace.
+#[derive(Clone, Copy, Debug)]
+pub struct Fleet {
+    pub lease: Duration,
+    pub crash: f64,
+    pub mapping: Mapping,
+}
+
+impl Fleet {
+    /// The function `name`, fed by `queue`, up to `concurrency` invocations of `timeout`.
+    pub fn function(
+        &self,
+        name: &'static str,
+        queue: &Arc<SimQueue>,
+        handler: Handler,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Arc<Function> {
+        let Fleet { lease, crash, mapping } = *self;
+        let queue = queue.clone();
+        Arc::new(Function {
+            name,
+            queue,
+            handler,
+            timeout,
+            concurrency,
+            lease,
+            crash,
+            mapping,
+            running: Default::default(),
+        })
+    }
+}
+
 /// An SQS event source mapping's pace.
 #[derive(Clone, Copy, Debug)]
 pub struct Mapping {

@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::dynamo::FlakyStore;
-use crate::lambda::{Function, Handler, Invocations};
+use crate::lambda::{Fleet, Function, Handler, Invocations};
 use crate::limits::Limits;
 use crate::rng::Rng;
 use crate::sqs::{SendFaults, SimQueue};
@@ -317,19 +317,9 @@ impl World {
         let queues = [control.clone(), chunks.clone(), finalize.clone()];
         let Stages { chunker, executor, finalizer, intake } =
             World::stages(ports, &store, &queues, dispatcher, executor_settings);
-        let function = |name, queue: &Arc<SimQueue>, handler: Handler, timeout, concurrency| {
-            Arc::new(Function {
-                name,
-                queue: queue.clone(),
-                handler,
-                timeout,
-                concurrency,
-                lease: settings.lease,
-                crash,
-                mapping: Default::default(),
-                running: Default::default(),
-            })
-        };
+        let fleet = Fleet { lease: settings.lease, crash, mapping: Default::default() };
+        let function =
+            |name, queue, handler, timeout, concurrency| fleet.function(name, queue, handler, timeout, concurrency);
         let chunker_timeout = limits.chunker_timeout;
         let functions = vec![
             function("manifest-chunker", &control, chunker_handler(chunker, chunker_timeout), chunker_timeout, 4),

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::dynamo::FlakyStore;
-use crate::lambda::{Function, Invocations, Mapping};
+use crate::lambda::{Fleet, Function, Invocations, Mapping};
 use crate::limits::Limits;
 use crate::rng::Rng;
 use crate::sqs::SimQueue;
@@ -182,19 +182,9 @@ fn build(opts: &Options, limits: &Limits, rng: &Rng, inner: Arc<InMemoryObjectSt
         ramp: Some((aws::ESM_FIRST, aws::ESM_PER_MINUTE)),
         start: Some(aws::SQS_MS),
     };
-    let function = |name, queue: &Arc<SimQueue>, handler, timeout, concurrency| {
-        Arc::new(Function {
-            name,
-            queue: queue.clone(),
-            handler,
-            timeout,
-            concurrency,
-            lease: settings.lease,
-            crash: 0.0,
-            mapping,
-            running: Default::default(),
-        })
-    };
+    let fleet = Fleet { lease: settings.lease, crash: 0.0, mapping };
+    let function =
+        |name, queue, handler, timeout, concurrency| fleet.function(name, queue, handler, timeout, concurrency);
     let chunker_timeout = limits.chunker_timeout;
     let executor = function("task-executor", &chunks, environments(&executor), limits.executor_timeout, opts.executors);
     let functions = vec![
