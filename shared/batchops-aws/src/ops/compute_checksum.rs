@@ -47,7 +47,8 @@ fn stored(h: Stored<'_>, op: &ComputeChecksum) -> Option<String> {
         Algorithm::Crc64Nvme => h.crc64nvme,
         Algorithm::Sha1 => h.sha1,
         Algorithm::Sha256 => h.sha256,
-        Algorithm::Md5 => None,
+        // S3's HEAD and GET carry no stored MD5, SHA-512 or xxHash checksum.
+        Algorithm::Md5 | Algorithm::Sha512 | Algorithm::XxHash64 | Algorithm::XxHash3 | Algorithm::XxHash128 => None,
     }?;
     let kind = match h.kind? {
         S3ChecksumType::FullObject => ChecksumType::FullObject,

@@ -11,9 +11,6 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// The algorithms of the model that S3 does not document yet; refused by name.
-const NOT_YET: [&str; 4] = ["SHA512", "XXHASH64", "XXHASH3", "XXHASH128"];
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     Crc32,
@@ -22,11 +19,25 @@ pub enum Algorithm {
     Sha1,
     Sha256,
     Md5,
+    Sha512,
+    XxHash64,
+    XxHash3,
+    XxHash128,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 6] =
-        [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256, Algorithm::Md5];
+    pub const ALL: [Algorithm; 10] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+        Algorithm::Md5,
+        Algorithm::Sha512,
+        Algorithm::XxHash64,
+        Algorithm::XxHash3,
+        Algorithm::XxHash128,
+    ];
 
     /// The name S3 uses (`CRC32`, `CRC64NVME` ...).
     pub fn name(self) -> &'static str {
@@ -37,6 +48,10 @@ impl Algorithm {
             Algorithm::Sha1 => "SHA1",
             Algorithm::Sha256 => "SHA256",
             Algorithm::Md5 => "MD5",
+            Algorithm::Sha512 => "SHA512",
+            Algorithm::XxHash64 => "XXHASH64",
+            Algorithm::XxHash3 => "XXHASH3",
+            Algorithm::XxHash128 => "XXHASH128",
         }
     }
 
@@ -44,7 +59,13 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|a| a.name() == s)
     }
 
-    /// The SDK's implementation; `None` for MD5, which the SDK's crate maps to CRC32.
+    /// Every name, for error messages.
+    fn names() -> String {
+        Algorithm::ALL.map(Algorithm::name).join(", ")
+    }
+
+    /// The SDK's implementation, for the algorithms its checksum crate has (MD5 it maps to
+    /// CRC32, so MD5 is not among them).
     fn smithy(self) -> Option<aws_smithy_checksums::ChecksumAlgorithm> {
         use aws_smithy_checksums::ChecksumAlgorithm as A;
         match self {
@@ -53,7 +74,7 @@ impl Algorithm {
             Algorithm::Crc64Nvme => Some(A::Crc64Nvme),
             Algorithm::Sha1 => Some(A::Sha1),
             Algorithm::Sha256 => Some(A::Sha256),
-            Algorithm::Md5 => None,
+            _ => None,
         }
     }
 }
@@ -91,18 +112,8 @@ impl ComputeChecksum {
         let p: Params = crate::fields::params(field, v)?;
         let af = format!("{field}.ChecksumAlgorithm");
         let name = p.checksum_algorithm.ok_or_else(|| Error::field(&af, "is required"))?;
-        let algorithm = match Algorithm::parse(&name) {
-            Some(a) => a,
-            None if NOT_YET.contains(&name.as_str()) => {
-                return Err(Error::field(
-                    &af,
-                    format!("{name} is not supported by this version of batchops (supported: CRC32, CRC32C, CRC64NVME, SHA1, SHA256, MD5)"),
-                ))
-            }
-            None => {
-                return Err(Error::field(&af, format!("'{name}' is not one of CRC32, CRC32C, CRC64NVME, SHA1, SHA256, MD5")))
-            }
-        };
+        let algorithm = Algorithm::parse(&name)
+            .ok_or_else(|| Error::field(&af, format!("'{name}' is not one of {}", Algorithm::names())))?;
         let tf = format!("{field}.ChecksumType");
         let checksum_type = match p.checksum_type.as_deref() {
             None | Some("FULL_OBJECT") => ChecksumType::FullObject,
@@ -120,13 +131,31 @@ impl ComputeChecksum {
 pub enum Hasher {
     Sdk(Box<dyn aws_smithy_checksums::http::HttpChecksum>),
     Md5(md5::Md5),
+    Sha512(Box<sha2::Sha512>),
+    XxHash64(Box<xxhash_rust::xxh64::Xxh64>),
+    /// XXHASH3 (64-bit digest) and XXHASH128 share xxh3's streaming state.
+    XxHash3(Box<xxhash_rust::xxh3::Xxh3>, Width),
+}
+
+/// Which digest an xxh3 state gives.
+#[derive(Clone, Copy)]
+pub enum Width {
+    Bits64,
+    Bits128,
 }
 
 impl Hasher {
     pub fn new(algorithm: Algorithm) -> Hasher {
-        match algorithm.smithy() {
-            Some(a) => Hasher::Sdk(a.into_impl()),
-            None => Hasher::Md5(md5::Md5::default()),
+        if let Some(a) = algorithm.smithy() {
+            return Hasher::Sdk(a.into_impl());
+        }
+        match algorithm {
+            Algorithm::Sha512 => Hasher::Sha512(Box::default()),
+            // Seed 0, as S3 and the reference implementation's defaults.
+            Algorithm::XxHash64 => Hasher::XxHash64(Box::new(xxhash_rust::xxh64::Xxh64::new(0))),
+            Algorithm::XxHash3 => Hasher::XxHash3(Box::default(), Width::Bits64),
+            Algorithm::XxHash128 => Hasher::XxHash3(Box::default(), Width::Bits128),
+            _ => Hasher::Md5(md5::Md5::default()),
         }
     }
 
@@ -134,14 +163,22 @@ impl Hasher {
         match self {
             Hasher::Sdk(h) => h.update(bytes),
             Hasher::Md5(h) => md5::Digest::update(h, bytes),
+            Hasher::Sha512(h) => sha2::Digest::update(h.as_mut(), bytes),
+            Hasher::XxHash64(h) => h.update(bytes),
+            Hasher::XxHash3(h, _) => h.update(bytes),
         }
     }
 
-    /// The raw digest (4 bytes for CRC32, 32 for SHA256 ...).
+    /// The raw digest (4 bytes for CRC32, 32 for SHA256 ...). The xxHash digests are the
+    /// reference implementation's canonical form (big-endian), as the CRCs are.
     pub fn finalize(self) -> Bytes {
         match self {
             Hasher::Sdk(h) => h.finalize(),
             Hasher::Md5(h) => Bytes::copy_from_slice(&md5::Digest::finalize(h)),
+            Hasher::Sha512(h) => Bytes::copy_from_slice(&sha2::Digest::finalize(*h)),
+            Hasher::XxHash64(h) => Bytes::copy_from_slice(&h.digest().to_be_bytes()),
+            Hasher::XxHash3(h, Width::Bits64) => Bytes::copy_from_slice(&h.digest().to_be_bytes()),
+            Hasher::XxHash3(h, Width::Bits128) => Bytes::copy_from_slice(&h.digest128().to_be_bytes()),
         }
     }
 }
@@ -202,6 +239,15 @@ mod tests {
             (Algorithm::Sha1, "f7c3bc1d808e04732adf679965ccc34ca7ae3441"),
             (Algorithm::Sha256, "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"),
             (Algorithm::Md5, "25f9e794323b453885f5181f1b624d0b"),
+            (
+                Algorithm::Sha512,
+                "d9e6762dd1c8eaf6d61b3c6192fc408d4d6d5f1176d0c29169bc24e71c3f274ad27fcd5811b313d681f7e55ec02d73d499c95455b6b5bb503acf574fba8ffe85",
+            ),
+            // As the reference C library (libxxhash 0.8.4, through python's `xxhash`) gives them,
+            // seed 0, canonical (big-endian) form.
+            (Algorithm::XxHash64, "8cb841db40e6ae83"),
+            (Algorithm::XxHash3, "72dcb18b67a17dff"),
+            (Algorithm::XxHash128, "33119477ede5dcd5e9716427681d5860"),
         ];
         for (alg, hex_value) in expected {
             assert_eq!(hex::encode(digest(alg, b"123456789")), hex_value, "{}", alg.name());
@@ -238,7 +284,6 @@ mod tests {
         );
         for (spec, prefix) in [
             (json!({}), "Operation.S3ComputeObjectChecksum.ChecksumAlgorithm:"),
-            (json!({"ChecksumAlgorithm": "XXHASH3"}), "Operation.S3ComputeObjectChecksum.ChecksumAlgorithm:"),
             (json!({"ChecksumAlgorithm": "ADLER"}), "Operation.S3ComputeObjectChecksum.ChecksumAlgorithm:"),
             (
                 json!({"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "COMPOSITE"}),
