@@ -16,24 +16,28 @@ use super::put_object_copy::head_source;
 use super::runner::TaskResult;
 use crate::errors::task;
 
-/// The checksums S3 stores with an object, as a HEAD or a GET with checksum mode returns them.
+/// The checksums S3 stores with an object, as a HEAD or a GET with checksum mode returns them:
+/// at most one per algorithm, and their type.
 struct Stored<'a> {
-    crc32: Option<&'a str>,
-    crc32c: Option<&'a str>,
-    crc64nvme: Option<&'a str>,
-    sha1: Option<&'a str>,
-    sha256: Option<&'a str>,
+    values: [(Algorithm, Option<&'a str>); 10],
     kind: Option<&'a S3ChecksumType>,
 }
 
 macro_rules! stored_of {
     ($out:expr) => {
         Stored {
-            crc32: $out.checksum_crc32(),
-            crc32c: $out.checksum_crc32_c(),
-            crc64nvme: $out.checksum_crc64_nvme(),
-            sha1: $out.checksum_sha1(),
-            sha256: $out.checksum_sha256(),
+            values: [
+                (Algorithm::Crc32, $out.checksum_crc32()),
+                (Algorithm::Crc32c, $out.checksum_crc32_c()),
+                (Algorithm::Crc64Nvme, $out.checksum_crc64_nvme()),
+                (Algorithm::Sha1, $out.checksum_sha1()),
+                (Algorithm::Sha256, $out.checksum_sha256()),
+                (Algorithm::Md5, $out.checksum_md5()),
+                (Algorithm::Sha512, $out.checksum_sha512()),
+                (Algorithm::XxHash64, $out.checksum_xxhash64()),
+                (Algorithm::XxHash3, $out.checksum_xxhash3()),
+                (Algorithm::XxHash128, $out.checksum_xxhash128()),
+            ],
             kind: $out.checksum_type(),
         }
     };
@@ -41,15 +45,7 @@ macro_rules! stored_of {
 
 /// The stored checksum, when it is of the algorithm and type asked for.
 fn stored(h: Stored<'_>, op: &ComputeChecksum) -> Option<String> {
-    let value = match op.algorithm {
-        Algorithm::Crc32 => h.crc32,
-        Algorithm::Crc32c => h.crc32c,
-        Algorithm::Crc64Nvme => h.crc64nvme,
-        Algorithm::Sha1 => h.sha1,
-        Algorithm::Sha256 => h.sha256,
-        // S3's HEAD and GET carry no stored MD5, SHA-512 or xxHash checksum.
-        Algorithm::Md5 | Algorithm::Sha512 | Algorithm::XxHash64 | Algorithm::XxHash3 | Algorithm::XxHash128 => None,
-    }?;
+    let value = h.values.iter().find(|(a, _)| *a == op.algorithm)?.1?;
     let kind = match h.kind? {
         S3ChecksumType::FullObject => ChecksumType::FullObject,
         S3ChecksumType::Composite => ChecksumType::Composite,
