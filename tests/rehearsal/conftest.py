@@ -143,6 +143,8 @@ class Rehearsal:
                 env["RUST_LOG"] = os.environ["REHEARSAL_RUST_LOG"]
             if logical == "JobIntakeFunction":
                 env["BATCHOPS_CHECK_PASS_ROLE"] = "false"  # moto has no SimulatePrincipalPolicy
+            if logical == "JobResourceFunction":
+                env["BATCHOPS_RESOURCE_POLL_SECS"] = "2"  # waiting requests checked every 2 s, not 30
             env.update(
                 AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
                 AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],

@@ -50,6 +50,7 @@ BIN = {
     "ManifestChunkerFunction": "manifest-chunker",
     "TaskExecutorFunction": "task-executor",
     "ReportFinalizerFunction": "report-finalizer",
+    "JobResourceFunction": "job-intake-resource",
 }
 PROCESSES = {"TaskExecutorFunction": 2}
 

@@ -37,6 +37,9 @@ DYNAMODB = {
     "SpecTriggerFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
     # create, get (a schedule's firing)
     "ScheduledJobFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE]},
+    # Custom::BatchopsJob: create, get (describe, the waits' checks), put (cancel, priority,
+    # rate, tags)
+    "JobResourceFunction": {"dynamodb:GetItem": [TABLE], "dynamodb:PutItem": [TABLE], "dynamodb:UpdateItem": [TABLE]},
     # get, put (progress, checkpoints, statuses), record_part; the dispatcher: push / remove =
     # BatchWriteItem, runnable / peek / chunk_leases = Query, the runnable mark = UpdateItem
     # and DeleteItem, its lock = PutItem and DeleteItem; the timer's sweep: list (Suspended;
@@ -228,14 +231,14 @@ def test_every_function_logs_to_its_own_group_kept_for_the_retention_parameter(t
         assert res[group]["Type"] == "AWS::Logs::LogGroup", name
         assert res[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, group
         groups.append(group)
-    assert len(groups) == 6 and len(set(groups)) == 6
+    assert len(groups) == 7 and len(set(groups)) == 7
     assert set(groups) == set(of_type(res, "AWS::Logs::LogGroup"))
 
 
 def test_every_alarm_is_named_for_the_stack_explains_itself_and_notifies_the_topic(template):
     found = alarms(template)
     names = [p["AlarmName"] for p in found.values()]
-    assert len(set(names)) == len(names) == 21
+    assert len(set(names)) == len(names) == 24
     topic = template["Resources"]["AlarmTopic"]
     assert topic["Type"] == "AWS::SNS::Topic" and "Condition" not in topic
     for logical, p in found.items():
@@ -258,7 +261,7 @@ def test_every_dead_letter_queue_has_an_alarm_and_the_swept_ones_count_the_sweep
     res = template["Resources"]
     dlqs = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for r in of_type(res, "AWS::SQS::Queue").values() if "RedrivePolicy" in r["Properties"]}
-    assert dlqs == {"ControlDLQ", "ChunkDLQ", "FinalizeDLQ", "SpecsDLQ"}
+    assert dlqs == {"ControlDLQ", "ChunkDLQ", "FinalizeDLQ", "SpecsDLQ", "JobResourceWaitDLQ"}
     # The DLQs the sweep reads, and the `queue` dimension of its dead_letters_handled.
     chunker = res["ManifestChunkerFunction"]["Properties"]["Environment"]["Variables"]
     swept = {v["Ref"]: re.match(r"BATCHOPS_(\w+)_DLQ_URL", k).group(1).lower()
@@ -418,3 +421,9 @@ def test_the_outputs_batchops_status_reads(template):
         assert outputs[output]["Value"] == {"Ref": logical}, output
     for kept in ["ApiUrl", "SpecsBucket", "JobsTable", "ScheduledJobFunctionArn", "SchedulerRoleArn", "ExampleJobRoleArn"]:
         assert kept in outputs
+
+
+def test_the_custom_resources_service_token_is_an_output_and_an_export(template):
+    token = template["Outputs"]["BatchopsJobServiceToken"]
+    assert token["Value"] == {"Fn::GetAtt": ["JobResourceFunction", "Arn"]}
+    assert token["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-BatchopsJobServiceToken"}

@@ -1,9 +1,11 @@
 //! job-intake: the S3 Control job routes (an axum router that runs under `lambda_http` on
 //! Lambda and under `axum::serve` in `batchops local`), and the S3 upload trigger that turns a
-//! spec uploaded under `jobs/` into a job.
+//! spec uploaded under `jobs/` into a job, the schedules' target, and the custom resource
+//! `Custom::BatchopsJob` of CloudFormation stacks.
 
 pub mod api;
 pub mod request;
+pub mod resource;
 pub mod s3_trigger;
 pub mod schedule;
 pub mod xml;

@@ -48,6 +48,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod ports;
 pub mod report;
+pub mod resource;
 pub mod retry;
 pub mod schedule;
 pub mod spec;

@@ -298,6 +298,14 @@ pub trait JobStore: JobRecords + ChunkLedger + ReportLedger {}
 
 impl<T: JobRecords + ChunkLedger + ReportLedger + ?Sized> JobStore for T {}
 
+/// Where a custom resource's answer goes: CloudFormation's `ResponseURL`, an S3 URL presigned
+/// for a PUT.
+#[async_trait]
+pub trait Responder: Send + Sync {
+    /// PUTs `body` to `url`; a refusal is an error, transient when trying again may help.
+    async fn put(&self, url: &str, body: Vec<u8>) -> Result<()>;
+}
+
 /// A message queue (SQS in production).
 #[async_trait]
 pub trait Queue: Send + Sync {

@@ -43,6 +43,9 @@ pub enum Caller<'a> {
     SpecUpload,
     /// A schedule's firing: creating the schedule (and passing its role) is the permission.
     Schedule,
+    /// A `Custom::BatchopsJob` of a CloudFormation stack: CloudFormation invokes the resource's
+    /// function as whoever deploys the stack, so `lambda:InvokeFunction` on it is the permission.
+    Stack,
     /// A request whose caller is not known (no API Gateway identity).
     Unknown,
 }
@@ -211,7 +214,7 @@ impl Intake {
         let Some(check) = &self.pass_role else { return Ok(()) };
         let denied = |message: String| Err(Error::AccessDenied { message });
         match caller {
-            Caller::SpecUpload | Caller::Schedule => Ok(()),
+            Caller::SpecUpload | Caller::Schedule | Caller::Stack => Ok(()),
             Caller::Unknown => denied(format!(
                 "the caller is not known, so it cannot be checked for iam:PassRole on {role}: call through the API"
             )),

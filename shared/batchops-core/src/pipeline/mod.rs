@@ -13,6 +13,7 @@ pub mod health;
 pub mod intake;
 pub mod limiter;
 pub mod report_links;
+pub mod resource;
 pub mod retry_failed;
 pub mod stage;
 pub mod sweep;

@@ -468,4 +468,5 @@ mod intake_api;
 mod inventories;
 mod lifecycle;
 mod reports;
+mod resources;
 mod sweep;

@@ -1,0 +1,109 @@
+//! job-intake's custom resource function, `Custom::BatchopsJob`: CloudFormation invokes it with
+//! a request document (Create, Update, Delete), and its own SQS queue brings it the checks of
+//! requests waiting for their job to end (`WaitFor: Complete`). The logic is
+//! `batchops_core::pipeline::resource`; this wires it to AWS and to the two kinds of event.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use batchops_aws::config::ConfigError;
+use batchops_aws::driver::{sqs_batch, Delivery};
+use batchops_aws::{Clients, Config, HttpResponder, SqsQueue, Visibility};
+use batchops_core::pipeline::resource::Resources;
+use batchops_core::pipeline::Intake;
+use batchops_core::resource::{Request, Wait};
+use batchops_core::{Error, Result};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// The function's name in logs and metrics.
+pub const FUNCTION: &str = "job-intake-resource";
+
+/// The resource function's own settings, read once from the environment.
+#[derive(Clone, Debug)]
+pub struct ResourceConfig {
+    /// The queue waiting requests are checked from (`BATCHOPS_RESOURCE_WAIT_QUEUE_URL`).
+    pub wait_queue_url: String,
+    /// Time between checks of a waiting request's job (`BATCHOPS_RESOURCE_POLL_SECS`, default 30).
+    pub poll: Duration,
+}
+
+impl ResourceConfig {
+    pub fn from_env() -> std::result::Result<Self, ConfigError> {
+        let name = "BATCHOPS_RESOURCE_WAIT_QUEUE_URL";
+        let wait_queue_url = std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing { name })?;
+        let name = "BATCHOPS_RESOURCE_POLL_SECS";
+        let poll = match std::env::var(name) {
+            Err(_) => 30,
+            Ok(v) => v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: v.clone(),
+                reason: "not a whole number of seconds above 0".into(),
+            })?,
+        };
+        Ok(ResourceConfig { wait_queue_url, poll: Duration::from_secs(poll) })
+    }
+}
+
+pub struct ResourceFunction {
+    intake: Intake,
+    responder: HttpResponder,
+    waits: SqsQueue,
+    visibility: Visibility,
+    poll: Duration,
+}
+
+/// What one invocation brings.
+enum Event {
+    /// CloudFormation's request document, invoked directly.
+    Request(Box<Request>),
+    /// Checks of waiting requests, from the function's queue.
+    Waits(SqsEvent),
+}
+
+impl ResourceFunction {
+    pub fn new(config: &Config, clients: &Clients, own: ResourceConfig) -> Result<Self> {
+        Ok(ResourceFunction {
+            intake: crate::intake(config, clients),
+            responder: HttpResponder::new()?,
+            waits: SqsQueue::new(clients.sqs.clone(), &own.wait_queue_url),
+            visibility: config.visibility(clients, &own.wait_queue_url),
+            poll: own.poll,
+        })
+    }
+
+    fn resources(&self) -> Resources<'_> {
+        Resources { intake: &self.intake, responder: &self.responder, waits: &self.waits, poll: self.poll }
+    }
+
+    /// One invocation: a request is answered (an error only when the answer could not be
+    /// sent, for Lambda to try the invocation again); a batch of waits gives the SQS batch
+    /// response of the checks to deliver again.
+    pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Value> {
+        match parse(payload)? {
+            Event::Request(req) => {
+                self.resources().handle(&req).await?;
+                Ok(Value::Object(Default::default()))
+            }
+            Event::Waits(batch) => {
+                let response = sqs_batch(FUNCTION, batch, deadline, Some(&self.visibility), |d| self.check(d)).await;
+                serde_json::to_value(response).map_err(Error::invalid_json)
+            }
+        }
+    }
+
+    async fn check(&self, delivery: Delivery) -> Result<()> {
+        let wait: Wait = serde_json::from_str(&delivery.body)
+            .map_err(|e| Error::field("wait message", format!("unreadable: {e}")))?;
+        self.resources().check(&wait).await
+    }
+}
+
+fn parse(payload: Value) -> Result<Event> {
+    if payload.get("Records").is_some() {
+        let batch = serde_json::from_value(payload).map_err(|e| Error::field("Records", e.to_string()))?;
+        return Ok(Event::Waits(batch));
+    }
+    let body = serde_json::to_vec(&payload).map_err(Error::invalid_json)?;
+    Ok(Event::Request(Box::new(Request::parse(&body)?)))
+}
