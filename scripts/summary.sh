@@ -22,6 +22,23 @@ count_pytest() { # LOG STATUS
   settle "$passed" "$failed" "$2"
 }
 
+# node --test's closing lines, "# tests N" then "# pass N", "# fail N", "# cancelled N" (TAP; the
+# spec reporter writes "ℹ pass N"), summed over the runs in the log. A cancelled test (its file
+# died, or it timed out) is a failure; a test's own output ("# pass 9" before the closing lines)
+# is not counted.
+count_node() { # LOG STATUS
+  local passed=0 failed=0
+  if [ -r "$1" ]; then
+    read -r passed failed < <(awk '
+      /^(# |ℹ )tests [0-9]+$/ { closing = 1 }
+      closing && /^(# |ℹ )pass [0-9]+$/ { passed += $3 }
+      closing && /^(# |ℹ )(fail|cancelled) [0-9]+$/ { failed += $3 }
+      /^(# |ℹ )duration_ms / { closing = 0 }
+      END { print passed + 0, failed + 0 }' "$1")
+  fi
+  settle "$passed" "$failed" "$2"
+}
+
 # A check with no count of its own (fmt, clippy, the template lint): one failure when it failed.
 count_check() { # STATUS
   settle 0 0 "$1"

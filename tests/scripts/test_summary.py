@@ -66,6 +66,41 @@ def test_cargo_logs_of_every_shape_are_counted(tmp_path, log, status, want):
     assert counts("cargo", log, status, tmp_path) == want
 
 
+NODE_CLOSING = "# tests {t}\n# suites 2\n# pass {p}\n# fail {f}\n# cancelled {c}\n# skipped 0\n# todo 0\n# duration_ms 812.5\n"
+
+
+def node_run(passed, failed=0, cancelled=0):
+    return "TAP version 13\nok 1 - BatchOps\n1..2\n" + NODE_CLOSING.format(
+        t=passed + failed + cancelled, p=passed, f=failed, c=cancelled
+    )
+
+
+@pytest.mark.parametrize(
+    "log, status, want",
+    [
+        (node_run(18), 0, "18 0"),
+        # scripts/cdk-test.sh runs node --test twice (the constructs, then the synthesized app)
+        (node_run(18) + "Successfully synthesized to .local/cdk.out\n" + node_run(4), 0, "22 0"),
+        (node_run(16, failed=2), 1, "16 2"),
+        # a test file that died, or a test that timed out, is cancelled
+        (node_run(3, cancelled=1), 1, "3 1"),
+        # the spec reporter (a terminal's default)
+        ("ℹ tests 5\nℹ suites 0\nℹ pass 5\nℹ fail 0\nℹ cancelled 0\nℹ duration_ms 20.1\n", 0, "5 0"),
+        # npm ci or the TypeScript build failed: no test ran
+        ("npm error code ENOTFOUND\n", 1, "0 1"),
+        ("src/batchops.ts(12,5): error TS2322: Type 'string' is not assignable to type 'number'.\n", 2, "0 1"),
+        ("", 1, "0 1"),
+        (None, 1, "0 1"),
+        # the tests passed, then cdk synth failed
+        (node_run(18) + "cdk-test: cdk synth of the example app failed\n", 1, "18 1"),
+        # a test's own output is a TAP comment too; only the closing lines count
+        ("# Subtest: x\n# pass 99\n# fail 7\nok 1 - x\n" + node_run(1), 0, "1 0"),
+    ],
+)
+def test_node_logs_of_every_shape_are_counted(tmp_path, log, status, want):
+    assert counts("node", log, status, tmp_path) == want
+
+
 def test_the_line_names_what_failed_and_fails_with_it(tmp_path):
     run = bash(
         'add "cargo test" "10 0"; add "cargo fmt --check" "$(count_check 1)"; add rehearse "30 2"; summary',

@@ -1,0 +1,2 @@
+export * from './batchops';
+export * from './batchops-job';
