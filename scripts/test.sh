@@ -6,7 +6,8 @@
 # console in headless Chromium (scripts/console-test.sh), boto3 and the AWS CLI speaking S3
 # Control's protocol (scripts/sdk-test.sh), hostile requests against batchops local
 # (scripts/hostile-test.sh), batchops local's /metrics and `batchops status` (scripts/operate-test.sh),
-# and the tests of this summary's counting; ends with
+# the CDK constructs and a synth of their example app (scripts/cdk-test.sh), the tests of this
+# summary's counting and of clients/boto3 (batchops_boto3); ends with
 # one line of all results (scripts/summary.sh: a suite or check that failed is never counted as
 # 0 failed) and fails if anything did.
 set -uo pipefail
@@ -39,8 +40,8 @@ add "cargo test" "$(count_cargo .local/test.log "${PIPESTATUS[0]}")"
 # at their limits, with faults; a failing seed prints its trace and how to replay it.
 scripts/sim.sh 2>&1 | tee .local/sim.log
 add "make sim" "$(count_check "${PIPESTATUS[0]}")"
-.venv/bin/cfn-lint infra/template.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
-  echo "cfn-lint and sam validate --lint: infra/template.yaml is clean"
+.venv/bin/cfn-lint infra/template.yaml examples/cloudformation/*.yaml && (cd infra && ../.venv/bin/sam validate --lint) &&
+  echo "cfn-lint and sam validate --lint: infra/template.yaml and examples/cloudformation are clean"
 add "cfn-lint, sam validate" "$(count_check $?)"
 # The shape of the code: no circle of imports between the files of any crate (a file that
 # names another through `use` or a path), and the functions over 80 lines listed.
@@ -55,7 +56,14 @@ for suite in rehearse console-test sdk-test hostile-test operate-test; do
   scripts/$suite.sh 2>&1 | tee .local/$suite.log
   add "$suite" "$(count_pytest .local/$suite.log "${PIPESTATUS[0]}")"
 done
+# The CDK constructs (infra/cdk): their tests, and `cdk synth` of the example app, offline.
+scripts/cdk-test.sh 2>&1 | tee .local/cdk-test.log
+add "cdk" "$(count_node .local/cdk-test.log "${PIPESTATUS[0]}")"
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/scripts 2>&1 | tee .local/scripts-test.log
 add "tests/scripts" "$(count_pytest .local/scripts-test.log "${PIPESTATUS[0]}")"
+# batchops_boto3 (clients/boto3): the requests boto3 and the AWS CLI plugin would send to a
+# deployed stack's API, captured without a server (the rehearsal sends them to the stack).
+.venv/bin/python -m pytest -p no:cacheprovider -q clients/boto3/tests 2>&1 | tee .local/boto3-test.log
+add "clients/boto3" "$(count_pytest .local/boto3-test.log "${PIPESTATUS[0]}")"
 echo "make test: $((SECONDS / 60)) min $((SECONDS % 60)) s, build products in ${CARGO_TARGET_DIR:-target}"
 summary

@@ -22,6 +22,7 @@ import pytest
 from botocore.config import Config
 from test_jobs import csv_manifest, report
 
+import stack
 from conftest import ACCOUNT, KEYS
 from lambdas import ROOT
 
@@ -225,3 +226,28 @@ def test_every_failure_answers_failed_with_a_reason_cloudformation_shows(rehears
     failing = cfn.answer(key, wait=120)
     assert failing is not None and failing["Status"] == "FAILED", failing
     assert "not-a-batchops-role" in failing["Reason"] or "ended Failed" in failing["Reason"], failing
+
+
+def test_the_example_template_declares_a_job_that_runs_to_its_end(rehearsal, buckets, response_s3):
+    """examples/cloudformation/job.yaml's resource, its intrinsic functions resolved as
+    CloudFormation would with the stack's export as ServiceToken."""
+    with open(os.path.join(ROOT, "examples", "cloudformation", "job.yaml")) as f:
+        example, problems = stack.decode_str(f.read())
+    assert not problems, problems
+    (logical, resource), = example["Resources"].items()
+    assert resource["Type"] == "Custom::BatchopsJob"
+    cfn = CloudFormation(rehearsal, response_s3)
+    props = dict(resource["Properties"])
+    assert props.pop("ServiceToken") == {"Fn::ImportValue": {"Fn::Sub": "${BatchopsStack}-BatchopsJobServiceToken"}}
+    values = {"DataBucket": buckets["src"], "Prefix": "data/obj 1", "ReportBucket": buckets["rep"],
+              "JobRoleArn": rehearsal.job_role, "AWS::Partition": "aws", "AWS::StackName": "tag-incoming"}
+    props = strings(dict(stack.Resolver(example, values)(props), ServiceToken=cfn.token))
+    _, key = cfn.send("Create", logical, props)
+    answer = cfn.answer(key, wait=240)
+    assert answer is not None and answer["Status"] == "SUCCESS", answer
+    under = [k for k in KEYS if k.startswith("data/obj 1")]
+    assert answer["Data"]["NumberOfTasksSucceeded"] == str(len(under)) and len(under) == 11
+    tags = rehearsal.s3.get_object_tagging(Bucket=buckets["src"], Key=under[0])["TagSet"]
+    assert {"Key": "reviewed", "Value": "true"} in tags
+    j = job(rehearsal, answer["PhysicalResourceId"])
+    assert j["Description"] == f"tag data/obj 1 of {buckets['src']} (stack tag-incoming)"
