@@ -6,6 +6,7 @@
 //! | `spec-upload` | S3 event notifications (`uploaded_objects`) | the specs bucket's SQS messages |
 //! | `schedule` | `Expression::parse`, `next_after`, `time_zone`, `resolve_relative` | schedule expressions, relative windows |
 //! | `scheduler-input` | `Firing::parse` | EventBridge Scheduler's input |
+//! | `cloudformation-request` | `resource::Request::parse`, `Properties::parse` | CloudFormation's custom resource requests |
 //! | `csv-manifest` | the chunker's cutter and the executor's reader, whole jobs | CSV manifests |
 //! | `inventory` | `parse_manifest`, the gzip data files, whole jobs | S3 Inventory reports |
 //! | `generator` | keys listed by a ManifestGenerator job, its written manifest read back | S3 listings |
@@ -61,6 +62,14 @@ static ALL: &[Target] = &[
         about: "EventBridge Scheduler's input to the schedule function",
         inputs: scheduler_inputs,
         check: scheduler_input,
+        memory: |input| 8 * MIB + 16 * input.len(),
+        short_cases: 300,
+    },
+    Target {
+        name: "cloudformation-request",
+        about: "CloudFormation's request documents to the custom resource function (Custom::BatchopsJob)",
+        inputs: cloudformation_inputs,
+        check: cloudformation_request,
         memory: |input| 8 * MIB + 16 * input.len(),
         short_cases: 300,
     },
@@ -352,6 +361,84 @@ fn scheduler_input(input: &[u8]) -> Result<(), String> {
         Err(batchops_core::Error::InvalidField { field, .. }) if field.is_empty() => Err("an empty field name".into()),
         Err(_) => Ok(()),
     }
+}
+
+// ---- cloudformation-request ----
+
+/// Request documents around mutated specs, their scalars as strings (as CloudFormation sends
+/// them) or not, with the custom resource's own members; and anything else.
+fn cloudformation_inputs() -> BoxedStrategy<Vec<u8>> {
+    let kind = prop_oneof![Just("Create"), Just("Update"), Just("Delete"), Just("Replace")];
+    let own = prop_oneof![
+        Just(serde_json::json!({})),
+        Just(serde_json::json!({"WaitFor": "Complete", "ServiceTimeout": "3600"})),
+        gen::json_value().prop_map(|v| serde_json::json!({"WaitFor": v.clone(), "ServiceTimeout": v})),
+    ];
+    let text = gen::tricky_text(40);
+    let document = (gen::mutated_spec(), kind, own, text.clone(), text, any::<bool>()).prop_map(
+        |(spec, kind, own, id, physical, strings)| {
+            let mut props: serde_json::Value = serde_json::from_slice(&spec)
+                .unwrap_or_else(|_| serde_json::json!({"Spec": String::from_utf8_lossy(&spec)}));
+            if strings {
+                props = as_strings(props);
+            }
+            if let (Some(p), Some(o)) = (props.as_object_mut(), own.as_object()) {
+                p.extend(o.clone());
+            }
+            serde_json::json!({"RequestType": kind, "ResponseURL": "https://r.example/x", "StackId": "arn:s",
+                "RequestId": id, "LogicalResourceId": "Job", "PhysicalResourceId": physical,
+                "ResourceProperties": props, "OldResourceProperties": props})
+            .to_string()
+            .into_bytes()
+        },
+    );
+    prop_oneof![4 => document, 1 => gen::deep_json(), 1 => gen::bytes(256)].boxed()
+}
+
+/// Every scalar of `v` as a string, as CloudFormation passes a custom resource's properties.
+fn as_strings(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, as_strings(v))).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(as_strings).collect()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other,
+    }
+}
+
+/// A request parses or is refused by name; its properties give a CreateJob body or an error
+/// naming a member; a FAILED answer's reason fits CloudFormation's response document.
+fn cloudformation_request(input: &[u8]) -> Result<(), String> {
+    use batchops_core::resource::{Properties, Request, Response};
+    let named = |e: &batchops_core::Error| match e {
+        batchops_core::Error::InvalidField { field, .. } if field.is_empty() => {
+            Err(format!("an empty field name: {e}"))
+        }
+        _ => Ok(()),
+    };
+    let req = match Request::parse(input) {
+        Ok(req) => req,
+        Err(e) => return named(&e),
+    };
+    let token = req.token();
+    if token.len() > 64 {
+        return Err(format!("a token of {} characters (ClientRequestToken takes 64)", token.len()));
+    }
+    match Properties::parse(&req.resource_properties) {
+        Ok(p) => {
+            let body = p.create_body(token).map_err(|e| e.to_string())?;
+            batchops_core::spec::parse(&body).map_err(|e| format!("a body CreateJob refuses: {e}"))?;
+        }
+        Err(e) => {
+            named(&e)?;
+            let answer = Response::failed(&req, "batchops-no-job", &e.to_string());
+            if answer.reason.len() > 1003 {
+                return Err(format!("a reason of {} bytes", answer.reason.len()));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---- manifests ----
