@@ -411,8 +411,9 @@ fn as_strings(v: serde_json::Value) -> serde_json::Value {
 /// naming a member; a FAILED answer's reason fits CloudFormation's response document.
 fn cloudformation_request(input: &[u8]) -> Result<(), String> {
     use batchops_core::resource::{Properties, Request, Response};
+    // A member whose own name is empty is named by its place (`unknown field ```), not its path.
     let named = |e: &batchops_core::Error| match e {
-        batchops_core::Error::InvalidField { field, .. } if field.is_empty() => {
+        batchops_core::Error::InvalidField { field, message } if field.is_empty() && !message.contains("field ``") => {
             Err(format!("an empty field name: {e}"))
         }
         _ => Ok(()),

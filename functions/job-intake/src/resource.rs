@@ -19,6 +19,10 @@ use tokio::time::Instant;
 /// The function's name in logs and metrics.
 pub const FUNCTION: &str = "job-intake-resource";
 
+/// The delivery after which a check's message is dead-lettered: the wait queue's
+/// `maxReceiveCount` (infra/template.yaml).
+const LAST_CHECK: u32 = 5;
+
 /// The resource function's own settings, read once from the environment.
 #[derive(Clone, Debug)]
 pub struct ResourceConfig {
@@ -92,10 +96,17 @@ impl ResourceFunction {
         }
     }
 
+    /// One check of a waiting request; on its last delivery, a check that still fails answers
+    /// CloudFormation FAILED instead of leaving its stack waiting for a dead letter.
     async fn check(&self, delivery: Delivery) -> Result<()> {
         let wait: Wait = serde_json::from_str(&delivery.body)
             .map_err(|e| Error::field("wait message", format!("unreadable: {e}")))?;
-        self.resources().check(&wait).await
+        match self.resources().check(&wait).await {
+            Err(e) if e.retry_after().is_none() && delivery.attempt >= LAST_CHECK => {
+                self.resources().give_up(&wait, &e).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -106,4 +117,52 @@ fn parse(payload: Value) -> Result<Event> {
     }
     let body = serde_json::to_vec(&payload).map_err(Error::invalid_json)?;
     Ok(Event::Request(Box::new(Request::parse(&body)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use batchops_core::resource::{BOOLEANS, INTEGERS};
+    use serde_json::Value;
+
+    /// Every member CreateJob's request reaches in S3 Control's model, with its shape's type.
+    fn members(shapes: &Value, shape: &str, seen: &mut BTreeSet<String>, out: &mut BTreeSet<(String, String)>) {
+        if !seen.insert(shape.to_string()) {
+            return;
+        }
+        let s = &shapes[shape];
+        let inner = |v: &Value| v["shape"].as_str().unwrap_or_default().to_string();
+        match s["type"].as_str() {
+            Some("structure") => {
+                for (name, member) in s["members"].as_object().into_iter().flatten() {
+                    let kind = shapes[inner(member)]["type"].as_str().unwrap_or_default().to_string();
+                    out.insert((name.clone(), kind));
+                    members(shapes, &inner(member), seen, out);
+                }
+            }
+            Some("list") => members(shapes, &inner(&s["member"]), seen, out),
+            Some("map") => members(shapes, &inner(&s["value"]), seen, out),
+            _ => {}
+        }
+    }
+
+    /// CloudFormation passes every scalar as a string: each boolean and integer member of
+    /// CreateJob is turned back by name, so none may be missing from the custom resource's lists.
+    #[test]
+    fn every_boolean_and_integer_member_of_createjob_is_typed_back() {
+        let model: Value = serde_json::from_str(include_str!("../model/s3control-jobs.json")).unwrap();
+        let (mut seen, mut found) = (BTreeSet::new(), BTreeSet::new());
+        members(&model["shapes"], "CreateJobRequest", &mut seen, &mut found);
+        let mut checked = 0;
+        for (name, kind) in found {
+            match kind.as_str() {
+                "boolean" => assert!(BOOLEANS.contains(&name.as_str()), "{name} (boolean) is not in BOOLEANS"),
+                "integer" | "long" => assert!(INTEGERS.contains(&name.as_str()), "{name} ({kind}) is not in INTEGERS"),
+                _ => continue,
+            }
+            checked += 1;
+        }
+        assert!(checked >= 15, "the model's booleans and integers were not found ({checked})");
+    }
 }

@@ -17,6 +17,12 @@ impl JobId {
         JobId(crate::clock::uuid().to_string())
     }
 
+    /// The id a digest names (UUID-shaped, from its first 16 bytes), for ids known before the
+    /// job exists: the same digest, the same id.
+    pub fn from_digest(digest: [u8; 16]) -> Self {
+        JobId(uuid::Builder::from_bytes(digest).into_uuid().to_string())
+    }
+
     /// Parses an ID from a URL or a message, refusing anything S3 would not accept.
     pub fn parse(s: &str) -> Result<Self, BadJobId> {
         let ok = (5..=36).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');

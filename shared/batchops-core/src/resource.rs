@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
-use crate::job::Job;
+use crate::job::{Job, JobId};
 use crate::spec::{self, JobSpec};
 use crate::{Error, Result};
 
@@ -16,7 +16,8 @@ use crate::{Error, Result};
 /// says less: one hour.
 pub const CLOUDFORMATION_WAIT_SECS: u64 = 3600;
 
-/// CloudFormation's limit on a response document (bytes); the reason is cut to fit well within.
+/// The longest reason an answer gives (bytes): CloudFormation takes response documents of up to
+/// 4,096 bytes, and the ids and attributes need their share.
 const MAX_REASON: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +57,25 @@ impl Request {
     /// The ClientRequestToken of the job this request creates: the same for every delivery
     /// of the request (a retried Create makes one job), another for the next request.
     pub fn token(&self) -> String {
+        format!("cfn-{}", hex::encode(self.digest()))
+    }
+
+    /// The id of the job this request creates, if it creates one, known before it exists: an
+    /// answer names it even when the request failed after storing it, so the job can always
+    /// be found and cancelled (UUID-shaped, as S3's job ids are).
+    pub fn job_id(&self) -> JobId {
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&self.digest()[..16]);
+        JobId::from_digest(first)
+    }
+
+    fn digest(&self) -> Vec<u8> {
         let mut h = Sha1::new();
         for part in [&self.stack_id, &self.logical_resource_id, &self.request_id] {
             h.update(part.as_bytes());
             h.update(b"\n");
         }
-        format!("cfn-{}", hex::encode(h.finalize()))
+        h.finalize().to_vec()
     }
 }
 
@@ -81,19 +95,32 @@ const WAIT_FOR: &str = "WaitFor";
 
 /// CreateJob's members (and those of its operations and generators) that are not strings:
 /// CloudFormation hands every scalar property over as a string, so these are turned back.
-/// Only by name: a tag's value or a description of "10" stays a string.
-const BOOLEANS: [&str; 8] = [
+/// Only by name: a tag's value or a description of "10" stays a string. job-intake's tests
+/// check the lists against every boolean and integer member of S3 Control's model.
+pub const BOOLEANS: [&str; 9] = [
     "ConfirmationRequired",
     "DryRun",
     "Enabled",
     "EnableManifestOutput",
     "EligibleForReplication",
     "RequesterPays",
+    "RequesterCharged",
     "BucketKeyEnabled",
     "BypassGovernanceRetention",
 ];
-const INTEGERS: [&str; 5] =
-    ["Priority", "MaxTasksPerSecond", "ExpirationInDays", "ObjectSizeGreaterThanBytes", "ObjectSizeLessThanBytes"];
+pub const INTEGERS: [&str; 8] = [
+    "Priority",
+    "MaxTasksPerSecond",
+    "ExpirationInDays",
+    "ObjectSizeGreaterThanBytes",
+    "ObjectSizeLessThanBytes",
+    "ContentLength",
+    "Days",
+    "Years",
+];
+/// Maps whose keys are the user's own (a Lambda function's arguments, user metadata): their
+/// values stay strings whatever their keys are named.
+const FREE_MAPS: [&str; 2] = ["UserArguments", "UserMetadata"];
 
 /// The resource's properties, read once: the job's spec and how long CloudFormation waits.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,9 +166,11 @@ impl Properties {
     }
 
     /// Whether a change from `other` to these properties needs a new job: anything but the
-    /// members a job changes in place (priority, rate, tags) and WaitFor.
+    /// members a job changes in place (priority, rate, tags) and WaitFor. A rate can be set or
+    /// changed in place but not removed.
     pub fn differs_from(&self, other: &JobSpec) -> bool {
-        in_place_removed(&self.spec) != in_place_removed(other)
+        let rate_removed = other.max_tasks_per_second.is_some() && self.spec.max_tasks_per_second.is_none();
+        rate_removed || in_place_removed(&self.spec) != in_place_removed(other)
     }
 }
 
@@ -165,6 +194,9 @@ fn typed(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (name, member) in map.iter_mut() {
+                if FREE_MAPS.contains(&name.as_str()) {
+                    continue;
+                }
                 if let Value::String(s) = member {
                     if BOOLEANS.contains(&name.as_str()) && (s == "true" || s == "false") {
                         *member = Value::Bool(s == "true");
@@ -265,11 +297,15 @@ pub struct Wait {
 }
 
 impl Wait {
-    pub fn new(request: &Request, job_id: &str, wait_secs: u64, now: jiff::Timestamp) -> Wait {
+    /// The wait of `request` for job `job_id`, CloudFormation having waited since `since` (its
+    /// request's first handling: the job's creation, for one the request created). The
+    /// properties are left out: an answer does not need them, and a queue message has a limit.
+    pub fn new(request: &Request, job_id: &str, wait_secs: u64, since: jiff::Timestamp) -> Wait {
         // A minute's margin for the last check and the answer, less for very short waits.
         let margin = 60.min(wait_secs / 4);
-        let deadline = now + jiff::SignedDuration::from_secs((wait_secs - margin) as i64);
-        Wait { request: request.clone(), job_id: job_id.to_string(), deadline }
+        let deadline = since + jiff::SignedDuration::from_secs((wait_secs - margin) as i64);
+        let request = Request { resource_properties: Map::new(), old_resource_properties: None, ..request.clone() };
+        Wait { request, job_id: job_id.to_string(), deadline }
     }
 }
 
@@ -308,6 +344,14 @@ mod tests {
         assert_eq!(p.spec.report.as_ref().unwrap().enabled, Some(false));
         assert_eq!(p.spec.operation.as_ref().unwrap()["S3PutObjectTagging"]["TagSet"][0]["Value"], "10");
         assert_eq!(p.spec.tags.as_ref().unwrap()[0].value, "true");
+        // The user's own keys keep their string values, whatever they are named.
+        let lambda = json!({"Operation": {"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "InvocationSchemaVersion": "2.0", "UserArguments": {"Enabled": "true", "Priority": "7"}}}});
+        let p = Properties::parse(&props(tagging(lambda))).unwrap();
+        assert_eq!(
+            p.spec.operation.unwrap()["LambdaInvoke"]["UserArguments"],
+            json!({"Enabled": "true", "Priority": "7"})
+        );
         assert_eq!((p.wait_for, p.wait_secs), (WaitFor::Created, 3600));
         let p = Properties::parse(&props(tagging(json!({"WaitFor": "Complete", "ServiceTimeout": "900"})))).unwrap();
         assert_eq!((p.wait_for, p.wait_secs), (WaitFor::Complete, 900));
@@ -334,6 +378,12 @@ mod tests {
         assert!(!changed(json!({"Priority": "99", "MaxTasksPerSecond": "50", "WaitFor": "Complete"})));
         assert!(!changed(json!({"Tags": [{"Key": "team", "Value": "data"}]})));
         assert!(changed(json!({"Description": "another"})));
+        // A rate set or changed is a change in place; a rate removed is not.
+        let limited = Properties::parse(&props(tagging(json!({"MaxTasksPerSecond": "10"})))).unwrap();
+        assert!(!Properties::parse(&props(tagging(json!({"MaxTasksPerSecond": "20"}))))
+            .unwrap()
+            .differs_from(&limited.spec));
+        assert!(Properties::parse(&props(tagging(json!({})))).unwrap().differs_from(&limited.spec));
         assert!(changed(json!({"Operation": {"S3PutObjectTagging": {"TagSet": []}}})));
     }
 
@@ -351,6 +401,9 @@ mod tests {
             old_resource_properties: None,
         };
         assert_eq!(req("a").token(), req("a").token());
+        assert_eq!(req("a").job_id(), req("a").job_id());
+        assert_ne!(req("a").job_id(), req("b").job_id());
+        assert_eq!(req("a").job_id().as_str().len(), 36);
         assert_ne!(req("a").token(), req("b").token());
         assert!(req("a").token().len() <= 64);
         let long = Response::failed(&req("a"), "p", &"é".repeat(2000));

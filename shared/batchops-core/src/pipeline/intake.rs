@@ -19,6 +19,9 @@ use jiff::Timestamp;
 /// S3's limit of tags per job.
 pub const MAX_JOB_TAGS: usize = 50;
 
+/// S3's limit on UpdateJobStatus's `statusUpdateReason` (characters).
+pub const MAX_STATUS_REASON: usize = 256;
+
 /// The body of PutJobTagging.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -136,7 +139,14 @@ impl Intake {
                 _ => spec.account_id = Some(account.to_string()),
             }
         }
-        self.create(spec, caller, now()).await
+        self.create(spec, caller, now(), JobId::new_random()).await
+    }
+
+    /// CreateJob of a job whose id the caller chose: a custom resource names its job before
+    /// creating it, so that a request that fails after the job was stored still names it (and
+    /// its rollback cancels it).
+    pub async fn create_job_with_id(&self, body: &[u8], caller: Caller<'_>, id: JobId) -> Result<JobId> {
+        self.create(spec::parse(body)?, caller, now(), id).await
     }
 
     /// What CreateJob would refuse in `body`, every member at once (nothing is created): the
@@ -163,13 +173,13 @@ impl Intake {
             (None, None) => return Err(Error::field("batchops", "give exactly one of Spec or SpecLocation")),
         };
         spec.client_request_token = Some(firing.token());
-        let job = self.create(spec, Caller::Schedule, firing.time()?).await?;
+        let job = self.create(spec, Caller::Schedule, firing.time()?, JobId::new_random()).await?;
         tracing::info!(job_id = %job, schedule = %firing.schedule_arn, time = %firing.scheduled_time, "scheduled job");
         Ok(job)
     }
 
-    /// Validates and stores a job; `reference` is the time relative windows count back from.
-    async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: Timestamp) -> Result<JobId> {
+    /// Validates and stores job `id`; `reference` is the time relative windows count back from.
+    async fn create(&self, mut spec: JobSpec, caller: Caller<'_>, reference: Timestamp, id: JobId) -> Result<JobId> {
         // The request as given decides idempotency: a retried create with a relative window
         // is the same request even though it resolves a moment later.
         let canonical = serde_json::to_vec(&spec).map_err(Error::invalid_json)?;
@@ -185,7 +195,6 @@ impl Intake {
         let plan = spec.validate()?;
         self.check_pass_role(caller, spec.role_arn.as_deref().unwrap_or_default()).await?;
         let token = spec.client_request_token.clone().unwrap_or_default();
-        let id = JobId::new_random();
         let account = spec.account_id.clone().unwrap_or_else(|| self.ports.settings.account_id.clone());
         let arn = format!("arn:aws:s3:{}:{account}:job/{id}", self.ports.settings.region);
         let job = Job { plan: Some(plan), ..Job::new(id.clone(), spec, arn, now()) };
@@ -264,7 +273,7 @@ impl Intake {
     pub async fn update_job_status(&self, id: &str, requested: &str, reason: Option<String>) -> Result<StatusUpdate> {
         let id = JobId::parse(id)?;
         if let Some(r) = &reason {
-            check_len("statusUpdateReason", r, 1, 256)?;
+            check_len("statusUpdateReason", r, 1, MAX_STATUS_REASON)?;
         }
         let set_reason = |j: &mut Job| {
             if reason.is_some() {

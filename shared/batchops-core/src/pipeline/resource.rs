@@ -2,22 +2,22 @@
 //! CreateJob; Update changes priority, rate and tags in place and replaces the job for any
 //! other change (CloudFormation then deletes the old resource); Delete cancels a job that has
 //! not ended. Every request is answered: FAILED with its reason when anything goes wrong, so
-//! no stack waits out CloudFormation's hour for an answer that never comes. With
+//! no stack waits out CloudFormation's hour for an answer that never comes. A FAILED answer
+//! cancels the job its own request started, so no job outlives the change that failed. With
 //! `WaitFor: Complete` the answer waits for the job to end, in checks queued on the resource
 //! function's own queue, until a minute before CloudFormation would stop waiting.
 
 use std::time::Duration;
 
-use super::intake::{Caller, Intake};
+use serde_json::{Map, Value};
+
+use super::intake::{Caller, Intake, MAX_STATUS_REASON};
 use super::now;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{Queue, Responder};
 use crate::resource::{attributes, Properties, Request, RequestType, Response, Wait, WaitFor};
 use crate::retry::RetryPolicy;
 use crate::{Error, Result};
-
-/// The most UpdateJobStatus keeps of a reason.
-const MAX_STATUS_REASON: usize = 256;
 
 pub struct Resources<'a> {
     pub intake: &'a Intake,
@@ -33,6 +33,9 @@ enum Applied {
     /// The resource's job (created, changed or as it was), and how long CloudFormation waits
     /// when the answer is to wait for its end.
     Job { job: Box<Job>, wait_secs: Option<u64> },
+    /// An Update of the members a job changes in place, whose job is gone (past its
+    /// retention): nothing to change, and nothing to run again.
+    Unchanged,
     /// Delete: the job cancelled, or nothing left to cancel.
     Deleted,
 }
@@ -44,19 +47,27 @@ impl Resources<'_> {
         let applied = RetryPolicy::backend().transient(|| self.apply(req)).await;
         let response = match applied {
             Ok(Applied::Job { job, wait_secs: Some(secs) }) if !job.status.is_terminal() => {
-                let wait = Wait::new(req, job.id.as_str(), secs, now());
+                // CloudFormation has waited since the request came: since the job's creation
+                // for a job this request made (a redelivery comes later).
+                let since = if job.id == req.job_id() { job.created.min(now()) } else { now() };
+                let wait = Wait::new(req, job.id.as_str(), secs, since);
                 match self.queue_wait(&wait).await {
                     Ok(()) => {
                         tracing::info!(job_id = %job.id, deadline = %wait.deadline, "waiting for the job to end");
                         return Ok(());
                     }
-                    Err(e) => Response::failed(req, job.id.as_str(), &format!("cannot wait for job {}: {e}", job.id)),
+                    Err(e) => self.failed(req, &format!("cannot wait for job {}: {e}", job.id)).await,
                 }
             }
-            Ok(Applied::Job { job, wait_secs: Some(_) }) => ended(req, &job),
+            Ok(Applied::Job { job, wait_secs: Some(_) }) => self.ended(req, &job).await,
             Ok(Applied::Job { job, wait_secs: None }) => Response::success(req, job.id.as_str(), attributes(&job)),
-            Ok(Applied::Deleted) => Response::success(req, &physical_id(req), Default::default()),
-            Err(e) => Response::failed(req, &physical_id(req), &e.to_string()),
+            Ok(Applied::Unchanged) => {
+                let physical = answer_id(req);
+                let data = Map::from_iter([("JobId".to_string(), Value::String(physical.clone()))]);
+                Response::success(req, &physical, data)
+            }
+            Ok(Applied::Deleted) => Response::success(req, &answer_id(req), Map::new()),
+            Err(e) => self.failed(req, &e.to_string()).await,
         };
         self.respond(req, &response).await
     }
@@ -66,7 +77,7 @@ impl Resources<'_> {
     pub async fn check(&self, wait: &Wait) -> Result<()> {
         let req = &wait.request;
         let response = match self.intake.describe_job(&wait.job_id).await {
-            Ok(job) if job.status.is_terminal() => ended(req, &job),
+            Ok(job) if job.status.is_terminal() => self.ended(req, &job).await,
             Ok(job) => {
                 let left = wait.deadline.duration_since(now());
                 if left.is_positive() {
@@ -77,17 +88,24 @@ impl Resources<'_> {
                     });
                 }
                 let reason = format!(
-                    "job {} is still {} at the end of CloudFormation's wait for this resource (its ServiceTimeout, at most \
-                     one hour); the job goes on, and deleting this resource (as a rollback does) cancels it. For jobs that \
-                     run longer, leave WaitFor out and follow the job with DescribeJob",
+                    "job {} was still {} at the end of CloudFormation's wait for this resource (its ServiceTimeout, \
+                     at most one hour); for jobs that run longer, leave WaitFor out and follow the job with DescribeJob",
                     job.id, job.status
                 );
-                Response::failed(req, &wait.job_id, &reason)
+                self.failed(req, &reason).await
             }
             Err(e) if e.is_transient() => return Err(e),
-            Err(e) => Response::failed(req, &wait.job_id, &e.to_string()),
+            Err(e) => self.failed(req, &e.to_string()).await,
         };
         self.respond(req, &response).await
+    }
+
+    /// The last check of a waiting request that kept failing with `error`: answered FAILED
+    /// now, rather than its message dead-lettered and the stack left waiting.
+    pub async fn give_up(&self, wait: &Wait, error: &Error) -> Result<()> {
+        let reason = format!("could not follow job {}: {error}", wait.job_id);
+        let response = self.failed(&wait.request, &reason).await;
+        self.respond(&wait.request, &response).await
     }
 
     async fn apply(&self, req: &Request) -> Result<Applied> {
@@ -98,8 +116,10 @@ impl Resources<'_> {
         }
     }
 
+    /// CreateJob of the request's own job id and token: delivered again, the same job.
     async fn create(&self, req: &Request, props: &Properties) -> Result<Applied> {
-        let id = self.intake.create_job(&props.create_body(req.token())?, Caller::Stack).await?;
+        let body = props.create_body(req.token())?;
+        let id = self.intake.create_job_with_id(&body, Caller::Stack, req.job_id()).await?;
         let job = self.intake.describe_job(id.as_str()).await?;
         tracing::info!(job_id = %id, resource = %req.logical_resource_id, "job of a stack created");
         Ok(Applied::Job {
@@ -114,11 +134,12 @@ impl Resources<'_> {
     async fn update(&self, req: &Request) -> Result<Applied> {
         let new = Properties::parse(&req.resource_properties)?;
         let old = req.old_resource_properties.as_ref().and_then(|o| Properties::parse(o).ok());
-        let Some(job) = self.current(req).await? else { return self.create(req, &new).await };
-        let replace = new.differs_from(&job.spec) && old.is_none_or(|o| new.differs_from(&o.spec));
-        if replace {
-            return self.create(req, &new).await;
-        }
+        let in_place_only = old.is_some_and(|o| !new.differs_from(&o.spec));
+        let job = match self.current(req).await? {
+            Some(job) if in_place_only || !new.differs_from(&job.spec) => job,
+            None if in_place_only => return Ok(Applied::Unchanged),
+            _ => return self.create(req, &new).await,
+        };
         self.change_in_place(&job, &new).await?;
         let job = self.intake.describe_job(job.id.as_str()).await?;
         Ok(Applied::Job { job: Box::new(job), wait_secs: (new.wait_for == WaitFor::Complete).then_some(new.wait_secs) })
@@ -126,9 +147,15 @@ impl Resources<'_> {
 
     /// The resource's job, if its physical id names one that is still there.
     async fn current(&self, req: &Request) -> Result<Option<Job>> {
-        let Some(id) = req.physical_resource_id.as_deref().filter(|id| JobId::parse(id).is_ok()) else {
+        let Some(id) = req.physical_resource_id.as_deref() else { return Ok(None) };
+        self.job(id).await
+    }
+
+    /// Job `id`, unless there is none (or the id could name none).
+    async fn job(&self, id: &str) -> Result<Option<Job>> {
+        if JobId::parse(id).is_err() {
             return Ok(None);
-        };
+        }
         match self.intake.describe_job(id).await {
             Ok(job) => Ok(Some(job)),
             Err(Error::JobNotFound { .. }) => Ok(None),
@@ -157,18 +184,52 @@ impl Resources<'_> {
     }
 
     /// Cancels the resource's job unless it has ended or is gone (or never was: a Create
-    /// that failed has no job).
+    /// that failed before storing its job).
     async fn delete(&self, req: &Request) -> Result<()> {
-        let Some(job) = self.current(req).await? else { return Ok(()) };
+        let Some(id) = req.physical_resource_id.as_deref() else { return Ok(()) };
+        let reason = format!("{} was deleted from its CloudFormation stack", req.logical_resource_id);
+        self.cancel(id, &reason).await
+    }
+
+    /// Cancels job `id` if it is there and has not ended.
+    async fn cancel(&self, id: &str, reason: &str) -> Result<()> {
+        let Some(job) = self.job(id).await? else { return Ok(()) };
         if job.status.is_terminal() {
             return Ok(());
         }
-        let mut reason = format!("{} was deleted from its CloudFormation stack", req.logical_resource_id);
-        reason.truncate(MAX_STATUS_REASON);
+        let reason: String = reason.chars().take(MAX_STATUS_REASON).collect();
         match self.intake.update_job_status(job.id.as_str(), "Cancelled", Some(reason)).await {
             Ok(_) | Err(Error::StatusConflict { .. } | Error::JobNotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// A FAILED answer, once the job this request started (if any) is cancelled: a Create
+    /// answers with that job's id, so even a cancel that did not happen here is its rollback's
+    /// Delete's to make; an Update answers with the job CloudFormation knew, which its rollback
+    /// keeps.
+    async fn failed(&self, req: &Request, reason: &str) -> Response {
+        if req.request_type != RequestType::Delete {
+            let own = req.job_id();
+            let why = format!("{} failed in CloudFormation: {reason}", req.logical_resource_id);
+            let cancelled = RetryPolicy::backend().transient(|| self.cancel(own.as_str(), &why)).await;
+            if let Err(e) = cancelled {
+                tracing::error!(job_id = %own, error = %e, "the job of a failed request is not cancelled");
+            }
+        }
+        Response::failed(req, &answer_id(req), reason)
+    }
+
+    /// The answer once the job ended: SUCCESS with its attributes when it is Complete, FAILED
+    /// with its failure reasons otherwise.
+    async fn ended(&self, req: &Request, job: &Job) -> Response {
+        if job.status == JobStatus::Complete {
+            return Response::success(req, job.id.as_str(), attributes(job));
+        }
+        let reasons: Vec<String> =
+            job.failure_reasons.iter().map(|f| format!("{}: {}", f.failure_code, f.failure_reason)).collect();
+        let detail = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
+        self.failed(req, &format!("job {} ended {}{detail}", job.id, job.status)).await
     }
 
     async fn queue_wait(&self, wait: &Wait) -> Result<()> {
@@ -195,20 +256,11 @@ fn ended_meanwhile(r: Result<()>) -> Result<()> {
     }
 }
 
-/// The answer once the job ended: SUCCESS with its attributes when it is Complete, FAILED with
-/// its failure reasons otherwise.
-fn ended(req: &Request, job: &Job) -> Response {
-    if job.status == JobStatus::Complete {
-        return Response::success(req, job.id.as_str(), attributes(job));
+/// The physical id of an answer: the job a Create makes (whether or not it was made), the one
+/// CloudFormation knows for an Update or a Delete.
+fn answer_id(req: &Request) -> String {
+    match (&req.request_type, &req.physical_resource_id) {
+        (RequestType::Create, _) | (_, None) => req.job_id().to_string(),
+        (_, Some(known)) => known.clone(),
     }
-    let reasons: Vec<String> =
-        job.failure_reasons.iter().map(|f| format!("{}: {}", f.failure_code, f.failure_reason)).collect();
-    let detail = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
-    Response::failed(req, job.id.as_str(), &format!("job {} ended {}{detail}", job.id, job.status))
-}
-
-/// The physical id of an answer that has no job of its own: the one CloudFormation knows, or
-/// for a Create that made no job, one that names no job (its Delete then has nothing to do).
-fn physical_id(req: &Request) -> String {
-    req.physical_resource_id.clone().unwrap_or_else(|| format!("batchops-no-job-{}", req.request_id))
 }

@@ -128,7 +128,7 @@ async fn bad_properties_answer_failed_naming_the_member_and_make_no_job() {
     let a = s.answers.last();
     assert_eq!(a.status, "FAILED");
     assert!(a.reason.starts_with("Priority"), "{}", a.reason);
-    assert_eq!(a.physical_resource_id, "batchops-no-job-req-1");
+    assert_eq!(a.physical_resource_id, create.job_id().as_str(), "the id its job would have had");
     assert_eq!(s.jobs().await, 0);
     // Its rollback's Delete has nothing to cancel, and succeeds.
     s.resources().handle(&s.delete("req-2", &a.physical_resource_id)).await.unwrap();
@@ -204,7 +204,104 @@ async fn a_wait_past_its_deadline_answers_failed_and_says_what_happens_to_the_jo
     s.resources().check(&wait).await.unwrap();
     let a = s.answers.last();
     assert_eq!((a.status.as_str(), a.physical_resource_id.as_str()), ("FAILED", wait.job_id.as_str()));
-    assert!(a.reason.contains("still New") && a.reason.contains("cancels it"), "{}", a.reason);
+    assert!(a.reason.contains("still New") && a.reason.contains("leave WaitFor out"), "{}", a.reason);
+    s.world.drain().await;
+    let job = s.job(&wait.job_id).await;
+    assert_eq!(job.status, JobStatus::Cancelled, "a FAILED answer cancels the job its request started");
+    assert!(job.status_update_reason.unwrap().starts_with("Job failed in CloudFormation: job "));
+}
+
+/// A queue that refuses every message.
+struct Refusing;
+
+#[async_trait]
+impl Queue for Refusing {
+    async fn send(&self, _: Vec<String>) -> crate::Result<()> {
+        Err(Error::permanent("SendMessage", "AccessDenied"))
+    }
+    async fn depth(&self) -> crate::Result<u64> {
+        Ok(0)
+    }
+}
+
+#[tokio::test]
+async fn a_create_that_fails_after_storing_its_job_cancels_it_and_names_it() {
+    let s = Stack::new();
+    let refusing = Resources { waits: &Refusing, ..s.resources() };
+    let create = s.request("Create", "req-1", json!({"WaitFor": "Complete"}));
+    refusing.handle(&create).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!(a.status, "FAILED");
+    assert!(a.reason.starts_with("cannot wait for job"), "{}", a.reason);
+    assert_eq!(a.physical_resource_id, create.job_id().as_str(), "the answer names the job it made");
+    s.world.drain().await;
+    assert_eq!(s.job(&a.physical_resource_id).await.status, JobStatus::Cancelled);
+    // Its rollback's Delete finds it ended, and succeeds.
+    s.resources().handle(&s.delete("req-2", &a.physical_resource_id)).await.unwrap();
+    assert_eq!(s.answers.last().status, "SUCCESS");
+}
+
+#[tokio::test]
+async fn a_failed_replacement_keeps_the_old_job_and_its_rollback_changes_nothing() {
+    let s = Stack::new();
+    let create = s.request("Create", "req-1", json!({"ConfirmationRequired": true}));
+    s.resources().handle(&create).await.unwrap();
+    let first = s.answers.last().physical_resource_id;
+    // The replacement waits for its job, and the wait cannot be queued: FAILED.
+    let refusing = Resources { waits: &Refusing, ..s.resources() };
+    let replace = s.update("req-2", &create, &first, json!({"Description": "v2", "WaitFor": "Complete"}));
+    refusing.handle(&replace).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!(
+        (a.status.as_str(), a.physical_resource_id.as_str()),
+        ("FAILED", first.as_str()),
+        "the job CloudFormation knew"
+    );
+    s.world.drain().await;
+    assert_eq!(s.job(replace.job_id().as_str()).await.status, JobStatus::Cancelled, "the new job does not outlive it");
+    assert_eq!(s.job(&first).await.status, JobStatus::Suspended);
+    // CloudFormation's rollback: an Update back to the first properties, on the first job.
+    let rollback = Request {
+        old_resource_properties: Some(replace.resource_properties.clone()),
+        ..s.update("req-3", &create, &first, json!({"ConfirmationRequired": true}))
+    };
+    s.resources().handle(&rollback).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!((a.status.as_str(), a.physical_resource_id.as_str()), ("SUCCESS", first.as_str()));
+    assert_eq!(s.jobs().await, 2, "no third job");
+}
+
+#[tokio::test]
+async fn an_update_of_priority_only_runs_nothing_again_when_the_job_is_gone() {
+    let s = Stack::new();
+    let create = s.request("Create", "req-1", json!({}));
+    let gone = create.job_id().to_string(); // a job id no job has (past its retention)
+    let update = s.update("req-2", &create, &gone, json!({"Priority": 99}));
+    s.resources().handle(&update).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!((a.status.as_str(), a.physical_resource_id.as_str()), ("SUCCESS", gone.as_str()));
+    assert_eq!(s.jobs().await, 0, "the operation is not run again");
+    // Removing a rate is not a change a job takes in place: a new job.
+    let limited = s.update("req-3", &create, &gone, json!({"MaxTasksPerSecond": 5}));
+    let unlimited = Request {
+        old_resource_properties: Some(limited.resource_properties.clone()),
+        ..s.update("req-4", &create, &gone, json!({}))
+    };
+    s.resources().handle(&unlimited).await.unwrap();
+    assert_eq!(s.jobs().await, 1);
+}
+
+#[tokio::test]
+async fn a_check_that_keeps_failing_gives_up_with_failed() {
+    let s = Stack::new();
+    let create = s.request("Create", "req-1", json!({"WaitFor": "Complete"}));
+    s.resources().handle(&create).await.unwrap();
+    let wait: Wait = serde_json::from_str(&s.waits.pop().unwrap()).unwrap();
+    assert!(wait.request.resource_properties.is_empty(), "the queued wait leaves the properties out");
+    s.resources().give_up(&wait, &Error::transient("GetItem", "throttled")).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!(a.status, "FAILED");
+    assert!(a.reason.contains("could not follow job") && a.reason.contains("throttled"), "{}", a.reason);
 }
 
 #[tokio::test]
