@@ -145,6 +145,8 @@ class Rehearsal:
                 env["BATCHOPS_CHECK_PASS_ROLE"] = "false"  # moto has no SimulatePrincipalPolicy
             if logical == "JobResourceFunction":
                 env["BATCHOPS_RESOURCE_POLL_SECS"] = "2"  # waiting requests checked every 2 s, not 30
+                # CloudFormation's response bucket is a moto on loopback here (test_custom_resource.py)
+                env["BATCHOPS_RESOURCE_RESPONSE_HOSTS"] = "127.0.0.1"
             env.update(
                 AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
                 AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],

@@ -10,6 +10,7 @@ plays its part, from the documented request and response formats
 bucket is CloudFormation's, not the stack's: a second moto server plays it, without IAM
 enforcement (moto's enforcement refuses presigned URLs; see MOTO_GAPS)."""
 
+import hashlib
 import json
 import os
 import socket
@@ -252,3 +253,23 @@ def test_the_example_template_declares_a_job_that_runs_to_its_end(rehearsal, buc
     assert {"Key": "reviewed", "Value": "true"} in tags
     j = job(rehearsal, answer["PhysicalResourceId"])
     assert j["Description"] == f"tag data/obj 1 of {buckets['src']} (stack tag-incoming)"
+
+
+def test_a_request_whose_response_url_is_not_cloudformations_does_nothing(rehearsal, buckets, response_s3):
+    """Whoever may invoke the function names the URL it answers: one outside the response hosts
+    (BATCHOPS_RESOURCE_RESPONSE_HOSTS) is refused before anything is done."""
+    cfn = CloudFormation(rehearsal, response_s3)
+    request_id = str(uuid.uuid4())
+    doc = {"RequestType": "Create", "ServiceToken": cfn.token, "ResponseURL": "https://attacker.example/collect",
+           "StackId": STACK_ID, "RequestId": request_id, "LogicalResourceId": "Elsewhere",
+           "ResourceType": "Custom::BatchopsJob", "ResourceProperties": cfn.properties(buckets)}
+    status, out = rehearsal.runtime.invoke(FUNCTION, doc, timeout=120)
+    assert status == 200, out
+    # The job the request would have made (its id derived from stack, resource and request) is not there.
+    digest = hashlib.sha1("".join(f"{p}\n" for p in (STACK_ID, "Elsewhere", request_id)).encode()).digest()
+    would_be = str(uuid.UUID(bytes=digest[:16]))
+    status, out = rehearsal.call("GET", f"/v20180820/jobs/{would_be}")
+    assert status == 404, out
+    # The same request to CloudFormation's response bucket makes exactly that job.
+    made = cfn.request("Create", "Elsewhere", doc["ResourceProperties"], request_id=request_id)
+    assert made["PhysicalResourceId"] == would_be, made

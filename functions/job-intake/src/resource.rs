@@ -11,13 +11,16 @@ use batchops_aws::driver::{sqs_batch, Delivery};
 use batchops_aws::{Clients, Config, HttpResponder, SqsQueue, Visibility};
 use batchops_core::pipeline::resource::Resources;
 use batchops_core::pipeline::Intake;
-use batchops_core::resource::{Request, Wait};
+use batchops_core::resource::{answers_to, Request, Wait};
 use batchops_core::{Error, Result};
 use serde_json::Value;
 use tokio::time::Instant;
 
 /// The function's name in logs and metrics.
 pub const FUNCTION: &str = "job-intake-resource";
+
+/// CloudFormation's response buckets are S3's, in the AWS and China partitions.
+const DEFAULT_HOSTS: &str = "amazonaws.com,amazonaws.com.cn";
 
 /// The delivery after which a check's message is dead-lettered: the wait queue's
 /// `maxReceiveCount` (infra/template.yaml).
@@ -30,6 +33,9 @@ pub struct ResourceConfig {
     pub wait_queue_url: String,
     /// Time between checks of a waiting request's job (`BATCHOPS_RESOURCE_POLL_SECS`, default 30).
     pub poll: Duration,
+    /// The hosts (and their subdomains) a request's ResponseURL may name
+    /// (`BATCHOPS_RESOURCE_RESPONSE_HOSTS`, comma-separated; default `amazonaws.com,amazonaws.com.cn`).
+    pub response_hosts: Vec<String>,
 }
 
 impl ResourceConfig {
@@ -45,7 +51,10 @@ impl ResourceConfig {
                 reason: "not a whole number of seconds above 0".into(),
             })?,
         };
-        Ok(ResourceConfig { wait_queue_url, poll: Duration::from_secs(poll) })
+        let hosts = std::env::var("BATCHOPS_RESOURCE_RESPONSE_HOSTS").unwrap_or_else(|_| DEFAULT_HOSTS.into());
+        let response_hosts =
+            hosts.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+        Ok(ResourceConfig { wait_queue_url, poll: Duration::from_secs(poll), response_hosts })
     }
 }
 
@@ -55,6 +64,7 @@ pub struct ResourceFunction {
     waits: SqsQueue,
     visibility: Visibility,
     poll: Duration,
+    response_hosts: Vec<String>,
 }
 
 /// What one invocation brings.
@@ -73,6 +83,7 @@ impl ResourceFunction {
             waits: SqsQueue::new(clients.sqs.clone(), &own.wait_queue_url),
             visibility: config.visibility(clients, &own.wait_queue_url),
             poll: own.poll,
+            response_hosts: own.response_hosts,
         })
     }
 
@@ -85,6 +96,12 @@ impl ResourceFunction {
     /// response of the checks to deliver again.
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Value> {
         match parse(payload)? {
+            Event::Request(req) if !answers_to(&req.response_url, &self.response_hosts) => {
+                // Not CloudFormation's: nothing is done for it, and it is not answered.
+                let host = req.response_url.split(['?', '#']).next().unwrap_or_default();
+                tracing::error!(url = %host, hosts = ?self.response_hosts, "request refused: its ResponseURL is not a response host");
+                Ok(Value::Object(Default::default()))
+            }
             Event::Request(req) => {
                 self.resources().handle(&req).await?;
                 Ok(Value::Object(Default::default()))

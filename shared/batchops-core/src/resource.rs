@@ -79,6 +79,26 @@ impl Request {
     }
 }
 
+/// Whether `url` may be answered: an http(s) URL whose host is one of `hosts` or under one
+/// (`amazonaws.com` takes CloudFormation's response buckets). Whoever may invoke the function
+/// names the URL it PUTs to: anything else would let them send its requests anywhere.
+pub fn answers_to(url: &str, hosts: &[String]) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            authority
+        }
+    });
+    let host = host.to_ascii_lowercase();
+    hosts.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
+}
+
 /// `WaitFor`: when CloudFormation gets its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitFor {
@@ -385,6 +405,24 @@ mod tests {
             .differs_from(&limited.spec));
         assert!(Properties::parse(&props(tagging(json!({})))).unwrap().differs_from(&limited.spec));
         assert!(changed(json!({"Operation": {"S3PutObjectTagging": {"TagSet": []}}})));
+    }
+
+    #[test]
+    fn only_the_response_hosts_given_are_answered() {
+        let hosts = vec!["amazonaws.com".to_string(), "127.0.0.1".to_string()];
+        for (url, ok) in [
+            ("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3A?X-Amz-Signature=1", true),
+            ("https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/x", true),
+            ("http://127.0.0.1:5100/bucket/key?sig", true),
+            ("https://evil.example/amazonaws.com", false),
+            ("https://amazonaws.com.evil.example/x", false),
+            ("https://s3.amazonaws.com@evil.example/x", false),
+            ("https://notamazonaws.com/x", false),
+            ("ftp://s3.amazonaws.com/x", false),
+            ("", false),
+        ] {
+            assert_eq!(answers_to(url, &hosts), ok, "{url}");
+        }
     }
 
     #[test]

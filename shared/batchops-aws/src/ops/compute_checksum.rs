@@ -179,3 +179,31 @@ pub(crate) async fn run(client: &aws_sdk_s3::Client, op: &ComputeChecksum, task:
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+
+    use super::*;
+
+    fn op(algorithm: Algorithm, checksum_type: ChecksumType) -> ComputeChecksum {
+        ComputeChecksum { algorithm, checksum_type }
+    }
+
+    /// S3's stored checksum is reported only when it is of the algorithm and the type asked for.
+    #[test]
+    fn a_stored_checksum_is_used_only_for_its_own_algorithm_and_type() {
+        let head = HeadObjectOutput::builder()
+            .checksum_sha512("c3RvcmVk")
+            .checksum_xxhash3("eHgz")
+            .checksum_type(S3ChecksumType::FullObject)
+            .build();
+        let full = ChecksumType::FullObject;
+        assert_eq!(stored(stored_of!(head), &op(Algorithm::Sha512, full)).as_deref(), Some("c3RvcmVk"));
+        assert_eq!(stored(stored_of!(head), &op(Algorithm::XxHash3, full)).as_deref(), Some("eHgz"));
+        assert_eq!(stored(stored_of!(head), &op(Algorithm::XxHash128, full)), None, "not stored");
+        assert_eq!(stored(stored_of!(head), &op(Algorithm::Sha512, ChecksumType::Composite)), None, "another type");
+        let untyped = HeadObjectOutput::builder().checksum_sha512("c3RvcmVk").build();
+        assert_eq!(stored(stored_of!(untyped), &op(Algorithm::Sha512, full)), None, "a type S3 did not say");
+    }
+}
