@@ -22,8 +22,9 @@ pub const FUNCTION: &str = "job-intake-resource";
 /// CloudFormation's response buckets are S3's, in the AWS and China partitions.
 const DEFAULT_HOSTS: &str = "amazonaws.com,amazonaws.com.cn";
 
-/// The delivery after which a check's message is dead-lettered: the wait queue's
-/// `maxReceiveCount` (infra/template.yaml).
+/// The delivery from which a check that still fails answers FAILED: half the wait queue's
+/// `maxReceiveCount` (10, infra/template.yaml), as receives of Lambda's poller while the
+/// function is throttled count too.
 const LAST_CHECK: u32 = 5;
 
 /// The resource function's own settings, read once from the environment.
@@ -97,10 +98,15 @@ impl ResourceFunction {
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Value> {
         match parse(payload)? {
             Event::Request(req) if !answers_to(&req.response_url, &self.response_hosts) => {
-                // Not CloudFormation's: nothing is done for it, and it is not answered.
-                let host = req.response_url.split(['?', '#']).next().unwrap_or_default();
-                tracing::error!(url = %host, hosts = ?self.response_hosts, "request refused: its ResponseURL is not a response host");
-                Ok(Value::Object(Default::default()))
+                // Not CloudFormation's: nothing is done for it and it is not answered, but the
+                // invocation fails, so the function's errors alarm says so.
+                let url = req.response_url.split(['?', '#']).next().unwrap_or_default();
+                Err(Error::AccessDenied {
+                    message: format!(
+                        "request refused: its ResponseURL {url} is not on a response host ({}, BATCHOPS_RESOURCE_RESPONSE_HOSTS)",
+                        self.response_hosts.join(", ")
+                    ),
+                })
             }
             Event::Request(req) => {
                 self.resources().handle(&req).await?;

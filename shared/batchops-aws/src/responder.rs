@@ -15,8 +15,11 @@ pub struct HttpResponder {
 
 impl HttpResponder {
     pub fn new() -> Result<Self> {
+        // No redirect is followed: the URL was checked against the response hosts, and a
+        // redirect would take the PUT elsewhere.
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::permanent("the HTTP client for CloudFormation's responses", e))?;
         Ok(HttpResponder { client })

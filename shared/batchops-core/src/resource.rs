@@ -79,24 +79,22 @@ impl Request {
     }
 }
 
-/// Whether `url` may be answered: an http(s) URL whose host is one of `hosts` or under one
-/// (`amazonaws.com` takes CloudFormation's response buckets). Whoever may invoke the function
-/// names the URL it PUTs to: anything else would let them send its requests anywhere.
+/// Whether `url` may be answered: an https URL whose host is one of `hosts` or under one
+/// (`amazonaws.com` takes CloudFormation's response buckets), or an http URL of a host given
+/// exactly (an emulator's). Whoever may invoke the function names the URL it PUTs to: anything
+/// else would let them send its requests anywhere. Parsed as the HTTP client parses it (a `\`
+/// ends a host there), and the client follows no redirect.
 pub fn answers_to(url: &str, hosts: &[String]) -> bool {
-    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else { return false };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    let Some(host) = parsed.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase()) else { return false };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return false;
     }
-    let host = authority.rsplit_once(':').map_or(authority, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            authority
-        }
-    });
-    let host = host.to_ascii_lowercase();
-    hosts.iter().any(|h| host == *h || host.ends_with(&format!(".{h}")))
+    match parsed.scheme() {
+        "https" => hosts.iter().any(|h| host == *h || host.ends_with(&format!(".{h}"))),
+        "http" => hosts.contains(&host),
+        _ => false,
+    }
 }
 
 /// `WaitFor`: when CloudFormation gets its answer.
@@ -290,19 +288,31 @@ pub fn attributes(job: &Job) -> Map<String, Value> {
     let manifest =
         report.map(|r| format!("s3://{}/{}/manifest.json", r.bucket, r.job_folder(&job.id))).unwrap_or_default();
     let p = &job.progress;
-    let mut data = Map::new();
-    for (name, value) in [
-        ("JobId", job.id.to_string()),
-        ("JobArn", job.arn.clone()),
-        ("Status", job.status.to_string()),
-        ("TotalNumberOfTasks", p.total_tasks.unwrap_or(0).to_string()),
-        ("NumberOfTasksSucceeded", p.succeeded.to_string()),
-        ("NumberOfTasksFailed", p.failed.to_string()),
+    let counters = [p.total_tasks.unwrap_or(0), p.succeeded, p.failed];
+    attribute_map(&job.id, &job.arn, &job.status.to_string(), counters, manifest)
+}
+
+/// The attributes of a job past its retention (DescribeJob no longer knows it): every name a
+/// template may `Fn::GetAtt` is still answered (CloudFormation keeps only the last answer's),
+/// with the status `Expired`.
+pub fn expired_attributes(id: &JobId, arn: &str) -> Map<String, Value> {
+    attribute_map(id, arn, "Expired", [0, 0, 0], String::new())
+}
+
+fn attribute_map(id: &JobId, arn: &str, status: &str, counters: [u64; 3], manifest: String) -> Map<String, Value> {
+    let [total, succeeded, failed] = counters.map(|n| n.to_string());
+    [
+        ("JobId", id.to_string()),
+        ("JobArn", arn.to_string()),
+        ("Status", status.to_string()),
+        ("TotalNumberOfTasks", total),
+        ("NumberOfTasksSucceeded", succeeded),
+        ("NumberOfTasksFailed", failed),
         ("ReportManifest", manifest),
-    ] {
-        data.insert(name.into(), Value::String(value));
-    }
-    data
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), Value::String(value)))
+    .collect()
 }
 
 /// A Create or Update waiting for its job to end (`WaitFor: Complete`), as queued between checks.
@@ -311,6 +321,10 @@ pub fn attributes(job: &Job) -> Map<String, Value> {
 pub struct Wait {
     pub request: Request,
     pub job_id: String,
+    /// Only to cancel the job (the request was answered FAILED, and cancelling it then
+    /// failed): no answer is sent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_only: bool,
     /// When the resource answers FAILED if the job has not ended: a minute before
     /// CloudFormation would stop waiting.
     pub deadline: jiff::Timestamp,
@@ -325,7 +339,7 @@ impl Wait {
         let margin = 60.min(wait_secs / 4);
         let deadline = since + jiff::SignedDuration::from_secs((wait_secs - margin) as i64);
         let request = Request { resource_properties: Map::new(), old_resource_properties: None, ..request.clone() };
-        Wait { request, job_id: job_id.to_string(), deadline }
+        Wait { request, job_id: job_id.to_string(), cancel_only: false, deadline }
     }
 }
 
@@ -414,9 +428,13 @@ mod tests {
             ("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3A?X-Amz-Signature=1", true),
             ("https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/x", true),
             ("http://127.0.0.1:5100/bucket/key?sig", true),
+            ("https://127.0.0.1.evil.example/x", false),
             ("https://evil.example/amazonaws.com", false),
             ("https://amazonaws.com.evil.example/x", false),
             ("https://s3.amazonaws.com@evil.example/x", false),
+            ("https://evil.example\\.s3.amazonaws.com/x", false),
+            ("http://bucket.s3.amazonaws.com/x", false),
+            ("https://CLOUDFORMATION-custom-resource-response-useast1.S3.amazonaws.com./x", true),
             ("https://notamazonaws.com/x", false),
             ("ftp://s3.amazonaws.com/x", false),
             ("", false),

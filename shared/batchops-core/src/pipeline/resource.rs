@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::intake::{Caller, Intake, MAX_STATUS_REASON};
 use super::now;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{Queue, Responder};
-use crate::resource::{attributes, Properties, Request, RequestType, Response, Wait, WaitFor};
+use crate::resource::{attributes, expired_attributes, Properties, Request, RequestType, Response, Wait, WaitFor};
 use crate::retry::RetryPolicy;
 use crate::{Error, Result};
 
@@ -46,6 +46,11 @@ impl Resources<'_> {
     pub async fn handle(&self, req: &Request) -> Result<()> {
         let applied = RetryPolicy::backend().transient(|| self.apply(req)).await;
         let response = match applied {
+            // A redelivery of a request whose FAILED answer was lost: its job was cancelled then.
+            Ok(Applied::Job { job, .. }) if job.id == req.job_id() && cancelled(&job) => {
+                let why = job.status_update_reason.as_deref().unwrap_or("cancelled");
+                self.failed(req, &format!("job {} is {}: {why}", job.id, job.status)).await
+            }
             Ok(Applied::Job { job, wait_secs: Some(secs) }) if !job.status.is_terminal() => {
                 // CloudFormation has waited since the request came: since the job's creation
                 // for a job this request made (a redelivery comes later).
@@ -63,7 +68,9 @@ impl Resources<'_> {
             Ok(Applied::Job { job, wait_secs: None }) => Response::success(req, job.id.as_str(), attributes(&job)),
             Ok(Applied::Unchanged) => {
                 let physical = answer_id(req);
-                let data = Map::from_iter([("JobId".to_string(), Value::String(physical.clone()))]);
+                let settings = &self.intake.ports.settings;
+                let arn = format!("arn:aws:s3:{}:{}:job/{physical}", settings.region, settings.account_id);
+                let data = JobId::parse(&physical).map(|id| expired_attributes(&id, &arn)).unwrap_or_default();
                 Response::success(req, &physical, data)
             }
             Ok(Applied::Deleted) => Response::success(req, &answer_id(req), Map::new()),
@@ -76,6 +83,10 @@ impl Resources<'_> {
     /// `Error::NotYet` (check again later) while the job runs.
     pub async fn check(&self, wait: &Wait) -> Result<()> {
         let req = &wait.request;
+        if wait.cancel_only {
+            let why = format!("{} failed in CloudFormation", req.logical_resource_id);
+            return self.cancel(&wait.job_id, &why).await;
+        }
         let response = match self.intake.describe_job(&wait.job_id).await {
             Ok(job) if job.status.is_terminal() => self.ended(req, &job).await,
             Ok(job) => {
@@ -103,6 +114,10 @@ impl Resources<'_> {
     /// The last check of a waiting request that kept failing with `error`: answered FAILED
     /// now, rather than its message dead-lettered and the stack left waiting.
     pub async fn give_up(&self, wait: &Wait, error: &Error) -> Result<()> {
+        if wait.cancel_only {
+            tracing::error!(job_id = %wait.job_id, error = %error, "the job of a failed request is not cancelled");
+            return Ok(());
+        }
         let reason = format!("could not follow job {}: {error}", wait.job_id);
         let response = self.failed(&wait.request, &reason).await;
         self.respond(&wait.request, &response).await
@@ -214,7 +229,13 @@ impl Resources<'_> {
             let why = format!("{} failed in CloudFormation: {reason}", req.logical_resource_id);
             let cancelled = RetryPolicy::backend().transient(|| self.cancel(own.as_str(), &why)).await;
             if let Err(e) = cancelled {
-                tracing::error!(job_id = %own, error = %e, "the job of a failed request is not cancelled");
+                // Tried again from the wait queue (its retries, then its dead-letter alarm): the
+                // answer does not name this job when it is an Update's, so nothing else would.
+                let later = Wait { cancel_only: true, ..Wait::new(req, own.as_str(), 0, now()) };
+                tracing::warn!(job_id = %own, error = %e, "the job of a failed request is to be cancelled from the wait queue");
+                if let Err(e) = self.queue_wait(&later).await {
+                    tracing::error!(job_id = %own, error = %e, "the job of a failed request is not cancelled");
+                }
             }
         }
         Response::failed(req, &answer_id(req), reason)
@@ -254,6 +275,11 @@ fn ended_meanwhile(r: Result<()>) -> Result<()> {
         Err(Error::StatusConflict { .. }) => Ok(()),
         other => other,
     }
+}
+
+/// Cancelled, or being cancelled.
+fn cancelled(job: &Job) -> bool {
+    matches!(job.status, JobStatus::Cancelling | JobStatus::Cancelled)
 }
 
 /// The physical id of an answer: the job a Create makes (whether or not it was made), the one

@@ -281,6 +281,11 @@ async fn an_update_of_priority_only_runs_nothing_again_when_the_job_is_gone() {
     let a = s.answers.last();
     assert_eq!((a.status.as_str(), a.physical_resource_id.as_str()), ("SUCCESS", gone.as_str()));
     assert_eq!(s.jobs().await, 0, "the operation is not run again");
+    // Every attribute a template may GetAtt is still answered (CloudFormation keeps only these).
+    assert_eq!(a.data["Status"], "Expired");
+    let account = &s.world.settings.account_id;
+    assert_eq!(a.data["JobArn"], format!("arn:aws:s3:us-east-1:{account}:job/{gone}"));
+    assert_eq!(a.data.len(), 7);
     // Removing a rate is not a change a job takes in place: a new job.
     let limited = s.update("req-3", &create, &gone, json!({"MaxTasksPerSecond": 5}));
     let unlimited = Request {
@@ -316,4 +321,18 @@ async fn a_job_that_fails_fails_its_waiting_resource_with_the_reason() {
     let a = s.answers.last();
     assert_eq!(a.status, "FAILED");
     assert!(a.reason.contains("ended Cancelled"), "{}", a.reason);
+}
+
+#[tokio::test]
+async fn a_redelivered_create_whose_failed_answer_was_lost_answers_failed_again() {
+    let s = Stack::new();
+    let refusing = Resources { waits: &Refusing, ..s.resources() };
+    let create = s.request("Create", "req-1", json!({"WaitFor": "Complete"}));
+    refusing.handle(&create).await.unwrap();
+    assert_eq!(s.answers.last().status, "FAILED");
+    // Lambda delivers it again (as if that answer had not been sent), now without WaitFor's wait failing.
+    s.resources().handle(&create).await.unwrap();
+    let a = s.answers.last();
+    assert_eq!((a.status.as_str(), a.physical_resource_id.as_str()), ("FAILED", create.job_id().as_str()));
+    assert!(a.reason.contains("Cancel"), "{}", a.reason);
 }
