@@ -428,7 +428,7 @@ fn cloudformation_request(input: &[u8]) -> Result<(), String> {
     }
     match Properties::parse(&req.resource_properties) {
         Ok(p) => {
-            let body = p.create_body(token).map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(&p.job_spec(token)).map_err(|e| e.to_string())?;
             batchops_core::spec::parse(&body).map_err(|e| format!("a body CreateJob refuses: {e}"))?;
         }
         Err(e) => {

@@ -3,10 +3,11 @@
 //! requests waiting for their job to end (`WaitFor: Complete`). The logic is
 //! `batchops_core::pipeline::resource`; this wires it to AWS and to the two kinds of event.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use batchops_aws::config::ConfigError;
+use batchops_aws::config::{optional_var, parse_var, ConfigError};
 use batchops_aws::driver::{sqs_batch, Delivery};
 use batchops_aws::{Clients, Config, HttpResponder, SqsQueue, Visibility};
 use batchops_core::pipeline::resource::Resources;
@@ -42,20 +43,12 @@ pub struct ResourceConfig {
 impl ResourceConfig {
     pub fn from_env() -> std::result::Result<Self, ConfigError> {
         let name = "BATCHOPS_RESOURCE_WAIT_QUEUE_URL";
-        let wait_queue_url = std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing { name })?;
-        let name = "BATCHOPS_RESOURCE_POLL_SECS";
-        let poll = match std::env::var(name) {
-            Err(_) => 30,
-            Ok(v) => v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| ConfigError::Invalid {
-                name,
-                value: v.clone(),
-                reason: "not a whole number of seconds above 0".into(),
-            })?,
-        };
-        let hosts = std::env::var("BATCHOPS_RESOURCE_RESPONSE_HOSTS").unwrap_or_else(|_| DEFAULT_HOSTS.into());
+        let wait_queue_url = optional_var(name).ok_or(ConfigError::Missing { name })?;
+        let poll: NonZeroU64 = parse_var("BATCHOPS_RESOURCE_POLL_SECS", NonZeroU64::MIN.saturating_add(29))?;
+        let hosts = optional_var("BATCHOPS_RESOURCE_RESPONSE_HOSTS").unwrap_or_else(|| DEFAULT_HOSTS.into());
         let response_hosts =
             hosts.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
-        Ok(ResourceConfig { wait_queue_url, poll: Duration::from_secs(poll), response_hosts })
+        Ok(ResourceConfig { wait_queue_url, poll: Duration::from_secs(poll.get()), response_hosts })
     }
 }
 

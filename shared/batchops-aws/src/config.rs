@@ -61,11 +61,12 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
 }
 
 /// An optional variable: `None` when unset or empty.
-fn optional_var(name: &'static str) -> Option<String> {
+pub fn optional_var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn parse_var<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+/// A variable parsed as `T`, `default` when unset; a value that does not parse names the variable.
+pub fn parse_var<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {

@@ -177,10 +177,14 @@ impl Properties {
         Ok(Properties { spec: spec::parse(&body)?, wait_for, wait_secs })
     }
 
-    /// The CreateJob body of this resource's job, under `token`.
-    pub fn create_body(&self, token: String) -> Result<Vec<u8>> {
-        let spec = JobSpec { client_request_token: Some(token), ..self.spec.clone() };
-        serde_json::to_vec(&spec).map_err(Error::invalid_json)
+    /// How long CloudFormation waits for the job's end, when the answer is to wait for it.
+    pub fn wait(&self) -> Option<u64> {
+        (self.wait_for == WaitFor::Complete).then_some(self.wait_secs)
+    }
+
+    /// The CreateJob spec of this resource's job, under `token`.
+    pub fn job_spec(&self, token: String) -> JobSpec {
+        JobSpec { client_request_token: Some(token), ..self.spec.clone() }
     }
 
     /// Whether a change from `other` to these properties needs a new job: anything but the

@@ -145,8 +145,9 @@ impl Intake {
     /// CreateJob of a job whose id the caller chose: a custom resource names its job before
     /// creating it, so that a request that fails after the job was stored still names it (and
     /// its rollback cancels it).
-    pub async fn create_job_with_id(&self, body: &[u8], caller: Caller<'_>, id: JobId) -> Result<JobId> {
-        self.create(spec::parse(body)?, caller, now(), id).await
+    /// `spec` is already parsed (the custom resource's properties).
+    pub async fn create_job_with_id(&self, spec: JobSpec, caller: Caller<'_>, id: JobId) -> Result<JobId> {
+        self.create(spec, caller, now(), id).await
     }
 
     /// What CreateJob would refuse in `body`, every member at once (nothing is created): the

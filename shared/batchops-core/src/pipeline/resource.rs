@@ -15,7 +15,7 @@ use super::intake::{Caller, Intake, MAX_STATUS_REASON};
 use super::now;
 use crate::job::{Job, JobId, JobStatus};
 use crate::ports::{Queue, Responder};
-use crate::resource::{attributes, expired_attributes, Properties, Request, RequestType, Response, Wait, WaitFor};
+use crate::resource::{attributes, expired_attributes, Properties, Request, RequestType, Response, Wait};
 use crate::retry::RetryPolicy;
 use crate::{Error, Result};
 
@@ -133,14 +133,11 @@ impl Resources<'_> {
 
     /// CreateJob of the request's own job id and token: delivered again, the same job.
     async fn create(&self, req: &Request, props: &Properties) -> Result<Applied> {
-        let body = props.create_body(req.token())?;
-        let id = self.intake.create_job_with_id(&body, Caller::Stack, req.job_id()).await?;
+        let spec = props.job_spec(req.token());
+        let id = self.intake.create_job_with_id(spec, Caller::Stack, req.job_id()).await?;
         let job = self.intake.describe_job(id.as_str()).await?;
         tracing::info!(job_id = %id, resource = %req.logical_resource_id, "job of a stack created");
-        Ok(Applied::Job {
-            job: Box::new(job),
-            wait_secs: (props.wait_for == WaitFor::Complete).then_some(props.wait_secs),
-        })
+        Ok(Applied::Job { job: Box::new(job), wait_secs: props.wait() })
     }
 
     /// In place when only priority, rate, tags or WaitFor changed (against the job as it is,
@@ -157,7 +154,7 @@ impl Resources<'_> {
         };
         self.change_in_place(&job, &new).await?;
         let job = self.intake.describe_job(job.id.as_str()).await?;
-        Ok(Applied::Job { job: Box::new(job), wait_secs: (new.wait_for == WaitFor::Complete).then_some(new.wait_secs) })
+        Ok(Applied::Job { job: Box::new(job), wait_secs: new.wait() })
     }
 
     /// The resource's job, if its physical id names one that is still there.
